@@ -1,0 +1,356 @@
+//! The agent's settings: `monitor.yaml` in the config directory.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::duration::{self, Expiration};
+use crate::problem::{deserialize_all, lowercase_first, parse_yaml, Problem};
+
+/// The config directory when none is given.
+pub const DEFAULT_CONFIG_DIR: &str = "/etc/monitor";
+
+/// The settings file's name inside the config directory.
+pub const SETTINGS_FILE_NAME: &str = "monitor.yaml";
+
+/// The most context lines a log alert may carry before or after the matching line; more
+/// would make alerts too big for the backend and the device's history.
+pub const MAX_CONTEXT_LINES: usize = 1000;
+
+/// The agent's settings, from `monitor.yaml`. Every key is optional; a missing or empty file
+/// gives [`Settings::default`]. The Mender `config.sh` name of a setting is given where there
+/// is one.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The device's name in alerts and notifications; `None` uses the hostname.
+    #[serde(default = "default_device_id")]
+    pub device_id: Option<String>,
+    /// Where the agent keeps state across restarts (log offsets, alert state, history).
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    /// Where the agent puts its control socket and other files that end with a boot.
+    #[serde(default = "default_runtime_dir")]
+    pub runtime_dir: PathBuf,
+    /// The window in which service state changes are counted for flapping
+    /// (`FLAPPING_INTERVAL`). Default 10 minutes.
+    #[serde(
+        default = "default_flapping_interval",
+        deserialize_with = "duration::plain::deserialize"
+    )]
+    pub flapping_interval: Duration,
+    /// How many running/not-running changes within `flapping_interval` make a service
+    /// flapping (`FLAPPING_COUNT_THRESHOLD`). Default 5.
+    #[serde(default = "default_flapping_count_threshold")]
+    pub flapping_count_threshold: u32,
+    /// How long state changes are remembered for flap counting (`ALERT_LOG_MAX_AGE`);
+    /// at least `flapping_interval`. Default 1 hour.
+    #[serde(
+        default = "default_alert_log_max_age",
+        deserialize_with = "duration::plain::deserialize"
+    )]
+    pub alert_log_max_age: Duration,
+    /// How long a log alert stays CRITICAL after the last match when its check says nothing
+    /// (`DEFAULT_LOG_PATTERN_EXPIRATION_SECONDS`). Default 5 minutes.
+    #[serde(default = "default_log_pattern_expiration")]
+    pub default_log_pattern_expiration: Expiration,
+    /// Lines sent before a matching log line (`DEFAULT_LOG_LINES_BEFORE`). Default 30.
+    #[serde(default = "default_log_lines")]
+    pub log_lines_before: usize,
+    /// Lines sent after a matching log line (`DEFAULT_LOG_LINES_AFTER`). Default 30.
+    #[serde(default = "default_log_lines")]
+    pub log_lines_after: usize,
+    /// Size of `state_dir/alerts.jsonl` (the local alert history) before it rotates.
+    /// Default 1 MiB.
+    #[serde(default = "default_alert_history_max_bytes")]
+    pub alert_history_max_bytes: u64,
+}
+
+fn default_device_id() -> Option<String> {
+    None
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/monitor")
+}
+
+fn default_runtime_dir() -> PathBuf {
+    PathBuf::from("/run/monitor")
+}
+
+fn default_flapping_interval() -> Duration {
+    Duration::from_secs(600)
+}
+
+fn default_flapping_count_threshold() -> u32 {
+    5
+}
+
+fn default_alert_log_max_age() -> Duration {
+    Duration::from_secs(3600)
+}
+
+fn default_log_pattern_expiration() -> Expiration {
+    Expiration::After(Duration::from_secs(300))
+}
+
+fn default_log_lines() -> usize {
+    30
+}
+
+fn default_alert_history_max_bytes() -> u64 {
+    1024 * 1024
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            device_id: default_device_id(),
+            state_dir: default_state_dir(),
+            runtime_dir: default_runtime_dir(),
+            flapping_interval: default_flapping_interval(),
+            flapping_count_threshold: default_flapping_count_threshold(),
+            alert_log_max_age: default_alert_log_max_age(),
+            default_log_pattern_expiration: default_log_pattern_expiration(),
+            log_lines_before: default_log_lines(),
+            log_lines_after: default_log_lines(),
+            alert_history_max_bytes: default_alert_history_max_bytes(),
+        }
+    }
+}
+
+impl Settings {
+    /// Parses and validates the text of a settings file; `file` is only used in problems.
+    pub fn from_yaml(text: &str, file: &Path) -> Result<Settings, Vec<Problem>> {
+        let value = parse_yaml(text, file)?;
+        let settings: Settings = deserialize_all(value, file, "", &[])?;
+        let problems = settings.validate(file);
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Every rule serde cannot express, each as a problem of `file`.
+    pub fn validate(&self, file: &Path) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        let mut problem = |field: &str, message: String| {
+            problems.push(Problem::at_field(file, field, message));
+        };
+        if let Some(device_id) = &self.device_id {
+            if device_id.trim().is_empty() {
+                problem(
+                    "device_id",
+                    "empty: remove the line to use the hostname, or write a name".to_owned(),
+                );
+            }
+        }
+        for (field, dir) in [
+            ("state_dir", &self.state_dir),
+            ("runtime_dir", &self.runtime_dir),
+        ] {
+            if !dir.is_absolute() {
+                problem(
+                    field,
+                    format!(
+                        "relative path \"{}\": use an absolute path such as /var/lib/monitor",
+                        dir.display()
+                    ),
+                );
+            }
+        }
+        if self.flapping_interval.is_zero() {
+            problem(
+                "flapping_interval",
+                "must be longer than 0s: write a window such as 10m".to_owned(),
+            );
+        }
+        if self.flapping_count_threshold == 0 {
+            problem(
+                "flapping_count_threshold",
+                "must be at least 1: write a number of state changes such as 5".to_owned(),
+            );
+        }
+        if self.alert_log_max_age < self.flapping_interval {
+            problem(
+                "alert_log_max_age",
+                format!(
+                    "{} is shorter than flapping_interval ({}): flaps would be forgotten before they are counted, make it at least as long",
+                    duration::format_duration(self.alert_log_max_age),
+                    duration::format_duration(self.flapping_interval)
+                ),
+            );
+        }
+        for (field, lines) in [
+            ("log_lines_before", self.log_lines_before),
+            ("log_lines_after", self.log_lines_after),
+        ] {
+            if lines > MAX_CONTEXT_LINES {
+                problem(
+                    field,
+                    format!("{lines} lines is too many: use at most {MAX_CONTEXT_LINES}"),
+                );
+            }
+        }
+        if self.alert_history_max_bytes == 0 {
+            problem(
+                "alert_history_max_bytes",
+                "must be more than 0: write a size in bytes such as 1048576".to_owned(),
+            );
+        }
+        problems
+    }
+
+    /// The local alert history, `state_dir/alerts.jsonl`.
+    pub fn alert_history_path(&self) -> PathBuf {
+        self.state_dir.join("alerts.jsonl")
+    }
+}
+
+/// Loads `config_dir/monitor.yaml`. A missing or empty file gives the defaults; otherwise
+/// every problem of the file is returned at once.
+pub fn load_settings(config_dir: &Path) -> Result<Settings, Vec<Problem>> {
+    let file = config_dir.join(SETTINGS_FILE_NAME);
+    match fs::read_to_string(&file) {
+        Ok(text) => Settings::from_yaml(&text, &file),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Settings::default()),
+        Err(error) => Err(vec![Problem::in_file(
+            &file,
+            format!(
+                "cannot read: {}: check the file's permissions",
+                lowercase_first(&error)
+            ),
+        )]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_settings(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(SETTINGS_FILE_NAME);
+        fs::write(&file, text).unwrap();
+        (dir, file)
+    }
+
+    #[test]
+    fn missing_and_empty_files_give_the_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(load_settings(dir.path()), Ok(Settings::default()));
+        let (dir, _) = write_settings("");
+        assert_eq!(load_settings(dir.path()), Ok(Settings::default()));
+        let (dir, _) = write_settings("# nothing set yet\n");
+        assert_eq!(load_settings(dir.path()), Ok(Settings::default()));
+    }
+
+    #[test]
+    fn defaults_are_documented_values() {
+        let settings = Settings::default();
+        assert_eq!(settings.device_id, None);
+        assert_eq!(settings.state_dir, Path::new("/var/lib/monitor"));
+        assert_eq!(settings.runtime_dir, Path::new("/run/monitor"));
+        assert_eq!(settings.flapping_interval, Duration::from_secs(600));
+        assert_eq!(settings.flapping_count_threshold, 5);
+        assert_eq!(settings.alert_log_max_age, Duration::from_secs(3600));
+        assert_eq!(
+            settings.default_log_pattern_expiration,
+            Expiration::After(Duration::from_secs(300))
+        );
+        assert_eq!(settings.log_lines_before, 30);
+        assert_eq!(settings.log_lines_after, 30);
+        assert_eq!(settings.alert_history_max_bytes, 1024 * 1024);
+        assert_eq!(
+            settings.alert_history_path(),
+            Path::new("/var/lib/monitor/alerts.jsonl")
+        );
+        assert!(settings.validate(Path::new("monitor.yaml")).is_empty());
+    }
+
+    #[test]
+    fn durations_accept_seconds_and_units() {
+        let (dir, _) = write_settings(
+            "device_id: pi-kitchen\nflapping_interval: 5m\nflapping_count_threshold: 3\nalert_log_max_age: 7200\ndefault_log_pattern_expiration: never\nlog_lines_before: 5\n",
+        );
+        let settings = load_settings(dir.path()).unwrap();
+        assert_eq!(settings.device_id.as_deref(), Some("pi-kitchen"));
+        assert_eq!(settings.flapping_interval, Duration::from_secs(300));
+        assert_eq!(settings.flapping_count_threshold, 3);
+        assert_eq!(settings.alert_log_max_age, Duration::from_secs(7200));
+        assert_eq!(settings.default_log_pattern_expiration, Expiration::Never);
+        assert_eq!(settings.log_lines_before, 5);
+        assert_eq!(settings.log_lines_after, 30);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_file_and_key() {
+        let (dir, file) = write_settings(
+            "flaping_interval: 5m\nflapping_count_threshold: many\nalert_log_max_age: 1x\nstate_dir: var/lib\nlog_lines_after: 5000\n",
+        );
+        let problems = load_settings(dir.path()).unwrap_err();
+        let messages: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        let file = file.display();
+        assert_eq!(
+            messages,
+            [
+                format!("{file}: flaping_interval: unknown key: use one of device_id, state_dir, runtime_dir, flapping_interval, flapping_count_threshold, alert_log_max_age, default_log_pattern_expiration, log_lines_before, log_lines_after, alert_history_max_bytes"),
+                format!("{file}: flapping_count_threshold: invalid type: string \"many\", expected u32"),
+                format!("{file}: alert_log_max_age: invalid duration \"1x\": unknown unit \"x\", use ms, s, m, h or d (for example 30s, 5m, 2h30m)"),
+            ]
+        );
+    }
+
+    #[test]
+    fn semantic_problems_are_reported_together() {
+        let (dir, file) = write_settings(
+            "state_dir: var/lib\nflapping_interval: 2h\nflapping_count_threshold: 0\nlog_lines_after: 5000\n",
+        );
+        let messages: Vec<String> = load_settings(dir.path())
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let file = file.display();
+        assert_eq!(
+            messages,
+            [
+                format!("{file}: state_dir: relative path \"var/lib\": use an absolute path such as /var/lib/monitor"),
+                format!("{file}: flapping_count_threshold: must be at least 1: write a number of state changes such as 5"),
+                format!("{file}: alert_log_max_age: 1h is shorter than flapping_interval (2h): flaps would be forgotten before they are counted, make it at least as long"),
+                format!("{file}: log_lines_after: 5000 lines is too many: use at most 1000"),
+            ]
+        );
+    }
+
+    #[test]
+    fn yaml_syntax_errors_name_the_file() {
+        let (dir, file) = write_settings("device_id: [unclosed\n");
+        let problems = load_settings(dir.path()).unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].file, file);
+        assert!(
+            problems[0].message.starts_with("invalid YAML: "),
+            "{}",
+            problems[0]
+        );
+        assert!(problems[0].message.ends_with(": fix the syntax"));
+    }
+
+    #[test]
+    fn a_list_instead_of_keys_is_one_clear_problem() {
+        let (dir, file) = write_settings("- a\n- b\n");
+        let problems = load_settings(dir.path()).unwrap_err();
+        assert_eq!(
+            problems,
+            [Problem::in_file(
+                &file,
+                "expected `key: value` lines, found a list: write one key per line"
+            )]
+        );
+    }
+}

@@ -1,0 +1,419 @@
+//! The alert engine: turns what the watchers observe into Mender alerts.
+//!
+//! Watchers report [`Observation`]s for a check (a log line matched, a service's current
+//! state, a hand-made clear); the [`Engine`] keeps every check's state and decides which
+//! [`Alert`]s follow, with Mender Monitor's semantics:
+//!
+//! - a pattern check ([`PatternCheck`]: log file, `@command`, docker events, D-Bus) turns
+//!   CRITICAL on its first match and OK once it has not matched for its [`Expiration`], or
+//!   when cleared by hand;
+//! - a service check ([`ServiceCheck`]) is CRITICAL while the service is not running, and
+//!   CRITICAL "going up and down" while it changes state more than
+//!   [`EngineSettings::flapping_count_threshold`] times within
+//!   [`EngineSettings::flapping_interval`]; nothing else is sent while it flaps.
+//!
+//! Time is an argument: every method takes `now`, and [`Engine::next_deadline`] tells the
+//! caller when to call [`Engine::advance`] next (expiries, flapping episodes ending), so the
+//! agent sleeps until then instead of polling. [`Engine::snapshot`] and [`Engine::restore`]
+//! carry the state across restarts (see [`Snapshot`] for the format).
+//!
+//! What it deliberately does not do: no I/O, no clock reads, no async runtime, no threads.
+//! It does not match patterns or talk to systemd (the watchers do), does not deliver, retry
+//! or persist alerts (delivery and the store do), and does not validate check files (the
+//! config crate hands it specs that are already resolved). It never sends alerts because the
+//! agent shuts down: dropping an engine emits nothing.
+
+mod pattern;
+mod service;
+mod snapshot;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use monitor_wire::control::CheckState;
+use monitor_wire::{Alert, CheckId, Details};
+use serde::{Deserialize, Serialize};
+
+use pattern::PatternState;
+use service::ServiceState;
+pub use snapshot::Snapshot;
+
+/// The `fields` key under which the engine says why it raised an OK.
+pub const REASON_FIELD: &str = "reason";
+
+/// The reason of the OK sent when a check is removed (disabled or deleted) while not OK.
+const REASON_CHECK_DISABLED: &str = "check disabled";
+/// The reason of the OK sent when a check is replaced by one of another kind, or a service
+/// check is pointed at another service.
+const REASON_CHECK_RECONFIGURED: &str = "check reconfigured";
+
+/// The agent-wide settings of the engine (Mender's `config.sh`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineSettings {
+    /// `FLAPPING_INTERVAL`: the sliding window in which a service's state changes are
+    /// counted.
+    pub flapping_interval: Duration,
+    /// `FLAPPING_COUNT_THRESHOLD`: a service with more state changes than this within the
+    /// window is flapping.
+    pub flapping_count_threshold: u32,
+    /// `ALERT_LOG_MAX_AGE`: how long state changes are remembered for flap counting. When
+    /// shorter than `flapping_interval` it narrows the window to itself.
+    pub alert_log_max_age: Duration,
+}
+
+impl Default for EngineSettings {
+    /// Mender does not publish its defaults; these are ours.
+    ///
+    /// - `flapping_interval` 600 s and `flapping_count_threshold` 5: a service must go down
+    ///   and up three times within ten minutes (six changes) to be flapping. A crash loop
+    ///   under `Restart=always` gets there within seconds, while an administrator restarting
+    ///   a service by hand once or twice (two changes each) does not.
+    /// - `alert_log_max_age` 3600 s: comfortably longer than the window, so it does not
+    ///   narrow it, and with the cap of 1024 remembered changes per service it bounds memory.
+    fn default() -> Self {
+        EngineSettings {
+            flapping_interval: Duration::from_secs(600),
+            flapping_count_threshold: 5,
+            alert_log_max_age: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// How long a pattern check stays CRITICAL after its last match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Expiration {
+    /// OK once there has been no match for this long.
+    After(Duration),
+    /// CRITICAL until cleared by hand ([`Observation::Clear`]).
+    Never,
+}
+
+impl Expiration {
+    /// When a check that last matched at `last_match` turns OK; `None` for never (or a time
+    /// beyond what `SystemTime` can hold, which is never in practice).
+    pub fn deadline_after(self, last_match: SystemTime) -> Option<SystemTime> {
+        match self {
+            Expiration::After(duration) => last_match.checked_add(duration),
+            Expiration::Never => None,
+        }
+    }
+}
+
+/// A check that raises an alert when something matches: log files, `@command` output,
+/// docker events, D-Bus signals.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PatternCheck {
+    /// The alert name, e.g. `Log file contains ERROR`.
+    pub alert_name: String,
+    /// `subject.name`: the check name.
+    pub subject_name: String,
+    /// `subject.type`: `log`, `docker_event`, `dbus`.
+    pub subject_type: String,
+    /// `subject.status`, e.g. `LOGCONTAINS`; the OK keeps it, as Mender does.
+    pub subject_status: String,
+    /// Goes to `details.description` of every alert of this check (unless the watcher set
+    /// one on a match).
+    pub description: Option<String>,
+    pub expiration: Expiration,
+}
+
+/// A check that follows whether a service is running.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServiceCheck {
+    /// The unit or init script name; `subject.name` and part of the alert names.
+    pub service_name: String,
+    /// `subject.type`: `systemd` or `sysv`.
+    pub subject_type: String,
+}
+
+/// What a check is, as resolved from its check file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckSpec {
+    Pattern(PatternCheck),
+    Service(ServiceCheck),
+}
+
+/// What a watcher (or the user) reports about one check.
+///
+/// An observation of the wrong kind for the check (`Matched` for a service, `Service` for a
+/// pattern check) is ignored, as is `Clear` for a service.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Observation {
+    /// A pattern check matched. `details` carries what the watcher knows (line_matching,
+    /// lines_before/after, fields); the engine fills details.description from the spec when
+    /// the watcher left it None.
+    Matched { details: Details },
+    /// A service's current state, with details for a person (state, exit code...). Sent on
+    /// every change and on (re)connect re-reads; repeated equal states are not changes.
+    Service { running: bool, details: Details },
+    /// `monitorctl clear`: a CRITICAL pattern check turns OK now.
+    Clear,
+}
+
+/// An alert and the check that raised it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Emitted {
+    pub check: CheckId,
+    pub alert: Alert,
+}
+
+/// What `monitorctl status` shows of one check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckView {
+    /// `Unknown` only for a service never observed; the engine never reports `Error` (that
+    /// is the watcher's to say).
+    pub state: CheckState,
+    /// When the check entered its current state (for `Unknown` and a fresh OK pattern
+    /// check: when it was configured).
+    pub since: Option<SystemTime>,
+    /// When a CRITICAL pattern check turns OK unless it matches again.
+    pub expires: Option<SystemTime>,
+}
+
+/// A configured check: its spec and its state, of the same kind by construction.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Check {
+    Pattern {
+        spec: PatternCheck,
+        state: PatternState,
+    },
+    Service {
+        spec: ServiceCheck,
+        state: ServiceState,
+    },
+}
+
+impl Check {
+    fn fresh(spec: CheckSpec, now: SystemTime) -> Check {
+        match spec {
+            CheckSpec::Pattern(spec) => Check::Pattern {
+                spec,
+                state: PatternState::fresh(now),
+            },
+            CheckSpec::Service(spec) => Check::Service {
+                spec,
+                state: ServiceState::fresh(now),
+            },
+        }
+    }
+
+    fn observe(
+        &mut self,
+        settings: &EngineSettings,
+        observation: Observation,
+        now: SystemTime,
+    ) -> Option<Alert> {
+        match (self, observation) {
+            (Check::Pattern { spec, state }, Observation::Matched { details }) => {
+                state.observe_match(spec, details, now)
+            }
+            (Check::Pattern { spec, state }, Observation::Clear) => state.clear(spec, now),
+            (Check::Service { spec, state }, Observation::Service { running, details }) => {
+                state.observe(spec, settings, running, details, now)
+            }
+            _ => None,
+        }
+    }
+
+    /// Does what is due at or before `now`.
+    fn settle(&mut self, settings: &EngineSettings, now: SystemTime) -> Option<Alert> {
+        match self {
+            Check::Pattern { spec, state } => state.settle(spec, now),
+            Check::Service { spec, state } => state.settle(spec, settings, now),
+        }
+    }
+
+    fn deadline(&self, settings: &EngineSettings) -> Option<SystemTime> {
+        match self {
+            Check::Pattern { state, .. } => state.deadline(),
+            Check::Service { state, .. } => state.deadline(settings),
+        }
+    }
+
+    /// The OK that closes whatever the check holds open, when it goes away.
+    fn close(&self, reason: &str, now: SystemTime) -> Option<Alert> {
+        match self {
+            Check::Pattern { spec, state } => state.close(spec, reason, now),
+            Check::Service { spec, state } => state.close(spec, reason, now),
+        }
+    }
+
+    fn view(&self) -> CheckView {
+        match self {
+            Check::Pattern { state, .. } => state.view(),
+            Check::Service { state, .. } => state.view(),
+        }
+    }
+}
+
+/// The state of every configured check, and the rules that turn observations into alerts.
+///
+/// Every call that may raise alerts returns them in the order they happened (within one
+/// `advance`, in check id order); the engine keeps no queue of its own.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    settings: EngineSettings,
+    checks: BTreeMap<CheckId, Check>,
+}
+
+impl Engine {
+    pub fn new(settings: EngineSettings) -> Self {
+        Engine {
+            settings,
+            checks: BTreeMap::new(),
+        }
+    }
+
+    pub fn settings(&self) -> &EngineSettings {
+        &self.settings
+    }
+
+    /// Takes effect at the next `observe`/`advance`; `next_deadline` reflects it at once.
+    pub fn set_settings(&mut self, settings: EngineSettings) {
+        self.settings = settings;
+    }
+
+    /// Adds a check, or updates one.
+    ///
+    /// Updating a pattern check keeps its state: a CRITICAL one then expires at its last
+    /// match plus the new expiration, which may already be due; the OK comes from the next
+    /// `advance`, not from here. Updating a service check keeps its state unless it now
+    /// watches another service. A spec of the other kind, or another service, starts afresh,
+    /// with an OK first for what the old check held open.
+    pub fn configure(&mut self, check: CheckId, spec: CheckSpec, now: SystemTime) -> Vec<Emitted> {
+        match (self.checks.get_mut(&check), spec) {
+            (Some(Check::Pattern { spec, state }), CheckSpec::Pattern(new_spec)) => {
+                state.reconfigure(&new_spec);
+                *spec = new_spec;
+                Vec::new()
+            }
+            (Some(Check::Service { spec, .. }), CheckSpec::Service(new_spec))
+                if spec.service_name == new_spec.service_name =>
+            {
+                *spec = new_spec;
+                Vec::new()
+            }
+            (_, new_spec) => {
+                let closed = self
+                    .checks
+                    .insert(check.clone(), Check::fresh(new_spec, now))
+                    .and_then(|old| old.close(REASON_CHECK_RECONFIGURED, now));
+                emitted(&check, closed)
+            }
+        }
+    }
+
+    /// Forgets a check (disabled or deleted), with an OK if it was not OK: nobody would
+    /// ever clear its CRITICAL otherwise.
+    pub fn remove(&mut self, check: &CheckId, now: SystemTime) -> Vec<Emitted> {
+        let closed = self
+            .checks
+            .remove(check)
+            .and_then(|old| old.close(REASON_CHECK_DISABLED, now));
+        emitted(check, closed)
+    }
+
+    /// Applies what a watcher saw. Unknown check ids are ignored (the watcher may report
+    /// after its check was removed).
+    ///
+    /// Whatever was due for this check at or before `now` happens first, so the outcome does
+    /// not depend on whether the caller ran `advance(now)` before: a match arriving after an
+    /// expiry gives the OK and then a new CRITICAL.
+    pub fn observe(
+        &mut self,
+        check: &CheckId,
+        observation: Observation,
+        now: SystemTime,
+    ) -> Vec<Emitted> {
+        let Some(state) = self.checks.get_mut(check) else {
+            return Vec::new();
+        };
+        let due = state.settle(&self.settings, now);
+        let observed = state.observe(&self.settings, observation, now);
+        due.into_iter()
+            .chain(observed)
+            .map(|alert| Emitted {
+                check: check.clone(),
+                alert,
+            })
+            .collect()
+    }
+
+    /// Does everything due at or before `now`: expiries of pattern checks, ends of
+    /// flapping episodes.
+    pub fn advance(&mut self, now: SystemTime) -> Vec<Emitted> {
+        let settings = &self.settings;
+        self.checks
+            .iter_mut()
+            .filter_map(|(check, state)| {
+                state.settle(settings, now).map(|alert| Emitted {
+                    check: check.clone(),
+                    alert,
+                })
+            })
+            .collect()
+    }
+
+    /// The earliest time at which `advance` has work; `None` when nothing is pending.
+    ///
+    /// After `advance(now)` it is later than `now`. It can be in the past after
+    /// `set_settings` or `configure` made something due: call `advance` at once then.
+    pub fn next_deadline(&self) -> Option<SystemTime> {
+        self.checks
+            .values()
+            .filter_map(|check| check.deadline(&self.settings))
+            .min()
+    }
+
+    pub fn view(&self, check: &CheckId) -> Option<CheckView> {
+        self.checks.get(check).map(Check::view)
+    }
+
+    /// The configured checks, in order.
+    pub fn check_ids(&self) -> impl Iterator<Item = &CheckId> {
+        self.checks.keys()
+    }
+
+    /// Every check's spec and state, to be persisted and handed to [`Engine::restore`].
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::new(
+            self.checks
+                .iter()
+                .map(|(check, state)| (check.clone(), state.clone())),
+        )
+    }
+
+    /// An engine with the checks of `snapshot`, as they were. The caller then configures
+    /// the checks it has now and removes the others, which sends their OKs.
+    pub fn restore(settings: EngineSettings, snapshot: Snapshot) -> Self {
+        Engine {
+            settings,
+            checks: snapshot.into_checks().collect(),
+        }
+    }
+}
+
+fn emitted(check: &CheckId, alert: Option<Alert>) -> Vec<Emitted> {
+    alert
+        .map(|alert| Emitted {
+            check: check.clone(),
+            alert,
+        })
+        .into_iter()
+        .collect()
+}
+
+/// `details` with the engine's reason for an OK added to its fields.
+fn with_reason(mut details: Details, reason: impl Into<String>) -> Details {
+    details.fields.insert(
+        REASON_FIELD.to_owned(),
+        serde_json::Value::String(reason.into()),
+    );
+    details
+}
+
+#[cfg(test)]
+mod tests;

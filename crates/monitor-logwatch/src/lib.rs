@@ -1,0 +1,336 @@
+//! Follows log files with inotify and reports the lines that match each check's pattern.
+//!
+//! - [`run`] is the watcher task: it takes the set of files to follow as [`LogWatchConfig`]s
+//!   (a new one whenever checks change) and sends [`LogEvent`]s: the matches found in what it
+//!   read, with the [`FilePosition`] reached, so the caller can checkpoint offsets together
+//!   with the alert state that those lines produced.
+//! - [`tail::FileTail`] follows one path across rotation (rename, then a new file: the old
+//!   one is finished first), truncation (copytruncate), deletion and re-creation, and lines
+//!   split across writes. Regexes run on bytes: invalid UTF-8 and over-long lines never stop it.
+//!
+//! It watches the folders that hold the files (one inotify watch per folder, many checks on
+//! one file read it once) and never polls: an idle watcher sleeps until the kernel says a
+//! file changed. It knows nothing of alerts, expiry or delivery; it does not persist
+//! anything itself.
+
+pub mod tail;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use monitor_wire::{CheckId, LogLine};
+use notify::{RecursiveMode, Watcher};
+use regex::bytes::Regex;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+
+use tail::FileTail;
+pub use tail::Start;
+
+/// How many bytes one file may read before the others get a turn (and shutdown is checked).
+const READ_BUDGET_BYTES: usize = 4 * 1024 * 1024;
+
+/// Where reading a file got to: enough to resume after a restart, and to notice that the
+/// path now names another file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FilePosition {
+    pub device: u64,
+    pub inode: u64,
+    /// Offset just past the last complete line read.
+    pub offset: u64,
+    /// Number of that line (1-based; 0 before the first line).
+    pub line_number: u64,
+}
+
+/// One check's pattern on a file.
+#[derive(Debug, Clone)]
+pub struct PatternSpec {
+    pub check: CheckId,
+    pub regex: Regex,
+    pub lines_before: usize,
+    pub lines_after: usize,
+}
+
+/// One file to follow and the checks that read it.
+#[derive(Debug, Clone)]
+pub struct WatchedFile {
+    pub path: PathBuf,
+    pub checks: Vec<PatternSpec>,
+    /// Where to begin if the file is not followed yet: a checkpointed position, or `None`
+    /// for "from now on" (lines already in the file are old and never alert).
+    pub resume: Option<FilePosition>,
+}
+
+/// The whole set of files to follow; files missing from a new config are let go.
+#[derive(Debug, Clone, Default)]
+pub struct LogWatchConfig {
+    pub files: Vec<WatchedFile>,
+}
+
+/// A line that matched a check's pattern, with its context.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogMatch {
+    pub check: CheckId,
+    pub line: LogLine,
+    /// Up to `lines_before` lines that came before it (fewer right after a start or rotation).
+    pub before: Vec<LogLine>,
+    /// Up to `lines_after` lines that followed it in the same read: the alert is not held
+    /// back waiting for more.
+    pub after: Vec<LogLine>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogEvent {
+    /// Lines were read from `path`; `position` is where a restart would resume.
+    Read {
+        path: PathBuf,
+        position: Option<FilePosition>,
+        matches: Vec<LogMatch>,
+    },
+    /// A config was applied and every file in it read to its current end.
+    CaughtUp,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogWatchError {
+    #[error("cannot start inotify: {0}; raise fs.inotify.max_user_instances")]
+    Inotify(#[source] notify::Error),
+}
+
+/// Paths the kernel reported since the last look, shared with notify's thread.
+#[derive(Default)]
+struct Changes {
+    paths: HashSet<PathBuf>,
+    /// The kernel's queue overflowed or a watch broke: look at every file.
+    everything: bool,
+}
+
+/// Follow files until `shutdown`; configs arrive on `configs`, events leave on `events`.
+///
+/// `events` is bounded: when the consumer is slow the watcher stops reading (the kernel
+/// keeps the data in the files), so memory stays flat under any write rate.
+pub async fn run(
+    mut configs: mpsc::Receiver<LogWatchConfig>,
+    events: mpsc::Sender<LogEvent>,
+    shutdown: CancellationToken,
+) -> Result<(), LogWatchError> {
+    let changes = Arc::new(Mutex::new(Changes::default()));
+    let wake = Arc::new(Notify::new());
+    let mut watcher = {
+        let changes = changes.clone();
+        let wake = wake.clone();
+        notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
+            let mut changes = changes
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            match result {
+                Ok(event) => {
+                    if event.need_rescan() {
+                        changes.everything = true;
+                    }
+                    changes.paths.extend(event.paths);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "inotify reported an error; re-reading every file");
+                    changes.everything = true;
+                }
+            }
+            drop(changes);
+            wake.notify_one();
+        })
+        .map_err(LogWatchError::Inotify)?
+    };
+
+    let mut tails: HashMap<PathBuf, FileTail> = HashMap::new();
+    let mut folders = FolderWatches::default();
+    let mut dirty: HashSet<PathBuf> = HashSet::new();
+    let mut announce_caught_up = false;
+
+    loop {
+        if dirty.is_empty() && announce_caught_up {
+            announce_caught_up = false;
+            if events.send(LogEvent::CaughtUp).await.is_err() {
+                return Ok(());
+            }
+        }
+        if dirty.is_empty() {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                config = configs.recv() => {
+                    let Some(config) = config else { return Ok(()) };
+                    apply_config(config, &mut tails, &mut folders, &mut watcher, &mut dirty);
+                    announce_caught_up = true;
+                }
+                _ = wake.notified() => {}
+            }
+        } else if shutdown.is_cancelled() {
+            return Ok(());
+        }
+
+        let (paths, everything) = {
+            let mut changes = changes
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            (
+                std::mem::take(&mut changes.paths),
+                std::mem::take(&mut changes.everything),
+            )
+        };
+        if everything {
+            dirty.extend(tails.keys().cloned());
+        }
+        for changed in &paths {
+            for (path, tail) in &tails {
+                if concerns(path, folders.folder_of(path), changed) {
+                    dirty.insert(tail.path().to_path_buf());
+                }
+            }
+        }
+        if !paths.is_empty()
+            && (folders.any_waiting() || paths.iter().any(|changed| folders.is_watched(changed)))
+        {
+            // A folder may have appeared or vanished: watch the nearest existing ancestor again.
+            folders.refresh(&tails, &mut watcher);
+        }
+
+        let work: Vec<PathBuf> = dirty.drain().collect();
+        for path in work {
+            let Some(tail) = tails.get_mut(&path) else {
+                continue;
+            };
+            let outcome = tail.poll(READ_BUDGET_BYTES);
+            if outcome.more {
+                dirty.insert(path.clone());
+            }
+            if outcome.progressed || !outcome.matches.is_empty() {
+                let event = LogEvent::Read {
+                    path: path.clone(),
+                    position: tail.position(),
+                    matches: outcome.matches,
+                };
+                if events.send(event).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        if !dirty.is_empty() {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+fn apply_config(
+    config: LogWatchConfig,
+    tails: &mut HashMap<PathBuf, FileTail>,
+    folders: &mut FolderWatches,
+    watcher: &mut notify::RecommendedWatcher,
+    dirty: &mut HashSet<PathBuf>,
+) {
+    let wanted: HashSet<PathBuf> = config.files.iter().map(|file| file.path.clone()).collect();
+    tails.retain(|path, _| wanted.contains(path));
+    for file in config.files {
+        match tails.get_mut(&file.path) {
+            Some(tail) => tail.set_checks(file.checks),
+            None => {
+                let start = file.resume.map_or(Start::End, Start::Resume);
+                tracing::debug!(path = %file.path.display(), ?start, "following log file");
+                tails.insert(
+                    file.path.clone(),
+                    FileTail::new(file.path.clone(), file.checks, start),
+                );
+            }
+        }
+        // Read what is there (a resumed position, a file that appeared) right away.
+        dirty.insert(file.path);
+    }
+    folders.refresh(tails, watcher);
+}
+
+/// Does a change at `changed` concern the file at `path`, whose folder watch is `folder`?
+fn concerns(path: &Path, folder: Option<&Path>, changed: &Path) -> bool {
+    if changed == path {
+        return true;
+    }
+    let Some(parent) = path.parent() else {
+        return false;
+    };
+    if folder != Some(parent) {
+        // Waiting for a missing folder: anything in the watched ancestor may be it.
+        return true;
+    }
+    // Rotation names (`app.log.1`, `app.log-2026...`) share the prefix: writes to a rotated
+    // file that is still being drained land there.
+    changed.parent() == Some(parent)
+        && match (changed.file_name(), path.file_name()) {
+            (Some(changed), Some(name)) => changed
+                .as_encoded_bytes()
+                .starts_with(name.as_encoded_bytes()),
+            _ => false,
+        }
+}
+
+/// One inotify watch per folder that holds (or would hold) a followed file.
+#[derive(Default)]
+struct FolderWatches {
+    /// Folder watched for each followed path: its parent, or the nearest existing ancestor.
+    folder_by_path: HashMap<PathBuf, PathBuf>,
+    watched: HashSet<PathBuf>,
+}
+
+impl FolderWatches {
+    fn folder_of(&self, path: &Path) -> Option<&Path> {
+        self.folder_by_path.get(path).map(PathBuf::as_path)
+    }
+
+    fn is_watched(&self, folder: &Path) -> bool {
+        self.watched.contains(folder)
+    }
+
+    /// Whether some file's own folder does not exist yet.
+    fn any_waiting(&self) -> bool {
+        self.folder_by_path
+            .iter()
+            .any(|(path, folder)| path.parent() != Some(folder.as_path()))
+    }
+
+    fn refresh(
+        &mut self,
+        tails: &HashMap<PathBuf, FileTail>,
+        watcher: &mut notify::RecommendedWatcher,
+    ) {
+        self.folder_by_path = tails
+            .keys()
+            .filter_map(|path| nearest_existing_folder(path).map(|folder| (path.clone(), folder)))
+            .collect();
+        let wanted: HashSet<PathBuf> = self.folder_by_path.values().cloned().collect();
+        for folder in self.watched.difference(&wanted) {
+            // The folder may be gone already; the kernel dropped its watch then.
+            let _ = watcher.unwatch(folder);
+        }
+        let mut watched = HashSet::new();
+        for folder in wanted {
+            if self.watched.contains(&folder) {
+                watched.insert(folder);
+                continue;
+            }
+            match watcher.watch(&folder, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    watched.insert(folder);
+                }
+                Err(error) => {
+                    tracing::warn!(folder = %folder.display(), %error, "cannot watch folder; its files are not followed until checks change");
+                }
+            }
+        }
+        self.watched = watched;
+    }
+}
+
+fn nearest_existing_folder(path: &Path) -> Option<PathBuf> {
+    path.ancestors()
+        .skip(1)
+        .find(|folder| folder.is_dir())
+        .map(Path::to_path_buf)
+}

@@ -1,0 +1,587 @@
+//! Following one path: the open file, the file it was rotated away from, line splitting,
+//! matching and context. Synchronous and free of inotify, so every rule is testable with
+//! plain file operations.
+
+use std::collections::VecDeque;
+use std::fs::{File, Metadata};
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use monitor_wire::LogLine;
+
+use crate::{FilePosition, LogMatch, PatternSpec};
+
+/// Lines longer than this are matched on their first `MAX_LINE_BYTES` only.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+/// Lines carried in an alert (matching and context) are cut to this many bytes.
+pub const ALERT_LINE_BYTES: usize = 4096;
+const READ_BUFFER_BYTES: usize = 256 * 1024;
+
+/// Where to begin following a path the first time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Continue where a checkpoint left off (same file, or the file it was rotated to).
+    Resume(FilePosition),
+    /// Only lines written from now on: what is in the file already is old.
+    End,
+}
+
+/// What one [`FileTail::poll`] produced.
+#[derive(Debug, Default)]
+pub struct PollOutcome {
+    pub matches: Vec<LogMatch>,
+    /// Whether any bytes were read.
+    pub progressed: bool,
+    /// The read budget ran out before the end of the file: poll again.
+    pub more: bool,
+}
+
+/// An open file and how far it has been read.
+#[derive(Debug)]
+struct OpenFile {
+    file: File,
+    device: u64,
+    inode: u64,
+    /// Bytes consumed, including a trailing partial line.
+    read_offset: u64,
+    /// Offset just past the last complete line: where a restart resumes.
+    line_offset: u64,
+    /// Number of the last complete line.
+    line_number: u64,
+    partial: Vec<u8>,
+    partial_truncated: bool,
+}
+
+impl OpenFile {
+    fn open(path: &Path) -> io::Result<OpenFile> {
+        let file = File::open(path)?;
+        let metadata = file.metadata()?;
+        Ok(OpenFile {
+            file,
+            device: metadata.dev(),
+            inode: metadata.ino(),
+            read_offset: 0,
+            line_offset: 0,
+            line_number: 0,
+            partial: Vec::new(),
+            partial_truncated: false,
+        })
+    }
+
+    fn is(&self, metadata: &Metadata) -> bool {
+        self.device == metadata.dev() && self.inode == metadata.ino()
+    }
+
+    fn seek_to(&mut self, offset: u64, line_number: u64) {
+        self.read_offset = offset;
+        self.line_offset = offset;
+        self.line_number = line_number;
+        self.partial.clear();
+        self.partial_truncated = false;
+    }
+
+    fn position(&self) -> FilePosition {
+        FilePosition {
+            device: self.device,
+            inode: self.inode,
+            offset: self.line_offset,
+            line_number: self.line_number,
+        }
+    }
+
+    /// Skip to the end of what is there now, counting its lines so numbers stay true.
+    fn skip_to_end(&mut self, buffer: &mut [u8]) -> io::Result<()> {
+        let mut offset = 0;
+        let mut lines = 0;
+        let mut last_newline_end = 0;
+        loop {
+            let count = self.file.read_at(buffer, offset)?;
+            if count == 0 {
+                break;
+            }
+            for index in memchr::memchr_iter(b'\n', &buffer[..count]) {
+                lines += 1;
+                last_newline_end = offset + index as u64 + 1;
+            }
+            offset += count as u64;
+        }
+        // A trailing partial line is finished by its writer later: resume at its start.
+        self.seek_to(last_newline_end, lines);
+        Ok(())
+    }
+}
+
+/// A small ring of recent lines, reusing its buffers.
+#[derive(Debug, Default)]
+struct ContextRing {
+    lines: VecDeque<(u64, Vec<u8>)>,
+    capacity: usize,
+}
+
+impl ContextRing {
+    fn push(&mut self, number: u64, bytes: &[u8]) {
+        if self.capacity == 0 {
+            return;
+        }
+        // One byte more than an alert shows, so the line is still known to be cut.
+        let kept = &bytes[..bytes.len().min(ALERT_LINE_BYTES + 1)];
+        let mut buffer = if self.lines.len() >= self.capacity {
+            self.lines
+                .pop_front()
+                .map(|(_, buffer)| buffer)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        buffer.clear();
+        buffer.extend_from_slice(kept);
+        self.lines.push_back((number, buffer));
+    }
+
+    fn last(&self, count: usize) -> Vec<LogLine> {
+        let skip = self.lines.len().saturating_sub(count);
+        self.lines
+            .iter()
+            .skip(skip)
+            .map(|(number, bytes)| log_line(*number, bytes))
+            .collect()
+    }
+
+    fn clear(&mut self) {
+        self.lines.clear();
+    }
+}
+
+fn log_line(line_number: u64, bytes: &[u8]) -> LogLine {
+    let kept = &bytes[..bytes.len().min(ALERT_LINE_BYTES)];
+    let mut data = String::from_utf8_lossy(kept).into_owned();
+    if bytes.len() > ALERT_LINE_BYTES {
+        data.push('…');
+    }
+    LogLine { line_number, data }
+}
+
+/// Everything matched in one poll, with lines after each match as they arrive.
+struct MatchCollector<'a> {
+    checks: &'a [PatternSpec],
+    matches: Vec<LogMatch>,
+    /// (index into matches, lines after still wanted)
+    awaiting_after: Vec<(usize, usize)>,
+}
+
+impl MatchCollector<'_> {
+    fn line(&mut self, context: &mut ContextRing, path: &Path, number: u64, line: &[u8]) {
+        let mut line = line.strip_suffix(b"\n").unwrap_or(line);
+        line = line.strip_suffix(b"\r").unwrap_or(line);
+        if !self.awaiting_after.is_empty() {
+            for (index, wanted) in &mut self.awaiting_after {
+                if *wanted > 0 {
+                    self.matches[*index].after.push(log_line(number, line));
+                    *wanted -= 1;
+                }
+            }
+            self.awaiting_after.retain(|(_, wanted)| *wanted > 0);
+        }
+        for check in self.checks {
+            if check.regex.is_match(line) {
+                tracing::debug!(check = %check.check, path = %path.display(), line = number, "pattern matched");
+                self.matches.push(LogMatch {
+                    check: check.check.clone(),
+                    line: log_line(number, line),
+                    before: context.last(check.lines_before),
+                    after: Vec::new(),
+                });
+                if check.lines_after > 0 {
+                    self.awaiting_after
+                        .push((self.matches.len() - 1, check.lines_after));
+                }
+            }
+        }
+        context.push(number, line);
+    }
+}
+
+/// Follows one path across rotation and truncation.
+#[derive(Debug)]
+pub struct FileTail {
+    path: PathBuf,
+    checks: Vec<PatternSpec>,
+    current: Option<OpenFile>,
+    /// The file the path pointed to before a rotation, drained until its writer moves on.
+    retired: Option<OpenFile>,
+    context: ContextRing,
+    buffer: Vec<u8>,
+    /// Remembered so that one unreadable file is reported once, not at every event.
+    last_open_error: Option<io::ErrorKind>,
+}
+
+impl FileTail {
+    pub fn new(path: PathBuf, checks: Vec<PatternSpec>, start: Start) -> FileTail {
+        let mut tail = FileTail {
+            path,
+            checks: Vec::new(),
+            current: None,
+            retired: None,
+            context: ContextRing::default(),
+            buffer: vec![0; READ_BUFFER_BYTES],
+            last_open_error: None,
+        };
+        tail.set_checks(checks);
+        tail.begin(start);
+        tail
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn set_checks(&mut self, checks: Vec<PatternSpec>) {
+        self.context.capacity = checks
+            .iter()
+            .map(|check| check.lines_before)
+            .max()
+            .unwrap_or(0);
+        while self.context.lines.len() > self.context.capacity {
+            self.context.lines.pop_front();
+        }
+        self.checks = checks;
+    }
+
+    /// The position a checkpoint should record, when a file is open.
+    pub fn position(&self) -> Option<FilePosition> {
+        self.current.as_ref().map(OpenFile::position)
+    }
+
+    fn begin(&mut self, start: Start) {
+        let opened = self.open_current();
+        match start {
+            Start::End => {
+                if let Some(current) = &mut self.current {
+                    if let Err(error) = current.skip_to_end(&mut self.buffer) {
+                        tracing::warn!(path = %self.path.display(), %error, "cannot read to the end of the log file");
+                    }
+                }
+            }
+            Start::Resume(position) => {
+                let same_file = opened.as_ref().is_some_and(|current| {
+                    current.device == position.device && current.inode == position.inode
+                });
+                if same_file {
+                    self.resume_current(position);
+                } else if let Some(rotated) = self.find_rotated(&position) {
+                    // Rotated while we were down: finish the old file, then the new one from its start.
+                    tracing::info!(path = %self.path.display(), rotated = %rotated.display(), "log was rotated while the agent was down; reading the rest of the old file first");
+                    match OpenFile::open(&rotated) {
+                        Ok(mut old) => {
+                            old.seek_to(position.offset, position.line_number);
+                            self.retired = Some(old);
+                        }
+                        Err(error) => {
+                            tracing::warn!(path = %rotated.display(), %error, "cannot open the rotated log file")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn resume_current(&mut self, position: FilePosition) {
+        let Some(current) = &mut self.current else {
+            return;
+        };
+        let size = current
+            .file
+            .metadata()
+            .map(|metadata| metadata.len())
+            .unwrap_or(0);
+        if size >= position.offset {
+            current.seek_to(position.offset, position.line_number);
+        } else {
+            tracing::info!(path = %self.path.display(), "log was truncated while the agent was down; reading it from the start");
+        }
+    }
+
+    /// A file in the same folder whose name starts with ours and that is the checkpointed file.
+    fn find_rotated(&self, position: &FilePosition) -> Option<PathBuf> {
+        let directory = self.path.parent()?;
+        let name = self.path.file_name()?.to_string_lossy().into_owned();
+        std::fs::read_dir(directory)
+            .ok()?
+            .flatten()
+            .filter(|entry| entry.file_name().to_string_lossy().starts_with(&name))
+            .find(|entry| {
+                entry.metadata().is_ok_and(|metadata| {
+                    metadata.dev() == position.device && metadata.ino() == position.inode
+                })
+            })
+            .map(|entry| entry.path())
+    }
+
+    fn open_current(&mut self) -> Option<&OpenFile> {
+        match OpenFile::open(&self.path) {
+            Ok(open) => {
+                if self
+                    .last_open_error
+                    .take()
+                    .is_some_and(|kind| kind != io::ErrorKind::NotFound)
+                {
+                    tracing::info!(path = %self.path.display(), "log file is readable again");
+                }
+                self.current = Some(open);
+            }
+            Err(error) => {
+                let kind = error.kind();
+                if kind != io::ErrorKind::NotFound && self.last_open_error != Some(kind) {
+                    tracing::warn!(path = %self.path.display(), %error, "cannot open the log file; waiting for it to change");
+                }
+                self.last_open_error = Some(kind);
+                self.current = None;
+            }
+        }
+        self.current.as_ref()
+    }
+
+    /// Read what is new, up to about `budget` bytes, following rotation and truncation.
+    pub fn poll(&mut self, budget: usize) -> PollOutcome {
+        let mut outcome = PollOutcome::default();
+        // Moved out for the poll so the collector can borrow them while `self` changes.
+        let checks = std::mem::take(&mut self.checks);
+        let mut collector = MatchCollector {
+            checks: &checks,
+            matches: Vec::new(),
+            awaiting_after: Vec::new(),
+        };
+        let mut budget_left = budget;
+        let mut retired_bytes = 0;
+
+        if let Some(retired) = &mut self.retired {
+            let read = read_lines(
+                retired,
+                &self.path,
+                &mut self.buffer,
+                &mut budget_left,
+                &mut self.context,
+                &mut collector,
+            );
+            retired_bytes = read.bytes;
+            outcome.progressed |= read.bytes > 0;
+            outcome.more |= read.more;
+            let finished = match read.result {
+                Err(error) => {
+                    tracing::warn!(path = %self.path.display(), %error, "cannot read the rotated log file; leaving it");
+                    true
+                }
+                // Deleted: nobody can write to it any more.
+                Ok(()) => {
+                    !read.more
+                        && retired
+                            .file
+                            .metadata()
+                            .is_ok_and(|metadata| metadata.nlink() == 0)
+                }
+            };
+            if finished {
+                flush_partial(retired, &self.path, &mut self.context, &mut collector);
+                self.retired = None;
+            }
+        }
+
+        if self.current.is_none() {
+            // The path appeared (or became readable): everything in it is new.
+            self.open_current();
+        }
+        if let Some(current) = &mut self.current {
+            if let Ok(metadata) = current.file.metadata() {
+                if metadata.len() < current.read_offset {
+                    tracing::info!(path = %self.path.display(), "log file was truncated; reading it from the start");
+                    current.seek_to(0, 0);
+                    self.context.clear();
+                }
+            }
+            let read = read_lines(
+                current,
+                &self.path,
+                &mut self.buffer,
+                &mut budget_left,
+                &mut self.context,
+                &mut collector,
+            );
+            outcome.progressed |= read.bytes > 0;
+            outcome.more |= read.more;
+            if let Err(error) = read.result {
+                tracing::warn!(path = %self.path.display(), %error, "cannot read the log file");
+            }
+            if !read.more {
+                self.follow_path_change(&mut collector, &mut outcome, retired_bytes);
+            }
+        }
+        outcome.matches = collector.matches;
+        self.checks = checks;
+        outcome
+    }
+
+    /// After draining the open file: has the path moved on to another file?
+    fn follow_path_change(
+        &mut self,
+        collector: &mut MatchCollector<'_>,
+        outcome: &mut PollOutcome,
+        retired_bytes: u64,
+    ) {
+        let Some(current) = &mut self.current else {
+            return;
+        };
+        let moved = match std::fs::metadata(&self.path) {
+            Ok(metadata) => !current.is(&metadata),
+            Err(_) => true,
+        };
+        if !moved {
+            // Once writers have moved to the new file and the old one is quiet, let go of it.
+            if current.read_offset > 0 && retired_bytes == 0 {
+                if let Some(mut retired) = self.retired.take() {
+                    flush_partial(&mut retired, &self.path, &mut self.context, collector);
+                }
+            }
+            return;
+        }
+        let Some(mut old) = self.current.take() else {
+            return;
+        };
+        let deleted = old
+            .file
+            .metadata()
+            .is_ok_and(|metadata| metadata.nlink() == 0);
+        if deleted {
+            tracing::info!(path = %self.path.display(), "log file was deleted; waiting for it to be created again");
+            flush_partial(&mut old, &self.path, &mut self.context, collector);
+        } else {
+            tracing::info!(path = %self.path.display(), "log file was rotated; following the new file");
+            if let Some(mut previous) = self.retired.replace(old) {
+                flush_partial(&mut previous, &self.path, &mut self.context, collector);
+            }
+        }
+        if self.open_current().is_some() {
+            outcome.more = true;
+        }
+    }
+}
+
+struct ReadResult {
+    bytes: u64,
+    more: bool,
+    result: io::Result<()>,
+}
+
+fn read_lines(
+    open: &mut OpenFile,
+    path: &Path,
+    buffer: &mut [u8],
+    budget_left: &mut usize,
+    context: &mut ContextRing,
+    collector: &mut MatchCollector<'_>,
+) -> ReadResult {
+    let mut total = 0;
+    loop {
+        if *budget_left == 0 {
+            return ReadResult {
+                bytes: total,
+                more: true,
+                result: Ok(()),
+            };
+        }
+        let want = buffer.len().min(*budget_left);
+        let count = match open.file.read_at(&mut buffer[..want], open.read_offset) {
+            Ok(0) => {
+                return ReadResult {
+                    bytes: total,
+                    more: false,
+                    result: Ok(()),
+                }
+            }
+            Ok(count) => count,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => {
+                return ReadResult {
+                    bytes: total,
+                    more: false,
+                    result: Err(error),
+                }
+            }
+        };
+        *budget_left = budget_left.saturating_sub(count);
+        total += count as u64;
+        consume(open, path, &buffer[..count], context, collector);
+    }
+}
+
+/// Split new bytes into lines, joining the partial line left from the last read.
+fn consume(
+    open: &mut OpenFile,
+    path: &Path,
+    chunk: &[u8],
+    context: &mut ContextRing,
+    collector: &mut MatchCollector<'_>,
+) {
+    let chunk_offset = open.read_offset;
+    let mut start = 0;
+    for newline in memchr::memchr_iter(b'\n', chunk) {
+        let end = newline + 1;
+        open.line_number += 1;
+        if open.partial.is_empty() && !open.partial_truncated {
+            let line = &chunk[start..end];
+            let line = if line.len() > MAX_LINE_BYTES {
+                warn_long_line(path, open.line_number);
+                &line[..MAX_LINE_BYTES]
+            } else {
+                line
+            };
+            collector.line(context, path, open.line_number, line);
+        } else {
+            append_capped(open, path, &chunk[start..end]);
+            let line = std::mem::take(&mut open.partial);
+            collector.line(context, path, open.line_number, &line);
+            open.partial = line;
+            open.partial.clear();
+            open.partial_truncated = false;
+        }
+        start = end;
+        open.line_offset = chunk_offset + end as u64;
+    }
+    open.read_offset += chunk.len() as u64;
+    if start < chunk.len() {
+        append_capped(open, path, &chunk[start..]);
+    }
+}
+
+fn append_capped(open: &mut OpenFile, path: &Path, bytes: &[u8]) {
+    let room = MAX_LINE_BYTES.saturating_sub(open.partial.len());
+    if bytes.len() > room {
+        if !open.partial_truncated {
+            warn_long_line(path, open.line_number + 1);
+        }
+        open.partial_truncated = true;
+    }
+    open.partial
+        .extend_from_slice(&bytes[..bytes.len().min(room)]);
+}
+
+fn warn_long_line(path: &Path, line_number: u64) {
+    tracing::warn!(path = %path.display(), line = line_number, limit = MAX_LINE_BYTES, "line is longer than the limit; matching its beginning only");
+}
+
+/// A file that will not grow any more: its unfinished last line is a line.
+fn flush_partial(
+    open: &mut OpenFile,
+    path: &Path,
+    context: &mut ContextRing,
+    collector: &mut MatchCollector<'_>,
+) {
+    if open.partial.is_empty() {
+        return;
+    }
+    open.line_number += 1;
+    let line = std::mem::take(&mut open.partial);
+    collector.line(context, path, open.line_number, &line);
+    open.line_offset = open.read_offset;
+    open.partial_truncated = false;
+}

@@ -1,0 +1,447 @@
+//! The watcher against real files: real writes, renames, truncation and deletion, with the
+//! real inotify. Every wait is for an event, with a deadline.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use monitor_logwatch::{
+    FilePosition, LogEvent, LogMatch, LogWatchConfig, PatternSpec, WatchedFile,
+};
+use monitor_wire::{CheckId, Subsystem};
+use regex::bytes::Regex;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+struct Harness {
+    configs: mpsc::Sender<LogWatchConfig>,
+    events: mpsc::Receiver<LogEvent>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    last_position: Option<FilePosition>,
+}
+
+impl Harness {
+    fn start() -> Harness {
+        let (config_sender, config_receiver) = mpsc::channel(4);
+        let (event_sender, event_receiver) = mpsc::channel(64);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                monitor_logwatch::run(config_receiver, event_sender, shutdown)
+                    .await
+                    .expect("watcher runs");
+            }
+        });
+        Harness {
+            configs: config_sender,
+            events: event_receiver,
+            shutdown,
+            task,
+            last_position: None,
+        }
+    }
+
+    async fn follow(&mut self, files: Vec<WatchedFile>) {
+        self.configs.send(LogWatchConfig { files }).await.unwrap();
+        self.wait_caught_up().await;
+    }
+
+    async fn wait_caught_up(&mut self) {
+        loop {
+            match self.next_event().await {
+                LogEvent::CaughtUp => return,
+                LogEvent::Read { .. } => {}
+            }
+        }
+    }
+
+    async fn next_event(&mut self) -> LogEvent {
+        let event = tokio::time::timeout(DEADLINE, self.events.recv())
+            .await
+            .expect("an event before the deadline")
+            .expect("watcher still running");
+        if let LogEvent::Read {
+            position: Some(position),
+            ..
+        } = &event
+        {
+            self.last_position = Some(*position);
+        }
+        event
+    }
+
+    /// Collect matches until `count` have arrived.
+    async fn matches(&mut self, count: usize) -> Vec<LogMatch> {
+        let mut found = Vec::new();
+        while found.len() < count {
+            if let LogEvent::Read { matches, .. } = self.next_event().await {
+                found.extend(matches);
+            }
+        }
+        assert_eq!(found.len(), count, "more matches than expected: {found:#?}");
+        found
+    }
+
+    /// Wait until the reported position reaches `offset` (all bytes so far were read).
+    async fn read_up_to(&mut self, offset: u64) {
+        while self
+            .last_position
+            .map_or(true, |position| position.offset < offset)
+        {
+            if let LogEvent::Read { matches, .. } = self.next_event().await {
+                assert!(matches.is_empty(), "unexpected matches: {matches:#?}");
+            }
+        }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(DEADLINE, self.task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
+fn check(name: &str) -> CheckId {
+    CheckId::new(Subsystem::Log, name)
+}
+
+fn watched(path: &Path, patterns: &[(&str, &str)], resume: Option<FilePosition>) -> WatchedFile {
+    WatchedFile {
+        path: path.to_path_buf(),
+        checks: patterns
+            .iter()
+            .map(|(name, pattern)| PatternSpec {
+                check: check(name),
+                regex: Regex::new(pattern).unwrap(),
+                lines_before: 2,
+                lines_after: 2,
+            })
+            .collect(),
+        resume,
+    }
+}
+
+fn append(path: &Path, text: &[u8]) {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    file.write_all(text).unwrap();
+}
+
+fn data(found: &[LogMatch]) -> Vec<(String, u64)> {
+    found
+        .iter()
+        .map(|found| (found.line.data.clone(), found.line.line_number))
+        .collect()
+}
+
+fn log_path(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("app.log")
+}
+
+#[tokio::test]
+async fn new_lines_match_with_context_and_old_lines_never_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    fs::write(&path, "ERROR old one\nfine\n").unwrap();
+    let mut harness = Harness::start();
+    harness
+        .follow(vec![watched(&path, &[("errors", "ERROR")], None)])
+        .await;
+
+    append(&path, b"one\ntwo\nERROR: Crashing...\nthree\nfour\nfive\n");
+    let found = harness.matches(1).await;
+    assert_eq!(data(&found), vec![("ERROR: Crashing...".to_string(), 5)]);
+    let before: Vec<_> = found[0]
+        .before
+        .iter()
+        .map(|line| (line.data.as_str(), line.line_number))
+        .collect();
+    assert_eq!(before, vec![("one", 3), ("two", 4)]);
+    let after: Vec<_> = found[0]
+        .after
+        .iter()
+        .map(|line| (line.data.as_str(), line.line_number))
+        .collect();
+    assert_eq!(after, vec![("three", 6), ("four", 7)]);
+    assert_eq!(found[0].check, check("errors"));
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn a_line_split_across_writes_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    fs::write(&path, "").unwrap();
+    let mut harness = Harness::start();
+    harness
+        .follow(vec![watched(&path, &[("errors", "ERROR here")], None)])
+        .await;
+
+    append(&path, b"the ERR");
+    // The first half is read and held: nothing matches, the position stays before it.
+    let event = harness.next_event().await;
+    assert!(
+        matches!(&event, LogEvent::Read { matches, position: Some(position), .. } if matches.is_empty() && position.offset == 0)
+    );
+    append(&path, b"OR here\n");
+    assert_eq!(
+        data(&harness.matches(1).await),
+        vec![("the ERROR here".to_string(), 1)]
+    );
+    assert_eq!(harness.last_position.unwrap().offset, 15);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn many_checks_on_one_file_each_see_their_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    fs::write(&path, "").unwrap();
+    let mut harness = Harness::start();
+    harness
+        .follow(vec![watched(
+            &path,
+            &[("errors", "ERROR"), ("warnings", "WARN|ERROR")],
+            None,
+        )])
+        .await;
+    append(&path, b"WARN a\nERROR b\n");
+    let found = harness.matches(3).await;
+    let mut seen: Vec<_> = found
+        .iter()
+        .map(|found| (found.check.name.clone(), found.line.data.clone()))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            ("errors".into(), "ERROR b".into()),
+            ("warnings".into(), "ERROR b".into()),
+            ("warnings".into(), "WARN a".into())
+        ]
+    );
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn rotation_by_rename_finishes_the_old_file_then_follows_the_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    fs::write(&path, "").unwrap();
+    let mut harness = Harness::start();
+    harness
+        .follow(vec![watched(&path, &[("errors", "ERROR")], None)])
+        .await;
+
+    // A writer that keeps its descriptor, as Python's logging does.
+    let mut writer = OpenOptions::new().append(true).open(&path).unwrap();
+    writer.write_all(b"ERROR 1\n").unwrap();
+    assert_eq!(
+        data(&harness.matches(1).await),
+        vec![("ERROR 1".to_string(), 1)]
+    );
+
+    fs::rename(&path, dir.path().join("app.log.1")).unwrap();
+    writer
+        .write_all(b"ERROR 2 still in the old file\n")
+        .unwrap();
+    assert_eq!(
+        data(&harness.matches(1).await),
+        vec![("ERROR 2 still in the old file".to_string(), 2)]
+    );
+
+    fs::write(&path, "").unwrap();
+    writer.write_all(b"ERROR 3 old file again\n").unwrap();
+    append(&path, b"ERROR 4 new file\n");
+    let mut found = data(&harness.matches(2).await);
+    found.sort();
+    assert_eq!(
+        found,
+        vec![
+            ("ERROR 3 old file again".to_string(), 3),
+            ("ERROR 4 new file".to_string(), 1)
+        ]
+    );
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn truncation_in_place_starts_over_from_the_beginning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    fs::write(&path, "").unwrap();
+    let mut harness = Harness::start();
+    harness
+        .follow(vec![watched(&path, &[("errors", "ERROR")], None)])
+        .await;
+
+    append(
+        &path,
+        b"a fairly long line that makes the file bigger than what follows\nERROR before\n",
+    );
+    assert_eq!(
+        data(&harness.matches(1).await),
+        vec![("ERROR before".to_string(), 2)]
+    );
+    // copytruncate: the file keeps its inode and shrinks to nothing.
+    File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&path, b"ERROR after\n");
+    assert_eq!(
+        data(&harness.matches(1).await),
+        vec![("ERROR after".to_string(), 1)]
+    );
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn a_file_and_folder_that_do_not_exist_yet_are_read_from_their_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("later/deeper/app.log");
+    let mut harness = Harness::start();
+    harness
+        .follow(vec![watched(&path, &[("errors", "ERROR")], None)])
+        .await;
+
+    fs::create_dir(dir.path().join("later")).unwrap();
+    fs::create_dir(dir.path().join("later/deeper")).unwrap();
+    append(&path, b"ERROR first line of a new file\n");
+    assert_eq!(
+        data(&harness.matches(1).await),
+        vec![("ERROR first line of a new file".to_string(), 1)]
+    );
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn a_deleted_and_recreated_file_is_followed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    fs::write(&path, "").unwrap();
+    let mut harness = Harness::start();
+    harness
+        .follow(vec![watched(&path, &[("errors", "ERROR")], None)])
+        .await;
+    append(&path, b"ERROR one\n");
+    harness.matches(1).await;
+
+    fs::remove_file(&path).unwrap();
+    append(&path, b"ERROR two\n");
+    assert_eq!(
+        data(&harness.matches(1).await),
+        vec![("ERROR two".to_string(), 1)]
+    );
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn bad_bytes_and_huge_lines_never_stop_the_watcher() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    fs::write(&path, "").unwrap();
+    let mut harness = Harness::start();
+    harness
+        .follow(vec![watched(&path, &[("errors", "ERROR")], None)])
+        .await;
+
+    let mut bytes = b"\xff\xfe ERROR \xc3\x28 invalid utf-8\n".to_vec();
+    bytes.extend(vec![b'x'; 200_000]);
+    bytes.extend(b" ERROR past the limit is not seen\n");
+    bytes.extend(b"ERROR after the huge line\n");
+    append(&path, &bytes);
+    let found = harness.matches(2).await;
+    assert_eq!(
+        found[0].line.data,
+        "\u{fffd}\u{fffd} ERROR \u{fffd}( invalid utf-8"
+    );
+    assert_eq!(found[0].line.line_number, 1);
+    assert_eq!(found[1].line.data, "ERROR after the huge line");
+    assert_eq!(found[1].line.line_number, 3);
+    // The huge line is context, cut for the alert.
+    assert!(found[1].before[1].data.ends_with('…'));
+    assert!(found[1].before[1].data.len() < 5000);
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn resuming_reads_exactly_the_lines_written_since_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    fs::write(&path, "").unwrap();
+    let mut harness = Harness::start();
+    harness
+        .follow(vec![watched(&path, &[("errors", "ERROR")], None)])
+        .await;
+    append(&path, b"ERROR seen before the stop\n");
+    harness.matches(1).await;
+    let position = harness.last_position.unwrap();
+    harness.stop().await;
+
+    append(&path, b"ERROR written while down\n");
+    let mut harness = Harness::start();
+    harness
+        .configs
+        .send(LogWatchConfig {
+            files: vec![watched(&path, &[("errors", "ERROR")], Some(position))],
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        data(&harness.matches(1).await),
+        vec![("ERROR written while down".to_string(), 2)]
+    );
+    harness.wait_caught_up().await;
+    harness.stop().await;
+}
+
+#[tokio::test]
+async fn resuming_after_a_rotation_while_down_finishes_the_rotated_file_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    fs::write(&path, "").unwrap();
+    let mut harness = Harness::start();
+    harness
+        .follow(vec![watched(&path, &[("errors", "ERROR")], None)])
+        .await;
+    append(&path, b"ERROR 1\n");
+    harness.matches(1).await;
+    let position = harness.last_position.unwrap();
+    harness.stop().await;
+
+    append(&path, b"ERROR 2 before rotation\n");
+    fs::rename(&path, dir.path().join("app.log.1")).unwrap();
+    append(&path, b"ERROR 3 in the new file\n");
+    let mut harness = Harness::start();
+    harness
+        .configs
+        .send(LogWatchConfig {
+            files: vec![watched(&path, &[("errors", "ERROR")], Some(position))],
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        data(&harness.matches(2).await),
+        vec![
+            ("ERROR 2 before rotation".to_string(), 2),
+            ("ERROR 3 in the new file".to_string(), 1)
+        ]
+    );
+    harness.wait_caught_up().await;
+    let size = fs::metadata(&path).unwrap().len();
+    harness.read_up_to(size).await;
+    harness.stop().await;
+}

@@ -1,0 +1,346 @@
+//! Crash-safe persistence in `state_dir`.
+//!
+//! - [`write_atomically`]: write, fsync, rename, fsync the folder: a reader sees the old
+//!   file or the new one, never a torn one, even after `kill -9` or a power cut. The agent's
+//!   checkpoint (offsets and alert state together) is written this way.
+//! - [`AlertHistory`]: the device's own alert log, `alerts.jsonl`, one
+//!   [`HistoryRecord`] (a Mender-shaped alert with a sequence number) per line, bounded by
+//!   size (it rotates once to `alerts.jsonl.1`). [`read_history`] reads both files back.
+//!
+//! It does not decide when to write (the agent batches checkpoints to spare SD cards) and
+//! knows nothing of what a checkpoint contains.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use monitor_wire::HistoryRecord;
+
+/// The alert history's file name in `state_dir`.
+pub const HISTORY_FILE_NAME: &str = "alerts.jsonl";
+/// Where the history goes when it outgrows its size limit (the previous one is dropped).
+pub const ROTATED_HISTORY_FILE_NAME: &str = "alerts.jsonl.1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot {action} {path}: {source}; check that the state folder exists and is writable (state_dir in monitor.yaml or MONITOR_STATE_DIR)")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: line {line}: not an alert record: {message}")]
+    Corrupt {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+}
+
+fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Replace `path` with `bytes` so that a crash at any point leaves the old or the new content.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let folder = path.parent().unwrap_or(Path::new("."));
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
+    let mut file = File::create(&temporary).map_err(io_error("create", &temporary))?;
+    file.write_all(bytes)
+        .map_err(io_error("write", &temporary))?;
+    file.sync_all().map_err(io_error("sync", &temporary))?;
+    drop(file);
+    fs::rename(&temporary, path).map_err(io_error("replace", path))?;
+    sync_folder(folder)
+}
+
+fn sync_folder(folder: &Path) -> Result<(), StoreError> {
+    File::open(folder)
+        .and_then(|folder| folder.sync_all())
+        .map_err(io_error("sync", folder))
+}
+
+/// Read a whole file, or `None` when it does not exist.
+pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(io_error("read", path)(error)),
+    }
+}
+
+/// The append side of the alert history.
+#[derive(Debug)]
+pub struct AlertHistory {
+    path: PathBuf,
+    rotated_path: PathBuf,
+    file: File,
+    size: u64,
+    max_bytes: u64,
+    last_seq: Option<u64>,
+}
+
+impl AlertHistory {
+    /// Open (or create) `state_dir/alerts.jsonl` for appending.
+    ///
+    /// A last line torn by a crash mid-write was never acknowledged: it is cut off.
+    pub fn open(state_dir: &Path, max_bytes: u64) -> Result<AlertHistory, StoreError> {
+        let path = state_dir.join(HISTORY_FILE_NAME);
+        let rotated_path = state_dir.join(ROTATED_HISTORY_FILE_NAME);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(io_error("open", &path))?;
+        let size = cut_torn_tail(&mut file, &path)?;
+        let last_seq = match last_record(&path)? {
+            Some(record) => Some(record.seq),
+            None => last_record(&rotated_path)?.map(|record| record.seq),
+        };
+        Ok(AlertHistory {
+            path,
+            rotated_path,
+            file,
+            size,
+            max_bytes,
+            last_seq,
+        })
+    }
+
+    /// The sequence number of the newest record, if any.
+    pub fn last_seq(&self) -> Option<u64> {
+        self.last_seq
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Append records and make them durable before returning.
+    pub fn append(&mut self, records: &[HistoryRecord]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut lines = Vec::new();
+        for record in records {
+            // Serializing plain structs into a Vec cannot fail.
+            serde_json::to_writer(&mut lines, record).map_err(|error| StoreError::Corrupt {
+                path: self.path.clone(),
+                line: 0,
+                message: error.to_string(),
+            })?;
+            lines.push(b'\n');
+        }
+        if self.size > 0 && self.size + lines.len() as u64 > self.max_bytes {
+            self.rotate()?;
+        }
+        self.file
+            .write_all(&lines)
+            .map_err(io_error("append to", &self.path))?;
+        self.file
+            .sync_data()
+            .map_err(io_error("sync", &self.path))?;
+        self.size += lines.len() as u64;
+        self.last_seq = records.last().map(|record| record.seq);
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> Result<(), StoreError> {
+        fs::rename(&self.path, &self.rotated_path).map_err(io_error("rotate", &self.path))?;
+        self.file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&self.path)
+            .map_err(io_error("create", &self.path))?;
+        self.size = 0;
+        sync_folder(self.path.parent().unwrap_or(Path::new(".")))
+    }
+}
+
+fn cut_torn_tail(file: &mut File, path: &Path) -> Result<u64, StoreError> {
+    let size = file.metadata().map_err(io_error("inspect", path))?.len();
+    if size == 0 {
+        return Ok(0);
+    }
+    let tail_length = size.min(64 * 1024);
+    let mut tail = vec![0; tail_length as usize];
+    file.seek(SeekFrom::Start(size - tail_length))
+        .and_then(|_| file.read_exact(&mut tail))
+        .map_err(io_error("read", path))?;
+    if tail.last() == Some(&b'\n') {
+        return Ok(size);
+    }
+    let keep = match tail.iter().rposition(|byte| *byte == b'\n') {
+        Some(index) => size - tail_length + index as u64 + 1,
+        None if tail_length == size => 0,
+        None => size - tail_length,
+    };
+    tracing::warn!(path = %path.display(), bytes = size - keep, "dropped an unfinished last alert record left by a crash");
+    file.set_len(keep).map_err(io_error("repair", path))?;
+    Ok(keep)
+}
+
+fn last_record(path: &Path) -> Result<Option<HistoryRecord>, StoreError> {
+    let records = read_records(path)?;
+    Ok(records.into_iter().last())
+}
+
+fn read_records(path: &Path) -> Result<Vec<HistoryRecord>, StoreError> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(io_error("open", path)(error)),
+    };
+    let mut records = Vec::new();
+    for (index, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(io_error("read", path))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<HistoryRecord>(&line) {
+            Ok(record) => records.push(record),
+            // A torn last line is repaired at the next open; skip it when reading meanwhile.
+            Err(error) if error.is_eof() => continue,
+            Err(error) => {
+                return Err(StoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    line: index + 1,
+                    message: error.to_string(),
+                })
+            }
+        }
+    }
+    Ok(records)
+}
+
+/// Every record in the history, oldest first (the rotated file, then the current one).
+pub fn read_history(state_dir: &Path) -> Result<Vec<HistoryRecord>, StoreError> {
+    let mut records = read_records(&state_dir.join(ROTATED_HISTORY_FILE_NAME))?;
+    records.extend(read_records(&state_dir.join(HISTORY_FILE_NAME))?);
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use monitor_wire::{Alert, CheckId, Details, Level, Subject, Subsystem, Timestamp};
+    use std::time::UNIX_EPOCH;
+
+    fn record(seq: u64) -> HistoryRecord {
+        HistoryRecord {
+            seq,
+            check: CheckId::new(Subsystem::Log, "app"),
+            alert: Alert {
+                name: "Log file contains ERROR".into(),
+                level: if seq % 2 == 1 {
+                    Level::Critical
+                } else {
+                    Level::Ok
+                },
+                timestamp: Timestamp(UNIX_EPOCH),
+                subject: Subject {
+                    name: "app".into(),
+                    kind: "log".into(),
+                    status: "LOGCONTAINS".into(),
+                    details: Details::default(),
+                },
+            },
+        }
+    }
+
+    #[test]
+    fn appended_records_read_back_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut history = AlertHistory::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(history.last_seq(), None);
+        history.append(&[record(1), record(2)]).unwrap();
+        drop(history);
+        let mut history = AlertHistory::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(history.last_seq(), Some(2));
+        history.append(&[record(3)]).unwrap();
+        let seqs: Vec<u64> = read_history(dir.path())
+            .unwrap()
+            .iter()
+            .map(|record| record.seq)
+            .collect();
+        assert_eq!(seqs, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn a_full_history_rotates_once_and_keeps_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let line_length = serde_json::to_string(&record(1)).unwrap().len() as u64 + 1;
+        let mut history = AlertHistory::open(dir.path(), line_length * 3).unwrap();
+        for seq in 1..=10 {
+            history.append(&[record(seq)]).unwrap();
+        }
+        let seqs: Vec<u64> = read_history(dir.path())
+            .unwrap()
+            .iter()
+            .map(|record| record.seq)
+            .collect();
+        // The newest records, without a gap: the current file and the one rotated before it.
+        assert!(seqs.len() >= 3 && seqs.len() < 10, "{seqs:?}");
+        assert_eq!(seqs, ((11 - seqs.len() as u64)..=10).collect::<Vec<_>>());
+        let size = fs::metadata(dir.path().join(HISTORY_FILE_NAME))
+            .unwrap()
+            .len();
+        assert!(size <= line_length * 3);
+        assert_eq!(
+            AlertHistory::open(dir.path(), 100).unwrap().last_seq(),
+            Some(10)
+        );
+    }
+
+    #[test]
+    fn a_record_torn_by_a_crash_is_cut_off_at_the_next_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut history = AlertHistory::open(dir.path(), 1 << 20).unwrap();
+        history.append(&[record(1)]).unwrap();
+        drop(history);
+        let path = dir.path().join(HISTORY_FILE_NAME);
+        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        file.write_all(br#"{"seq":2,"check":{"subsys"#).unwrap();
+        assert_eq!(read_history(dir.path()).unwrap().len(), 1);
+        let mut history = AlertHistory::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(history.last_seq(), Some(1));
+        history.append(&[record(2)]).unwrap();
+        let seqs: Vec<u64> = read_history(dir.path())
+            .unwrap()
+            .iter()
+            .map(|record| record.seq)
+            .collect();
+        assert_eq!(seqs, vec![1, 2]);
+    }
+
+    #[test]
+    fn atomic_writes_replace_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("checkpoint.json");
+        assert_eq!(read_optional(&path).unwrap(), None);
+        write_atomically(&path, b"first").unwrap();
+        write_atomically(&path, b"second").unwrap();
+        assert_eq!(read_optional(&path).unwrap().unwrap(), b"second");
+        assert!(!dir.path().join("checkpoint.json.tmp").exists());
+    }
+
+    #[test]
+    fn an_unwritable_state_folder_says_what_to_fix() {
+        let error = write_atomically(Path::new("/proc/nope/checkpoint.json"), b"x").unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.starts_with("cannot create /proc/nope/checkpoint.json.tmp: "),
+            "{message}"
+        );
+        assert!(message.ends_with("check that the state folder exists and is writable (state_dir in monitor.yaml or MONITOR_STATE_DIR)"), "{message}");
+    }
+}

@@ -1,0 +1,110 @@
+//! The control socket protocol: `monitorctl` writes one [`Request`] as a JSON line to
+//! `runtime_dir/monitord.sock`, the agent answers with one [`Response`] line and closes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{CheckId, Timestamp};
+
+/// The socket's file name inside `runtime_dir`.
+pub const SOCKET_FILE_NAME: &str = "monitord.sock";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case")]
+pub enum Request {
+    /// The live state of every enabled check.
+    Status,
+    /// Re-read the check folders now (the agent also notices changes by itself).
+    Reload,
+    /// Clear a CRITICAL check by hand: the agent sends its OK.
+    Clear { check: CheckId },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "response", rename_all = "snake_case")]
+pub enum Response {
+    Status {
+        agent: AgentStatus,
+        checks: Vec<CheckStatus>,
+        /// Problems in check files, each naming the file and field; such checks are not watched.
+        #[serde(default)]
+        problems: Vec<String>,
+    },
+    Done,
+    Error {
+        message: String,
+    },
+}
+
+/// About the running agent itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    pub version: String,
+    pub device_id: String,
+    pub pid: u32,
+    pub started: Timestamp,
+}
+
+/// What the agent knows of one check right now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckStatus {
+    pub check: CheckId,
+    pub state: CheckState,
+    /// Since when the check is in this state, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
+    /// When a CRITICAL pattern check turns OK unless it matches again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<Timestamp>,
+    /// Why the check is not watched (`error`), or what its watcher last said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// The live state of a check, as `monitorctl list` and `status` show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckState {
+    /// Nothing observed yet.
+    Unknown,
+    Ok,
+    Critical,
+    /// A service going up and down.
+    Flapping,
+    /// The check's watcher cannot run (no such unit, no bus, a dead command ...).
+    Error,
+}
+
+impl CheckState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckState::Unknown => "unknown",
+            CheckState::Ok => "ok",
+            CheckState::Critical => "critical",
+            CheckState::Flapping => "flapping",
+            CheckState::Error => "error",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Subsystem;
+
+    #[test]
+    fn requests_are_tagged_json_lines() {
+        let request = Request::Clear {
+            check: CheckId::new(Subsystem::Log, "app"),
+        };
+        let json = serde_json::to_string(&request).unwrap();
+        assert_eq!(
+            json,
+            r#"{"request":"clear","check":{"subsystem":"log","name":"app"}}"#
+        );
+        assert_eq!(serde_json::from_str::<Request>(&json).unwrap(), request);
+        assert_eq!(
+            serde_json::to_string(&Request::Status).unwrap(),
+            r#"{"request":"status"}"#
+        );
+    }
+}

@@ -1,0 +1,531 @@
+//! `monitorctl`: manage checks (Mender's `mender-monitorctl` verbs and argument order) and
+//! look at a running agent.
+//!
+//! Exit codes: 0 on success (create, enable, disable, delete, clear and import print nothing
+//! then, as Mender's tool), 1 when the command failed (one line on stderr says why and what
+//! to do), 2 for a command line that does not parse.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use monitor::{ask_agent, FolderArgs};
+use monitor_config::{
+    import_mender, load_settings, Check, CheckDefinition, CheckDir, CheckKind, Expiration,
+    ServiceKind, Settings,
+};
+use monitor_wire::control::{CheckStatus, Request, Response};
+use monitor_wire::{CheckId, HistoryRecord, Subsystem};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "monitorctl",
+    version,
+    about = "Manage the checks of monitord and look at what it sees",
+    after_help = "Examples:\n  monitorctl create log crasher_app ERROR /root/crasher.log 5\n  monitorctl enable log crasher_app\n  monitorctl list\n  monitorctl alerts --follow\n\nCheck files live in CONFIG_DIR/available/<subsystem>_<check>.yaml; enabled checks are symlinked from CONFIG_DIR/enabled/."
+)]
+struct Args {
+    #[command(flatten)]
+    folders: FolderArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a check (disabled until `enable`)
+    #[command(subcommand)]
+    Create(Create),
+    /// Enable a check: the agent starts watching it within a second
+    #[command(after_help = "Example:\n  monitorctl enable log crasher_app")]
+    Enable { subsystem: Subsystem, check: String },
+    /// Disable a check: the agent stops watching it (a CRITICAL check sends its OK)
+    #[command(after_help = "Example:\n  monitorctl disable service crasher")]
+    Disable { subsystem: Subsystem, check: String },
+    /// Delete a check's file (and its enabled link)
+    #[command(after_help = "Example:\n  monitorctl delete log crasher_app")]
+    Delete { subsystem: Subsystem, check: String },
+    /// List every check, with its live state when the agent runs
+    #[command(after_help = "Example:\n  monitorctl list --json")]
+    List {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check monitor.yaml and every check file; print every problem at once
+    Validate,
+    /// Show the alert history (state_dir/alerts.jsonl)
+    #[command(
+        after_help = "Examples:\n  monitorctl alerts --last 20\n  monitorctl alerts --follow --json"
+    )]
+    Alerts {
+        /// Keep printing new alerts as they are recorded
+        #[arg(long, short)]
+        follow: bool,
+        /// Print JSON lines (the Mender alert with seq and check) instead of text
+        #[arg(long)]
+        json: bool,
+        /// Only the newest N alerts
+        #[arg(long, short = 'n', value_name = "N")]
+        last: Option<usize>,
+    },
+    /// Live state of every check, from the running agent
+    #[command(after_help = "Example:\n  monitorctl status")]
+    Status {
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Clear a CRITICAL pattern check by hand (sends its OK); for checks without expiration
+    #[command(after_help = "Example:\n  monitorctl clear log kernel_oops")]
+    Clear { subsystem: Subsystem, check: String },
+    /// Convert a Mender Monitor installation's check files into this agent's
+    #[command(after_help = "Example:\n  monitorctl import-mender /etc/mender-monitor/monitor.d")]
+    ImportMender {
+        /// Mender's monitor.d folder (with available/ and enabled/)
+        #[arg(default_value = "/etc/mender-monitor/monitor.d")]
+        from: PathBuf,
+    },
+    /// Print the version
+    Version,
+}
+
+#[derive(Debug, Subcommand)]
+enum Create {
+    /// A regex over a log file, or over a command's output with @command
+    #[command(
+        after_help = "Examples:\n  monitorctl create log crasher_app ERROR /root/crasher.log 5\n  monitorctl create log kernel 'Out of memory' '@journalctl -kf'"
+    )]
+    Log {
+        check: String,
+        /// Regular expression matched against each line
+        pattern: String,
+        /// Absolute path of a log file, or @command whose output is read
+        source: String,
+        /// Seconds (or 30s, 5m) without a match before the OK; 0 or never: until cleared
+        expiration: Option<Expiration>,
+    },
+    /// A systemd or SysV service (the check is named after the service)
+    #[command(after_help = "Example:\n  monitorctl create service crasher systemd")]
+    Service {
+        name: String,
+        /// systemd or sysV
+        kind: ServiceKind,
+    },
+    /// A container event from `docker events`
+    #[command(
+        after_help = "Example:\n  monitorctl create dockerevents crasher crasher-container die 15"
+    )]
+    Dockerevents {
+        check: String,
+        container: String,
+        /// die, oom, kill, restart, ...
+        action: String,
+        expiration: Option<Expiration>,
+    },
+    /// A D-Bus signal
+    #[command(
+        after_help = "Example:\n  monitorctl create dbus upower org.freedesktop.UPower '' \"type='signal'\""
+    )]
+    Dbus {
+        check: String,
+        dbus_name: String,
+        /// Regular expression matched against the signal's text; empty: every signal
+        pattern: String,
+        watch_expression: String,
+        expiration: Option<Expiration>,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("monitorctl: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let check_dir = CheckDir::new(&args.folders.config_dir);
+    match args.command {
+        Command::Create(create) => {
+            let (id, definition) = definition_of(create);
+            check_dir.create(&id, &definition)?;
+        }
+        Command::Enable { subsystem, check } => {
+            check_dir.enable(&CheckId::new(subsystem, check))?;
+            tell_agent_to_reload(&args.folders);
+        }
+        Command::Disable { subsystem, check } => {
+            check_dir.disable(&CheckId::new(subsystem, check))?;
+            tell_agent_to_reload(&args.folders);
+        }
+        Command::Delete { subsystem, check } => {
+            check_dir.delete(&CheckId::new(subsystem, check))?;
+            tell_agent_to_reload(&args.folders);
+        }
+        Command::List { json } => list(&args.folders, &check_dir, json)?,
+        Command::Validate => return validate(&args.folders, &check_dir),
+        Command::Alerts { follow, json, last } => alerts(&args.folders, follow, json, last)?,
+        Command::Status { json } => status(&args.folders, json)?,
+        Command::Clear { subsystem, check } => {
+            let settings = settings(&args.folders)?;
+            let request = Request::Clear {
+                check: CheckId::new(subsystem, check),
+            };
+            match ask_agent(&settings.runtime_dir, &request)? {
+                Some(Response::Done) => {}
+                Some(Response::Error { message }) => bail!("{message}"),
+                Some(other) => bail!("unexpected answer from monitord: {other:?}"),
+                None => bail!("{}", not_running(&settings)),
+            }
+        }
+        Command::ImportMender { from } => {
+            let report = import_mender(&from, &check_dir)?;
+            for imported in &report.imported {
+                let state = if imported.enabled {
+                    "enabled"
+                } else {
+                    "disabled"
+                };
+                println!(
+                    "imported {} ({state}) to {}",
+                    imported.id,
+                    imported.file.display()
+                );
+            }
+            for skipped in &report.skipped {
+                println!(
+                    "skipped {}: {} exists already",
+                    skipped.id,
+                    skipped.existing.display()
+                );
+            }
+            for problem in &report.problems {
+                eprintln!("{problem}");
+            }
+            if !report.problems.is_empty() {
+                tell_agent_to_reload(&args.folders);
+                return Ok(ExitCode::from(1));
+            }
+            tell_agent_to_reload(&args.folders);
+        }
+        Command::Version => println!("monitorctl {}", env!("CARGO_PKG_VERSION")),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn definition_of(create: Create) -> (CheckId, CheckDefinition) {
+    match create {
+        Create::Log {
+            check,
+            pattern,
+            source,
+            expiration,
+        } => (
+            CheckId::new(Subsystem::Log, check),
+            CheckDefinition::log(pattern, &source, expiration),
+        ),
+        Create::Service { name, kind } => (
+            CheckId::new(Subsystem::Service, name.clone()),
+            CheckDefinition::service(name, kind),
+        ),
+        Create::Dockerevents {
+            check,
+            container,
+            action,
+            expiration,
+        } => (
+            CheckId::new(Subsystem::Dockerevents, check),
+            CheckDefinition::docker_events(&container, &action, expiration),
+        ),
+        Create::Dbus {
+            check,
+            dbus_name,
+            pattern,
+            watch_expression,
+            expiration,
+        } => (
+            CheckId::new(Subsystem::Dbus, check),
+            CheckDefinition::dbus(dbus_name, pattern, watch_expression, expiration),
+        ),
+    }
+}
+
+fn settings(folders: &FolderArgs) -> anyhow::Result<Settings> {
+    let mut settings = load_settings(&folders.config_dir).map_err(|problems| {
+        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("{}", list.join("\n"))
+    })?;
+    folders.apply(&mut settings);
+    Ok(settings)
+}
+
+fn not_running(settings: &Settings) -> String {
+    format!(
+        "monitord is not running (no control socket at {}); start it, e.g. systemctl start monitord",
+        monitor::socket_path(&settings.runtime_dir).display()
+    )
+}
+
+/// The agent also notices file changes by itself; this only makes it immediate.
+fn tell_agent_to_reload(folders: &FolderArgs) {
+    if let Ok(settings) = settings(folders) {
+        let _ = ask_agent(&settings.runtime_dir, &Request::Reload);
+    }
+}
+
+fn live_states(folders: &FolderArgs) -> HashMap<CheckId, CheckStatus> {
+    let Ok(settings) = settings(folders) else {
+        return HashMap::new();
+    };
+    match ask_agent(&settings.runtime_dir, &Request::Status) {
+        Ok(Some(Response::Status { checks, .. })) => checks
+            .into_iter()
+            .map(|status| (status.check.clone(), status))
+            .collect(),
+        _ => HashMap::new(),
+    }
+}
+
+fn source_of(check: &Check) -> String {
+    match &check.kind {
+        CheckKind::Log(log) => log.source.to_string(),
+        CheckKind::Service(service) => {
+            format!("{} ({})", service.unit_name(), service.kind.as_str())
+        }
+        CheckKind::Dbus(dbus) => format!("{} {}", dbus.bus_name, dbus.watch_expression),
+    }
+}
+
+fn list(folders: &FolderArgs, check_dir: &CheckDir, json: bool) -> anyhow::Result<()> {
+    let loaded = check_dir.load();
+    for problem in &loaded.problems {
+        eprintln!("warning: {problem}");
+    }
+    let live = live_states(folders);
+    if json {
+        let rows: Vec<serde_json::Value> = loaded
+            .checks
+            .iter()
+            .map(|check| {
+                serde_json::json!({
+                    "subsystem": check.id.subsystem,
+                    "check": check.id.name,
+                    "enabled": check.enabled,
+                    "source": source_of(check),
+                    "file": check.file,
+                    "state": live.get(&check.id).map(|status| status.state),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    let mut rows = vec![[
+        "SUBSYSTEM".to_string(),
+        "CHECK".into(),
+        "ENABLED".into(),
+        "STATE".into(),
+        "SOURCE".into(),
+    ]];
+    for check in &loaded.checks {
+        rows.push([
+            check.id.subsystem.to_string(),
+            check.id.name.clone(),
+            if check.enabled { "yes" } else { "no" }.into(),
+            live.get(&check.id)
+                .map_or("-", |status| status.state.as_str())
+                .into(),
+            source_of(check),
+        ]);
+    }
+    print_table(&rows);
+    Ok(())
+}
+
+fn print_table<const N: usize>(rows: &[[String; N]]) {
+    let mut widths = [0; N];
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    for row in rows {
+        let mut line = String::new();
+        for (index, (cell, width)) in row.iter().zip(widths).enumerate() {
+            if index + 1 == N {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        println!("{}", line.trim_end());
+    }
+}
+
+fn validate(folders: &FolderArgs, check_dir: &CheckDir) -> anyhow::Result<ExitCode> {
+    let mut problems: Vec<String> = Vec::new();
+    if let Err(settings_problems) = load_settings(&folders.config_dir) {
+        problems.extend(settings_problems.iter().map(ToString::to_string));
+    }
+    let loaded = check_dir.load();
+    problems.extend(loaded.problems.iter().map(ToString::to_string));
+    if problems.is_empty() {
+        let enabled = loaded.checks.iter().filter(|check| check.enabled).count();
+        println!(
+            "{} checks ({enabled} enabled), no problems",
+            loaded.checks.len()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    for problem in &problems {
+        eprintln!("{problem}");
+    }
+    eprintln!(
+        "{} problem{} found",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    Ok(ExitCode::from(1))
+}
+
+fn status(folders: &FolderArgs, json: bool) -> anyhow::Result<()> {
+    let settings = settings(folders)?;
+    let response = ask_agent(&settings.runtime_dir, &Request::Status)?;
+    let Some(Response::Status {
+        agent,
+        checks,
+        problems,
+    }) = response
+    else {
+        match response {
+            Some(Response::Error { message }) => bail!("{message}"),
+            Some(other) => bail!("unexpected answer from monitord: {other:?}"),
+            None => bail!("{}", not_running(&settings)),
+        }
+    };
+    if json {
+        let value = serde_json::json!({ "agent": agent, "checks": checks, "problems": problems });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    println!(
+        "monitord {} on {} (pid {}, since {})",
+        agent.version, agent.device_id, agent.pid, agent.started
+    );
+    let mut rows = vec![[
+        "CHECK".to_string(),
+        "STATE".into(),
+        "SINCE".into(),
+        "DETAIL".into(),
+    ]];
+    for check in &checks {
+        let mut detail = check.detail.clone().unwrap_or_default();
+        if let Some(expires) = check.expires {
+            detail = format!("OK at {expires} unless it matches again; {detail}");
+        }
+        rows.push([
+            check.check.to_string(),
+            check.state.as_str().into(),
+            check.since.map_or("-".into(), |since| since.to_string()),
+            detail,
+        ]);
+    }
+    print_table(&rows);
+    for problem in &problems {
+        println!("problem: {problem}");
+    }
+    Ok(())
+}
+
+fn alerts(
+    folders: &FolderArgs,
+    follow: bool,
+    json: bool,
+    last: Option<usize>,
+) -> anyhow::Result<()> {
+    let settings = settings(folders)?;
+    let state_dir = settings.state_dir;
+    let records = monitor_store::read_history(&state_dir)?;
+    let skip = last.map_or(0, |last| records.len().saturating_sub(last));
+    let mut newest = records.last().map_or(0, |record| record.seq);
+    let mut stdout = std::io::stdout().lock();
+    for record in &records[skip..] {
+        print_record(&mut stdout, record, json)?;
+    }
+    if !follow {
+        return Ok(());
+    }
+    stdout.flush()?;
+    follow_history(&state_dir, |record| {
+        if record.seq > newest {
+            newest = record.seq;
+            print_record(&mut stdout, record, json)?;
+            stdout.flush()?;
+        }
+        Ok(())
+    })
+}
+
+fn follow_history(
+    state_dir: &Path,
+    mut each: impl FnMut(&HistoryRecord) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    use notify::Watcher;
+    std::fs::create_dir_all(state_dir)
+        .with_context(|| format!("cannot create {}", state_dir.display()))?;
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let mut watcher = notify::recommended_watcher(move |event| {
+        let _ = sender.send(event);
+    })?;
+    watcher
+        .watch(state_dir, notify::RecursiveMode::NonRecursive)
+        .with_context(|| format!("cannot watch {}", state_dir.display()))?;
+    // Catch what was appended between the first read and the watch.
+    loop {
+        for record in monitor_store::read_history(state_dir)? {
+            each(&record)?;
+        }
+        let _ = receiver.recv()?;
+        while receiver.try_recv().is_ok() {}
+    }
+}
+
+fn print_record(out: &mut impl Write, record: &HistoryRecord, json: bool) -> anyhow::Result<()> {
+    if json {
+        serde_json::to_writer(&mut *out, record)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let alert = &record.alert;
+    let mut line = format!(
+        "{}  {:<8}  {}  {}",
+        alert.timestamp,
+        alert.level.to_string(),
+        record.check,
+        alert.name
+    );
+    if let Some(matching) = &alert.subject.details.line_matching {
+        line.push_str(&format!(
+            "  (line {}: {})",
+            matching.line_number, matching.data
+        ));
+    } else if let Some(reason) = alert
+        .subject
+        .details
+        .fields
+        .get("reason")
+        .and_then(|reason| reason.as_str())
+    {
+        line.push_str(&format!("  ({reason})"));
+    }
+    writeln!(out, "{line}")?;
+    Ok(())
+}

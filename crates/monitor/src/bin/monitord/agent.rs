@@ -1,0 +1,490 @@
+//! The agent's loop: wires the watchers to the engine and the engine to the store.
+//!
+//! Everything that changes state happens on this one task, in the order events arrive, so
+//! offsets, engine state and the alert history always agree. It sleeps until something
+//! happens: a watcher event, a config change, a control request, the engine's next
+//! deadline, or a batched checkpoint.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use monitor::FolderArgs;
+use monitor_config::{load_settings, CheckDir, Settings};
+use monitor_engine::{Emitted, Engine, EngineSettings, Observation};
+use monitor_logwatch::{FilePosition, LogEvent, LogMatch, LogWatchConfig, WatchedFile};
+use monitor_store::AlertHistory;
+use monitor_wire::control::{AgentStatus, CheckState, CheckStatus, Request, Response};
+use monitor_wire::{Details, HistoryRecord, Timestamp};
+use notify::Watcher;
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::checkpoint::{self, Checkpoint};
+use crate::control::{self, ControlRequest};
+use crate::plan::{plan, Plan};
+
+/// Offsets and extended expiries are saved this long after they change, in one write.
+const CHECKPOINT_DELAY: Duration = Duration::from_secs(1);
+/// Edits to check files settle for this long before they are read (an editor's
+/// write-then-rename, `monitorctl create` then `enable`).
+const RELOAD_DELAY: Duration = Duration::from_millis(50);
+/// How long the watchers get to finish after shutdown begins.
+const STOP_DEADLINE: Duration = Duration::from_secs(5);
+
+pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let config_dir = folders.config_dir.clone();
+    let mut settings = load_settings(&config_dir).map_err(|problems| {
+        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("{}", list.join("\n"))
+    })?;
+    folders.apply(&mut settings);
+    for folder in [&settings.state_dir, &settings.runtime_dir] {
+        std::fs::create_dir_all(folder).with_context(|| {
+            format!(
+                "cannot create {}; create it or point the agent elsewhere",
+                folder.display()
+            )
+        })?;
+    }
+    let check_dir = CheckDir::new(&config_dir);
+    for folder in [check_dir.available_dir(), check_dir.enabled_dir()] {
+        if let Err(error) = std::fs::create_dir_all(&folder) {
+            tracing::warn!(folder = %folder.display(), %error, "cannot create the check folder");
+        }
+    }
+
+    let socket_path = monitor::socket_path(&settings.runtime_dir);
+    let listener = control::bind(&socket_path)?;
+    let mut history = AlertHistory::open(&settings.state_dir, settings.alert_history_max_bytes)?;
+    let checkpoint = checkpoint::load(&settings.state_dir)?;
+    recover_recent_alerts(&mut history, &checkpoint)?;
+    let engine_settings = engine_settings(&settings);
+    let engine = match checkpoint.engine {
+        Some(snapshot) => Engine::restore(engine_settings, snapshot),
+        None => Engine::new(engine_settings),
+    };
+
+    let tasks = CancellationToken::new();
+    let (log_configs, log_config_receiver) = mpsc::channel(4);
+    // Bounded: a slow loop makes the log watcher wait, and the data waits in the files.
+    let (log_event_sender, mut log_events) = mpsc::channel(256);
+    let log_watcher = tokio::spawn(monitor_logwatch::run(
+        log_config_receiver,
+        log_event_sender,
+        tasks.clone(),
+    ));
+    let (request_sender, mut requests) = mpsc::channel::<ControlRequest>(16);
+    let control_server = tokio::spawn(control::serve(
+        listener,
+        socket_path.clone(),
+        request_sender,
+        tasks.clone(),
+    ));
+    let config_changed = Arc::new(Notify::new());
+    let _config_watcher = watch_config(&config_dir, config_changed.clone());
+
+    let mut agent = Agent {
+        device_id: settings.device_id.clone().unwrap_or_else(hostname),
+        folders,
+        settings,
+        check_dir,
+        engine,
+        plan: Plan::default(),
+        positions: checkpoint.positions,
+        next_seq: history.last_seq().map_or(1, |seq| seq + 1),
+        history,
+        recent_alerts: checkpoint.recent_alerts,
+        checkpoint_due: None,
+        caught_up: false,
+        log_configs,
+        started: Timestamp::now(),
+    };
+    agent.reload().await;
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        config_dir = %config_dir.display(),
+        state_dir = %agent.settings.state_dir.display(),
+        socket = %socket_path.display(),
+        checks = agent.plan.enabled.len(),
+        "monitord started"
+    );
+
+    let mut reload_at: Option<Instant> = None;
+    loop {
+        let engine_wake = if agent.caught_up {
+            agent.engine.next_deadline().map(instant_of)
+        } else {
+            None
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            Some(event) = log_events.recv() => agent.on_log_event(event),
+            Some((request, reply)) = requests.recv() => {
+                let response = agent.on_request(request).await;
+                let _ = reply.send(response);
+            }
+            _ = config_changed.notified() => {
+                reload_at.get_or_insert_with(|| Instant::now() + RELOAD_DELAY);
+            }
+            _ = sleep_until(reload_at) => {
+                reload_at = None;
+                agent.reload().await;
+            }
+            _ = sleep_until(engine_wake) => {
+                let emitted = agent.engine.advance(SystemTime::now());
+                agent.emit(emitted);
+            }
+            _ = sleep_until(agent.checkpoint_due) => agent.save_checkpoint(),
+        }
+    }
+
+    // Stop the watchers, take what they already sent, then persist. No alerts are made
+    // because of the shutdown itself.
+    tasks.cancel();
+    let _ = tokio::time::timeout(STOP_DEADLINE, async {
+        let _ = log_watcher.await;
+        let _ = control_server.await;
+    })
+    .await;
+    while let Ok(event) = log_events.try_recv() {
+        agent.on_log_event(event);
+    }
+    agent.save_checkpoint();
+    tracing::info!("monitord stopped");
+    Ok(())
+}
+
+struct Agent {
+    folders: FolderArgs,
+    settings: Settings,
+    device_id: String,
+    check_dir: CheckDir,
+    engine: Engine,
+    plan: Plan,
+    positions: BTreeMap<PathBuf, FilePosition>,
+    history: AlertHistory,
+    next_seq: u64,
+    recent_alerts: Vec<HistoryRecord>,
+    checkpoint_due: Option<Instant>,
+    /// The log watcher has read what was written while the agent was down; until then
+    /// expiries wait, so a match written meanwhile extends a CRITICAL instead of an OK and
+    /// a new CRITICAL being sent.
+    caught_up: bool,
+    log_configs: mpsc::Sender<LogWatchConfig>,
+    started: Timestamp,
+}
+
+impl Agent {
+    /// Read settings and checks again and bring the engine and the watchers in line.
+    async fn reload(&mut self) {
+        match load_settings(&self.folders.config_dir) {
+            Ok(mut settings) => {
+                self.folders.apply(&mut settings);
+                if settings.state_dir != self.settings.state_dir
+                    || settings.runtime_dir != self.settings.runtime_dir
+                {
+                    tracing::warn!(
+                        "state_dir and runtime_dir changes take effect when monitord restarts"
+                    );
+                    settings.state_dir = self.settings.state_dir.clone();
+                    settings.runtime_dir = self.settings.runtime_dir.clone();
+                }
+                self.engine.set_settings(engine_settings(&settings));
+                self.settings = settings;
+            }
+            Err(problems) => {
+                for problem in problems {
+                    tracing::error!("{problem}; keeping the previous settings");
+                }
+            }
+        }
+        let plan = plan(&self.settings, self.check_dir.load());
+        let known: HashSet<&String> = self.plan.problems.iter().collect();
+        for problem in plan
+            .problems
+            .iter()
+            .filter(|problem| !known.contains(problem))
+        {
+            tracing::error!("{problem}; this check is not watched until the file is fixed");
+        }
+
+        let now = SystemTime::now();
+        let mut emitted = Vec::new();
+        for (id, spec) in &plan.engine_checks {
+            emitted.extend(self.engine.configure(id.clone(), spec.clone(), now));
+        }
+        let wanted: HashSet<_> = plan
+            .engine_checks
+            .iter()
+            .map(|(id, _)| id.clone())
+            .collect();
+        let removed: Vec<_> = self
+            .engine
+            .check_ids()
+            .filter(|id| !wanted.contains(*id))
+            .cloned()
+            .collect();
+        for id in removed {
+            emitted.extend(self.engine.remove(&id, now));
+        }
+
+        self.positions
+            .retain(|path, _| plan.log_files.contains_key(path));
+        let files = plan
+            .log_files
+            .iter()
+            .map(|(path, checks)| WatchedFile {
+                path: path.clone(),
+                checks: checks.clone(),
+                resume: self.positions.get(path).copied(),
+            })
+            .collect();
+        if self
+            .log_configs
+            .send(LogWatchConfig { files })
+            .await
+            .is_err()
+        {
+            tracing::error!(
+                "the log watcher stopped; log checks are not watched until monitord restarts"
+            );
+        }
+        self.plan = plan;
+        self.emit(emitted);
+        self.schedule_checkpoint();
+    }
+
+    fn on_log_event(&mut self, event: LogEvent) {
+        match event {
+            LogEvent::CaughtUp => {
+                if !self.caught_up {
+                    tracing::debug!("log files caught up");
+                }
+                self.caught_up = true;
+            }
+            LogEvent::Read {
+                path,
+                position,
+                matches,
+            } => {
+                if let Some(position) = position {
+                    self.positions.insert(path.clone(), position);
+                    self.schedule_checkpoint();
+                }
+                let now = SystemTime::now();
+                let mut emitted = Vec::new();
+                for found in matches {
+                    let check = found.check.clone();
+                    let details = self.match_details(&path, found);
+                    emitted.extend(self.engine.observe(
+                        &check,
+                        Observation::Matched { details },
+                        now,
+                    ));
+                }
+                self.emit(emitted);
+            }
+        }
+    }
+
+    fn match_details(&self, path: &std::path::Path, found: LogMatch) -> Details {
+        let mut details = Details {
+            description: None,
+            line_matching: Some(found.line),
+            lines_before: found.before,
+            lines_after: found.after,
+            fields: Default::default(),
+        };
+        details
+            .fields
+            .insert("path".into(), path.display().to_string().into());
+        let template = self
+            .plan
+            .log_checks
+            .get(&found.check)
+            .and_then(|extras| extras.details_template.as_ref());
+        if let (Some(template), Some(line)) = (template, &details.line_matching) {
+            details.fields.insert(
+                "message".into(),
+                template.replace("%line_matching", &line.data).into(),
+            );
+        }
+        details
+    }
+
+    async fn on_request(&mut self, request: Request) -> Response {
+        match request {
+            Request::Status => Response::Status {
+                agent: AgentStatus {
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    device_id: self.device_id.clone(),
+                    pid: std::process::id(),
+                    started: self.started,
+                },
+                checks: self.check_statuses(),
+                problems: self.plan.problems.clone(),
+            },
+            Request::Reload => {
+                self.reload().await;
+                Response::Done
+            }
+            Request::Clear { check } => {
+                if self.engine.view(&check).is_none() || self.plan.unwatched.contains_key(&check) {
+                    return Response::Error {
+                        message: format!(
+                            "no watched check \"{check}\" is enabled; see monitorctl list"
+                        ),
+                    };
+                }
+                let emitted = self
+                    .engine
+                    .observe(&check, Observation::Clear, SystemTime::now());
+                self.emit(emitted);
+                Response::Done
+            }
+        }
+    }
+
+    fn check_statuses(&self) -> Vec<CheckStatus> {
+        self.plan
+            .enabled
+            .iter()
+            .map(|id| {
+                let view = self.engine.view(id);
+                let unwatched = self.plan.unwatched.get(id);
+                CheckStatus {
+                    check: id.clone(),
+                    state: match (&view, unwatched) {
+                        (_, Some(_)) => CheckState::Unknown,
+                        (Some(view), None) => view.state,
+                        (None, None) => CheckState::Unknown,
+                    },
+                    since: view.as_ref().and_then(|view| view.since).map(Timestamp),
+                    expires: view.as_ref().and_then(|view| view.expires).map(Timestamp),
+                    detail: unwatched.cloned().or_else(|| {
+                        self.plan
+                            .log_checks
+                            .get(id)
+                            .map(|extras| format!("following {}", extras.path.display()))
+                    }),
+                }
+            })
+            .collect()
+    }
+
+    /// Record alerts: checkpoint first (so a crash cannot make them twice), then history.
+    fn emit(&mut self, emitted: Vec<Emitted>) {
+        if emitted.is_empty() {
+            return;
+        }
+        let records: Vec<HistoryRecord> = emitted
+            .into_iter()
+            .map(|Emitted { check, alert }| {
+                let seq = self.next_seq;
+                self.next_seq += 1;
+                tracing::info!(seq, check = %check, level = %alert.level, name = %alert.name, "alert");
+                HistoryRecord { seq, check, alert }
+            })
+            .collect();
+        self.recent_alerts = records.clone();
+        self.save_checkpoint();
+        if let Err(error) = self.history.append(&records) {
+            tracing::error!("{error:#}");
+        }
+    }
+
+    fn schedule_checkpoint(&mut self) {
+        self.checkpoint_due
+            .get_or_insert_with(|| Instant::now() + CHECKPOINT_DELAY);
+    }
+
+    fn save_checkpoint(&mut self) {
+        self.checkpoint_due = None;
+        let checkpoint = Checkpoint {
+            positions: self.positions.clone(),
+            engine: Some(self.engine.snapshot()),
+            recent_alerts: self.recent_alerts.clone(),
+            ..Checkpoint::default()
+        };
+        if let Err(error) = checkpoint::save(&self.settings.state_dir, &checkpoint) {
+            tracing::error!("{error:#}");
+        }
+    }
+}
+
+/// Alerts the last run recorded in its checkpoint but did not get into the history.
+fn recover_recent_alerts(
+    history: &mut AlertHistory,
+    checkpoint: &Checkpoint,
+) -> anyhow::Result<()> {
+    let last = history.last_seq().unwrap_or(0);
+    let missing: Vec<HistoryRecord> = checkpoint
+        .recent_alerts
+        .iter()
+        .filter(|record| record.seq > last)
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        tracing::info!(
+            count = missing.len(),
+            "recording alerts that a crash kept from the history"
+        );
+        history.append(&missing)?;
+    }
+    Ok(())
+}
+
+fn engine_settings(settings: &Settings) -> EngineSettings {
+    EngineSettings {
+        flapping_interval: settings.flapping_interval,
+        flapping_count_threshold: settings.flapping_count_threshold,
+        alert_log_max_age: settings.alert_log_max_age,
+    }
+}
+
+/// Watch the config folder (recursively: available/ and enabled/ included).
+fn watch_config(
+    config_dir: &std::path::Path,
+    changed: Arc<Notify>,
+) -> Option<notify::RecommendedWatcher> {
+    let mut watcher = match notify::recommended_watcher(
+        move |_event: notify::Result<notify::Event>| changed.notify_one(),
+    ) {
+        Ok(watcher) => watcher,
+        Err(error) => {
+            tracing::warn!(%error, "cannot watch the config folder; changes need `monitorctl` or a restart");
+            return None;
+        }
+    };
+    if let Err(error) = watcher.watch(config_dir, notify::RecursiveMode::Recursive) {
+        tracing::warn!(folder = %config_dir.display(), %error, "cannot watch the config folder; changes need `monitorctl` or a restart");
+        return None;
+    }
+    Some(watcher)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "unknown-device".into())
+}
+
+fn instant_of(deadline: SystemTime) -> Instant {
+    Instant::now()
+        + deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or_default()
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,78 @@
+//! The agent's checkpoint: log offsets and alert state, written together so they always
+//! agree, plus the alerts of the last emission so none is lost between the checkpoint and
+//! the history.
+//!
+//! Recovery rule: a restart resumes every file where the checkpoint says and restores the
+//! engine's state as it was at that moment, so lines after the checkpoint are read again
+//! and produce exactly the alerts they produced before (none were recorded past it: an
+//! emission writes the checkpoint before the history).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use monitor_engine::Snapshot;
+use monitor_logwatch::FilePosition;
+use monitor_wire::HistoryRecord;
+use serde::{Deserialize, Serialize};
+
+pub const CHECKPOINT_FILE_NAME: &str = "checkpoint.json";
+const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub version: u32,
+    pub positions: BTreeMap<PathBuf, FilePosition>,
+    pub engine: Option<Snapshot>,
+    /// Alerts of the latest emission; appended to the history at start if it lacks them.
+    pub recent_alerts: Vec<HistoryRecord>,
+}
+
+impl Default for Checkpoint {
+    fn default() -> Self {
+        Checkpoint {
+            version: VERSION,
+            positions: BTreeMap::new(),
+            engine: None,
+            recent_alerts: Vec::new(),
+        }
+    }
+}
+
+/// Read the checkpoint; a missing one is a first start, an unreadable one is set aside.
+pub fn load(state_dir: &Path) -> anyhow::Result<Checkpoint> {
+    let path = state_dir.join(CHECKPOINT_FILE_NAME);
+    let Some(bytes) = monitor_store::read_optional(&path)? else {
+        return Ok(Checkpoint::default());
+    };
+    match serde_json::from_slice::<Checkpoint>(&bytes) {
+        Ok(checkpoint) if checkpoint.version == VERSION => Ok(checkpoint),
+        Ok(checkpoint) => set_aside(
+            &path,
+            &format!(
+                "it has version {}, this agent reads {VERSION}",
+                checkpoint.version
+            ),
+        ),
+        Err(error) => set_aside(&path, &error.to_string()),
+    }
+}
+
+fn set_aside(path: &Path, why: &str) -> anyhow::Result<Checkpoint> {
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(".unreadable");
+    std::fs::rename(path, &aside)
+        .with_context(|| format!("cannot move {} aside", path.display()))?;
+    tracing::warn!(
+        path = %path.display(),
+        kept = %PathBuf::from(&aside).display(),
+        "cannot read the checkpoint ({why}); starting without it: logs are followed from their end"
+    );
+    Ok(Checkpoint::default())
+}
+
+pub fn save(state_dir: &Path, checkpoint: &Checkpoint) -> anyhow::Result<()> {
+    let bytes = serde_json::to_vec(checkpoint).context("cannot encode the checkpoint")?;
+    monitor_store::write_atomically(&state_dir.join(CHECKPOINT_FILE_NAME), &bytes)?;
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! `monitord`: the device monitoring agent.
+//!
+//! Exit codes: 0 after a clean shutdown (SIGTERM, SIGINT), 1 when it cannot run (unreadable
+//! settings, unwritable state folder, another agent on the same runtime folder), 2 for bad
+//! command-line arguments.
+
+mod agent;
+mod checkpoint;
+mod control;
+mod plan;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use monitor::FolderArgs;
+use tokio_util::sync::CancellationToken;
+
+/// The device monitoring agent: watches log files (and, as they arrive, services, commands,
+/// containers and D-Bus signals) and raises CRITICAL / OK alerts.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    after_help = "Examples:\n  monitord --config-dir /etc/monitor\n  MONITOR_STATE_DIR=/tmp/state monitord --config-dir examples/config\n\nLog verbosity: RUST_LOG=debug monitord"
+)]
+struct Args {
+    #[command(flatten)]
+    folders: FolderArgs,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+
+    // One thread is plenty for an agent that mostly sleeps, and keeps its footprint small.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        agent::run(args.folders, shutdown).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            eprintln!("error: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot listen for SIGTERM/SIGINT; stop the agent with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!("SIGTERM received; shutting down"),
+        _ = interrupt.recv() => tracing::info!("SIGINT received; shutting down"),
+    }
+    shutdown.cancel();
+}

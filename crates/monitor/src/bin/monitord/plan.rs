@@ -1,0 +1,128 @@
+//! From validated checks to what each part of the agent needs: the engine's specs, the log
+//! watcher's files, and the checks that no watcher of this version follows yet.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use monitor_config::{Check, CheckKind, Expiration, LoadedChecks, LogCheck, LogSource, Settings};
+use monitor_engine::{CheckSpec, PatternCheck, ServiceCheck};
+use monitor_logwatch::PatternSpec;
+use monitor_wire::CheckId;
+
+/// Everything the enabled checks ask of the agent.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub engine_checks: Vec<(CheckId, CheckSpec)>,
+    /// Followed files and the patterns read from each (one read serves every check on it).
+    pub log_files: BTreeMap<PathBuf, Vec<PatternSpec>>,
+    /// Per log check: the file it reads and its `alert.details` template, if any.
+    pub log_checks: HashMap<CheckId, LogCheckExtras>,
+    /// Enabled checks that are not watched, and why.
+    pub unwatched: BTreeMap<CheckId, String>,
+    /// Every enabled check, for status.
+    pub enabled: Vec<CheckId>,
+    /// Problems in check files, as users should read them.
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogCheckExtras {
+    pub path: PathBuf,
+    pub details_template: Option<String>,
+}
+
+pub fn plan(settings: &Settings, loaded: LoadedChecks) -> Plan {
+    let mut plan = Plan {
+        problems: loaded.problems.iter().map(ToString::to_string).collect(),
+        ..Plan::default()
+    };
+    for check in loaded.checks.into_iter().filter(|check| check.enabled) {
+        plan.enabled.push(check.id.clone());
+        add_check(&mut plan, settings, check);
+    }
+    plan
+}
+
+fn add_check(plan: &mut Plan, settings: &Settings, check: Check) {
+    let id = check.id;
+    match check.kind {
+        CheckKind::Log(log) => match &log.source {
+            LogSource::File(path) => {
+                plan.engine_checks.push((
+                    id.clone(),
+                    CheckSpec::Pattern(pattern_check(settings, &id, &log)),
+                ));
+                plan.log_files
+                    .entry(path.clone())
+                    .or_default()
+                    .push(PatternSpec {
+                        check: id.clone(),
+                        regex: log.regex.clone(),
+                        lines_before: log.lines_before.unwrap_or(settings.log_lines_before),
+                        lines_after: log.lines_after.unwrap_or(settings.log_lines_after),
+                    });
+                plan.log_checks.insert(
+                    id,
+                    LogCheckExtras {
+                        path: path.clone(),
+                        details_template: log.alert.details.clone(),
+                    },
+                );
+            }
+            LogSource::Command(_) => {
+                plan.unwatched.insert(
+                    id,
+                    "command output (@command) is not watched by this version yet".into(),
+                );
+            }
+        },
+        CheckKind::Service(service) => {
+            // Registered so its state is kept; the systemd watcher feeds it in a later version.
+            plan.engine_checks.push((
+                id.clone(),
+                CheckSpec::Service(ServiceCheck {
+                    service_name: service.name.clone(),
+                    subject_type: service.kind.as_str().to_lowercase(),
+                }),
+            ));
+            plan.unwatched
+                .insert(id, "services are not watched by this version yet".into());
+        }
+        CheckKind::Dbus(_) => {
+            plan.unwatched.insert(
+                id,
+                "D-Bus signals are not watched by this version yet".into(),
+            );
+        }
+    }
+}
+
+fn pattern_check(settings: &Settings, id: &CheckId, log: &LogCheck) -> PatternCheck {
+    let expiration = match log
+        .expiration
+        .unwrap_or(settings.default_log_pattern_expiration)
+    {
+        Expiration::Never => monitor_engine::Expiration::Never,
+        Expiration::After(duration) if duration == Duration::ZERO => {
+            monitor_engine::Expiration::Never
+        }
+        Expiration::After(duration) => monitor_engine::Expiration::After(duration),
+    };
+    PatternCheck {
+        alert_name: log
+            .alert
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("Log file contains {}", log.pattern)),
+        subject_name: id.name.clone(),
+        subject_type: log.alert.kind.clone().unwrap_or_else(|| "log".into()),
+        subject_status: log
+            .alert
+            .status
+            .clone()
+            .unwrap_or_else(|| "LOGCONTAINS".into()),
+        description: log.alert.description.clone(),
+        expiration,
+    }
+}
