@@ -1,1 +1,10 @@
-fn main() {}
+//! End-to-end tests of the built `monitord` and `monitorctl` binaries: real files, real
+//! child processes (the seed's crasher.py among them), real signals, the real control socket.
+//!
+//! One test binary with a small harness (`harness.rs`); every wait is for an observed event
+//! with a deadline.
+
+mod harness;
+
+mod cli;
+mod log_checks;

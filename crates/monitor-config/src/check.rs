@@ -29,7 +29,7 @@ pub enum LogSourceError {
     Empty,
     #[error("empty command after @: write the command to run, for example @journalctl -f")]
     EmptyCommand,
-    #[error("relative path \"{path}\": use an absolute path such as /var/log/{path}, or @command to read a command's output")]
+    #[error("relative path \"{path}\": use an absolute path (starting with /), or @command to read a command's output")]
     RelativePath { path: String },
 }
 
@@ -85,11 +85,7 @@ pub struct AlertOverrides {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// `subject.type`; default `log` (`docker_event` for dockerevents checks).
-    #[serde(
-        default,
-        rename = "type",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
 }
 
@@ -327,11 +323,7 @@ pub enum CheckDefinition {
 
 impl CheckDefinition {
     /// `monitorctl create log <check> <pattern> <file or @command> [expiration]`.
-    pub fn log(
-        pattern: impl Into<String>,
-        source: &str,
-        expiration: Option<Expiration>,
-    ) -> Self {
+    pub fn log(pattern: impl Into<String>, source: &str, expiration: Option<Expiration>) -> Self {
         CheckDefinition::Log(LogDefinition {
             pattern: pattern.into(),
             source: source.to_owned(),
@@ -425,8 +417,10 @@ impl CheckDefinition {
     pub fn fits(&self, subsystem: Subsystem) -> bool {
         matches!(
             (self, subsystem),
-            (CheckDefinition::Log(_), Subsystem::Log | Subsystem::Dockerevents)
-                | (CheckDefinition::Service(_), Subsystem::Service)
+            (
+                CheckDefinition::Log(_),
+                Subsystem::Log | Subsystem::Dockerevents
+            ) | (CheckDefinition::Service(_), Subsystem::Service)
                 | (CheckDefinition::Dbus(_), Subsystem::Dbus)
         )
     }
@@ -490,7 +484,10 @@ impl LogDefinition {
             ("alert.status", &self.alert.status),
             ("alert.type", &self.alert.kind),
         ] {
-            if value.as_deref().is_some_and(|value| value.trim().is_empty()) {
+            if value
+                .as_deref()
+                .is_some_and(|value| value.trim().is_empty())
+            {
                 problems.push(Problem::at_field(
                     file,
                     field,
@@ -518,7 +515,10 @@ impl ServiceDefinition {
     pub fn resolve(&self, file: &Path) -> Result<ServiceCheck, Vec<Problem>> {
         let name = self.name.trim();
         let message = if name.is_empty() {
-            Some("empty service name: write the unit, for example crasher or crasher.service".to_owned())
+            Some(
+                "empty service name: write the unit, for example crasher or crasher.service"
+                    .to_owned(),
+            )
         } else if name.contains(char::is_whitespace) || name.contains('/') {
             Some(format!(
                 "invalid service name \"{name}\": write the unit name without spaces or slashes, for example crasher.service"
@@ -689,13 +689,16 @@ mod tests {
         );
         assert_eq!(
             "app.log".parse::<LogSource>().unwrap_err().to_string(),
-            "relative path \"app.log\": use an absolute path such as /var/log/app.log, or @command to read a command's output"
+            "relative path \"app.log\": use an absolute path (starting with /), or @command to read a command's output"
         );
         assert_eq!(
             "@ ".parse::<LogSource>().unwrap_err(),
             LogSourceError::EmptyCommand
         );
-        assert_eq!(LogSource::Command("journalctl -f".into()).to_string(), "@journalctl -f");
+        assert_eq!(
+            LogSource::Command("journalctl -f".into()).to_string(),
+            "@journalctl -f"
+        );
     }
 
     #[test]
@@ -762,7 +765,10 @@ mod tests {
         assert!(check
             .regex
             .is_match(b"2024-01-01 container die 0a1b (image=nginx, name=web)"));
-        assert_eq!(check.alert.name.as_deref(), Some("Docker container web die"));
+        assert_eq!(
+            check.alert.name.as_deref(),
+            Some("Docker container web die")
+        );
         assert_eq!(
             check.alert.description.as_deref(),
             Some("Docker container web die")

@@ -308,7 +308,14 @@ mod tests {
 
     #[test]
     fn formats_in_the_shortest_form_that_parses_back() {
-        for (seconds, text) in [(0, "0s"), (30, "30s"), (300, "5m"), (5400, "1h30m"), (86_400, "1d"), (90_061, "1d1h1m1s")] {
+        for (seconds, text) in [
+            (0, "0s"),
+            (30, "30s"),
+            (300, "5m"),
+            (5400, "1h30m"),
+            (86_400, "1d"),
+            (90_061, "1d1h1m1s"),
+        ] {
             assert_eq!(format_duration(Duration::from_secs(seconds)), text);
             assert_eq!(parse_duration(text), Ok(Duration::from_secs(seconds)));
         }
@@ -318,8 +325,12 @@ mod tests {
 
     #[test]
     fn expirations_deserialize_from_integers_strings_and_never() {
-        let parse = |yaml: &str| serde_norway::from_str::<Expiration>(yaml).map_err(|e| e.to_string());
-        assert_eq!(parse("300"), Ok(Expiration::After(Duration::from_secs(300))));
+        let parse =
+            |yaml: &str| serde_norway::from_str::<Expiration>(yaml).map_err(|e| e.to_string());
+        assert_eq!(
+            parse("300"),
+            Ok(Expiration::After(Duration::from_secs(300)))
+        );
         assert_eq!(parse("5m"), Ok(Expiration::After(Duration::from_secs(300))));
         assert_eq!(parse("never"), Ok(Expiration::Never));
         assert_eq!(parse("0"), Ok(Expiration::Never));

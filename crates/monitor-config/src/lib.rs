@@ -52,4 +52,3 @@ pub use store::{
     import_mender, is_valid_check_name, CheckDir, ImportReport, ImportedCheck, LoadedChecks,
     SkippedCheck, StoreError,
 };
-

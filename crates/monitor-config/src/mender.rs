@@ -386,7 +386,10 @@ impl MenderValues<'_> {
 
     /// Parses an optional value, recording a problem (with its line) when it does not parse.
     fn parsed<T>(&mut self, key: &str, parse: impl Fn(&str) -> Result<T, String>) -> Option<T> {
-        let (value, line) = self.values.get(key).filter(|(value, _)| !value.is_empty())?;
+        let (value, line) = self
+            .values
+            .get(key)
+            .filter(|(value, _)| !value.is_empty())?;
         match parse(value) {
             Ok(parsed) => Some(parsed),
             Err(message) => {
@@ -469,7 +472,8 @@ fn service_definition(values: &mut MenderValues) -> Option<CheckDefinition> {
         ));
     }
     let kind = values.parsed("SERVICE_TYPE", |text| {
-        text.parse::<ServiceKind>().map_err(|error| error.to_string())
+        text.parse::<ServiceKind>()
+            .map_err(|error| error.to_string())
     });
     Some(CheckDefinition::Service(ServiceDefinition {
         name: name?,

@@ -84,7 +84,9 @@ pub(crate) fn nested_problems<T: DeserializeOwned>(
     file: &Path,
     prefix: &str,
 ) -> Vec<Problem> {
-    deserialize_all::<T>(value, file, prefix, &[]).err().unwrap_or_default()
+    deserialize_all::<T>(value, file, prefix, &[])
+        .err()
+        .unwrap_or_default()
 }
 
 /// Deserializes a mapping into the serde struct `T`, reporting every wrong key rather than the
@@ -129,7 +131,7 @@ pub(crate) fn deserialize_all<T: DeserializeOwned>(
     for (key, entry) in mapping {
         let Some(name) = key.as_str() else {
             problems.push(whole(format!(
-                "key {} is not text: use one of {}",
+                "keys must be names, found {}: use one of {}",
                 describe(&key),
                 fields.join(", ")
             )));
@@ -225,9 +227,10 @@ fn placeholder_for<T: DeserializeOwned>(name: &str, fields: &[&'static str]) -> 
 /// builds for each field, so that no message text is guessed.
 fn missing_field_in(error: &serde_norway::Error, fields: &[&'static str]) -> Option<&'static str> {
     let text = error.to_string();
-    fields.iter().copied().find(|field| {
-        <serde_norway::Error as de::Error>::missing_field(field).to_string() == text
-    })
+    fields
+        .iter()
+        .copied()
+        .find(|field| <serde_norway::Error as de::Error>::missing_field(field).to_string() == text)
 }
 
 fn describe(value: &Value) -> String {

@@ -55,10 +55,7 @@ fn join_problems(problems: &[Problem]) -> String {
         .join("; ")
 }
 
-fn io_error<'a>(
-    action: &'static str,
-    path: &'a Path,
-) -> impl FnOnce(io::Error) -> StoreError + 'a {
+fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
     move |error| StoreError::Io {
         action,
         path: path.to_owned(),
@@ -70,7 +67,9 @@ fn io_error<'a>(
 /// names and out of `..` and `/` tricks.
 pub fn is_valid_check_name(name: &str) -> bool {
     let mut chars = name.chars();
-    chars.next().is_some_and(|first| first.is_ascii_alphanumeric())
+    chars
+        .next()
+        .is_some_and(|first| first.is_ascii_alphanumeric())
         && chars.all(|next| next.is_ascii_alphanumeric() || matches!(next, '.' | '_' | '-'))
 }
 
@@ -87,7 +86,10 @@ fn check_name(id: &CheckId) -> Result<(), StoreError> {
 /// What a file name in `available/` or `enabled/` says.
 #[derive(Debug, PartialEq, Eq)]
 enum FileName {
-    Check { id: CheckId, format: CheckFormat },
+    Check {
+        id: CheckId,
+        format: CheckFormat,
+    },
     /// Not a check file: other extensions, editor backups, hidden and temporary files.
     Ignored,
     /// Looks like a check file but its name cannot be one; the message says how to rename it.
@@ -210,6 +212,13 @@ pub struct LoadedChecks {
     pub problems: Vec<Problem>,
 }
 
+impl LoadedChecks {
+    /// The checks that have an entry in enabled/: the ones the agent runs.
+    pub fn enabled(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|check| check.enabled)
+    }
+}
+
 /// The checks of a config directory (`/etc/monitor`): `available/` holds one file per check,
 /// `enabled/` an entry (normally a relative symlink) per enabled check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -257,16 +266,16 @@ impl CheckDir {
         let available = list(self.available_dir());
         let enabled = list(self.enabled_dir());
 
-        let mut sources: BTreeMap<CheckId, Vec<(PathBuf, CheckFormat, OsString)>> =
-            BTreeMap::new();
+        let mut sources: BTreeMap<CheckId, Vec<(PathBuf, CheckFormat, OsString)>> = BTreeMap::new();
         let all_available: BTreeSet<&OsString> = available.iter().map(|(name, _)| name).collect();
         for (name, path) in &available {
             match classify(name) {
-                FileName::Check { id, format } => sources.entry(id).or_default().push((
-                    path.clone(),
-                    format,
-                    name.clone(),
-                )),
+                FileName::Check { id, format } => {
+                    sources
+                        .entry(id)
+                        .or_default()
+                        .push((path.clone(), format, name.clone()))
+                }
                 FileName::Ignored => {}
                 FileName::Invalid(message) => problems.push(Problem::in_file(path, message)),
             }
@@ -371,7 +380,11 @@ impl CheckDir {
     /// Writes `available/<subsystem>_<check>.yaml` atomically, after validating the
     /// definition. Refuses an id that already has a file or an enabled entry. Creates
     /// available/ and enabled/ if they are missing. Does not enable the check.
-    pub fn create(&self, id: &CheckId, definition: &CheckDefinition) -> Result<PathBuf, StoreError> {
+    pub fn create(
+        &self,
+        id: &CheckId,
+        definition: &CheckDefinition,
+    ) -> Result<PathBuf, StoreError> {
         check_name(id)?;
         let file = self.available_dir().join(CheckFormat::Yaml.file_name(id));
         if !definition.fits(id.subsystem) {
@@ -449,7 +462,15 @@ impl CheckDir {
     /// Links `enabled/<file>` to `../available/<file>`. Already enabled is fine; a dangling
     /// link of the same name is replaced.
     pub fn enable(&self, id: &CheckId) -> Result<(), StoreError> {
-        let file = self.find(id)?.ok_or_else(|| self.unknown(id))?;
+        let Some(file) = self.find(id)? else {
+            // A check written by hand straight into enabled/ is enabled already.
+            for format in [CheckFormat::Yaml, CheckFormat::MenderShell] {
+                if fs::metadata(self.enabled_dir().join(format.file_name(id))).is_ok() {
+                    return Ok(());
+                }
+            }
+            return Err(self.unknown(id));
+        };
         let Some(file_name) = file.file_name() else {
             return Err(self.unknown(id));
         };

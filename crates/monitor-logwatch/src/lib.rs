@@ -66,6 +66,8 @@ pub struct WatchedFile {
 /// The whole set of files to follow; files missing from a new config are let go.
 #[derive(Debug, Clone, Default)]
 pub struct LogWatchConfig {
+    /// Echoed in [`LogEvent::CaughtUp`], so the sender knows which config is live.
+    pub generation: u64,
     pub files: Vec<WatchedFile>,
 }
 
@@ -89,8 +91,9 @@ pub enum LogEvent {
         position: Option<FilePosition>,
         matches: Vec<LogMatch>,
     },
-    /// A config was applied and every file in it read to its current end.
-    CaughtUp,
+    /// The config of this generation was applied and every file in it read to its
+    /// current end.
+    CaughtUp { generation: u64 },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,13 +149,18 @@ pub async fn run(
     let mut tails: HashMap<PathBuf, FileTail> = HashMap::new();
     let mut folders = FolderWatches::default();
     let mut dirty: HashSet<PathBuf> = HashSet::new();
-    let mut announce_caught_up = false;
+    let mut announce_caught_up: Option<u64> = None;
 
     loop {
-        if dirty.is_empty() && announce_caught_up {
-            announce_caught_up = false;
-            if events.send(LogEvent::CaughtUp).await.is_err() {
-                return Ok(());
+        if dirty.is_empty() {
+            if let Some(generation) = announce_caught_up.take() {
+                if events
+                    .send(LogEvent::CaughtUp { generation })
+                    .await
+                    .is_err()
+                {
+                    return Ok(());
+                }
             }
         }
         if dirty.is_empty() {
@@ -160,8 +168,8 @@ pub async fn run(
                 _ = shutdown.cancelled() => return Ok(()),
                 config = configs.recv() => {
                     let Some(config) = config else { return Ok(()) };
+                    announce_caught_up = Some(config.generation);
                     apply_config(config, &mut tails, &mut folders, &mut watcher, &mut dirty);
-                    announce_caught_up = true;
                 }
                 _ = wake.notified() => {}
             }

@@ -47,14 +47,20 @@ impl Harness {
     }
 
     async fn follow(&mut self, files: Vec<WatchedFile>) {
-        self.configs.send(LogWatchConfig { files }).await.unwrap();
+        self.configs
+            .send(LogWatchConfig {
+                generation: 1,
+                files,
+            })
+            .await
+            .unwrap();
         self.wait_caught_up().await;
     }
 
     async fn wait_caught_up(&mut self) {
         loop {
             match self.next_event().await {
-                LogEvent::CaughtUp => return,
+                LogEvent::CaughtUp { .. } => return,
                 LogEvent::Read { .. } => {}
             }
         }
@@ -91,7 +97,7 @@ impl Harness {
     async fn read_up_to(&mut self, offset: u64) {
         while self
             .last_position
-            .map_or(true, |position| position.offset < offset)
+            .is_none_or(|position| position.offset < offset)
         {
             if let LogEvent::Read { matches, .. } = self.next_event().await {
                 assert!(matches.is_empty(), "unexpected matches: {matches:#?}");
@@ -396,6 +402,7 @@ async fn resuming_reads_exactly_the_lines_written_since_the_checkpoint() {
     harness
         .configs
         .send(LogWatchConfig {
+            generation: 1,
             files: vec![watched(&path, &[("errors", "ERROR")], Some(position))],
         })
         .await
@@ -429,6 +436,7 @@ async fn resuming_after_a_rotation_while_down_finishes_the_rotated_file_first() 
     harness
         .configs
         .send(LogWatchConfig {
+            generation: 1,
             files: vec![watched(&path, &[("errors", "ERROR")], Some(position))],
         })
         .await

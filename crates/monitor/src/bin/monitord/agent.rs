@@ -19,7 +19,7 @@ use monitor_store::AlertHistory;
 use monitor_wire::control::{AgentStatus, CheckState, CheckStatus, Request, Response};
 use monitor_wire::{Details, HistoryRecord, Timestamp};
 use notify::Watcher;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -101,6 +101,8 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
         checkpoint_due: None,
         caught_up: false,
         log_configs,
+        reload_replies: Vec::new(),
+        log_generation: 0,
         started: Timestamp::now(),
     };
     agent.reload().await;
@@ -123,10 +125,7 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
         tokio::select! {
             _ = shutdown.cancelled() => break,
             Some(event) = log_events.recv() => agent.on_log_event(event),
-            Some((request, reply)) = requests.recv() => {
-                let response = agent.on_request(request).await;
-                let _ = reply.send(response);
-            }
+            Some((request, reply)) = requests.recv() => agent.on_request(request, reply).await,
             _ = config_changed.notified() => {
                 reload_at.get_or_insert_with(|| Instant::now() + RELOAD_DELAY);
             }
@@ -175,6 +174,11 @@ struct Agent {
     /// a new CRITICAL being sent.
     caught_up: bool,
     log_configs: mpsc::Sender<LogWatchConfig>,
+    /// `Reload` requests answered once the watchers run the new config, so that when
+    /// `monitorctl enable` returns the check is live.
+    reload_replies: Vec<(u64, oneshot::Sender<Response>)>,
+    /// Generation of the latest config sent to the log watcher.
+    log_generation: u64,
     started: Timestamp,
 }
 
@@ -243,12 +247,12 @@ impl Agent {
                 resume: self.positions.get(path).copied(),
             })
             .collect();
-        if self
-            .log_configs
-            .send(LogWatchConfig { files })
-            .await
-            .is_err()
-        {
+        self.log_generation += 1;
+        let config = LogWatchConfig {
+            generation: self.log_generation,
+            files,
+        };
+        if self.log_configs.send(config).await.is_err() {
             tracing::error!(
                 "the log watcher stopped; log checks are not watched until monitord restarts"
             );
@@ -260,11 +264,18 @@ impl Agent {
 
     fn on_log_event(&mut self, event: LogEvent) {
         match event {
-            LogEvent::CaughtUp => {
+            LogEvent::CaughtUp { generation } => {
                 if !self.caught_up {
                     tracing::debug!("log files caught up");
                 }
                 self.caught_up = true;
+                let (live, waiting) = std::mem::take(&mut self.reload_replies)
+                    .into_iter()
+                    .partition(|(wanted, _)| *wanted <= generation);
+                self.reload_replies = waiting;
+                for (_, reply) in live {
+                    let _ = reply.send(Response::Done);
+                }
             }
             LogEvent::Read {
                 path,
@@ -316,7 +327,16 @@ impl Agent {
         details
     }
 
-    async fn on_request(&mut self, request: Request) -> Response {
+    async fn on_request(&mut self, request: Request, reply: oneshot::Sender<Response>) {
+        if let Request::Reload = request {
+            self.reload().await;
+            self.reload_replies.push((self.log_generation, reply));
+            return;
+        }
+        let _ = reply.send(self.answer(request));
+    }
+
+    fn answer(&mut self, request: Request) -> Response {
         match request {
             Request::Status => Response::Status {
                 agent: AgentStatus {
@@ -328,10 +348,9 @@ impl Agent {
                 checks: self.check_statuses(),
                 problems: self.plan.problems.clone(),
             },
-            Request::Reload => {
-                self.reload().await;
-                Response::Done
-            }
+            Request::Reload => Response::Error {
+                message: "reload is answered once the watchers caught up".into(),
+            },
             Request::Clear { check } => {
                 if self.engine.view(&check).is_none() || self.plan.unwatched.contains_key(&check) {
                     return Response::Error {

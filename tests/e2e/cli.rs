@@ -1,0 +1,215 @@
+//! What users see from monitorctl: Mender's argument order, silence on success, one-line
+//! errors that name the fix, and the table and JSON outputs.
+
+use std::fs;
+
+use crate::harness::{stderr, stdout, Sandbox};
+
+#[test]
+fn create_writes_mender_shaped_checks_for_every_subsystem() {
+    let sandbox = Sandbox::new();
+    sandbox.monitorctl_quietly(&[
+        "create",
+        "log",
+        "crasher_app",
+        "ERROR",
+        "/root/crasher.log",
+        "5",
+    ]);
+    sandbox.monitorctl_quietly(&["create", "service", "crasher", "systemd"]);
+    sandbox.monitorctl_quietly(&[
+        "create",
+        "dockerevents",
+        "crashing",
+        "crasher-container",
+        "die",
+        "15",
+    ]);
+    sandbox.monitorctl_quietly(&[
+        "create",
+        "dbus",
+        "upower",
+        "org.freedesktop.UPower",
+        "",
+        "type='signal'",
+    ]);
+    sandbox.monitorctl_quietly(&["enable", "service", "crasher"]);
+
+    let available = sandbox.config_dir().join("available");
+    assert_eq!(
+        fs::read_to_string(available.join("log_crasher_app.yaml")).unwrap(),
+        "# log check crasher_app\npattern: ERROR\nsource: /root/crasher.log\nexpiration: 5s\n"
+    );
+    let docker = fs::read_to_string(available.join("dockerevents_crashing.yaml")).unwrap();
+    assert!(
+        docker.contains("pattern: .*container die.*name=crasher-container.*"),
+        "{docker}"
+    );
+    assert!(docker.contains("source: '@docker events'"), "{docker}");
+    assert!(
+        docker.contains("Docker container crasher-container die"),
+        "{docker}"
+    );
+    assert!(docker.contains("type: docker_event"), "{docker}");
+
+    let list = sandbox.monitorctl(&["list"]);
+    assert!(list.status.success());
+    assert_eq!(
+        stdout(&list),
+        "SUBSYSTEM     CHECK        ENABLED  STATE  SOURCE\n\
+         log           crasher_app  no       -      /root/crasher.log\n\
+         service       crasher      yes      -      crasher.service (systemd)\n\
+         dbus          upower       no       -      org.freedesktop.UPower type='signal'\n\
+         dockerevents  crashing     no       -      @docker events\n"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&sandbox.monitorctl(&["list", "--json"]).stdout).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 4);
+    assert_eq!(json[1]["check"], "crasher");
+    assert_eq!(json[1]["enabled"], true);
+}
+
+#[test]
+fn mistakes_get_one_line_that_names_the_fix_and_a_non_zero_exit() {
+    let sandbox = Sandbox::new();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["create", "log", "app", "(unclosed", "/var/log/app.log"],
+            "pattern: regex parse error",
+        ),
+        (&["enable", "log", "nope"], "no check \"log nope\""),
+        (&["create", "files", "x"], "unrecognized subcommand 'files'"),
+        (
+            &["create", "log", "app", "ERROR", "relative.log"],
+            "use an absolute path",
+        ),
+        (&["status"], "monitord is not running"),
+    ];
+    for (args, expected) in cases {
+        let output = sandbox.monitorctl(args);
+        assert!(!output.status.success(), "monitorctl {args:?} should fail");
+        let message = stderr(&output);
+        assert!(message.contains(expected), "monitorctl {args:?}: {message}");
+        assert!(
+            output.stdout.is_empty(),
+            "monitorctl {args:?} printed to stdout"
+        );
+    }
+    // The failed create left nothing behind.
+    assert!(fs::read_dir(sandbox.config_dir().join("available"))
+        .map_or(true, |mut entries| entries.next().is_none()));
+
+    sandbox.monitorctl_quietly(&["create", "log", "app", "ERROR", "/var/log/app.log"]);
+    let duplicate = sandbox.monitorctl(&["create", "log", "app", "WARN", "/var/log/app.log"]);
+    assert_eq!(duplicate.status.code(), Some(1));
+    assert!(
+        stderr(&duplicate).contains("already exists"),
+        "{}",
+        stderr(&duplicate)
+    );
+    assert_eq!(stderr(&duplicate).lines().count(), 1);
+}
+
+#[test]
+fn validate_reports_every_problem_with_its_file_and_field() {
+    let sandbox = Sandbox::new();
+    let config = sandbox.config_dir();
+    fs::create_dir_all(config.join("available")).unwrap();
+    fs::write(config.join("monitor.yaml"), "flaping_interval: 30s\n").unwrap();
+    fs::write(
+        config.join("available/log_one.yaml"),
+        "pattern: '[a-'\nsource: /var/log/one\n",
+    )
+    .unwrap();
+    fs::write(
+        config.join("available/service_two.yaml"),
+        "name: two\ntype: upstart\n",
+    )
+    .unwrap();
+    fs::write(
+        config.join("available/log_fine.yaml"),
+        "pattern: ok\nsource: /var/log/fine\n",
+    )
+    .unwrap();
+
+    let output = sandbox.monitorctl(&["validate"]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    let monitor_yaml = config.join("monitor.yaml");
+    assert!(
+        text.contains(&format!(
+            "{}: flaping_interval: unknown",
+            monitor_yaml.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("log_one.yaml: pattern: regex parse error"),
+        "{text}"
+    );
+    assert!(text.contains("service_two.yaml: type: "), "{text}");
+    assert!(text.ends_with("3 problems found\n"), "{text}");
+
+    fs::remove_file(config.join("monitor.yaml")).unwrap();
+    fs::remove_file(config.join("available/log_one.yaml")).unwrap();
+    fs::remove_file(config.join("available/service_two.yaml")).unwrap();
+    let output = sandbox.monitorctl(&["validate"]);
+    assert!(output.status.success());
+    assert_eq!(stdout(&output), "1 checks (0 enabled), no problems\n");
+}
+
+#[test]
+fn import_mender_converts_check_files_without_running_them() {
+    let sandbox = Sandbox::new();
+    let mender = sandbox.path("monitor.d");
+    fs::create_dir_all(mender.join("available")).unwrap();
+    fs::create_dir_all(mender.join("enabled")).unwrap();
+    let marker = sandbox.path("executed");
+    fs::write(
+        mender.join("available/log_crasher_app.sh"),
+        format!(
+            "SERVICE_NAME=\"crasher_app\"\nLOG_PATTERN=\"ERROR\"\nLOG_FILE=\"/root/crasher.log\"\nLOG_PATTERN_EXPIRATION=5\n# touch {}\n",
+            marker.display()
+        ),
+    )
+    .unwrap();
+    fs::write(
+        mender.join("available/service_crasher.sh"),
+        "SERVICE_NAME=\"crasher\"\nSERVICE_TYPE=\"systemd\"\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        "/etc/mender-monitor/monitor.d/available/service_crasher.sh",
+        mender.join("enabled/service_crasher.sh"),
+    )
+    .unwrap();
+
+    let output = sandbox.monitorctl(&["import-mender", mender.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!marker.exists());
+    let list = stdout(&sandbox.monitorctl(&["list"]));
+    assert!(
+        list.contains("log        crasher_app  no       -      /root/crasher.log"),
+        "{list}"
+    );
+    assert!(
+        list.contains("service    crasher      yes      -      crasher.service (systemd)"),
+        "{list}"
+    );
+}
+
+#[test]
+fn help_has_examples_and_version_prints_the_version() {
+    let sandbox = Sandbox::new();
+    let help = stdout(&sandbox.monitorctl(&["--help"]));
+    assert!(
+        help.contains("monitorctl create log crasher_app ERROR /root/crasher.log 5"),
+        "{help}"
+    );
+    let create_help = stdout(&sandbox.monitorctl(&["create", "dockerevents", "--help"]));
+    assert!(create_help.contains("Example"), "{create_help}");
+    assert_eq!(
+        stdout(&sandbox.monitorctl(&["version"])),
+        format!("monitorctl {}\n", env!("CARGO_PKG_VERSION"))
+    );
+}

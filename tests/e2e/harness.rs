@@ -1,0 +1,270 @@
+//! A sandbox per test (config, state and runtime folders in a temp dir), the binaries, and
+//! waiting for alerts through `monitorctl alerts --follow --json`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const DEADLINE: Duration = Duration::from_secs(15);
+
+pub fn monitord_binary() -> &'static str {
+    env!("CARGO_BIN_EXE_monitord")
+}
+
+pub fn monitorctl_binary() -> &'static str {
+    env!("CARGO_BIN_EXE_monitorctl")
+}
+
+/// The repository's root, for the examples.
+pub fn repository_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for folder in ["config", "state", "run"] {
+            std::fs::create_dir(dir.path().join(folder)).unwrap();
+        }
+        Sandbox { dir }
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    pub fn config_dir(&self) -> PathBuf {
+        self.path("config")
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.path("state")
+    }
+
+    fn command(&self, binary: &str) -> Command {
+        let mut command = Command::new(binary);
+        command
+            .env("MONITOR_CONFIG_DIR", self.config_dir())
+            .env("MONITOR_STATE_DIR", self.state_dir())
+            .env("MONITOR_RUNTIME_DIR", self.path("run"))
+            .env("RUST_LOG", "info,monitord=debug")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Run monitorctl to completion.
+    pub fn monitorctl(&self, args: &[&str]) -> Output {
+        self.command(monitorctl_binary())
+            .args(args)
+            .output()
+            .expect("monitorctl runs")
+    }
+
+    /// Run monitorctl and insist that it succeeds silently, as Mender's tool does.
+    pub fn monitorctl_quietly(&self, args: &[&str]) {
+        let output = self.monitorctl(args);
+        assert!(
+            output.status.success() && output.stdout.is_empty() && output.stderr.is_empty(),
+            "monitorctl {args:?}: {}\nstdout: {}\nstderr: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    pub fn start_agent(&self) -> Agent {
+        let log_path = self.path(&format!("monitord-{}.log", unique()));
+        let log = File::create(&log_path).unwrap();
+        let child = self
+            .command(monitord_binary())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("monitord starts");
+        let agent = Agent { child, log_path };
+        // Ready once it answers on its control socket.
+        eventually("monitord answers `monitorctl status`", || {
+            self.monitorctl(&["status"]).status.success()
+        });
+        agent
+    }
+
+    /// Follow the alert history from its start.
+    pub fn follow_alerts(&self) -> AlertFollower {
+        let mut child = self
+            .command(monitorctl_binary())
+            .args(["alerts", "--follow", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("monitorctl alerts --follow starts");
+        let stdout = child.stdout.take().unwrap();
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let value: Value =
+                    serde_json::from_str(&line).expect("alerts --json prints JSON lines");
+                if sender.send((Instant::now(), value)).is_err() {
+                    break;
+                }
+            }
+        });
+        AlertFollower {
+            child,
+            receiver,
+            seen: Vec::new(),
+        }
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+pub struct Agent {
+    child: Child,
+    log_path: PathBuf,
+}
+
+impl Agent {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// SIGKILL: no chance to save anything.
+    pub fn kill_hard(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let status = self.child.wait().unwrap();
+        assert!(
+            status.success(),
+            "monitord exited with {status}; log:\n{}",
+            self.log()
+        );
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct AlertFollower {
+    child: Child,
+    receiver: mpsc::Receiver<(Instant, Value)>,
+    pub seen: Vec<(Instant, Value)>,
+}
+
+impl AlertFollower {
+    /// The next alert, within the deadline.
+    pub fn next(&mut self) -> (Instant, Value) {
+        let alert = self.receiver.recv_timeout(DEADLINE).unwrap_or_else(|_| {
+            panic!(
+                "no alert within {DEADLINE:?}; seen so far: {:#?}",
+                self.seen
+            )
+        });
+        self.seen.push(alert.clone());
+        alert
+    }
+
+    /// The next alert, which must be `level` for `check` (`"log app"`).
+    pub fn expect(&mut self, level: &str, check: &str) -> (Instant, Value) {
+        let (at, alert) = self.next();
+        assert_eq!(
+            (
+                alert["level"].as_str().unwrap(),
+                describe_check(&alert).as_str()
+            ),
+            (level, check),
+            "unexpected alert: {alert:#}"
+        );
+        (at, alert)
+    }
+
+    /// The next alert, which must be of `level`, for any check.
+    pub fn expect_level(&mut self, level: &str) -> (Instant, Value) {
+        let (at, alert) = self.next();
+        assert_eq!(
+            alert["level"].as_str().unwrap(),
+            level,
+            "unexpected alert: {alert:#}"
+        );
+        (at, alert)
+    }
+
+    /// Nothing more arrives within `quiet` (used after the expected events, to catch extras).
+    pub fn assert_quiet_for(&mut self, quiet: Duration) {
+        if let Ok((_, alert)) = self.receiver.recv_timeout(quiet) {
+            panic!("unexpected extra alert: {alert:#}");
+        }
+    }
+}
+
+impl Drop for AlertFollower {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn describe_check(alert: &Value) -> String {
+    format!(
+        "{} {}",
+        alert["check"]["subsystem"].as_str().unwrap_or("?"),
+        alert["check"]["name"].as_str().unwrap_or("?")
+    )
+}
+
+/// Retry a condition until it holds, failing at the deadline. For states that have no
+/// event to wait on from outside the agent (is the socket up yet?).
+pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(5);
+    while !condition() {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting until {what}");
+        std::thread::park_timeout(pause);
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+pub fn append(path: &Path, text: &str) {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}

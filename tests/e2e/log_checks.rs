@@ -1,0 +1,319 @@
+//! Log checks end to end: the seed's crasher, rotation, truncation, crashes of the agent,
+//! and check changes on a running agent.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::harness::{append, eventually, repository_root, Sandbox};
+
+fn timestamp(alert: &serde_json::Value) -> std::time::SystemTime {
+    humantime::parse_rfc3339(alert["timestamp"].as_str().unwrap()).unwrap()
+}
+
+#[test]
+fn the_seed_crasher_raises_critical_then_ok_five_seconds_after_its_last_crash_line() {
+    let sandbox = Sandbox::new();
+    let app_dir = sandbox.path("app");
+    fs::create_dir(&app_dir).unwrap();
+    let log = app_dir.join("crasher.log");
+    // Exactly the seed's commands, with this project's names.
+    sandbox.monitorctl_quietly(&[
+        "create",
+        "log",
+        "crasher_app",
+        "ERROR",
+        log.to_str().unwrap(),
+        "5",
+    ]);
+    sandbox.monitorctl_quietly(&["enable", "log", "crasher_app"]);
+    let _agent = sandbox.start_agent();
+    let mut alerts = sandbox.follow_alerts();
+
+    let crasher = Command::new(repository_root().join("examples/crasher/crasher.py"))
+        .args(["--log-to-file", "--crash-interval", "1"])
+        .current_dir(&app_dir)
+        .status()
+        .expect("python3 runs the seed's crasher.py");
+    assert_eq!(
+        crasher.code(),
+        Some(1),
+        "crasher.py crashes with exit code 1"
+    );
+    let crashed_at = Instant::now();
+
+    let (critical_seen, critical) = alerts.expect("CRITICAL", "log crasher_app");
+    assert_eq!(critical["name"], "Log file contains ERROR");
+    let subject = &critical["subject"];
+    assert_eq!(
+        (
+            subject["name"].as_str(),
+            subject["type"].as_str(),
+            subject["status"].as_str()
+        ),
+        (Some("crasher_app"), Some("log"), Some("LOGCONTAINS"))
+    );
+    let details = &subject["details"];
+    assert_eq!(details["line_matching"]["data"], "ERROR:root:Crashing...");
+    assert_eq!(details["line_matching"]["line_number"], 3);
+    assert_eq!(
+        details["lines_before"][0]["data"],
+        "INFO:root:Logging to file crasher.log"
+    );
+    assert_eq!(
+        details["lines_before"][1]["data"],
+        "INFO:root:Crashing in 1"
+    );
+    assert!(critical_seen.duration_since(crashed_at) < Duration::from_secs(2));
+
+    let (_, ok) = alerts.expect("OK", "log crasher_app");
+    assert_eq!(ok["name"], "Log file contains ERROR");
+    let quiet = timestamp(&ok).duration_since(timestamp(&critical)).unwrap();
+    assert!(
+        quiet >= Duration::from_secs(5) && quiet < Duration::from_millis(6500),
+        "OK came {quiet:?} after the CRITICAL, expected 5 s"
+    );
+    alerts.assert_quiet_for(Duration::from_millis(300));
+}
+
+/// One check per line, `^event-N$`, never expiring; each CRITICAL is cleared by hand. A line
+/// read twice would raise its CRITICAL twice, a line lost would raise none.
+#[test]
+fn rotation_truncation_and_kill_9_lose_no_line_and_repeat_none() {
+    let sandbox = Sandbox::new();
+    let log = sandbox.path("app.log");
+    fs::write(&log, "old line that never alerts: event-0\n").unwrap();
+    for event in 1..=7 {
+        let name = format!("event{event}");
+        let pattern = format!("^event-{event}$");
+        sandbox.monitorctl_quietly(&[
+            "create",
+            "log",
+            &name,
+            &pattern,
+            log.to_str().unwrap(),
+            "never",
+        ]);
+        sandbox.monitorctl_quietly(&["enable", "log", &name]);
+    }
+    let agent = sandbox.start_agent();
+    let mut alerts = sandbox.follow_alerts();
+    let raise_and_clear = |alerts: &mut crate::harness::AlertFollower, events: &[u32]| {
+        let mut raised: Vec<String> = events
+            .iter()
+            .map(|_| alerts.expect_level("CRITICAL").1)
+            .map(|alert| alert["check"]["name"].as_str().unwrap().to_owned())
+            .collect();
+        raised.sort();
+        let expected: Vec<String> = events.iter().map(|event| format!("event{event}")).collect();
+        assert_eq!(raised, expected);
+        for name in expected {
+            sandbox.monitorctl_quietly(&["clear", "log", &name]);
+            assert_eq!(alerts.next().1["level"], "OK");
+        }
+    };
+
+    // A writer that keeps its descriptor across the rotation, as crasher.py's logging does.
+    let mut writer = OpenOptions::new().append(true).open(&log).unwrap();
+    writer.write_all(b"event-1\n").unwrap();
+    raise_and_clear(&mut alerts, &[1]);
+
+    // logrotate's default: rename, create a new file; the old writer writes on for a while.
+    fs::rename(&log, sandbox.path("app.log.1")).unwrap();
+    writer.write_all(b"event-2\n").unwrap();
+    append(&log, "event-3\n");
+    raise_and_clear(&mut alerts, &[2, 3]);
+
+    // copytruncate: same file, cut to nothing, written again.
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&log, "event-4\n");
+    raise_and_clear(&mut alerts, &[4]);
+
+    // A crash of the agent, lines written while it is down, and a rotation meanwhile.
+    append(&log, "unrelated line just before the crash\n");
+    agent.kill_hard();
+    append(&log, "event-5\n");
+    fs::rename(&log, sandbox.path("app.log.1")).unwrap();
+    append(&log, "event-6\n");
+    let agent = sandbox.start_agent();
+    raise_and_clear(&mut alerts, &[5, 6]);
+
+    // And a clean restart.
+    agent.stop();
+    append(&log, "event-7\n");
+    let _agent = sandbox.start_agent();
+    raise_and_clear(&mut alerts, &[7]);
+    alerts.assert_quiet_for(Duration::from_millis(500));
+}
+
+#[test]
+fn enabling_and_disabling_on_a_running_agent_take_effect_within_a_second() {
+    let sandbox = Sandbox::new();
+    let log = sandbox.path("app.log");
+    fs::write(&log, "").unwrap();
+    let _agent = sandbox.start_agent();
+    let mut alerts = sandbox.follow_alerts();
+
+    sandbox.monitorctl_quietly(&[
+        "create",
+        "log",
+        "app",
+        "FATAL",
+        log.to_str().unwrap(),
+        "never",
+    ]);
+    let started = Instant::now();
+    sandbox.monitorctl_quietly(&["enable", "log", "app"]);
+    // When enable returns the check is live: a line written right away is caught.
+    append(&log, "FATAL: disk on fire\n");
+    let (seen, _) = alerts.expect("CRITICAL", "log app");
+    assert!(
+        seen.duration_since(started) < Duration::from_secs(1),
+        "took {:?}",
+        seen.duration_since(started)
+    );
+
+    // Disabling a CRITICAL check sends its OK.
+    let started = Instant::now();
+    sandbox.monitorctl_quietly(&["disable", "log", "app"]);
+    let (seen, ok) = alerts.expect("OK", "log app");
+    assert_eq!(ok["subject"]["details"]["reason"], "check disabled");
+    assert!(seen.duration_since(started) < Duration::from_secs(1));
+    append(&log, "FATAL: nobody listens now\n");
+    alerts.assert_quiet_for(Duration::from_millis(500));
+}
+
+#[test]
+fn check_files_linked_by_hand_are_picked_up_within_a_second() {
+    let sandbox = Sandbox::new();
+    let log = sandbox.path("app.log");
+    fs::write(&log, "").unwrap();
+    let _agent = sandbox.start_agent();
+    let mut alerts = sandbox.follow_alerts();
+
+    let config = sandbox.config_dir();
+    fs::write(
+        config.join("available/log_byhand.yaml"),
+        format!(
+            "pattern: panic\nsource: {}\nexpiration: never\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    std::os::unix::fs::symlink(
+        "../available/log_byhand.yaml",
+        config.join("enabled/log_byhand.yaml"),
+    )
+    .unwrap();
+    eventually("the agent lists the hand-made check", || {
+        let status = sandbox.monitorctl(&["status", "--json"]);
+        String::from_utf8_lossy(&status.stdout).contains("byhand")
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        started.elapsed()
+    );
+    append(&log, "kernel panic\n");
+    alerts.expect("CRITICAL", "log byhand");
+}
+
+#[test]
+fn a_broken_check_file_never_stops_the_other_checks() {
+    let sandbox = Sandbox::new();
+    let log = sandbox.path("app.log");
+    fs::write(&log, "").unwrap();
+    let config = sandbox.config_dir();
+    fs::create_dir_all(config.join("available")).unwrap();
+    fs::create_dir_all(config.join("enabled")).unwrap();
+    fs::write(
+        config.join("available/log_broken.yaml"),
+        "pattern: '(unclosed'\nsource: /var/log/x\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        "../available/log_broken.yaml",
+        config.join("enabled/log_broken.yaml"),
+    )
+    .unwrap();
+    sandbox.monitorctl_quietly(&[
+        "create",
+        "log",
+        "good",
+        "ERROR",
+        log.to_str().unwrap(),
+        "never",
+    ]);
+    sandbox.monitorctl_quietly(&["enable", "log", "good"]);
+
+    let agent = sandbox.start_agent();
+    let mut alerts = sandbox.follow_alerts();
+    append(&log, "ERROR still watched\n");
+    alerts.expect("CRITICAL", "log good");
+    let status = sandbox.monitorctl(&["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("log_broken.yaml: pattern: "), "{text}");
+    assert!(
+        agent.log().contains("log_broken.yaml: pattern: "),
+        "{}",
+        agent.log()
+    );
+}
+
+#[test]
+fn a_new_expiration_takes_effect_while_critical() {
+    let sandbox = Sandbox::new();
+    let log = sandbox.path("app.log");
+    fs::write(&log, "").unwrap();
+    sandbox.monitorctl_quietly(&[
+        "create",
+        "log",
+        "app",
+        "ERROR",
+        log.to_str().unwrap(),
+        "never",
+    ]);
+    sandbox.monitorctl_quietly(&["enable", "log", "app"]);
+    let _agent = sandbox.start_agent();
+    let mut alerts = sandbox.follow_alerts();
+    append(&log, "ERROR once\n");
+    alerts.expect("CRITICAL", "log app");
+
+    let file = sandbox.config_dir().join("available/log_app.yaml");
+    let text = fs::read_to_string(&file)
+        .unwrap()
+        .replace("expiration: never", "expiration: 1s");
+    fs::write(&file, text).unwrap();
+    let (_, ok) = alerts.expect("OK", "log app");
+    assert_eq!(ok["subject"]["details"]["reason"], "no match for 1s");
+}
+
+#[test]
+fn a_clean_restart_sends_nothing_and_keeps_the_expiry() {
+    let sandbox = Sandbox::new();
+    let log = sandbox.path("app.log");
+    fs::write(&log, "").unwrap();
+    sandbox.monitorctl_quietly(&["create", "log", "app", "ERROR", log.to_str().unwrap(), "3"]);
+    sandbox.monitorctl_quietly(&["enable", "log", "app"]);
+    let agent = sandbox.start_agent();
+    let mut alerts = sandbox.follow_alerts();
+    append(&log, "ERROR before the restart\n");
+    let (_, critical) = alerts.expect("CRITICAL", "log app");
+
+    agent.stop();
+    let _agent = sandbox.start_agent();
+    let (_, ok) = alerts.expect("OK", "log app");
+    let after = timestamp(&ok).duration_since(timestamp(&critical)).unwrap();
+    assert!(
+        after >= Duration::from_secs(3) && after < Duration::from_millis(4500),
+        "OK after {after:?}"
+    );
+    alerts.assert_quiet_for(Duration::from_millis(300));
+}
