@@ -317,3 +317,43 @@ fn a_clean_restart_sends_nothing_and_keeps_the_expiry() {
     );
     alerts.assert_quiet_for(Duration::from_millis(300));
 }
+
+#[test]
+fn alert_overrides_and_context_settings_shape_the_alert() {
+    let sandbox = Sandbox::new();
+    let log = sandbox.path("app.log");
+    fs::write(&log, "").unwrap();
+    let config = sandbox.config_dir();
+    fs::create_dir_all(config.join("available")).unwrap();
+    fs::write(
+        config.join("available/log_custom.yaml"),
+        format!(
+            "pattern: 'fail(ed|ure)'\nsource: {}\nexpiration: never\nlines_before: 1\nlines_after: 1\nalert:\n  name: App failed\n  description: the app logged a failure\n  details: 'saw: %line_matching'\n  status: APPFAILED\n  type: app\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    sandbox.monitorctl_quietly(&["enable", "log", "custom"]);
+    let _agent = sandbox.start_agent();
+    let mut alerts = sandbox.follow_alerts();
+    append(&log, "one\ntwo\nstartup failed: no disk\nthree\nfour\n");
+    let (_, alert) = alerts.expect("CRITICAL", "log custom");
+    assert_eq!(alert["name"], "App failed");
+    let subject = &alert["subject"];
+    assert_eq!(
+        (subject["type"].as_str(), subject["status"].as_str()),
+        (Some("app"), Some("APPFAILED"))
+    );
+    let details = &subject["details"];
+    assert_eq!(details["description"], "the app logged a failure");
+    assert_eq!(details["message"], "saw: startup failed: no disk");
+    assert_eq!(
+        details["lines_before"],
+        serde_json::json!([{"line_number": 2, "data": "two"}])
+    );
+    assert_eq!(
+        details["lines_after"],
+        serde_json::json!([{"line_number": 4, "data": "three"}])
+    );
+    assert_eq!(details["path"], log.to_str().unwrap());
+}

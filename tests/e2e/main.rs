@@ -7,4 +7,5 @@
 mod harness;
 
 mod cli;
+mod examples;
 mod log_checks;
