@@ -170,6 +170,13 @@ impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- monitord's log ({}):\n{}",
+                self.log_path.display(),
+                self.log()
+            );
+        }
     }
 }
 

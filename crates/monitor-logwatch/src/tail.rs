@@ -17,6 +17,9 @@ pub const MAX_LINE_BYTES: usize = 64 * 1024;
 /// Lines carried in an alert (matching and context) are cut to this many bytes.
 pub const ALERT_LINE_BYTES: usize = 4096;
 const READ_BUFFER_BYTES: usize = 256 * 1024;
+/// How many of the last bytes read are remembered to recognise a file that was truncated
+/// and written again past the old size before we looked.
+const FINGERPRINT_BYTES: usize = 32;
 
 /// Where to begin following a path the first time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +54,8 @@ struct OpenFile {
     line_number: u64,
     partial: Vec<u8>,
     partial_truncated: bool,
+    /// The last bytes read, ending at `read_offset`.
+    fingerprint: Vec<u8>,
 }
 
 impl OpenFile {
@@ -66,7 +71,41 @@ impl OpenFile {
             line_number: 0,
             partial: Vec::new(),
             partial_truncated: false,
+            fingerprint: Vec::new(),
         })
+    }
+
+    /// Whether the file was cut since the last read: it is shorter than what was read, or
+    /// the bytes just before `read_offset` are not the ones read there (copytruncate, then
+    /// writes that grew it back past the old size before we looked).
+    fn was_truncated(&self) -> bool {
+        let Ok(metadata) = self.file.metadata() else {
+            return false;
+        };
+        if metadata.len() < self.read_offset {
+            return true;
+        }
+        if self.fingerprint.is_empty() {
+            return false;
+        }
+        let mut now = vec![0; self.fingerprint.len()];
+        let start = self.read_offset - self.fingerprint.len() as u64;
+        match self.file.read_exact_at(&mut now, start) {
+            Ok(()) => now != self.fingerprint,
+            Err(_) => true,
+        }
+    }
+
+    fn remember_fingerprint(&mut self, chunk: &[u8]) {
+        if chunk.len() >= FINGERPRINT_BYTES {
+            self.fingerprint.clear();
+            self.fingerprint
+                .extend_from_slice(&chunk[chunk.len() - FINGERPRINT_BYTES..]);
+        } else {
+            self.fingerprint.extend_from_slice(chunk);
+            let excess = self.fingerprint.len().saturating_sub(FINGERPRINT_BYTES);
+            self.fingerprint.drain(..excess);
+        }
     }
 
     fn is(&self, metadata: &Metadata) -> bool {
@@ -79,6 +118,7 @@ impl OpenFile {
         self.line_number = line_number;
         self.partial.clear();
         self.partial_truncated = false;
+        self.fingerprint.clear();
     }
 
     fn position(&self) -> FilePosition {
@@ -229,7 +269,42 @@ impl FileTail {
         };
         tail.set_checks(checks);
         tail.begin(start);
+        tail.prime_context();
         tail
+    }
+
+    /// Fill the context with the lines just before where reading starts, so the first
+    /// match after a start or restart has its lines before too.
+    fn prime_context(&mut self) {
+        let Some(open) = self.retired.as_ref().or(self.current.as_ref()) else {
+            return;
+        };
+        if self.context.capacity == 0 || open.line_offset == 0 {
+            return;
+        }
+        let window = open
+            .line_offset
+            .min((self.context.capacity * 1024).max(64 * 1024) as u64);
+        let start = open.line_offset - window;
+        let mut block = vec![0; window as usize];
+        if open.file.read_exact_at(&mut block, start).is_err() {
+            return;
+        }
+        let mut lines: Vec<&[u8]> = block
+            .strip_suffix(b"\n")
+            .unwrap_or(&block)
+            .split(|byte| *byte == b'\n')
+            .collect();
+        if start > 0 && !lines.is_empty() {
+            // The first piece may be the end of a longer line.
+            lines.remove(0);
+        }
+        let keep = lines.len().min(self.context.capacity);
+        let first_number = (open.line_number + 1).saturating_sub(keep as u64).max(1);
+        for (index, line) in lines[lines.len() - keep..].iter().enumerate() {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            self.context.push(first_number + index as u64, line);
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -392,12 +467,10 @@ impl FileTail {
             self.open_current();
         }
         if let Some(current) = &mut self.current {
-            if let Ok(metadata) = current.file.metadata() {
-                if metadata.len() < current.read_offset {
-                    tracing::info!(path = %self.path.display(), "log file was truncated; reading it from the start");
-                    current.seek_to(0, 0);
-                    self.context.clear();
-                }
+            if current.was_truncated() {
+                tracing::info!(path = %self.path.display(), "log file was truncated; reading it from the start");
+                current.seek_to(0, 0);
+                self.context.clear();
             }
             let read = read_lines(
                 current,
@@ -548,6 +621,7 @@ fn consume(
         open.line_offset = chunk_offset + end as u64;
     }
     open.read_offset += chunk.len() as u64;
+    open.remember_fingerprint(chunk);
     if start < chunk.len() {
         append_capped(open, path, &chunk[start..]);
     }
@@ -584,4 +658,65 @@ fn flush_partial(
     collector.line(context, path, open.line_number, &line);
     open.line_offset = open.read_offset;
     open.partial_truncated = false;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use monitor_wire::{CheckId, Subsystem};
+    use regex::bytes::Regex;
+
+    fn tail_of(path: &Path) -> FileTail {
+        let checks = vec![PatternSpec {
+            check: CheckId::new(Subsystem::Log, "errors"),
+            regex: Regex::new("ERROR").unwrap(),
+            lines_before: 1,
+            lines_after: 0,
+        }];
+        FileTail::new(path.to_path_buf(), checks, Start::End)
+    }
+
+    fn lines(outcome: &PollOutcome) -> Vec<(&str, u64)> {
+        outcome
+            .matches
+            .iter()
+            .map(|found| (found.line.data.as_str(), found.line.line_number))
+            .collect()
+    }
+
+    #[test]
+    fn a_file_cut_and_rewritten_to_the_same_size_between_two_reads_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, "").unwrap();
+        let mut tail = tail_of(&path);
+        std::fs::write(&path, "ERROR one\n").unwrap();
+        assert_eq!(lines(&tail.poll(1 << 20)), vec![("ERROR one", 1)]);
+        // Same inode, same size, other bytes: only the fingerprint can tell.
+        std::fs::write(&path, "ERROR two\n").unwrap();
+        assert_eq!(lines(&tail.poll(1 << 20)), vec![("ERROR two", 1)]);
+        assert_eq!(tail.poll(1 << 20).matches, vec![]);
+    }
+
+    #[test]
+    fn a_partial_line_is_held_until_its_end_arrives_and_positions_stay_on_line_boundaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, "old\n").unwrap();
+        let mut tail = tail_of(&path);
+        assert_eq!(tail.position().unwrap().offset, 4);
+        assert_eq!(tail.position().unwrap().line_number, 1);
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut file, b"ERR").unwrap();
+        assert!(tail.poll(1 << 20).matches.is_empty());
+        assert_eq!(tail.position().unwrap().offset, 4);
+        std::io::Write::write_all(&mut file, b"OR\n").unwrap();
+        let outcome = tail.poll(1 << 20);
+        assert_eq!(lines(&outcome), vec![("ERROR", 2)]);
+        assert_eq!(outcome.matches[0].before[0].data, "old");
+        assert_eq!(tail.position().unwrap().offset, 10);
+    }
 }

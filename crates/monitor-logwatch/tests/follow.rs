@@ -453,3 +453,27 @@ async fn resuming_after_a_rotation_while_down_finishes_the_rotated_file_first() 
     harness.read_up_to(size).await;
     harness.stop().await;
 }
+
+#[tokio::test]
+async fn truncation_rewritten_past_the_old_size_before_the_next_read_is_noticed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    fs::write(&path, "").unwrap();
+    let mut harness = Harness::start();
+    harness
+        .follow(vec![watched(&path, &[("errors", "ERROR")], None)])
+        .await;
+    append(&path, b"ERROR one\n");
+    harness.matches(1).await;
+
+    // Cut and written again to the same size, as if both happened between two reads.
+    let file = File::options().write(true).open(&path).unwrap();
+    file.set_len(0).unwrap();
+    drop(file);
+    append(&path, b"ERROR two\n");
+    assert_eq!(
+        data(&harness.matches(1).await),
+        vec![("ERROR two".to_string(), 1)]
+    );
+    harness.stop().await;
+}

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::control::{self, ControlRequest};
+use crate::persist::Persister;
 use crate::plan::{plan, Plan};
 
 /// Offsets and extended expiries are saved this long after they change, in one write.
@@ -87,6 +88,8 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
     let config_changed = Arc::new(Notify::new());
     let _config_watcher = watch_config(&config_dir, config_changed.clone());
 
+    let next_seq = history.last_seq().map_or(1, |seq| seq + 1);
+    let persister = Persister::start(settings.state_dir.clone(), history)?;
     let mut agent = Agent {
         device_id: settings.device_id.clone().unwrap_or_else(hostname),
         folders,
@@ -95,9 +98,10 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
         engine,
         plan: Plan::default(),
         positions: checkpoint.positions,
-        next_seq: history.last_seq().map_or(1, |seq| seq + 1),
-        history,
+        next_seq,
+        persister,
         recent_alerts: checkpoint.recent_alerts,
+        early_requests: Vec::new(),
         checkpoint_due: None,
         caught_up: false,
         log_configs,
@@ -124,7 +128,7 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
         };
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            Some(event) = log_events.recv() => agent.on_log_event(event),
+            Some(event) = log_events.recv() => agent.on_log_event(event).await,
             Some((request, reply)) = requests.recv() => agent.on_request(request, reply).await,
             _ = config_changed.notified() => {
                 reload_at.get_or_insert_with(|| Instant::now() + RELOAD_DELAY);
@@ -150,9 +154,10 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
     })
     .await;
     while let Ok(event) = log_events.try_recv() {
-        agent.on_log_event(event);
+        agent.on_log_event(event).await;
     }
     agent.save_checkpoint();
+    agent.persister.finish();
     tracing::info!("monitord stopped");
     Ok(())
 }
@@ -165,9 +170,13 @@ struct Agent {
     engine: Engine,
     plan: Plan,
     positions: BTreeMap<PathBuf, FilePosition>,
-    history: AlertHistory,
+    persister: Persister,
     next_seq: u64,
+    /// Alerts not yet known to be durable in the history; every checkpoint carries them.
     recent_alerts: Vec<HistoryRecord>,
+    /// Requests that arrived before the log watcher first caught up: answered then, so a
+    /// client that sees an answer knows the checks are live.
+    early_requests: Vec<(Request, oneshot::Sender<Response>)>,
     checkpoint_due: Option<Instant>,
     /// The log watcher has read what was written while the agent was down; until then
     /// expiries wait, so a match written meanwhile extends a CRITICAL instead of an OK and
@@ -262,13 +271,19 @@ impl Agent {
         self.schedule_checkpoint();
     }
 
-    fn on_log_event(&mut self, event: LogEvent) {
+    async fn on_log_event(&mut self, event: LogEvent) {
         match event {
             LogEvent::CaughtUp { generation } => {
                 if !self.caught_up {
                     tracing::debug!("log files caught up");
                 }
+                let first = !self.caught_up;
                 self.caught_up = true;
+                if first {
+                    for (request, reply) in std::mem::take(&mut self.early_requests) {
+                        self.on_request(request, reply).await;
+                    }
+                }
                 let (live, waiting) = std::mem::take(&mut self.reload_replies)
                     .into_iter()
                     .partition(|(wanted, _)| *wanted <= generation);
@@ -328,6 +343,10 @@ impl Agent {
     }
 
     async fn on_request(&mut self, request: Request, reply: oneshot::Sender<Response>) {
+        if !self.caught_up {
+            self.early_requests.push((request, reply));
+            return;
+        }
         if let Request::Reload = request {
             self.reload().await;
             self.reload_replies.push((self.log_generation, reply));
@@ -409,11 +428,8 @@ impl Agent {
                 HistoryRecord { seq, check, alert }
             })
             .collect();
-        self.recent_alerts = records.clone();
-        self.save_checkpoint();
-        if let Err(error) = self.history.append(&records) {
-            tracing::error!("{error:#}");
-        }
+        self.recent_alerts.extend(records.iter().cloned());
+        self.submit(records);
     }
 
     fn schedule_checkpoint(&mut self) {
@@ -422,16 +438,21 @@ impl Agent {
     }
 
     fn save_checkpoint(&mut self) {
+        self.submit(Vec::new());
+    }
+
+    /// Hand the current checkpoint, then `records`, to the writer thread.
+    fn submit(&mut self, records: Vec<HistoryRecord>) {
         self.checkpoint_due = None;
+        let appended = self.persister.appended_seq();
+        self.recent_alerts.retain(|record| record.seq > appended);
         let checkpoint = Checkpoint {
             positions: self.positions.clone(),
             engine: Some(self.engine.snapshot()),
             recent_alerts: self.recent_alerts.clone(),
             ..Checkpoint::default()
         };
-        if let Err(error) = checkpoint::save(&self.settings.state_dir, &checkpoint) {
-            tracing::error!("{error:#}");
-        }
+        self.persister.submit(checkpoint, records);
     }
 }
 

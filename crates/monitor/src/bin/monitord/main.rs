@@ -7,6 +7,7 @@
 mod agent;
 mod checkpoint;
 mod control;
+mod persist;
 mod plan;
 
 use std::process::ExitCode;

@@ -1,0 +1,110 @@
+//! Writing to disk off the agent's loop.
+//!
+//! fsync on an SD card (or a busy disk) can take seconds; the loop must not stall its
+//! timers for that. The loop hands over the newest checkpoint and the alerts to append; a
+//! writer thread does them in that order (checkpoint first, so a crash between the two
+//! finds the alerts in the checkpoint). Only the newest checkpoint matters, so pending ones
+//! are coalesced; alerts are never dropped.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+use monitor_store::AlertHistory;
+use monitor_wire::HistoryRecord;
+
+use crate::checkpoint::{self, Checkpoint};
+
+#[derive(Default)]
+struct Pending {
+    checkpoint: Option<Checkpoint>,
+    records: Vec<HistoryRecord>,
+    stop: bool,
+}
+
+struct Shared {
+    pending: Mutex<Pending>,
+    wake: Condvar,
+    /// The newest `seq` known to be durable in the history.
+    appended_seq: AtomicU64,
+}
+
+pub struct Persister {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Persister {
+    pub fn start(state_dir: PathBuf, mut history: AlertHistory) -> anyhow::Result<Persister> {
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Pending::default()),
+            wake: Condvar::new(),
+            appended_seq: AtomicU64::new(history.last_seq().unwrap_or(0)),
+        });
+        let thread = std::thread::Builder::new().name("persist".into()).spawn({
+            let shared = shared.clone();
+            move || loop {
+                let (checkpoint, records, stop) = {
+                    let mut pending = shared.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    while pending.checkpoint.is_none() && pending.records.is_empty() && !pending.stop {
+                        pending = shared.wake.wait(pending).unwrap_or_else(|poisoned| poisoned.into_inner());
+                    }
+                    (pending.checkpoint.take(), std::mem::take(&mut pending.records), pending.stop)
+                };
+                if let Some(checkpoint) = checkpoint {
+                    if let Err(error) = checkpoint::save(&state_dir, &checkpoint) {
+                        tracing::error!("{error:#}");
+                    }
+                }
+                if let Some(last) = records.last().map(|record| record.seq) {
+                    match history.append(&records) {
+                        Ok(()) => shared.appended_seq.store(last, Ordering::Release),
+                        Err(error) => tracing::error!("{error:#}; these alerts stay in the checkpoint and are recorded at the next start"),
+                    }
+                }
+                if stop {
+                    let pending = shared.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    if pending.checkpoint.is_none() && pending.records.is_empty() {
+                        return;
+                    }
+                }
+            }
+        })?;
+        Ok(Persister {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// The newest alert `seq` that is durable in the history.
+    pub fn appended_seq(&self) -> u64 {
+        self.shared.appended_seq.load(Ordering::Acquire)
+    }
+
+    /// Write `checkpoint` (replacing one not written yet), then append `records`.
+    pub fn submit(&self, checkpoint: Checkpoint, records: Vec<HistoryRecord>) {
+        let mut pending = self
+            .shared
+            .pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        pending.checkpoint = Some(checkpoint);
+        pending.records.extend(records);
+        drop(pending);
+        self.shared.wake.notify_one();
+    }
+
+    /// Write what is pending and stop the writer.
+    pub fn finish(mut self) {
+        self.shared
+            .pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .stop = true;
+        self.shared.wake.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
