@@ -139,6 +139,27 @@ pub struct Agent {
 }
 
 impl Agent {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Context switches of all the agent's threads so far: how often it woke up.
+    pub fn wake_ups(&self) -> u64 {
+        let tasks =
+            std::fs::read_dir(format!("/proc/{}/task", self.pid())).expect("the agent runs");
+        tasks
+            .flatten()
+            .map(|task| std::fs::read_to_string(task.path().join("status")).unwrap_or_default())
+            .flat_map(|status| {
+                status
+                    .lines()
+                    .filter(|line| line.contains("ctxt_switches"))
+                    .filter_map(|line| line.split_whitespace().nth(1)?.parse::<u64>().ok())
+                    .collect::<Vec<_>>()
+            })
+            .sum()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }

@@ -357,3 +357,28 @@ fn alert_overrides_and_context_settings_shape_the_alert() {
     );
     assert_eq!(details["path"], log.to_str().unwrap());
 }
+
+/// No polling: with checks enabled and nothing happening, the agent's threads sleep.
+/// (Reading its own check files once made it reload in a loop.)
+#[test]
+fn an_idle_agent_does_not_wake_up() {
+    let sandbox = Sandbox::new();
+    for name in ["one", "two", "three"] {
+        let log = sandbox.path(&format!("{name}.log"));
+        fs::write(&log, "").unwrap();
+        sandbox.monitorctl_quietly(&["create", "log", name, "ERROR", log.to_str().unwrap()]);
+        sandbox.monitorctl_quietly(&["enable", "log", name]);
+    }
+    let agent = sandbox.start_agent();
+    // Let the start settle: the first checkpoint is written a second after the start.
+    let settle = std::sync::mpsc::channel::<()>();
+    let _ = settle.1.recv_timeout(Duration::from_millis(1500));
+    let before = agent.wake_ups();
+    let _ = settle.1.recv_timeout(Duration::from_secs(2));
+    let woke = agent.wake_ups() - before;
+    assert!(
+        woke <= 2,
+        "the idle agent woke up {woke} times in 2 s; log:\n{}",
+        agent.log()
+    );
+}

@@ -133,7 +133,9 @@ pub async fn run(
                     if event.need_rescan() {
                         changes.everything = true;
                     }
-                    changes.paths.extend(event.paths);
+                    if !is_read_only_access(&event.kind) {
+                        changes.paths.extend(event.paths);
+                    }
                 }
                 Err(error) => {
                     tracing::warn!(%error, "inotify reported an error; re-reading every file");
@@ -254,6 +256,13 @@ fn apply_config(
         dirty.insert(file.path);
     }
     folders.refresh(tails, watcher);
+}
+
+/// Opening, reading and closing a file unwritten change nothing (and our own reads make
+/// such events): only writes, renames, creations, deletions and metadata count.
+pub fn is_read_only_access(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode};
+    matches!(kind, notify::EventKind::Access(access) if *access != AccessKind::Close(AccessMode::Write))
 }
 
 /// Does a change at `changed` concern the file at `path`, whose folder watch is `folder`?

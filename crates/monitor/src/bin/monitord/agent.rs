@@ -492,7 +492,11 @@ fn watch_config(
     changed: Arc<Notify>,
 ) -> Option<notify::RecommendedWatcher> {
     let mut watcher = match notify::recommended_watcher(
-        move |_event: notify::Result<notify::Event>| changed.notify_one(),
+        // Our own reads of the check files make access events: only changes count.
+        move |event: notify::Result<notify::Event>| match event {
+            Ok(event) if monitor_logwatch::is_read_only_access(&event.kind) => {}
+            _ => changed.notify_one(),
+        },
     ) {
         Ok(watcher) => watcher,
         Err(error) => {
