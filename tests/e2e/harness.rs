@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-pub const DEADLINE: Duration = Duration::from_secs(15);
+/// Generous: right after a build the disk is busy writing binaries, and every alert waits
+/// for two fsyncs (checkpoint, then history) before a follower can see it.
+pub const DEADLINE: Duration = Duration::from_secs(30);
 
 pub fn monitord_binary() -> &'static str {
     env!("CARGO_BIN_EXE_monitord")
@@ -56,7 +58,7 @@ impl Sandbox {
             .env("MONITOR_CONFIG_DIR", self.config_dir())
             .env("MONITOR_STATE_DIR", self.state_dir())
             .env("MONITOR_RUNTIME_DIR", self.path("run"))
-            .env("RUST_LOG", "info,monitord=debug")
+            .env("RUST_LOG", "debug")
             .stdin(Stdio::null());
         command
     }
@@ -191,11 +193,32 @@ impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if std::thread::panicking() {
+    }
+}
+
+impl Drop for Sandbox {
+    /// A failed test shows what every agent it ran logged.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(self.dir.path()) else {
+            return;
+        };
+        let mut logs: Vec<PathBuf> = entries
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| {
+                path.file_name()
+                    .is_some_and(|name| name.to_string_lossy().starts_with("monitord-"))
+            })
+            .collect();
+        logs.sort();
+        for log in logs {
             eprintln!(
-                "--- monitord's log ({}):\n{}",
-                self.log_path.display(),
-                self.log()
+                "--- {}:\n{}",
+                log.display(),
+                std::fs::read_to_string(&log).unwrap_or_default()
             );
         }
     }

@@ -56,6 +56,7 @@ enum Command {
         json: bool,
     },
     /// Check monitor.yaml and every check file; print every problem at once
+    #[command(after_help = "Example:\n  monitorctl --config-dir /etc/monitor validate")]
     Validate,
     /// Show the alert history (state_dir/alerts.jsonl)
     #[command(
@@ -482,8 +483,20 @@ fn follow_history(
     std::fs::create_dir_all(state_dir)
         .with_context(|| format!("cannot create {}", state_dir.display()))?;
     let (sender, receiver) = std::sync::mpsc::channel();
-    let mut watcher = notify::recommended_watcher(move |event| {
-        let _ = sender.send(event);
+    // Only the history's own files matter (the checkpoint changes every second when busy).
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let relevant = event.as_ref().map_or(true, |event| {
+            event.need_rescan()
+                || event.paths.iter().any(|path| {
+                    path.file_name().is_some_and(|name| {
+                        name.to_string_lossy()
+                            .starts_with(monitor_store::HISTORY_FILE_NAME)
+                    })
+                })
+        });
+        if relevant {
+            let _ = sender.send(());
+        }
     })?;
     watcher
         .watch(state_dir, notify::RecursiveMode::NonRecursive)
