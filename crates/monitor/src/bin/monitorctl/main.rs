@@ -506,7 +506,7 @@ fn follow_history(
         for record in monitor_store::read_history(state_dir)? {
             each(&record)?;
         }
-        let _ = receiver.recv()?;
+        receiver.recv()?;
         while receiver.try_recv().is_ok() {}
     }
 }
