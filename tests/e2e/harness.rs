@@ -29,6 +29,8 @@ pub fn repository_root() -> PathBuf {
 
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
+    /// More variables for every process the sandbox starts (a user manager's bus).
+    pub env: Vec<(String, String)>,
 }
 
 impl Sandbox {
@@ -37,7 +39,30 @@ impl Sandbox {
         for folder in ["config", "state", "run"] {
             std::fs::create_dir(dir.path().join(folder)).unwrap();
         }
-        Sandbox { dir }
+        Sandbox {
+            dir,
+            env: Vec::new(),
+        }
+    }
+
+    /// The variables every process of this sandbox gets: the folders, and `env`.
+    pub fn environment(&self) -> Vec<(String, String)> {
+        let mut variables = vec![
+            (
+                "MONITOR_CONFIG_DIR".to_owned(),
+                self.config_dir().display().to_string(),
+            ),
+            (
+                "MONITOR_STATE_DIR".to_owned(),
+                self.state_dir().display().to_string(),
+            ),
+            (
+                "MONITOR_RUNTIME_DIR".to_owned(),
+                self.path("run").display().to_string(),
+            ),
+        ];
+        variables.extend(self.env.iter().cloned());
+        variables
     }
 
     pub fn path(&self, relative: &str) -> PathBuf {
@@ -55,9 +80,7 @@ impl Sandbox {
     fn command(&self, binary: &str) -> Command {
         let mut command = Command::new(binary);
         command
-            .env("MONITOR_CONFIG_DIR", self.config_dir())
-            .env("MONITOR_STATE_DIR", self.state_dir())
-            .env("MONITOR_RUNTIME_DIR", self.path("run"))
+            .envs(self.environment())
             .env("RUST_LOG", "debug")
             .stdin(Stdio::null());
         command

@@ -5,7 +5,10 @@
 //! with a deadline.
 
 mod harness;
+#[path = "../support/user_manager.rs"]
+mod user_manager;
 
 mod cli;
 mod examples;
 mod log_checks;
+mod services;

@@ -174,6 +174,8 @@ pub struct ServiceCheck {
     /// spaces or slashes.
     pub name: String,
     pub kind: ServiceKind,
+    /// Restart the unit when it is found not running, within limits.
+    pub restart: Option<RestartPolicy>,
 }
 
 /// Unit name suffixes that systemd knows and a service check may watch.
@@ -286,6 +288,46 @@ pub struct ServiceDefinition {
     /// `systemd` or `sysV`.
     #[serde(rename = "type")]
     pub kind: ServiceKind,
+    /// Remediation besides the alert, for units without `Restart=` (monit's classic job).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_failure: Option<OnFailure>,
+}
+
+/// The `on_failure:` map of a service check file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnFailure {
+    /// What to do when the service is found not running: `restart`.
+    pub action: RemediationAction,
+    /// At most this many restarts within `window`; then only alerts. Default 3.
+    #[serde(default = "default_max_restarts")]
+    pub max_restarts: u32,
+    /// The window of `max_restarts`. Default 10 minutes.
+    #[serde(default = "default_restart_window")]
+    pub window: Expiration,
+}
+
+fn default_max_restarts() -> u32 {
+    3
+}
+
+fn default_restart_window() -> Expiration {
+    Expiration::After(std::time::Duration::from_secs(600))
+}
+
+/// What the agent does about a service that is not running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RemediationAction {
+    /// `systemctl restart` the unit.
+    Restart,
+}
+
+/// A validated restart policy: at most `max_restarts` within `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartPolicy {
+    pub max_restarts: u32,
+    pub window: std::time::Duration,
 }
 
 /// A D-Bus check file.
@@ -339,6 +381,7 @@ impl CheckDefinition {
         CheckDefinition::Service(ServiceDefinition {
             name: name.into(),
             kind,
+            on_failure: None,
         })
     }
 
@@ -387,8 +430,12 @@ impl CheckDefinition {
                     [("alert", nested_problems::<AlertOverrides>)];
                 deserialize_all::<LogDefinition>(value, file, "", &nested).map(CheckDefinition::Log)
             }
-            Subsystem::Service => deserialize_all::<ServiceDefinition>(value, file, "", &[])
-                .map(CheckDefinition::Service),
+            Subsystem::Service => {
+                let nested: [(&str, NestedCheck); 1] =
+                    [("on_failure", nested_problems::<OnFailure>)];
+                deserialize_all::<ServiceDefinition>(value, file, "", &nested)
+                    .map(CheckDefinition::Service)
+            }
             Subsystem::Dbus => {
                 deserialize_all::<DbusDefinition>(value, file, "", &[]).map(CheckDefinition::Dbus)
             }
@@ -526,13 +573,35 @@ impl ServiceDefinition {
         } else {
             None
         };
-        match message {
-            Some(message) => Err(vec![Problem::at_field(file, "name", message)]),
-            None => Ok(ServiceCheck {
-                name: name.to_owned(),
-                kind: self.kind,
-            }),
+        let mut problems = Vec::new();
+        if let Some(message) = message {
+            problems.push(Problem::at_field(file, "name", message));
         }
+        let restart = self.on_failure.as_ref().and_then(|on_failure| {
+            let RemediationAction::Restart = on_failure.action;
+            match on_failure.window {
+                Expiration::After(window) if !window.is_zero() => Some(RestartPolicy {
+                    max_restarts: on_failure.max_restarts,
+                    window,
+                }),
+                _ => {
+                    problems.push(Problem::at_field(
+                        file,
+                        "on_failure.window",
+                        "must be a length of time such as 10m: restarts are counted within it",
+                    ));
+                    None
+                }
+            }
+        });
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(ServiceCheck {
+            name: name.to_owned(),
+            kind: self.kind,
+            restart,
+        })
     }
 }
 
@@ -650,11 +719,44 @@ mod tests {
     }
 
     #[test]
+    fn a_service_may_ask_to_be_restarted_within_limits() {
+        let file = PathBuf::from("/etc/monitor/available/service_telldusd.yaml");
+        let text = "name: telldusd\ntype: sysV\non_failure:\n  action: restart\n  window: 5m\n";
+        let definition = CheckDefinition::from_yaml(Subsystem::Service, text, &file).unwrap();
+        let CheckKind::Service(service) = definition.resolve(&file).unwrap() else {
+            panic!("a service check")
+        };
+        assert_eq!(
+            service.restart,
+            Some(RestartPolicy {
+                max_restarts: 3,
+                window: Duration::from_secs(300)
+            })
+        );
+        let wrong = "name: telldusd\ntype: systemd\non_failure:\n  action: reboot\n  windw: 5m\n";
+        let problems: Vec<String> = CheckDefinition::from_yaml(Subsystem::Service, wrong, &file)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0].contains("on_failure.action: unknown variant `reboot`"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1].contains("on_failure.windw: unknown key"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
     fn unit_names_get_service_unless_they_have_a_suffix() {
         let unit = |name: &str| {
             ServiceCheck {
                 name: name.to_owned(),
                 kind: ServiceKind::Systemd,
+                restart: None,
             }
             .unit_name()
         };

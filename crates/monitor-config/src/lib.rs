@@ -36,8 +36,8 @@ mod store;
 
 pub use check::{
     AlertOverrides, Check, CheckDefinition, CheckFormat, CheckKind, DbusCheck, DbusDefinition,
-    LogCheck, LogDefinition, LogSource, LogSourceError, ServiceCheck, ServiceDefinition,
-    ServiceKind, UnknownServiceKind,
+    LogCheck, LogDefinition, LogSource, LogSourceError, OnFailure, RemediationAction,
+    RestartPolicy, ServiceCheck, ServiceDefinition, ServiceKind, UnknownServiceKind,
 };
 pub use duration::{format_duration, parse_duration, DurationError, Expiration};
 pub use mender::{
@@ -46,7 +46,8 @@ pub use mender::{
 };
 pub use problem::Problem;
 pub use settings::{
-    load_settings, Settings, DEFAULT_CONFIG_DIR, MAX_CONTEXT_LINES, SETTINGS_FILE_NAME,
+    load_settings, Settings, SystemdBus, SystemdSettings, DEFAULT_CONFIG_DIR, MAX_CONTEXT_LINES,
+    SETTINGS_FILE_NAME,
 };
 pub use store::{
     import_mender, is_valid_check_name, CheckDir, ImportReport, ImportedCheck, LoadedChecks,

@@ -478,6 +478,7 @@ fn service_definition(values: &mut MenderValues) -> Option<CheckDefinition> {
     Some(CheckDefinition::Service(ServiceDefinition {
         name: name?,
         kind: kind?,
+        on_failure: None,
     }))
 }
 

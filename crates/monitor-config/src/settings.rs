@@ -8,7 +8,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::duration::{self, Expiration};
-use crate::problem::{deserialize_all, lowercase_first, parse_yaml, Problem};
+use crate::problem::{
+    deserialize_all, lowercase_first, nested_problems, parse_yaml, NestedCheck, Problem,
+};
 
 /// The config directory when none is given.
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/monitor";
@@ -67,6 +69,29 @@ pub struct Settings {
     /// Default 1 MiB.
     #[serde(default = "default_alert_history_max_bytes")]
     pub alert_history_max_bytes: u64,
+    /// How the agent reaches systemd for `service` checks.
+    #[serde(default)]
+    pub systemd: SystemdSettings,
+}
+
+/// The `systemd:` section of `monitor.yaml`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SystemdSettings {
+    /// Which manager's services are watched: `system` (the default: services of
+    /// `systemctl`) or `user` (services of `systemctl --user`, on the session bus of
+    /// `DBUS_SESSION_BUS_ADDRESS`).
+    #[serde(default)]
+    pub bus: SystemdBus,
+}
+
+/// The D-Bus bus on which systemd is reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SystemdBus {
+    #[default]
+    System,
+    User,
 }
 
 fn default_device_id() -> Option<String> {
@@ -118,6 +143,7 @@ impl Default for Settings {
             log_lines_before: default_log_lines(),
             log_lines_after: default_log_lines(),
             alert_history_max_bytes: default_alert_history_max_bytes(),
+            systemd: SystemdSettings::default(),
         }
     }
 }
@@ -126,7 +152,8 @@ impl Settings {
     /// Parses and validates the text of a settings file; `file` is only used in problems.
     pub fn from_yaml(text: &str, file: &Path) -> Result<Settings, Vec<Problem>> {
         let value = parse_yaml(text, file)?;
-        let settings: Settings = deserialize_all(value, file, "", &[])?;
+        let nested: [(&str, NestedCheck); 1] = [("systemd", nested_problems::<SystemdSettings>)];
+        let settings: Settings = deserialize_all(value, file, "", &nested)?;
         let problems = settings.validate(file);
         if problems.is_empty() {
             Ok(settings)
@@ -298,7 +325,7 @@ mod tests {
         assert_eq!(
             messages,
             [
-                format!("{file}: flaping_interval: unknown key: use one of device_id, state_dir, runtime_dir, flapping_interval, flapping_count_threshold, alert_log_max_age, default_log_pattern_expiration, log_lines_before, log_lines_after, alert_history_max_bytes"),
+                format!("{file}: flaping_interval: unknown key: use one of device_id, state_dir, runtime_dir, flapping_interval, flapping_count_threshold, alert_log_max_age, default_log_pattern_expiration, log_lines_before, log_lines_after, alert_history_max_bytes, systemd"),
                 format!("{file}: flapping_count_threshold: invalid type: string \"many\", expected u32"),
                 format!("{file}: alert_log_max_age: invalid duration \"1x\": unknown unit \"x\", use ms, s, m, h or d (for example 30s, 5m, 2h30m)"),
             ]
@@ -351,6 +378,43 @@ mod tests {
                 &file,
                 "expected `key: value` lines, found a list: write one key per line"
             )]
+        );
+    }
+}
+
+#[cfg(test)]
+mod systemd_section_tests {
+    use super::*;
+
+    #[test]
+    fn the_systemd_bus_is_system_by_default_and_user_on_request() {
+        let file = Path::new("/etc/monitor/monitor.yaml");
+        assert_eq!(
+            Settings::from_yaml("", file).unwrap().systemd.bus,
+            SystemdBus::System
+        );
+        let settings = Settings::from_yaml("systemd:\n  bus: user\n", file).unwrap();
+        assert_eq!(settings.systemd.bus, SystemdBus::User);
+    }
+
+    #[test]
+    fn a_wrong_systemd_key_or_bus_names_the_nested_field() {
+        let file = Path::new("/etc/monitor/monitor.yaml");
+        let problems: Vec<String> =
+            Settings::from_yaml("systemd:\n  bus: session\n  buss: user\n", file)
+                .unwrap_err()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(
+            problems[0]
+                .starts_with("/etc/monitor/monitor.yaml: systemd.bus: unknown variant `session`"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1].starts_with("/etc/monitor/monitor.yaml: systemd.buss: unknown key"),
+            "{problems:?}"
         );
     }
 }

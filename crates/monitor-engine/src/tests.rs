@@ -943,3 +943,32 @@ fn snapshot_times_are_epoch_milliseconds() {
         serde_json::json!(1_700_000_010_250_u64)
     );
 }
+
+#[test]
+fn a_down_first_seen_then_four_changes_over_threshold_three_is_flapping_at_the_fourth() {
+    let mut engine = engine_with_service(EngineSettings {
+        flapping_interval: Duration::from_secs(6),
+        flapping_count_threshold: 3,
+        alert_log_max_age: Duration::from_secs(60),
+    });
+    let id = service_id();
+    let mut names = Vec::new();
+    for (second, running) in [(0, false), (1, true), (2, false), (3, true), (4, false)] {
+        for emitted in engine.observe(&id, service(running, "x"), at(second)) {
+            names.push((emitted.alert.level, emitted.alert.name));
+        }
+    }
+    assert_eq!(
+        names,
+        vec![
+            (Level::Critical, "Service nginx not running".to_string()),
+            (Level::Ok, "Service nginx not running".to_string()),
+            (Level::Critical, "Service nginx not running".to_string()),
+            (Level::Ok, "Service nginx not running".to_string()),
+            (
+                Level::Critical,
+                "Service nginx going up and down".to_string()
+            ),
+        ]
+    );
+}

@@ -14,7 +14,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use monitor_wire::HistoryRecord;
+use monitor_wire::{Alert, CheckId, HistoryRecord};
 
 /// The alert history's file name in `state_dir`.
 pub const HISTORY_FILE_NAME: &str = "alerts.jsonl";
@@ -124,8 +124,45 @@ impl AlertHistory {
         &self.path
     }
 
+    /// Append one alert made outside the agent (it is not running): the next `seq` is read
+    /// from the file under its lock, so the numbering stays one sequence.
+    pub fn append_next(
+        &mut self,
+        check: CheckId,
+        alert: Alert,
+    ) -> Result<HistoryRecord, StoreError> {
+        self.file.lock().map_err(io_error("lock", &self.path))?;
+        let result = (|| {
+            self.last_seq = match last_record(&self.path)? {
+                Some(record) => Some(record.seq),
+                None => last_record(&self.rotated_path)?.map(|record| record.seq),
+            };
+            self.size = self
+                .file
+                .metadata()
+                .map_err(io_error("inspect", &self.path))?
+                .len();
+            let record = HistoryRecord {
+                seq: self.last_seq.map_or(1, |seq| seq + 1),
+                check,
+                alert,
+            };
+            self.append_unlocked(std::slice::from_ref(&record))?;
+            Ok(record)
+        })();
+        let _ = self.file.unlock();
+        result
+    }
+
     /// Append records and make them durable before returning.
     pub fn append(&mut self, records: &[HistoryRecord]) -> Result<(), StoreError> {
+        self.file.lock().map_err(io_error("lock", &self.path))?;
+        let result = self.append_unlocked(records);
+        let _ = self.file.unlock();
+        result
+    }
+
+    fn append_unlocked(&mut self, records: &[HistoryRecord]) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
         }
@@ -232,7 +269,7 @@ pub fn read_history(state_dir: &Path) -> Result<Vec<HistoryRecord>, StoreError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use monitor_wire::{Alert, CheckId, Details, Level, Subject, Subsystem, Timestamp};
+    use monitor_wire::{Details, Level, Subject, Subsystem, Timestamp};
     use std::time::UNIX_EPOCH;
 
     fn record(seq: u64) -> HistoryRecord {
@@ -320,6 +357,22 @@ mod tests {
             .map(|record| record.seq)
             .collect();
         assert_eq!(seqs, vec![1, 2]);
+    }
+
+    #[test]
+    fn alerts_appended_from_outside_the_agent_continue_the_sequence() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut agent_history = AlertHistory::open(dir.path(), 1 << 20).unwrap();
+        agent_history.append(&[record(1), record(2)]).unwrap();
+        let mut other = AlertHistory::open(dir.path(), 1 << 20).unwrap();
+        let appended = other.append_next(record(0).check, record(0).alert).unwrap();
+        assert_eq!(appended.seq, 3);
+        let seqs: Vec<u64> = read_history(dir.path())
+            .unwrap()
+            .iter()
+            .map(|record| record.seq)
+            .collect();
+        assert_eq!(seqs, vec![1, 2, 3]);
     }
 
     #[test]

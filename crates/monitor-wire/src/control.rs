@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{CheckId, Timestamp};
+use crate::{Alert, CheckId, Timestamp};
 
 /// The socket's file name inside `runtime_dir`.
 pub const SOCKET_FILE_NAME: &str = "monitord.sock";
@@ -17,6 +17,13 @@ pub enum Request {
     Reload,
     /// Clear a CRITICAL check by hand: the agent sends its OK.
     Clear { check: CheckId },
+    /// Record an alert made outside the agent (`monitorctl notify-failure`), unless the
+    /// agent watches that service itself and so has made its own.
+    Record {
+        check: CheckId,
+        unit: String,
+        alert: Box<Alert>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -266,7 +266,7 @@ fn a_bad_file_never_hides_the_good_ones() {
         shown(&checks, &loaded.problems),
         [
             "DIR/available/log_regex.yaml: pattern: regex parse error: unclosed group at column 1 of \"(unclosed\" — fix the pattern",
-            "DIR/available/service_typo.yaml: restart: unknown key: use one of name, type",
+            "DIR/available/service_typo.yaml: restart: unknown key: use one of name, type, on_failure",
         ]
     );
 }

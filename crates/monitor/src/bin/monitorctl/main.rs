@@ -20,6 +20,8 @@ use monitor_config::{
 use monitor_wire::control::{CheckStatus, Request, Response};
 use monitor_wire::{CheckId, HistoryRecord, Subsystem};
 
+mod notify_failure;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "monitorctl",
@@ -90,8 +92,28 @@ enum Command {
         #[arg(default_value = "/etc/mender-monitor/monitor.d")]
         from: PathBuf,
     },
+    /// Report a failed unit: for `OnFailure=monitor-failure@%n.service` and `ExecStopPost=`
+    #[command(
+        after_help = "Examples:\n  monitorctl notify-failure crasher.service\n  ExecStopPost=/usr/bin/monitorctl notify-failure --from-env %n\n\nThe alert is recorded by the running agent (or, when the agent is down, straight in\nthe alert history). With --from-env a successful stop ($SERVICE_RESULT=success) is not\nreported."
+    )]
+    NotifyFailure {
+        /// The unit that failed (%n in a unit file)
+        unit: String,
+        /// Read the result from $SERVICE_RESULT, $EXIT_CODE and $EXIT_STATUS (ExecStopPost=)
+        #[arg(long)]
+        from_env: bool,
+        /// The bus of the unit's manager [default: systemd.bus in monitor.yaml]
+        #[arg(long, value_enum)]
+        bus: Option<BusArg>,
+    },
     /// Print the version
     Version,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum BusArg {
+    System,
+    User,
 }
 
 #[derive(Debug, Subcommand)]
@@ -217,6 +239,16 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             tell_agent_to_reload(&args.folders);
         }
+        Command::NotifyFailure {
+            unit,
+            from_env,
+            bus,
+        } => notify_failure::run(
+            &args.folders,
+            &unit,
+            from_env,
+            bus.map(|bus| matches!(bus, BusArg::User)),
+        )?,
         Command::Version => println!("monitorctl {}", env!("CARGO_PKG_VERSION")),
     }
     Ok(ExitCode::SUCCESS)
@@ -259,7 +291,7 @@ fn definition_of(create: Create) -> (CheckId, CheckDefinition) {
     }
 }
 
-fn settings(folders: &FolderArgs) -> anyhow::Result<Settings> {
+pub(crate) fn settings(folders: &FolderArgs) -> anyhow::Result<Settings> {
     let mut settings = load_settings(&folders.config_dir).map_err(|problems| {
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("{}", list.join("\n"))

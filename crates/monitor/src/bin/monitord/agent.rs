@@ -5,19 +5,20 @@
 //! happens: a watcher event, a config change, a control request, the engine's next
 //! deadline, or a batched checkpoint.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use monitor::FolderArgs;
-use monitor_config::{load_settings, CheckDir, Settings};
+use monitor_config::{load_settings, CheckDir, Settings, SystemdBus};
 use monitor_engine::{Emitted, Engine, EngineSettings, Observation};
 use monitor_logwatch::{FilePosition, LogEvent, LogMatch, LogWatchConfig, WatchedFile};
 use monitor_store::AlertHistory;
+use monitor_systemd::{Bus, ServiceEvent, ServiceWatchConfig};
 use monitor_wire::control::{AgentStatus, CheckState, CheckStatus, Request, Response};
-use monitor_wire::{Details, HistoryRecord, Timestamp};
+use monitor_wire::{CheckId, Details, HistoryRecord, Timestamp};
 use notify::Watcher;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::Instant;
@@ -27,6 +28,7 @@ use crate::checkpoint::{self, Checkpoint};
 use crate::control::{self, ControlRequest};
 use crate::persist::Persister;
 use crate::plan::{plan, Plan};
+use crate::sd_notify::SystemdNotifier;
 
 /// Offsets and extended expiries are saved this long after they change, in one write.
 const CHECKPOINT_DELAY: Duration = Duration::from_secs(1);
@@ -85,6 +87,9 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
         request_sender,
         tasks.clone(),
     ));
+    // The service watcher starts with the first service check (a device without systemd
+    // or D-Bus never tries to reach them); every incarnation sends on this one channel.
+    let (service_event_sender, mut service_events) = mpsc::channel(256);
     let config_changed = Arc::new(Notify::new());
     let _config_watcher = watch_config(&config_dir, config_changed.clone());
 
@@ -105,6 +110,12 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
         checkpoint_due: None,
         caught_up: false,
         log_configs,
+        service_event_sender,
+        service_watcher: None,
+        tasks: tasks.clone(),
+        service_problems: HashMap::new(),
+        restarts: HashMap::new(),
+        notifier: SystemdNotifier::from_environment(),
         reload_replies: Vec::new(),
         log_generation: 0,
         started: Timestamp::now(),
@@ -120,6 +131,10 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
     );
 
     let mut reload_at: Option<Instant> = None;
+    let mut watchdog_due = agent
+        .notifier
+        .watchdog_interval()
+        .map(|interval| Instant::now() + interval);
     loop {
         let engine_wake = if agent.caught_up {
             agent.engine.next_deadline().map(instant_of)
@@ -129,6 +144,7 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
         tokio::select! {
             _ = shutdown.cancelled() => break,
             Some(event) = log_events.recv() => agent.on_log_event(event).await,
+            Some(event) = service_events.recv() => agent.on_service_event(event),
             Some((request, reply)) = requests.recv() => agent.on_request(request, reply).await,
             _ = config_changed.notified() => {
                 reload_at.get_or_insert_with(|| Instant::now() + RELOAD_DELAY);
@@ -142,14 +158,23 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
                 agent.emit(emitted);
             }
             _ = sleep_until(agent.checkpoint_due) => agent.save_checkpoint(),
+            // Only when systemd asked for a watchdog (WatchdogSec=): the one periodic wake-up.
+            _ = sleep_until(watchdog_due) => {
+                agent.notifier.watchdog();
+                watchdog_due = agent.notifier.watchdog_interval().map(|interval| Instant::now() + interval);
+            }
         }
     }
+    agent.notifier.stopping();
 
     // Stop the watchers, take what they already sent, then persist. No alerts are made
     // because of the shutdown itself.
     tasks.cancel();
     let _ = tokio::time::timeout(STOP_DEADLINE, async {
         let _ = log_watcher.await;
+        if let Some(service_watcher) = agent.service_watcher.take() {
+            let _ = service_watcher.task.await;
+        }
         let _ = control_server.await;
     })
     .await;
@@ -160,6 +185,12 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
     agent.persister.finish();
     tracing::info!("monitord stopped");
     Ok(())
+}
+
+struct ServiceWatcher {
+    configs: mpsc::Sender<ServiceWatchConfig>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), monitor_systemd::SystemdError>>,
 }
 
 struct Agent {
@@ -183,6 +214,16 @@ struct Agent {
     /// a new CRITICAL being sent.
     caught_up: bool,
     log_configs: mpsc::Sender<LogWatchConfig>,
+    service_event_sender: mpsc::Sender<ServiceEvent>,
+    /// Running while some service check is enabled.
+    service_watcher: Option<ServiceWatcher>,
+    /// Cancelled at shutdown; the parent of every watcher's token.
+    tasks: CancellationToken,
+    /// Service checks whose unit cannot be watched (not found, bad unit file), and why.
+    service_problems: HashMap<CheckId, String>,
+    /// When each `on_failure: restart` check last restarted its unit.
+    restarts: HashMap<CheckId, Vec<SystemTime>>,
+    notifier: SystemdNotifier,
     /// `Reload` requests answered once the watchers run the new config, so that when
     /// `monitorctl enable` returns the check is live.
     reload_replies: Vec<(u64, oneshot::Sender<Response>)>,
@@ -266,9 +307,116 @@ impl Agent {
                 "the log watcher stopped; log checks are not watched until monitord restarts"
             );
         }
+        self.configure_service_watcher(&plan).await;
+        self.service_problems
+            .retain(|check, _| plan.services.iter().any(|service| &service.check == check));
         self.plan = plan;
         self.emit(emitted);
         self.schedule_checkpoint();
+    }
+
+    async fn configure_service_watcher(&mut self, plan: &Plan) {
+        if plan.services.is_empty() {
+            if let Some(watcher) = self.service_watcher.take() {
+                tracing::info!("no service checks left; disconnecting from systemd");
+                watcher.stop.cancel();
+            }
+            return;
+        }
+        let watcher = self.service_watcher.get_or_insert_with(|| {
+            let (configs, receiver) = mpsc::channel(4);
+            let stop = self.tasks.child_token();
+            let task = tokio::spawn(monitor_systemd::run(
+                receiver,
+                self.service_event_sender.clone(),
+                stop.clone(),
+            ));
+            ServiceWatcher {
+                configs,
+                stop,
+                task,
+            }
+        });
+        let config = ServiceWatchConfig {
+            bus: match self.settings.systemd.bus {
+                SystemdBus::System => Bus::System,
+                SystemdBus::User => Bus::Session,
+            },
+            services: plan.services.clone(),
+        };
+        if watcher.configs.send(config).await.is_err() {
+            tracing::error!("the service watcher stopped; service checks are not watched until monitord restarts");
+        }
+    }
+
+    /// `on_failure: restart`: restart the unit, at most `max_restarts` times per `window`.
+    fn remediate(&mut self, check: &CheckId) {
+        let Some((unit, policy)) = self.plan.restarts.get(check).cloned() else {
+            return;
+        };
+        let now = SystemTime::now();
+        let recent = self.restarts.entry(check.clone()).or_default();
+        recent.retain(|at| now.duration_since(*at).unwrap_or_default() < policy.window);
+        if recent.len() >= policy.max_restarts as usize {
+            tracing::error!(check = %check, %unit, "not restarting the unit: {} restarts within {:?} already (on_failure.max_restarts)", recent.len(), policy.window);
+            return;
+        }
+        recent.push(now);
+        tracing::warn!(check = %check, %unit, attempt = recent.len(), "unit is not running; restarting it (on_failure: restart)");
+        let user = self.settings.systemd.bus == SystemdBus::User;
+        tokio::spawn(async move {
+            let mut command = tokio::process::Command::new("systemctl");
+            if user {
+                command.arg("--user");
+            }
+            command
+                .args(["restart", "--no-block", &unit])
+                .kill_on_drop(true);
+            match tokio::time::timeout(Duration::from_secs(30), command.output()).await {
+                Ok(Ok(output)) if output.status.success() => {}
+                Ok(Ok(output)) => {
+                    tracing::error!(%unit, "systemctl restart failed: {}", String::from_utf8_lossy(&output.stderr).trim())
+                }
+                Ok(Err(error)) => {
+                    tracing::error!(%unit, %error, "cannot run systemctl to restart the unit")
+                }
+                Err(_) => tracing::error!(%unit, "systemctl restart took longer than 30 s"),
+            }
+        });
+    }
+
+    fn on_service_event(&mut self, event: ServiceEvent) {
+        match event {
+            ServiceEvent::State {
+                check,
+                running,
+                status,
+            } => {
+                if !running && status.load_state == "loaded" {
+                    self.remediate(&check);
+                }
+                if status.load_state == "loaded" && self.service_problems.remove(&check).is_some() {
+                    tracing::info!(check = %check, unit = %status.unit, "unit is loaded now");
+                }
+                let details = status.details();
+                let emitted = self.engine.observe(
+                    &check,
+                    Observation::Service { running, details },
+                    SystemTime::now(),
+                );
+                self.emit(emitted);
+            }
+            ServiceEvent::Problem { check, message } => {
+                if self.service_problems.get(&check) != Some(&message) {
+                    tracing::warn!(check = %check, "{message}");
+                }
+                self.service_problems.insert(check, message);
+            }
+            ServiceEvent::Connected => tracing::info!("connected to systemd"),
+            ServiceEvent::Disconnected { reason } => {
+                tracing::warn!("lost the connection to systemd ({reason}); reconnecting")
+            }
+        }
     }
 
     async fn on_log_event(&mut self, event: LogEvent) {
@@ -280,6 +428,7 @@ impl Agent {
                 let first = !self.caught_up;
                 self.caught_up = true;
                 if first {
+                    self.notifier.ready();
                     for (request, reply) in std::mem::take(&mut self.early_requests) {
                         self.on_request(request, reply).await;
                     }
@@ -370,6 +519,23 @@ impl Agent {
             Request::Reload => Response::Error {
                 message: "reload is answered once the watchers caught up".into(),
             },
+            Request::Record { check, unit, alert } => {
+                if self
+                    .plan
+                    .services
+                    .iter()
+                    .any(|service| service.unit == unit)
+                {
+                    tracing::debug!(%unit, "a failure reported from outside for a unit the agent watches itself; not recorded twice");
+                    return Response::Done;
+                }
+                tracing::info!(%unit, "recording a failure reported by monitorctl notify-failure");
+                self.emit(vec![Emitted {
+                    check,
+                    alert: *alert,
+                }]);
+                Response::Done
+            }
             Request::Clear { check } => {
                 if self.engine.view(&check).is_none() || self.plan.unwatched.contains_key(&check) {
                     return Response::Error {
@@ -394,21 +560,42 @@ impl Agent {
             .map(|id| {
                 let view = self.engine.view(id);
                 let unwatched = self.plan.unwatched.get(id);
+                let problem = self.service_problems.get(id);
+                let state = match (&view, unwatched, problem) {
+                    (_, Some(_), _) => CheckState::Unknown,
+                    (_, None, Some(_)) => CheckState::Error,
+                    (Some(view), None, None) => view.state,
+                    (None, None, None) => CheckState::Unknown,
+                };
+                let detail = unwatched.or(problem).cloned().or_else(|| {
+                    let log = self
+                        .plan
+                        .log_checks
+                        .get(id)
+                        .map(|extras| format!("following {}", extras.path.display()));
+                    let service = self
+                        .plan
+                        .services
+                        .iter()
+                        .find(|service| &service.check == id)
+                        .map(|service| {
+                            format!(
+                                "unit {} on the {} bus",
+                                service.unit,
+                                match self.settings.systemd.bus {
+                                    SystemdBus::System => "system",
+                                    SystemdBus::User => "user",
+                                }
+                            )
+                        });
+                    log.or(service)
+                });
                 CheckStatus {
                     check: id.clone(),
-                    state: match (&view, unwatched) {
-                        (_, Some(_)) => CheckState::Unknown,
-                        (Some(view), None) => view.state,
-                        (None, None) => CheckState::Unknown,
-                    },
+                    state,
                     since: view.as_ref().and_then(|view| view.since).map(Timestamp),
                     expires: view.as_ref().and_then(|view| view.expires).map(Timestamp),
-                    detail: unwatched.cloned().or_else(|| {
-                        self.plan
-                            .log_checks
-                            .get(id)
-                            .map(|extras| format!("following {}", extras.path.display()))
-                    }),
+                    detail,
                 }
             })
             .collect()

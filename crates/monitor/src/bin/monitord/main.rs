@@ -9,6 +9,7 @@ mod checkpoint;
 mod control;
 mod persist;
 mod plan;
+mod sd_notify;
 
 use std::process::ExitCode;
 

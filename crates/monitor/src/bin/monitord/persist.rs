@@ -16,6 +16,9 @@ use monitor_wire::HistoryRecord;
 
 use crate::checkpoint::{self, Checkpoint};
 
+/// Writes slower than this are worth a warning: alerts reach the history that much later.
+const SLOW_WRITE: std::time::Duration = std::time::Duration::from_millis(500);
+
 #[derive(Default)]
 struct Pending {
     checkpoint: Option<Checkpoint>,
@@ -52,13 +55,23 @@ impl Persister {
                     }
                     (pending.checkpoint.take(), std::mem::take(&mut pending.records), pending.stop)
                 };
+                let started = std::time::Instant::now();
                 if let Some(checkpoint) = checkpoint {
                     if let Err(error) = checkpoint::save(&state_dir, &checkpoint) {
                         tracing::error!("{error:#}");
                     }
                 }
+                let saved = started.elapsed();
+                if saved > SLOW_WRITE {
+                    tracing::warn!(took = ?saved, "writing the checkpoint was slow (a busy or worn disk?)");
+                }
                 if let Some(last) = records.last().map(|record| record.seq) {
-                    match history.append(&records) {
+                    let started = std::time::Instant::now();
+                    let appended = history.append(&records);
+                    if started.elapsed() > SLOW_WRITE {
+                        tracing::warn!(took = ?started.elapsed(), "appending to the alert history was slow (a busy or worn disk?)");
+                    }
+                    match appended {
                         Ok(()) => shared.appended_seq.store(last, Ordering::Release),
                         Err(error) => tracing::error!("{error:#}; these alerts stay in the checkpoint and are recorded at the next start"),
                     }

@@ -5,9 +5,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use monitor_config::{Check, CheckKind, Expiration, LoadedChecks, LogCheck, LogSource, Settings};
+use monitor_config::{
+    Check, CheckKind, Expiration, LoadedChecks, LogCheck, LogSource, RestartPolicy, Settings,
+};
 use monitor_engine::{CheckSpec, PatternCheck, ServiceCheck};
 use monitor_logwatch::PatternSpec;
+use monitor_systemd::WatchedService;
 use monitor_wire::CheckId;
 
 /// Everything the enabled checks ask of the agent.
@@ -18,6 +21,10 @@ pub struct Plan {
     pub log_files: BTreeMap<PathBuf, Vec<PatternSpec>>,
     /// Per log check: the file it reads and its `alert.details` template, if any.
     pub log_checks: HashMap<CheckId, LogCheckExtras>,
+    /// Services to watch, each for its check.
+    pub services: Vec<WatchedService>,
+    /// Service checks that restart their unit when it is found not running.
+    pub restarts: HashMap<CheckId, (String, RestartPolicy)>,
     /// Enabled checks that are not watched, and why.
     pub unwatched: BTreeMap<CheckId, String>,
     /// Every enabled check, for status.
@@ -78,7 +85,6 @@ fn add_check(plan: &mut Plan, settings: &Settings, check: Check) {
             }
         },
         CheckKind::Service(service) => {
-            // Registered so its state is kept; the systemd watcher feeds it in a later version.
             plan.engine_checks.push((
                 id.clone(),
                 CheckSpec::Service(ServiceCheck {
@@ -86,8 +92,15 @@ fn add_check(plan: &mut Plan, settings: &Settings, check: Check) {
                     subject_type: service.kind.as_str().to_lowercase(),
                 }),
             ));
-            plan.unwatched
-                .insert(id, "services are not watched by this version yet".into());
+            if let Some(policy) = service.restart {
+                plan.restarts
+                    .insert(id.clone(), (service.unit_name(), policy));
+            }
+            // A SysV init script is watched through the unit systemd generates for it.
+            plan.services.push(WatchedService {
+                check: id,
+                unit: service.unit_name(),
+            });
         }
         CheckKind::Dbus(_) => {
             plan.unwatched.insert(

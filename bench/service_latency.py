@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""Service failure latency: from a unit's crash to the alert, monitord vs polling.
+
+Runs a real `systemd --user` manager (private mount namespace, as in the tests), a unit
+that `kill -9` takes down (no Restart=, so it stays down until the next round), and
+measures, over many crashes:
+
+- monitord: crash -> the CRITICAL's timestamp (when the engine made it);
+- `systemctl --user is-active` polled every 1 s and every 2 s (Mender Monitor's approach):
+  crash -> the first poll that sees it not active;
+- seed 000's `OnFailure=` handler unit: crash -> the handler script running.
+
+Then a `Restart=always`, `RestartSec=100ms` unit is killed repeatedly: how many of the
+crashes each approach notices.
+
+Usage: bench/service_latency.py [--crashes N]   (builds monitord in release mode first)
+Prints a table; writes bench/results/service_latency.json.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+class UserManager:
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="monitor-bench-"))
+        (self.dir / "run").mkdir(mode=0o700)
+        (self.dir / "config/systemd/user").mkdir(parents=True)
+        self.env = dict(os.environ)
+        self.env.update(
+            XDG_RUNTIME_DIR=str(self.dir / "run"),
+            XDG_CONFIG_HOME=str(self.dir / "config"),
+            DBUS_SESSION_BUS_ADDRESS=f"unix:path={self.dir}/run/bus",
+        )
+        self.process = subprocess.Popen(
+            ["setsid", "unshare", "-m", "sh", "-c",
+             "mount -t tmpfs tmpfs /run/systemd && mkdir /run/systemd/system && exec /lib/systemd/systemd --user"],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if (self.dir / "run/bus").exists() and self.systemctl("show-environment").returncode == 0:
+                return
+            time.sleep(0.05)
+        raise SystemExit("systemd --user did not start")
+
+    def systemctl(self, *args):
+        return subprocess.run(["systemctl", "--user", *args], env=self.env, capture_output=True, text=True)
+
+    def install(self, name, text):
+        (self.dir / "config/systemd/user" / name).write_text(text)
+        self.systemctl("daemon-reload")
+
+    def wait_active(self, unit):
+        deadline = time.monotonic() + 10
+        while self.systemctl("is-active", unit).stdout.strip() != "active":
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{unit} did not become active")
+            time.sleep(0.01)
+
+    def stop(self):
+        self.process.kill()
+        subprocess.run(["pkill", "-KILL", "-f", f"XDG_RUNTIME_DIR={self.dir}"], stderr=subprocess.DEVNULL)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Poller(threading.Thread):
+    """`systemctl --user is-active` every `interval` seconds; remembers when it saw 'down'."""
+
+    def __init__(self, manager, unit, interval):
+        super().__init__(daemon=True)
+        self.manager, self.unit, self.interval = manager, unit, interval
+        self.down_seen = []  # wall-clock times of polls that saw a new down
+        self.stopped = threading.Event()
+
+    def run(self):
+        was_active = True
+        next_poll = time.monotonic()
+        while not self.stopped.is_set():
+            active = self.manager.systemctl("is-active", self.unit).stdout.strip() == "active"
+            if was_active and not active:
+                self.down_seen.append(time.time())
+            was_active = active
+            next_poll += self.interval
+            self.stopped.wait(max(0, next_poll - time.monotonic()))
+
+
+def alerts(sandbox):
+    path = sandbox / "state/alerts.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def timestamp(alert):
+    from datetime import datetime
+    return datetime.strptime(alert["timestamp"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+        tzinfo=__import__("datetime").timezone.utc).timestamp()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--crashes", type=int, default=20)
+    arguments = parser.parse_args()
+
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "monitord", "--bin", "monitorctl"], cwd=ROOT, check=True)
+    target = Path(json.loads(subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"], cwd=ROOT,
+                                            capture_output=True, text=True, check=True).stdout)["target_directory"])
+    monitord, monitorctl = target / "release/monitord", target / "release/monitorctl"
+
+    manager = UserManager()
+    sandbox = manager.dir / "sandbox"
+    for folder in ("config", "state", "run"):
+        (sandbox / folder).mkdir(parents=True)
+    (sandbox / "config/monitor.yaml").write_text("systemd:\n  bus: user\nflapping_count_threshold: 1000000\n")
+    env = dict(manager.env, MONITOR_CONFIG_DIR=str(sandbox / "config"), MONITOR_STATE_DIR=str(sandbox / "state"),
+               MONITOR_RUNTIME_DIR=str(sandbox / "run"))
+    handler_log = manager.dir / "onfailure.log"
+    manager.install("victim.service", "[Unit]\nDescription=Victim\nOnFailure=handler@%n.service\n"
+                                      "[Service]\nExecStart=/bin/sleep infinity\n")
+    # Seed 000's approach: a oneshot handler unit running a script on failure.
+    manager.install("handler@.service", f"[Service]\nType=oneshot\nExecStart=/bin/sh -c 'date +%%s.%%N >> {handler_log}'\n")
+    manager.install("looper.service", "[Service]\nExecStart=/bin/sleep infinity\nRestart=always\nRestartSec=100ms\n"
+                                      "[Unit]\nStartLimitIntervalSec=0\n")
+    for unit in ("victim", "looper"):
+        subprocess.run([str(monitorctl), "create", "service", unit, "systemd"], env=env, check=True)
+        subprocess.run([str(monitorctl), "enable", "service", unit], env=env, check=True)
+    agent = subprocess.Popen([str(monitord)], env=env, stderr=subprocess.DEVNULL)
+    try:
+        while subprocess.run([str(monitorctl), "status"], env=env, capture_output=True).returncode != 0:
+            time.sleep(0.05)
+
+        # Part 1: latency, a unit that stays down.
+        pollers = {interval: Poller(manager, "victim", interval) for interval in (1.0, 2.0)}
+        manager.systemctl("start", "victim")
+        manager.wait_active("victim")
+        for poller in pollers.values():
+            poller.start()
+        crash_times = []
+        agent_latency = []
+        for _ in range(arguments.crashes):
+            manager.systemctl("start", "victim")
+            manager.wait_active("victim")
+            time.sleep(2.2)  # every poller has seen it up again
+            before = len([a for a in alerts(sandbox) if a["check"]["name"] == "victim" and a["level"] == "CRITICAL"])
+            crashed = time.time()
+            manager.systemctl("kill", "-s", "KILL", "victim")
+            crash_times.append(crashed)
+            deadline = time.monotonic() + 10
+            while True:
+                critical = [a for a in alerts(sandbox) if a["check"]["name"] == "victim" and a["level"] == "CRITICAL"]
+                if len(critical) > before:
+                    agent_latency.append((timestamp(critical[-1]) - crashed) * 1000)
+                    break
+                if time.monotonic() > deadline:
+                    raise SystemExit("monitord did not report a crash within 10 s")
+                time.sleep(0.01)
+        time.sleep(2.2)
+        for poller in pollers.values():
+            poller.stopped.set()
+
+        def latencies(seen):
+            result = []
+            for crashed in crash_times:
+                later = [t for t in seen if t >= crashed]
+                if later:
+                    result.append((min(later) - crashed) * 1000)
+            return result
+
+        handler_times = [float(line) for line in handler_log.read_text().split()] if handler_log.exists() else []
+        rows = {"monitord (D-Bus signals)": agent_latency}
+        for interval, poller in pollers.items():
+            rows[f"systemctl is-active every {interval:g} s"] = latencies(poller.down_seen)
+        rows["OnFailure= handler script (seed 000)"] = latencies(handler_times)
+
+        # Part 2: a Restart=always, RestartSec=100ms unit killed repeatedly.
+        manager.systemctl("start", "looper")
+        manager.wait_active("looper")
+        loop_pollers = {interval: Poller(manager, "looper", interval) for interval in (1.0, 2.0)}
+        for poller in loop_pollers.values():
+            poller.start()
+        before = len([a for a in alerts(sandbox) if a["check"]["name"] == "looper" and a["level"] == "CRITICAL"])
+        restarts_before = int(manager.systemctl("show", "-p", "NRestarts", "--value", "looper").stdout.strip() or 0)
+        kills = arguments.crashes
+        for _ in range(kills):
+            manager.systemctl("kill", "-s", "KILL", "looper")
+            time.sleep(0.5)
+        time.sleep(2.5)
+        for poller in loop_pollers.values():
+            poller.stopped.set()
+        restarts = int(manager.systemctl("show", "-p", "NRestarts", "--value", "looper").stdout.strip() or 0) - restarts_before
+        noticed = {"monitord (D-Bus signals)": len([a for a in alerts(sandbox) if a["check"]["name"] == "looper"
+                                                     and a["level"] == "CRITICAL"]) - before}
+        for interval, poller in loop_pollers.items():
+            noticed[f"systemctl is-active every {interval:g} s"] = len(poller.down_seen)
+        noticed["OnFailure= handler script (seed 000)"] = 0  # Restart= keeps the unit from entering "failed"
+    finally:
+        agent.terminate()
+        agent.wait()
+        manager.stop()
+
+    print(f"Service failure latency over {arguments.crashes} crashes (kill -9, unit stays down), milliseconds")
+    print(f"{'approach':42} {'seen':>6} {'median':>9} {'p99':>9} {'min':>8} {'max':>8}")
+    results = {"crashes": arguments.crashes, "latency_ms": {}, "restart_loop": {"kills": kills, "restarts": restarts, "noticed": noticed}}
+    for name, values in rows.items():
+        results["latency_ms"][name] = {"seen": len(values), "median": statistics.median(values) if values else None,
+                                       "p99": percentile(values, 0.99) if values else None}
+        if values:
+            print(f"{name:42} {len(values):>6} {statistics.median(values):>9.1f} {percentile(values, 0.99):>9.1f} "
+                  f"{min(values):>8.1f} {max(values):>8.1f}")
+        else:
+            print(f"{name:42} {0:>6} {'-':>9} {'-':>9} {'-':>8} {'-':>8}")
+    print()
+    print(f"Restart=always, RestartSec=100ms: {kills} kills, {restarts} restarts counted by systemd")
+    for name, count in noticed.items():
+        print(f"{name:42} noticed {count:>4} crashes")
+    out = ROOT / "bench/results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "service_latency.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,753 @@
+//! The watch loop: one connection, one signal stream per watched unit, reconnection.
+//!
+//! Invariants:
+//! - A unit's cached status only moves forward: values from a signal sent before the reply
+//!   the cache was last read from are dropped (compared by the sender's serial numbers), and
+//!   signals from anyone but the current owner of `org.freedesktop.systemd1` are ignored.
+//! - `running` is evaluated on `org.freedesktop.systemd1.Unit` signals and on reads only:
+//!   systemd sends the Service interface (with `NRestarts`) first and the Unit interface right
+//!   after, "so that clients may rely on this order to get atomic behaviour".
+//! - One failing unit never stops the others: it is retried on its own with backoff.
+
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use zbus::export::futures_core::Stream;
+use zbus::names::OwnedUniqueName;
+use zbus::zvariant::{OwnedObjectPath, OwnedValue};
+use zbus::{Message, MessageStream};
+
+use crate::bus::{Link, Serial};
+use crate::status::{Interface, UnitStatus};
+use crate::transitions::RunningTracker;
+use crate::{Bus, BusAddresses, ServiceEvent, ServiceWatchConfig, SystemdError, WatchedService};
+
+/// Every unit is re-read this often, in case a signal was lost anyway.
+const SAFETY_READ_INTERVAL: Duration = Duration::from_secs(5 * 60);
+const RECONNECT_FIRST_DELAY: Duration = Duration::from_millis(100);
+const RECONNECT_MAX_DELAY: Duration = Duration::from_secs(30);
+const UNIT_RETRY_FIRST_DELAY: Duration = Duration::from_secs(1);
+const UNIT_RETRY_MAX_DELAY: Duration = Duration::from_secs(30);
+/// How long a stop in progress (`deactivating`) may take before it is reported as is: a stop
+/// usually settles within milliseconds into `inactive` or `failed`, whose status (result, exit
+/// code) is what a person wants to see.
+const SETTLE_DEADLINE: Duration = Duration::from_secs(1);
+
+pub(crate) async fn run(
+    addresses: BusAddresses,
+    mut configs: mpsc::Receiver<ServiceWatchConfig>,
+    events: mpsc::Sender<ServiceEvent>,
+    shutdown: CancellationToken,
+) -> Result<(), SystemdError> {
+    let first = tokio::select! {
+        biased;
+        _ = shutdown.cancelled() => return Ok(()),
+        config = configs.recv() => config,
+    };
+    let Some(first) = first else {
+        tracing::info!("no service config arrived before the config channel closed");
+        return Ok(());
+    };
+    let mut watcher = Watcher::new(addresses, events, first);
+    loop {
+        // Dropping a step midway is fine: it only happens at shutdown.
+        let flow = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => return Ok(()),
+            flow = watcher.step(&mut configs) => flow?,
+        };
+        if let Flow::ConfigsClosed = flow {
+            tracing::info!("the service config channel closed; no longer watching services");
+            return Ok(());
+        }
+    }
+}
+
+enum Flow {
+    Continue,
+    ConfigsClosed,
+}
+
+/// Capped exponential backoff.
+struct Backoff {
+    first: Duration,
+    max: Duration,
+    next: Duration,
+}
+
+impl Backoff {
+    fn new(first: Duration, max: Duration) -> Backoff {
+        Backoff {
+            first,
+            max,
+            next: first,
+        }
+    }
+
+    fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (delay * 2).min(self.max);
+        delay
+    }
+
+    fn reset(&mut self) {
+        self.next = self.first;
+    }
+}
+
+/// The live connection and what belongs to it.
+struct Session {
+    link: Link,
+    /// The unique name of systemd; only its signals are taken.
+    systemd: OwnedUniqueName,
+    owner_changes: MessageStream,
+    reloads: MessageStream,
+}
+
+/// A unit's object path and signal stream, valid for one session.
+struct UnitLink {
+    path: OwnedObjectPath,
+    signals: MessageStream,
+    /// Per [`Interface`]: the serial of the reply the cached values were last read from.
+    fresh_after: [Option<Serial>; 2],
+}
+
+struct UnitWatch {
+    service: WatchedService,
+    link: Option<UnitLink>,
+    status: UnitStatus,
+    tracker: RunningTracker,
+    /// The problem last reported (`None` while the unit loads fine).
+    problem_reported: Option<String>,
+    /// A read failed: retry it.
+    needs_read: bool,
+    /// systemd refused the unit's name: nothing to retry until the next session.
+    refused: bool,
+    /// A change to not-running seen as `deactivating`, not reported until it settles.
+    deferred_down: Option<DeferredDown>,
+}
+
+struct DeferredDown {
+    status: UnitStatus,
+    until: Instant,
+}
+
+impl UnitWatch {
+    fn new(service: WatchedService) -> UnitWatch {
+        let status = UnitStatus {
+            unit: service.unit.clone(),
+            ..UnitStatus::default()
+        };
+        UnitWatch {
+            service,
+            link: None,
+            status,
+            tracker: RunningTracker::default(),
+            problem_reported: None,
+            needs_read: true,
+            refused: false,
+            deferred_down: None,
+        }
+    }
+}
+
+enum Wake {
+    Config(Option<ServiceWatchConfig>),
+    UnitSignal(usize, Option<zbus::Result<Message>>),
+    OwnerChanged(Option<zbus::Result<Message>>),
+    Reload(Option<zbus::Result<Message>>),
+    SafetyRead,
+    RetryUnits,
+    Settle,
+}
+
+struct Watcher {
+    addresses: BusAddresses,
+    events: mpsc::Sender<ServiceEvent>,
+    bus: Bus,
+    units: Vec<UnitWatch>,
+    session: Option<Session>,
+    /// `Disconnected` was sent and no `Connected` since.
+    down_reported: bool,
+    reconnect_backoff: Backoff,
+    /// No connection attempt before this.
+    reconnect_at: Option<Instant>,
+    next_safety_read: Instant,
+    unit_retry_backoff: Backoff,
+    unit_retry_at: Option<Instant>,
+}
+
+impl Watcher {
+    fn new(
+        addresses: BusAddresses,
+        events: mpsc::Sender<ServiceEvent>,
+        config: ServiceWatchConfig,
+    ) -> Watcher {
+        Watcher {
+            addresses,
+            events,
+            bus: config.bus,
+            units: config.services.into_iter().map(UnitWatch::new).collect(),
+            session: None,
+            down_reported: false,
+            reconnect_backoff: Backoff::new(RECONNECT_FIRST_DELAY, RECONNECT_MAX_DELAY),
+            reconnect_at: None,
+            next_safety_read: Instant::now() + SAFETY_READ_INTERVAL,
+            unit_retry_backoff: Backoff::new(UNIT_RETRY_FIRST_DELAY, UNIT_RETRY_MAX_DELAY),
+            unit_retry_at: None,
+        }
+    }
+
+    async fn send(&self, event: ServiceEvent) -> Result<(), SystemdError> {
+        self.events
+            .send(event)
+            .await
+            .map_err(|_| SystemdError::EventsClosed)
+    }
+
+    async fn step(
+        &mut self,
+        configs: &mut mpsc::Receiver<ServiceWatchConfig>,
+    ) -> Result<Flow, SystemdError> {
+        if self.session.is_none() {
+            return self.step_disconnected(configs).await;
+        }
+        let wake = self.next_wake(configs).await;
+        match wake {
+            Wake::Config(None) => return Ok(Flow::ConfigsClosed),
+            Wake::Config(Some(config)) => self.apply_config(config).await?,
+            Wake::UnitSignal(index, Some(Ok(message))) => {
+                self.on_properties_changed(index, &message).await?
+            }
+            Wake::UnitSignal(_, Some(Err(error)))
+            | Wake::OwnerChanged(Some(Err(error)))
+            | Wake::Reload(Some(Err(error))) => {
+                self.lose_session(format!("the {} bus connection failed: {error}", self.bus))
+                    .await?
+            }
+            Wake::UnitSignal(_, None) | Wake::OwnerChanged(None) | Wake::Reload(None) => {
+                self.lose_session(format!("the {} bus connection closed", self.bus))
+                    .await?
+            }
+            Wake::OwnerChanged(Some(Ok(message))) => {
+                let new_owner = message
+                    .body()
+                    .deserialize::<(String, String, String)>()
+                    .map(|(_, _, new_owner)| new_owner)
+                    .unwrap_or_default();
+                let reason = if new_owner.is_empty() {
+                    format!(
+                        "systemd left the {} bus (re-executing or shutting down)",
+                        self.bus
+                    )
+                } else {
+                    format!(
+                        "systemd on the {} bus was replaced by {new_owner}",
+                        self.bus
+                    )
+                };
+                self.lose_session(reason).await?
+            }
+            Wake::Reload(Some(Ok(message))) => {
+                // Reloading(false) ends a daemon-reload: unit files may have come or gone.
+                if message.body().deserialize::<bool>().ok() == Some(false) {
+                    tracing::debug!(bus = %self.bus, "systemd reloaded; re-reading every unit");
+                    self.read_all(false).await?;
+                }
+            }
+            Wake::SafetyRead => {
+                self.next_safety_read = Instant::now() + SAFETY_READ_INTERVAL;
+                self.read_all(false).await?;
+            }
+            Wake::RetryUnits => {
+                self.unit_retry_at = None;
+                self.read_pending().await?;
+            }
+            Wake::Settle => {
+                let now = Instant::now();
+                for index in 0..self.units.len() {
+                    let due = self.units[index]
+                        .deferred_down
+                        .as_ref()
+                        .is_some_and(|deferred| deferred.until <= now);
+                    if due {
+                        self.report_running(index, false).await?;
+                    }
+                }
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    async fn next_wake(&mut self, configs: &mut mpsc::Receiver<ServiceWatchConfig>) -> Wake {
+        let Watcher {
+            session,
+            units,
+            next_safety_read,
+            unit_retry_at,
+            ..
+        } = self;
+        let session = session.as_mut().expect("connected");
+        let retry_at = *unit_retry_at;
+        let settle_at = units
+            .iter()
+            .filter_map(|unit| unit.deferred_down.as_ref().map(|deferred| deferred.until))
+            .min();
+        tokio::select! {
+            config = configs.recv() => Wake::Config(config),
+            (index, item) = next_unit_signal(units) => Wake::UnitSignal(index, item),
+            item = next_message(&mut session.owner_changes) => Wake::OwnerChanged(item),
+            item = next_message(&mut session.reloads) => Wake::Reload(item),
+            _ = tokio::time::sleep_until(*next_safety_read) => Wake::SafetyRead,
+            _ = sleep_until_some(retry_at) => Wake::RetryUnits,
+            _ = sleep_until_some(settle_at) => Wake::Settle,
+        }
+    }
+
+    async fn step_disconnected(
+        &mut self,
+        configs: &mut mpsc::Receiver<ServiceWatchConfig>,
+    ) -> Result<Flow, SystemdError> {
+        if let Some(at) = self.reconnect_at {
+            let config = tokio::select! {
+                _ = tokio::time::sleep_until(at) => None,
+                config = configs.recv() => Some(config),
+            };
+            match config {
+                None => self.reconnect_at = None,
+                Some(None) => return Ok(Flow::ConfigsClosed),
+                Some(Some(config)) => {
+                    self.apply_config(config).await?;
+                    return Ok(Flow::Continue);
+                }
+            }
+        }
+        match self.connect().await {
+            Ok(session) => {
+                tracing::info!(bus = %self.bus, "watching systemd");
+                self.session = Some(session);
+                self.reconnect_backoff.reset();
+                self.down_reported = false;
+                self.next_safety_read = Instant::now() + SAFETY_READ_INTERVAL;
+                self.send(ServiceEvent::Connected).await?;
+                for unit in &mut self.units {
+                    unit.refused = false;
+                }
+                self.read_all(true).await?;
+            }
+            Err(error) => {
+                let delay = self.reconnect_backoff.next_delay();
+                tracing::warn!(%error, retry_in = ?delay, "cannot watch systemd");
+                self.reconnect_at = Some(Instant::now() + delay);
+                if !self.down_reported {
+                    self.down_reported = true;
+                    self.send(ServiceEvent::Disconnected {
+                        reason: error.to_string(),
+                    })
+                    .await?;
+                }
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    async fn connect(&self) -> Result<Session, SystemdError> {
+        let link = Link::connect(&self.addresses, self.bus).await?;
+        // Follow the owner before asking for it, so that no change falls in between.
+        let owner_changes = link.systemd_owner_changes().await?;
+        let reloads = link.reloads().await?;
+        let systemd = link.systemd_owner().await?;
+        link.subscribe().await?;
+        Ok(Session {
+            link,
+            systemd,
+            owner_changes,
+            reloads,
+        })
+    }
+
+    /// Drops the connection, says so once, and schedules the reconnection.
+    async fn lose_session(&mut self, reason: String) -> Result<(), SystemdError> {
+        tracing::warn!(%reason, "lost systemd; reconnecting");
+        self.session = None;
+        for unit in &mut self.units {
+            unit.link = None;
+        }
+        self.unit_retry_at = None;
+        self.reconnect_at = Some(Instant::now() + self.reconnect_backoff.next_delay());
+        if !self.down_reported {
+            self.down_reported = true;
+            self.send(ServiceEvent::Disconnected { reason }).await?;
+        }
+        Ok(())
+    }
+
+    async fn apply_config(&mut self, config: ServiceWatchConfig) -> Result<(), SystemdError> {
+        if config.bus != self.bus {
+            tracing::info!(from = %self.bus, to = %config.bus, "switching bus");
+            self.bus = config.bus;
+            self.units = config.services.into_iter().map(UnitWatch::new).collect();
+            self.session = None;
+            self.down_reported = false;
+            self.reconnect_backoff.reset();
+            self.reconnect_at = None;
+            self.unit_retry_at = None;
+            return Ok(());
+        }
+        let mut previous = std::mem::take(&mut self.units);
+        self.units = config
+            .services
+            .into_iter()
+            .map(
+                |service| match previous.iter().position(|unit| unit.service == service) {
+                    Some(index) => previous.swap_remove(index),
+                    None => UnitWatch::new(service),
+                },
+            )
+            .collect();
+        // Dropping the streams of units no longer watched removes their match rules.
+        drop(previous);
+        self.read_pending().await
+    }
+
+    /// Reads (and for new units first sends) every unit that needs it.
+    async fn read_pending(&mut self) -> Result<(), SystemdError> {
+        if self.session.is_none() {
+            return Ok(());
+        }
+        for index in 0..self.units.len() {
+            if self.units[index].needs_read && !self.units[index].refused {
+                self.read_unit(index, false).await?;
+            }
+        }
+        if self.units.iter().any(|unit| unit.needs_read) {
+            self.schedule_unit_retry();
+        } else {
+            self.unit_retry_backoff.reset();
+        }
+        Ok(())
+    }
+
+    /// Re-reads every unit; `force` sends a State for each even if unchanged.
+    async fn read_all(&mut self, force: bool) -> Result<(), SystemdError> {
+        for index in 0..self.units.len() {
+            if !self.units[index].refused {
+                self.read_unit(index, force).await?;
+            }
+        }
+        if self.units.iter().any(|unit| unit.needs_read) {
+            self.schedule_unit_retry();
+        }
+        Ok(())
+    }
+
+    fn schedule_unit_retry(&mut self) {
+        if self.unit_retry_at.is_none() {
+            self.unit_retry_at = Some(Instant::now() + self.unit_retry_backoff.next_delay());
+        }
+    }
+
+    /// Loads the unit and follows its signals (once per session), reads its properties and
+    /// reports what changed. Errors other than a closed event channel only mark the unit
+    /// for a retry.
+    async fn read_unit(&mut self, index: usize, force: bool) -> Result<(), SystemdError> {
+        let Some(session) = &self.session else {
+            return Ok(());
+        };
+        let link = session.link.clone();
+        let unit = &mut self.units[index];
+        let name = unit.service.unit.clone();
+        let read = async {
+            if unit.link.is_none() {
+                let path = link.load_unit(&name).await?;
+                // Follow before reading, so that no change falls in between.
+                let signals = link.unit_signals(&path).await?;
+                unit.link = Some(UnitLink {
+                    path,
+                    signals,
+                    fresh_after: [None, None],
+                });
+            }
+            let unit_link = unit.link.as_mut().expect("linked above");
+            let serials = link
+                .read_properties(&unit_link.path, &name, &mut unit.status)
+                .await?;
+            unit_link.fresh_after = serials;
+            Ok::<(), SystemdError>(())
+        };
+        match read.await {
+            Ok(()) => {
+                unit.needs_read = false;
+                self.report(index, force).await
+            }
+            Err(error @ SystemdError::Refused { .. }) if unit.link.is_none() => {
+                // systemd will not load this name (it is not a valid unit name): a finding,
+                // not a failure to retry.
+                tracing::warn!(%error, check = %unit.service.check, "unit refused");
+                unit.refused = true;
+                unit.needs_read = false;
+                let message =
+                    format!("cannot watch {name}: {error}; fix the service name in the check");
+                let check = unit.service.check.clone();
+                if unit.problem_reported.as_deref() != Some(message.as_str()) {
+                    unit.problem_reported = Some(message.clone());
+                    self.send(ServiceEvent::Problem { check, message }).await?;
+                }
+                self.report_running(index, force).await
+            }
+            Err(error) => {
+                tracing::warn!(%error, check = %unit.service.check, "cannot read unit; will retry");
+                unit.needs_read = true;
+                Ok(())
+            }
+        }
+    }
+
+    async fn on_properties_changed(
+        &mut self,
+        index: usize,
+        message: &Message,
+    ) -> Result<(), SystemdError> {
+        let Some(session) = &self.session else {
+            return Ok(());
+        };
+        let header = message.header();
+        if header.sender().map(|sender| sender.as_str()) != Some(session.systemd.as_str()) {
+            tracing::debug!(sender = ?header.sender(), "ignoring a signal not from systemd");
+            return Ok(());
+        }
+        let Ok((interface, changed, invalidated)) =
+            message
+                .body()
+                .deserialize::<(String, HashMap<String, OwnedValue>, Vec<String>)>()
+        else {
+            tracing::debug!("ignoring a malformed PropertiesChanged");
+            return Ok(());
+        };
+        let Some(interface) = Interface::from_name(&interface) else {
+            return Ok(());
+        };
+        let link = session.link.clone();
+        let unit = &mut self.units[index];
+        let Some(unit_link) = &mut unit.link else {
+            return Ok(());
+        };
+        let slot = interface as usize;
+        let serial = Serial::of(message);
+        if let Some(read) = unit_link.fresh_after[slot] {
+            if serial.not_after(read) {
+                // Sent before the reply the cache holds: older than what we know.
+                return Ok(());
+            }
+        }
+        for (name, value) in &changed {
+            unit.status.apply(name, value);
+        }
+        for name in invalidated
+            .iter()
+            .filter(|name| interface.properties().contains(&name.as_str()))
+        {
+            match link
+                .get_property(&unit_link.path, &unit.service.unit, interface, name)
+                .await
+            {
+                Ok((value, _)) => {
+                    unit.status.apply(name, &value);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read an invalidated property; will re-read the unit");
+                    unit.needs_read = true;
+                }
+            }
+        }
+        if unit.needs_read {
+            self.schedule_unit_retry();
+        }
+        if interface == Interface::Unit {
+            self.report(index, false).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends what changed: a load problem, and the running changes (with restarts that
+    /// signals did not show).
+    async fn report(&mut self, index: usize, force: bool) -> Result<(), SystemdError> {
+        let bus = self.bus;
+        let unit = &mut self.units[index];
+        if unit.status.load_problem() {
+            let message = load_problem_message(bus, &unit.service.unit, &unit.status);
+            if unit.problem_reported.as_deref() != Some(message.as_str()) {
+                unit.problem_reported = Some(message.clone());
+                let check = unit.service.check.clone();
+                self.send(ServiceEvent::Problem { check, message }).await?;
+            }
+        } else if unit.status.load_state == "loaded" {
+            unit.problem_reported = None;
+        }
+        self.report_running(index, force).await
+    }
+
+    /// Reports the running changes since the last report. A change to not-running seen as
+    /// `deactivating` waits (up to [`SETTLE_DEADLINE`]) for the state it settles in.
+    async fn report_running(&mut self, index: usize, force: bool) -> Result<(), SystemdError> {
+        let now = Instant::now();
+        let unit = &mut self.units[index];
+        let current = unit.status.clone();
+        let stopping = current.active_state == "deactivating";
+        let mut observations = Vec::with_capacity(2);
+        match unit.deferred_down.take() {
+            Some(deferred) if stopping && !force && now < deferred.until => {
+                unit.deferred_down = Some(deferred);
+                return Ok(());
+            }
+            // Back up before the stop settled: the down still happened, before this up.
+            Some(deferred) if current.running() => observations.push(deferred.status),
+            Some(_) => {}
+            None if stopping && !force && unit.tracker.reported() == Some(true) => {
+                unit.deferred_down = Some(DeferredDown {
+                    status: current,
+                    until: now + SETTLE_DEADLINE,
+                });
+                return Ok(());
+            }
+            None => {}
+        }
+        observations.push(current);
+        let last = observations.len() - 1;
+        let check = unit.service.check.clone();
+        let mut events = Vec::new();
+        for (position, status) in observations.into_iter().enumerate() {
+            let changes = unit.tracker.observe(
+                status.running(),
+                status.n_restarts,
+                force && position == last,
+            );
+            for running in changes {
+                events.push(ServiceEvent::State {
+                    check: check.clone(),
+                    running,
+                    status: status.clone(),
+                });
+            }
+        }
+        for event in events {
+            self.send(event).await?;
+        }
+        Ok(())
+    }
+}
+
+/// What a person should do about a unit that did not load.
+fn load_problem_message(bus: Bus, unit: &str, status: &UnitStatus) -> String {
+    let systemctl = match bus {
+        Bus::System => "systemctl",
+        Bus::Session => "systemctl --user",
+    };
+    let reason = if status.load_error.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", status.load_error.trim_end_matches('.'))
+    };
+    match status.load_state.as_str() {
+        "not-found" => format!(
+            "unit {unit} not found on the {bus} bus{reason}: install its unit file and run `{systemctl} daemon-reload`, or fix the service name in the check"
+        ),
+        "masked" => format!("unit {unit} is masked: unmask it with `{systemctl} unmask {unit}`"),
+        state => {
+            let file = if status.fragment_path.is_empty() {
+                "its unit file".to_owned()
+            } else {
+                status.fragment_path.clone()
+            };
+            format!(
+                "unit {unit} failed to load ({state}){reason}: fix {file} and run `{systemctl} daemon-reload`"
+            )
+        }
+    }
+}
+
+async fn next_message(stream: &mut MessageStream) -> Option<zbus::Result<Message>> {
+    poll_fn(|context| Pin::new(&mut *stream).poll_next(context)).await
+}
+
+/// The next item of any unit's signal stream. Polling starts at a rotating index so that a
+/// busy unit cannot starve the others.
+async fn next_unit_signal(units: &mut [UnitWatch]) -> (usize, Option<zbus::Result<Message>>) {
+    let mut start = 0;
+    poll_fn(|context| {
+        let count = units.len();
+        for offset in 0..count {
+            let index = (start + offset) % count;
+            if let Some(link) = &mut units[index].link {
+                if let Poll::Ready(item) = Pin::new(&mut link.signals).poll_next(context) {
+                    start = index + 1;
+                    return Poll::Ready((index, item));
+                }
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_resets() {
+        let mut backoff = Backoff::new(RECONNECT_FIRST_DELAY, RECONNECT_MAX_DELAY);
+        let delays: Vec<_> = (0..12).map(|_| backoff.next_delay()).collect();
+        assert_eq!(delays[0], Duration::from_millis(100));
+        assert_eq!(delays[1], Duration::from_millis(200));
+        assert_eq!(delays[8], Duration::from_millis(25_600));
+        assert_eq!(delays[9], Duration::from_secs(30));
+        assert_eq!(delays[11], Duration::from_secs(30));
+        backoff.reset();
+        assert_eq!(backoff.next_delay(), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn load_problems_say_what_to_do() {
+        let status = UnitStatus {
+            load_state: "not-found".into(),
+            load_error: "Unit nothere.service not found.".into(),
+            ..UnitStatus::default()
+        };
+        assert_eq!(
+            load_problem_message(Bus::Session, "nothere.service", &status),
+            "unit nothere.service not found on the session bus (Unit nothere.service not found): install its unit file and run `systemctl --user daemon-reload`, or fix the service name in the check"
+        );
+        let masked = UnitStatus {
+            load_state: "masked".into(),
+            ..UnitStatus::default()
+        };
+        assert_eq!(
+            load_problem_message(Bus::System, "x.service", &masked),
+            "unit x.service is masked: unmask it with `systemctl unmask x.service`"
+        );
+        let broken = UnitStatus {
+            load_state: "bad-setting".into(),
+            fragment_path: "/etc/systemd/system/x.service".into(),
+            load_error: "Unit x.service has a bad unit file setting.".into(),
+            ..UnitStatus::default()
+        };
+        assert_eq!(
+            load_problem_message(Bus::System, "x.service", &broken),
+            "unit x.service failed to load (bad-setting) (Unit x.service has a bad unit file setting): fix /etc/systemd/system/x.service and run `systemctl daemon-reload`"
+        );
+    }
+}

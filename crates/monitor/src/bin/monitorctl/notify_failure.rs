@@ -1,0 +1,106 @@
+//! `monitorctl notify-failure`: report a failed unit without depending on the agent, for
+//! `OnFailure=monitor-failure@%n.service` (the agent's own death included) and
+//! `ExecStopPost=monitorctl notify-failure --from-env %n`.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Context};
+use monitor::{ask_agent, FolderArgs};
+use monitor_config::SystemdBus;
+use monitor_store::AlertHistory;
+use monitor_systemd::{read_unit, unit_name, Bus};
+use monitor_wire::control::{Request, Response};
+use monitor_wire::{Alert, CheckId, Details, Level, Subject, Subsystem, Timestamp};
+
+/// `user`: `Some(true)` for the user manager, `Some(false)` for the system one, `None` for
+/// the setting in monitor.yaml.
+pub fn run(
+    folders: &FolderArgs,
+    unit: &str,
+    from_env: bool,
+    user: Option<bool>,
+) -> anyhow::Result<()> {
+    let settings = crate::settings(folders)?;
+    let unit = unit_name(unit);
+    let details = if from_env {
+        match details_from_environment(&unit)? {
+            Some(details) => details,
+            // A clean stop is not a failure.
+            None => return Ok(()),
+        }
+    } else {
+        let user = user.unwrap_or(settings.systemd.bus == SystemdBus::User);
+        let bus = if user { Bus::Session } else { Bus::System };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let status = runtime
+            .block_on(read_unit(bus, &unit))
+            .with_context(|| format!("cannot read the state of {unit} from systemd"))?;
+        status.details()
+    };
+
+    let service = unit.strip_suffix(".service").unwrap_or(&unit).to_owned();
+    let check = CheckId::new(Subsystem::Service, service.clone());
+    let alert = Alert {
+        name: format!("Service {service} not running"),
+        level: Level::Critical,
+        timestamp: Timestamp::now(),
+        subject: Subject {
+            name: service,
+            kind: "systemd".into(),
+            status: "not-running".into(),
+            details,
+        },
+    };
+    let request = Request::Record {
+        check: check.clone(),
+        unit: unit.clone(),
+        alert: Box::new(alert.clone()),
+    };
+    match ask_agent(&settings.runtime_dir, &request) {
+        Ok(Some(Response::Done)) => return Ok(()),
+        Ok(Some(Response::Error { message })) => bail!("{message}"),
+        Ok(Some(other)) => bail!("unexpected answer from monitord: {other:?}"),
+        // The agent is down (maybe it is the unit that failed): record it ourselves.
+        Ok(None) | Err(_) => {}
+    }
+    std::fs::create_dir_all(&settings.state_dir)
+        .with_context(|| format!("cannot create {}", settings.state_dir.display()))?;
+    let mut history = AlertHistory::open(&settings.state_dir, settings.alert_history_max_bytes)?;
+    history.append_next(check, alert)?;
+    Ok(())
+}
+
+/// What `ExecStopPost=` is told (systemd.exec(5)); `None` when the service stopped cleanly.
+fn details_from_environment(unit: &str) -> anyhow::Result<Option<Details>> {
+    let Ok(result) = std::env::var("SERVICE_RESULT") else {
+        bail!("$SERVICE_RESULT is not set: use --from-env only in ExecStopPost=, or leave it out to ask systemd");
+    };
+    if result == "success" {
+        return Ok(None);
+    }
+    let code = std::env::var("EXIT_CODE").unwrap_or_default();
+    let status = std::env::var("EXIT_STATUS").unwrap_or_default();
+    let mut fields = BTreeMap::new();
+    fields.insert("unit".to_owned(), unit.into());
+    fields.insert("result".to_owned(), result.clone().into());
+    if !code.is_empty() {
+        fields.insert("exit_code".to_owned(), code.clone().into());
+    }
+    if !status.is_empty() {
+        let value = status
+            .parse::<i64>()
+            .map_or_else(|_| status.clone().into(), Into::into);
+        fields.insert("exit_status".to_owned(), value);
+    }
+    let mut description = format!("{unit} stopped: Result: {result}");
+    if !code.is_empty() {
+        description.push_str(&format!(" (code={code}, status={status})"));
+    }
+    Ok(Some(Details {
+        description: Some(description),
+        fields,
+        ..Details::default()
+    }))
+}
