@@ -72,6 +72,129 @@ pub struct Settings {
     /// How the agent reaches systemd for `service` checks.
     #[serde(default)]
     pub systemd: SystemdSettings,
+    /// Where alerts go besides the local history: Discord webhooks and a backend.
+    #[serde(default)]
+    pub delivery: DeliverySettings,
+}
+
+/// The `delivery:` section of `monitor.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySettings {
+    /// Undelivered alerts kept per destination (Mender's `ALERT_OFFLINE_STORE_MAX_COUNT`);
+    /// past it, each check's older alerts go first and its latest state stays. Default 1000.
+    #[serde(default = "default_offline_store_max_count")]
+    pub alert_offline_store_max_count: usize,
+    /// Undelivered alerts older than this are dropped, except each check's latest state
+    /// (Mender's `ALERT_STORE_MAX_RECORD_AGE_S`). Default 7 days.
+    #[serde(
+        default = "default_store_max_record_age",
+        deserialize_with = "duration::plain::deserialize"
+    )]
+    pub alert_store_max_record_age: Duration,
+    /// Discord webhooks, each with its own progress.
+    #[serde(default)]
+    pub discord: Vec<DiscordSettings>,
+    /// A backend speaking the Mender devicemonitor device API.
+    #[serde(default)]
+    pub backend: Option<BackendSettings>,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        DeliverySettings {
+            alert_offline_store_max_count: default_offline_store_max_count(),
+            alert_store_max_record_age: default_store_max_record_age(),
+            discord: Vec::new(),
+            backend: None,
+        }
+    }
+}
+
+fn default_offline_store_max_count() -> usize {
+    1000
+}
+
+fn default_store_max_record_age() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+
+/// One Discord webhook. Exactly one of `webhook_url`, `webhook_url_file` and
+/// `webhook_url_env` (the URL is a secret: keep it out of the config with the last two).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscordSettings {
+    #[serde(default)]
+    pub webhook_url: Option<String>,
+    /// A file holding the URL (first line).
+    #[serde(default)]
+    pub webhook_url_file: Option<PathBuf>,
+    /// An environment variable holding the URL.
+    #[serde(default)]
+    pub webhook_url_env: Option<String>,
+    /// The name the messages are posted as (seed 000 uses `systemd`).
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub avatar_url: Option<String>,
+    /// `OK` (default: every alert) or `CRITICAL` (only CRITICALs).
+    #[serde(default)]
+    pub min_level: MinLevel,
+    /// Only these checks, as `<subsystem>` or `<subsystem> <check>`; default every check.
+    #[serde(default)]
+    pub checks: Vec<String>,
+}
+
+/// The least level a destination receives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum MinLevel {
+    #[default]
+    #[serde(rename = "OK", alias = "ok")]
+    Ok,
+    #[serde(rename = "CRITICAL", alias = "critical")]
+    Critical,
+}
+
+/// The backend: a Mender server (auth `mender`, through the Mender client on the device)
+/// or a self-hosted one (auth `token`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackendSettings {
+    /// The server, for `auth: token` (with `mender` the Mender client says where it is).
+    #[serde(default)]
+    pub url: Option<String>,
+    pub auth: BackendAuth,
+    /// The bearer token's file, for `auth: token`.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// The bearer token's environment variable, for `auth: token`.
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// A CA certificate (PEM) to trust besides the system's.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// The D-Bus address of the Mender client, for `auth: mender`; default the system bus.
+    #[serde(default)]
+    pub mender_bus: Option<String>,
+    /// How often the check configuration is pushed besides at start and on change.
+    /// Default 1 hour (Mender's `CONFPUSH_INTERVAL`).
+    #[serde(
+        default = "default_config_push_interval",
+        deserialize_with = "duration::plain::deserialize"
+    )]
+    pub config_push_interval: Duration,
+}
+
+fn default_config_push_interval() -> Duration {
+    Duration::from_secs(3600)
+}
+
+/// How the agent authenticates to the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendAuth {
+    Token,
+    Mender,
 }
 
 /// The `systemd:` section of `monitor.yaml`.
@@ -144,6 +267,7 @@ impl Default for Settings {
             log_lines_after: default_log_lines(),
             alert_history_max_bytes: default_alert_history_max_bytes(),
             systemd: SystemdSettings::default(),
+            delivery: DeliverySettings::default(),
         }
     }
 }
@@ -152,7 +276,10 @@ impl Settings {
     /// Parses and validates the text of a settings file; `file` is only used in problems.
     pub fn from_yaml(text: &str, file: &Path) -> Result<Settings, Vec<Problem>> {
         let value = parse_yaml(text, file)?;
-        let nested: [(&str, NestedCheck); 1] = [("systemd", nested_problems::<SystemdSettings>)];
+        let nested: [(&str, NestedCheck); 2] = [
+            ("systemd", nested_problems::<SystemdSettings>),
+            ("delivery", nested_problems::<DeliverySettings>),
+        ];
         let settings: Settings = deserialize_all(value, file, "", &nested)?;
         let problems = settings.validate(file);
         if problems.is_empty() {
@@ -222,6 +349,51 @@ impl Settings {
                     format!("{lines} lines is too many: use at most {MAX_CONTEXT_LINES}"),
                 );
             }
+        }
+        for (index, discord) in self.delivery.discord.iter().enumerate() {
+            let sources = [
+                discord.webhook_url.is_some(),
+                discord.webhook_url_file.is_some(),
+                discord.webhook_url_env.is_some(),
+            ];
+            if sources.iter().filter(|set| **set).count() != 1 {
+                problem(
+                    &format!("delivery.discord[{index}]"),
+                    "set exactly one of webhook_url, webhook_url_file and webhook_url_env"
+                        .to_owned(),
+                );
+            }
+            for entry in &discord.checks {
+                let subsystem = entry.split_whitespace().next().unwrap_or_default();
+                if subsystem.parse::<monitor_wire::Subsystem>().is_err()
+                    || entry.split_whitespace().count() > 2
+                {
+                    problem(
+                        &format!("delivery.discord[{index}].checks"),
+                        format!("\"{entry}\": write <subsystem> or <subsystem> <check>, for example \"service crasher\""),
+                    );
+                }
+            }
+        }
+        if let Some(backend) = &self.delivery.backend {
+            if backend.auth == BackendAuth::Token {
+                if backend.url.is_none() {
+                    problem("delivery.backend.url", "missing: auth: token needs the server's URL, for example https://monitor.example.com".to_owned());
+                }
+                if backend.token_file.is_some() == backend.token_env.is_some() {
+                    problem(
+                        "delivery.backend",
+                        "auth: token needs exactly one of token_file and token_env".to_owned(),
+                    );
+                }
+            }
+        }
+        if self.delivery.alert_offline_store_max_count == 0 {
+            problem(
+                "delivery.alert_offline_store_max_count",
+                "must be at least 1: write how many undelivered alerts to keep, such as 1000"
+                    .to_owned(),
+            );
         }
         if self.alert_history_max_bytes == 0 {
             problem(
@@ -325,7 +497,7 @@ mod tests {
         assert_eq!(
             messages,
             [
-                format!("{file}: flaping_interval: unknown key: use one of device_id, state_dir, runtime_dir, flapping_interval, flapping_count_threshold, alert_log_max_age, default_log_pattern_expiration, log_lines_before, log_lines_after, alert_history_max_bytes, systemd"),
+                format!("{file}: flaping_interval: unknown key: use one of device_id, state_dir, runtime_dir, flapping_interval, flapping_count_threshold, alert_log_max_age, default_log_pattern_expiration, log_lines_before, log_lines_after, alert_history_max_bytes, systemd, delivery"),
                 format!("{file}: flapping_count_threshold: invalid type: string \"many\", expected u32"),
                 format!("{file}: alert_log_max_age: invalid duration \"1x\": unknown unit \"x\", use ms, s, m, h or d (for example 30s, 5m, 2h30m)"),
             ]
@@ -415,6 +587,52 @@ mod systemd_section_tests {
         assert!(
             problems[1].starts_with("/etc/monitor/monitor.yaml: systemd.buss: unknown key"),
             "{problems:?}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod delivery_section_tests {
+    use super::*;
+
+    #[test]
+    fn the_delivery_section_reads_webhooks_and_a_backend() {
+        let file = Path::new("/etc/monitor/monitor.yaml");
+        let text = "delivery:\n  alert_offline_store_max_count: 50\n  discord:\n    - webhook_url_env: DISCORD_HOOK\n      username: systemd\n      min_level: CRITICAL\n      checks: [service, log crasher_app]\n  backend:\n    url: https://monitor.example.com\n    auth: token\n    token_file: /etc/monitor/token\n";
+        let settings = Settings::from_yaml(text, file).unwrap();
+        let delivery = &settings.delivery;
+        assert_eq!(delivery.alert_offline_store_max_count, 50);
+        assert_eq!(
+            delivery.discord[0].webhook_url_env.as_deref(),
+            Some("DISCORD_HOOK")
+        );
+        assert_eq!(delivery.discord[0].min_level, MinLevel::Critical);
+        assert_eq!(
+            delivery.discord[0].checks,
+            vec!["service", "log crasher_app"]
+        );
+        let backend = delivery.backend.as_ref().unwrap();
+        assert_eq!(backend.auth, BackendAuth::Token);
+        assert_eq!(backend.config_push_interval, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn delivery_mistakes_name_their_field_and_fix() {
+        let file = Path::new("/etc/monitor/monitor.yaml");
+        let text = "delivery:\n  discord:\n    - username: x\n      checks: [files]\n  backend:\n    auth: token\n";
+        let problems: Vec<String> = Settings::from_yaml(text, file)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            problems,
+            vec![
+                "/etc/monitor/monitor.yaml: delivery.discord[0]: set exactly one of webhook_url, webhook_url_file and webhook_url_env",
+                "/etc/monitor/monitor.yaml: delivery.discord[0].checks: \"files\": write <subsystem> or <subsystem> <check>, for example \"service crasher\"",
+                "/etc/monitor/monitor.yaml: delivery.backend.url: missing: auth: token needs the server's URL, for example https://monitor.example.com",
+                "/etc/monitor/monitor.yaml: delivery.backend: auth: token needs exactly one of token_file and token_env",
+            ]
         );
     }
 }

@@ -7,6 +7,8 @@
 //!   [`HistoryRecord`] (a Mender-shaped alert with a sequence number) per line, bounded by
 //!   size (it rotates once to `alerts.jsonl.1`). [`read_history`] reads both files back.
 //!
+//! - [`Outbox`]: what each delivery destination has not taken yet, with its own progress.
+//!
 //! It does not decide when to write (the agent batches checkpoints to spare SD cards) and
 //! knows nothing of what a checkpoint contains.
 
@@ -15,6 +17,9 @@ use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use monitor_wire::{Alert, CheckId, HistoryRecord};
+
+mod outbox;
+pub use outbox::{Outbox, OutboxLimits, OUTBOX_FOLDER};
 
 /// The alert history's file name in `state_dir`.
 pub const HISTORY_FILE_NAME: &str = "alerts.jsonl";
@@ -38,7 +43,10 @@ pub enum StoreError {
     },
 }
 
-fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+pub(crate) fn io_error<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> StoreError + 'a {
     move |source| StoreError::Io {
         action,
         path: path.to_path_buf(),
@@ -203,7 +211,7 @@ impl AlertHistory {
     }
 }
 
-fn cut_torn_tail(file: &mut File, path: &Path) -> Result<u64, StoreError> {
+pub(crate) fn cut_torn_tail(file: &mut File, path: &Path) -> Result<u64, StoreError> {
     let size = file.metadata().map_err(io_error("inspect", path))?.len();
     if size == 0 {
         return Ok(0);
