@@ -4,11 +4,16 @@
 //! One test binary with a small harness (`harness.rs`); every wait is for an observed event
 //! with a deadline.
 
+#[path = "../support/devicemonitor_standin.rs"]
+mod devicemonitor_standin;
+#[path = "../support/discord_standin.rs"]
+mod discord_standin;
 mod harness;
 #[path = "../support/user_manager.rs"]
 mod user_manager;
 
 mod cli;
+mod delivery;
 mod examples;
 mod log_checks;
 mod services;

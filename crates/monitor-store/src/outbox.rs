@@ -140,6 +140,11 @@ impl Outbox {
         Ok(())
     }
 
+    /// The destinations it keeps progress for.
+    pub fn destinations(&self) -> Vec<String> {
+        self.progress.destinations.keys().cloned().collect()
+    }
+
     pub fn has_destinations(&self) -> bool {
         !self.progress.destinations.is_empty()
     }

@@ -24,6 +24,8 @@ pub enum Request {
         unit: String,
         alert: Box<Alert>,
     },
+    /// What each delivery destination has not taken yet, and why.
+    Pending,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,6 +42,30 @@ pub enum Response {
     Error {
         message: String,
     },
+    Pending {
+        destinations: Vec<DestinationStatus>,
+    },
+}
+
+/// One delivery destination (a Discord webhook, the backend) as `monitorctl alerts
+/// --pending` shows it. Never carries a secret: webhooks are named by their id.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DestinationStatus {
+    /// `backend`, or `discord:<webhook id>`.
+    pub name: String,
+    /// Alerts waiting for it.
+    pub pending: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oldest_pending: Option<Timestamp>,
+    /// Why the last attempt failed, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When it is tried again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<Timestamp>,
+    /// Given up on (a deleted webhook) until the agent restarts or its settings change.
+    #[serde(default)]
+    pub disabled: bool,
 }
 
 /// About the running agent itself.

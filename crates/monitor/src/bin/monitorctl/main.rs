@@ -17,7 +17,7 @@ use monitor_config::{
     import_mender, load_settings, Check, CheckDefinition, CheckDir, CheckKind, Expiration,
     ServiceKind, Settings,
 };
-use monitor_wire::control::{CheckStatus, Request, Response};
+use monitor_wire::control::{CheckStatus, DestinationStatus, Request, Response};
 use monitor_wire::{CheckId, HistoryRecord, Subsystem};
 
 mod notify_failure;
@@ -74,6 +74,9 @@ enum Command {
         /// Only the newest N alerts
         #[arg(long, short = 'n', value_name = "N")]
         last: Option<usize>,
+        /// What each delivery destination has not taken yet, and why
+        #[arg(long, conflicts_with_all = ["follow", "last"])]
+        pending: bool,
     },
     /// Live state of every check, from the running agent
     #[command(after_help = "Example:\n  monitorctl status")]
@@ -195,7 +198,14 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Command::List { json } => list(&args.folders, &check_dir, json)?,
         Command::Validate => return validate(&args.folders, &check_dir),
-        Command::Alerts { follow, json, last } => alerts(&args.folders, follow, json, last)?,
+        Command::Alerts {
+            pending: true,
+            json,
+            ..
+        } => pending(&args.folders, json)?,
+        Command::Alerts {
+            follow, json, last, ..
+        } => alerts(&args.folders, follow, json, last)?,
         Command::Status { json } => status(&args.folders, json)?,
         Command::Clear { subsystem, check } => {
             let settings = settings(&args.folders)?;
@@ -475,6 +485,72 @@ fn status(folders: &FolderArgs, json: bool) -> anyhow::Result<()> {
     for problem in &problems {
         println!("problem: {problem}");
     }
+    Ok(())
+}
+
+/// The agent knows the last error and the next retry; without it, the outbox on disk
+/// still says what waits.
+fn pending(folders: &FolderArgs, json: bool) -> anyhow::Result<()> {
+    let settings = settings(folders)?;
+    let destinations = match ask_agent(&settings.runtime_dir, &Request::Pending)? {
+        Some(Response::Pending { destinations }) => destinations,
+        Some(Response::Error { message }) => bail!("{message}"),
+        Some(other) => bail!("unexpected answer from monitord: {other:?}"),
+        None => {
+            eprintln!(
+                "monitord is not running: showing the outbox on disk (last errors are unknown)"
+            );
+            let limits = monitor_store::OutboxLimits {
+                max_count: settings.delivery.alert_offline_store_max_count,
+                max_age: settings.delivery.alert_store_max_record_age,
+            };
+            let outbox = monitor_store::Outbox::open(&settings.state_dir, limits)?;
+            outbox
+                .destinations()
+                .into_iter()
+                .map(|name| {
+                    let waiting = outbox.pending(&name, usize::MAX);
+                    DestinationStatus {
+                        pending: waiting.len(),
+                        oldest_pending: waiting.first().map(|record| record.alert.timestamp),
+                        name,
+                        ..DestinationStatus::default()
+                    }
+                })
+                .collect()
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&destinations)?);
+        return Ok(());
+    }
+    if destinations.is_empty() {
+        println!("no delivery destinations (delivery: in monitor.yaml)");
+        return Ok(());
+    }
+    let mut rows = vec![[
+        "DESTINATION".to_string(),
+        "PENDING".into(),
+        "OLDEST".into(),
+        "RETRY AT".into(),
+        "LAST ERROR".into(),
+    ]];
+    for destination in &destinations {
+        rows.push([
+            destination.name.clone(),
+            destination.pending.to_string(),
+            destination
+                .oldest_pending
+                .map_or("-".into(), |at| at.to_string()),
+            if destination.disabled {
+                "disabled".into()
+            } else {
+                destination.retry_at.map_or("-".into(), |at| at.to_string())
+            },
+            destination.last_error.clone().unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    print_table(&rows);
     Ok(())
 }
 

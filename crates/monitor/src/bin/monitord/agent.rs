@@ -15,17 +15,18 @@ use monitor::FolderArgs;
 use monitor_config::{load_settings, CheckDir, Settings, SystemdBus};
 use monitor_engine::{Emitted, Engine, EngineSettings, Observation};
 use monitor_logwatch::{FilePosition, LogEvent, LogMatch, LogWatchConfig, WatchedFile};
-use monitor_store::AlertHistory;
+use monitor_store::{AlertHistory, Outbox};
 use monitor_systemd::{Bus, ServiceEvent, ServiceWatchConfig};
 use monitor_wire::control::{AgentStatus, CheckState, CheckStatus, Request, Response};
 use monitor_wire::{CheckId, Details, HistoryRecord, Timestamp};
 use notify::Watcher;
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::control::{self, ControlRequest};
+use crate::delivery::Delivery;
 use crate::persist::Persister;
 use crate::plan::{plan, Plan};
 use crate::sd_notify::SystemdNotifier;
@@ -93,10 +94,28 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
     let config_changed = Arc::new(Notify::new());
     let _config_watcher = watch_config(&config_dir, config_changed.clone());
 
-    let next_seq = history.last_seq().map_or(1, |seq| seq + 1);
-    let persister = Persister::start(settings.state_dir.clone(), history)?;
+    let limits = monitor_store::OutboxLimits {
+        max_count: settings.delivery.alert_offline_store_max_count,
+        max_age: settings.delivery.alert_store_max_record_age,
+    };
+    let mut outbox = Outbox::open(&settings.state_dir, limits)?;
+    recover_into_outbox(&mut outbox, &checkpoint.recent_alerts)?;
+    let next_seq = history
+        .last_seq()
+        .max(outbox.last_seq())
+        .map_or(1, |seq| seq + 1);
+    let outbox = Arc::new(std::sync::Mutex::new(outbox));
+    let (appended, appended_receiver) = watch::channel(0);
+    let persister = Persister::start(
+        settings.state_dir.clone(),
+        history,
+        outbox.clone(),
+        appended,
+    )?;
+    let device_id = settings.device_id.clone().unwrap_or_else(hostname);
     let mut agent = Agent {
-        device_id: settings.device_id.clone().unwrap_or_else(hostname),
+        delivery: Delivery::new(outbox, appended_receiver, tasks.clone(), device_id.clone()),
+        device_id,
         folders,
         settings,
         check_dir,
@@ -200,6 +219,7 @@ struct Agent {
     check_dir: CheckDir,
     engine: Engine,
     plan: Plan,
+    delivery: Delivery,
     positions: BTreeMap<PathBuf, FilePosition>,
     persister: Persister,
     next_seq: u64,
@@ -308,6 +328,8 @@ impl Agent {
             );
         }
         self.configure_service_watcher(&plan).await;
+        self.delivery
+            .configure(&self.settings, plan.config_push.clone());
         self.service_problems
             .retain(|check, _| plan.services.iter().any(|service| &service.check == check));
         self.plan = plan;
@@ -516,6 +538,9 @@ impl Agent {
                 checks: self.check_statuses(),
                 problems: self.plan.problems.clone(),
             },
+            Request::Pending => Response::Pending {
+                destinations: self.delivery.statuses(),
+            },
             Request::Reload => Response::Error {
                 message: "reload is answered once the watchers caught up".into(),
             },
@@ -641,6 +666,24 @@ impl Agent {
         };
         self.persister.submit(checkpoint, records);
     }
+}
+
+/// Alerts the last run recorded in its checkpoint but did not get into the outbox.
+fn recover_into_outbox(outbox: &mut Outbox, recent: &[HistoryRecord]) -> anyhow::Result<()> {
+    let last = outbox.last_seq().unwrap_or(0);
+    let missing: Vec<HistoryRecord> = recent
+        .iter()
+        .filter(|record| record.seq > last)
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        tracing::info!(
+            count = missing.len(),
+            "queueing alerts that a crash kept from the outbox"
+        );
+        outbox.append(&missing, SystemTime::now())?;
+    }
+    Ok(())
 }
 
 /// Alerts the last run recorded in its checkpoint but did not get into the history.

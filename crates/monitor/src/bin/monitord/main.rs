@@ -7,6 +7,7 @@
 mod agent;
 mod checkpoint;
 mod control;
+mod delivery;
 mod persist;
 mod plan;
 mod sd_notify;
@@ -31,6 +32,8 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // TLS for delivery: rustls with the ring provider (pure Rust and C-free for the Pi builds).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

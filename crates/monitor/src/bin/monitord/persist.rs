@@ -12,6 +12,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 
 use monitor_store::AlertHistory;
+use tokio::sync::watch;
+
+use crate::delivery::{lock, SharedOutbox};
 use monitor_wire::HistoryRecord;
 
 use crate::checkpoint::{self, Checkpoint};
@@ -39,7 +42,13 @@ pub struct Persister {
 }
 
 impl Persister {
-    pub fn start(state_dir: PathBuf, mut history: AlertHistory) -> anyhow::Result<Persister> {
+    /// `outbox` gets every alert after the history; `appended` then wakes the deliverers.
+    pub fn start(
+        state_dir: PathBuf,
+        mut history: AlertHistory,
+        outbox: SharedOutbox,
+        appended: watch::Sender<u64>,
+    ) -> anyhow::Result<Persister> {
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
             wake: Condvar::new(),
@@ -47,6 +56,7 @@ impl Persister {
         });
         let thread = std::thread::Builder::new().name("persist".into()).spawn({
             let shared = shared.clone();
+            let appended_signal = appended;
             move || loop {
                 let (checkpoint, records, stop) = {
                     let mut pending = shared.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -71,9 +81,14 @@ impl Persister {
                     if started.elapsed() > SLOW_WRITE {
                         tracing::warn!(took = ?started.elapsed(), "appending to the alert history was slow (a busy or worn disk?)");
                     }
-                    match appended {
-                        Ok(()) => shared.appended_seq.store(last, Ordering::Release),
-                        Err(error) => tracing::error!("{error:#}; these alerts stay in the checkpoint and are recorded at the next start"),
+                    let into_outbox = lock(&outbox).append(&records, std::time::SystemTime::now());
+                    match (appended, into_outbox) {
+                        (Ok(()), Ok(())) => {
+                            // Only now may the checkpoint forget them: both have them.
+                            shared.appended_seq.store(last, Ordering::Release);
+                            appended_signal.send_replace(last);
+                        }
+                        (Err(error), _) | (_, Err(error)) => tracing::error!("{error:#}; these alerts stay in the checkpoint and are recorded at the next start"),
                     }
                 }
                 if stop {

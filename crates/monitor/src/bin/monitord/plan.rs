@@ -6,11 +6,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use monitor_config::{
-    Check, CheckKind, Expiration, LoadedChecks, LogCheck, LogSource, RestartPolicy, Settings,
+    Check, CheckKind, Expiration, LoadedChecks, LogCheck, LogSource, RestartPolicy, ServiceKind,
+    Settings,
 };
 use monitor_engine::{CheckSpec, PatternCheck, ServiceCheck};
 use monitor_logwatch::PatternSpec;
 use monitor_systemd::WatchedService;
+use monitor_wire::config_push::{
+    CheckStatus, ConfigCheck, DbusCheckConfig, LogCheckConfig, ServiceCheckConfig, ServiceType,
+};
 use monitor_wire::CheckId;
 
 /// Everything the enabled checks ask of the agent.
@@ -31,6 +35,8 @@ pub struct Plan {
     pub enabled: Vec<CheckId>,
     /// Problems in check files, as users should read them.
     pub problems: Vec<String>,
+    /// Every check, enabled or not, as the backend's config push shows them.
+    pub config_push: Vec<ConfigCheck>,
 }
 
 #[derive(Debug, Clone)]
@@ -44,6 +50,11 @@ pub fn plan(settings: &Settings, loaded: LoadedChecks) -> Plan {
         problems: loaded.problems.iter().map(ToString::to_string).collect(),
         ..Plan::default()
     };
+    plan.config_push = loaded
+        .checks
+        .iter()
+        .map(|check| config_check(settings, check))
+        .collect();
     for check in loaded.checks.into_iter().filter(|check| check.enabled) {
         plan.enabled.push(check.id.clone());
         add_check(&mut plan, settings, check);
@@ -137,5 +148,51 @@ fn pattern_check(settings: &Settings, id: &CheckId, log: &LogCheck) -> PatternCh
             .unwrap_or_else(|| "LOGCONTAINS".into()),
         description: log.alert.description.clone(),
         expiration,
+    }
+}
+
+fn config_check(settings: &Settings, check: &Check) -> ConfigCheck {
+    let status = if check.enabled {
+        CheckStatus::Enabled
+    } else {
+        CheckStatus::Disabled
+    };
+    let seconds =
+        |expiration: Option<Expiration>, default: Expiration| match expiration.unwrap_or(default) {
+            Expiration::After(duration) if !duration.is_zero() => Some(duration.as_secs()),
+            _ => None,
+        };
+    let name = check.id.name.clone();
+    match &check.kind {
+        CheckKind::Log(log) => ConfigCheck::log(
+            name,
+            status,
+            LogCheckConfig {
+                pattern: log.pattern.clone(),
+                path: log.source.to_string(),
+                expire_seconds: seconds(log.expiration, settings.default_log_pattern_expiration),
+            },
+        ),
+        CheckKind::Service(service) => ConfigCheck::service(
+            name,
+            status,
+            ServiceCheckConfig {
+                name: service.name.clone(),
+                kind: match service.kind {
+                    ServiceKind::Systemd => ServiceType::Systemd,
+                    ServiceKind::SysV => ServiceType::SysV,
+                },
+            },
+        ),
+        CheckKind::Dbus(dbus) => ConfigCheck::dbus(
+            name,
+            status,
+            DbusCheckConfig {
+                name: dbus.bus_name.clone(),
+                pattern: dbus.pattern.clone(),
+                watch: dbus.watch_expression.clone(),
+                alert_expiration: seconds(dbus.expiration, settings.default_log_pattern_expiration),
+            },
+        ),
     }
 }

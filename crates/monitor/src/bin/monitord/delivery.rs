@@ -1,0 +1,514 @@
+//! Delivery: one task per destination (each Discord webhook, the backend), each taking
+//! what the outbox holds for it, at its own pace, with its own retries.
+//!
+//! The persist thread appends every alert to the outbox (durable) and then bumps a watch
+//! channel; each destination task wakes on it, sends what is pending, and acknowledges what
+//! the destination took. A destination that fails keeps its records (retry after the delay
+//! it was given); one that refuses them for good has them dropped and logged; a deleted
+//! Discord webhook disables itself, loudly.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use monitor_backend::{Auth, BackendClient, BackendFailureKind};
+use monitor_config::{BackendAuth, DiscordSettings, MinLevel, Settings};
+use monitor_discord::{DiscordClient, FailureKind, WebhookConfig, WebhookUrl};
+use monitor_store::Outbox;
+use monitor_wire::config_push::ConfigCheck;
+use monitor_wire::control::DestinationStatus;
+use monitor_wire::{HistoryRecord, Level, Timestamp};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+const DISCORD_BATCH: usize = 50;
+const BACKEND_BATCH: usize = 16;
+/// When a destination is misconfigured (no token yet, say), look again after this long.
+const CONFIG_RETRY: Duration = Duration::from_secs(30);
+
+pub type SharedOutbox = Arc<Mutex<Outbox>>;
+
+pub fn lock(outbox: &SharedOutbox) -> std::sync::MutexGuard<'_, Outbox> {
+    outbox
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+struct Destination {
+    /// What it was built from, to notice a change of settings.
+    identity: String,
+    status: Arc<Mutex<DestinationStatus>>,
+    stop: CancellationToken,
+    config_push: Option<watch::Sender<Vec<ConfigCheck>>>,
+}
+
+pub struct Delivery {
+    outbox: SharedOutbox,
+    appended: watch::Receiver<u64>,
+    destinations: BTreeMap<String, Destination>,
+    tasks: CancellationToken,
+    device_id: String,
+}
+
+/// What a destination needs to start.
+enum Plan {
+    Discord {
+        config: WebhookConfig,
+        filter: Filter,
+    },
+    Backend {
+        auth: Auth,
+        ca_file: Option<std::path::PathBuf>,
+        push_every: Duration,
+    },
+}
+
+#[derive(Clone)]
+struct Filter {
+    min_level: MinLevel,
+    checks: Vec<String>,
+}
+
+impl Filter {
+    fn wants(&self, record: &HistoryRecord) -> bool {
+        if self.min_level == MinLevel::Critical && record.alert.level != Level::Critical {
+            return false;
+        }
+        self.checks.is_empty()
+            || self.checks.iter().any(|entry| {
+                let mut words = entry.split_whitespace();
+                let subsystem = words.next().unwrap_or_default();
+                subsystem == record.check.subsystem.as_str()
+                    && words.next().is_none_or(|name| name == record.check.name)
+            })
+    }
+}
+
+impl Delivery {
+    pub fn new(
+        outbox: SharedOutbox,
+        appended: watch::Receiver<u64>,
+        tasks: CancellationToken,
+        device_id: String,
+    ) -> Delivery {
+        Delivery {
+            outbox,
+            appended,
+            destinations: BTreeMap::new(),
+            tasks,
+            device_id,
+        }
+    }
+
+    /// Bring the destinations in line with the settings; push `checks` to the backend.
+    pub fn configure(&mut self, settings: &Settings, checks: Vec<ConfigCheck>) {
+        let mut wanted: BTreeMap<String, (String, Plan)> = BTreeMap::new();
+        for (index, discord) in settings.delivery.discord.iter().enumerate() {
+            match discord_plan(discord) {
+                Ok((name, identity, plan)) => {
+                    wanted.insert(name, (identity, plan));
+                }
+                Err(message) => tracing::error!(
+                    "monitor.yaml: delivery.discord[{index}]: {message}; this webhook gets nothing"
+                ),
+            }
+        }
+        if let Some(backend) = &settings.delivery.backend {
+            match backend_plan(backend) {
+                Ok((identity, plan)) => {
+                    wanted.insert("backend".to_owned(), (identity, plan));
+                }
+                Err(message) => tracing::error!(
+                    "monitor.yaml: delivery.backend: {message}; the backend gets nothing"
+                ),
+            }
+        }
+
+        self.destinations.retain(|name, destination| {
+            let keep = wanted
+                .get(name)
+                .is_some_and(|(identity, _)| *identity == destination.identity);
+            if !keep {
+                destination.stop.cancel();
+            }
+            keep
+        });
+        let names: Vec<String> = wanted.keys().cloned().collect();
+        {
+            let mut outbox = lock(&self.outbox);
+            let newest = outbox.last_seq().unwrap_or(0);
+            if let Err(error) = outbox.set_destinations(&names, newest) {
+                tracing::error!("{error:#}");
+            }
+            outbox.set_limits(monitor_store::OutboxLimits {
+                max_count: settings.delivery.alert_offline_store_max_count,
+                max_age: settings.delivery.alert_store_max_record_age,
+            });
+        }
+        for (name, (identity, plan)) in wanted {
+            if let Some(destination) = self.destinations.get(&name) {
+                if let Some(push) = &destination.config_push {
+                    push.send_replace(checks.clone());
+                }
+                continue;
+            }
+            let status = Arc::new(Mutex::new(DestinationStatus {
+                name: name.clone(),
+                ..DestinationStatus::default()
+            }));
+            let stop = self.tasks.child_token();
+            let worker = Worker {
+                name: name.clone(),
+                outbox: self.outbox.clone(),
+                appended: self.appended.clone(),
+                status: status.clone(),
+                stop: stop.clone(),
+            };
+            let config_push = match plan {
+                Plan::Discord { config, filter } => {
+                    let http = match monitor_backend::http_client(None) {
+                        Ok(http) => http,
+                        Err(error) => {
+                            tracing::error!("{error}");
+                            continue;
+                        }
+                    };
+                    let client = DiscordClient::new(config, http);
+                    tokio::spawn(worker.run_discord(client, filter, self.device_id.clone()));
+                    None
+                }
+                Plan::Backend {
+                    auth,
+                    ca_file,
+                    push_every,
+                } => {
+                    let http = match monitor_backend::http_client(ca_file.as_deref()) {
+                        Ok(http) => http,
+                        Err(error) => {
+                            tracing::error!("monitor.yaml: delivery.backend.ca_file: {error}");
+                            continue;
+                        }
+                    };
+                    let (push, pushes) = watch::channel(checks.clone());
+                    tokio::spawn(worker.run_backend(
+                        BackendClient::new(http, auth),
+                        pushes,
+                        push_every,
+                    ));
+                    Some(push)
+                }
+            };
+            tracing::info!(destination = %name, "delivering alerts");
+            self.destinations.insert(
+                name,
+                Destination {
+                    identity,
+                    status,
+                    stop,
+                    config_push,
+                },
+            );
+        }
+    }
+
+    pub fn statuses(&self) -> Vec<DestinationStatus> {
+        let outbox = lock(&self.outbox);
+        self.destinations
+            .iter()
+            .map(|(name, destination)| {
+                let mut status = destination
+                    .status
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .clone();
+                let pending = outbox.pending(name, usize::MAX);
+                status.pending = pending.len();
+                status.oldest_pending = pending.first().map(|record| record.alert.timestamp);
+                status
+            })
+            .collect()
+    }
+}
+
+/// The webhook's name in the outbox is its id: reordering webhooks keeps their progress.
+fn discord_plan(settings: &DiscordSettings) -> Result<(String, String, Plan), String> {
+    let text = if let Some(url) = &settings.webhook_url {
+        url.clone()
+    } else if let Some(file) = &settings.webhook_url_file {
+        std::fs::read_to_string(file)
+            .map_err(|error| format!("cannot read webhook_url_file {}: {error}", file.display()))?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    } else if let Some(variable) = &settings.webhook_url_env {
+        std::env::var(variable).map_err(|_| {
+            format!("the environment variable {variable} (webhook_url_env) is not set")
+        })?
+    } else {
+        return Err("no webhook_url, webhook_url_file or webhook_url_env".into());
+    };
+    let url = WebhookUrl::parse(&text).map_err(|error| error.to_string())?;
+    let name = format!("discord:{}", url.id());
+    let identity = format!(
+        "{}|{:?}|{:?}|{:?}|{:?}|{}",
+        url.post_url(),
+        settings.username,
+        settings.avatar_url,
+        settings.min_level,
+        settings.checks,
+        url.redacted()
+    );
+    let config = WebhookConfig {
+        url,
+        username: settings.username.clone(),
+        avatar_url: settings.avatar_url.clone(),
+    };
+    let filter = Filter {
+        min_level: settings.min_level,
+        checks: settings.checks.clone(),
+    };
+    Ok((name, identity, Plan::Discord { config, filter }))
+}
+
+fn backend_plan(settings: &monitor_config::BackendSettings) -> Result<(String, Plan), String> {
+    let auth = match settings.auth {
+        BackendAuth::Mender => Auth::Mender {
+            bus_address: settings.mender_bus.clone(),
+        },
+        BackendAuth::Token => {
+            let token = if let Some(file) = &settings.token_file {
+                std::fs::read_to_string(file)
+                    .map_err(|error| format!("cannot read token_file {}: {error}", file.display()))?
+                    .trim()
+                    .to_owned()
+            } else if let Some(variable) = &settings.token_env {
+                std::env::var(variable).map_err(|_| {
+                    format!("the environment variable {variable} (token_env) is not set")
+                })?
+            } else {
+                return Err("auth: token needs token_file or token_env".into());
+            };
+            let server_url = settings.url.clone().ok_or("auth: token needs url")?;
+            Auth::Token { server_url, token }
+        }
+    };
+    let identity = format!(
+        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        settings.url,
+        settings.auth,
+        settings.token_file,
+        settings.token_env,
+        settings.ca_file,
+        settings.mender_bus,
+        settings.config_push_interval
+    );
+    Ok((
+        identity,
+        Plan::Backend {
+            auth,
+            ca_file: settings.ca_file.clone(),
+            push_every: settings.config_push_interval,
+        },
+    ))
+}
+
+/// One destination's loop.
+struct Worker {
+    name: String,
+    outbox: SharedOutbox,
+    appended: watch::Receiver<u64>,
+    status: Arc<Mutex<DestinationStatus>>,
+    stop: CancellationToken,
+}
+
+enum Outcome {
+    /// Everything up to `through` is done with (taken, or refused for good).
+    Done { through: u64 },
+    /// Keep the records from `from` on; try again after the delay.
+    Retry {
+        through: Option<u64>,
+        after: Duration,
+        message: String,
+    },
+    /// Stop delivering to this destination.
+    Disable { message: String },
+}
+
+impl Worker {
+    fn status(&self) -> std::sync::MutexGuard<'_, DestinationStatus> {
+        self.status
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn acknowledge(&self, through: u64) {
+        if let Err(error) = lock(&self.outbox).acknowledge(&self.name, through) {
+            tracing::error!(destination = %self.name, "{error:#}");
+        }
+    }
+
+    /// Wait until something is pending, or shutdown (`false`).
+    async fn next_batch(&mut self, size: usize) -> Option<Vec<HistoryRecord>> {
+        loop {
+            // Marked seen before looking, so an append after the look wakes us.
+            self.appended.borrow_and_update();
+            let batch = lock(&self.outbox).pending(&self.name, size);
+            if !batch.is_empty() {
+                return Some(batch);
+            }
+            tokio::select! {
+                _ = self.stop.cancelled() => return None,
+                changed = self.appended.changed() => if changed.is_err() { return None },
+            }
+        }
+    }
+
+    /// Apply an outcome; `false` when the destination is done for.
+    async fn settle(&mut self, outcome: Outcome) -> bool {
+        match outcome {
+            Outcome::Done { through } => {
+                self.acknowledge(through);
+                let mut status = self.status();
+                status.last_error = None;
+                status.retry_at = None;
+                true
+            }
+            Outcome::Retry {
+                through,
+                after,
+                message,
+            } => {
+                if let Some(through) = through {
+                    self.acknowledge(through);
+                }
+                tracing::warn!(destination = %self.name, retry_in = ?after, "delivery failed: {message}");
+                {
+                    let mut status = self.status();
+                    status.last_error = Some(message);
+                    status.retry_at = Some(Timestamp(SystemTime::now() + after));
+                }
+                tokio::select! {
+                    _ = self.stop.cancelled() => false,
+                    _ = tokio::time::sleep(after) => true,
+                }
+            }
+            Outcome::Disable { message } => {
+                tracing::error!(destination = %self.name, "{message}; this destination is disabled until monitord restarts or its settings change");
+                let mut status = self.status();
+                status.disabled = true;
+                status.last_error = Some(message);
+                false
+            }
+        }
+    }
+
+    async fn run_discord(mut self, mut client: DiscordClient, filter: Filter, device_id: String) {
+        while let Some(batch) = self.next_batch(DISCORD_BATCH).await {
+            let last = batch.last().map_or(0, |record| record.seq);
+            let wanted: Vec<HistoryRecord> = batch
+                .into_iter()
+                .filter(|record| filter.wants(record))
+                .collect();
+            let outcome = if wanted.is_empty() {
+                Outcome::Done { through: last }
+            } else {
+                match client.deliver(&device_id, &wanted).await {
+                    Ok(()) => Outcome::Done { through: last },
+                    Err(failure) => {
+                        let through = failure
+                            .delivered
+                            .checked_sub(1)
+                            .map(|index| wanted[index].seq);
+                        match failure.kind {
+                            FailureKind::Retry { after, .. } => Outcome::Retry {
+                                through,
+                                after,
+                                message: failure.message,
+                            },
+                            FailureKind::Rejected { status } => {
+                                tracing::error!(destination = %self.name, status, "Discord refused these alerts for good; dropping them: {}", failure.message);
+                                Outcome::Done { through: last }
+                            }
+                            FailureKind::WebhookGone => Outcome::Disable {
+                                message: format!(
+                                    "the Discord webhook was deleted (404 Unknown Webhook): {}",
+                                    failure.message
+                                ),
+                            },
+                        }
+                    }
+                }
+            };
+            if !self.settle(outcome).await {
+                return;
+            }
+        }
+    }
+
+    async fn run_backend(
+        mut self,
+        mut client: BackendClient,
+        mut pushes: watch::Receiver<Vec<ConfigCheck>>,
+        push_every: Duration,
+    ) {
+        // The configuration is pushed at start, on every change, and every `push_every`.
+        let mut push_due = Some(tokio::time::Instant::now());
+        loop {
+            let batch = {
+                self.appended.borrow_and_update();
+                lock(&self.outbox).pending(&self.name, BACKEND_BATCH)
+            };
+            if !batch.is_empty() {
+                let last = batch.last().map_or(0, |record| record.seq);
+                let outcome = match client.send_alerts(&batch).await {
+                    Ok(()) => Outcome::Done { through: last },
+                    Err(failure) => match failure.kind {
+                        BackendFailureKind::Retry { after } => Outcome::Retry {
+                            through: None,
+                            after,
+                            message: failure.message,
+                        },
+                        BackendFailureKind::Discard { status } => {
+                            tracing::error!(destination = %self.name, status, "the backend refused these alerts as invalid; dropping them: {}", failure.message);
+                            Outcome::Done { through: last }
+                        }
+                    },
+                };
+                if !self.settle(outcome).await {
+                    return;
+                }
+                continue;
+            }
+            tokio::select! {
+                _ = self.stop.cancelled() => return,
+                changed = self.appended.changed() => if changed.is_err() { return },
+                changed = pushes.changed() => {
+                    if changed.is_err() { return }
+                    push_due = Some(tokio::time::Instant::now());
+                }
+                _ = sleep_until(push_due) => {
+                    let checks = pushes.borrow_and_update().clone();
+                    push_due = match client.push_config(&checks).await {
+                        Ok(()) => Some(tokio::time::Instant::now() + push_every),
+                        Err(failure) => {
+                            tracing::warn!(destination = %self.name, "pushing the check configuration failed: {}", failure.message);
+                            match failure.kind {
+                                BackendFailureKind::Retry { after } => Some(tokio::time::Instant::now() + after.max(CONFIG_RETRY)),
+                                BackendFailureKind::Discard { .. } => Some(tokio::time::Instant::now() + push_every),
+                            }
+                        }
+                    };
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

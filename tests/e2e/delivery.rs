@@ -1,0 +1,232 @@
+//! Delivery end to end: the agent's outbox, a Discord stand-in that enforces Discord's
+//! documented limits and rate limits, and a devicemonitor stand-in that can go away.
+
+use std::fs;
+use std::time::Duration;
+
+use crate::devicemonitor_standin::{DeviceMonitorStandIn, DEFAULT_TOKEN};
+use crate::discord_standin::{Behaviour, DiscordStandIn};
+use crate::harness::{append, eventually, monitorctl_binary, repository_root, stdout, Sandbox};
+use crate::user_manager::UserManager;
+
+const WEBHOOK_ID: &str = "112233445566778899";
+const WEBHOOK_TOKEN: &str = "secret-webhook-token-do-not-log";
+
+fn with_discord(sandbox: &mut Sandbox, discord: &DiscordStandIn, extra_settings: &str) {
+    sandbox.env.push((
+        "TEST_DISCORD_WEBHOOK".into(),
+        discord.url(WEBHOOK_ID, WEBHOOK_TOKEN),
+    ));
+    fs::write(
+        sandbox.config_dir().join("monitor.yaml"),
+        format!("{extra_settings}delivery:\n  discord:\n    - webhook_url_env: TEST_DISCORD_WEBHOOK\n      username: systemd\n"),
+    )
+    .unwrap();
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Seed 000: `OnFailure=` runs a handler that reports the failed unit; here the shipped
+/// `monitor-failure@.service`, through the running agent, to Discord as "systemd".
+#[test]
+fn seed_000_a_failing_user_service_posts_a_red_embed_as_systemd() {
+    let Some(manager) = UserManager::start() else {
+        return;
+    };
+    let discord = DiscordStandIn::start(Behaviour::default());
+    let mut sandbox = Sandbox::new();
+    sandbox.env.extend(manager.env());
+    with_discord(&mut sandbox, &discord, "systemd:\n  bus: user\n");
+    let environment: String = sandbox
+        .environment()
+        .iter()
+        .map(|(name, value)| format!("Environment=\"{name}={value}\"\n"))
+        .collect();
+    let shipped =
+        fs::read_to_string(repository_root().join("config/systemd/user/monitor-failure@.service"))
+            .unwrap();
+    manager.install_unit(
+        "monitor-failure@.service",
+        &shipped.replace(
+            "ExecStart=/usr/bin/monitorctl",
+            &format!("{environment}ExecStart={}", monitorctl_binary()),
+        ),
+    );
+    manager.install_unit(
+        "justfail.service",
+        "[Unit]\nDescription=This will just fail\nOnFailure=monitor-failure@%n.service\n[Service]\nExecStart=sh -c 'echo fail; exit 1'\n",
+    );
+    let agent = sandbox.start_agent();
+    manager.systemctl(&["start", "justfail"]);
+
+    eventually("Discord got the embed", || !discord.embeds().is_empty());
+    let embeds = discord.embeds();
+    assert_eq!(embeds.len(), 1, "{embeds:#?}");
+    let failed = &embeds[0];
+    assert_eq!(failed["title"], "Service justfail not running");
+    assert_eq!(failed["color"], 0xFF0000);
+    let description = failed["description"].as_str().unwrap();
+    assert!(
+        description.contains("justfail.service - This will just fail"),
+        "{description}"
+    );
+    assert!(
+        description.contains("failed (Result: exit-code)"),
+        "{description}"
+    );
+    let message = &discord.messages()[0];
+    assert_eq!(message["username"], "systemd");
+    assert_eq!(
+        message["allowed_mentions"],
+        serde_json::json!({"parse": []})
+    );
+    // The webhook URL is a secret: not in the agent's log, nor in what monitorctl prints.
+    assert!(!agent.log().contains(WEBHOOK_TOKEN), "{}", agent.log());
+    let pending = sandbox.monitorctl(&["alerts", "--pending"]);
+    let shown = stdout(&pending);
+    assert!(shown.contains(&format!("discord:{WEBHOOK_ID}")), "{shown}");
+    assert!(!shown.contains(WEBHOOK_TOKEN), "{shown}");
+}
+
+/// The backend goes away, alerts are made, the agent is killed with SIGKILL and started
+/// again, then the backend comes back: every alert arrives once, in order, with the time
+/// it was first observed.
+#[test]
+fn a_backend_outage_and_a_kill_9_lose_and_repeat_no_alert() {
+    let backend = DeviceMonitorStandIn::start();
+    backend.set_down(true);
+    let sandbox = Sandbox::new();
+    fs::write(sandbox.path("token"), DEFAULT_TOKEN).unwrap();
+    fs::write(
+        sandbox.config_dir().join("monitor.yaml"),
+        format!(
+            "delivery:\n  backend:\n    url: {}\n    auth: token\n    token_file: {}\n",
+            backend.url(),
+            sandbox.path("token").display()
+        ),
+    )
+    .unwrap();
+    let log = sandbox.path("app.log");
+    fs::write(&log, "").unwrap();
+    for event in 1..=6 {
+        let (name, pattern) = (format!("event{event}"), format!("^event-{event}$"));
+        sandbox.monitorctl_quietly(&[
+            "create",
+            "log",
+            &name,
+            &pattern,
+            log.to_str().unwrap(),
+            "never",
+        ]);
+        sandbox.monitorctl_quietly(&["enable", "log", &name]);
+    }
+    let agent = sandbox.start_agent();
+    let mut alerts = sandbox.follow_alerts();
+    let mut local = Vec::new();
+    for event in 1..=3 {
+        append(&log, &format!("event-{event}\n"));
+        local.push(alerts.expect_level("CRITICAL").1);
+    }
+    let pending = stdout(&sandbox.monitorctl(&["alerts", "--pending"]));
+    assert!(pending.contains("backend"), "{pending}");
+    eventually("the backend's failure is shown", || {
+        let pending = stdout(&sandbox.monitorctl(&["alerts", "--pending"]));
+        pending.contains("backend      3") && pending.contains("503")
+    });
+    agent.kill_hard();
+    for event in 4..=6 {
+        append(&log, &format!("event-{event}\n"));
+    }
+    let _agent = sandbox.start_agent();
+    for _ in 4..=6 {
+        local.push(alerts.expect_level("CRITICAL").1);
+    }
+
+    backend.set_down(false);
+    let delivered = runtime().block_on(backend.wait_for_alerts(6, Duration::from_secs(60)));
+    assert_eq!(delivered.len(), 6, "{delivered:#?}");
+    for (arrived, recorded) in delivered.iter().zip(&local) {
+        assert_eq!(arrived["subject"]["name"], recorded["check"]["name"]);
+        assert_eq!(
+            arrived["timestamp"], recorded["timestamp"],
+            "the time it was first observed"
+        );
+        assert_eq!(arrived["name"], recorded["name"]);
+    }
+    alerts.assert_quiet_for(Duration::from_millis(500));
+    assert_eq!(backend.alerts().len(), 6, "nothing arrived twice");
+}
+
+/// 100 checks match at once and clear a second later: 200 alerts, which Discord must get
+/// all of, in messages of several embeds, without one 4xx and within its rate limit.
+#[test]
+fn a_burst_of_200_alerts_reaches_discord_within_its_limits() {
+    let discord = DiscordStandIn::start(Behaviour::default());
+    let mut sandbox = Sandbox::new();
+    with_discord(&mut sandbox, &discord, "");
+    let log = sandbox.path("app.log");
+    fs::write(&log, "").unwrap();
+    let config = sandbox.config_dir();
+    fs::create_dir_all(config.join("available")).unwrap();
+    fs::create_dir_all(config.join("enabled")).unwrap();
+    for check in 0..100 {
+        let file = format!("log_burst{check:03}.yaml");
+        fs::write(
+            config.join("available").join(&file),
+            format!(
+                "pattern: '^burst-{check:03} '\nsource: {}\nexpiration: 1s\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(
+            format!("../available/{file}"),
+            config.join("enabled").join(&file),
+        )
+        .unwrap();
+    }
+    let _agent = sandbox.start_agent();
+    let burst: String = (0..100)
+        .map(|check| format!("burst-{check:03} @everyone look\n"))
+        .collect();
+    append(&log, &burst);
+
+    eventually("Discord got 200 embeds", || discord.embeds().len() >= 200);
+    let embeds = discord.embeds();
+    assert_eq!(embeds.len(), 200);
+    let mut seen: Vec<(String, u64)> = embeds
+        .iter()
+        .map(|embed| {
+            (
+                embed["title"].as_str().unwrap().to_owned(),
+                embed["color"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 200, "every alert once: 100 CRITICAL and 100 OK");
+    let statuses = discord.statuses();
+    assert!(statuses.iter().all(|status| *status < 400), "{statuses:?}");
+    let requests = discord.requests();
+    for (index, request) in requests.iter().enumerate() {
+        let within_two_seconds = requests[index..]
+            .iter()
+            .take_while(|later| later.at.duration_since(request.at) < Duration::from_secs(2))
+            .count();
+        assert!(
+            within_two_seconds <= 5,
+            "{within_two_seconds} requests within 2 s"
+        );
+    }
+    assert!(
+        requests.len() <= 40,
+        "{} requests for 200 alerts",
+        requests.len()
+    );
+}
