@@ -160,6 +160,14 @@ fn a_backend_outage_and_a_kill_9_lose_and_repeat_no_alert() {
     }
     alerts.assert_quiet_for(Duration::from_millis(500));
     assert_eq!(backend.alerts().len(), 6, "nothing arrived twice");
+    // The check configuration was pushed once the backend was back.
+    let configs = runtime().block_on(backend.wait_for_configs(1, Duration::from_secs(60)));
+    let pushed = configs.last().unwrap().as_array().unwrap().clone();
+    assert_eq!(pushed.len(), 6, "{pushed:#?}");
+    assert_eq!(pushed[0]["name"], "event1");
+    assert_eq!(pushed[0]["type"], "log");
+    assert_eq!(pushed[0]["status"], "enabled");
+    assert_eq!(pushed[0]["log"]["pattern"], "^event-1$");
 }
 
 /// 100 checks match at once and clear a second later: 200 alerts, which Discord must get
@@ -228,5 +236,49 @@ fn a_burst_of_200_alerts_reaches_discord_within_its_limits() {
         requests.len() <= 40,
         "{} requests for 200 alerts",
         requests.len()
+    );
+}
+
+/// The agent is not running (it may be what failed): `monitor-failure@.service` still gets
+/// the alert to Discord, by itself, and leaves nothing pending.
+#[test]
+fn on_failure_reaches_discord_with_the_agent_down() {
+    let Some(manager) = UserManager::start() else {
+        return;
+    };
+    let discord = DiscordStandIn::start(Behaviour::default());
+    let mut sandbox = Sandbox::new();
+    sandbox.env.extend(manager.env());
+    with_discord(&mut sandbox, &discord, "systemd:\n  bus: user\n");
+    let environment: String = sandbox
+        .environment()
+        .iter()
+        .map(|(name, value)| format!("Environment=\"{name}={value}\"\n"))
+        .collect();
+    let shipped =
+        fs::read_to_string(repository_root().join("config/systemd/user/monitor-failure@.service"))
+            .unwrap();
+    manager.install_unit(
+        "monitor-failure@.service",
+        &shipped.replace(
+            "ExecStart=/usr/bin/monitorctl",
+            &format!("{environment}ExecStart={}", monitorctl_binary()),
+        ),
+    );
+    manager.install_unit(
+        "discordbot.service",
+        "[Unit]\nDescription=Discord bot\nOnFailure=monitor-failure@%n.service\n[Service]\nExecStart=sh -c 'exit 2'\n",
+    );
+    manager.systemctl(&["start", "discordbot"]);
+
+    eventually("Discord got the embed", || !discord.embeds().is_empty());
+    let embed = &discord.embeds()[0];
+    assert_eq!(embed["title"], "Service discordbot not running");
+    assert_eq!(embed["color"], 0xFF0000);
+    let pending = sandbox.monitorctl(&["alerts", "--pending"]);
+    let shown = stdout(&pending);
+    assert!(
+        shown.contains(&format!("discord:{WEBHOOK_ID}  0")),
+        "{shown}"
     );
 }

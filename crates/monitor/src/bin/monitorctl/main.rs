@@ -168,6 +168,8 @@ enum Create {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // TLS for notify-failure's direct delivery: rustls with the ring provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match run(args) {
         Ok(code) => code,
         Err(error) => {

@@ -7,10 +7,16 @@ use std::collections::BTreeMap;
 use anyhow::{bail, Context};
 use monitor::{ask_agent, FolderArgs};
 use monitor_config::SystemdBus;
-use monitor_store::AlertHistory;
+use std::time::{Duration, SystemTime};
+
+use monitor::destinations::{device_id, plan_destinations, DestinationPlan};
+use monitor_backend::BackendClient;
+use monitor_config::Settings;
+use monitor_discord::DiscordClient;
+use monitor_store::{AlertHistory, Outbox, OutboxLimits};
 use monitor_systemd::{read_unit, unit_name, Bus};
 use monitor_wire::control::{Request, Response};
-use monitor_wire::{Alert, CheckId, Details, Level, Subject, Subsystem, Timestamp};
+use monitor_wire::{Alert, CheckId, Details, HistoryRecord, Level, Subject, Subsystem, Timestamp};
 
 /// `user`: `Some(true)` for the user manager, `Some(false)` for the system one, `None` for
 /// the setting in monitor.yaml.
@@ -68,9 +74,82 @@ pub fn run(
     std::fs::create_dir_all(&settings.state_dir)
         .with_context(|| format!("cannot create {}", settings.state_dir.display()))?;
     let mut history = AlertHistory::open(&settings.state_dir, settings.alert_history_max_bytes)?;
-    history.append_next(check, alert)?;
+    let record = history.append_next(check, alert)?;
+    deliver_directly(&settings, record)
+}
+
+/// With the agent down, deliver to every destination ourselves, once, through the outbox:
+/// what does not get through waits there for the agent.
+fn deliver_directly(settings: &Settings, record: HistoryRecord) -> anyhow::Result<()> {
+    let (planned, problems) = plan_destinations(settings);
+    for problem in problems {
+        eprintln!("warning: {problem}");
+    }
+    if planned.is_empty() {
+        return Ok(());
+    }
+    let limits = OutboxLimits {
+        max_count: settings.delivery.alert_offline_store_max_count,
+        max_age: settings.delivery.alert_store_max_record_age,
+    };
+    let mut outbox = Outbox::open(&settings.state_dir, limits)?;
+    let names: Vec<String> = planned
+        .iter()
+        .map(|destination| destination.name.clone())
+        .collect();
+    let newest = outbox
+        .last_seq()
+        .unwrap_or(0)
+        .min(record.seq.saturating_sub(1));
+    outbox.set_destinations(&names, newest)?;
+    outbox.append(std::slice::from_ref(&record), SystemTime::now())?;
+
+    let device_id = device_id(settings);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    for destination in planned {
+        let sent: Result<(), String> = runtime.block_on(async {
+            let attempt = async {
+                match destination.plan {
+                    DestinationPlan::Discord { config, filter } => {
+                        if !filter.wants(&record) {
+                            return Ok(());
+                        }
+                        let http = monitor_backend::http_client(None)
+                            .map_err(|error| error.to_string())?;
+                        DiscordClient::new(config, http)
+                            .deliver(&device_id, std::slice::from_ref(&record))
+                            .await
+                            .map_err(|failure| failure.message)
+                    }
+                    DestinationPlan::Backend { auth, ca_file, .. } => {
+                        let http = monitor_backend::http_client(ca_file.as_deref())
+                            .map_err(|error| error.to_string())?;
+                        BackendClient::new(http, auth)
+                            .send_alerts(std::slice::from_ref(&record))
+                            .await
+                            .map_err(|failure| failure.message)
+                    }
+                }
+            };
+            tokio::time::timeout(DIRECT_DEADLINE, attempt)
+                .await
+                .unwrap_or_else(|_| Err(format!("no answer within {DIRECT_DEADLINE:?}")))
+        });
+        match sent {
+            Ok(()) => outbox.acknowledge(&destination.name, record.seq)?,
+            Err(message) => eprintln!(
+                "warning: {}: {message}; the alert waits in the outbox for monitord",
+                destination.name
+            ),
+        }
+    }
     Ok(())
 }
+
+/// How long a direct delivery may take: the handler unit must finish.
+const DIRECT_DEADLINE: Duration = Duration::from_secs(20);
 
 /// What `ExecStopPost=` is told (systemd.exec(5)); `None` when the service stopped cleanly.
 fn details_from_environment(unit: &str) -> anyhow::Result<Option<Details>> {

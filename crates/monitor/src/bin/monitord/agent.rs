@@ -112,7 +112,7 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
         outbox.clone(),
         appended,
     )?;
-    let device_id = settings.device_id.clone().unwrap_or_else(hostname);
+    let device_id = monitor::destinations::device_id(&settings);
     let mut agent = Agent {
         delivery: Delivery::new(outbox, appended_receiver, tasks.clone(), device_id.clone()),
         device_id,
@@ -739,14 +739,6 @@ fn watch_config(
         return None;
     }
     Some(watcher)
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_owned())
-        .ok()
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "unknown-device".into())
 }
 
 fn instant_of(deadline: SystemTime) -> Instant {

@@ -11,13 +11,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use monitor_backend::{Auth, BackendClient, BackendFailureKind};
-use monitor_config::{BackendAuth, DiscordSettings, MinLevel, Settings};
-use monitor_discord::{DiscordClient, FailureKind, WebhookConfig, WebhookUrl};
+use monitor::destinations::{plan_destinations, DestinationPlan, Filter};
+use monitor_backend::{BackendClient, BackendFailureKind};
+use monitor_config::Settings;
+use monitor_discord::{DiscordClient, FailureKind};
 use monitor_store::Outbox;
 use monitor_wire::config_push::ConfigCheck;
 use monitor_wire::control::DestinationStatus;
-use monitor_wire::{HistoryRecord, Level, Timestamp};
+use monitor_wire::{HistoryRecord, Timestamp};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -50,40 +51,6 @@ pub struct Delivery {
     device_id: String,
 }
 
-/// What a destination needs to start.
-enum Plan {
-    Discord {
-        config: WebhookConfig,
-        filter: Filter,
-    },
-    Backend {
-        auth: Auth,
-        ca_file: Option<std::path::PathBuf>,
-        push_every: Duration,
-    },
-}
-
-#[derive(Clone)]
-struct Filter {
-    min_level: MinLevel,
-    checks: Vec<String>,
-}
-
-impl Filter {
-    fn wants(&self, record: &HistoryRecord) -> bool {
-        if self.min_level == MinLevel::Critical && record.alert.level != Level::Critical {
-            return false;
-        }
-        self.checks.is_empty()
-            || self.checks.iter().any(|entry| {
-                let mut words = entry.split_whitespace();
-                let subsystem = words.next().unwrap_or_default();
-                subsystem == record.check.subsystem.as_str()
-                    && words.next().is_none_or(|name| name == record.check.name)
-            })
-    }
-}
-
 impl Delivery {
     pub fn new(
         outbox: SharedOutbox,
@@ -102,27 +69,14 @@ impl Delivery {
 
     /// Bring the destinations in line with the settings; push `checks` to the backend.
     pub fn configure(&mut self, settings: &Settings, checks: Vec<ConfigCheck>) {
-        let mut wanted: BTreeMap<String, (String, Plan)> = BTreeMap::new();
-        for (index, discord) in settings.delivery.discord.iter().enumerate() {
-            match discord_plan(discord) {
-                Ok((name, identity, plan)) => {
-                    wanted.insert(name, (identity, plan));
-                }
-                Err(message) => tracing::error!(
-                    "monitor.yaml: delivery.discord[{index}]: {message}; this webhook gets nothing"
-                ),
-            }
+        let (planned, problems) = plan_destinations(settings);
+        for problem in problems {
+            tracing::error!("{problem}");
         }
-        if let Some(backend) = &settings.delivery.backend {
-            match backend_plan(backend) {
-                Ok((identity, plan)) => {
-                    wanted.insert("backend".to_owned(), (identity, plan));
-                }
-                Err(message) => tracing::error!(
-                    "monitor.yaml: delivery.backend: {message}; the backend gets nothing"
-                ),
-            }
-        }
+        let wanted: BTreeMap<String, (String, DestinationPlan)> = planned
+            .into_iter()
+            .map(|destination| (destination.name, (destination.identity, destination.plan)))
+            .collect();
 
         self.destinations.retain(|name, destination| {
             let keep = wanted
@@ -165,7 +119,7 @@ impl Delivery {
                 stop: stop.clone(),
             };
             let config_push = match plan {
-                Plan::Discord { config, filter } => {
+                DestinationPlan::Discord { config, filter } => {
                     let http = match monitor_backend::http_client(None) {
                         Ok(http) => http,
                         Err(error) => {
@@ -177,7 +131,7 @@ impl Delivery {
                     tokio::spawn(worker.run_discord(client, filter, self.device_id.clone()));
                     None
                 }
-                Plan::Backend {
+                DestinationPlan::Backend {
                     auth,
                     ca_file,
                     push_every,
@@ -228,90 +182,6 @@ impl Delivery {
             })
             .collect()
     }
-}
-
-/// The webhook's name in the outbox is its id: reordering webhooks keeps their progress.
-fn discord_plan(settings: &DiscordSettings) -> Result<(String, String, Plan), String> {
-    let text = if let Some(url) = &settings.webhook_url {
-        url.clone()
-    } else if let Some(file) = &settings.webhook_url_file {
-        std::fs::read_to_string(file)
-            .map_err(|error| format!("cannot read webhook_url_file {}: {error}", file.display()))?
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_owned()
-    } else if let Some(variable) = &settings.webhook_url_env {
-        std::env::var(variable).map_err(|_| {
-            format!("the environment variable {variable} (webhook_url_env) is not set")
-        })?
-    } else {
-        return Err("no webhook_url, webhook_url_file or webhook_url_env".into());
-    };
-    let url = WebhookUrl::parse(&text).map_err(|error| error.to_string())?;
-    let name = format!("discord:{}", url.id());
-    let identity = format!(
-        "{}|{:?}|{:?}|{:?}|{:?}|{}",
-        url.post_url(),
-        settings.username,
-        settings.avatar_url,
-        settings.min_level,
-        settings.checks,
-        url.redacted()
-    );
-    let config = WebhookConfig {
-        url,
-        username: settings.username.clone(),
-        avatar_url: settings.avatar_url.clone(),
-    };
-    let filter = Filter {
-        min_level: settings.min_level,
-        checks: settings.checks.clone(),
-    };
-    Ok((name, identity, Plan::Discord { config, filter }))
-}
-
-fn backend_plan(settings: &monitor_config::BackendSettings) -> Result<(String, Plan), String> {
-    let auth = match settings.auth {
-        BackendAuth::Mender => Auth::Mender {
-            bus_address: settings.mender_bus.clone(),
-        },
-        BackendAuth::Token => {
-            let token = if let Some(file) = &settings.token_file {
-                std::fs::read_to_string(file)
-                    .map_err(|error| format!("cannot read token_file {}: {error}", file.display()))?
-                    .trim()
-                    .to_owned()
-            } else if let Some(variable) = &settings.token_env {
-                std::env::var(variable).map_err(|_| {
-                    format!("the environment variable {variable} (token_env) is not set")
-                })?
-            } else {
-                return Err("auth: token needs token_file or token_env".into());
-            };
-            let server_url = settings.url.clone().ok_or("auth: token needs url")?;
-            Auth::Token { server_url, token }
-        }
-    };
-    let identity = format!(
-        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
-        settings.url,
-        settings.auth,
-        settings.token_file,
-        settings.token_env,
-        settings.ca_file,
-        settings.mender_bus,
-        settings.config_push_interval
-    );
-    Ok((
-        identity,
-        Plan::Backend {
-            auth,
-            ca_file: settings.ca_file.clone(),
-            push_every: settings.config_push_interval,
-        },
-    ))
 }
 
 /// One destination's loop.
