@@ -68,7 +68,16 @@ fn stopping_a_service_is_critical_and_starting_it_again_is_ok() {
     assert_eq!(critical["name"], "Service crasher not running");
     assert_eq!(critical["subject"]["type"], "systemd");
     assert_eq!(critical["subject"]["status"], "not-running");
-    assert_eq!(details(&critical)["active_state"], "inactive");
+    // "inactive" once the stop settled; "deactivating" if it took longer than the watcher
+    // waits for it (a loaded machine).
+    let state = details(&critical)["active_state"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        ["inactive", "deactivating"].contains(&state.as_str()),
+        "{critical:#}"
+    );
     assert!(
         details(&critical)["description"]
             .as_str()
