@@ -163,7 +163,7 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
         tokio::select! {
             _ = shutdown.cancelled() => break,
             Some(event) = log_events.recv() => agent.on_log_event(event).await,
-            Some(event) = service_events.recv() => agent.on_service_event(event),
+            Some(event) = service_events.recv() => agent.on_service_event(event).await,
             Some((request, reply)) = requests.recv() => agent.on_request(request, reply).await,
             _ = config_changed.notified() => {
                 reload_at.get_or_insert_with(|| Instant::now() + RELOAD_DELAY);
@@ -407,7 +407,7 @@ impl Agent {
         });
     }
 
-    fn on_service_event(&mut self, event: ServiceEvent) {
+    async fn on_service_event(&mut self, event: ServiceEvent) {
         match event {
             ServiceEvent::State {
                 check,
@@ -420,7 +420,14 @@ impl Agent {
                 if status.load_state == "loaded" && self.service_problems.remove(&check).is_some() {
                     tracing::info!(check = %check, unit = %status.unit, "unit is loaded now");
                 }
-                let details = status.details();
+                let mut details = status.details();
+                if !running {
+                    let user = self.settings.systemd.bus == SystemdBus::User;
+                    let lines = recent_journal(&status.unit, user).await;
+                    if !lines.is_empty() {
+                        details.fields.insert("journal".into(), lines.into());
+                    }
+                }
                 let emitted = self.engine.observe(
                     &check,
                     Observation::Service { running, details },
@@ -665,6 +672,42 @@ impl Agent {
             ..Checkpoint::default()
         };
         self.persister.submit(checkpoint, records);
+    }
+}
+
+/// The unit's last journal lines, when journald runs: what a person reads first. Bounded
+/// in time so a slow journal never holds an alert back for long; without journald (or
+/// `journalctl`) there are none, at no cost.
+async fn recent_journal(unit: &str, user: bool) -> Vec<String> {
+    const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
+    const JOURNAL_LINES: &str = "10";
+    const JOURNAL_DEADLINE: Duration = Duration::from_millis(300);
+    if !std::path::Path::new(JOURNAL_SOCKET).exists() {
+        return Vec::new();
+    }
+    let mut command = tokio::process::Command::new("journalctl");
+    if user {
+        command.arg("--user");
+    }
+    command
+        .args([
+            "--unit",
+            unit,
+            "--lines",
+            JOURNAL_LINES,
+            "--output",
+            "short-iso",
+            "--no-pager",
+            "--quiet",
+        ])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    match tokio::time::timeout(JOURNAL_DEADLINE, command.output()).await {
+        Ok(Ok(output)) if output.status.success() => String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
     }
 }
 

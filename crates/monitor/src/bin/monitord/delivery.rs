@@ -49,6 +49,9 @@ pub struct Delivery {
     destinations: BTreeMap<String, Destination>,
     tasks: CancellationToken,
     device_id: String,
+    /// A global 429 or a Cloudflare ban pauses every webhook until then: they share the
+    /// agent's address.
+    discord_pause: Arc<Mutex<Option<tokio::time::Instant>>>,
 }
 
 impl Delivery {
@@ -64,6 +67,7 @@ impl Delivery {
             destinations: BTreeMap::new(),
             tasks,
             device_id,
+            discord_pause: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -128,7 +132,12 @@ impl Delivery {
                         }
                     };
                     let client = DiscordClient::new(config, http);
-                    tokio::spawn(worker.run_discord(client, filter, self.device_id.clone()));
+                    tokio::spawn(worker.run_discord(
+                        client,
+                        filter,
+                        self.device_id.clone(),
+                        self.discord_pause.clone(),
+                    ));
                     None
                 }
                 DestinationPlan::Backend {
@@ -274,8 +283,23 @@ impl Worker {
         }
     }
 
-    async fn run_discord(mut self, mut client: DiscordClient, filter: Filter, device_id: String) {
+    async fn run_discord(
+        mut self,
+        mut client: DiscordClient,
+        filter: Filter,
+        device_id: String,
+        pause: Arc<Mutex<Option<tokio::time::Instant>>>,
+    ) {
         while let Some(batch) = self.next_batch(DISCORD_BATCH).await {
+            let paused_until = *pause
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Some(until) = paused_until.filter(|until| *until > tokio::time::Instant::now()) {
+                tokio::select! {
+                    _ = self.stop.cancelled() => return,
+                    _ = tokio::time::sleep_until(until) => {}
+                }
+            }
             let last = batch.last().map_or(0, |record| record.seq);
             let wanted: Vec<HistoryRecord> = batch
                 .into_iter()
@@ -292,11 +316,21 @@ impl Worker {
                             .checked_sub(1)
                             .map(|index| wanted[index].seq);
                         match failure.kind {
-                            FailureKind::Retry { after, .. } => Outcome::Retry {
-                                through,
-                                after,
-                                message: failure.message,
-                            },
+                            FailureKind::Retry { after, global } => {
+                                if global {
+                                    let until = tokio::time::Instant::now() + after;
+                                    let mut paused = pause
+                                        .lock()
+                                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                                    *paused =
+                                        Some(paused.map_or(until, |current| current.max(until)));
+                                }
+                                Outcome::Retry {
+                                    through,
+                                    after,
+                                    message: failure.message,
+                                }
+                            }
                             FailureKind::Rejected { status } => {
                                 tracing::error!(destination = %self.name, status, "Discord refused these alerts for good; dropping them: {}", failure.message);
                                 Outcome::Done { through: last }
