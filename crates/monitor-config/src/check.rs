@@ -120,14 +120,17 @@ pub enum ServiceKind {
     Systemd,
     /// A SysV init script (written `sysV`; `sysv` is accepted too).
     SysV,
+    /// A Docker container, by name or id (written `docker`; beyond Mender).
+    Docker,
 }
 
 impl ServiceKind {
-    /// As Mender writes it: `systemd` or `sysV`.
+    /// As Mender writes it: `systemd` or `sysV` (and `docker`).
     pub fn as_str(self) -> &'static str {
         match self {
             ServiceKind::Systemd => "systemd",
             ServiceKind::SysV => "sysV",
+            ServiceKind::Docker => "docker",
         }
     }
 }
@@ -140,7 +143,7 @@ impl fmt::Display for ServiceKind {
 
 /// A service type that is neither `systemd` nor `sysV`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown service type \"{0}\": use systemd or sysV")]
+#[error("unknown service type \"{0}\": use systemd, sysV or docker")]
 pub struct UnknownServiceKind(pub String);
 
 impl FromStr for ServiceKind {
@@ -149,6 +152,7 @@ impl FromStr for ServiceKind {
         match text.trim() {
             text if text.eq_ignore_ascii_case("systemd") => Ok(ServiceKind::Systemd),
             text if text.eq_ignore_ascii_case("sysv") => Ok(ServiceKind::SysV),
+            text if text.eq_ignore_ascii_case("docker") => Ok(ServiceKind::Docker),
             _ => Err(UnknownServiceKind(text.to_owned())),
         }
     }
@@ -775,7 +779,7 @@ mod tests {
         assert_eq!("sysv".parse(), Ok(ServiceKind::SysV));
         assert_eq!(
             "upstart".parse::<ServiceKind>().unwrap_err().to_string(),
-            "unknown service type \"upstart\": use systemd or sysV"
+            "unknown service type \"upstart\": use systemd, sysV or docker"
         );
     }
 

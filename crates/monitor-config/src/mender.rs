@@ -694,7 +694,7 @@ LOG_ALERT_STATUS=it\'s" here"
         .collect();
         assert_eq!(
             messages,
-            ["/etc/mender-monitor/monitor.d/available/log_auth.sh: SERVICE_TYPE: line 2: unknown service type \"upstart\": use systemd or sysV"]
+            ["/etc/mender-monitor/monitor.d/available/log_auth.sh: SERVICE_TYPE: line 2: unknown service type \"upstart\": use systemd, sysV or docker"]
         );
     }
 }

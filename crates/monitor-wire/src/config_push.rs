@@ -109,6 +109,9 @@ pub enum ServiceType {
     Systemd,
     #[serde(rename = "sysV", alias = "sysv")]
     SysV,
+    /// A Docker container watched natively (beyond Mender, which knows the first two).
+    #[serde(rename = "docker")]
+    Docker,
 }
 
 /// `dbus: {name, pattern, watch, alert_expiration?}`.

@@ -95,6 +95,19 @@ fn add_check(plan: &mut Plan, settings: &Settings, check: Check) {
                 );
             }
         },
+        CheckKind::Service(service) if service.kind == ServiceKind::Docker => {
+            plan.engine_checks.push((
+                id.clone(),
+                CheckSpec::Service(ServiceCheck {
+                    service_name: service.name.clone(),
+                    subject_type: "docker".into(),
+                }),
+            ));
+            plan.unwatched.insert(
+                id,
+                "containers are not watched natively by this version yet; use a dockerevents check meanwhile".into(),
+            );
+        }
         CheckKind::Service(service) => {
             plan.engine_checks.push((
                 id.clone(),
@@ -181,6 +194,7 @@ fn config_check(settings: &Settings, check: &Check) -> ConfigCheck {
                 kind: match service.kind {
                     ServiceKind::Systemd => ServiceType::Systemd,
                     ServiceKind::SysV => ServiceType::SysV,
+                    ServiceKind::Docker => ServiceType::Docker,
                 },
             },
         ),
