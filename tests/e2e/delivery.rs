@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use crate::devicemonitor_standin::{DeviceMonitorStandIn, DEFAULT_TOKEN};
 use crate::discord_standin::{Behaviour, DiscordStandIn};
-use crate::harness::{append, eventually, monitorctl_binary, repository_root, stdout, Sandbox};
+use crate::harness::{append, eventually, stdout, Sandbox};
+use crate::services::install_failure_handler;
 use crate::user_manager::UserManager;
 
 const WEBHOOK_ID: &str = "112233445566778899";
@@ -42,21 +43,7 @@ fn seed_000_a_failing_user_service_posts_a_red_embed_as_systemd() {
     let mut sandbox = Sandbox::new();
     sandbox.env.extend(manager.env());
     with_discord(&mut sandbox, &discord, "systemd:\n  bus: user\n");
-    let environment: String = sandbox
-        .environment()
-        .iter()
-        .map(|(name, value)| format!("Environment=\"{name}={value}\"\n"))
-        .collect();
-    let shipped =
-        fs::read_to_string(repository_root().join("config/systemd/user/monitor-failure@.service"))
-            .unwrap();
-    manager.install_unit(
-        "monitor-failure@.service",
-        &shipped.replace(
-            "ExecStart=/usr/bin/monitorctl",
-            &format!("{environment}ExecStart={}", monitorctl_binary()),
-        ),
-    );
+    install_failure_handler(&manager, &sandbox);
     manager.install_unit(
         "justfail.service",
         "[Unit]\nDescription=This will just fail\nOnFailure=monitor-failure@%n.service\n[Service]\nExecStart=sh -c 'echo fail; exit 1'\n",
@@ -250,21 +237,7 @@ fn on_failure_reaches_discord_with_the_agent_down() {
     let mut sandbox = Sandbox::new();
     sandbox.env.extend(manager.env());
     with_discord(&mut sandbox, &discord, "systemd:\n  bus: user\n");
-    let environment: String = sandbox
-        .environment()
-        .iter()
-        .map(|(name, value)| format!("Environment=\"{name}={value}\"\n"))
-        .collect();
-    let shipped =
-        fs::read_to_string(repository_root().join("config/systemd/user/monitor-failure@.service"))
-            .unwrap();
-    manager.install_unit(
-        "monitor-failure@.service",
-        &shipped.replace(
-            "ExecStart=/usr/bin/monitorctl",
-            &format!("{environment}ExecStart={}", monitorctl_binary()),
-        ),
-    );
+    install_failure_handler(&manager, &sandbox);
     manager.install_unit(
         "discordbot.service",
         "[Unit]\nDescription=Discord bot\nOnFailure=monitor-failure@%n.service\n[Service]\nExecStart=sh -c 'exit 2'\n",

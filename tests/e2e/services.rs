@@ -50,6 +50,26 @@ fn details(alert: &serde_json::Value) -> &serde_json::Value {
     &alert["subject"]["details"]
 }
 
+/// The shipped `config/systemd/user/monitor-failure@.service`, pointed at the built
+/// monitorctl and this sandbox's folders.
+pub fn install_failure_handler(manager: &UserManager, sandbox: &Sandbox) {
+    let environment: String = sandbox
+        .environment()
+        .iter()
+        .map(|(name, value)| format!("Environment=\"{name}={value}\"\n"))
+        .collect();
+    let shipped =
+        fs::read_to_string(repository_root().join("config/systemd/user/monitor-failure@.service"))
+            .unwrap();
+    manager.install_unit(
+        "monitor-failure@.service",
+        &shipped.replace(
+            "ExecStart=/usr/bin/monitorctl",
+            &format!("{environment}ExecStart={}", monitorctl_binary()),
+        ),
+    );
+}
+
 #[test]
 fn stopping_a_service_is_critical_and_starting_it_again_is_ok() {
     let Some(manager) = UserManager::start() else {
@@ -206,19 +226,7 @@ fn on_failure_reports_through_monitor_failure_with_the_agent_stopped() {
         return;
     };
     let sandbox = sandbox_with(&manager, "");
-    let environment: String = sandbox
-        .environment()
-        .iter()
-        .map(|(name, value)| format!("Environment=\"{name}={value}\"\n"))
-        .collect();
-    let shipped =
-        fs::read_to_string(repository_root().join("config/systemd/user/monitor-failure@.service"))
-            .unwrap();
-    let handler = shipped.replace(
-        "ExecStart=/usr/bin/monitorctl",
-        &format!("{environment}ExecStart={}", monitorctl_binary()),
-    );
-    manager.install_unit("monitor-failure@.service", &handler);
+    install_failure_handler(&manager, &sandbox);
     // Seed 000's justfail.service.
     manager.install_unit(
         "justfail.service",
