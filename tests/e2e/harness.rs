@@ -266,6 +266,13 @@ impl AlertFollower {
         alert
     }
 
+    /// The next alert if one comes within `wait`.
+    pub fn try_next(&mut self, wait: Duration) -> Option<(Instant, Value)> {
+        let alert = self.receiver.recv_timeout(wait).ok()?;
+        self.seen.push(alert.clone());
+        Some(alert)
+    }
+
     /// The next alert, which must be `level` for `check` (`"log app"`).
     pub fn expect(&mut self, level: &str, check: &str) -> (Instant, Value) {
         let (at, alert) = self.next();

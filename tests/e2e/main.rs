@@ -9,11 +9,16 @@ mod devicemonitor_standin;
 #[path = "../support/discord_standin.rs"]
 mod discord_standin;
 mod harness;
+#[path = "../support/podman.rs"]
+mod podman;
 #[path = "../support/user_manager.rs"]
 mod user_manager;
 
 mod cli;
+mod commands;
+mod containers;
 mod delivery;
 mod examples;
 mod log_checks;
 mod services;
+mod signals;

@@ -46,8 +46,8 @@ pub use mender::{
 };
 pub use problem::Problem;
 pub use settings::{
-    load_settings, BackendAuth, BackendSettings, DeliverySettings, DiscordSettings, MinLevel,
-    Settings, SystemdBus, SystemdSettings, DEFAULT_CONFIG_DIR, MAX_CONTEXT_LINES,
+    load_settings, BackendAuth, BackendSettings, DbusSettings, DeliverySettings, DiscordSettings,
+    MinLevel, Settings, SystemdBus, SystemdSettings, DEFAULT_CONFIG_DIR, MAX_CONTEXT_LINES,
     SETTINGS_FILE_NAME,
 };
 pub use store::{

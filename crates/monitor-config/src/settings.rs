@@ -75,6 +75,30 @@ pub struct Settings {
     /// Where alerts go besides the local history: Discord webhooks and a backend.
     #[serde(default)]
     pub delivery: DeliverySettings,
+    /// Where `dbus` checks listen for signals.
+    #[serde(default)]
+    pub dbus: DbusSettings,
+}
+
+/// The `dbus:` section of `monitor.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DbusSettings {
+    /// `system` (the default), `session`, or a bus address such as `unix:path=/run/my-bus`.
+    #[serde(default = "default_dbus_bus")]
+    pub bus: String,
+}
+
+impl Default for DbusSettings {
+    fn default() -> Self {
+        DbusSettings {
+            bus: default_dbus_bus(),
+        }
+    }
+}
+
+fn default_dbus_bus() -> String {
+    "system".to_owned()
 }
 
 /// The `delivery:` section of `monitor.yaml`.
@@ -268,6 +292,7 @@ impl Default for Settings {
             alert_history_max_bytes: default_alert_history_max_bytes(),
             systemd: SystemdSettings::default(),
             delivery: DeliverySettings::default(),
+            dbus: DbusSettings::default(),
         }
     }
 }
@@ -276,9 +301,10 @@ impl Settings {
     /// Parses and validates the text of a settings file; `file` is only used in problems.
     pub fn from_yaml(text: &str, file: &Path) -> Result<Settings, Vec<Problem>> {
         let value = parse_yaml(text, file)?;
-        let nested: [(&str, NestedCheck); 2] = [
+        let nested: [(&str, NestedCheck); 3] = [
             ("systemd", nested_problems::<SystemdSettings>),
             ("delivery", nested_problems::<DeliverySettings>),
+            ("dbus", nested_problems::<DbusSettings>),
         ];
         let settings: Settings = deserialize_all(value, file, "", &nested)?;
         let problems = settings.validate(file);
@@ -497,7 +523,7 @@ mod tests {
         assert_eq!(
             messages,
             [
-                format!("{file}: flaping_interval: unknown key: use one of device_id, state_dir, runtime_dir, flapping_interval, flapping_count_threshold, alert_log_max_age, default_log_pattern_expiration, log_lines_before, log_lines_after, alert_history_max_bytes, systemd, delivery"),
+                format!("{file}: flaping_interval: unknown key: use one of device_id, state_dir, runtime_dir, flapping_interval, flapping_count_threshold, alert_log_max_age, default_log_pattern_expiration, log_lines_before, log_lines_after, alert_history_max_bytes, systemd, delivery, dbus"),
                 format!("{file}: flapping_count_threshold: invalid type: string \"many\", expected u32"),
                 format!("{file}: alert_log_max_age: invalid duration \"1x\": unknown unit \"x\", use ms, s, m, h or d (for example 30s, 5m, 2h30m)"),
             ]

@@ -8,16 +8,25 @@
 //!   one is finished first), truncation (copytruncate), deletion and re-creation, and lines
 //!   split across writes. Regexes run on bytes: invalid UTF-8 and over-long lines never stop it.
 //!
+//! - [`run_commands`] runs Mender's `@command` sources (`@docker events`, `@journalctl -f`):
+//!   each distinct command once, as `sh -c '<command>'` in its own process group, its stdout
+//!   matched with the same line splitting, matching and context as the files, its stderr
+//!   only logged. It restarts a command that exits with capped backoff and sends
+//!   [`CommandEvent`]s: matches, and one `Died` per failure streak (then `Recovered`).
+//!
 //! It watches the folders that hold the files (one inotify watch per folder, many checks on
 //! one file read it once) and never polls: an idle watcher sleeps until the kernel says a
 //! file changed. It knows nothing of alerts, expiry or delivery; it does not persist
 //! anything itself.
 
+mod command;
+mod matching;
 pub mod tail;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use monitor_wire::{CheckId, LogLine};
 use notify::{RecursiveMode, Watcher};
@@ -94,6 +103,74 @@ pub enum LogEvent {
     /// The config of this generation was applied and every file in it read to its
     /// current end.
     CaughtUp { generation: u64 },
+}
+
+/// One long-running command and the checks that read its stdout (Mender's `@command`
+/// log source: `@docker events`, `@journalctl -f`, `@tail -F file`).
+#[derive(Debug, Clone)]
+pub struct WatchedCommand {
+    /// The command as written after the `@`; run as `sh -c '<command>'`, like Mender does.
+    pub command: String,
+    pub checks: Vec<PatternSpec>,
+}
+
+/// The whole set of commands to run; commands missing from a new config are stopped, and
+/// a command kept from the previous config runs on with its new checks (no restart).
+#[derive(Debug, Clone, Default)]
+pub struct CommandWatchConfig {
+    /// Echoed in [`CommandEvent::Applied`], so the sender knows which config is live.
+    pub generation: u64,
+    /// The same command text in several entries runs once and feeds all their checks.
+    pub commands: Vec<WatchedCommand>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CommandEvent {
+    /// Matches in what the command printed: context lines as for files (lines after are
+    /// those already printed when the match was read); line numbers count the command's
+    /// output lines since it (re)started.
+    Matched {
+        command: String,
+        matches: Vec<LogMatch>,
+    },
+    /// The command could not start or exited; it is restarted after `retry_in`. Sent once
+    /// per failure streak, not on every restart of a crash loop: the caller alerts once.
+    Died {
+        command: String,
+        /// `exited with status 3`, `killed by signal 9`, `cannot start `sh -c`: …`, with
+        /// the last line it wrote to stderr when there is one.
+        reason: String,
+        retry_in: Duration,
+    },
+    /// After a [`CommandEvent::Died`]: the command has now stayed up for
+    /// [`BackoffSettings::healthy_after`], so the streak is over. A command that prints a
+    /// line and dies again does not end its streak by printing.
+    Recovered { command: String },
+    /// Config `generation` applied: every command in it was started (or failed to start).
+    Applied { generation: u64 },
+}
+
+/// How a command that keeps dying is restarted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackoffSettings {
+    /// Delay before the first restart; it doubles at every death in a row.
+    pub initial: Duration,
+    /// The delay never grows past this.
+    pub max: Duration,
+    /// A run this long resets the delay, and ends a failure streak with
+    /// [`CommandEvent::Recovered`].
+    pub healthy_after: Duration,
+}
+
+impl Default for BackoffSettings {
+    /// 1 s doubling to 60 s; healthy after 10 s up.
+    fn default() -> Self {
+        BackoffSettings {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+            healthy_after: Duration::from_secs(10),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -229,6 +306,37 @@ pub async fn run(
             tokio::task::yield_now().await;
         }
     }
+}
+
+/// Run `@command` sources until `shutdown`; configs arrive on `configs`, events leave on
+/// `events`. Returns once every command's process group is stopped and reaped, after
+/// `shutdown` or when `configs` is closed.
+///
+/// Each distinct command runs as `sh -c '<command>'` (like Mender) in its own process
+/// group, stdin `/dev/null`. Its stdout is matched line by line (lines capped at
+/// [`tail::MAX_LINE_BYTES`], invalid UTF-8 allowed); its stderr is only logged at debug, a
+/// few lines a second. A command that exits or cannot start is restarted with backoff
+/// (1 s doubling to 60 s, reset by 10 s up); stopping one sends SIGTERM to its group, then
+/// SIGKILL after 2 s, and reaps it.
+///
+/// `events` is bounded: when it is full the command's output is not read, its pipe fills
+/// and the command blocks in its write, so memory stays flat under any output rate.
+pub async fn run_commands(
+    configs: mpsc::Receiver<CommandWatchConfig>,
+    events: mpsc::Sender<CommandEvent>,
+    shutdown: CancellationToken,
+) -> Result<(), LogWatchError> {
+    run_commands_with(configs, events, shutdown, BackoffSettings::default()).await
+}
+
+/// [`run_commands`] with other restart delays (tests restart commands quickly with it).
+pub async fn run_commands_with(
+    configs: mpsc::Receiver<CommandWatchConfig>,
+    events: mpsc::Sender<CommandEvent>,
+    shutdown: CancellationToken,
+    backoff: BackoffSettings,
+) -> Result<(), LogWatchError> {
+    command::run_commands_with(configs, events, shutdown, backoff).await
 }
 
 fn apply_config(

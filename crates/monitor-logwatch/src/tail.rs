@@ -2,14 +2,12 @@
 //! matching and context. Synchronous and free of inotify, so every rule is testable with
 //! plain file operations.
 
-use std::collections::VecDeque;
 use std::fs::{File, Metadata};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use monitor_wire::LogLine;
-
+use crate::matching::{ContextRing, LineSplitter, MatchCollector};
 use crate::{FilePosition, LogMatch, PatternSpec};
 
 /// Lines longer than this are matched on their first `MAX_LINE_BYTES` only.
@@ -50,10 +48,8 @@ struct OpenFile {
     read_offset: u64,
     /// Offset just past the last complete line: where a restart resumes.
     line_offset: u64,
-    /// Number of the last complete line.
-    line_number: u64,
-    partial: Vec<u8>,
-    partial_truncated: bool,
+    /// Cuts what is read into lines and counts them.
+    lines: LineSplitter,
     /// The last bytes read, ending at `read_offset`.
     fingerprint: Vec<u8>,
 }
@@ -68,9 +64,7 @@ impl OpenFile {
             inode: metadata.ino(),
             read_offset: 0,
             line_offset: 0,
-            line_number: 0,
-            partial: Vec::new(),
-            partial_truncated: false,
+            lines: LineSplitter::default(),
             fingerprint: Vec::new(),
         })
     }
@@ -115,9 +109,7 @@ impl OpenFile {
     fn seek_to(&mut self, offset: u64, line_number: u64) {
         self.read_offset = offset;
         self.line_offset = offset;
-        self.line_number = line_number;
-        self.partial.clear();
-        self.partial_truncated = false;
+        self.lines.reset(line_number);
         self.fingerprint.clear();
     }
 
@@ -126,7 +118,7 @@ impl OpenFile {
             device: self.device,
             inode: self.inode,
             offset: self.line_offset,
-            line_number: self.line_number,
+            line_number: self.lines.line_number,
         }
     }
 
@@ -149,96 +141,6 @@ impl OpenFile {
         // A trailing partial line is finished by its writer later: resume at its start.
         self.seek_to(last_newline_end, lines);
         Ok(())
-    }
-}
-
-/// A small ring of recent lines, reusing its buffers.
-#[derive(Debug, Default)]
-struct ContextRing {
-    lines: VecDeque<(u64, Vec<u8>)>,
-    capacity: usize,
-}
-
-impl ContextRing {
-    fn push(&mut self, number: u64, bytes: &[u8]) {
-        if self.capacity == 0 {
-            return;
-        }
-        // One byte more than an alert shows, so the line is still known to be cut.
-        let kept = &bytes[..bytes.len().min(ALERT_LINE_BYTES + 1)];
-        let mut buffer = if self.lines.len() >= self.capacity {
-            self.lines
-                .pop_front()
-                .map(|(_, buffer)| buffer)
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        buffer.clear();
-        buffer.extend_from_slice(kept);
-        self.lines.push_back((number, buffer));
-    }
-
-    fn last(&self, count: usize) -> Vec<LogLine> {
-        let skip = self.lines.len().saturating_sub(count);
-        self.lines
-            .iter()
-            .skip(skip)
-            .map(|(number, bytes)| log_line(*number, bytes))
-            .collect()
-    }
-
-    fn clear(&mut self) {
-        self.lines.clear();
-    }
-}
-
-fn log_line(line_number: u64, bytes: &[u8]) -> LogLine {
-    let kept = &bytes[..bytes.len().min(ALERT_LINE_BYTES)];
-    let mut data = String::from_utf8_lossy(kept).into_owned();
-    if bytes.len() > ALERT_LINE_BYTES {
-        data.push('…');
-    }
-    LogLine { line_number, data }
-}
-
-/// Everything matched in one poll, with lines after each match as they arrive.
-struct MatchCollector<'a> {
-    checks: &'a [PatternSpec],
-    matches: Vec<LogMatch>,
-    /// (index into matches, lines after still wanted)
-    awaiting_after: Vec<(usize, usize)>,
-}
-
-impl MatchCollector<'_> {
-    fn line(&mut self, context: &mut ContextRing, path: &Path, number: u64, line: &[u8]) {
-        let mut line = line.strip_suffix(b"\n").unwrap_or(line);
-        line = line.strip_suffix(b"\r").unwrap_or(line);
-        if !self.awaiting_after.is_empty() {
-            for (index, wanted) in &mut self.awaiting_after {
-                if *wanted > 0 {
-                    self.matches[*index].after.push(log_line(number, line));
-                    *wanted -= 1;
-                }
-            }
-            self.awaiting_after.retain(|(_, wanted)| *wanted > 0);
-        }
-        for check in self.checks {
-            if check.regex.is_match(line) {
-                tracing::debug!(check = %check.check, path = %path.display(), line = number, "pattern matched");
-                self.matches.push(LogMatch {
-                    check: check.check.clone(),
-                    line: log_line(number, line),
-                    before: context.last(check.lines_before),
-                    after: Vec::new(),
-                });
-                if check.lines_after > 0 {
-                    self.awaiting_after
-                        .push((self.matches.len() - 1, check.lines_after));
-                }
-            }
-        }
-        context.push(number, line);
     }
 }
 
@@ -279,12 +181,12 @@ impl FileTail {
         let Some(open) = self.retired.as_ref().or(self.current.as_ref()) else {
             return;
         };
-        if self.context.capacity == 0 || open.line_offset == 0 {
+        if self.context.capacity() == 0 || open.line_offset == 0 {
             return;
         }
         let window = open
             .line_offset
-            .min((self.context.capacity * 1024).max(64 * 1024) as u64);
+            .min((self.context.capacity() * 1024).max(64 * 1024) as u64);
         let start = open.line_offset - window;
         let mut block = vec![0; window as usize];
         if open.file.read_exact_at(&mut block, start).is_err() {
@@ -299,8 +201,10 @@ impl FileTail {
             // The first piece may be the end of a longer line.
             lines.remove(0);
         }
-        let keep = lines.len().min(self.context.capacity);
-        let first_number = (open.line_number + 1).saturating_sub(keep as u64).max(1);
+        let keep = lines.len().min(self.context.capacity());
+        let first_number = (open.lines.line_number + 1)
+            .saturating_sub(keep as u64)
+            .max(1);
         for (index, line) in lines[lines.len() - keep..].iter().enumerate() {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             self.context.push(first_number + index as u64, line);
@@ -312,14 +216,7 @@ impl FileTail {
     }
 
     pub fn set_checks(&mut self, checks: Vec<PatternSpec>) {
-        self.context.capacity = checks
-            .iter()
-            .map(|check| check.lines_before)
-            .max()
-            .unwrap_or(0);
-        while self.context.lines.len() > self.context.capacity {
-            self.context.lines.pop_front();
-        }
+        self.context.fit_to(&checks);
         self.checks = checks;
     }
 
@@ -422,11 +319,9 @@ impl FileTail {
         let mut outcome = PollOutcome::default();
         // Moved out for the poll so the collector can borrow them while `self` changes.
         let checks = std::mem::take(&mut self.checks);
-        let mut collector = MatchCollector {
-            checks: &checks,
-            matches: Vec::new(),
-            awaiting_after: Vec::new(),
-        };
+        let path = self.path.clone();
+        let source = path.display();
+        let mut collector = MatchCollector::new(&checks, &source);
         let mut budget_left = budget;
         let mut retired_bytes = 0;
 
@@ -457,7 +352,7 @@ impl FileTail {
                 }
             };
             if finished {
-                flush_partial(retired, &self.path, &mut self.context, &mut collector);
+                flush_partial(retired, &mut self.context, &mut collector);
                 self.retired = None;
             }
         }
@@ -489,7 +384,7 @@ impl FileTail {
                 self.follow_path_change(&mut collector, &mut outcome, retired_bytes);
             }
         }
-        outcome.matches = collector.matches;
+        outcome.matches = collector.into_matches();
         self.checks = checks;
         outcome
     }
@@ -512,7 +407,7 @@ impl FileTail {
             // Once writers have moved to the new file and the old one is quiet, let go of it.
             if current.read_offset > 0 && retired_bytes == 0 {
                 if let Some(mut retired) = self.retired.take() {
-                    flush_partial(&mut retired, &self.path, &mut self.context, collector);
+                    flush_partial(&mut retired, &mut self.context, collector);
                 }
             }
             return;
@@ -526,11 +421,11 @@ impl FileTail {
             .is_ok_and(|metadata| metadata.nlink() == 0);
         if deleted {
             tracing::info!(path = %self.path.display(), "log file was deleted; waiting for it to be created again");
-            flush_partial(&mut old, &self.path, &mut self.context, collector);
+            flush_partial(&mut old, &mut self.context, collector);
         } else {
             tracing::info!(path = %self.path.display(), "log file was rotated; following the new file");
             if let Some(mut previous) = self.retired.replace(old) {
-                flush_partial(&mut previous, &self.path, &mut self.context, collector);
+                flush_partial(&mut previous, &mut self.context, collector);
             }
         }
         if self.open_current().is_some() {
@@ -596,68 +491,29 @@ fn consume(
     collector: &mut MatchCollector<'_>,
 ) {
     let chunk_offset = open.read_offset;
-    let mut start = 0;
-    for newline in memchr::memchr_iter(b'\n', chunk) {
-        let end = newline + 1;
-        open.line_number += 1;
-        if open.partial.is_empty() && !open.partial_truncated {
-            let line = &chunk[start..end];
-            let line = if line.len() > MAX_LINE_BYTES {
-                warn_long_line(path, open.line_number);
-                &line[..MAX_LINE_BYTES]
-            } else {
-                line
-            };
-            collector.line(context, path, open.line_number, line);
-        } else {
-            append_capped(open, path, &chunk[start..end]);
-            let line = std::mem::take(&mut open.partial);
-            collector.line(context, path, open.line_number, &line);
-            open.partial = line;
-            open.partial.clear();
-            open.partial_truncated = false;
-        }
-        start = end;
-        open.line_offset = chunk_offset + end as u64;
-    }
+    let line_offset = &mut open.line_offset;
+    open.lines
+        .feed(chunk, &path.display(), |number, line, end| {
+            collector.line(context, number, line);
+            *line_offset = chunk_offset + end as u64;
+            true
+        });
     open.read_offset += chunk.len() as u64;
     open.remember_fingerprint(chunk);
-    if start < chunk.len() {
-        append_capped(open, path, &chunk[start..]);
-    }
-}
-
-fn append_capped(open: &mut OpenFile, path: &Path, bytes: &[u8]) {
-    let room = MAX_LINE_BYTES.saturating_sub(open.partial.len());
-    if bytes.len() > room {
-        if !open.partial_truncated {
-            warn_long_line(path, open.line_number + 1);
-        }
-        open.partial_truncated = true;
-    }
-    open.partial
-        .extend_from_slice(&bytes[..bytes.len().min(room)]);
-}
-
-fn warn_long_line(path: &Path, line_number: u64) {
-    tracing::warn!(path = %path.display(), line = line_number, limit = MAX_LINE_BYTES, "line is longer than the limit; matching its beginning only");
 }
 
 /// A file that will not grow any more: its unfinished last line is a line.
 fn flush_partial(
     open: &mut OpenFile,
-    path: &Path,
     context: &mut ContextRing,
     collector: &mut MatchCollector<'_>,
 ) {
-    if open.partial.is_empty() {
-        return;
+    if open
+        .lines
+        .flush(|number, line| collector.line(context, number, line))
+    {
+        open.line_offset = open.read_offset;
     }
-    open.line_number += 1;
-    let line = std::mem::take(&mut open.partial);
-    collector.line(context, path, open.line_number, &line);
-    open.line_offset = open.read_offset;
-    open.partial_truncated = false;
 }
 
 #[cfg(test)]

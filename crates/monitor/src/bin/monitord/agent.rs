@@ -12,13 +12,18 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use monitor::FolderArgs;
-use monitor_config::{load_settings, CheckDir, Settings, SystemdBus};
+use monitor_config::{load_settings, CheckDir, LogSource, Settings, SystemdBus};
+use monitor_dbus::{SignalBus, SignalEvent, SignalWatchConfig};
+use monitor_docker::{ContainerEvent, ContainerWatchConfig};
 use monitor_engine::{Emitted, Engine, EngineSettings, Observation};
-use monitor_logwatch::{FilePosition, LogEvent, LogMatch, LogWatchConfig, WatchedFile};
+use monitor_logwatch::{
+    CommandEvent, CommandWatchConfig, FilePosition, LogEvent, LogMatch, LogWatchConfig,
+    WatchedCommand, WatchedFile,
+};
 use monitor_store::{AlertHistory, Outbox};
 use monitor_systemd::{Bus, ServiceEvent, ServiceWatchConfig};
 use monitor_wire::control::{AgentStatus, CheckState, CheckStatus, Request, Response};
-use monitor_wire::{CheckId, Details, HistoryRecord, Timestamp};
+use monitor_wire::{Alert, CheckId, Details, HistoryRecord, Level, Subject, Timestamp};
 use notify::Watcher;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::time::Instant;
@@ -91,6 +96,9 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
     // The service watcher starts with the first service check (a device without systemd
     // or D-Bus never tries to reach them); every incarnation sends on this one channel.
     let (service_event_sender, mut service_events) = mpsc::channel(256);
+    let (signal_event_sender, mut signal_events) = mpsc::channel(256);
+    let (command_event_sender, mut command_events) = mpsc::channel(256);
+    let (container_event_sender, mut container_events) = mpsc::channel(256);
     let config_changed = Arc::new(Notify::new());
     let _config_watcher = watch_config(&config_dir, config_changed.clone());
 
@@ -131,6 +139,14 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
         log_configs,
         service_event_sender,
         service_watcher: None,
+        signal_event_sender,
+        signal_watcher: None,
+        command_event_sender,
+        command_watcher: None,
+        container_event_sender,
+        container_watcher: None,
+        command_generation: 0,
+        dead_commands: HashSet::new(),
         tasks: tasks.clone(),
         service_problems: HashMap::new(),
         restarts: HashMap::new(),
@@ -164,6 +180,9 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
             _ = shutdown.cancelled() => break,
             Some(event) = log_events.recv() => agent.on_log_event(event).await,
             Some(event) = service_events.recv() => agent.on_service_event(event).await,
+            Some(event) = signal_events.recv() => agent.on_signal_event(event),
+            Some(event) = command_events.recv() => agent.on_command_event(event),
+            Some(event) = container_events.recv() => agent.on_container_event(event),
             Some((request, reply)) = requests.recv() => agent.on_request(request, reply).await,
             _ = config_changed.notified() => {
                 reload_at.get_or_insert_with(|| Instant::now() + RELOAD_DELAY);
@@ -194,6 +213,15 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
         if let Some(service_watcher) = agent.service_watcher.take() {
             let _ = service_watcher.task.await;
         }
+        if let Some(signal_watcher) = agent.signal_watcher.take() {
+            let _ = signal_watcher.task.await;
+        }
+        if let Some(command_watcher) = agent.command_watcher.take() {
+            let _ = command_watcher.task.await;
+        }
+        if let Some(container_watcher) = agent.container_watcher.take() {
+            let _ = container_watcher.task.await;
+        }
         let _ = control_server.await;
     })
     .await;
@@ -210,6 +238,24 @@ struct ServiceWatcher {
     configs: mpsc::Sender<ServiceWatchConfig>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<Result<(), monitor_systemd::SystemdError>>,
+}
+
+struct ContainerWatcher {
+    configs: mpsc::Sender<ContainerWatchConfig>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), monitor_docker::DockerError>>,
+}
+
+struct CommandWatcher {
+    configs: mpsc::Sender<CommandWatchConfig>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), monitor_logwatch::LogWatchError>>,
+}
+
+struct SignalWatcher {
+    configs: mpsc::Sender<SignalWatchConfig>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), monitor_dbus::DbusWatchError>>,
 }
 
 struct Agent {
@@ -237,6 +283,18 @@ struct Agent {
     service_event_sender: mpsc::Sender<ServiceEvent>,
     /// Running while some service check is enabled.
     service_watcher: Option<ServiceWatcher>,
+    signal_event_sender: mpsc::Sender<SignalEvent>,
+    /// Running while some dbus check is enabled.
+    signal_watcher: Option<SignalWatcher>,
+    command_event_sender: mpsc::Sender<CommandEvent>,
+    /// Running while some `@command` check is enabled.
+    command_watcher: Option<CommandWatcher>,
+    command_generation: u64,
+    container_event_sender: mpsc::Sender<ContainerEvent>,
+    /// Running while some `service ... docker` check is enabled.
+    container_watcher: Option<ContainerWatcher>,
+    /// Commands reported dead (once per failure streak) and not recovered yet.
+    dead_commands: HashSet<String>,
     /// Cancelled at shutdown; the parent of every watcher's token.
     tasks: CancellationToken,
     /// Service checks whose unit cannot be watched (not found, bad unit file), and why.
@@ -328,13 +386,267 @@ impl Agent {
             );
         }
         self.configure_service_watcher(&plan).await;
+        self.configure_signal_watcher(&plan).await;
+        self.configure_command_watcher(&plan).await;
+        self.configure_container_watcher(&plan).await;
         self.delivery
             .configure(&self.settings, plan.config_push.clone());
-        self.service_problems
-            .retain(|check, _| plan.services.iter().any(|service| &service.check == check));
+        // Problems of sources that are still watched are kept; others are forgotten.
+        self.service_problems.retain(|check, _| {
+            plan.services.iter().any(|service| &service.check == check)
+                || plan.signals.iter().any(|signal| &signal.check == check)
+                || plan
+                    .commands
+                    .values()
+                    .flatten()
+                    .any(|pattern| &pattern.check == check)
+                || plan
+                    .containers
+                    .iter()
+                    .any(|container| &container.check == check)
+        });
+        self.dead_commands
+            .retain(|command| plan.commands.contains_key(command));
         self.plan = plan;
         self.emit(emitted);
         self.schedule_checkpoint();
+    }
+
+    async fn configure_signal_watcher(&mut self, plan: &Plan) {
+        if plan.signals.is_empty() {
+            if let Some(watcher) = self.signal_watcher.take() {
+                tracing::info!("no dbus checks left; leaving the bus");
+                watcher.stop.cancel();
+            }
+            return;
+        }
+        let watcher = self.signal_watcher.get_or_insert_with(|| {
+            let (configs, receiver) = mpsc::channel(4);
+            let stop = self.tasks.child_token();
+            let task = tokio::spawn(monitor_dbus::run(
+                receiver,
+                self.signal_event_sender.clone(),
+                stop.clone(),
+            ));
+            SignalWatcher {
+                configs,
+                stop,
+                task,
+            }
+        });
+        let bus = match self.settings.dbus.bus.as_str() {
+            "system" => SignalBus::System,
+            "session" => SignalBus::Session,
+            address => SignalBus::Address(address.to_owned()),
+        };
+        let config = SignalWatchConfig {
+            bus,
+            signals: plan.signals.clone(),
+        };
+        if watcher.configs.send(config).await.is_err() {
+            tracing::error!("the D-Bus signal watcher stopped; dbus checks are not watched until monitord restarts");
+        }
+    }
+
+    async fn configure_container_watcher(&mut self, plan: &Plan) {
+        if plan.containers.is_empty() {
+            if let Some(watcher) = self.container_watcher.take() {
+                tracing::info!("no container checks left; leaving the Docker engine");
+                watcher.stop.cancel();
+            }
+            return;
+        }
+        let engine = match monitor_docker::Engine::from_env() {
+            Ok(engine) => engine,
+            Err(error) => {
+                for container in &plan.containers {
+                    self.service_problems
+                        .insert(container.check.clone(), error.to_string());
+                }
+                tracing::error!("{error}; container checks are not watched");
+                return;
+            }
+        };
+        let watcher = self.container_watcher.get_or_insert_with(|| {
+            let (configs, receiver) = mpsc::channel(4);
+            let stop = self.tasks.child_token();
+            let task = tokio::spawn(monitor_docker::run(
+                receiver,
+                self.container_event_sender.clone(),
+                stop.clone(),
+            ));
+            ContainerWatcher {
+                configs,
+                stop,
+                task,
+            }
+        });
+        let config = ContainerWatchConfig {
+            engine,
+            containers: plan.containers.clone(),
+        };
+        if watcher.configs.send(config).await.is_err() {
+            tracing::error!("the container watcher stopped; container checks are not watched until monitord restarts");
+        }
+    }
+
+    fn on_container_event(&mut self, event: ContainerEvent) {
+        match event {
+            ContainerEvent::State {
+                check,
+                running,
+                status,
+            } => {
+                self.service_problems.remove(&check);
+                let details = status.details();
+                let emitted = self.engine.observe(
+                    &check,
+                    Observation::Service { running, details },
+                    SystemTime::now(),
+                );
+                self.emit(emitted);
+            }
+            ContainerEvent::Problem { check, message } => {
+                if self.service_problems.get(&check) != Some(&message) {
+                    tracing::warn!(check = %check, "{message}");
+                }
+                self.service_problems.insert(check, message);
+            }
+            ContainerEvent::Connected => tracing::info!("connected to the Docker engine"),
+            ContainerEvent::Disconnected { reason } => {
+                tracing::warn!("lost the Docker engine ({reason}); reconnecting")
+            }
+        }
+    }
+
+    async fn configure_command_watcher(&mut self, plan: &Plan) {
+        if plan.commands.is_empty() {
+            if let Some(watcher) = self.command_watcher.take() {
+                tracing::info!("no @command checks left; stopping their commands");
+                watcher.stop.cancel();
+            }
+            return;
+        }
+        let watcher = self.command_watcher.get_or_insert_with(|| {
+            let (configs, receiver) = mpsc::channel(4);
+            let stop = self.tasks.child_token();
+            let task = tokio::spawn(monitor_logwatch::run_commands(
+                receiver,
+                self.command_event_sender.clone(),
+                stop.clone(),
+            ));
+            CommandWatcher {
+                configs,
+                stop,
+                task,
+            }
+        });
+        self.command_generation += 1;
+        let config = CommandWatchConfig {
+            generation: self.command_generation,
+            commands: plan
+                .commands
+                .iter()
+                .map(|(command, checks)| WatchedCommand {
+                    command: command.clone(),
+                    checks: checks.clone(),
+                })
+                .collect(),
+        };
+        if watcher.configs.send(config).await.is_err() {
+            tracing::error!("the command watcher stopped; @command checks are not watched until monitord restarts");
+        }
+    }
+
+    /// The checks that read `command`'s output.
+    fn checks_of_command(&self, command: &str) -> Vec<CheckId> {
+        self.plan
+            .commands
+            .get(command)
+            .map(|checks| checks.iter().map(|check| check.check.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    fn on_command_event(&mut self, event: CommandEvent) {
+        let now = SystemTime::now();
+        match event {
+            CommandEvent::Matched { matches, .. } => {
+                let mut emitted = Vec::new();
+                for found in matches {
+                    let check = found.check.clone();
+                    let details = self.match_details(found);
+                    emitted.extend(self.engine.observe(
+                        &check,
+                        Observation::Matched { details },
+                        now,
+                    ));
+                }
+                self.emit(emitted);
+            }
+            // A source that died is a problem to report, once per failure streak: a CRITICAL
+            // for each check reading it, and its OK when it runs again.
+            CommandEvent::Died {
+                command,
+                reason,
+                retry_in,
+            } => {
+                tracing::warn!(command = %command, retry_in = ?retry_in, "the command of an @command check stopped: {reason}");
+                let message = format!(
+                    "@{command} stopped: {reason}; restarting it in {}s",
+                    retry_in.as_secs().max(1)
+                );
+                let checks = self.checks_of_command(&command);
+                for check in &checks {
+                    self.service_problems.insert(check.clone(), message.clone());
+                }
+                if self.dead_commands.insert(command.clone()) {
+                    let emitted = checks
+                        .into_iter()
+                        .map(|check| source_alert(check, &command, Level::Critical, &message, now))
+                        .collect();
+                    self.emit(emitted);
+                }
+            }
+            CommandEvent::Recovered { command } => {
+                tracing::info!(command = %command, "the command of an @command check runs again");
+                let checks = self.checks_of_command(&command);
+                for check in &checks {
+                    self.service_problems.remove(check);
+                }
+                if self.dead_commands.remove(&command) {
+                    let message = format!("@{command} runs again");
+                    let emitted = checks
+                        .into_iter()
+                        .map(|check| source_alert(check, &command, Level::Ok, &message, now))
+                        .collect();
+                    self.emit(emitted);
+                }
+            }
+            CommandEvent::Applied { .. } => {}
+        }
+    }
+
+    fn on_signal_event(&mut self, event: SignalEvent) {
+        match event {
+            SignalEvent::Matched { check, details, .. } => {
+                let emitted = self.engine.observe(
+                    &check,
+                    Observation::Matched { details },
+                    SystemTime::now(),
+                );
+                self.emit(emitted);
+            }
+            SignalEvent::Problem { check, message } => {
+                if self.service_problems.get(&check) != Some(&message) {
+                    tracing::warn!(check = %check, "{message}");
+                }
+                self.service_problems.insert(check, message);
+            }
+            SignalEvent::Connected => tracing::info!("listening for D-Bus signals"),
+            SignalEvent::Disconnected { reason } => {
+                tracing::warn!("lost the D-Bus connection for signals ({reason}); reconnecting")
+            }
+        }
     }
 
     async fn configure_service_watcher(&mut self, plan: &Plan) {
@@ -483,7 +795,7 @@ impl Agent {
                 let mut emitted = Vec::new();
                 for found in matches {
                     let check = found.check.clone();
-                    let details = self.match_details(&path, found);
+                    let details = self.match_details(found);
                     emitted.extend(self.engine.observe(
                         &check,
                         Observation::Matched { details },
@@ -495,7 +807,7 @@ impl Agent {
         }
     }
 
-    fn match_details(&self, path: &std::path::Path, found: LogMatch) -> Details {
+    fn match_details(&self, found: LogMatch) -> Details {
         let mut details = Details {
             description: None,
             line_matching: Some(found.line),
@@ -503,9 +815,20 @@ impl Agent {
             lines_after: found.after,
             fields: Default::default(),
         };
-        details
-            .fields
-            .insert("path".into(), path.display().to_string().into());
+        let extras = self.plan.log_checks.get(&found.check);
+        match extras.map(|extras| &extras.source) {
+            Some(LogSource::File(path)) => {
+                details
+                    .fields
+                    .insert("path".into(), path.display().to_string().into());
+            }
+            Some(LogSource::Command(command)) => {
+                details
+                    .fields
+                    .insert("command".into(), command.clone().into());
+            }
+            None => {}
+        }
         let template = self
             .plan
             .log_checks
@@ -604,7 +927,12 @@ impl Agent {
                         .plan
                         .log_checks
                         .get(id)
-                        .map(|extras| format!("following {}", extras.path.display()));
+                        .map(|extras| match &extras.source {
+                            LogSource::File(path) => format!("following {}", path.display()),
+                            LogSource::Command(command) => {
+                                format!("reading the output of @{command}")
+                            }
+                        });
                     let service = self
                         .plan
                         .services
@@ -709,6 +1037,36 @@ async fn recent_journal(unit: &str, user: bool) -> Vec<String> {
             .collect(),
         _ => Vec::new(),
     }
+}
+
+/// The alert about an `@command` source itself (not about what it printed).
+fn source_alert(
+    check: CheckId,
+    command: &str,
+    level: Level,
+    message: &str,
+    now: SystemTime,
+) -> Emitted {
+    let alert = Alert {
+        name: format!("Log source @{command} stopped"),
+        level,
+        timestamp: Timestamp(now),
+        subject: Subject {
+            name: check.name.clone(),
+            kind: "log".into(),
+            status: if level == Level::Critical {
+                "SOURCE_DOWN"
+            } else {
+                "SOURCE_UP"
+            }
+            .into(),
+            details: Details {
+                description: Some(message.to_owned()),
+                ..Details::default()
+            },
+        },
+    };
+    Emitted { check, alert }
 }
 
 /// Alerts the last run recorded in its checkpoint but did not get into the outbox.

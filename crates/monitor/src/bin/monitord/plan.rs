@@ -9,6 +9,8 @@ use monitor_config::{
     Check, CheckKind, Expiration, LoadedChecks, LogCheck, LogSource, RestartPolicy, ServiceKind,
     Settings,
 };
+use monitor_dbus::WatchedSignal;
+use monitor_docker::WatchedContainer;
 use monitor_engine::{CheckSpec, PatternCheck, ServiceCheck};
 use monitor_logwatch::PatternSpec;
 use monitor_systemd::WatchedService;
@@ -23,10 +25,17 @@ pub struct Plan {
     pub engine_checks: Vec<(CheckId, CheckSpec)>,
     /// Followed files and the patterns read from each (one read serves every check on it).
     pub log_files: BTreeMap<PathBuf, Vec<PatternSpec>>,
+    /// Commands whose output is read (`@command` sources), with their patterns; one process
+    /// serves every check on the same command.
+    pub commands: BTreeMap<String, Vec<PatternSpec>>,
     /// Per log check: the file it reads and its `alert.details` template, if any.
     pub log_checks: HashMap<CheckId, LogCheckExtras>,
     /// Services to watch, each for its check.
     pub services: Vec<WatchedService>,
+    /// Docker containers to watch natively, each for its check.
+    pub containers: Vec<WatchedContainer>,
+    /// D-Bus signals to listen for, each for its check.
+    pub signals: Vec<WatchedSignal>,
     /// Service checks that restart their unit when it is found not running.
     pub restarts: HashMap<CheckId, (String, RestartPolicy)>,
     /// Enabled checks that are not watched, and why.
@@ -41,7 +50,8 @@ pub struct Plan {
 
 #[derive(Debug, Clone)]
 pub struct LogCheckExtras {
-    pub path: PathBuf,
+    /// The file, or the command (`@docker events`).
+    pub source: LogSource,
     pub details_template: Option<String>,
 }
 
@@ -65,36 +75,37 @@ pub fn plan(settings: &Settings, loaded: LoadedChecks) -> Plan {
 fn add_check(plan: &mut Plan, settings: &Settings, check: Check) {
     let id = check.id;
     match check.kind {
-        CheckKind::Log(log) => match &log.source {
-            LogSource::File(path) => {
-                plan.engine_checks.push((
-                    id.clone(),
-                    CheckSpec::Pattern(pattern_check(settings, &id, &log)),
-                ));
-                plan.log_files
+        CheckKind::Log(log) => {
+            plan.engine_checks.push((
+                id.clone(),
+                CheckSpec::Pattern(pattern_check(settings, &id, &log)),
+            ));
+            let pattern = PatternSpec {
+                check: id.clone(),
+                regex: log.regex.clone(),
+                lines_before: log.lines_before.unwrap_or(settings.log_lines_before),
+                lines_after: log.lines_after.unwrap_or(settings.log_lines_after),
+            };
+            match &log.source {
+                LogSource::File(path) => plan
+                    .log_files
                     .entry(path.clone())
                     .or_default()
-                    .push(PatternSpec {
-                        check: id.clone(),
-                        regex: log.regex.clone(),
-                        lines_before: log.lines_before.unwrap_or(settings.log_lines_before),
-                        lines_after: log.lines_after.unwrap_or(settings.log_lines_after),
-                    });
-                plan.log_checks.insert(
-                    id,
-                    LogCheckExtras {
-                        path: path.clone(),
-                        details_template: log.alert.details.clone(),
-                    },
-                );
+                    .push(pattern),
+                LogSource::Command(command) => plan
+                    .commands
+                    .entry(command.clone())
+                    .or_default()
+                    .push(pattern),
             }
-            LogSource::Command(_) => {
-                plan.unwatched.insert(
-                    id,
-                    "command output (@command) is not watched by this version yet".into(),
-                );
-            }
-        },
+            plan.log_checks.insert(
+                id,
+                LogCheckExtras {
+                    source: log.source.clone(),
+                    details_template: log.alert.details.clone(),
+                },
+            );
+        }
         CheckKind::Service(service) if service.kind == ServiceKind::Docker => {
             plan.engine_checks.push((
                 id.clone(),
@@ -103,10 +114,10 @@ fn add_check(plan: &mut Plan, settings: &Settings, check: Check) {
                     subject_type: "docker".into(),
                 }),
             ));
-            plan.unwatched.insert(
-                id,
-                "containers are not watched natively by this version yet; use a dockerevents check meanwhile".into(),
-            );
+            plan.containers.push(WatchedContainer {
+                check: id,
+                container: service.name.clone(),
+            });
         }
         CheckKind::Service(service) => {
             plan.engine_checks.push((
@@ -126,11 +137,33 @@ fn add_check(plan: &mut Plan, settings: &Settings, check: Check) {
                 unit: service.unit_name(),
             });
         }
-        CheckKind::Dbus(_) => {
-            plan.unwatched.insert(
-                id,
-                "D-Bus signals are not watched by this version yet".into(),
-            );
+        CheckKind::Dbus(dbus) => {
+            let expiration = match dbus
+                .expiration
+                .unwrap_or(settings.default_log_pattern_expiration)
+            {
+                Expiration::After(duration) if !duration.is_zero() => {
+                    monitor_engine::Expiration::After(duration)
+                }
+                _ => monitor_engine::Expiration::Never,
+            };
+            plan.engine_checks.push((
+                id.clone(),
+                CheckSpec::Pattern(PatternCheck {
+                    alert_name: monitor_dbus::alert_name(&dbus.watch_expression),
+                    subject_name: id.name.clone(),
+                    subject_type: "dbus".into(),
+                    subject_status: "SIGNAL".into(),
+                    description: None,
+                    expiration,
+                }),
+            ));
+            plan.signals.push(WatchedSignal {
+                check: id,
+                bus_name: dbus.bus_name,
+                pattern: dbus.regex,
+                watch_expression: dbus.watch_expression,
+            });
         }
     }
 }

@@ -1,0 +1,117 @@
+//! Docker containers end to end, on a real engine (podman's Docker-compatible API) and the
+//! real `docker` CLI: seed 004's crasher container under `--restart on-failure`, watched
+//! both as Mender does (`dockerevents`, a log check on `@docker events`) and natively.
+
+use std::time::{Duration, SystemTime};
+
+use crate::harness::Sandbox;
+use crate::podman::Podman;
+
+fn sandbox_on(podman: &Podman, settings: &str) -> Sandbox {
+    let mut sandbox = Sandbox::new();
+    sandbox
+        .env
+        .push(("DOCKER_HOST".into(), podman.docker_host()));
+    std::fs::write(sandbox.config_dir().join("monitor.yaml"), settings).unwrap();
+    sandbox
+}
+
+#[test]
+fn seed_004_a_crashing_container_raises_dockerevents_and_going_up_and_down() {
+    let Some(podman) = Podman::start() else {
+        return;
+    };
+    let sandbox = sandbox_on(
+        &podman,
+        "flapping_interval: 30s\nflapping_count_threshold: 3\n",
+    );
+    sandbox.monitorctl_quietly(&[
+        "create",
+        "dockerevents",
+        "crashing",
+        "crasher-container",
+        "die",
+        "15",
+    ]);
+    sandbox.monitorctl_quietly(&["enable", "dockerevents", "crashing"]);
+    sandbox.monitorctl_quietly(&["create", "service", "crasher-container", "docker"]);
+    sandbox.monitorctl_quietly(&["enable", "service", "crasher-container"]);
+    let _agent = sandbox.start_agent();
+    let mut alerts = sandbox.follow_alerts();
+
+    podman.docker_ok(&[
+        "run",
+        "-d",
+        "--restart",
+        "on-failure",
+        "--network=none",
+        "--name",
+        "crasher-container",
+        "localhost/bb:latest",
+        "sh",
+        "-c",
+        "sleep 1; exit 1",
+    ]);
+    let mut dockerevents = None;
+    let mut flapping = None;
+    let mut going_up_and_down = 0;
+    while dockerevents.is_none() || flapping.is_none() {
+        let (_, alert) = alerts.next();
+        let name = alert["name"].as_str().unwrap().to_owned();
+        if name == "Docker container crasher-container die" {
+            dockerevents.get_or_insert(alert);
+        } else if name == "Service crasher-container going up and down" {
+            going_up_and_down += 1;
+            flapping.get_or_insert(alert);
+        }
+    }
+    let dockerevents = dockerevents.unwrap();
+    assert_eq!(dockerevents["level"], "CRITICAL");
+    assert_eq!(dockerevents["subject"]["type"], "docker_event");
+    let line = dockerevents["subject"]["details"]["line_matching"]["data"]
+        .as_str()
+        .unwrap();
+    assert!(
+        line.contains("container die") && line.contains("name=crasher-container"),
+        "{line}"
+    );
+    let flapping = flapping.unwrap();
+    assert_eq!(flapping["subject"]["type"], "docker");
+    assert_eq!(flapping["subject"]["details"]["exit_code"], 1);
+    assert_eq!(going_up_and_down, 1);
+}
+
+#[test]
+fn stopping_a_container_is_seen_at_once_and_starting_it_clears() {
+    let Some(podman) = Podman::start() else {
+        return;
+    };
+    podman.docker_ok(&[
+        "run",
+        "-d",
+        "--network=none",
+        "--name",
+        "steady",
+        "localhost/bb:latest",
+        "sleep",
+        "100000",
+    ]);
+    let sandbox = sandbox_on(&podman, "");
+    sandbox.monitorctl_quietly(&["create", "service", "steady", "docker"]);
+    sandbox.monitorctl_quietly(&["enable", "service", "steady"]);
+    let _agent = sandbox.start_agent();
+    let mut alerts = sandbox.follow_alerts();
+
+    podman.docker_ok(&["stop", "-t", "0", "steady"]);
+    let stopped = SystemTime::now();
+    let (_, critical) = alerts.expect("CRITICAL", "service steady");
+    assert_eq!(critical["name"], "Service steady not running");
+    let at = humantime::parse_rfc3339(critical["timestamp"].as_str().unwrap()).unwrap();
+    let late = at.duration_since(stopped).unwrap_or_default();
+    assert!(
+        late < Duration::from_secs(1),
+        "seen {late:?} after the stop returned"
+    );
+    podman.docker_ok(&["start", "steady"]);
+    alerts.expect("OK", "service steady");
+}
