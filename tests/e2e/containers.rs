@@ -7,6 +7,16 @@ use std::time::{Duration, SystemTime};
 use crate::harness::Sandbox;
 use crate::podman::Podman;
 
+/// One podman engine at a time: two in parallel stall each other's API here (shared
+/// libpod locks), which would test podman, not the agent.
+static ONE_ENGINE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_engine() -> std::sync::MutexGuard<'static, ()> {
+    ONE_ENGINE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn sandbox_on(podman: &Podman, settings: &str) -> Sandbox {
     let mut sandbox = Sandbox::new();
     sandbox
@@ -18,6 +28,7 @@ fn sandbox_on(podman: &Podman, settings: &str) -> Sandbox {
 
 #[test]
 fn seed_004_a_crashing_container_raises_dockerevents_and_going_up_and_down() {
+    let _engine = one_engine();
     let Some(podman) = Podman::start() else {
         return;
     };
@@ -83,6 +94,7 @@ fn seed_004_a_crashing_container_raises_dockerevents_and_going_up_and_down() {
 
 #[test]
 fn stopping_a_container_is_seen_at_once_and_starting_it_clears() {
+    let _engine = one_engine();
     let Some(podman) = Podman::start() else {
         return;
     };
