@@ -32,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::checkpoint::{self, Checkpoint};
 use crate::control::{self, ControlRequest};
 use crate::delivery::Delivery;
+use crate::on_demand::OnDemand;
 use crate::persist::Persister;
 use crate::plan::{plan, Plan};
 use crate::sd_notify::SystemdNotifier;
@@ -138,13 +139,13 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
         caught_up: false,
         log_configs,
         service_event_sender,
-        service_watcher: None,
+        service_watcher: OnDemand::new("service"),
         signal_event_sender,
-        signal_watcher: None,
+        signal_watcher: OnDemand::new("dbus"),
         command_event_sender,
-        command_watcher: None,
+        command_watcher: OnDemand::new("@command"),
         container_event_sender,
-        container_watcher: None,
+        container_watcher: OnDemand::new("container"),
         command_generation: 0,
         dead_commands: HashSet::new(),
         tasks: tasks.clone(),
@@ -210,18 +211,10 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
     tasks.cancel();
     let _ = tokio::time::timeout(STOP_DEADLINE, async {
         let _ = log_watcher.await;
-        if let Some(service_watcher) = agent.service_watcher.take() {
-            let _ = service_watcher.task.await;
-        }
-        if let Some(signal_watcher) = agent.signal_watcher.take() {
-            let _ = signal_watcher.task.await;
-        }
-        if let Some(command_watcher) = agent.command_watcher.take() {
-            let _ = command_watcher.task.await;
-        }
-        if let Some(container_watcher) = agent.container_watcher.take() {
-            let _ = container_watcher.task.await;
-        }
+        agent.service_watcher.finish().await;
+        agent.signal_watcher.finish().await;
+        agent.command_watcher.finish().await;
+        agent.container_watcher.finish().await;
         let _ = control_server.await;
     })
     .await;
@@ -232,30 +225,6 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
     agent.persister.finish();
     tracing::info!("monitord stopped");
     Ok(())
-}
-
-struct ServiceWatcher {
-    configs: mpsc::Sender<ServiceWatchConfig>,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), monitor_systemd::SystemdError>>,
-}
-
-struct ContainerWatcher {
-    configs: mpsc::Sender<ContainerWatchConfig>,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), monitor_docker::DockerError>>,
-}
-
-struct CommandWatcher {
-    configs: mpsc::Sender<CommandWatchConfig>,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), monitor_logwatch::LogWatchError>>,
-}
-
-struct SignalWatcher {
-    configs: mpsc::Sender<SignalWatchConfig>,
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), monitor_dbus::DbusWatchError>>,
 }
 
 struct Agent {
@@ -282,17 +251,17 @@ struct Agent {
     log_configs: mpsc::Sender<LogWatchConfig>,
     service_event_sender: mpsc::Sender<ServiceEvent>,
     /// Running while some service check is enabled.
-    service_watcher: Option<ServiceWatcher>,
+    service_watcher: OnDemand<ServiceWatchConfig>,
     signal_event_sender: mpsc::Sender<SignalEvent>,
     /// Running while some dbus check is enabled.
-    signal_watcher: Option<SignalWatcher>,
+    signal_watcher: OnDemand<SignalWatchConfig>,
     command_event_sender: mpsc::Sender<CommandEvent>,
     /// Running while some `@command` check is enabled.
-    command_watcher: Option<CommandWatcher>,
+    command_watcher: OnDemand<CommandWatchConfig>,
     command_generation: u64,
     container_event_sender: mpsc::Sender<ContainerEvent>,
     /// Running while some `service ... docker` check is enabled.
-    container_watcher: Option<ContainerWatcher>,
+    container_watcher: OnDemand<ContainerWatchConfig>,
     /// Commands reported dead (once per failure streak) and not recovered yet.
     dead_commands: HashSet<String>,
     /// Cancelled at shutdown; the parent of every watcher's token.
@@ -413,81 +382,48 @@ impl Agent {
     }
 
     async fn configure_signal_watcher(&mut self, plan: &Plan) {
-        if plan.signals.is_empty() {
-            if let Some(watcher) = self.signal_watcher.take() {
-                tracing::info!("no dbus checks left; leaving the bus");
-                watcher.stop.cancel();
-            }
-            return;
-        }
-        let watcher = self.signal_watcher.get_or_insert_with(|| {
-            let (configs, receiver) = mpsc::channel(4);
-            let stop = self.tasks.child_token();
-            let task = tokio::spawn(monitor_dbus::run(
-                receiver,
-                self.signal_event_sender.clone(),
-                stop.clone(),
-            ));
-            SignalWatcher {
-                configs,
-                stop,
-                task,
-            }
-        });
         let bus = match self.settings.dbus.bus.as_str() {
             "system" => SignalBus::System,
             "session" => SignalBus::Session,
             address => SignalBus::Address(address.to_owned()),
         };
-        let config = SignalWatchConfig {
+        let config = (!plan.signals.is_empty()).then(|| SignalWatchConfig {
             bus,
             signals: plan.signals.clone(),
-        };
-        if watcher.configs.send(config).await.is_err() {
-            tracing::error!("the D-Bus signal watcher stopped; dbus checks are not watched until monitord restarts");
-        }
+        });
+        let events = self.signal_event_sender.clone();
+        self.signal_watcher
+            .configure(config, &self.tasks, |configs, stop| {
+                monitor_dbus::run(configs, events, stop)
+            })
+            .await;
     }
 
     async fn configure_container_watcher(&mut self, plan: &Plan) {
-        if plan.containers.is_empty() {
-            if let Some(watcher) = self.container_watcher.take() {
-                tracing::info!("no container checks left; leaving the Docker engine");
-                watcher.stop.cancel();
-            }
-            return;
-        }
-        let engine = match monitor_docker::Engine::from_env() {
-            Ok(engine) => engine,
-            Err(error) => {
-                for container in &plan.containers {
-                    self.service_problems
-                        .insert(container.check.clone(), error.to_string());
+        let mut config = None;
+        if !plan.containers.is_empty() {
+            match monitor_docker::Engine::from_env() {
+                Ok(engine) => {
+                    config = Some(ContainerWatchConfig {
+                        engine,
+                        containers: plan.containers.clone(),
+                    })
                 }
-                tracing::error!("{error}; container checks are not watched");
-                return;
+                Err(error) => {
+                    for container in &plan.containers {
+                        self.service_problems
+                            .insert(container.check.clone(), error.to_string());
+                    }
+                    tracing::error!("{error}; container checks are not watched");
+                }
             }
-        };
-        let watcher = self.container_watcher.get_or_insert_with(|| {
-            let (configs, receiver) = mpsc::channel(4);
-            let stop = self.tasks.child_token();
-            let task = tokio::spawn(monitor_docker::run(
-                receiver,
-                self.container_event_sender.clone(),
-                stop.clone(),
-            ));
-            ContainerWatcher {
-                configs,
-                stop,
-                task,
-            }
-        });
-        let config = ContainerWatchConfig {
-            engine,
-            containers: plan.containers.clone(),
-        };
-        if watcher.configs.send(config).await.is_err() {
-            tracing::error!("the container watcher stopped; container checks are not watched until monitord restarts");
         }
+        let events = self.container_event_sender.clone();
+        self.container_watcher
+            .configure(config, &self.tasks, |configs, stop| {
+                monitor_docker::run(configs, events, stop)
+            })
+            .await;
     }
 
     fn on_container_event(&mut self, event: ContainerEvent) {
@@ -520,29 +456,8 @@ impl Agent {
     }
 
     async fn configure_command_watcher(&mut self, plan: &Plan) {
-        if plan.commands.is_empty() {
-            if let Some(watcher) = self.command_watcher.take() {
-                tracing::info!("no @command checks left; stopping their commands");
-                watcher.stop.cancel();
-            }
-            return;
-        }
-        let watcher = self.command_watcher.get_or_insert_with(|| {
-            let (configs, receiver) = mpsc::channel(4);
-            let stop = self.tasks.child_token();
-            let task = tokio::spawn(monitor_logwatch::run_commands(
-                receiver,
-                self.command_event_sender.clone(),
-                stop.clone(),
-            ));
-            CommandWatcher {
-                configs,
-                stop,
-                task,
-            }
-        });
         self.command_generation += 1;
-        let config = CommandWatchConfig {
+        let config = (!plan.commands.is_empty()).then(|| CommandWatchConfig {
             generation: self.command_generation,
             commands: plan
                 .commands
@@ -552,10 +467,13 @@ impl Agent {
                     checks: checks.clone(),
                 })
                 .collect(),
-        };
-        if watcher.configs.send(config).await.is_err() {
-            tracing::error!("the command watcher stopped; @command checks are not watched until monitord restarts");
-        }
+        });
+        let events = self.command_event_sender.clone();
+        self.command_watcher
+            .configure(config, &self.tasks, |configs, stop| {
+                monitor_logwatch::run_commands(configs, events, stop)
+            })
+            .await;
     }
 
     /// The checks that read `command`'s output.
@@ -650,37 +568,19 @@ impl Agent {
     }
 
     async fn configure_service_watcher(&mut self, plan: &Plan) {
-        if plan.services.is_empty() {
-            if let Some(watcher) = self.service_watcher.take() {
-                tracing::info!("no service checks left; disconnecting from systemd");
-                watcher.stop.cancel();
-            }
-            return;
-        }
-        let watcher = self.service_watcher.get_or_insert_with(|| {
-            let (configs, receiver) = mpsc::channel(4);
-            let stop = self.tasks.child_token();
-            let task = tokio::spawn(monitor_systemd::run(
-                receiver,
-                self.service_event_sender.clone(),
-                stop.clone(),
-            ));
-            ServiceWatcher {
-                configs,
-                stop,
-                task,
-            }
-        });
-        let config = ServiceWatchConfig {
+        let config = (!plan.services.is_empty()).then(|| ServiceWatchConfig {
             bus: match self.settings.systemd.bus {
                 SystemdBus::System => Bus::System,
                 SystemdBus::User => Bus::Session,
             },
             services: plan.services.clone(),
-        };
-        if watcher.configs.send(config).await.is_err() {
-            tracing::error!("the service watcher stopped; service checks are not watched until monitord restarts");
-        }
+        });
+        let events = self.service_event_sender.clone();
+        self.service_watcher
+            .configure(config, &self.tasks, |configs, stop| {
+                monitor_systemd::run(configs, events, stop)
+            })
+            .await;
     }
 
     /// `on_failure: restart`: restart the unit, at most `max_restarts` times per `window`.

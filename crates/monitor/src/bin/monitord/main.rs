@@ -8,6 +8,7 @@ mod agent;
 mod checkpoint;
 mod control;
 mod delivery;
+mod on_demand;
 mod persist;
 mod plan;
 mod sd_notify;
