@@ -149,7 +149,7 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
         command_generation: 0,
         dead_commands: HashSet::new(),
         tasks: tasks.clone(),
-        service_problems: HashMap::new(),
+        source_problems: HashMap::new(),
         restarts: HashMap::new(),
         notifier: SystemdNotifier::from_environment(),
         reload_replies: Vec::new(),
@@ -267,7 +267,7 @@ struct Agent {
     /// Cancelled at shutdown; the parent of every watcher's token.
     tasks: CancellationToken,
     /// Service checks whose unit cannot be watched (not found, bad unit file), and why.
-    service_problems: HashMap<CheckId, String>,
+    source_problems: HashMap<CheckId, String>,
     /// When each `on_failure: restart` check last restarted its unit.
     restarts: HashMap<CheckId, Vec<SystemTime>>,
     notifier: SystemdNotifier,
@@ -361,7 +361,7 @@ impl Agent {
         self.delivery
             .configure(&self.settings, plan.config_push.clone());
         // Problems of sources that are still watched are kept; others are forgotten.
-        self.service_problems.retain(|check, _| {
+        self.source_problems.retain(|check, _| {
             plan.services.iter().any(|service| &service.check == check)
                 || plan.signals.iter().any(|signal| &signal.check == check)
                 || plan
@@ -411,7 +411,7 @@ impl Agent {
                 }
                 Err(error) => {
                     for container in &plan.containers {
-                        self.service_problems
+                        self.source_problems
                             .insert(container.check.clone(), error.to_string());
                     }
                     tracing::error!("{error}; container checks are not watched");
@@ -433,7 +433,7 @@ impl Agent {
                 running,
                 status,
             } => {
-                self.service_problems.remove(&check);
+                self.source_problems.remove(&check);
                 let details = status.details();
                 let emitted = self.engine.observe(
                     &check,
@@ -442,12 +442,7 @@ impl Agent {
                 );
                 self.emit(emitted);
             }
-            ContainerEvent::Problem { check, message } => {
-                if self.service_problems.get(&check) != Some(&message) {
-                    tracing::warn!(check = %check, "{message}");
-                }
-                self.service_problems.insert(check, message);
-            }
+            ContainerEvent::Problem { check, message } => self.report_problem(check, message),
             ContainerEvent::Connected => tracing::info!("connected to the Docker engine"),
             ContainerEvent::Disconnected { reason } => {
                 tracing::warn!("lost the Docker engine ({reason}); reconnecting")
@@ -488,19 +483,7 @@ impl Agent {
     fn on_command_event(&mut self, event: CommandEvent) {
         let now = SystemTime::now();
         match event {
-            CommandEvent::Matched { matches, .. } => {
-                let mut emitted = Vec::new();
-                for found in matches {
-                    let check = found.check.clone();
-                    let details = self.match_details(found);
-                    emitted.extend(self.engine.observe(
-                        &check,
-                        Observation::Matched { details },
-                        now,
-                    ));
-                }
-                self.emit(emitted);
-            }
+            CommandEvent::Matched { matches, .. } => self.observe_matches(matches, now),
             // A source that died is a problem to report, once per failure streak: a CRITICAL
             // for each check reading it, and its OK when it runs again.
             CommandEvent::Died {
@@ -515,7 +498,7 @@ impl Agent {
                 );
                 let checks = self.checks_of_command(&command);
                 for check in &checks {
-                    self.service_problems.insert(check.clone(), message.clone());
+                    self.source_problems.insert(check.clone(), message.clone());
                 }
                 if self.dead_commands.insert(command.clone()) {
                     let emitted = checks
@@ -529,7 +512,7 @@ impl Agent {
                 tracing::info!(command = %command, "the command of an @command check runs again");
                 let checks = self.checks_of_command(&command);
                 for check in &checks {
-                    self.service_problems.remove(check);
+                    self.source_problems.remove(check);
                 }
                 if self.dead_commands.remove(&command) {
                     let message = format!("@{command} runs again");
@@ -554,12 +537,7 @@ impl Agent {
                 );
                 self.emit(emitted);
             }
-            SignalEvent::Problem { check, message } => {
-                if self.service_problems.get(&check) != Some(&message) {
-                    tracing::warn!(check = %check, "{message}");
-                }
-                self.service_problems.insert(check, message);
-            }
+            SignalEvent::Problem { check, message } => self.report_problem(check, message),
             SignalEvent::Connected => tracing::info!("listening for D-Bus signals"),
             SignalEvent::Disconnected { reason } => {
                 tracing::warn!("lost the D-Bus connection for signals ({reason}); reconnecting")
@@ -581,6 +559,15 @@ impl Agent {
                 monitor_systemd::run(configs, events, stop)
             })
             .await;
+    }
+
+    /// A check whose source cannot be watched (a missing unit or container, a bad match
+    /// rule, a dead command): shown in `status`, logged once per distinct message.
+    fn report_problem(&mut self, check: CheckId, message: String) {
+        if self.source_problems.get(&check) != Some(&message) {
+            tracing::warn!(check = %check, "{message}");
+        }
+        self.source_problems.insert(check, message);
     }
 
     /// `on_failure: restart`: restart the unit, at most `max_restarts` times per `window`.
@@ -629,7 +616,7 @@ impl Agent {
                 if !running && status.load_state == "loaded" {
                     self.remediate(&check);
                 }
-                if status.load_state == "loaded" && self.service_problems.remove(&check).is_some() {
+                if status.load_state == "loaded" && self.source_problems.remove(&check).is_some() {
                     tracing::info!(check = %check, unit = %status.unit, "unit is loaded now");
                 }
                 let mut details = status.details();
@@ -647,12 +634,7 @@ impl Agent {
                 );
                 self.emit(emitted);
             }
-            ServiceEvent::Problem { check, message } => {
-                if self.service_problems.get(&check) != Some(&message) {
-                    tracing::warn!(check = %check, "{message}");
-                }
-                self.service_problems.insert(check, message);
-            }
+            ServiceEvent::Problem { check, message } => self.report_problem(check, message),
             ServiceEvent::Connected => tracing::info!("connected to systemd"),
             ServiceEvent::Disconnected { reason } => {
                 tracing::warn!("lost the connection to systemd ({reason}); reconnecting")
@@ -691,20 +673,23 @@ impl Agent {
                     self.positions.insert(path.clone(), position);
                     self.schedule_checkpoint();
                 }
-                let now = SystemTime::now();
-                let mut emitted = Vec::new();
-                for found in matches {
-                    let check = found.check.clone();
-                    let details = self.match_details(found);
-                    emitted.extend(self.engine.observe(
-                        &check,
-                        Observation::Matched { details },
-                        now,
-                    ));
-                }
-                self.emit(emitted);
+                self.observe_matches(matches, SystemTime::now());
             }
         }
+    }
+
+    /// Lines that matched (from a file or a command) go to the engine, one check each.
+    fn observe_matches(&mut self, matches: Vec<LogMatch>, now: SystemTime) {
+        let mut emitted = Vec::new();
+        for found in matches {
+            let check = found.check.clone();
+            let details = self.match_details(found);
+            emitted.extend(
+                self.engine
+                    .observe(&check, Observation::Matched { details }, now),
+            );
+        }
+        self.emit(emitted);
     }
 
     fn match_details(&self, found: LogMatch) -> Details {
@@ -815,7 +800,7 @@ impl Agent {
             .map(|id| {
                 let view = self.engine.view(id);
                 let unwatched = self.plan.unwatched.get(id);
-                let problem = self.service_problems.get(id);
+                let problem = self.source_problems.get(id);
                 let state = match (&view, unwatched, problem) {
                     (_, Some(_), _) => CheckState::Unknown,
                     (_, None, Some(_)) => CheckState::Error,

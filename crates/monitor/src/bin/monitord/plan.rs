@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use monitor_config::{
     Check, CheckKind, Expiration, LoadedChecks, LogCheck, LogSource, RestartPolicy, ServiceKind,
@@ -138,15 +137,7 @@ fn add_check(plan: &mut Plan, settings: &Settings, check: Check) {
             });
         }
         CheckKind::Dbus(dbus) => {
-            let expiration = match dbus
-                .expiration
-                .unwrap_or(settings.default_log_pattern_expiration)
-            {
-                Expiration::After(duration) if !duration.is_zero() => {
-                    monitor_engine::Expiration::After(duration)
-                }
-                _ => monitor_engine::Expiration::Never,
-            };
+            let expiration = engine_expiration(dbus.expiration, settings);
             plan.engine_checks.push((
                 id.clone(),
                 CheckSpec::Pattern(PatternCheck {
@@ -168,17 +159,21 @@ fn add_check(plan: &mut Plan, settings: &Settings, check: Check) {
     }
 }
 
-fn pattern_check(settings: &Settings, id: &CheckId, log: &LogCheck) -> PatternCheck {
-    let expiration = match log
-        .expiration
-        .unwrap_or(settings.default_log_pattern_expiration)
-    {
-        Expiration::Never => monitor_engine::Expiration::Never,
-        Expiration::After(duration) if duration == Duration::ZERO => {
-            monitor_engine::Expiration::Never
+/// A check's expiration, else the settings' default; 0 means never, as in Mender.
+fn engine_expiration(
+    expiration: Option<Expiration>,
+    settings: &Settings,
+) -> monitor_engine::Expiration {
+    match expiration.unwrap_or(settings.default_log_pattern_expiration) {
+        Expiration::After(duration) if !duration.is_zero() => {
+            monitor_engine::Expiration::After(duration)
         }
-        Expiration::After(duration) => monitor_engine::Expiration::After(duration),
-    };
+        _ => monitor_engine::Expiration::Never,
+    }
+}
+
+fn pattern_check(settings: &Settings, id: &CheckId, log: &LogCheck) -> PatternCheck {
+    let expiration = engine_expiration(log.expiration, settings);
     PatternCheck {
         alert_name: log
             .alert
