@@ -27,14 +27,64 @@ pub fn repository_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// How a sandbox starts `monitord` and `monitorctl`: the binaries cargo built, or
+/// cross-built ones under an emulator (`qemu-arm-static -L … dist/…/monitord`).
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    /// Program and leading arguments, before the binary's own arguments.
+    pub monitord: Vec<String>,
+    pub monitorctl: Vec<String>,
+}
+
+impl Binaries {
+    pub fn built() -> Binaries {
+        Binaries {
+            monitord: vec![monitord_binary().to_owned()],
+            monitorctl: vec![monitorctl_binary().to_owned()],
+        }
+    }
+
+    /// The binaries in `folder`, each run as `runner… binary`.
+    pub fn emulated(runner: &[&str], folder: &Path) -> Binaries {
+        let with_runner = |name: &str| {
+            let mut command: Vec<String> = runner.iter().map(|&part| part.to_owned()).collect();
+            command.push(folder.join(name).display().to_string());
+            command
+        };
+        Binaries {
+            monitord: with_runner("monitord"),
+            monitorctl: with_runner("monitorctl"),
+        }
+    }
+
+    pub fn monitord(&self) -> Command {
+        command_of(&self.monitord)
+    }
+
+    pub fn monitorctl(&self) -> Command {
+        command_of(&self.monitorctl)
+    }
+}
+
+fn command_of(program_and_arguments: &[String]) -> Command {
+    let mut command = Command::new(&program_and_arguments[0]);
+    command.args(&program_and_arguments[1..]);
+    command
+}
+
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
     /// More variables for every process the sandbox starts (a user manager's bus).
     pub env: Vec<(String, String)>,
+    pub binaries: Binaries,
 }
 
 impl Sandbox {
     pub fn new() -> Sandbox {
+        Sandbox::running(Binaries::built())
+    }
+
+    pub fn running(binaries: Binaries) -> Sandbox {
         let dir = tempfile::tempdir().expect("temp dir");
         for folder in ["config", "state", "run"] {
             std::fs::create_dir(dir.path().join(folder)).unwrap();
@@ -42,6 +92,7 @@ impl Sandbox {
         Sandbox {
             dir,
             env: Vec::new(),
+            binaries,
         }
     }
 
@@ -77,8 +128,7 @@ impl Sandbox {
         self.path("state")
     }
 
-    fn command(&self, binary: &str) -> Command {
-        let mut command = Command::new(binary);
+    fn command(&self, mut command: Command) -> Command {
         command
             .envs(self.environment())
             .env("RUST_LOG", "debug")
@@ -88,7 +138,7 @@ impl Sandbox {
 
     /// Run monitorctl to completion.
     pub fn monitorctl(&self, args: &[&str]) -> Output {
-        self.command(monitorctl_binary())
+        self.command(self.binaries.monitorctl())
             .args(args)
             .output()
             .expect("monitorctl runs")
@@ -110,7 +160,7 @@ impl Sandbox {
         let log_path = self.path(&format!("monitord-{}.log", unique()));
         let log = File::create(&log_path).unwrap();
         let child = self
-            .command(monitord_binary())
+            .command(self.binaries.monitord())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -126,7 +176,7 @@ impl Sandbox {
     /// Follow the alert history from its start.
     pub fn follow_alerts(&self) -> AlertFollower {
         let mut child = self
-            .command(monitorctl_binary())
+            .command(self.binaries.monitorctl())
             .args(["alerts", "--follow", "--json"])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -14,7 +14,12 @@ fn timestamp(alert: &serde_json::Value) -> std::time::SystemTime {
 
 #[test]
 fn the_seed_crasher_raises_critical_then_ok_five_seconds_after_its_last_crash_line() {
-    let sandbox = Sandbox::new();
+    seed_crasher_scenario(Sandbox::new());
+}
+
+/// The Mender tutorial's log check on the seed's crasher.py, with the sandbox's binaries
+/// (the cross-built ones under emulation, too).
+pub fn seed_crasher_scenario(sandbox: Sandbox) {
     let app_dir = sandbox.path("app");
     fs::create_dir(&app_dir).unwrap();
     let log = app_dir.join("crasher.log");

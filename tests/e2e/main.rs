@@ -17,6 +17,7 @@ mod user_manager;
 mod cli;
 mod commands;
 mod containers;
+mod cross;
 mod delivery;
 mod examples;
 mod log_checks;

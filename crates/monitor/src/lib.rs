@@ -4,6 +4,7 @@
 //! The agent itself is in `src/bin/monitord`, the command line in `src/bin/monitorctl`; the
 //! logic they wire together lives in the `monitor-*` library crates.
 
+pub mod cli;
 pub mod destinations;
 
 use std::io::{BufRead, BufReader, Write};

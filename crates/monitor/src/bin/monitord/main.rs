@@ -16,20 +16,8 @@ mod sd_notify;
 use std::process::ExitCode;
 
 use clap::Parser;
-use monitor::FolderArgs;
+use monitor::cli::monitord::Args;
 use tokio_util::sync::CancellationToken;
-
-/// The device monitoring agent: watches log files (and, as they arrive, services, commands,
-/// containers and D-Bus signals) and raises CRITICAL / OK alerts.
-#[derive(Debug, Parser)]
-#[command(
-    version,
-    after_help = "Examples:\n  monitord --config-dir /etc/monitor\n  MONITOR_STATE_DIR=/tmp/state monitord --config-dir examples/config\n\nLog verbosity: RUST_LOG=debug monitord"
-)]
-struct Args {
-    #[command(flatten)]
-    folders: FolderArgs,
-}
 
 fn main() -> ExitCode {
     let args = Args::parse();
