@@ -16,7 +16,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::matching::{ContextRing, LineSplitter, MatchCollector};
+use crate::matching::{scan_chunk, ContextRing, LineSplitter, MatchCollector, Prefilter};
 use crate::{
     BackoffSettings, CommandEvent, CommandWatchConfig, LogMatch, LogWatchError, PatternSpec,
 };
@@ -510,6 +510,7 @@ struct OutputLines {
     lines: LineSplitter,
     context: ContextRing,
     checks: Arc<Vec<PatternSpec>>,
+    prefilter: Arc<Prefilter>,
 }
 
 impl OutputLines {
@@ -522,6 +523,7 @@ impl OutputLines {
             end: 0,
             lines: LineSplitter::default(),
             context,
+            prefilter: Arc::new(Prefilter::for_checks(&checks)),
             checks,
         }
     }
@@ -546,18 +548,19 @@ impl OutputLines {
         if checks.has_changed().unwrap_or(false) {
             self.checks = checks.borrow_and_update().clone();
             self.context.fit_to(&self.checks);
+            self.prefilter = Arc::new(Prefilter::for_checks(&self.checks));
         }
         let current = self.checks.clone();
-        let mut collector = MatchCollector::new(&current, &label);
+        let prefilter = self.prefilter.clone();
+        let mut collector = MatchCollector::new(&current, &prefilter, &label);
         loop {
-            let context = &mut self.context;
-            let consumed = self.lines.feed(
+            let consumed = scan_chunk(
+                &mut self.lines,
+                &mut self.context,
+                &mut collector,
                 &self.buffer[self.start..self.end],
                 &label,
-                |number, line, _| {
-                    collector.line(context, number, line);
-                    collector.match_count() < MAX_MATCHES_PER_EVENT
-                },
+                |_, collector| collector.match_count() < MAX_MATCHES_PER_EVENT,
             );
             self.start += consumed;
             if self.has_pending()
@@ -579,7 +582,7 @@ impl OutputLines {
     /// The output ended: its unfinished last line is a line.
     fn flush(&mut self, label: &str) -> Vec<LogMatch> {
         let current = self.checks.clone();
-        let mut collector = MatchCollector::new(&current, &label);
+        let mut collector = MatchCollector::new(&current, &self.prefilter, &label);
         let context = &mut self.context;
         self.lines
             .flush(|number, line| collector.line(context, number, line));

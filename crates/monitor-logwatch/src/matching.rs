@@ -6,8 +6,72 @@ use std::fmt::Display;
 
 use monitor_wire::LogLine;
 
+use regex::bytes::{Regex, RegexBuilder};
+
 use crate::tail::{ALERT_LINE_BYTES, MAX_LINE_BYTES};
 use crate::{LogMatch, PatternSpec};
+
+/// Every check's pattern in one regex, run over a whole read instead of line by line: it
+/// finds the next line where some check may match, and the lines before it are jumped over
+/// in bulk (counted, and their last few kept as context). Each line it finds is then
+/// matched line by line, as always, so it only decides where to look, never what matches.
+///
+/// Per line, a pattern sees the line without its newline (and `\r`); over a whole read,
+/// with `(?m)`, `^` and `$` still match at each line's start and end, and a match that runs
+/// across a newline can only start early, which the line-by-line check then rejects. Where
+/// the two views could disagree there is no prefilter: `\A` and `\z`, inline flags that
+/// change lines or spacing (`m`, `R`, `x`, or turning a flag off), and `$` in a read that
+/// holds a `\r` (the line-by-line view strips it before the newline).
+#[derive(Debug, Default)]
+pub(crate) struct Prefilter {
+    regex: Option<Regex>,
+    /// Some pattern has `$`: reads with a `\r` go line by line.
+    needs_no_carriage_return: bool,
+}
+
+impl Prefilter {
+    pub(crate) fn for_checks(checks: &[PatternSpec]) -> Prefilter {
+        let none = Prefilter::default();
+        let mut alternatives = Vec::with_capacity(checks.len());
+        for check in checks {
+            let pattern = check.regex.as_str();
+            if pattern.contains("\\A") || pattern.contains("\\z") || changes_lines(pattern) {
+                return none;
+            }
+            alternatives.push(format!("(?:{pattern})"));
+        }
+        if alternatives.is_empty() {
+            return none;
+        }
+        let combined = format!("(?m){}", alternatives.join("|"));
+        Prefilter {
+            regex: RegexBuilder::new(&combined).build().ok(),
+            needs_no_carriage_return: checks
+                .iter()
+                .any(|check| check.regex.as_str().contains('$')),
+        }
+    }
+
+    /// The regex to jump with over `bytes`, if it can be trusted there.
+    fn usable_on(&self, bytes: &[u8]) -> Option<&Regex> {
+        let regex = self.regex.as_ref()?;
+        if self.needs_no_carriage_return && memchr::memchr(b'\r', bytes).is_some() {
+            return None;
+        }
+        Some(regex)
+    }
+}
+
+/// Whether an inline flag group (`(?flags)` or `(?flags:...)`) touches multi-line, CRLF or
+/// verbose mode, or turns a flag off.
+fn changes_lines(pattern: &str) -> bool {
+    pattern.match_indices("(?").any(|(index, _)| {
+        pattern[index + 2..]
+            .chars()
+            .take_while(|flag| *flag != ':' && *flag != ')')
+            .any(|flag| matches!(flag, 'm' | 'R' | 'x' | '-'))
+    })
+}
 
 /// A small ring of recent lines, reusing its buffers.
 #[derive(Debug, Default)]
@@ -52,6 +116,25 @@ impl ContextRing {
         self.lines.push_back((number, buffer));
     }
 
+    /// Keep the last lines of `run` (whole lines, each with its newline), the last one
+    /// being line `last_number`.
+    fn push_last_lines(&mut self, run: &[u8], last_number: u64) {
+        let mut end = run.len();
+        let mut starts = Vec::with_capacity(self.capacity);
+        while starts.len() < self.capacity && end > 0 {
+            let start = memchr::memrchr(b'\n', &run[..end - 1]).map_or(0, |index| index + 1);
+            starts.push((start, end));
+            end = start;
+        }
+        let first_number = last_number + 1 - starts.len() as u64;
+        for (index, (start, end)) in starts.into_iter().rev().enumerate() {
+            let line = &run[start..end - 1];
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let line = &line[..line.len().min(MAX_LINE_BYTES)];
+            self.push(first_number + index as u64, line);
+        }
+    }
+
     fn last(&self, count: usize) -> Vec<LogLine> {
         let skip = self.lines.len().saturating_sub(count);
         self.lines
@@ -78,6 +161,7 @@ fn log_line(line_number: u64, bytes: &[u8]) -> LogLine {
 /// Everything matched in one read, with lines after each match as they arrive.
 pub(crate) struct MatchCollector<'a> {
     checks: &'a [PatternSpec],
+    prefilter: &'a Prefilter,
     /// The file or command the lines come from, for logs.
     source: &'a (dyn Display + Sync),
     matches: Vec<LogMatch>,
@@ -86,9 +170,14 @@ pub(crate) struct MatchCollector<'a> {
 }
 
 impl<'a> MatchCollector<'a> {
-    pub(crate) fn new(checks: &'a [PatternSpec], source: &'a (dyn Display + Sync)) -> Self {
+    pub(crate) fn new(
+        checks: &'a [PatternSpec],
+        prefilter: &'a Prefilter,
+        source: &'a (dyn Display + Sync),
+    ) -> Self {
         MatchCollector {
             checks,
+            prefilter,
             source,
             matches: Vec::new(),
             awaiting_after: Vec::new(),
@@ -137,6 +226,89 @@ impl<'a> MatchCollector<'a> {
         }
         context.push(number, line);
     }
+}
+
+/// Cut `chunk` into lines and match them, as [`LineSplitter::feed`] with
+/// [`MatchCollector::line`] would, but jumping over the lines in which the prefilter finds
+/// nothing. `line_done(end, collector)` is told where each handled line (or jumped run of
+/// lines) ends in `chunk`; when it returns `false` the rest is left alone. Returns the bytes
+/// consumed, as `feed` does.
+pub(crate) fn scan_chunk(
+    lines: &mut LineSplitter,
+    context: &mut ContextRing,
+    collector: &mut MatchCollector<'_>,
+    chunk: &[u8],
+    source: &dyn Display,
+    mut line_done: impl FnMut(usize, &MatchCollector<'_>) -> bool,
+) -> usize {
+    let jumper = collector.prefilter.usable_on(chunk);
+    let mut position = 0;
+    while position < chunk.len() {
+        let rest = &chunk[position..];
+        let complete = memchr::memrchr(b'\n', rest).map_or(&rest[..0], |last| &rest[..=last]);
+        let prefilter =
+            if jumper.is_some() && (lines.has_partial() || collector.is_awaiting_after()) {
+                // The next line goes the ordinary way (a line to finish, or lines wanted after
+                // a match), then the jumping goes on.
+                let line = memchr::memchr(b'\n', rest).map_or(rest, |index| &rest[..=index]);
+                let mut go_on = true;
+                let consumed = lines.feed(line, source, |number, line, end| {
+                    collector.line(context, number, line);
+                    go_on = line_done(position + end, collector);
+                    go_on
+                });
+                position += consumed;
+                if !go_on {
+                    return position;
+                }
+                continue;
+            } else if let Some(regex) = jumper {
+                regex
+            } else {
+                // No jumping here: every line the ordinary way.
+                let consumed = lines.feed(rest, source, |number, line, end| {
+                    collector.line(context, number, line);
+                    line_done(position + end, collector)
+                });
+                return position + consumed;
+            };
+        if complete.is_empty() {
+            // A line still being written: kept for the next chunk.
+            lines.feed(rest, source, |_, _, _| true);
+            return chunk.len();
+        }
+        let run_end = match prefilter.find(complete) {
+            Some(found) => {
+                memchr::memrchr(b'\n', &complete[..found.start()]).map_or(0, |index| index + 1)
+            }
+            None => complete.len(),
+        };
+        if run_end > 0 {
+            let run = &complete[..run_end];
+            lines.jump(run, source);
+            context.push_last_lines(run, lines.line_number);
+            position += run_end;
+            if !line_done(position, collector) {
+                return position;
+            }
+        }
+        // The line where something may match (if any), the ordinary way, next round.
+        if run_end < complete.len() {
+            let line_end = memchr::memchr(b'\n', &complete[run_end..])
+                .map_or(complete.len(), |index| run_end + index + 1);
+            let mut go_on = true;
+            let consumed = lines.feed(&complete[run_end..line_end], source, |number, line, end| {
+                collector.line(context, number, line);
+                go_on = line_done(position + end, collector);
+                go_on
+            });
+            position += consumed;
+            if !go_on {
+                return position;
+            }
+        }
+    }
+    chunk.len()
 }
 
 /// Cuts a byte stream into lines, joining a line split across reads and capping each line
@@ -201,6 +373,24 @@ impl LineSplitter {
         chunk.len()
     }
 
+    /// Whether a line begun in an earlier chunk awaits its end.
+    pub(crate) fn has_partial(&self) -> bool {
+        !self.partial.is_empty() || self.partial_truncated
+    }
+
+    /// Count the whole lines in `run` (no partial line pending) without handing them out,
+    /// warning about over-long ones as `feed` does.
+    fn jump(&mut self, run: &[u8], source: &dyn Display) {
+        let mut start = 0;
+        for newline in memchr::memchr_iter(b'\n', run) {
+            self.line_number += 1;
+            if newline + 1 - start > MAX_LINE_BYTES {
+                warn_long_line(source, self.line_number);
+            }
+            start = newline + 1;
+        }
+    }
+
     /// The stream ended: its unfinished last line is a line.
     pub(crate) fn flush(&mut self, on_line: impl FnOnce(u64, &[u8])) -> bool {
         if self.partial.is_empty() {
@@ -230,4 +420,103 @@ impl LineSplitter {
 
 fn warn_long_line(source: &dyn Display, line_number: u64) {
     tracing::warn!(%source, line = line_number, limit = MAX_LINE_BYTES, "line is longer than the limit; matching its beginning only");
+}
+
+#[cfg(test)]
+mod tests {
+    use monitor_wire::{CheckId, Subsystem};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn checks(patterns: &[&str]) -> Vec<PatternSpec> {
+        patterns
+            .iter()
+            .enumerate()
+            .map(|(index, pattern)| PatternSpec {
+                check: CheckId::new(Subsystem::Log, format!("check{index}")),
+                regex: Regex::new(pattern).unwrap(),
+                lines_before: index % 3,
+                lines_after: (index + 1) % 3,
+            })
+            .collect()
+    }
+
+    /// Every match (with its lines before and after) from `chunks` fed one after another.
+    fn scan(checks: &[PatternSpec], prefilter: &Prefilter, chunks: &[&[u8]]) -> Vec<LogMatch> {
+        let mut lines = LineSplitter::default();
+        let mut context = ContextRing::default();
+        context.fit_to(checks);
+        let mut all = Vec::new();
+        for chunk in chunks {
+            let mut collector = MatchCollector::new(checks, prefilter, &"test");
+            let consumed = scan_chunk(
+                &mut lines,
+                &mut context,
+                &mut collector,
+                chunk,
+                &"test",
+                |_, _| true,
+            );
+            assert_eq!(consumed, chunk.len());
+            all.extend(collector.into_matches());
+        }
+        all
+    }
+
+    const PATTERNS: &[&str] = &[
+        "ERROR",
+        "^b",
+        "a\\s+b",
+        "[^a]E",
+        "R+O",
+        "\\bab\\b",
+        "x*",
+        "E.R",
+        "b$",
+        "(?i)e\\s*r",
+        "^$",
+    ];
+
+    proptest! {
+        /// Jumping over lines is only a shortcut: the matches, their line numbers and their
+        /// context are those of matching every line, however the stream is cut into reads.
+        #[test]
+        fn the_prefilter_finds_exactly_what_line_by_line_matching_finds(
+            text in "(ERROR|ab|a b|E|R|O|b|\r|\n|x){0,120}",
+            cuts in proptest::collection::vec(0usize..200, 0..6),
+            chosen in proptest::sample::subsequence(PATTERNS.to_vec(), 1..4),
+        ) {
+            let checks = checks(&chosen);
+            let bytes = text.as_bytes();
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|cut| cut.min(bytes.len())).collect();
+            cuts.sort_unstable();
+            let mut chunks = Vec::new();
+            let mut start = 0;
+            for cut in cuts.into_iter().chain([bytes.len()]) {
+                chunks.push(&bytes[start..cut]);
+                start = cut;
+            }
+            let line_by_line = scan(&checks, &Prefilter::default(), &chunks);
+            let prefiltered = scan(&checks, &Prefilter::for_checks(&checks), &chunks);
+            prop_assert_eq!(prefiltered, line_by_line);
+        }
+    }
+
+    #[test]
+    fn patterns_that_read_differently_over_a_whole_read_get_no_prefilter() {
+        for usable in ["b", "(?i)error", "^BENCH-END$", "(?i:warn)"] {
+            let prefilter = Prefilter::for_checks(&checks(&["ERROR", usable]));
+            assert!(prefilter.usable_on(b"line\n").is_some(), "{usable}");
+        }
+        for risky in [
+            "\\Astart", "end\\z", "(?-m)^a", "(?x) a b", "(?R)a$", "(?m:a)",
+        ] {
+            let prefilter = Prefilter::for_checks(&checks(&["ERROR", risky]));
+            assert!(prefilter.usable_on(b"line\n").is_none(), "{risky}");
+        }
+        let dollar = Prefilter::for_checks(&checks(&["done$"]));
+        assert!(dollar.usable_on(b"not yet\ndone\n").is_some());
+        assert!(dollar.usable_on(b"not yet\r\ndone\r\n").is_none());
+    }
 }

@@ -7,7 +7,7 @@ use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use crate::matching::{ContextRing, LineSplitter, MatchCollector};
+use crate::matching::{scan_chunk, ContextRing, LineSplitter, MatchCollector, Prefilter};
 use crate::{FilePosition, LogMatch, PatternSpec};
 
 /// Lines longer than this are matched on their first `MAX_LINE_BYTES` only.
@@ -149,6 +149,7 @@ impl OpenFile {
 pub struct FileTail {
     path: PathBuf,
     checks: Vec<PatternSpec>,
+    prefilter: Prefilter,
     current: Option<OpenFile>,
     /// The file the path pointed to before a rotation, drained until its writer moves on.
     retired: Option<OpenFile>,
@@ -163,6 +164,7 @@ impl FileTail {
         let mut tail = FileTail {
             path,
             checks: Vec::new(),
+            prefilter: Prefilter::default(),
             current: None,
             retired: None,
             context: ContextRing::default(),
@@ -217,6 +219,7 @@ impl FileTail {
 
     pub fn set_checks(&mut self, checks: Vec<PatternSpec>) {
         self.context.fit_to(&checks);
+        self.prefilter = Prefilter::for_checks(&checks);
         self.checks = checks;
     }
 
@@ -319,9 +322,10 @@ impl FileTail {
         let mut outcome = PollOutcome::default();
         // Moved out for the poll so the collector can borrow them while `self` changes.
         let checks = std::mem::take(&mut self.checks);
+        let prefilter = std::mem::take(&mut self.prefilter);
         let path = self.path.clone();
         let source = path.display();
-        let mut collector = MatchCollector::new(&checks, &source);
+        let mut collector = MatchCollector::new(&checks, &prefilter, &source);
         let mut budget_left = budget;
         let mut retired_bytes = 0;
 
@@ -386,6 +390,7 @@ impl FileTail {
         }
         outcome.matches = collector.into_matches();
         self.checks = checks;
+        self.prefilter = prefilter;
         outcome
     }
 
@@ -492,12 +497,17 @@ fn consume(
 ) {
     let chunk_offset = open.read_offset;
     let line_offset = &mut open.line_offset;
-    open.lines
-        .feed(chunk, &path.display(), |number, line, end| {
-            collector.line(context, number, line);
+    scan_chunk(
+        &mut open.lines,
+        context,
+        collector,
+        chunk,
+        &path.display(),
+        |end, _| {
             *line_offset = chunk_offset + end as u64;
             true
-        });
+        },
+    );
     open.read_offset += chunk.len() as u64;
     open.remember_fingerprint(chunk);
 }

@@ -13,7 +13,7 @@
 //! knows nothing of what a checkpoint contains.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use monitor_wire::{Alert, CheckId, HistoryRecord};
@@ -240,21 +240,25 @@ fn last_record(path: &Path) -> Result<Option<HistoryRecord>, StoreError> {
 }
 
 fn read_records(path: &Path) -> Result<Vec<HistoryRecord>, StoreError> {
-    let file = match File::open(path) {
-        Ok(file) => file,
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(error) => return Err(io_error("open", path)(error)),
+        Err(error) => return Err(io_error("read", path)(error)),
+    };
+    // Only lines with their newline are records. What follows the last newline is a record
+    // being appended right now (a reader can see part of a write), or one torn by a crash,
+    // which the next open cuts off: either way not a record yet, whatever its bytes are.
+    let complete = match bytes.iter().rposition(|byte| *byte == b'\n') {
+        Some(last_newline) => &bytes[..last_newline],
+        None => return Ok(Vec::new()),
     };
     let mut records = Vec::new();
-    for (index, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(io_error("read", path))?;
-        if line.trim().is_empty() {
+    for (index, line) in complete.split(|byte| *byte == b'\n').enumerate() {
+        if line.trim_ascii().is_empty() {
             continue;
         }
-        match serde_json::from_str::<HistoryRecord>(&line) {
+        match serde_json::from_slice::<HistoryRecord>(line) {
             Ok(record) => records.push(record),
-            // A torn last line is repaired at the next open; skip it when reading meanwhile.
-            Err(error) if error.is_eof() => continue,
             Err(error) => {
                 return Err(StoreError::Corrupt {
                     path: path.to_path_buf(),
@@ -355,6 +359,9 @@ mod tests {
         let path = dir.path().join(HISTORY_FILE_NAME);
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
         file.write_all(br#"{"seq":2,"check":{"subsys"#).unwrap();
+        assert_eq!(read_history(dir.path()).unwrap().len(), 1);
+        // Whatever the unfinished tail holds (a reader can see a write half done).
+        file.write_all(b"\0\0\0").unwrap();
         assert_eq!(read_history(dir.path()).unwrap().len(), 1);
         let mut history = AlertHistory::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(history.last_seq(), Some(1));
