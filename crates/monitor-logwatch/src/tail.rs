@@ -73,19 +73,20 @@ impl OpenFile {
     /// the bytes just before `read_offset` are not the ones read there (copytruncate, then
     /// writes that grew it back past the old size before we looked).
     fn was_truncated(&self) -> bool {
-        let Ok(metadata) = self.file.metadata() else {
-            return false;
-        };
-        if metadata.len() < self.read_offset {
-            return true;
-        }
         if self.fingerprint.is_empty() {
-            return false;
+            // Nothing read since opening or resuming: only the size can tell.
+            return self
+                .file
+                .metadata()
+                .is_ok_and(|metadata| metadata.len() < self.read_offset);
         }
-        let mut now = vec![0; self.fingerprint.len()];
+        // One read answers both: a file now shorter than `read_offset` cannot give back
+        // the bytes just before it.
+        let mut now = [0; FINGERPRINT_BYTES];
+        let now = &mut now[..self.fingerprint.len()];
         let start = self.read_offset - self.fingerprint.len() as u64;
-        match self.file.read_exact_at(&mut now, start) {
-            Ok(()) => now != self.fingerprint,
+        match self.file.read_exact_at(now, start) {
+            Ok(()) => *now != *self.fingerprint,
             Err(_) => true,
         }
     }
@@ -484,6 +485,15 @@ fn read_lines(
         *budget_left = budget_left.saturating_sub(count);
         total += count as u64;
         consume(open, path, &buffer[..count], context, collector);
+        if count < want {
+            // A regular file reads short only at its end: no need to ask again. (A write
+            // landing right after is another inotify event.)
+            return ReadResult {
+                bytes: total,
+                more: false,
+                result: Ok(()),
+            };
+        }
     }
 }
 
