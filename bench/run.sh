@@ -13,7 +13,7 @@
 # which one it had to do without. Run it on a quiet machine: every figure is shared with
 # whatever else runs.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 quick=0
 case "${1:-}" in
