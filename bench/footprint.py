@@ -44,48 +44,17 @@ Prints a table; writes bench/results/footprint.json.
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-TICK = os.sysconf("SC_CLK_TCK")
+from common import ROOT, TICK, build, machine_info
+
 LOG_FILES, SERVICES, COMMANDS = 20, 20, 10
-
-
-def percentile(values, fraction):
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
-
-
-def machine_info():
-    def command(*args):
-        try:
-            return subprocess.run(args, cwd=ROOT, capture_output=True, text=True).stdout.strip()
-        except OSError:
-            return ""
-    return {"nproc": os.cpu_count(), "kernel": platform.release(),
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "commit": command("git", "rev-parse", "--short", "HEAD")}
-
-
-def build(skip):
-    """The release binaries (`cargo build` is a no-op when they are up to date)."""
-    if not skip:
-        subprocess.run(["cargo", "build", "--release", "--locked", "--quiet", "-p", "monitor", "--bins"],
-                       cwd=ROOT, check=True)
-    target = Path(json.loads(subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"], cwd=ROOT,
-                                            capture_output=True, text=True, check=True).stdout)["target_directory"])
-    return str(target / "release/monitord"), str(target / "release/monitorctl")
 
 
 def find_monit():
