@@ -21,7 +21,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import ROOT, build
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -82,10 +82,7 @@ def main():
     parser.add_argument("--lines", type=int, default=2_000_000)
     parser.add_argument("--runs", type=int, default=3)
     arguments = parser.parse_args()
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "monitord", "--bin", "monitorctl"], cwd=ROOT, check=True)
-    target = Path(json.loads(subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"], cwd=ROOT,
-                                            capture_output=True, text=True, check=True).stdout)["target_directory"])
-    monitord, monitorctl = str(target / "release/monitord"), str(target / "release/monitorctl")
+    monitord, monitorctl = build(skip=False)
 
     agent_runs = [one_run(monitord, monitorctl, arguments.lines) for _ in range(arguments.runs)]
     grep_runs = [grep_run(arguments.lines) for _ in range(arguments.runs)]

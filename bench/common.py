@@ -4,7 +4,10 @@ binaries, and a process's CPU time."""
 import json
 import os
 import platform
+import shutil
 import subprocess
+import tempfile
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -50,3 +53,54 @@ def cpu_seconds(pid):
     except (FileNotFoundError, ValueError):
         stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(stat[11]) + int(stat[12])) / TICK
+
+
+class UserManager:
+    """A real `systemd --user` manager in a private mount namespace (as in the tests), with
+    its own runtime folder and session bus under `folder` (a new temp folder by default)."""
+
+    def __init__(self, folder=None):
+        self.dir = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="monitor-bench-"))
+        (self.dir / "run").mkdir(mode=0o700, parents=True)
+        (self.dir / "config/systemd/user").mkdir(parents=True)
+        self.env = dict(os.environ)
+        self.env.update(
+            XDG_RUNTIME_DIR=str(self.dir / "run"),
+            XDG_CONFIG_HOME=str(self.dir / "config"),
+            DBUS_SESSION_BUS_ADDRESS=f"unix:path={self.dir}/run/bus",
+        )
+        # setsid, unshare and sh all exec: self.process is the manager itself.
+        self.process = subprocess.Popen(
+            ["setsid", "unshare", "-m", "sh", "-c",
+             "mount -t tmpfs tmpfs /run/systemd && mkdir /run/systemd/system && exec /lib/systemd/systemd --user"],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if (self.dir / "run/bus").exists() and self.systemctl("show-environment").returncode == 0:
+                return
+            time.sleep(0.05)
+        raise SystemExit("systemd --user did not start")
+
+    def systemctl(self, *args):
+        return subprocess.run(["systemctl", "--user", *args], env=self.env, capture_output=True, text=True)
+
+    def install(self, name, text):
+        (self.dir / "config/systemd/user" / name).write_text(text)
+        self.systemctl("daemon-reload")
+
+    def wait_active(self, unit):
+        deadline = time.monotonic() + 10
+        while self.systemctl("is-active", unit).stdout.strip() != "active":
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{unit} did not become active")
+            time.sleep(0.01)
+
+    def stop(self):
+        # The manager stops its units (and the session bus) when it is told to exit.
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -52,7 +52,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, TICK, build, machine_info
+from common import ROOT, TICK, UserManager, build, machine_info
 
 LOG_FILES, SERVICES, COMMANDS = 20, 20, 10
 
@@ -212,44 +212,6 @@ def write_lines(folder, rate, seconds, files):
 def start_writer(folder, rate, seconds):
     return subprocess.Popen([sys.executable, __file__, "--writer", str(folder), "--load-rate", str(rate),
                              "--load-seconds", str(seconds)])
-
-
-# --- systemd --user, as in service_latency.py -------------------------------------------
-
-class UserManager:
-    def __init__(self, folder):
-        self.dir = folder
-        (self.dir / "run").mkdir(mode=0o700, parents=True)
-        (self.dir / "config/systemd/user").mkdir(parents=True)
-        self.env = dict(os.environ)
-        self.env.update(
-            XDG_RUNTIME_DIR=str(self.dir / "run"),
-            XDG_CONFIG_HOME=str(self.dir / "config"),
-            DBUS_SESSION_BUS_ADDRESS=f"unix:path={self.dir}/run/bus",
-        )
-        # setsid, unshare and sh all exec: self.process is the manager itself.
-        self.process = subprocess.Popen(
-            ["setsid", "unshare", "-m", "sh", "-c",
-             "mount -t tmpfs tmpfs /run/systemd && mkdir /run/systemd/system && exec /lib/systemd/systemd --user"],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if (self.dir / "run/bus").exists() and self.systemctl("show-environment").returncode == 0:
-                return
-            time.sleep(0.05)
-        raise SystemExit("systemd --user did not start")
-
-    def systemctl(self, *args):
-        return subprocess.run(["systemctl", "--user", *args], env=self.env, capture_output=True, text=True)
-
-    def stop(self):
-        # The manager stops its units (and the session bus) when it is told to exit.
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 # --- The two contenders -----------------------------------------------------------------

@@ -19,67 +19,13 @@ Prints a table; writes bench/results/service_latency.json.
 
 import argparse
 import json
-import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def percentile(values, fraction):
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
-
-
-class UserManager:
-    def __init__(self):
-        self.dir = Path(tempfile.mkdtemp(prefix="monitor-bench-"))
-        (self.dir / "run").mkdir(mode=0o700)
-        (self.dir / "config/systemd/user").mkdir(parents=True)
-        self.env = dict(os.environ)
-        self.env.update(
-            XDG_RUNTIME_DIR=str(self.dir / "run"),
-            XDG_CONFIG_HOME=str(self.dir / "config"),
-            DBUS_SESSION_BUS_ADDRESS=f"unix:path={self.dir}/run/bus",
-        )
-        self.process = subprocess.Popen(
-            ["setsid", "unshare", "-m", "sh", "-c",
-             "mount -t tmpfs tmpfs /run/systemd && mkdir /run/systemd/system && exec /lib/systemd/systemd --user"],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if (self.dir / "run/bus").exists() and self.systemctl("show-environment").returncode == 0:
-                return
-            time.sleep(0.05)
-        raise SystemExit("systemd --user did not start")
-
-    def systemctl(self, *args):
-        return subprocess.run(["systemctl", "--user", *args], env=self.env, capture_output=True, text=True)
-
-    def install(self, name, text):
-        (self.dir / "config/systemd/user" / name).write_text(text)
-        self.systemctl("daemon-reload")
-
-    def wait_active(self, unit):
-        deadline = time.monotonic() + 10
-        while self.systemctl("is-active", unit).stdout.strip() != "active":
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{unit} did not become active")
-            time.sleep(0.01)
-
-    def stop(self):
-        self.process.kill()
-        subprocess.run(["pkill", "-KILL", "-f", f"XDG_RUNTIME_DIR={self.dir}"], stderr=subprocess.DEVNULL)
-        shutil.rmtree(self.dir, ignore_errors=True)
+from common import ROOT, UserManager, build, percentile
 
 
 class Poller(threading.Thread):
@@ -121,10 +67,7 @@ def main():
     parser.add_argument("--crashes", type=int, default=20)
     arguments = parser.parse_args()
 
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "monitord", "--bin", "monitorctl"], cwd=ROOT, check=True)
-    target = Path(json.loads(subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"], cwd=ROOT,
-                                            capture_output=True, text=True, check=True).stdout)["target_directory"])
-    monitord, monitorctl = target / "release/monitord", target / "release/monitorctl"
+    monitord, monitorctl = build(skip=False)
 
     manager = UserManager()
     sandbox = manager.dir / "sandbox"
