@@ -241,71 +241,53 @@ pub(crate) fn scan_chunk(
     source: &dyn Display,
     mut line_done: impl FnMut(usize, &MatchCollector<'_>) -> bool,
 ) -> usize {
-    let jumper = collector.prefilter.usable_on(chunk);
+    let Some(jumper) = collector.prefilter.usable_on(chunk) else {
+        // No jumping here: every line the ordinary way.
+        return lines.feed(chunk, source, |number, line, end| {
+            collector.line(context, number, line);
+            line_done(end, collector)
+        });
+    };
     let mut position = 0;
     while position < chunk.len() {
         let rest = &chunk[position..];
-        let complete = memchr::memrchr(b'\n', rest).map_or(&rest[..0], |last| &rest[..=last]);
-        let prefilter =
-            if jumper.is_some() && (lines.has_partial() || collector.is_awaiting_after()) {
-                // The next line goes the ordinary way (a line to finish, or lines wanted after
-                // a match), then the jumping goes on.
-                let line = memchr::memchr(b'\n', rest).map_or(rest, |index| &rest[..=index]);
-                let mut go_on = true;
-                let consumed = lines.feed(line, source, |number, line, end| {
-                    collector.line(context, number, line);
-                    go_on = line_done(position + end, collector);
-                    go_on
-                });
-                position += consumed;
-                if !go_on {
+        if !lines.has_partial() && !collector.is_awaiting_after() {
+            let Some(last_newline) = memchr::memrchr(b'\n', rest) else {
+                // A line still being written: kept for the next chunk.
+                lines.feed(rest, source, |_, _, _| true);
+                return chunk.len();
+            };
+            let complete = &rest[..=last_newline];
+            let run_end = jumper.find(complete).map_or(complete.len(), |found| {
+                memchr::memrchr(b'\n', &complete[..found.start()]).map_or(0, |index| index + 1)
+            });
+            if run_end > 0 {
+                let run = &complete[..run_end];
+                lines.jump(run, source);
+                context.push_last_lines(run, lines.line_number);
+                position += run_end;
+                if !line_done(position, collector) {
                     return position;
                 }
+            }
+            if run_end == complete.len() {
                 continue;
-            } else if let Some(regex) = jumper {
-                regex
-            } else {
-                // No jumping here: every line the ordinary way.
-                let consumed = lines.feed(rest, source, |number, line, end| {
-                    collector.line(context, number, line);
-                    line_done(position + end, collector)
-                });
-                return position + consumed;
-            };
-        if complete.is_empty() {
-            // A line still being written: kept for the next chunk.
-            lines.feed(rest, source, |_, _, _| true);
-            return chunk.len();
-        }
-        let run_end = match prefilter.find(complete) {
-            Some(found) => {
-                memchr::memrchr(b'\n', &complete[..found.start()]).map_or(0, |index| index + 1)
-            }
-            None => complete.len(),
-        };
-        if run_end > 0 {
-            let run = &complete[..run_end];
-            lines.jump(run, source);
-            context.push_last_lines(run, lines.line_number);
-            position += run_end;
-            if !line_done(position, collector) {
-                return position;
             }
         }
-        // The line where something may match (if any), the ordinary way, next round.
-        if run_end < complete.len() {
-            let line_end = memchr::memchr(b'\n', &complete[run_end..])
-                .map_or(complete.len(), |index| run_end + index + 1);
-            let mut go_on = true;
-            let consumed = lines.feed(&complete[run_end..line_end], source, |number, line, end| {
-                collector.line(context, number, line);
-                go_on = line_done(position + end, collector);
-                go_on
-            });
-            position += consumed;
-            if !go_on {
-                return position;
-            }
+        // One line the ordinary way: where something may match, a line begun in an earlier
+        // chunk, or a line wanted after a match.
+        let line = memchr::memchr(b'\n', &chunk[position..]).map_or(&chunk[position..], |index| {
+            &chunk[position..=position + index]
+        });
+        let mut go_on = true;
+        let start = position;
+        position += lines.feed(line, source, |number, line, end| {
+            collector.line(context, number, line);
+            go_on = line_done(start + end, collector);
+            go_on
+        });
+        if !go_on {
+            return position;
         }
     }
     chunk.len()
