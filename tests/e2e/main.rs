@@ -9,8 +9,12 @@ mod devicemonitor_standin;
 #[path = "../support/discord_standin.rs"]
 mod discord_standin;
 mod harness;
+#[path = "../support/monitor_server.rs"]
+mod monitor_server;
 #[path = "../support/podman.rs"]
 mod podman;
+#[path = "../support/postgres.rs"]
+mod postgres;
 #[path = "../support/user_manager.rs"]
 mod user_manager;
 
@@ -21,5 +25,6 @@ mod cross;
 mod delivery;
 mod examples;
 mod log_checks;
+mod server;
 mod services;
 mod signals;

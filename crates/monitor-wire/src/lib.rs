@@ -8,12 +8,14 @@
 //! - [`control`]: the JSON-lines protocol between `monitorctl` and `monitord` over the
 //!   agent's control socket.
 //! - [`config_push`]: the check list pushed to `POST /api/devices/v1/devicemonitor/config`.
+//! - [`management`]: what monitor-server's management API answers.
 //!
 //! This crate is the only one that derives `Serialize` for data leaving the process; it does
 //! no I/O and knows nothing of how alerts are produced or delivered.
 
 pub mod config_push;
 pub mod control;
+pub mod management;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -1,0 +1,92 @@
+//! Secrets: tokens handed to devices and users, and user passwords.
+//!
+//! Tokens are random 32-byte strings with a prefix that says what they are for
+//! (`mdt_` a device token, `mut_` a user's API or session token). Only their SHA-256 is
+//! stored, so a leaked database lets nobody report or log in; the token is shown once, when
+//! it is made. Passwords are hashed with Argon2id and a random salt.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use ring::rand::{SecureRandom, SystemRandom};
+
+/// What a token is for, written as its prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Device,
+    User,
+}
+
+impl TokenKind {
+    fn prefix(self) -> &'static str {
+        match self {
+            TokenKind::Device => "mdt_",
+            TokenKind::User => "mut_",
+        }
+    }
+}
+
+/// A new random token of a kind.
+pub fn new_token(kind: TokenKind) -> String {
+    format!("{}{}", kind.prefix(), hex::encode(random_bytes::<32>()))
+}
+
+/// The stored form of a token: its SHA-256 in hex.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        token.as_bytes(),
+    ))
+}
+
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut bytes = [0; N];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the operating system's random number generator failed");
+    bytes
+}
+
+/// Hashes a password with Argon2id (PHC string form).
+pub fn hash_password(password: &str) -> String {
+    let salt = SaltString::encode_b64(&random_bytes::<16>()).expect("16 bytes make a valid salt");
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("Argon2 with default parameters hashes any password")
+        .to_string()
+}
+
+/// Whether `password` matches a hash made by [`hash_password`].
+pub fn verify_password(password: &str, stored_hash: &str) -> bool {
+    PasswordHash::new(stored_hash).is_ok_and(|hash| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &hash)
+            .is_ok()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_verifies_only_against_its_own_hash() {
+        let hash = hash_password("correct horse");
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(verify_password("correct horse", &hash));
+        assert!(!verify_password("correct horse ", &hash));
+        assert!(!verify_password("correct horse", "not a hash"));
+        assert_ne!(hash, hash_password("correct horse"), "salted");
+    }
+
+    #[test]
+    fn tokens_say_what_they_are_and_are_stored_hashed() {
+        let token = new_token(TokenKind::Device);
+        assert!(
+            token.starts_with("mdt_") && token.len() == 4 + 64,
+            "{token}"
+        );
+        assert_ne!(token, new_token(TokenKind::Device));
+        assert_eq!(token_hash(&token).len(), 64);
+        assert_eq!(token_hash(&token), token_hash(&token));
+    }
+}

@@ -1,0 +1,374 @@
+//! `monitor-server`: serve the API, or do an administrator's task on the same database.
+//!
+//! Exit codes: 0 done, 1 failed (the message says why and what to do), 2 bad usage.
+
+use std::io::{BufRead as _, Write as _};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{bail, Context as _};
+use clap::{Args, Parser, Subcommand};
+use monitor_server::credentials::{hash_password, new_token, token_hash, TokenKind};
+use monitor_server::settings::{FileSettings, Settings};
+use monitor_server::storage::{Device, DeviceStatus, Store};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "monitor-server",
+    version,
+    args_override_self = true,
+    about = "A self-hosted backend for monitord's alerts, speaking Mender's devicemonitor API",
+    after_help = "Examples:\n  monitor-server --data-dir ./data                 serve on 127.0.0.1:8080 with SQLite in ./data\n  monitor-server --data-dir ./data device add pi-kitchen   print the token for the agent\n  echo \"$PASSWORD\" | monitor-server --data-dir ./data user add admin@example.com --password-stdin\n  MONITOR_SERVER_DATABASE_URL=postgres://monitor:…@db/monitor monitor-server --listen 0.0.0.0:8080"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Args)]
+struct GlobalArgs {
+    /// A YAML file with the same settings as the flags (flags win).
+    #[arg(long, global = true, env = "MONITOR_SERVER_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where the SQLite database lives [default: /var/lib/monitor-server].
+    #[arg(long, global = true, env = "MONITOR_SERVER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Use this database instead of SQLite: postgres://user:password@host/database.
+    #[arg(
+        long,
+        global = true,
+        env = "MONITOR_SERVER_DATABASE_URL",
+        hide_env_values = true
+    )]
+    database_url: Option<String>,
+    /// Address and port to listen on [default: 127.0.0.1:8080].
+    #[arg(long, global = true, env = "MONITOR_SERVER_LISTEN")]
+    listen: Option<SocketAddr>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the device and management APIs (what runs without a command).
+    Serve,
+    /// Devices: add one with a token, list, accept, reject, decommission.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Users of the management API.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// API tokens for users (scripts, dashboards).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Turn notifications off, for one device or all.
+    Mute(MuteArgs),
+    /// Turn notifications back on, for one device or all.
+    Unmute(MuteArgs),
+}
+
+#[derive(Subcommand)]
+enum DeviceCommand {
+    /// Add an accepted device and print its token (for the agent's `auth: token`).
+    Add { name: String },
+    /// List devices with their open alerts.
+    List {
+        /// Only devices with this status (pending, accepted, rejected, decommissioned).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Accept a pending (or rejected) device.
+    Accept { device: String },
+    /// Reject a device: it gets 401 until accepted.
+    Reject { device: String },
+    /// Take a device out of service for good; its history stays.
+    Decommission { device: String },
+    /// Give a device a new token (the old one stops working) and print it.
+    Token { device: String },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user; the password is read from the first line of standard input.
+    Add {
+        email: String,
+        /// Read the password from standard input (required: it never goes on a command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Make an API token for a user and print it (shown once).
+    Add {
+        email: String,
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Lifetime such as 30d or 12h; without it the token does not expire.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires: Option<Duration>,
+    },
+}
+
+#[derive(Args)]
+struct MuteArgs {
+    /// The device (id or name); without it, every device.
+    #[arg(long)]
+    device: Option<String>,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MONITOR_SERVER_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("monitor-server: {error:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let file = match &cli.global.config {
+        Some(path) => FileSettings::load(path)?,
+        None => FileSettings::default(),
+    };
+    let settings = Settings::resolve(
+        file,
+        cli.global.listen,
+        cli.global.data_dir,
+        cli.global.database_url,
+    );
+    let store = monitor_server::open_store(&settings.database).await?;
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings, store.clone()).await,
+        Command::Device(command) => device_command(&store, command).await,
+        Command::User(UserCommand::Add { email, .. }) => add_user(&store, &email).await,
+        Command::Token(TokenCommand::Add {
+            email,
+            name,
+            expires,
+        }) => add_token(&store, &email, &name, expires).await,
+        Command::Mute(args) => mute(&store, args.device.as_deref(), true).await,
+        Command::Unmute(args) => mute(&store, args.device.as_deref(), false).await,
+    };
+    store.close().await;
+    result
+}
+
+async fn serve(settings: Settings, store: Store) -> anyhow::Result<()> {
+    let listener = monitor_server::bind(settings.listen).await?;
+    let address = listener.local_addr()?;
+    tracing::info!(database = ?settings.database, "listening on http://{address}");
+    // Tests and scripts read the address (the port may have been chosen by the system).
+    println!("listening on http://{address}");
+    std::io::stdout().flush().ok();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    monitor_server::serve(listener, store, settings.limits, shutdown).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot listen for SIGTERM and SIGINT");
+        return;
+    };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+    tracing::info!("stopping: finishing the requests in flight");
+    shutdown.cancel();
+}
+
+async fn device_command(store: &Store, command: DeviceCommand) -> anyhow::Result<()> {
+    match command {
+        DeviceCommand::Add { name } => {
+            if name.trim().is_empty() {
+                bail!("the device name is empty: give a name such as pi-kitchen");
+            }
+            let token = new_token(TokenKind::Device);
+            let device = store
+                .add_device(&name, DeviceStatus::Accepted, Some(&token_hash(&token)))
+                .await?;
+            eprintln!(
+                "added device {} (id {}); its token follows, shown only once: put it in the agent's token_file",
+                device.name, device.id
+            );
+            println!("{token}");
+        }
+        DeviceCommand::List { status, json } => {
+            let status = status
+                .map(|status| status.parse::<DeviceStatus>())
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let devices = store.devices(status, false).await?;
+            print_devices(&devices, json)?;
+        }
+        DeviceCommand::Accept { device } => {
+            set_status(store, &device, DeviceStatus::Accepted).await?
+        }
+        DeviceCommand::Reject { device } => {
+            set_status(store, &device, DeviceStatus::Rejected).await?
+        }
+        DeviceCommand::Decommission { device } => {
+            set_status(store, &device, DeviceStatus::Decommissioned).await?
+        }
+        DeviceCommand::Token { device } => {
+            let device = known_device(store, &device).await?;
+            let token = new_token(TokenKind::Device);
+            store
+                .set_device_token(&device.id, &token_hash(&token))
+                .await?;
+            eprintln!("new token for {}; the old one no longer works", device.name);
+            println!("{token}");
+        }
+    }
+    Ok(())
+}
+
+async fn known_device(store: &Store, key: &str) -> anyhow::Result<Device> {
+    store.device_by_id_or_name(key).await?.with_context(|| {
+        format!("no device `{key}`: `monitor-server device list` shows the names and ids")
+    })
+}
+
+async fn set_status(store: &Store, key: &str, status: DeviceStatus) -> anyhow::Result<()> {
+    let device = known_device(store, key).await?;
+    if device.status == DeviceStatus::Decommissioned {
+        bail!(
+            "{} is decommissioned: add it again with `monitor-server device add`",
+            device.name
+        );
+    }
+    store.set_device_status(&device.id, status).await?;
+    Ok(())
+}
+
+fn print_devices(devices: &[Device], json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let list: Vec<_> = devices
+            .iter()
+            .map(|device| {
+                serde_json::json!({
+                    "id": device.id,
+                    "name": device.name,
+                    "status": device.status.as_str(),
+                    "alert_count": device.alert_count,
+                    "muted": device.muted,
+                    "last_seen_at": device.last_seen_at.map(|at| monitor_wire::Timestamp(at).to_string()),
+                })
+            })
+            .collect();
+        writeln!(out, "{}", serde_json::to_string_pretty(&list)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<24} {:<15} {:>6}  {:<24} ID",
+        "NAME", "STATUS", "ALERTS", "LAST SEEN"
+    )?;
+    for device in devices {
+        let last_seen = device.last_seen_at.map_or_else(
+            || "never".to_owned(),
+            |at| humantime::format_rfc3339_seconds(at).to_string(),
+        );
+        let muted = if device.muted { " (muted)" } else { "" };
+        writeln!(
+            out,
+            "{:<24} {:<15} {:>6}  {:<24} {}{muted}",
+            device.name,
+            device.status.as_str(),
+            device.alert_count,
+            last_seen,
+            device.id
+        )?;
+    }
+    Ok(())
+}
+
+async fn add_user(store: &Store, email: &str) -> anyhow::Result<()> {
+    if !email.contains('@') {
+        bail!("`{email}` is not an email address: users log in with their email");
+    }
+    let mut password = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut password)
+        .context("cannot read the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    if password.chars().count() < 8 {
+        bail!("the password is shorter than 8 characters: choose a longer one");
+    }
+    let hash = hash_password(password);
+    let user = store.add_user(email, &hash).await?;
+    eprintln!("added user {} (id {})", user.email, user.id);
+    Ok(())
+}
+
+async fn add_token(
+    store: &Store,
+    email: &str,
+    name: &str,
+    expires: Option<Duration>,
+) -> anyhow::Result<()> {
+    let user = store.user_by_email(email).await?.with_context(|| {
+        format!(
+            "no user `{email}`: add one with `monitor-server user add {email} --password-stdin`"
+        )
+    })?;
+    let token = new_token(TokenKind::User);
+    store
+        .add_api_token(
+            &user.id,
+            name,
+            &token_hash(&token),
+            expires.map(|lifetime| SystemTime::now() + lifetime),
+        )
+        .await?;
+    eprintln!("API token `{name}` for {email}, shown only once:");
+    println!("{token}");
+    Ok(())
+}
+
+async fn mute(store: &Store, device: Option<&str>, muted: bool) -> anyhow::Result<()> {
+    match device {
+        Some(key) => {
+            let device = known_device(store, key).await?;
+            store.set_device_muted(&device.id, muted).await?;
+        }
+        None => {
+            store
+                .set_setting(
+                    monitor_server::api::GLOBAL_MUTE,
+                    if muted { "true" } else { "false" },
+                )
+                .await?
+        }
+    }
+    Ok(())
+}

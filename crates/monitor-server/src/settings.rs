@@ -1,0 +1,160 @@
+//! The server's settings: flags, then environment variables, then the optional YAML file
+//! (`--config`), then defaults. Every field of the file is also a flag of the same name.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::Deserialize;
+
+use crate::api::Limits;
+
+/// The file given with `--config`; every field is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    /// Address and port to listen on.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+    /// Where the SQLite database lives (when no database_url is given).
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    /// `postgres://user:password@host/db`; better given by environment (it holds a secret).
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// The largest request body, in bytes.
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
+    /// The most alerts one request may carry.
+    #[serde(default)]
+    pub max_alerts_per_request: Option<usize>,
+    /// Requests a device may make per minute on average before it gets 429.
+    #[serde(default)]
+    pub device_requests_per_minute: Option<u32>,
+}
+
+impl FileSettings {
+    pub fn load(path: &Path) -> anyhow::Result<FileSettings> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("{}: cannot read the configuration", path.display()))?;
+        serde_norway::from_str(&text).map_err(|error| {
+            anyhow::anyhow!(
+                "{}: {error} (the fields are listen, data_dir, database_url, max_body_bytes, \
+                 max_alerts_per_request, device_requests_per_minute)",
+                path.display()
+            )
+        })
+    }
+}
+
+/// Where the data is.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// `<data_dir>/monitor-server.db`.
+    Sqlite(PathBuf),
+    Url(String),
+}
+
+impl std::fmt::Debug for Database {
+    /// Never shows a URL's password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "SQLite at {}", path.display()),
+            Database::Url(url) => write!(f, "{}", redact_url(url)),
+        }
+    }
+}
+
+/// `postgres://user:secret@host/db` as `postgres://user:***@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<database URL>".into();
+    };
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let authority = match authority.rsplit_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("{credentials}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    let path = path.split('?').next().unwrap_or_default();
+    format!("{scheme}://{authority}/{path}")
+}
+
+/// The settings a run uses.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub database: Database,
+    pub limits: Limits,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/monitor-server";
+pub const DATABASE_FILE: &str = "monitor-server.db";
+
+impl Settings {
+    /// Flags and environment (already merged by clap) over the file over the defaults.
+    pub fn resolve(
+        file: FileSettings,
+        listen: Option<SocketAddr>,
+        data_dir: Option<PathBuf>,
+        database_url: Option<String>,
+    ) -> Settings {
+        let defaults = Limits::default();
+        let database = match database_url.or(file.database_url) {
+            Some(url) => Database::Url(url),
+            None => Database::Sqlite(
+                data_dir
+                    .or(file.data_dir)
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+                    .join(DATABASE_FILE),
+            ),
+        };
+        Settings {
+            listen: listen
+                .or(file.listen)
+                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("a valid address")),
+            database,
+            limits: Limits {
+                max_body_bytes: file.max_body_bytes.unwrap_or(defaults.max_body_bytes),
+                max_alerts_per_request: file
+                    .max_alerts_per_request
+                    .unwrap_or(defaults.max_alerts_per_request),
+                device_requests_per_minute: file
+                    .device_requests_per_minute
+                    .unwrap_or(defaults.device_requests_per_minute),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_are_shown_without_their_password() {
+        assert_eq!(
+            redact_url("postgres://monitor:s3cret@db.example:5432/monitor?sslmode=require"),
+            "postgres://monitor:***@db.example:5432/monitor"
+        );
+        assert_eq!(redact_url("postgres://db/monitor"), "postgres://db/monitor");
+        assert!(
+            !format!("{:?}", Database::Url("postgres://a:s3cret@h/d".into())).contains("s3cret")
+        );
+    }
+
+    #[test]
+    fn an_unknown_field_in_the_file_is_named() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("server.yaml");
+        std::fs::write(&path, "listen: 127.0.0.1:9000\nlisten_port: 9\n").unwrap();
+        let error = FileSettings::load(&path).unwrap_err().to_string();
+        assert!(
+            error.contains("server.yaml") && error.contains("listen_port"),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,41 @@
+//! monitor-server's tests: the real binary over real HTTP, each run on SQLite and on a real
+//! PostgreSQL (see `tests/support/postgres.rs`).
+
+#[path = "../../../../tests/support/monitor_server.rs"]
+mod monitor_server;
+#[path = "../../../../tests/support/postgres.rs"]
+mod postgres;
+
+mod api;
+mod cli;
+mod device_api;
+mod management_api;
+mod replicas;
+
+/// Runs an async test body once on SQLite and once on PostgreSQL:
+/// `on_both_engines! { async fn name(database) { ... } }` makes `name::sqlite` and
+/// `name::postgres`.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($(#[$meta:meta])* async fn $name:ident($database:ident) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($database: $crate::monitor_server::ServerDatabase) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                run($crate::monitor_server::ServerDatabase::sqlite()).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(database) = $crate::monitor_server::ServerDatabase::postgres() {
+                    run(database).await
+                }
+            }
+        }
+    };
+}

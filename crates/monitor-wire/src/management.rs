@@ -1,0 +1,34 @@
+//! What monitor-server's management API answers: devices with their open alerts, and
+//! stored alerts (the device's [`Alert`] plus the server's id and arrival time).
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Alert, Timestamp};
+
+/// A device in the management API's device list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManagedDevice {
+    pub id: String,
+    pub name: String,
+    /// `pending`, `accepted`, `rejected` or `decommissioned`.
+    pub status: String,
+    /// How many of the device's subjects are CRITICAL now (Mender's inventory attribute).
+    pub alert_count: u64,
+    /// `alert_count > 0`, as in Mender's inventory.
+    pub alerts: bool,
+    /// Notifications about this device are off.
+    pub muted: bool,
+    pub created_at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen_at: Option<Timestamp>,
+}
+
+/// An alert as the server stored it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredAlert {
+    pub id: String,
+    pub device_id: String,
+    #[serde(flatten)]
+    pub alert: Alert,
+    pub received_at: Timestamp,
+}

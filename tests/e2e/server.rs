@@ -1,0 +1,184 @@
+//! The agent and monitor-server together: `monitord` in `auth: token` mode reports to a real
+//! server (SQLite) over real HTTP, and the alerts show in the management API.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::{append, eventually, monitord_binary, Sandbox};
+use crate::monitor_server::{ServerDatabase, ServerProcess};
+
+const EMAIL: &str = "ops@example.com";
+const PASSWORD: &str = "a long enough password";
+
+/// `monitor-server`, built next to `monitord` by `cargo test --workspace`.
+fn server_binary() -> PathBuf {
+    let binary = Path::new(monitord_binary()).with_file_name("monitor-server");
+    assert!(
+        binary.exists(),
+        "{} is missing: build it with `cargo build -p monitor-server` (`cargo test --workspace` does)",
+        binary.display()
+    );
+    binary
+}
+
+/// The management API, as a user would use it.
+struct Management {
+    client: reqwest::Client,
+    runtime: tokio::runtime::Runtime,
+    url: String,
+    token: String,
+}
+
+impl Management {
+    fn login(url: &str) -> Management {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let token = runtime.block_on(async {
+            let response = client
+                .post(format!("{url}/api/management/v1/useradm/auth/login"))
+                .basic_auth(EMAIL, Some(PASSWORD))
+                .send()
+                .await
+                .unwrap();
+            assert!(response.status().is_success(), "{}", response.status());
+            response.text().await.unwrap()
+        });
+        Management {
+            client,
+            runtime,
+            url: url.to_owned(),
+            token,
+        }
+    }
+
+    /// GET a devicemonitor management path: the JSON and X-Total-Count.
+    fn get(&self, path: &str) -> (Value, Option<String>) {
+        self.runtime.block_on(async {
+            let response = self
+                .client
+                .get(format!(
+                    "{}/api/management/v1/devicemonitor{path}",
+                    self.url
+                ))
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                response.status().is_success(),
+                "{path}: {}",
+                response.status()
+            );
+            let total = response
+                .headers()
+                .get("x-total-count")
+                .map(|value| value.to_str().unwrap().to_owned());
+            (response.json().await.unwrap(), total)
+        })
+    }
+
+    fn device(&self) -> Value {
+        let (devices, _) = self.get("/devices");
+        devices[0].clone()
+    }
+}
+
+/// A log line on the device becomes an open alert on the server (`alert_count` 1), with the
+/// matching line; clearing it closes it (`alert_count` 0); the checks the agent pushed are
+/// shown; and an alert made while the server is down arrives once it is back.
+#[test]
+fn the_agent_in_token_mode_reports_to_monitor_server() {
+    let server_binary = server_binary();
+    let database = ServerDatabase::sqlite();
+    let token = database.admin_ok(&server_binary, &["device", "add", "pi-e2e"], None);
+    database.admin_ok(
+        &server_binary,
+        &["user", "add", EMAIL, "--password-stdin"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    let server = ServerProcess::start(&server_binary, &database, &[]);
+    let management = Management::login(&server.url);
+
+    let sandbox = Sandbox::new();
+    fs::write(sandbox.path("token"), &token).unwrap();
+    fs::write(
+        sandbox.config_dir().join("monitor.yaml"),
+        format!(
+            "delivery:\n  backend:\n    url: {}\n    auth: token\n    token_file: {}\n",
+            server.url,
+            sandbox.path("token").display()
+        ),
+    )
+    .unwrap();
+    let log = sandbox.path("app.log");
+    fs::write(&log, "starting\n").unwrap();
+    sandbox.monitorctl_quietly(&[
+        "create",
+        "log",
+        "app",
+        "ERROR",
+        log.to_str().unwrap(),
+        "never",
+    ]);
+    sandbox.monitorctl_quietly(&["enable", "log", "app"]);
+    let agent = sandbox.start_agent();
+    let mut alerts = sandbox.follow_alerts();
+
+    append(&log, "ERROR the database went away\n");
+    alerts.expect("CRITICAL", "log app");
+    eventually("the server counts one open alert", || {
+        management.device()["alert_count"] == 1
+    });
+    let device = management.device();
+    assert_eq!(device["name"], "pi-e2e");
+    let id = device["id"].as_str().unwrap().to_owned();
+    let (latest, _) = management.get(&format!("/devices/{id}/alerts/latest"));
+    assert_eq!(latest[0]["subject"]["name"], "app", "{latest}");
+    assert_eq!(
+        latest[0]["subject"]["details"]["line_matching"]["data"],
+        "ERROR the database went away"
+    );
+    eventually("the agent pushed its checks", || {
+        let (config, _) = management.get(&format!("/devices/{id}/config"));
+        config.as_array().is_some_and(|checks| {
+            checks
+                .iter()
+                .any(|check| check["name"] == "app" && check["log"]["pattern"] == "ERROR")
+        })
+    });
+
+    sandbox.monitorctl_quietly(&["clear", "log", "app"]);
+    alerts.expect("OK", "log app");
+    eventually("the server counts no open alert", || {
+        management.device()["alert_count"] == 0
+    });
+
+    // The server goes away; the agent keeps the alert and delivers it when it is back.
+    let port = server.url.rsplit(':').next().unwrap().to_owned();
+    assert!(server.stop().success());
+    append(&log, "ERROR again\n");
+    alerts.expect("CRITICAL", "log app");
+    let listen = format!("127.0.0.1:{port}");
+    let server = ServerProcess::start(&server_binary, &database, &["--listen", &listen]);
+    let management = Management::login(&server.url);
+    eventually("the alert made while the server was down arrived", || {
+        management.device()["alert_count"] == 1
+    });
+    let (history, total) = management.get(&format!("/devices/{id}/alerts"));
+    assert_eq!(total.as_deref(), Some("3"), "{history}");
+    assert!(
+        !server.log().contains(&token),
+        "the device token is not logged"
+    );
+    assert!(!agent.log().contains(&token), "{}", agent.log());
+}
