@@ -1,7 +1,8 @@
 //! Secrets: tokens handed to devices and users, and user passwords.
 //!
 //! Tokens are random 32-byte strings with a prefix that says what they are for
-//! (`mdt_` a device token, `mut_` a user's API or session token). Only their SHA-256 is
+//! (`mdt_` a device token, `mut_` a user's API or session token, `met_` an enrollment
+//! token). Only their SHA-256 is
 //! stored, so a leaked database lets nobody report or log in; the token is shown once, when
 //! it is made. Passwords are hashed with Argon2id and a random salt.
 
@@ -14,6 +15,8 @@ use ring::rand::{SecureRandom, SystemRandom};
 pub enum TokenKind {
     Device,
     User,
+    /// Admits devices at once (`auth_requests`' `tenant_token`).
+    Enrollment,
 }
 
 impl TokenKind {
@@ -21,6 +24,7 @@ impl TokenKind {
         match self {
             TokenKind::Device => "mdt_",
             TokenKind::User => "mut_",
+            TokenKind::Enrollment => "met_",
         }
     }
 }

@@ -16,6 +16,8 @@
 
 pub mod api;
 pub mod credentials;
+pub mod device_auth;
+pub mod jwt;
 pub mod metrics;
 pub mod settings;
 pub mod storage;
@@ -55,7 +57,10 @@ pub async fn serve(
     limits: Limits,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let router = api::router(AppState::new(store.clone(), limits));
+    let state = AppState::new(store.clone(), limits)
+        .await
+        .context("cannot read the device-token key from the database")?;
+    let router = api::router(state);
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await

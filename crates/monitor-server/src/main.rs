@@ -63,6 +63,9 @@ enum Command {
     /// API tokens for users (scripts, dashboards).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Enrollment tokens: devices that present one in `auth_requests` are accepted at once.
+    #[command(subcommand)]
+    Enrollment(EnrollmentCommand),
     /// Turn notifications off, for one device or all.
     Mute(MuteArgs),
     /// Turn notifications back on, for one device or all.
@@ -110,6 +113,19 @@ enum TokenCommand {
         #[arg(long, default_value = "cli")]
         name: String,
         /// Lifetime such as 30d or 12h; without it the token does not expire.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires: Option<Duration>,
+    },
+}
+
+#[derive(Subcommand)]
+enum EnrollmentCommand {
+    /// Make an enrollment token and print it (shown once); give it to the devices as
+    /// Mender's `TenantToken`.
+    Add {
+        #[arg(long, default_value = "fleet")]
+        name: String,
+        /// Lifetime such as 30d; without it the token does not expire.
         #[arg(long, value_parser = humantime::parse_duration)]
         expires: Option<Duration>,
     },
@@ -166,6 +182,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             name,
             expires,
         }) => add_token(&store, &email, &name, expires).await,
+        Command::Enrollment(EnrollmentCommand::Add { name, expires }) => {
+            add_enrollment_token(&store, &name, expires).await
+        }
         Command::Mute(args) => mute(&store, args.device.as_deref(), true).await,
         Command::Unmute(args) => mute(&store, args.device.as_deref(), false).await,
     };
@@ -351,6 +370,26 @@ async fn add_token(
         )
         .await?;
     eprintln!("API token `{name}` for {email}, shown only once:");
+    println!("{token}");
+    Ok(())
+}
+
+async fn add_enrollment_token(
+    store: &Store,
+    name: &str,
+    expires: Option<Duration>,
+) -> anyhow::Result<()> {
+    let token = new_token(TokenKind::Enrollment);
+    store
+        .add_enrollment_token(
+            name,
+            &token_hash(&token),
+            expires.map(|lifetime| SystemTime::now() + lifetime),
+        )
+        .await?;
+    eprintln!(
+        "enrollment token `{name}`, shown only once: devices presenting it are accepted at once"
+    );
     println!("{token}");
     Ok(())
 }

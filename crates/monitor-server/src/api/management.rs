@@ -13,7 +13,7 @@ use monitor_wire::management::{ManagedDevice, StoredAlert as WireAlert};
 use monitor_wire::Timestamp;
 use serde::Deserialize;
 
-use super::{ApiError, AppState, AuthenticatedUser};
+use super::{plain_text, ApiError, AppState, AuthenticatedUser};
 use crate::credentials::{new_token, token_hash, verify_password, TokenKind};
 use crate::storage::{AlertQuery, Device, DeviceStatus, StoredAlert};
 
@@ -67,14 +67,6 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let decoded = String::from_utf8(decoded).ok()?;
     let (email, password) = decoded.split_once(':')?;
     Some((email.to_owned(), password.to_owned()))
-}
-
-fn plain_text(text: String) -> Response {
-    (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"))],
-        text,
-    )
-        .into_response()
 }
 
 #[derive(Deserialize)]

@@ -5,6 +5,7 @@
 //! guard against a device posting in a loop; losing it on restart loses nothing) and the
 //! [`Metrics`] counters. Errors answer `{"error": "<what to do>"}` as Mender's services do.
 
+mod admission;
 mod device;
 mod management;
 
@@ -22,6 +23,7 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 
 use crate::credentials::token_hash;
+use crate::jwt::JwtKeys;
 use crate::metrics::Metrics;
 use crate::storage::{Device, DeviceStatus, StorageError, Store, User};
 
@@ -52,20 +54,28 @@ pub struct AppState {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub limits: Arc<Limits>,
+    /// Signs and checks device JWTs (the key is shared through the database).
+    pub jwt: Arc<JwtKeys>,
     rate_limiter: Arc<RateLimiter>,
 }
 
 impl AppState {
-    pub fn new(store: Store, limits: Limits) -> Self {
+    /// The state for a server on `store`; reads (or makes) the JWT key every replica shares.
+    pub async fn new(store: Store, limits: Limits) -> Result<Self, StorageError> {
+        let secret = store.shared_secret(DEVICE_JWT_SECRET).await?;
         let rate_limiter = Arc::new(RateLimiter::new(limits.device_requests_per_minute));
-        AppState {
+        Ok(AppState {
             store,
             metrics: Arc::new(Metrics::default()),
             limits: Arc::new(limits),
+            jwt: Arc::new(JwtKeys::new(&secret)),
             rate_limiter,
-        }
+        })
     }
 }
+
+/// The `settings` key of the device-JWT signing key.
+const DEVICE_JWT_SECRET: &str = "device_jwt.hs256_key";
 
 /// The whole API.
 pub fn router(state: AppState) -> Router {
@@ -73,6 +83,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route(
+            "/api/devices/v1/authentication/auth_requests",
+            post(admission::auth_request),
+        )
         .route(
             "/api/devices/v1/devicemonitor/alert",
             post(device::post_alerts),
@@ -198,6 +212,14 @@ impl IntoResponse for ApiError {
     }
 }
 
+fn plain_text(text: String) -> Response {
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"))],
+        text,
+    )
+        .into_response()
+}
+
 fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
     let value = parts
         .headers
@@ -221,11 +243,17 @@ impl FromRequestParts<AppState> for AuthenticatedDevice {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(parts)?;
-        let device = state
-            .store
-            .device_by_token_hash(&token_hash(token))
-            .await?
-            .ok_or_else(|| ApiError::Unauthorized("unknown device token".into()))?;
+        let device = if token.matches('.').count() == 2 {
+            // A device JWT from auth_requests.
+            let device_id = state
+                .jwt
+                .verify(token, SystemTime::now())
+                .map_err(|error| ApiError::Unauthorized(error.to_string()))?;
+            state.store.device(&device_id).await?
+        } else {
+            state.store.device_by_token_hash(&token_hash(token)).await?
+        }
+        .ok_or_else(|| ApiError::Unauthorized("unknown device token".into()))?;
         if device.status != DeviceStatus::Accepted {
             return Err(ApiError::Unauthorized(format!(
                 "the device is {}",

@@ -19,10 +19,23 @@ pub(super) struct Migration {
 /// Any number the other users of a shared PostgreSQL are unlikely to pick.
 const POSTGRES_MIGRATION_LOCK: i64 = 0x006d_6f6e_6974_6f72;
 
-pub(super) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "devices, alerts, subjects, users and tokens",
-    sqlite: r#"
+/// Written once when both engines take the same SQL.
+const V2_ADMISSION: &str = r#"
+CREATE UNIQUE INDEX devices_identity ON devices (identity_data);
+CREATE TABLE enrollment_tokens (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT
+);
+"#;
+
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "devices, alerts, subjects, users and tokens",
+        sqlite: r#"
 CREATE TABLE devices (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -78,7 +91,7 @@ CREATE TABLE settings (
     value TEXT NOT NULL
 );
 "#,
-    postgres: r#"
+        postgres: r#"
 CREATE TABLE devices (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -134,7 +147,14 @@ CREATE TABLE settings (
     value TEXT NOT NULL
 );
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        description: "device admission: identities and enrollment tokens",
+        sqlite: V2_ADMISSION,
+        postgres: V2_ADMISSION,
+    },
+];
 
 /// Brings the schema up to date; returns the version it is at.
 pub(super) async fn migrate(pool: &AnyPool, engine: Engine) -> Result<i64, StorageError> {

@@ -248,6 +248,127 @@ impl Store {
         })
     }
 
+    /// The device with this (canonical) identity, and the public key it was admitted with.
+    pub async fn device_by_identity(
+        &self,
+        identity: &str,
+    ) -> Result<Option<(Device, Option<String>)>, StorageError> {
+        let sql = format!(
+            "SELECT {DEVICE_COLUMNS}, d.public_key FROM devices d WHERE d.identity_data = $1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(identity)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| Ok((device_from_row(&row)?, row.try_get("public_key")?)))
+            .transpose()
+    }
+
+    /// Adds a device that asked to join with an identity and a public key. Its name is
+    /// `name`, or `name` with a suffix when another device has that name; a device with the
+    /// same identity made meanwhile (by another request or replica) is a conflict.
+    pub async fn add_identified_device(
+        &self,
+        name: &str,
+        identity: &str,
+        public_key: &str,
+        status: DeviceStatus,
+    ) -> Result<Device, StorageError> {
+        let id = new_id();
+        let now = now_millis();
+        let mut candidate = name.to_owned();
+        for attempt in 0.. {
+            let result = sqlx::query(
+                "INSERT INTO devices (id, name, status, identity_data, public_key, muted, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, 0, $6)",
+            )
+            .bind(&id)
+            .bind(&candidate)
+            .bind(status.as_str())
+            .bind(identity)
+            .bind(public_key)
+            .bind(now)
+            .execute(&self.pool)
+            .await;
+            match result {
+                Ok(_) => break,
+                Err(sqlx::Error::Database(error)) if error.is_unique_violation() && attempt < 5 => {
+                    if self.device_by_identity(identity).await?.is_some() {
+                        return Err(StorageError::Conflict(
+                            "a device with this identity exists already".into(),
+                        ));
+                    }
+                    candidate = format!("{name}-{}", &id[..4 + attempt]);
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(Device {
+            id,
+            name: candidate,
+            status,
+            muted: false,
+            created_at: from_millis(now),
+            last_seen_at: None,
+            alert_count: 0,
+        })
+    }
+
+    /// Stores an enrollment token's hash: devices presenting it are accepted at once.
+    pub async fn add_enrollment_token(
+        &self,
+        name: &str,
+        token_hash: &str,
+        expires_at: Option<SystemTime>,
+    ) -> Result<(), StorageError> {
+        sqlx::query(
+            "INSERT INTO enrollment_tokens (id, name, token_hash, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(new_id())
+        .bind(name)
+        .bind(token_hash)
+        .bind(now_millis())
+        .bind(expires_at.map(to_millis))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Whether an enrollment token exists and has not expired at `now`.
+    pub async fn enrollment_token_valid(
+        &self,
+        token_hash: &str,
+        now: SystemTime,
+    ) -> Result<bool, StorageError> {
+        let row = sqlx::query(
+            "SELECT id FROM enrollment_tokens \
+             WHERE token_hash = $1 AND (expires_at IS NULL OR expires_at > $2)",
+        )
+        .bind(token_hash)
+        .bind(to_millis(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// A random secret every replica shares: made by the first one that asks.
+    pub async fn shared_secret(&self, key: &str) -> Result<Vec<u8>, StorageError> {
+        let fresh = hex::encode(crate::credentials::random_bytes::<32>());
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(&fresh)
+        .execute(&self.pool)
+        .await?;
+        let stored = self
+            .setting(key)
+            .await?
+            .ok_or_else(|| StorageError::Corrupt(format!("the setting {key} vanished")))?;
+        hex::decode(&stored).map_err(|error| StorageError::Corrupt(format!("{key}: {error}")))
+    }
+
     /// Replaces a device's token (for `device token`), returning whether the device exists.
     pub async fn set_device_token(&self, id: &str, token_hash: &str) -> Result<bool, StorageError> {
         let result = sqlx::query("UPDATE devices SET token_hash = $1 WHERE id = $2")

@@ -6,6 +6,7 @@ mod monitor_server;
 #[path = "../../../../tests/support/postgres.rs"]
 mod postgres;
 
+mod admission;
 mod api;
 mod cli;
 mod device_api;
