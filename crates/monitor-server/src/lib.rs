@@ -19,6 +19,7 @@ pub mod credentials;
 pub mod device_auth;
 pub mod jwt;
 pub mod metrics;
+pub mod notify;
 pub mod settings;
 pub mod storage;
 
@@ -27,8 +28,14 @@ use std::net::SocketAddr;
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{AppState, Limits};
-use crate::settings::Database;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::api::AppState;
+use crate::notify::Notifier;
+use crate::settings::{Database, Settings};
 use crate::storage::Store;
 
 /// Opens the database the settings name, creating the data directory for SQLite.
@@ -50,23 +57,46 @@ pub async fn open_store(database: &Database) -> anyhow::Result<Store> {
     }
 }
 
-/// Serves the API on `listener` until `shutdown`, then lets requests in flight finish.
+/// How long a notification in flight may take to finish at shutdown.
+const NOTIFIER_STOP_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Serves the API on `listener`, and sends notifications, until `shutdown`; then lets
+/// requests in flight finish and the notification being sent, with a deadline.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     store: Store,
-    limits: Limits,
+    settings: &Settings,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let state = AppState::new(store.clone(), limits)
-        .await
-        .context("cannot read the device-token key from the database")?;
+    let wake = Arc::new(Notify::new());
+    let notifier = Notifier::new(store.clone(), settings.smtp.as_ref(), wake.clone())
+        .map_err(anyhow::Error::msg)?;
+    let state = AppState::new(
+        store.clone(),
+        settings.limits.clone(),
+        settings.notify_interval,
+        wake,
+    )
+    .await
+    .context("cannot read the device-token key from the database")?;
+    let notifier = tokio::spawn(notifier.run(shutdown.clone()));
     let router = api::router(state);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown({
+            let shutdown = shutdown.clone();
+            async move { shutdown.cancelled().await }
+        })
         .await
-        .context("the HTTP server failed")?;
+        .context("the HTTP server failed");
+    shutdown.cancel();
+    if tokio::time::timeout(NOTIFIER_STOP_DEADLINE, notifier)
+        .await
+        .is_err()
+    {
+        tracing::warn!("a notification was still being sent at shutdown; another replica or the next start sends it");
+    }
     store.close().await;
-    Ok(())
+    served
 }
 
 /// Binds the listening socket, saying which address to use instead if it is taken.

@@ -11,7 +11,7 @@ use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand};
 use monitor_server::credentials::{hash_password, new_token, token_hash, TokenKind};
 use monitor_server::settings::{FileSettings, Settings};
-use monitor_server::storage::{Device, DeviceStatus, Store};
+use monitor_server::storage::{ChannelKind, Device, DeviceStatus, Store};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -48,6 +48,14 @@ struct GlobalArgs {
     /// Address and port to listen on [default: 127.0.0.1:8080].
     #[arg(long, global = true, env = "MONITOR_SERVER_LISTEN")]
     listen: Option<SocketAddr>,
+    /// The SMTP relay for email channels: smtp://host:25, smtps://user:password@host:465.
+    #[arg(
+        long,
+        global = true,
+        env = "MONITOR_SERVER_SMTP_URL",
+        hide_env_values = true
+    )]
+    smtp_url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -66,6 +74,9 @@ enum Command {
     /// Enrollment tokens: devices that present one in `auth_requests` are accepted at once.
     #[command(subcommand)]
     Enrollment(EnrollmentCommand),
+    /// Where notifications go: email addresses and Discord webhooks.
+    #[command(subcommand)]
+    Channel(ChannelCommand),
     /// Turn notifications off, for one device or all.
     Mute(MuteArgs),
     /// Turn notifications back on, for one device or all.
@@ -131,6 +142,27 @@ enum EnrollmentCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum ChannelCommand {
+    /// Send notifications to an email address (needs --smtp-url on the server).
+    Email {
+        address: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Send notifications to a Discord webhook; its URL (a secret) is read from standard input.
+    Discord {
+        name: String,
+        /// Read the webhook URL from standard input (required: it never goes on a command line).
+        #[arg(long, required = true)]
+        webhook_url_stdin: bool,
+    },
+    /// List the channels (webhook URLs redacted).
+    List,
+    /// Remove a channel by id.
+    Remove { id: String },
+}
+
 #[derive(Args)]
 struct MuteArgs {
     /// The device (id or name); without it, every device.
@@ -140,6 +172,8 @@ struct MuteArgs {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // reqwest (Discord) and lettre (SMTP) use rustls with ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -171,7 +205,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         cli.global.listen,
         cli.global.data_dir,
         cli.global.database_url,
-    );
+        cli.global.smtp_url,
+    )?;
     let store = monitor_server::open_store(&settings.database).await?;
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings, store.clone()).await,
@@ -185,6 +220,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Enrollment(EnrollmentCommand::Add { name, expires }) => {
             add_enrollment_token(&store, &name, expires).await
         }
+        Command::Channel(command) => channel_command(&store, command).await,
         Command::Mute(args) => mute(&store, args.device.as_deref(), true).await,
         Command::Unmute(args) => mute(&store, args.device.as_deref(), false).await,
     };
@@ -201,7 +237,7 @@ async fn serve(settings: Settings, store: Store) -> anyhow::Result<()> {
     std::io::stdout().flush().ok();
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    monitor_server::serve(listener, store, settings.limits, shutdown).await?;
+    monitor_server::serve(listener, store, &settings, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -391,6 +427,53 @@ async fn add_enrollment_token(
         "enrollment token `{name}`, shown only once: devices presenting it are accepted at once"
     );
     println!("{token}");
+    Ok(())
+}
+
+async fn channel_command(store: &Store, command: ChannelCommand) -> anyhow::Result<()> {
+    let (kind, name, target) = match command {
+        ChannelCommand::Email { address, name } => {
+            let name = name.unwrap_or_else(|| address.clone());
+            (ChannelKind::Email, name, address)
+        }
+        ChannelCommand::Discord { name, .. } => {
+            let mut url = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut url)
+                .context("cannot read the webhook URL from standard input")?;
+            (ChannelKind::Discord, name, url.trim().to_owned())
+        }
+        ChannelCommand::List => {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{:<36} {:<8} {:<20} TARGET", "ID", "KIND", "NAME")?;
+            for channel in store.channels().await? {
+                let target = match channel.kind {
+                    ChannelKind::Email => channel.target.clone(),
+                    ChannelKind::Discord => monitor_discord::WebhookUrl::parse(&channel.target)
+                        .map_or_else(|_| "<invalid webhook URL>".to_owned(), |url| url.redacted()),
+                };
+                writeln!(
+                    out,
+                    "{:<36} {:<8} {:<20} {target}",
+                    channel.id,
+                    channel.kind.as_str(),
+                    channel.name
+                )?;
+            }
+            return Ok(());
+        }
+        ChannelCommand::Remove { id } => {
+            if !store.remove_channel(&id).await? {
+                bail!("no channel `{id}`: `monitor-server channel list` shows the ids");
+            }
+            return Ok(());
+        }
+    };
+    monitor_server::api::validate_channel(kind, &target).map_err(anyhow::Error::msg)?;
+    let channel = store.add_channel(kind, &name, &target).await?;
+    eprintln!("added {} channel {}", kind.as_str(), channel.name);
+    println!("{}", channel.id);
     Ok(())
 }
 

@@ -146,3 +146,14 @@ pub fn render_devices(devices: &[Device]) -> String {
     );
     text
 }
+
+/// Notifications by state, from the outbox (the same on every replica).
+pub fn render_notifications((sent, failed, waiting): (u64, u64, u64)) -> String {
+    format!(
+        "# HELP monitor_server_notifications Notifications in the outbox by state.\n\
+         # TYPE monitor_server_notifications gauge\n\
+         monitor_server_notifications{{state=\"sent\"}} {sent}\n\
+         monitor_server_notifications{{state=\"failed\"}} {failed}\n\
+         monitor_server_notifications{{state=\"waiting\"}} {waiting}\n"
+    )
+}

@@ -3,11 +3,22 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use serde::Deserialize;
 
 use crate::api::Limits;
+use crate::notify::{SmtpSettings, EMAIL_DEFAULT_FROM};
+
+/// `30s`, `5m`, or plain seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    humantime::parse_duration(text).map_err(|error| error.to_string())
+}
 
 /// The file given with `--config`; every field is optional.
 #[derive(Debug, Default, Deserialize)]
@@ -31,6 +42,17 @@ pub struct FileSettings {
     /// Requests a device may make per minute on average before it gets 429.
     #[serde(default)]
     pub device_requests_per_minute: Option<u32>,
+    /// The SMTP relay for email channels (`smtp://host:25`, `smtps://user:password@host`);
+    /// better given by environment (it may hold a password).
+    #[serde(default)]
+    pub smtp_url: Option<String>,
+    /// The sender of notification emails.
+    #[serde(default)]
+    pub email_from: Option<String>,
+    /// A device's state changes go to a channel at most once per interval (`5m`, `30s`):
+    /// the first at once, the rest together at the end of the interval.
+    #[serde(default)]
+    pub notify_interval: Option<String>,
 }
 
 impl FileSettings {
@@ -40,7 +62,8 @@ impl FileSettings {
         serde_norway::from_str(&text).map_err(|error| {
             anyhow::anyhow!(
                 "{}: {error} (the fields are listen, data_dir, database_url, max_body_bytes, \
-                 max_alerts_per_request, device_requests_per_minute)",
+                 max_alerts_per_request, device_requests_per_minute, smtp_url, email_from, \
+                 notify_interval)",
                 path.display()
             )
         })
@@ -88,7 +111,12 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub database: Database,
     pub limits: Limits,
+    /// Email channels are served only with an SMTP relay.
+    pub smtp: Option<SmtpSettings>,
+    pub notify_interval: Duration,
 }
+
+pub const DEFAULT_NOTIFY_INTERVAL: Duration = Duration::from_secs(300);
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/monitor-server";
@@ -101,7 +129,8 @@ impl Settings {
         listen: Option<SocketAddr>,
         data_dir: Option<PathBuf>,
         database_url: Option<String>,
-    ) -> Settings {
+        smtp_url: Option<String>,
+    ) -> anyhow::Result<Settings> {
         let defaults = Limits::default();
         let database = match database_url.or(file.database_url) {
             Some(url) => Database::Url(url),
@@ -112,7 +141,24 @@ impl Settings {
                     .join(DATABASE_FILE),
             ),
         };
-        Settings {
+        let notify_interval = match &file.notify_interval {
+            Some(text) => parse_duration(text).map_err(|error| {
+                anyhow::anyhow!(
+                    "notify_interval: `{text}` is not a duration such as 5m or 30s ({error})"
+                )
+            })?,
+            None => DEFAULT_NOTIFY_INTERVAL,
+        };
+        let smtp = smtp_url.or(file.smtp_url).map(|url| SmtpSettings {
+            url,
+            from: file
+                .email_from
+                .clone()
+                .unwrap_or_else(|| EMAIL_DEFAULT_FROM.to_owned()),
+        });
+        Ok(Settings {
+            smtp,
+            notify_interval,
             listen: listen
                 .or(file.listen)
                 .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("a valid address")),
@@ -126,7 +172,7 @@ impl Settings {
                     .device_requests_per_minute
                     .unwrap_or(defaults.device_requests_per_minute),
             },
-        }
+        })
     }
 }
 

@@ -32,10 +32,19 @@ pub(super) async fn post_alerts(
         state.metrics.alert_requests_rejected.inc();
         return Err(ApiError::BadRequest(problem));
     }
-    let stored = state
+    let recorded = state
         .store
-        .record_alerts(&device.id, &alerts, SystemTime::now())
+        .record_alerts(
+            &device.id,
+            &alerts,
+            SystemTime::now(),
+            state.notify_interval,
+        )
         .await?;
+    if recorded.notifications_queued {
+        state.notifier_wake.notify_one();
+    }
+    let stored = recorded.stored;
     state.metrics.alerts_received.add(alerts.len() as u64);
     state.metrics.alerts_stored.add(stored.len() as u64);
     state

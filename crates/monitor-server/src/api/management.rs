@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::{plain_text, ApiError, AppState, AuthenticatedUser};
 use crate::credentials::{new_token, token_hash, verify_password, TokenKind};
-use crate::storage::{AlertQuery, Device, DeviceStatus, StoredAlert};
+use crate::storage::{AlertQuery, Channel, ChannelKind, Device, DeviceStatus, StoredAlert};
 
 /// How long a login lasts.
 const SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -337,4 +337,82 @@ fn with_total(total: u64, body: impl IntoResponse) -> Response {
         .headers_mut()
         .insert("x-total-count", HeaderValue::from(total));
     response
+}
+
+/// A channel as the API shows it: a Discord webhook URL is a secret and shown redacted.
+fn shown_channel(channel: &Channel) -> serde_json::Value {
+    let target = match channel.kind {
+        ChannelKind::Email => channel.target.clone(),
+        ChannelKind::Discord => monitor_discord::WebhookUrl::parse(&channel.target)
+            .map_or_else(|_| "<invalid webhook URL>".to_owned(), |url| url.redacted()),
+    };
+    serde_json::json!({
+        "id": channel.id,
+        "kind": channel.kind.as_str(),
+        "name": channel.name,
+        "target": target,
+    })
+}
+
+/// `GET /api/management/v1/devicemonitor/settings/channels`.
+pub(super) async fn list_channels(
+    State(state): State<AppState>,
+    _user: AuthenticatedUser,
+) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+    let channels = state.store.channels().await?;
+    Ok(Json(channels.iter().map(shown_channel).collect()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct NewChannel {
+    kind: String,
+    name: String,
+    /// An email address, or a Discord webhook URL.
+    target: String,
+}
+
+/// Checks a channel's target: an email address lettre can send to, or a webhook URL.
+pub fn validate_channel(kind: ChannelKind, target: &str) -> Result<(), String> {
+    match kind {
+        ChannelKind::Email => target
+            .parse::<lettre::Address>()
+            .map(|_| ())
+            .map_err(|error| format!("target: `{target}` is not an email address ({error})")),
+        ChannelKind::Discord => monitor_discord::WebhookUrl::parse(target)
+            .map(|_| ())
+            .map_err(|error| format!("target: {error}")),
+    }
+}
+
+/// `POST …/settings/channels` with `{"kind": "email" | "discord", "name", "target"}`.
+pub(super) async fn add_channel(
+    State(state): State<AppState>,
+    _user: AuthenticatedUser,
+    body: Result<Json<NewChannel>, JsonRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let Json(request) = body.map_err(|error| ApiError::BadRequest(error.body_text()))?;
+    let kind: ChannelKind = request.kind.parse().map_err(ApiError::BadRequest)?;
+    validate_channel(kind, request.target.trim()).map_err(ApiError::BadRequest)?;
+    if request.name.trim().is_empty() {
+        return Err(ApiError::BadRequest("name: give the channel a name".into()));
+    }
+    let channel = state
+        .store
+        .add_channel(kind, request.name.trim(), request.target.trim())
+        .await?;
+    Ok((StatusCode::CREATED, Json(shown_channel(&channel))))
+}
+
+/// `DELETE …/settings/channels/{id}`.
+pub(super) async fn remove_channel(
+    State(state): State<AppState>,
+    _user: AuthenticatedUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if state.store.remove_channel(&id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!("no channel with the id `{id}`")))
+    }
 }

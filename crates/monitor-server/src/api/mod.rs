@@ -9,7 +9,7 @@ mod admission;
 mod device;
 mod management;
 
-pub use management::GLOBAL_MUTE;
+pub use management::{validate_channel, GLOBAL_MUTE};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -19,8 +19,9 @@ use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
+use tokio::sync::Notify;
 
 use crate::credentials::token_hash;
 use crate::jwt::JwtKeys;
@@ -56,12 +57,21 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// Signs and checks device JWTs (the key is shared through the database).
     pub jwt: Arc<JwtKeys>,
+    /// State changes of one device go out at most once per interval and channel.
+    pub notify_interval: Duration,
+    /// Wakes this replica's notifier when alerts were queued for notification.
+    pub notifier_wake: Arc<Notify>,
     rate_limiter: Arc<RateLimiter>,
 }
 
 impl AppState {
     /// The state for a server on `store`; reads (or makes) the JWT key every replica shares.
-    pub async fn new(store: Store, limits: Limits) -> Result<Self, StorageError> {
+    pub async fn new(
+        store: Store,
+        limits: Limits,
+        notify_interval: Duration,
+        notifier_wake: Arc<Notify>,
+    ) -> Result<Self, StorageError> {
         let secret = store.shared_secret(DEVICE_JWT_SECRET).await?;
         let rate_limiter = Arc::new(RateLimiter::new(limits.device_requests_per_minute));
         Ok(AppState {
@@ -69,6 +79,8 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             limits: Arc::new(limits),
             jwt: Arc::new(JwtKeys::new(&secret)),
+            notify_interval,
+            notifier_wake,
             rate_limiter,
         })
     }
@@ -126,6 +138,14 @@ pub fn router(state: AppState) -> Router {
             put(management::set_device_mute),
         )
         .route(
+            "/api/management/v1/devicemonitor/settings/channels",
+            get(management::list_channels).post(management::add_channel),
+        )
+        .route(
+            "/api/management/v1/devicemonitor/settings/channels/{id}",
+            delete(management::remove_channel),
+        )
+        .route(
             "/api/management/v1/devicemonitor/settings/mute",
             put(management::set_global_mute),
         )
@@ -148,6 +168,9 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let mut text = state.metrics.render();
     if let Ok(devices) = devices {
         text.push_str(&crate::metrics::render_devices(&devices));
+    }
+    if let Ok(counts) = state.store.notification_counts().await {
+        text.push_str(&crate::metrics::render_notifications(counts));
     }
     (
         [(

@@ -31,6 +31,64 @@ CREATE TABLE enrollment_tokens (
 );
 "#;
 
+const V3_NOTIFICATIONS_SQLITE: &str = r#"
+CREATE TABLE channels (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    target TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    UNIQUE (kind, target)
+);
+CREATE TABLE notifications (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    channel_id TEXT NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+    due_at INTEGER NOT NULL,
+    claimed_until INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    sent_at INTEGER,
+    failed INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+CREATE INDEX notifications_pending ON notifications (sent_at, due_at);
+CREATE INDEX notifications_per_channel ON notifications (device_id, channel_id, due_at);
+CREATE TABLE notification_alerts (
+    notification_id INTEGER NOT NULL REFERENCES notifications(id) ON DELETE CASCADE,
+    alert_id INTEGER NOT NULL REFERENCES alerts(id) ON DELETE CASCADE,
+    PRIMARY KEY (notification_id, alert_id)
+);
+"#;
+
+const V3_NOTIFICATIONS_POSTGRES: &str = r#"
+CREATE TABLE channels (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    target TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    UNIQUE (kind, target)
+);
+CREATE TABLE notifications (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    channel_id TEXT NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+    due_at BIGINT NOT NULL,
+    claimed_until BIGINT NOT NULL DEFAULT 0,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    sent_at BIGINT,
+    failed BIGINT NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+CREATE INDEX notifications_pending ON notifications (sent_at, due_at);
+CREATE INDEX notifications_per_channel ON notifications (device_id, channel_id, due_at);
+CREATE TABLE notification_alerts (
+    notification_id BIGINT NOT NULL REFERENCES notifications(id) ON DELETE CASCADE,
+    alert_id BIGINT NOT NULL REFERENCES alerts(id) ON DELETE CASCADE,
+    PRIMARY KEY (notification_id, alert_id)
+);
+"#;
+
 pub(super) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -153,6 +211,12 @@ CREATE TABLE settings (
         description: "device admission: identities and enrollment tokens",
         sqlite: V2_ADMISSION,
         postgres: V2_ADMISSION,
+    },
+    Migration {
+        version: 3,
+        description: "notification channels and the notification outbox",
+        sqlite: V3_NOTIFICATIONS_SQLITE,
+        postgres: V3_NOTIFICATIONS_POSTGRES,
     },
 ];
 

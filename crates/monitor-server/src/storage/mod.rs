@@ -10,6 +10,10 @@
 //! write, so SQLite takes its lock at once instead of failing to upgrade a read.
 
 mod migrations;
+mod notifications;
+
+use notifications::notification_targets;
+pub use notifications::{Channel, ChannelKind, ClaimedNotification};
 
 use std::path::Path;
 use std::str::FromStr;
@@ -111,6 +115,15 @@ pub struct StoredAlert {
     pub received_at: SystemTime,
 }
 
+/// What [`Store::record_alerts`] did.
+#[derive(Debug, Default)]
+pub struct RecordedAlerts {
+    /// The alerts that were new (not resends).
+    pub stored: Vec<StoredAlert>,
+    /// Some of them changed a subject's state and wait in the notification outbox.
+    pub notifications_queued: bool,
+}
+
 /// A page of a device's alert history, filtered by the device time of the alerts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertQuery {
@@ -140,7 +153,8 @@ pub struct Store {
 const DEVICE_COLUMNS: &str = "d.id, d.name, d.status, d.muted, d.created_at, d.last_seen_at, \
      (SELECT COUNT(*) FROM subjects s WHERE s.device_id = d.id AND s.level = 'CRITICAL') AS alert_count";
 
-const ALERT_COLUMNS: &str = "a.id, a.device_id, a.name, a.level, a.subject_name, a.subject_type, \
+pub(super) const ALERT_COLUMNS: &str =
+    "a.id, a.device_id, a.name, a.level, a.subject_name, a.subject_type, \
      a.subject_status, a.details, a.timestamp, a.received_at";
 
 impl Store {
@@ -470,10 +484,18 @@ impl Store {
         device_id: &str,
         alerts: &[Alert],
         received_at: SystemTime,
-    ) -> Result<Vec<StoredAlert>, StorageError> {
+        notify_interval: Duration,
+    ) -> Result<RecordedAlerts, StorageError> {
         let received = to_millis(received_at);
         let mut transaction = self.pool.begin().await?;
-        let mut stored = Vec::new();
+        // A write first: SQLite takes the write lock now, not on a later upgrade.
+        sqlx::query("UPDATE devices SET last_seen_at = $1 WHERE id = $2")
+            .bind(received)
+            .bind(device_id)
+            .execute(&mut *transaction)
+            .await?;
+        let channels = notification_targets(&mut transaction, device_id).await?;
+        let mut recorded = RecordedAlerts::default();
         for alert in alerts {
             let details = serde_json::to_string(&alert.subject.details)
                 .map_err(|error| StorageError::Corrupt(error.to_string()))?;
@@ -498,6 +520,23 @@ impl Store {
             .await?;
             let Some(row) = inserted else { continue };
             let id: i64 = row.try_get("id")?;
+            let previous = sqlx::query(
+                "SELECT level, timestamp FROM subjects \
+                 WHERE device_id = $1 AND subject_type = $2 AND subject_name = $3",
+            )
+            .bind(device_id)
+            .bind(&alert.subject.kind)
+            .bind(&alert.subject.name)
+            .fetch_optional(&mut *transaction)
+            .await?;
+            // A change of state is news; a repeat, or an older alert arriving late, is not.
+            let changes_state = match &previous {
+                None => alert.level == Level::Critical,
+                Some(row) => {
+                    row.try_get::<i64, _>("timestamp")? <= timestamp
+                        && row.try_get::<String, _>("level")? != level
+                }
+            };
             sqlx::query(
                 "INSERT INTO subjects (device_id, subject_type, subject_name, level, alert_id, timestamp) \
                  VALUES ($1, $2, $3, $4, $5, $6) \
@@ -513,20 +552,29 @@ impl Store {
             .bind(timestamp)
             .execute(&mut *transaction)
             .await?;
-            stored.push(StoredAlert {
+            if changes_state {
+                for channel in &channels {
+                    self.queue_notification(
+                        &mut transaction,
+                        device_id,
+                        channel,
+                        id,
+                        received,
+                        notify_interval,
+                    )
+                    .await?;
+                    recorded.notifications_queued = true;
+                }
+            }
+            recorded.stored.push(StoredAlert {
                 id,
                 device_id: device_id.to_owned(),
                 alert: alert.clone(),
                 received_at: from_millis(received),
             });
         }
-        sqlx::query("UPDATE devices SET last_seen_at = $1 WHERE id = $2")
-            .bind(received)
-            .bind(device_id)
-            .execute(&mut *transaction)
-            .await?;
         transaction.commit().await?;
-        Ok(stored)
+        Ok(recorded)
     }
 
     /// A page of a device's alerts and how many match in all.
@@ -723,7 +771,7 @@ fn device_from_row(row: &AnyRow) -> Result<Device, StorageError> {
     })
 }
 
-fn alert_from_row(row: &AnyRow) -> Result<StoredAlert, StorageError> {
+pub(super) fn alert_from_row(row: &AnyRow) -> Result<StoredAlert, StorageError> {
     let level: String = row.try_get("level")?;
     let details: String = row.try_get("details")?;
     let details: Details = serde_json::from_str(&details)

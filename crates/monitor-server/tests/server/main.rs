@@ -1,16 +1,20 @@
 //! monitor-server's tests: the real binary over real HTTP, each run on SQLite and on a real
 //! PostgreSQL (see `tests/support/postgres.rs`).
 
+#[path = "../../../../tests/support/discord_standin.rs"]
+mod discord_standin;
 #[path = "../../../../tests/support/monitor_server.rs"]
 mod monitor_server;
 #[path = "../../../../tests/support/postgres.rs"]
 mod postgres;
+mod smtp_sink;
 
 mod admission;
 mod api;
 mod cli;
 mod device_api;
 mod management_api;
+mod notifications;
 mod replicas;
 
 /// Runs an async test body once on SQLite and once on PostgreSQL:

@@ -1,0 +1,235 @@
+//! Email notifications over SMTP (lettre), one message per notification, with Mender's
+//! subject `<LEVEL>: Monitor Alert for <alert name> on <device>` and a text and an HTML body.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use monitor_wire::{Level, LogLine};
+
+use super::{SendFailure, SubjectDigest};
+use crate::storage::ClaimedNotification;
+
+pub const EMAIL_DEFAULT_FROM: &str = "monitor-server <monitor-server@localhost>";
+/// The longest an SMTP exchange may take.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The SMTP relay: `smtp://host:25`, `smtp://user:password@host:587?tls=required` (STARTTLS)
+/// or `smtps://host:465`. The URL may hold a password: it is never logged.
+#[derive(Clone)]
+pub struct SmtpSettings {
+    pub url: String,
+    pub from: String,
+}
+
+impl std::fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpSettings")
+            .field("url", &crate::settings::redact_url(&self.url))
+            .field("from", &self.from)
+            .finish()
+    }
+}
+
+pub(super) struct EmailSender {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl EmailSender {
+    pub(super) fn new(settings: &SmtpSettings) -> Result<EmailSender, String> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&settings.url)
+            .map_err(|error| {
+                format!(
+                    "smtp_url {}: {error} (use smtp://host:25, smtp://user:password@host:587?tls=required or smtps://host:465)",
+                    crate::settings::redact_url(&settings.url)
+                )
+            })?
+            .timeout(Some(SMTP_TIMEOUT))
+            .build();
+        let from = settings.from.parse().map_err(|error| {
+            format!(
+                "email_from `{}`: {error} (use an address such as monitor <monitor@example.com>)",
+                settings.from
+            )
+        })?;
+        Ok(EmailSender { transport, from })
+    }
+
+    pub(super) async fn send(
+        &self,
+        notification: &ClaimedNotification,
+        digest: &[SubjectDigest],
+    ) -> Result<(), SendFailure> {
+        let to: Mailbox =
+            notification
+                .channel
+                .target
+                .parse()
+                .map_err(|error| SendFailure::Refused {
+                    reason: format!(
+                        "the address of channel {} is invalid: {error}",
+                        notification.channel.name
+                    ),
+                })?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject(&notification.device_name, digest))
+            .multipart(MultiPart::alternative_plain_html(
+                text_body(notification, digest),
+                html_body(notification, digest),
+            ))
+            .map_err(|error| SendFailure::Refused {
+                reason: format!("the message cannot be built: {error}"),
+            })?;
+        match self.transport.send(message).await {
+            Ok(_) => Ok(()),
+            Err(error) if error.is_permanent() => Err(SendFailure::Refused {
+                reason: format!("the SMTP server refused the message: {error}"),
+            }),
+            Err(error) => Err(SendFailure::Retry {
+                after: Duration::ZERO,
+                reason: format!("SMTP: {error}"),
+            }),
+        }
+    }
+}
+
+/// Mender's subject for one alert; with several, the most important one and how many more.
+pub(crate) fn subject(device_name: &str, digest: &[SubjectDigest]) -> String {
+    let first = &digest[0].latest.alert;
+    let changes: usize = digest.iter().map(|entry| entry.changes).sum();
+    let mut subject = format!(
+        "{}: Monitor Alert for {} on {device_name}",
+        first.level, first.name
+    );
+    if changes > 1 {
+        let _ = write!(subject, " (and {} more)", changes - 1);
+    }
+    subject
+}
+
+fn lines(details: &monitor_wire::Details) -> Vec<(&LogLine, bool)> {
+    let mut lines: Vec<(&LogLine, bool)> = details
+        .lines_before
+        .iter()
+        .map(|line| (line, false))
+        .collect();
+    if let Some(line) = &details.line_matching {
+        lines.push((line, true));
+    }
+    lines.extend(details.lines_after.iter().map(|line| (line, false)));
+    lines
+}
+
+pub(crate) fn text_body(notification: &ClaimedNotification, digest: &[SubjectDigest]) -> String {
+    let mut text = format!(
+        "Device: {} (id {})\n",
+        notification.device_name, notification.device_id
+    );
+    for entry in digest {
+        let alert = &entry.latest.alert;
+        let _ = write!(
+            text,
+            "\n{}: {}\nSubject: {} {} ({})\nTime: {}\n",
+            alert.level,
+            alert.name,
+            alert.subject.kind,
+            alert.subject.name,
+            alert.subject.status,
+            alert.timestamp
+        );
+        if entry.changes > 1 {
+            let _ = writeln!(
+                text,
+                "Changes: {} since the last message; this is the latest",
+                entry.changes
+            );
+        }
+        if let Some(description) = &alert.subject.details.description {
+            let _ = writeln!(text, "Description: {description}");
+        }
+        let lines = lines(&alert.subject.details);
+        if !lines.is_empty() {
+            text.push_str("Log:\n");
+            for (line, matching) in lines {
+                let marker = if matching { '>' } else { ' ' };
+                let _ = writeln!(text, "{marker} {:>6}  {}", line.line_number, line.data);
+            }
+        }
+    }
+    text
+}
+
+fn escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        match character {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            other => escaped.push(other),
+        }
+    }
+    escaped
+}
+
+pub(crate) fn html_body(notification: &ClaimedNotification, digest: &[SubjectDigest]) -> String {
+    let mut html = format!(
+        "<!doctype html><html><body style=\"font-family:sans-serif\"><p>Device <b>{}</b> <small>(id {})</small></p>",
+        escape(&notification.device_name),
+        escape(&notification.device_id)
+    );
+    for entry in digest {
+        let alert = &entry.latest.alert;
+        let color = match alert.level {
+            Level::Critical => "#c0392b",
+            Level::Ok => "#27ae60",
+        };
+        let _ = write!(
+            html,
+            "<h3 style=\"color:{color}\">{}: {}</h3><table>\
+             <tr><td>Subject</td><td>{} {} ({})</td></tr><tr><td>Time</td><td>{}</td></tr>",
+            alert.level,
+            escape(&alert.name),
+            escape(&alert.subject.kind),
+            escape(&alert.subject.name),
+            escape(&alert.subject.status),
+            alert.timestamp
+        );
+        if entry.changes > 1 {
+            let _ = write!(
+                html,
+                "<tr><td>Changes</td><td>{} since the last message; this is the latest</td></tr>",
+                entry.changes
+            );
+        }
+        if let Some(description) = &alert.subject.details.description {
+            let _ = write!(
+                html,
+                "<tr><td>Description</td><td>{}</td></tr>",
+                escape(description)
+            );
+        }
+        html.push_str("</table>");
+        let lines = lines(&alert.subject.details);
+        if !lines.is_empty() {
+            html.push_str("<pre style=\"background:#f4f4f4;padding:8px\">");
+            for (line, matching) in lines {
+                let text = format!("{:>6}  {}", line.line_number, escape(&line.data));
+                if matching {
+                    let _ = writeln!(html, "<mark><b>{text}</b></mark>");
+                } else {
+                    let _ = writeln!(html, "{text}");
+                }
+            }
+            html.push_str("</pre>");
+        }
+    }
+    html.push_str("</body></html>");
+    html
+}

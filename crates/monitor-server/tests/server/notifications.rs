@@ -1,0 +1,249 @@
+//! Notifications: email to a local SMTP server, Discord to the stand-in that enforces
+//! Discord's rules; state changes only, at most one message per interval and channel for a
+//! flapping device, mute, retries, and one message however many replicas run.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::api::{alert, binary, Fixture};
+use crate::discord_standin::{Behaviour, DiscordStandIn, Scripted};
+use crate::monitor_server::{ServerDatabase, ServerProcess};
+use crate::on_both_engines;
+use crate::smtp_sink::SmtpSink;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+const WEBHOOK_TOKEN: &str = "secret-token-of-the-webhook";
+
+/// A config file for the server: `notify_interval` and the rest.
+fn config_file(text: &str) -> (tempfile::TempDir, String) {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("server.yaml");
+    std::fs::write(&path, text).unwrap();
+    let path = path.display().to_string();
+    (directory, path)
+}
+
+/// The outbox's counts from `/metrics`: (sent, failed, waiting).
+async fn outbox(fixture: &Fixture) -> (u64, u64, u64) {
+    outbox_at(&fixture.client, &fixture.server.url).await
+}
+
+async fn outbox_at(client: &reqwest::Client, url: &str) -> (u64, u64, u64) {
+    let text = client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |state: &str| -> u64 {
+        let prefix = format!("monitor_server_notifications{{state=\"{state}\"}} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in {text}"))
+            .parse()
+            .unwrap()
+    };
+    (count("sent"), count("failed"), count("waiting"))
+}
+
+async fn eventually_outbox(fixture: &Fixture, expected: (u64, u64, u64)) {
+    let started = std::time::Instant::now();
+    loop {
+        let counts = outbox(fixture).await;
+        if counts == expected {
+            return;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "outbox {counts:?}, expected {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn discord_channel(fixture: &Fixture, discord: &DiscordStandIn) {
+    fixture.database.admin_ok(
+        binary(),
+        &["channel", "discord", "ops", "--webhook-url-stdin"],
+        Some(&format!("{}\n", discord.url("4242", WEBHOOK_TOKEN))),
+    );
+}
+
+on_both_engines! {
+    /// A CRITICAL and then its OK reach an email address with Mender's subject, the details
+    /// in text and HTML (the matching line marked), from the configured sender.
+    async fn state_changes_are_emailed_with_menders_subject(database) {
+        let sink = tokio::task::spawn_blocking(SmtpSink::start).await.unwrap();
+        let (_directory, config) = config_file("notify_interval: 1s\nemail_from: Fleet Monitor <monitor@example.com>\n");
+        let fixture = Fixture::start_with(database, &["--config", &config, "--smtp-url", &sink.url()]).await;
+        fixture.database.admin_ok(binary(), &["channel", "email", "ops@example.com"], None);
+
+        fixture.post_alerts(&json!([alert("app", "CRITICAL", 1)])).await;
+        let (mail, sink) = tokio::task::spawn_blocking(move || (sink.next(DEADLINE), sink))
+            .await
+            .unwrap();
+        assert_eq!(mail.header("Subject").as_deref(), Some("CRITICAL: Monitor Alert for app is CRITICAL on pi-1"));
+        assert_eq!(mail.to, ["ops@example.com"]);
+        assert_eq!(mail.from, "monitor@example.com");
+        let body = mail.decoded();
+        for expected in [
+            "Device: pi-1",
+            "CRITICAL: app is CRITICAL",
+            "Subject: log app (LOGCONTAINS)",
+            "Time: 2026-11-21T12:00:01.000Z",
+            "Description: a pattern matched",
+            ">      3  line 1",
+            "       2  before",
+            "<mark><b>     3  line 1</b></mark>",
+            "multipart/alternative",
+        ] {
+            assert!(body.contains(expected), "{expected:?} in\n{body}");
+        }
+
+        fixture.post_alerts(&json!([alert("app", "OK", 2)])).await;
+        let (mail, _sink) = tokio::task::spawn_blocking(move || (sink.next(DEADLINE), sink)).await.unwrap();
+        assert_eq!(mail.header("Subject").as_deref(), Some("OK: Monitor Alert for app is OK on pi-1"));
+        eventually_outbox(&fixture, (2, 0, 0)).await;
+    }
+}
+
+on_both_engines! {
+    /// A device flapping 41 times sends two Discord messages: the first change at once, then
+    /// one message at the end of the interval with the latest state and how many changes it
+    /// stands for. Repeats of the same state send nothing.
+    async fn a_flapping_device_never_floods_a_channel(database) {
+        let discord = DiscordStandIn::start(Behaviour::default());
+        let (_directory, config) = config_file("notify_interval: 2s\n");
+        let fixture = Fixture::start_with(database, &["--config", &config]).await;
+        discord_channel(&fixture, &discord);
+
+        fixture.post_alerts(&json!([alert("app", "CRITICAL", 1)])).await;
+        eventually_outbox(&fixture, (1, 0, 0)).await;
+        assert_eq!(discord.embeds().len(), 1);
+        assert_eq!(discord.embeds()[0]["color"], 0xFF0000);
+
+        for batch in 0..4u64 {
+            let flaps: Vec<Value> = (0..10u64)
+                .map(|index| {
+                    let second = 2 + batch * 10 + index;
+                    alert("app", if second % 2 == 0 { "OK" } else { "CRITICAL" }, second)
+                })
+                .collect();
+            fixture.post_alerts(&json!(flaps)).await;
+        }
+        // The same state again changes nothing.
+        fixture.post_alerts(&json!([alert("app", "CRITICAL", 41), alert("app", "CRITICAL", 1)])).await;
+        eventually_outbox(&fixture, (2, 0, 0)).await;
+        let messages = discord.messages();
+        assert_eq!(messages.len(), 2, "{messages:#?}");
+        let digest = &messages[1]["embeds"][0];
+        assert_eq!(digest["color"], 0xFF0000, "the latest state is CRITICAL: {digest}");
+        let description = digest["description"].as_str().unwrap();
+        assert!(description.starts_with("40 changes since the last message; this is the latest."), "{description}");
+        assert_eq!(messages[1]["username"], "monitor-server");
+        assert!(!fixture.server.log().contains(WEBHOOK_TOKEN), "the webhook URL is a secret");
+    }
+}
+
+on_both_engines! {
+    /// Nothing is queued for a muted device or while everything is muted; unmuted, it is.
+    async fn muted_devices_queue_nothing(database) {
+        let discord = DiscordStandIn::start(Behaviour::default());
+        let fixture = Fixture::start(database).await;
+        discord_channel(&fixture, &discord);
+        fixture.database.admin_ok(binary(), &["mute", "--device", "pi-1"], None);
+        fixture.post_alerts(&json!([alert("app", "CRITICAL", 1)])).await;
+        assert_eq!(outbox(&fixture).await, (0, 0, 0));
+        fixture.database.admin_ok(binary(), &["unmute", "--device", "pi-1"], None);
+        fixture.database.admin_ok(binary(), &["mute"], None);
+        fixture.post_alerts(&json!([alert("app", "OK", 2)])).await;
+        assert_eq!(outbox(&fixture).await, (0, 0, 0));
+        fixture.database.admin_ok(binary(), &["unmute"], None);
+        fixture.post_alerts(&json!([alert("app", "CRITICAL", 3)])).await;
+        eventually_outbox(&fixture, (1, 0, 0)).await;
+        assert_eq!(discord.messages().len(), 1);
+    }
+}
+
+on_both_engines! {
+    /// A Discord 5xx is retried; a deleted webhook fails the notification for good.
+    async fn failures_are_retried_or_given_up_as_discord_says(database) {
+        let discord = DiscordStandIn::start(Behaviour::default());
+        discord.script([Scripted::ServerError(502)]);
+        let (_directory, config) = config_file("notify_interval: 1s\n");
+        let fixture = Fixture::start_with(database, &["--config", &config]).await;
+        discord_channel(&fixture, &discord);
+        fixture.post_alerts(&json!([alert("app", "CRITICAL", 1)])).await;
+        eventually_outbox(&fixture, (1, 0, 0)).await;
+        assert_eq!(discord.statuses(), [502, 200]);
+
+        discord.set_gone(true);
+        fixture.post_alerts(&json!([alert("app", "OK", 2)])).await;
+        eventually_outbox(&fixture, (1, 1, 0)).await;
+        assert!(fixture.server.log().contains("was deleted: remove the channel"), "{}", fixture.server.log());
+    }
+}
+
+/// Two replicas on one PostgreSQL, both able to send: an alert is notified once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_send_each_notification_once() {
+    let Some(database) = ServerDatabase::postgres() else {
+        return;
+    };
+    let discord = DiscordStandIn::start(Behaviour {
+        limit: 100,
+        ..Behaviour::default()
+    });
+    let (_directory, config) = config_file("notify_interval: 1s\n");
+    let fixture = Fixture::start_with(database, &["--config", &config]).await;
+    discord_channel(&fixture, &discord);
+    let second = ServerProcess::start(binary(), &fixture.database, &["--config", &config]);
+    for subject in 0..20u64 {
+        let replica = if subject % 2 == 0 {
+            &fixture.server.url
+        } else {
+            &second.url
+        };
+        let response = fixture
+            .client
+            .post(format!("{replica}/api/devices/v1/devicemonitor/alert"))
+            .bearer_auth(&fixture.device_token)
+            .json(&json!([alert(
+                &format!("check{subject}"),
+                "CRITICAL",
+                subject
+            )]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204);
+    }
+    let started = std::time::Instant::now();
+    loop {
+        let (sent, failed, waiting) = outbox(&fixture).await;
+        if waiting == 0 {
+            assert_eq!(failed, 0);
+            assert!(sent >= 1, "{sent}");
+            break;
+        }
+        assert!(started.elapsed() < DEADLINE, "still waiting: {waiting}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut titles: Vec<String> = discord
+        .embeds()
+        .iter()
+        .map(|embed| embed["title"].as_str().unwrap().to_owned())
+        .collect();
+    titles.sort();
+    let before = titles.len();
+    titles.dedup();
+    assert_eq!(
+        before,
+        titles.len(),
+        "an alert was notified twice: {titles:#?}"
+    );
+    assert_eq!(titles.len(), 20, "{titles:#?}");
+}
