@@ -45,6 +45,8 @@ pub(super) async fn login(
     if !matches {
         return Err(refused());
     }
+    // Logins are rare: a good moment to forget sessions that ran out.
+    state.store.remove_expired_tokens(SystemTime::now()).await?;
     let token = new_token(TokenKind::User);
     state
         .store

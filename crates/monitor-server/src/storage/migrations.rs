@@ -1,4 +1,4 @@
-//! Versioned schema migrations, one list with each step written for both engines.
+//! Versioned schema migrations: one list, each step one SQL text for both engines.
 //!
 //! A step is applied once, in order, in its own transaction, and recorded in
 //! `schema_migrations`. On PostgreSQL an advisory lock makes replicas that start together
@@ -12,144 +12,30 @@ use super::{Engine, StorageError};
 pub(super) struct Migration {
     pub version: i64,
     pub description: &'static str,
-    pub sqlite: &'static str,
-    pub postgres: &'static str,
+    /// Written for both engines: `BIGINT` columns (SQLite takes them as INTEGER) and
+    /// `{auto_id}` for a generated integer primary key, the one thing they spell apart.
+    pub sql: &'static str,
+}
+
+impl Migration {
+    fn sql_for(&self, engine: Engine) -> String {
+        let auto_id = match engine {
+            // Only this exact spelling makes SQLite's rowid the key.
+            Engine::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
+            Engine::Postgres => "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+        };
+        self.sql.replace("{auto_id}", auto_id)
+    }
 }
 
 /// Any number the other users of a shared PostgreSQL are unlikely to pick.
 const POSTGRES_MIGRATION_LOCK: i64 = 0x006d_6f6e_6974_6f72;
 
-/// Written once when both engines take the same SQL.
-const V2_ADMISSION: &str = r#"
-CREATE UNIQUE INDEX devices_identity ON devices (identity_data);
-CREATE TABLE enrollment_tokens (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    token_hash TEXT NOT NULL UNIQUE,
-    created_at BIGINT NOT NULL,
-    expires_at BIGINT
-);
-"#;
-
-const V3_NOTIFICATIONS_SQLITE: &str = r#"
-CREATE TABLE channels (
-    id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    name TEXT NOT NULL,
-    target TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    UNIQUE (kind, target)
-);
-CREATE TABLE notifications (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
-    channel_id TEXT NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
-    due_at INTEGER NOT NULL,
-    claimed_until INTEGER NOT NULL DEFAULT 0,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    sent_at INTEGER,
-    failed INTEGER NOT NULL DEFAULT 0,
-    last_error TEXT
-);
-CREATE INDEX notifications_pending ON notifications (sent_at, due_at);
-CREATE INDEX notifications_per_channel ON notifications (device_id, channel_id, due_at);
-CREATE TABLE notification_alerts (
-    notification_id INTEGER NOT NULL REFERENCES notifications(id) ON DELETE CASCADE,
-    alert_id INTEGER NOT NULL REFERENCES alerts(id) ON DELETE CASCADE,
-    PRIMARY KEY (notification_id, alert_id)
-);
-"#;
-
-const V3_NOTIFICATIONS_POSTGRES: &str = r#"
-CREATE TABLE channels (
-    id TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    name TEXT NOT NULL,
-    target TEXT NOT NULL,
-    created_at BIGINT NOT NULL,
-    UNIQUE (kind, target)
-);
-CREATE TABLE notifications (
-    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
-    channel_id TEXT NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
-    due_at BIGINT NOT NULL,
-    claimed_until BIGINT NOT NULL DEFAULT 0,
-    attempts BIGINT NOT NULL DEFAULT 0,
-    sent_at BIGINT,
-    failed BIGINT NOT NULL DEFAULT 0,
-    last_error TEXT
-);
-CREATE INDEX notifications_pending ON notifications (sent_at, due_at);
-CREATE INDEX notifications_per_channel ON notifications (device_id, channel_id, due_at);
-CREATE TABLE notification_alerts (
-    notification_id BIGINT NOT NULL REFERENCES notifications(id) ON DELETE CASCADE,
-    alert_id BIGINT NOT NULL REFERENCES alerts(id) ON DELETE CASCADE,
-    PRIMARY KEY (notification_id, alert_id)
-);
-"#;
-
 pub(super) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         description: "devices, alerts, subjects, users and tokens",
-        sqlite: r#"
-CREATE TABLE devices (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    status TEXT NOT NULL,
-    token_hash TEXT UNIQUE,
-    identity_data TEXT,
-    public_key TEXT,
-    muted INTEGER NOT NULL DEFAULT 0,
-    created_at INTEGER NOT NULL,
-    last_seen_at INTEGER,
-    config TEXT,
-    config_updated_at INTEGER
-);
-CREATE TABLE alerts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
-    name TEXT NOT NULL,
-    level TEXT NOT NULL,
-    subject_name TEXT NOT NULL,
-    subject_type TEXT NOT NULL,
-    subject_status TEXT NOT NULL,
-    details TEXT NOT NULL,
-    timestamp INTEGER NOT NULL,
-    received_at INTEGER NOT NULL
-);
-CREATE UNIQUE INDEX alerts_once ON alerts (device_id, subject_type, subject_name, level, timestamp);
-CREATE INDEX alerts_by_time ON alerts (device_id, timestamp);
-CREATE TABLE subjects (
-    device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
-    subject_type TEXT NOT NULL,
-    subject_name TEXT NOT NULL,
-    level TEXT NOT NULL,
-    alert_id INTEGER NOT NULL,
-    timestamp INTEGER NOT NULL,
-    PRIMARY KEY (device_id, subject_type, subject_name)
-);
-CREATE TABLE users (
-    id TEXT PRIMARY KEY,
-    email TEXT NOT NULL UNIQUE,
-    password_hash TEXT NOT NULL,
-    created_at INTEGER NOT NULL
-);
-CREATE TABLE api_tokens (
-    id TEXT PRIMARY KEY,
-    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
-    name TEXT NOT NULL,
-    token_hash TEXT NOT NULL UNIQUE,
-    created_at INTEGER NOT NULL,
-    expires_at INTEGER
-);
-CREATE TABLE settings (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-"#,
-        postgres: r#"
+        sql: r#"
 CREATE TABLE devices (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -164,7 +50,7 @@ CREATE TABLE devices (
     config_updated_at BIGINT
 );
 CREATE TABLE alerts (
-    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id {auto_id},
     device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
     name TEXT NOT NULL,
     level TEXT NOT NULL,
@@ -209,14 +95,48 @@ CREATE TABLE settings (
     Migration {
         version: 2,
         description: "device admission: identities and enrollment tokens",
-        sqlite: V2_ADMISSION,
-        postgres: V2_ADMISSION,
+        sql: r#"
+CREATE UNIQUE INDEX devices_identity ON devices (identity_data);
+CREATE TABLE enrollment_tokens (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT
+);
+"#,
     },
     Migration {
         version: 3,
         description: "notification channels and the notification outbox",
-        sqlite: V3_NOTIFICATIONS_SQLITE,
-        postgres: V3_NOTIFICATIONS_POSTGRES,
+        sql: r#"
+CREATE TABLE channels (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    target TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    UNIQUE (kind, target)
+);
+CREATE TABLE notifications (
+    id {auto_id},
+    device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    channel_id TEXT NOT NULL REFERENCES channels(id) ON DELETE CASCADE,
+    due_at BIGINT NOT NULL,
+    claimed_until BIGINT NOT NULL DEFAULT 0,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    sent_at BIGINT,
+    failed BIGINT NOT NULL DEFAULT 0,
+    last_error TEXT
+);
+CREATE INDEX notifications_pending ON notifications (sent_at, due_at);
+CREATE INDEX notifications_per_channel ON notifications (device_id, channel_id, due_at);
+CREATE TABLE notification_alerts (
+    notification_id BIGINT NOT NULL REFERENCES notifications(id) ON DELETE CASCADE,
+    alert_id BIGINT NOT NULL REFERENCES alerts(id) ON DELETE CASCADE,
+    PRIMARY KEY (notification_id, alert_id)
+);
+"#,
     },
 ];
 
@@ -266,11 +186,8 @@ async fn apply_missing(
         .filter(|migration| migration.version > applied)
     {
         let mut transaction = sqlx::Connection::begin(&mut *connection).await?;
-        let sql = match engine {
-            Engine::Sqlite => migration.sqlite,
-            Engine::Postgres => migration.postgres,
-        };
-        sqlx::raw_sql(sql).execute(&mut *transaction).await?;
+        let sql = migration.sql_for(engine);
+        sqlx::raw_sql(&sql).execute(&mut *transaction).await?;
         sqlx::query(
             "INSERT INTO schema_migrations (version, description, applied_at) VALUES ($1, $2, $3)",
         )
@@ -283,4 +200,49 @@ async fn apply_missing(
         tracing::info!(version = migration.version, "{}", migration.description);
     }
     Ok(known)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Store;
+
+    #[test]
+    fn both_spellings_leave_no_placeholder() {
+        for migration in MIGRATIONS {
+            for engine in [Engine::Sqlite, Engine::Postgres] {
+                assert!(
+                    !migration.sql_for(engine).contains('{'),
+                    "{}",
+                    migration.version
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_database_migrated_by_a_newer_server_is_refused() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("monitor-server.db");
+        let store = Store::open_sqlite(&path).await.unwrap();
+        let known = MIGRATIONS.last().unwrap().version;
+        assert_eq!(store.schema_version().await.unwrap(), known);
+        sqlx::query("INSERT INTO schema_migrations (version, description, applied_at) VALUES ($1, 'later', 0)")
+            .bind(known + 1)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        store.close().await;
+        let error = Store::open_sqlite(&path).await.err().expect("refused");
+        assert_eq!(
+            error.to_string(),
+            format!("the database's schema is at version {}, newer than this server knows ({known}): run a newer monitor-server", known + 1)
+        );
+        // Opening again at the same version changes nothing.
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("monitor-server.db");
+        Store::open_sqlite(&path).await.unwrap().close().await;
+        let again = Store::open_sqlite(&path).await.unwrap();
+        assert_eq!(again.schema_version().await.unwrap(), known);
+    }
 }

@@ -394,28 +394,27 @@ impl Store {
     }
 
     pub async fn device(&self, id: &str) -> Result<Option<Device>, StorageError> {
-        let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.id = $1");
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|row| device_from_row(&row)).transpose()
+        self.device_where("d.id = $1", id).await
     }
 
     /// The device by id, or else by its (unique) name.
     pub async fn device_by_id_or_name(&self, key: &str) -> Result<Option<Device>, StorageError> {
-        let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.id = $1 OR d.name = $1");
-        let row = sqlx::query(&sql)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|row| device_from_row(&row)).transpose()
+        self.device_where("d.id = $1 OR d.name = $1", key).await
     }
 
     pub async fn device_by_token_hash(&self, hash: &str) -> Result<Option<Device>, StorageError> {
-        let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.token_hash = $1");
+        self.device_where("d.token_hash = $1", hash).await
+    }
+
+    /// The device matching `condition` (a fixed SQL condition on `d` with one parameter).
+    async fn device_where(
+        &self,
+        condition: &str,
+        parameter: &str,
+    ) -> Result<Option<Device>, StorageError> {
+        let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices d WHERE {condition}");
         let row = sqlx::query(&sql)
-            .bind(hash)
+            .bind(parameter)
             .fetch_optional(&self.pool)
             .await?;
         row.map(|row| device_from_row(&row)).transpose()
@@ -711,6 +710,16 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(id)
+    }
+
+    /// Forgets tokens that expired before `now` (old sessions); returns how many.
+    pub async fn remove_expired_tokens(&self, now: SystemTime) -> Result<u64, StorageError> {
+        let result =
+            sqlx::query("DELETE FROM api_tokens WHERE expires_at IS NOT NULL AND expires_at <= $1")
+                .bind(to_millis(now))
+                .execute(&self.pool)
+                .await?;
+        Ok(result.rows_affected())
     }
 
     /// The user a token belongs to, if the token exists and has not expired at `now`.
