@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run every benchmark of bench/ with modest defaults: about six minutes on 2 cores.
+# Run every benchmark of bench/ with modest defaults: about eight minutes on 2 cores.
 # Benchmarks never run in the test suite; this is their command.
 #
 #   bench/run.sh           the full run (figures for bench/RESULTS.md)
@@ -28,12 +28,14 @@ if [ "$quick" = 1 ]; then
     footprint_args=(--idle-seconds 3 --load-seconds 3 --starts 2 --settle 1)
     service_args=(--crashes 2)
     command_args=(--lines 200000 --runs 1)
+    server_args=(--devices 50 --concurrency 8 --seconds 2)
 else
     scan_args=(--mb 300 --runs 3)
     live_args=(--marks 100 --seconds 5)
     footprint_args=(--idle-seconds 60 --load-seconds 30 --starts 5)
     service_args=(--crashes 10)
     command_args=(--lines 2000000 --runs 3)
+    server_args=(--devices 2000 --concurrency 64 --seconds 20)
 fi
 
 echo "== machine: $(nproc) cores, kernel $(uname -r), $(date -u +%Y-%m-%dT%H:%M:%SZ)," \
@@ -60,6 +62,9 @@ run "live log latency" python3 bench/live_latency.py --no-build "${live_args[@]}
 run "footprint and startup" python3 bench/footprint.py --no-build "${footprint_args[@]}"
 run "service failure latency" python3 bench/service_latency.py "${service_args[@]}"
 run "@command throughput" python3 bench/command_throughput.py "${command_args[@]}"
+# Builds monitor-server and its load generator (release) itself; PostgreSQL is skipped,
+# and said so, when MONITOR_TEST_POSTGRES_URL (or the default local role) does not answer.
+run "monitor-server load" python3 bench/server_load.py "${server_args[@]}"
 
 echo
 echo "== binary sizes"
