@@ -240,7 +240,8 @@ def main():
     parser.add_argument("--concurrency", type=int, default=64, help="requests in flight (default 64)")
     parser.add_argument("--seconds", type=float, default=20, help="load per scenario, in seconds (default 20)")
     parser.add_argument("--batch", type=int, default=16, help="alerts per request of the batched scenario (16)")
-    parser.add_argument("--engines", default="sqlite,postgres", help="sqlite, postgres or both (default)")
+    parser.add_argument("--engines", default="sqlite,postgres",
+                        help="sqlite, postgres, or both as sqlite,postgres (the default)")
     parser.add_argument("--threads", type=int, default=2, help="the load generator's threads (default 2)")
     parser.add_argument("--no-build", action="store_true", help="use the release binaries as they are")
     arguments = parser.parse_args()
@@ -248,6 +249,9 @@ def main():
 
     admin_url = os.environ.get("MONITOR_TEST_POSTGRES_URL", DEFAULT_ADMIN_URL)
     engines = [engine.strip() for engine in arguments.engines.split(",") if engine.strip()]
+    unknown = [engine for engine in engines if engine not in ("sqlite", "postgres")]
+    if unknown or not engines:
+        parser.error(f"--engines: {', '.join(unknown) or 'none given'}: use sqlite, postgres or sqlite,postgres")
     skipped = {}
     if "postgres" in engines:
         ok, answer = psql(admin_url, "SELECT current_setting('server_version')")

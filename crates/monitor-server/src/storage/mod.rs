@@ -17,6 +17,7 @@ pub use notifications::{Channel, ChannelKind, ClaimedNotification};
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use monitor_wire::{Alert, Details, Level, Subject, Timestamp};
@@ -148,6 +149,9 @@ pub struct User {
 pub struct Store {
     pool: AnyPool,
     engine: Engine,
+    /// SQLite has one writer at a time; writers in this process queue here, in order,
+    /// instead of in SQLite's busy handler, which sleeps and retries (seconds under load).
+    sqlite_writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 const DEVICE_COLUMNS: &str = "d.id, d.name, d.status, d.muted, d.created_at, d.last_seen_at, \
@@ -203,7 +207,20 @@ impl Store {
             });
         let pool = options.connect(url).await?;
         migrations::migrate(&pool, engine).await?;
-        Ok(Store { pool, engine })
+        Ok(Store {
+            pool,
+            engine,
+            sqlite_writer: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    /// Held while writing on SQLite (see `sqlite_writer`); nothing on PostgreSQL, whose
+    /// writers do not exclude each other.
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.engine {
+            Engine::Sqlite => Some(self.sqlite_writer.lock().await),
+            Engine::Postgres => None,
+        }
     }
 
     pub fn engine(&self) -> Engine {
@@ -464,6 +481,7 @@ impl Store {
 
     /// Records that the device was heard from.
     pub async fn touch_device(&self, id: &str, at: SystemTime) -> Result<(), StorageError> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE devices SET last_seen_at = $1 WHERE id = $2")
             .bind(to_millis(at))
             .bind(id)
@@ -486,6 +504,7 @@ impl Store {
         notify_interval: Duration,
     ) -> Result<RecordedAlerts, StorageError> {
         let received = to_millis(received_at);
+        let _turn = self.write_turn().await;
         let mut transaction = self.pool.begin().await?;
         // A write first: SQLite takes the write lock now, not on a later upgrade.
         sqlx::query("UPDATE devices SET last_seen_at = $1 WHERE id = $2")
@@ -633,6 +652,7 @@ impl Store {
         config_json: &str,
         at: SystemTime,
     ) -> Result<(), StorageError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE devices SET config = $1, config_updated_at = $2, last_seen_at = $2 WHERE id = $3",
         )

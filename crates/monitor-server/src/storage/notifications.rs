@@ -255,6 +255,7 @@ impl Store {
     ) -> Result<Option<ClaimedNotification>, StorageError> {
         let now = to_millis(now);
         let condition = kinds_condition(kinds);
+        let turn = self.write_turn().await;
         // The outer conditions are checked again on the row itself, so of two replicas
         // picking the same row only one updates it.
         let claimed = sqlx::query(&format!(
@@ -269,6 +270,7 @@ impl Store {
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
+        drop(turn);
         let Some(row) = claimed else {
             return Ok(None);
         };
@@ -306,6 +308,7 @@ impl Store {
     }
 
     pub async fn notification_sent(&self, id: i64, at: SystemTime) -> Result<(), StorageError> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE notifications SET sent_at = $1, last_error = NULL WHERE id = $2")
             .bind(to_millis(at))
             .bind(id)
@@ -321,6 +324,7 @@ impl Store {
         retry_at: SystemTime,
         error: &str,
     ) -> Result<(), StorageError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE notifications SET claimed_until = 0, due_at = $1, last_error = $2 WHERE id = $3",
         )
@@ -339,6 +343,7 @@ impl Store {
         at: SystemTime,
         error: &str,
     ) -> Result<(), StorageError> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "UPDATE notifications SET sent_at = $1, failed = 1, last_error = $2 WHERE id = $3",
         )
