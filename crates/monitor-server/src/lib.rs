@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod credentials;
+pub mod dashboard;
 pub mod device_auth;
 pub mod jwt;
 pub mod metrics;

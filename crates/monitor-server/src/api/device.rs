@@ -1,6 +1,6 @@
 //! The device API: `POST /api/devices/v1/devicemonitor/alert` and `…/config`, as Mender's.
 
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -28,7 +28,11 @@ pub(super) async fn post_alerts(
             "the body must be a JSON array of alerts ({{name, level, timestamp, subject}}): {error}"
         ))
     })?;
-    if let Err(problem) = validate_alerts(&alerts, state.limits.max_alerts_per_request) {
+    if let Err(problem) = validate_alerts(
+        &alerts,
+        state.limits.max_alerts_per_request,
+        SystemTime::now(),
+    ) {
         state.metrics.alert_requests_rejected.inc();
         return Err(ApiError::BadRequest(problem));
     }
@@ -60,7 +64,11 @@ pub(super) async fn post_alerts(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn validate_alerts(alerts: &[Alert], max_alerts: usize) -> Result<(), String> {
+/// How far ahead of the server's clock a device's timestamp may be. A device that is ahead
+/// by more has a wrong clock, and its alerts would stay the "latest" of their subject.
+const MAX_CLOCK_AHEAD: Duration = Duration::from_secs(24 * 3600);
+
+fn validate_alerts(alerts: &[Alert], max_alerts: usize, now: SystemTime) -> Result<(), String> {
     if alerts.len() > max_alerts {
         return Err(format!(
             "{} alerts in one request: send at most {max_alerts} at a time",
@@ -88,6 +96,14 @@ fn validate_alerts(alerts: &[Alert], max_alerts: usize) -> Result<(), String> {
                     "alert {index}: {field} has {chars} characters, at most {max} are kept"
                 ));
             }
+        }
+        if alert.timestamp.0 > now + MAX_CLOCK_AHEAD {
+            return Err(format!(
+                "alert {index}: timestamp {} is more than a day ahead of the server's clock ({}): \
+                 set the device's clock (NTP)",
+                alert.timestamp,
+                monitor_wire::Timestamp(now)
+            ));
         }
     }
     Ok(())
@@ -132,6 +148,7 @@ pub(super) async fn post_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     fn alert(json: &str) -> Alert {
         serde_json::from_str(json).unwrap()
@@ -140,10 +157,11 @@ mod tests {
     #[test]
     fn alerts_with_empty_or_huge_fields_are_refused_with_the_field_named() {
         let good = r#"{"name":"n","level":"OK","timestamp":"2026-11-21T12:22:36Z","subject":{"name":"s","type":"log","status":"LOGCONTAINS"}}"#;
-        assert_eq!(validate_alerts(&[alert(good)], 10), Ok(()));
+        let now = UNIX_EPOCH + Duration::from_secs(1_795_262_400); // 2026-11-21T12:00:00Z
+        assert_eq!(validate_alerts(&[alert(good)], 10, now), Ok(()));
         let empty = good.replace(r#""type":"log""#, r#""type":" ""#);
         assert_eq!(
-            validate_alerts(&[alert(good), alert(&empty)], 10),
+            validate_alerts(&[alert(good), alert(&empty)], 10, now),
             Err("alert 1: subject.type is empty".to_owned())
         );
         let long = good.replace(
@@ -151,12 +169,17 @@ mod tests {
             &format!(r#""name":"{}""#, "x".repeat(1025)),
         );
         assert_eq!(
-            validate_alerts(&[alert(&long)], 10),
+            validate_alerts(&[alert(&long)], 10, now),
             Err("alert 0: name has 1025 characters, at most 1024 are kept".to_owned())
         );
         assert_eq!(
-            validate_alerts(&[alert(good), alert(good)], 1),
+            validate_alerts(&[alert(good), alert(good)], 1, now),
             Err("2 alerts in one request: send at most 1 at a time".to_owned())
+        );
+        let ahead = good.replace("2026-11-21T12:22:36Z", "2026-11-23T12:22:36Z");
+        assert_eq!(
+            validate_alerts(&[alert(&ahead)], 10, now),
+            Err("alert 0: timestamp 2026-11-23T12:22:36.000Z is more than a day ahead of the server's clock (2026-11-21T12:00:00.000Z): set the device's clock (NTP)".to_owned())
         );
     }
 }

@@ -149,6 +149,7 @@ pub fn router(state: AppState) -> Router {
             "/api/management/v1/devicemonitor/settings/mute",
             put(management::set_global_mute),
         )
+        .merge(crate::dashboard::routes())
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         .with_state(state)
 }

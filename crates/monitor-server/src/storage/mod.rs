@@ -631,6 +631,50 @@ impl Store {
         Ok((alerts, u64::try_from(total).unwrap_or(0)))
     }
 
+    /// One alert by its id.
+    pub async fn alert(&self, id: i64) -> Result<Option<StoredAlert>, StorageError> {
+        let row = sqlx::query(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts a WHERE a.id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(alert_from_row).transpose()
+    }
+
+    /// Alerts per hour of device time from `since` on, for one device or the whole fleet:
+    /// (start of the hour, CRITICAL count, OK count), hours without alerts left out.
+    pub async fn alerts_per_hour(
+        &self,
+        device_id: Option<&str>,
+        since: SystemTime,
+    ) -> Result<Vec<(SystemTime, u64, u64)>, StorageError> {
+        let rows = sqlx::query(
+            "SELECT a.timestamp / 3600000 AS hour, \
+                    COUNT(CASE WHEN a.level = 'CRITICAL' THEN 1 END) AS critical, \
+                    COUNT(CASE WHEN a.level = 'OK' THEN 1 END) AS ok \
+             FROM alerts a WHERE a.timestamp >= $1 AND ($2 = '' OR a.device_id = $2) \
+             GROUP BY a.timestamp / 3600000 ORDER BY hour",
+        )
+        .bind(to_millis(since))
+        .bind(device_id.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let hour: i64 = row.try_get("hour")?;
+                let count = |name: &str| -> Result<u64, StorageError> {
+                    Ok(u64::try_from(row.try_get::<i64, _>(name)?).unwrap_or(0))
+                };
+                Ok((
+                    from_millis(hour * 3_600_000),
+                    count("critical")?,
+                    count("ok")?,
+                ))
+            })
+            .collect()
+    }
+
     /// The latest alert of each of the device's subjects, newest first.
     pub async fn latest_alerts(&self, device_id: &str) -> Result<Vec<StoredAlert>, StorageError> {
         let rows = sqlx::query(&format!(

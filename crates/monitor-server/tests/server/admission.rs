@@ -16,14 +16,14 @@ const AUTH_PATH: &str = "/api/devices/v1/authentication/auth_requests";
 const ALERT_PATH: &str = "/api/devices/v1/devicemonitor/alert";
 
 #[derive(Clone, Copy, Debug)]
-enum KeyType {
+pub(crate) enum KeyType {
     Rsa,
     EcdsaP256,
     Ed25519,
 }
 
 /// A device's key pair in files, and signing with `openssl`.
-struct DeviceKey {
+pub(crate) struct DeviceKey {
     directory: tempfile::TempDir,
     kind: KeyType,
 }
@@ -44,7 +44,7 @@ fn openssl(args: &[&str]) -> Vec<u8> {
 }
 
 impl DeviceKey {
-    fn generate(kind: KeyType) -> DeviceKey {
+    pub(crate) fn generate(kind: KeyType) -> DeviceKey {
         let directory = tempfile::tempdir().unwrap();
         let private = directory.path().join("private.pem");
         let private = private.to_str().unwrap();
@@ -108,7 +108,7 @@ fn base64(bytes: &[u8]) -> String {
 }
 
 /// Sends an auth request signed with `key` (or with `signer` when given); status and body.
-async fn ask(
+pub(crate) async fn ask(
     fixture: &Fixture,
     key: &DeviceKey,
     identity: &serde_json::Value,

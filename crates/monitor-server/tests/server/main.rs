@@ -11,7 +11,9 @@ mod smtp_sink;
 
 mod admission;
 mod api;
+mod browser;
 mod cli;
+mod dashboard;
 mod device_api;
 mod management_api;
 mod notifications;
