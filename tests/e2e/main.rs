@@ -25,6 +25,7 @@ mod cross;
 mod delivery;
 mod examples;
 mod log_checks;
+mod mender_client;
 mod server;
 mod services;
 mod signals;

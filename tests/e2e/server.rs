@@ -10,11 +10,11 @@ use serde_json::Value;
 use crate::harness::{append, eventually, monitord_binary, Sandbox};
 use crate::monitor_server::{ServerDatabase, ServerProcess};
 
-const EMAIL: &str = "ops@example.com";
-const PASSWORD: &str = "a long enough password";
+pub(crate) const EMAIL: &str = "ops@example.com";
+pub(crate) const PASSWORD: &str = "a long enough password";
 
 /// `monitor-server`, built next to `monitord` by `cargo test --workspace`.
-fn server_binary() -> PathBuf {
+pub(crate) fn server_binary() -> PathBuf {
     let binary = Path::new(monitord_binary()).with_file_name("monitor-server");
     assert!(
         binary.exists(),
@@ -25,7 +25,7 @@ fn server_binary() -> PathBuf {
 }
 
 /// The management API, as a user would use it.
-struct Management {
+pub(crate) struct Management {
     client: reqwest::Client,
     runtime: tokio::runtime::Runtime,
     url: String,
@@ -33,7 +33,7 @@ struct Management {
 }
 
 impl Management {
-    fn login(url: &str) -> Management {
+    pub(crate) fn login(url: &str) -> Management {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -62,7 +62,7 @@ impl Management {
     }
 
     /// GET a devicemonitor management path: the JSON and X-Total-Count.
-    fn get(&self, path: &str) -> (Value, Option<String>) {
+    pub(crate) fn get(&self, path: &str) -> (Value, Option<String>) {
         self.runtime.block_on(async {
             let response = self
                 .client
@@ -84,6 +84,43 @@ impl Management {
                 .get("x-total-count")
                 .map(|value| value.to_str().unwrap().to_owned());
             (response.json().await.unwrap(), total)
+        })
+    }
+
+    /// PUT JSON to a devicemonitor management path; the status code.
+    pub(crate) fn put(&self, path: &str, body: &Value) -> u16 {
+        self.runtime.block_on(async {
+            self.client
+                .put(format!(
+                    "{}/api/management/v1/devicemonitor{path}",
+                    self.url
+                ))
+                .bearer_auth(&self.token)
+                .json(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    }
+
+    /// A dashboard page, with the session as the browser would send it.
+    pub(crate) fn dashboard(&self, path: &str) -> String {
+        self.runtime.block_on(async {
+            let response = self
+                .client
+                .get(format!("{}{path}", self.url))
+                .header("cookie", format!("monitor_session={}", self.token))
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                response.status().is_success(),
+                "{path}: {}",
+                response.status()
+            );
+            response.text().await.unwrap()
         })
     }
 

@@ -183,3 +183,39 @@ mod tests {
         );
     }
 }
+
+/// One inventory attribute as Mender clients send them.
+#[derive(serde::Deserialize, serde::Serialize)]
+pub(super) struct InventoryAttribute {
+    name: String,
+    value: serde_json::Value,
+}
+
+/// `PUT`/`PATCH /api/devices/v1/inventory/device/attributes`: what a Mender client reports
+/// about itself (device type, artifact name, …); kept and shown, nothing more.
+pub(super) async fn put_inventory(
+    State(state): State<AppState>,
+    AuthenticatedDevice(device): AuthenticatedDevice,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let attributes: Vec<InventoryAttribute> = serde_json::from_slice(&body).map_err(|error| {
+        ApiError::BadRequest(format!(
+            "the body must be a JSON array of {{\"name\", \"value\"}}: {error}"
+        ))
+    })?;
+    let json = serde_json::to_string(&attributes)
+        .map_err(|error| ApiError::Internal(format!("inventory: {error}")))?;
+    state
+        .store
+        .set_device_inventory(&device.id, &json, SystemTime::now())
+        .await?;
+    Ok(StatusCode::OK)
+}
+
+/// `GET`/`POST /api/devices/v1/deployments/device/deployments/next`: this server deploys
+/// nothing, so there is never an update (204), as Mender answers when none is pending.
+pub(super) async fn next_deployment(
+    AuthenticatedDevice(_device): AuthenticatedDevice,
+) -> StatusCode {
+    StatusCode::NO_CONTENT
+}

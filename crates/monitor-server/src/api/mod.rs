@@ -99,6 +99,19 @@ pub fn router(state: AppState) -> Router {
             "/api/devices/v1/authentication/auth_requests",
             post(admission::auth_request),
         )
+        // What a Mender client also calls, answered so that it runs cleanly.
+        .route(
+            "/api/devices/v1/inventory/device/attributes",
+            put(device::put_inventory).patch(device::put_inventory),
+        )
+        .route(
+            "/api/devices/v1/deployments/device/deployments/next",
+            get(device::next_deployment).post(device::next_deployment),
+        )
+        .route(
+            "/api/devices/v2/deployments/device/deployments/next",
+            post(device::next_deployment),
+        )
         .route(
             "/api/devices/v1/devicemonitor/alert",
             post(device::post_alerts),

@@ -531,6 +531,23 @@ async fn device_page(
         .store
         .alerts_per_hour(Some(&device.id), now - Duration::from_secs(24 * 3600))
         .await?;
+    let inventory: Vec<(String, String)> = state
+        .store
+        .device_inventory(&device.id)
+        .await?
+        .and_then(|json| serde_json::from_str::<Vec<serde_json::Value>>(&json).ok())
+        .unwrap_or_default()
+        .iter()
+        .map(|attribute| {
+            let value = &attribute["value"];
+            (
+                attribute["name"].as_str().unwrap_or_default().to_owned(),
+                value
+                    .as_str()
+                    .map_or_else(|| value.to_string(), str::to_owned),
+            )
+        })
+        .collect();
     let body = html! {
         h1 { (device.name) " " (badge(&device)) }
         p.meta {
@@ -553,6 +570,12 @@ async fn device_page(
         }
         h2 { "Alerts per hour (UTC)" }
         (PreEscaped(chart::alerts_per_hour(&counts, now)))
+        @if !inventory.is_empty() {
+            h2 { "Inventory" }
+            div.table-wrap { table id="inventory" { tbody { @for (name, value) in &inventory {
+                tr { th { (name) } td { (value) } }
+            } } } }
+        }
         h2 { "Checks" }
         @if checks.is_empty() { p { "The device has not pushed its checks yet." } }
         @else {

@@ -138,6 +138,11 @@ CREATE TABLE notification_alerts (
 );
 "#,
     },
+    Migration {
+        version: 4,
+        description: "device inventory (Mender clients' attributes)",
+        sql: "ALTER TABLE devices ADD COLUMN inventory TEXT;",
+    },
 ];
 
 /// Brings the schema up to date; returns the version it is at.

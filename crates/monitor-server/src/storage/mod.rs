@@ -708,6 +708,34 @@ impl Store {
         Ok(())
     }
 
+    /// Keeps the inventory attributes a Mender client sent (already validated JSON).
+    pub async fn set_device_inventory(
+        &self,
+        device_id: &str,
+        inventory_json: &str,
+        at: SystemTime,
+    ) -> Result<(), StorageError> {
+        let _turn = self.write_turn().await;
+        sqlx::query("UPDATE devices SET inventory = $1, last_seen_at = $2 WHERE id = $3")
+            .bind(inventory_json)
+            .bind(to_millis(at))
+            .bind(device_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn device_inventory(&self, device_id: &str) -> Result<Option<String>, StorageError> {
+        let row = sqlx::query("SELECT inventory FROM devices WHERE id = $1")
+            .bind(device_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get::<Option<String>, _>("inventory")?,
+            None => None,
+        })
+    }
+
     pub async fn device_config(&self, device_id: &str) -> Result<Option<String>, StorageError> {
         let row = sqlx::query("SELECT config FROM devices WHERE id = $1")
             .bind(device_id)
