@@ -15,10 +15,12 @@ use serde::Deserialize;
 
 use super::{plain_text, ApiError, AppState, AuthenticatedUser};
 use crate::credentials::{new_token, token_hash, verify_password, TokenKind};
-use crate::storage::{AlertQuery, Channel, ChannelKind, Device, DeviceStatus, StoredAlert};
+use crate::storage::{
+    AlertQuery, Channel, ChannelKind, Device, DeviceStatus, StorageError, Store, StoredAlert,
+};
 
 /// How long a login lasts.
-const SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+pub(crate) const SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The global mute setting's key.
 pub const GLOBAL_MUTE: &str = "notifications.muted";
 
@@ -32,32 +34,44 @@ pub(super) async fn login(
     let (email, password) = basic_credentials(&headers).ok_or_else(|| {
         ApiError::Unauthorized("log in with HTTP Basic authentication (email and password)".into())
     })?;
-    let user = state
-        .store
-        .user_by_email(&email)
+    let token = open_session(&state.store, &email, password, "session")
         .await?
         .ok_or_else(refused)?;
+    Ok(plain_text(token))
+}
+
+/// Checks an email and password and, when they match, makes a session token (named
+/// `label`, lasting [`SESSION_LIFETIME`]); `None` when they do not. Shared by the API's
+/// login and the dashboard's.
+pub(crate) async fn open_session(
+    store: &Store,
+    email: &str,
+    password: String,
+    label: &str,
+) -> Result<Option<String>, StorageError> {
+    let Some(user) = store.user_by_email(email.trim()).await? else {
+        return Ok(None);
+    };
     // Argon2 is slow on purpose; keep it off the async workers.
     let stored = user.password_hash.clone();
     let matches = tokio::task::spawn_blocking(move || verify_password(&password, &stored))
         .await
-        .map_err(|error| ApiError::Internal(format!("password check: {error}")))?;
+        .unwrap_or(false);
     if !matches {
-        return Err(refused());
+        return Ok(None);
     }
     // Logins are rare: a good moment to forget sessions that ran out.
-    state.store.remove_expired_tokens(SystemTime::now()).await?;
+    store.remove_expired_tokens(SystemTime::now()).await?;
     let token = new_token(TokenKind::User);
-    state
-        .store
+    store
         .add_api_token(
             &user.id,
-            "session",
+            label,
             &token_hash(&token),
             Some(SystemTime::now() + SESSION_LIFETIME),
         )
         .await?;
-    Ok(plain_text(token))
+    Ok(Some(token))
 }
 
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {

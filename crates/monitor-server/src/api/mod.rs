@@ -9,6 +9,7 @@ mod admission;
 mod device;
 mod management;
 
+pub(crate) use management::{open_session, SESSION_LIFETIME};
 pub use management::{validate_channel, GLOBAL_MUTE};
 
 use std::collections::HashMap;

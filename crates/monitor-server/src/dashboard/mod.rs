@@ -22,14 +22,13 @@ use monitor_wire::config_push::ConfigCheck;
 use monitor_wire::{Level, Timestamp};
 use serde::Deserialize;
 
-use crate::api::{validate_channel, AppState, GLOBAL_MUTE};
-use crate::credentials::{new_token, token_hash, verify_password, TokenKind};
+use crate::api::{open_session, validate_channel, AppState, GLOBAL_MUTE, SESSION_LIFETIME};
+use crate::credentials::token_hash;
 use crate::storage::{
     AlertQuery, ChannelKind, Device, DeviceStatus, StorageError, StoredAlert, User,
 };
 
 const SESSION_COOKIE: &str = "monitor_session";
-const SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
 const HISTORY_PER_PAGE: u64 = 20;
 /// How often the devices page refreshes its table.
 const LIVE_UPDATE_MILLIS: u64 = 2000;
@@ -215,28 +214,10 @@ async fn login(
             "this form was sent from another site".into(),
         ));
     }
-    let Some(user) = state.store.user_by_email(form.email.trim()).await? else {
+    let Some(token) = open_session(&state.store, &form.email, form.password, "dashboard").await?
+    else {
         return Ok(Redirect::to("/ui/login?failed=1").into_response());
     };
-    let stored = user.password_hash.clone();
-    let password = form.password;
-    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &stored))
-        .await
-        .unwrap_or(false);
-    if !matches {
-        return Ok(Redirect::to("/ui/login?failed=1").into_response());
-    }
-    state.store.remove_expired_tokens(SystemTime::now()).await?;
-    let token = new_token(TokenKind::User);
-    state
-        .store
-        .add_api_token(
-            &user.id,
-            "dashboard",
-            &token_hash(&token),
-            Some(SystemTime::now() + SESSION_LIFETIME),
-        )
-        .await?;
     let cookie = format!(
         "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
         SESSION_LIFETIME.as_secs()
