@@ -175,20 +175,23 @@ impl ServerProcess {
 
     fn terminate(&mut self) -> ExitStatus {
         let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + STOP_DEADLINE;
-        loop {
-            if let Some(status) = child.try_wait().expect("wait for monitor-server") {
-                return status;
+        let pid = child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        // Wait for the exit itself, on a thread, with a deadline for SIGKILL.
+        let (sender, receiver) = mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let status = child.wait().expect("wait for monitor-server");
+            let _ = sender.send(status);
+        });
+        let status = match receiver.recv_timeout(STOP_DEADLINE) {
+            Ok(status) => status,
+            Err(_) => {
+                let _ = Command::new("kill").args(["-KILL", &pid]).status();
+                receiver.recv().expect("reap monitor-server")
             }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                return child.wait().expect("reap monitor-server");
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        };
+        let _ = waiter.join();
+        status
     }
 }
 

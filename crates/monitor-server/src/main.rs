@@ -448,11 +448,7 @@ async fn channel_command(store: &Store, command: ChannelCommand) -> anyhow::Resu
             let mut out = std::io::stdout().lock();
             writeln!(out, "{:<36} {:<8} {:<20} TARGET", "ID", "KIND", "NAME")?;
             for channel in store.channels().await? {
-                let target = match channel.kind {
-                    ChannelKind::Email => channel.target.clone(),
-                    ChannelKind::Discord => monitor_discord::WebhookUrl::parse(&channel.target)
-                        .map_or_else(|_| "<invalid webhook URL>".to_owned(), |url| url.redacted()),
-                };
+                let target = channel.shown_target();
                 writeln!(
                     out,
                     "{:<36} {:<8} {:<20} {target}",

@@ -9,6 +9,7 @@ use monitor_wire::config_push::ConfigCheck;
 use monitor_wire::Alert;
 
 use super::{ApiError, AppState, AuthenticatedDevice};
+use crate::storage::DeviceDocument;
 
 /// The longest alert name, and subject name, type or status, in characters.
 const MAX_NAME_CHARS: usize = 1024;
@@ -139,7 +140,7 @@ pub(super) async fn post_config(
         .map_err(|error| ApiError::Internal(format!("configuration: {error}")))?;
     state
         .store
-        .set_device_config(&device.id, &json, SystemTime::now())
+        .set_device_document(&device.id, DeviceDocument::Config, &json, SystemTime::now())
         .await?;
     state.metrics.configs_received.inc();
     Ok(StatusCode::NO_CONTENT)
@@ -207,7 +208,12 @@ pub(super) async fn put_inventory(
         .map_err(|error| ApiError::Internal(format!("inventory: {error}")))?;
     state
         .store
-        .set_device_inventory(&device.id, &json, SystemTime::now())
+        .set_device_document(
+            &device.id,
+            DeviceDocument::Inventory,
+            &json,
+            SystemTime::now(),
+        )
         .await?;
     Ok(StatusCode::OK)
 }

@@ -16,7 +16,8 @@ use serde::Deserialize;
 use super::{plain_text, ApiError, AppState, AuthenticatedUser};
 use crate::credentials::{new_token, token_hash, verify_password, TokenKind};
 use crate::storage::{
-    AlertQuery, Channel, ChannelKind, Device, DeviceStatus, StorageError, Store, StoredAlert,
+    AlertQuery, Channel, ChannelKind, Device, DeviceDocument, DeviceStatus, StorageError, Store,
+    StoredAlert,
 };
 
 /// How long a login lasts.
@@ -266,7 +267,7 @@ pub(super) async fn device_config(
     let device = known_device(&state, &id).await?;
     let config = state
         .store
-        .device_config(&device.id)
+        .device_document(&device.id, DeviceDocument::Config)
         .await?
         .unwrap_or_else(|| "[]".to_owned());
     Ok((
@@ -357,16 +358,11 @@ fn with_total(total: u64, body: impl IntoResponse) -> Response {
 
 /// A channel as the API shows it: a Discord webhook URL is a secret and shown redacted.
 fn shown_channel(channel: &Channel) -> serde_json::Value {
-    let target = match channel.kind {
-        ChannelKind::Email => channel.target.clone(),
-        ChannelKind::Discord => monitor_discord::WebhookUrl::parse(&channel.target)
-            .map_or_else(|_| "<invalid webhook URL>".to_owned(), |url| url.redacted()),
-    };
     serde_json::json!({
         "id": channel.id,
         "kind": channel.kind.as_str(),
         "name": channel.name,
-        "target": target,
+        "target": channel.shown_target(),
     })
 }
 

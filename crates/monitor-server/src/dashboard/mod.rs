@@ -25,7 +25,7 @@ use serde::Deserialize;
 use crate::api::{open_session, validate_channel, AppState, GLOBAL_MUTE, SESSION_LIFETIME};
 use crate::credentials::token_hash;
 use crate::storage::{
-    AlertQuery, ChannelKind, Device, DeviceStatus, StorageError, StoredAlert, User,
+    AlertQuery, ChannelKind, Device, DeviceDocument, DeviceStatus, StorageError, StoredAlert, User,
 };
 
 const SESSION_COOKIE: &str = "monitor_session";
@@ -504,7 +504,7 @@ async fn device_page(
     let pages = total.div_ceil(HISTORY_PER_PAGE).max(1);
     let checks: Vec<ConfigCheck> = state
         .store
-        .device_config(&device.id)
+        .device_document(&device.id, DeviceDocument::Config)
         .await?
         .and_then(|json| serde_json::from_str(&json).ok())
         .unwrap_or_default();
@@ -514,7 +514,7 @@ async fn device_page(
         .await?;
     let inventory: Vec<(String, String)> = state
         .store
-        .device_inventory(&device.id)
+        .device_document(&device.id, DeviceDocument::Inventory)
         .await?
         .and_then(|json| serde_json::from_str::<Vec<serde_json::Value>>(&json).ok())
         .unwrap_or_default()
@@ -700,11 +700,7 @@ async fn settings_page(
                     tr {
                         td { (channel.kind.as_str()) }
                         td { (channel.name) }
-                        td { (match channel.kind {
-                            ChannelKind::Email => channel.target.clone(),
-                            ChannelKind::Discord => monitor_discord::WebhookUrl::parse(&channel.target)
-                                .map_or_else(|_| "<invalid webhook URL>".to_owned(), |url| url.redacted()),
-                        }) }
+                        td { (channel.shown_target()) }
                         td { form.inline method="post" action={ "/ui/settings/channels/" (channel.id) "/remove" } {
                             button type="submit" { "Remove" }
                         } }

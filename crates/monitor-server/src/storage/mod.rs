@@ -116,6 +116,24 @@ pub struct StoredAlert {
     pub received_at: SystemTime,
 }
 
+/// What a device pushes about itself, kept as JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceDocument {
+    /// The check list (`POST …/devicemonitor/config`).
+    Config,
+    /// A Mender client's inventory attributes.
+    Inventory,
+}
+
+impl DeviceDocument {
+    fn column(self) -> &'static str {
+        match self {
+            DeviceDocument::Config => "config",
+            DeviceDocument::Inventory => "inventory",
+        }
+    }
+}
+
 /// What [`Store::record_alerts`] did.
 #[derive(Debug, Default)]
 pub struct RecordedAlerts {
@@ -687,20 +705,26 @@ impl Store {
         rows.iter().map(alert_from_row).collect()
     }
 
-    // ---- configuration pushed by devices
+    // ---- what devices push about themselves
 
-    /// Keeps the check list a device pushed (already validated JSON).
-    pub async fn set_device_config(
+    /// Keeps a document a device pushed (already validated JSON).
+    pub async fn set_device_document(
         &self,
         device_id: &str,
-        config_json: &str,
+        document: DeviceDocument,
+        json: &str,
         at: SystemTime,
     ) -> Result<(), StorageError> {
         let _turn = self.write_turn().await;
-        sqlx::query(
-            "UPDATE devices SET config = $1, config_updated_at = $2, last_seen_at = $2 WHERE id = $3",
-        )
-        .bind(config_json)
+        let column = document.column();
+        let stamp = match document {
+            DeviceDocument::Config => ", config_updated_at = $2",
+            DeviceDocument::Inventory => "",
+        };
+        sqlx::query(&format!(
+            "UPDATE devices SET {column} = $1, last_seen_at = $2{stamp} WHERE id = $3"
+        ))
+        .bind(json)
         .bind(to_millis(at))
         .bind(device_id)
         .execute(&self.pool)
@@ -708,41 +732,19 @@ impl Store {
         Ok(())
     }
 
-    /// Keeps the inventory attributes a Mender client sent (already validated JSON).
-    pub async fn set_device_inventory(
+    /// The document a device pushed last, if any.
+    pub async fn device_document(
         &self,
         device_id: &str,
-        inventory_json: &str,
-        at: SystemTime,
-    ) -> Result<(), StorageError> {
-        let _turn = self.write_turn().await;
-        sqlx::query("UPDATE devices SET inventory = $1, last_seen_at = $2 WHERE id = $3")
-            .bind(inventory_json)
-            .bind(to_millis(at))
-            .bind(device_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn device_inventory(&self, device_id: &str) -> Result<Option<String>, StorageError> {
-        let row = sqlx::query("SELECT inventory FROM devices WHERE id = $1")
+        document: DeviceDocument,
+    ) -> Result<Option<String>, StorageError> {
+        let column = document.column();
+        let row = sqlx::query(&format!("SELECT {column} FROM devices WHERE id = $1"))
             .bind(device_id)
             .fetch_optional(&self.pool)
             .await?;
         Ok(match row {
-            Some(row) => row.try_get::<Option<String>, _>("inventory")?,
-            None => None,
-        })
-    }
-
-    pub async fn device_config(&self, device_id: &str) -> Result<Option<String>, StorageError> {
-        let row = sqlx::query("SELECT config FROM devices WHERE id = $1")
-            .bind(device_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(match row {
-            Some(row) => row.try_get::<Option<String>, _>("config")?,
+            Some(row) => row.try_get::<Option<String>, _>(column)?,
             None => None,
         })
     }

@@ -59,6 +59,18 @@ pub struct Channel {
     pub target: String,
 }
 
+impl Channel {
+    /// The target as it may be shown: an address as it is, a webhook URL (a secret)
+    /// redacted.
+    pub fn shown_target(&self) -> String {
+        match self.kind {
+            ChannelKind::Email => self.target.clone(),
+            ChannelKind::Discord => monitor_discord::WebhookUrl::parse(&self.target)
+                .map_or_else(|_| "<invalid webhook URL>".to_owned(), |url| url.redacted()),
+        }
+    }
+}
+
 impl std::fmt::Debug for Channel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Channel")

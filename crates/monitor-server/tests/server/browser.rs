@@ -5,8 +5,10 @@
 //! missing, unless `CI=true`, where that is a failure. Dropping it ends the session and
 //! stops chromedriver (which stops chromium).
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -42,25 +44,33 @@ impl Browser {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
         };
-        let driver = Command::new(CHROMEDRIVER)
+        let mut driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromedriver");
-        let client = crate::api::client();
-        let base = format!("http://127.0.0.1:{port}");
-        let started = Instant::now();
-        loop {
-            if let Ok(response) = client.get(format!("{base}/status")).send().await {
-                let status: Value = response.json().await.unwrap_or_default();
-                if status["value"]["ready"] == true {
+        // chromedriver says on stdout when it listens; wait for that line.
+        let stdout = driver.stdout.take().expect("stdout");
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
                     break;
                 }
             }
-            assert!(started.elapsed() < DEADLINE, "chromedriver did not answer");
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        });
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let line = lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .expect("chromedriver did not say it started");
+            if line.contains("started successfully") {
+                break;
+            }
         }
+        let client = crate::api::client();
+        let base = format!("http://127.0.0.1:{port}");
         let profile = tempfile::tempdir().unwrap();
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
@@ -88,6 +98,13 @@ impl Browser {
             .as_str()
             .unwrap_or_else(|| panic!("no WebDriver session: {session}"));
         std::fs::create_dir_all(screenshots).unwrap();
+        // Finding an element waits (in the browser) until it appears, up to the deadline.
+        client
+            .post(format!("{base}/session/{id}/timeouts"))
+            .json(&json!({"implicit": DEADLINE.as_millis() as u64}))
+            .send()
+            .await
+            .unwrap();
         Some(Browser {
             driver,
             client,
@@ -121,8 +138,9 @@ impl Browser {
             .to_owned()
     }
 
-    /// The first element matching a CSS selector now, if any.
-    pub async fn find(&self, selector: &str) -> Option<String> {
+    /// The first element matching a CSS selector, waiting until one appears; fails at the
+    /// deadline.
+    pub async fn wait_for(&self, selector: &str) -> String {
         let value = self
             .command(
                 reqwest::Method::POST,
@@ -130,22 +148,12 @@ impl Browser {
                 Some(json!({"using": "css selector", "value": selector})),
             )
             .await;
-        value[ELEMENT_KEY].as_str().map(str::to_owned)
-    }
-
-    /// Waits until an element matches, failing at the deadline.
-    pub async fn wait_for(&self, selector: &str) -> String {
-        let started = Instant::now();
-        loop {
-            if let Some(element) = self.find(selector).await {
-                return element;
-            }
-            assert!(
-                started.elapsed() < DEADLINE,
-                "no `{selector}` within {DEADLINE:?} on {}",
+        match value[ELEMENT_KEY].as_str() {
+            Some(element) => element.to_owned(),
+            None => panic!(
+                "no `{selector}` within {DEADLINE:?} on {}: {value}",
                 self.url().await
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            ),
         }
     }
 
