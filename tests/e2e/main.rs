@@ -29,3 +29,4 @@ mod mender_client;
 mod server;
 mod services;
 mod signals;
+mod state;

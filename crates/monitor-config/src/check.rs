@@ -443,6 +443,7 @@ impl CheckDefinition {
             Subsystem::Dbus => {
                 deserialize_all::<DbusDefinition>(value, file, "", &[]).map(CheckDefinition::Dbus)
             }
+            Subsystem::Monitor => Err(vec![agent_only(file)]),
         }
     }
 
@@ -644,6 +645,14 @@ impl DbusDefinition {
 }
 
 /// Compiles a check's pattern; the error is one line quoting the regex error and the pattern.
+/// `monitor` checks are the agent's own alerts; no file defines one.
+pub(crate) fn agent_only(file: &Path) -> Problem {
+    Problem::in_file(
+        file,
+        "`monitor` is the agent's own subsystem, not a kind of check: name the file log_*, service_*, dbus_* or dockerevents_*",
+    )
+}
+
 pub(crate) fn compile_pattern(pattern: &str) -> Result<regex::bytes::Regex, String> {
     regex::bytes::Regex::new(pattern).map_err(|error| regex_error_message(pattern, &error))
 }

@@ -50,6 +50,7 @@ pub fn mender_keys(subsystem: Subsystem) -> &'static [&'static str] {
         Subsystem::Log | Subsystem::Dockerevents => &MENDER_LOG_KEYS,
         Subsystem::Service => &MENDER_SERVICE_KEYS,
         Subsystem::Dbus => &MENDER_DBUS_KEYS,
+        Subsystem::Monitor => &[],
     }
 }
 
@@ -348,6 +349,10 @@ pub(crate) fn definition_from_shell(
         Subsystem::Log | Subsystem::Dockerevents => log_definition(&mut values),
         Subsystem::Service => service_definition(&mut values),
         Subsystem::Dbus => dbus_definition(&mut values),
+        Subsystem::Monitor => {
+            problems.push(crate::check::agent_only(file));
+            None
+        }
     };
     problems.extend(values.problems);
     match definition {
@@ -520,7 +525,7 @@ pub(crate) fn rename_fields_to_mender(subsystem: Subsystem, mut problem: Problem
             "expiration" => Some("DBUS_ALERT_EXPIRATION"),
             _ => None,
         },
-        (_, None) => None,
+        (Subsystem::Monitor, _) | (_, None) => None,
     };
     if let Some(key) = mender_key {
         problem.field = Some(key.to_owned());

@@ -69,6 +69,14 @@ pub struct Settings {
     /// Default 1 MiB.
     #[serde(default = "default_alert_history_max_bytes")]
     pub alert_history_max_bytes: u64,
+    /// How often log offsets that made no alert are saved (`checkpoint.json`); an alert
+    /// saves them at once. After a crash, the lines since are read again and make the same
+    /// alerts. Longer spares an SD card. Default 5 minutes.
+    #[serde(
+        default = "default_checkpoint_interval",
+        deserialize_with = "duration::plain::deserialize"
+    )]
+    pub checkpoint_interval: Duration,
     /// How the agent reaches systemd for `service` checks.
     #[serde(default)]
     pub systemd: SystemdSettings,
@@ -277,6 +285,10 @@ fn default_alert_history_max_bytes() -> u64 {
     1024 * 1024
 }
 
+fn default_checkpoint_interval() -> Duration {
+    Duration::from_secs(300)
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -290,6 +302,7 @@ impl Default for Settings {
             log_lines_before: default_log_lines(),
             log_lines_after: default_log_lines(),
             alert_history_max_bytes: default_alert_history_max_bytes(),
+            checkpoint_interval: default_checkpoint_interval(),
             systemd: SystemdSettings::default(),
             delivery: DeliverySettings::default(),
             dbus: DbusSettings::default(),
@@ -421,6 +434,12 @@ impl Settings {
                     .to_owned(),
             );
         }
+        if self.checkpoint_interval.is_zero() {
+            problem(
+                "checkpoint_interval",
+                "must be more than 0: write a duration such as 5m".to_owned(),
+            );
+        }
         if self.alert_history_max_bytes == 0 {
             problem(
                 "alert_history_max_bytes",
@@ -523,7 +542,7 @@ mod tests {
         assert_eq!(
             messages,
             [
-                format!("{file}: flaping_interval: unknown key: use one of device_id, state_dir, runtime_dir, flapping_interval, flapping_count_threshold, alert_log_max_age, default_log_pattern_expiration, log_lines_before, log_lines_after, alert_history_max_bytes, systemd, delivery, dbus"),
+                format!("{file}: flaping_interval: unknown key: use one of device_id, state_dir, runtime_dir, flapping_interval, flapping_count_threshold, alert_log_max_age, default_log_pattern_expiration, log_lines_before, log_lines_after, alert_history_max_bytes, checkpoint_interval, systemd, delivery, dbus"),
                 format!("{file}: flapping_count_threshold: invalid type: string \"many\", expected u32"),
                 format!("{file}: alert_log_max_age: invalid duration \"1x\": unknown unit \"x\", use ms, s, m, h or d (for example 30s, 5m, 2h30m)"),
             ]

@@ -106,15 +106,21 @@ fn apply_config(
     backoff: BackoffSettings,
 ) -> Vec<oneshot::Receiver<()>> {
     // The same command text in several checks runs once, feeding all of them.
-    let mut wanted: Vec<(String, Vec<PatternSpec>)> = Vec::new();
+    let mut wanted: Vec<(String, Vec<PatternSpec>, bool)> = Vec::new();
     for command in commands {
-        match wanted.iter_mut().find(|(text, _)| *text == command.command) {
-            Some((_, checks)) => checks.extend(command.checks),
-            None => wanted.push((command.command, command.checks)),
+        match wanted
+            .iter_mut()
+            .find(|(text, _, _)| *text == command.command)
+        {
+            Some((_, checks, reported_down)) => {
+                checks.extend(command.checks);
+                *reported_down |= command.reported_down;
+            }
+            None => wanted.push((command.command, command.checks, command.reported_down)),
         }
     }
     running.retain(|text, command| {
-        let keep = wanted.iter().any(|(wanted, _)| wanted == text);
+        let keep = wanted.iter().any(|(wanted, _, _)| wanted == text);
         if !keep {
             tracing::debug!(command = %text, "stopping command source");
             command.stop.cancel();
@@ -122,7 +128,7 @@ fn apply_config(
         keep
     });
     let mut started = Vec::new();
-    for (text, checks) in wanted {
+    for (text, checks, reported_down) in wanted {
         let checks = Arc::new(checks);
         if let Some(command) = running.get(&text) {
             command.checks.send_replace(checks);
@@ -139,6 +145,7 @@ fn apply_config(
             events: events.clone(),
             stop: stop.clone(),
             backoff,
+            reported_down,
         };
         let task = tasks.spawn(source.run(started_sender)).id();
         running.insert(
@@ -163,6 +170,9 @@ struct CommandSource {
     events: mpsc::Sender<CommandEvent>,
     stop: CancellationToken,
     backoff: BackoffSettings,
+    /// The caller already reported it down (before a restart of the agent): it owes a
+    /// `Recovered` once the command stays up.
+    reported_down: bool,
 }
 
 /// How one run of the command ended.
@@ -182,7 +192,7 @@ impl CommandSource {
         let mut started = Some(started);
         let mut delay = self.backoff.initial;
         // Whether `Died` was sent and no `Recovered` since: one alert per failure streak.
-        let mut failing = false;
+        let mut failing = self.reported_down;
         loop {
             let spawned = spawn(&self.command);
             if let Some(started) = started.take() {

@@ -112,6 +112,9 @@ pub struct WatchedCommand {
     /// The command as written after the `@`; run as `sh -c '<command>'`, like Mender does.
     pub command: String,
     pub checks: Vec<PatternSpec>,
+    /// Reported down already (a `Died` before the agent restarted): the new run starts in
+    /// a failure streak, so it sends `Recovered` once it stays up, and no second `Died`.
+    pub reported_down: bool,
 }
 
 /// The whole set of commands to run; commands missing from a new config are stopped, and

@@ -135,6 +135,7 @@ fn command(text: &str, checks: Vec<PatternSpec>) -> WatchedCommand {
     WatchedCommand {
         command: text.to_string(),
         checks,
+        reported_down: false,
     }
 }
 

@@ -14,6 +14,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use monitor_wire::{Alert, CheckId, HistoryRecord};
@@ -54,19 +55,74 @@ pub(crate) fn io_error<'a>(
     }
 }
 
+/// How durable a replaced file is when [`write_atomically_as`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// The new content survives a power cut: the file and its folder are fsynced.
+    Durable,
+    /// The new content is fsynced before the rename, but the rename itself may be lost
+    /// in a power cut, leaving the previous (whole) file: for state that a restart can
+    /// recompute from what follows it, at one fsync instead of two (SD-card wear).
+    ContentOnly,
+}
+
 /// Replace `path` with `bytes` so that a crash at any point leaves the old or the new content.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    write_atomically_as(path, bytes, Durability::Durable)
+}
+
+/// [`write_atomically`] with a choice of [`Durability`]. The file is private (0600); on
+/// failure no temporary file is left behind.
+pub fn write_atomically_as(
+    path: &Path,
+    bytes: &[u8],
+    durability: Durability,
+) -> Result<(), StoreError> {
     let folder = path.parent().unwrap_or(Path::new("."));
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(".tmp");
     let temporary = PathBuf::from(temporary);
-    let mut file = File::create(&temporary).map_err(io_error("create", &temporary))?;
-    file.write_all(bytes)
-        .map_err(io_error("write", &temporary))?;
-    file.sync_all().map_err(io_error("sync", &temporary))?;
-    drop(file);
-    fs::rename(&temporary, path).map_err(io_error("replace", path))?;
-    sync_folder(folder)
+    let written = (|| {
+        let mut file = private_options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temporary)
+            .map_err(io_error("create", &temporary))?;
+        file.write_all(bytes)
+            .map_err(io_error("write", &temporary))?;
+        file.sync_all().map_err(io_error("sync", &temporary))?;
+        drop(file);
+        fs::rename(&temporary, path).map_err(io_error("replace", path))
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+    written?;
+    match durability {
+        Durability::Durable => sync_folder(folder),
+        Durability::ContentOnly => Ok(()),
+    }
+}
+
+/// Files in the state folder hold log lines and tokens' effects: readable by the agent's
+/// user only, whatever the umask.
+pub(crate) fn private_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.mode(0o600);
+    options
+}
+
+/// Create `folder` (and its parents) and make it private (0700), whatever the umask; an
+/// existing folder is made private too.
+pub fn create_private_folder(folder: &Path) -> Result<(), StoreError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(folder)
+        .map_err(io_error("create", folder))?;
+    fs::set_permissions(folder, fs::Permissions::from_mode(0o700))
+        .map_err(io_error("restrict", folder))
 }
 
 fn sync_folder(folder: &Path) -> Result<(), StoreError> {
@@ -93,6 +149,9 @@ pub struct AlertHistory {
     size: u64,
     max_bytes: u64,
     last_seq: Option<u64>,
+    /// A failed append may have left part of its bytes after `size`: cut them off before
+    /// the next one, so a full or failing disk never leaves a torn record mid-file.
+    torn: bool,
 }
 
 impl AlertHistory {
@@ -102,12 +161,13 @@ impl AlertHistory {
     pub fn open(state_dir: &Path, max_bytes: u64) -> Result<AlertHistory, StoreError> {
         let path = state_dir.join(HISTORY_FILE_NAME);
         let rotated_path = state_dir.join(ROTATED_HISTORY_FILE_NAME);
-        let mut file = OpenOptions::new()
+        let mut file = private_options()
             .read(true)
             .append(true)
             .create(true)
             .open(&path)
             .map_err(io_error("open", &path))?;
+        make_private(&file, &path);
         let size = cut_torn_tail(&mut file, &path)?;
         let last_seq = match last_record(&path)? {
             Some(record) => Some(record.seq),
@@ -120,6 +180,7 @@ impl AlertHistory {
             size,
             max_bytes,
             last_seq,
+            torn: false,
         })
     }
 
@@ -184,15 +245,26 @@ impl AlertHistory {
             })?;
             lines.push(b'\n');
         }
+        if self.torn {
+            self.file
+                .set_len(self.size)
+                .map_err(io_error("repair", &self.path))?;
+            self.torn = false;
+        }
         if self.size > 0 && self.size + lines.len() as u64 > self.max_bytes {
             self.rotate()?;
         }
-        self.file
+        let written = self
+            .file
             .write_all(&lines)
-            .map_err(io_error("append to", &self.path))?;
-        self.file
-            .sync_data()
-            .map_err(io_error("sync", &self.path))?;
+            .map_err(io_error("append to", &self.path))
+            .and_then(|()| self.file.sync_data().map_err(io_error("sync", &self.path)));
+        if let Err(error) = written {
+            // After a failed write or fsync the bytes past `size` are not known to be
+            // whole (or durable): they go, and the caller appends them again later.
+            self.torn = self.file.set_len(self.size).is_err();
+            return Err(error);
+        }
         self.size += lines.len() as u64;
         self.last_seq = records.last().map(|record| record.seq);
         Ok(())
@@ -200,7 +272,7 @@ impl AlertHistory {
 
     fn rotate(&mut self) -> Result<(), StoreError> {
         fs::rename(&self.path, &self.rotated_path).map_err(io_error("rotate", &self.path))?;
-        self.file = OpenOptions::new()
+        self.file = private_options()
             .read(true)
             .append(true)
             .create(true)
@@ -208,6 +280,18 @@ impl AlertHistory {
             .map_err(io_error("create", &self.path))?;
         self.size = 0;
         sync_folder(self.path.parent().unwrap_or(Path::new(".")))
+    }
+}
+
+/// A file made by an older version (or under another umask) is made private too.
+pub(crate) fn make_private(file: &File, path: &Path) {
+    let open_to_others = file
+        .metadata()
+        .is_ok_and(|metadata| metadata.permissions().mode() & 0o077 != 0);
+    if open_to_others {
+        if let Err(error) = file.set_permissions(fs::Permissions::from_mode(0o600)) {
+            tracing::warn!(path = %path.display(), %error, "cannot make the file private (0600); run as its owner");
+        }
     }
 }
 

@@ -11,7 +11,7 @@
 //! later cleared may be collapsed into its OK, a current CRITICAL never disappears.
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 use monitor_wire::{CheckId, HistoryRecord};
 use serde::{Deserialize, Serialize};
 
-use crate::{io_error, write_atomically, StoreError};
+use crate::{io_error, private_options, write_atomically, StoreError};
 
 pub const OUTBOX_FOLDER: &str = "outbox";
 const RECORDS_FILE: &str = "outbox.jsonl";
@@ -41,6 +41,9 @@ struct Progress {
     destinations: BTreeMap<String, u64>,
 }
 
+/// The records and the progress, in memory for the delivery tasks, written to disk by
+/// whoever calls [`Outbox::prepare_flush`] (the agent's persist thread), so that taking or
+/// acknowledging a record never waits on the disk.
 #[derive(Debug)]
 pub struct Outbox {
     folder: PathBuf,
@@ -49,15 +52,87 @@ pub struct Outbox {
     records: VecDeque<HistoryRecord>,
     /// Lines in the records file (some may be records every destination took).
     lines_on_disk: usize,
+    /// Length of the records file known to be whole.
+    file_len: u64,
+    /// A failed append may have left bytes past `file_len`: cut before the next one.
+    torn: bool,
+    /// Every record up to this `seq` that is still needed is in the records file.
+    written_seq: u64,
     progress: Progress,
+    /// Bumped at every change of `progress`; `progress_written` is the one on disk.
+    progress_version: u64,
+    progress_written: u64,
     limits: OutboxLimits,
     last_seq: Option<u64>,
+}
+
+/// What the outbox has to write, prepared under the caller's lock and written without it
+/// ([`OutboxFlush::write`]); [`Outbox::finish_flush`] then records what got written.
+#[derive(Debug)]
+pub struct OutboxFlush {
+    records_path: PathBuf,
+    progress_path: PathBuf,
+    file: Option<File>,
+    truncate_to: Option<u64>,
+    append: Vec<u8>,
+    append_lines: usize,
+    compact: Option<(Vec<u8>, usize)>,
+    through_seq: u64,
+    progress: Option<(Vec<u8>, u64)>,
+    records_written: bool,
+    progress_written: bool,
+    new_file: Option<File>,
+}
+
+impl OutboxFlush {
+    pub fn is_empty(&self) -> bool {
+        self.file.is_none() && self.compact.is_none() && self.progress.is_none()
+    }
+
+    /// Write and fsync what was prepared; the parts that failed stay to be written again.
+    pub fn write(&mut self) -> Result<(), StoreError> {
+        let records = self.write_records();
+        self.records_written = records.is_ok();
+        let progress = match &self.progress {
+            Some((bytes, _)) => write_atomically(&self.progress_path, bytes),
+            None => Ok(()),
+        };
+        self.progress_written = progress.is_ok();
+        records.and(progress)
+    }
+
+    fn write_records(&mut self) -> Result<(), StoreError> {
+        if let Some((bytes, _)) = &self.compact {
+            write_atomically(&self.records_path, bytes)?;
+            let file = private_options()
+                .read(true)
+                .append(true)
+                .open(&self.records_path)
+                .map_err(io_error("open", &self.records_path))?;
+            self.new_file = Some(file);
+            return Ok(());
+        }
+        let Some(file) = self.file.as_mut() else {
+            return Ok(());
+        };
+        if let Some(length) = self.truncate_to {
+            file.set_len(length)
+                .map_err(io_error("repair", &self.records_path))?;
+        }
+        if self.append.is_empty() {
+            return Ok(());
+        }
+        file.write_all(&self.append)
+            .map_err(io_error("append to", &self.records_path))?;
+        file.sync_data()
+            .map_err(io_error("sync", &self.records_path))
+    }
 }
 
 impl Outbox {
     pub fn open(state_dir: &Path, limits: OutboxLimits) -> Result<Outbox, StoreError> {
         let folder = state_dir.join(OUTBOX_FOLDER);
-        std::fs::create_dir_all(&folder).map_err(io_error("create", &folder))?;
+        crate::create_private_folder(&folder)?;
         let progress_path = folder.join(PROGRESS_FILE);
         let progress = match crate::read_optional(&progress_path)? {
             Some(bytes) => serde_json::from_slice(&bytes).map_err(|error| StoreError::Corrupt {
@@ -71,13 +146,14 @@ impl Outbox {
             },
         };
         let path = folder.join(RECORDS_FILE);
-        let mut file = OpenOptions::new()
+        let mut file = private_options()
             .read(true)
             .append(true)
             .create(true)
             .open(&path)
             .map_err(io_error("open", &path))?;
-        crate::cut_torn_tail(&mut file, &path)?;
+        crate::make_private(&file, &path);
+        let file_len = crate::cut_torn_tail(&mut file, &path)?;
         let mut records = VecDeque::new();
         let mut lines_on_disk = 0;
         for line in BufReader::new(File::open(&path).map_err(io_error("open", &path))?).lines() {
@@ -100,7 +176,12 @@ impl Outbox {
             file,
             records,
             lines_on_disk,
+            file_len,
+            torn: false,
+            written_seq: last_seq.unwrap_or(0),
             progress,
+            progress_version: 0,
+            progress_written: 0,
             limits,
             last_seq,
         };
@@ -117,12 +198,8 @@ impl Outbox {
     }
 
     /// The destinations to deliver to. A new one starts after `newest_seq` (alerts from
-    /// now on); one no longer named is forgotten.
-    pub fn set_destinations(
-        &mut self,
-        names: &[String],
-        newest_seq: u64,
-    ) -> Result<(), StoreError> {
+    /// now on); one no longer named is forgotten. In memory: the next flush writes it.
+    pub fn set_destinations(&mut self, names: &[String], newest_seq: u64) {
         let before = self.progress.destinations.clone();
         self.progress
             .destinations
@@ -134,10 +211,14 @@ impl Outbox {
                 .or_insert(newest_seq);
         }
         if self.progress.destinations != before {
-            self.save_progress()?;
+            self.progress_version += 1;
             self.forget_taken();
         }
-        Ok(())
+    }
+
+    /// The newest `seq` any destination took: alert numbers continue past it.
+    pub fn newest_taken(&self) -> Option<u64> {
+        self.progress.destinations.values().max().copied()
     }
 
     /// The destinations it keeps progress for.
@@ -151,35 +232,28 @@ impl Outbox {
 
     /// Append records, durable before this returns; then apply the limits.
     pub fn append(&mut self, records: &[HistoryRecord], now: SystemTime) -> Result<(), StoreError> {
+        self.enqueue(records, now);
+        self.flush()
+    }
+
+    /// Add records in memory, where the destinations take them at once; the next flush
+    /// writes them. Then apply the limits.
+    pub fn enqueue(&mut self, records: &[HistoryRecord], now: SystemTime) {
         let records: Vec<&HistoryRecord> = records
             .iter()
             .filter(|record| self.last_seq.is_none_or(|last| record.seq > last))
             .collect();
-        if records.is_empty() || !self.has_destinations() {
-            if let Some(last) = records.last() {
-                self.last_seq = Some(last.seq);
-            }
-            return Ok(());
+        let Some(last) = records.last().map(|record| record.seq) else {
+            return;
+        };
+        self.last_seq = Some(last);
+        if !self.has_destinations() {
+            // Nobody will ask for them: nothing to keep or write.
+            self.written_seq = last;
+            return;
         }
-        let path = self.folder.join(RECORDS_FILE);
-        let mut lines = Vec::new();
-        for record in &records {
-            serde_json::to_writer(&mut lines, record).map_err(|error| StoreError::Corrupt {
-                path: path.clone(),
-                line: 0,
-                message: error.to_string(),
-            })?;
-            lines.push(b'\n');
-        }
-        self.file
-            .write_all(&lines)
-            .map_err(io_error("append to", &path))?;
-        self.file.sync_data().map_err(io_error("sync", &path))?;
-        self.lines_on_disk += records.len();
-        self.last_seq = records.last().map(|record| record.seq);
         self.records.extend(records.into_iter().cloned());
         self.apply_limits(now);
-        self.compact_if_worth_it()
     }
 
     /// Up to `max` records waiting for `destination`, oldest first.
@@ -208,23 +282,119 @@ impl Outbox {
     /// `destination` took everything up to `seq` (or it was given up on): durable before
     /// this returns, so a restart does not send it again.
     pub fn acknowledge(&mut self, destination: &str, seq: u64) -> Result<(), StoreError> {
-        match self.progress.destinations.get_mut(destination) {
-            Some(taken) if *taken < seq => *taken = seq,
-            _ => return Ok(()),
-        }
-        self.save_progress()?;
-        self.forget_taken();
-        self.compact_if_worth_it()
+        self.take(destination, seq);
+        self.flush()
     }
 
-    fn save_progress(&mut self) -> Result<(), StoreError> {
-        self.progress.version = 1;
-        let bytes = serde_json::to_vec(&self.progress).map_err(|error| StoreError::Corrupt {
-            path: self.folder.join(PROGRESS_FILE),
-            line: 0,
-            message: error.to_string(),
-        })?;
-        write_atomically(&self.folder.join(PROGRESS_FILE), &bytes)
+    /// `destination` took everything up to `seq`, in memory: the next flush writes it (a
+    /// crash before then sends those records again: at least once, never lost).
+    pub fn take(&mut self, destination: &str, seq: u64) {
+        match self.progress.destinations.get_mut(destination) {
+            Some(taken) if *taken < seq => *taken = seq,
+            _ => return,
+        }
+        self.progress_version += 1;
+        self.forget_taken();
+    }
+
+    /// Whether something in memory is not on disk yet.
+    pub fn needs_flush(&self) -> bool {
+        self.torn
+            || self.progress_version != self.progress_written
+            || self.last_seq.unwrap_or(0) > self.written_seq
+    }
+
+    /// Write what is not on disk yet, here and now.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        let mut flush = self.prepare_flush();
+        if flush.is_empty() {
+            return Ok(());
+        }
+        let outcome = flush.write();
+        self.finish_flush(flush);
+        outcome
+    }
+
+    /// What a flush has to write now: cheap, so it can be done under a lock that the
+    /// delivery tasks share; the writing is [`OutboxFlush::write`], without the lock.
+    pub fn prepare_flush(&mut self) -> OutboxFlush {
+        let records_path = self.folder.join(RECORDS_FILE);
+        let unwritten: Vec<&HistoryRecord> = self
+            .records
+            .iter()
+            .filter(|record| record.seq > self.written_seq)
+            .collect();
+        let through_seq = self.last_seq.unwrap_or(0).max(self.written_seq);
+        let mut flush = OutboxFlush {
+            progress_path: self.folder.join(PROGRESS_FILE),
+            file: None,
+            truncate_to: None,
+            append: Vec::new(),
+            append_lines: 0,
+            compact: None,
+            through_seq,
+            progress: None,
+            records_written: false,
+            progress_written: false,
+            new_file: None,
+            records_path,
+        };
+        if self.lines_on_disk + unwritten.len() >= self.records.len() + COMPACT_AFTER_LINES {
+            let bytes = lines_of(self.records.iter());
+            flush.compact = Some((bytes, self.records.len()));
+        } else if self.torn || !unwritten.is_empty() {
+            // Without a second handle (out of descriptors) the records wait for the next flush.
+            if let Ok(file) = self.file.try_clone() {
+                flush.append_lines = unwritten.len();
+                flush.append = lines_of(unwritten.into_iter());
+                flush.truncate_to = self.torn.then_some(self.file_len);
+                flush.file = Some(file);
+            }
+        } else {
+            // Every record not yet written was taken by everyone already.
+            self.written_seq = through_seq;
+        }
+        if self.progress_version != self.progress_written {
+            self.progress.version = 1;
+            // Serializing a map of strings to numbers cannot fail.
+            let bytes = serde_json::to_vec(&self.progress).unwrap_or_default();
+            flush.progress = Some((bytes, self.progress_version));
+        }
+        flush
+    }
+
+    /// Take note of what [`OutboxFlush::write`] wrote.
+    pub fn finish_flush(&mut self, flush: OutboxFlush) {
+        let had_records = flush.compact.is_some() || flush.file.is_some();
+        match (&flush.compact, flush.records_written) {
+            (_, false) if had_records => {
+                // Part of an append may be on disk: it is cut before the next attempt. A
+                // failed compaction left the previous file whole.
+                self.torn |= flush.compact.is_none();
+            }
+            (_, false) => {}
+            (Some((bytes, lines)), true) => {
+                if let Some(file) = flush.new_file {
+                    self.file = file;
+                }
+                self.lines_on_disk = *lines;
+                self.file_len = bytes.len() as u64;
+                self.torn = false;
+                self.written_seq = self.written_seq.max(flush.through_seq);
+            }
+            (None, true) => {
+                if flush.file.is_some() {
+                    self.lines_on_disk += flush.append_lines;
+                    self.file_len =
+                        flush.truncate_to.unwrap_or(self.file_len) + flush.append.len() as u64;
+                    self.torn = false;
+                    self.written_seq = self.written_seq.max(flush.through_seq);
+                }
+            }
+        }
+        if let (true, Some((_, version))) = (flush.progress_written, &flush.progress) {
+            self.progress_written = *version;
+        }
     }
 
     /// Drop from memory what every destination took.
@@ -285,30 +455,16 @@ impl Outbox {
         }
         self.records = kept;
     }
+}
 
-    fn compact_if_worth_it(&mut self) -> Result<(), StoreError> {
-        if self.lines_on_disk < self.records.len() + COMPACT_AFTER_LINES {
-            return Ok(());
-        }
-        let path = self.folder.join(RECORDS_FILE);
-        let mut bytes = Vec::new();
-        for record in &self.records {
-            serde_json::to_writer(&mut bytes, record).map_err(|error| StoreError::Corrupt {
-                path: path.clone(),
-                line: 0,
-                message: error.to_string(),
-            })?;
-            bytes.push(b'\n');
-        }
-        write_atomically(&path, &bytes)?;
-        self.file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .open(&path)
-            .map_err(io_error("open", &path))?;
-        self.lines_on_disk = self.records.len();
-        Ok(())
+fn lines_of<'a>(records: impl Iterator<Item = &'a HistoryRecord>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for record in records {
+        // Serializing plain structs into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut bytes, record);
+        bytes.push(b'\n');
     }
+    bytes
 }
 
 #[cfg(test)]
@@ -356,9 +512,7 @@ mod tests {
     fn each_destination_keeps_its_own_progress_across_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let mut outbox = Outbox::open(dir.path(), limits(100)).unwrap();
-        outbox
-            .set_destinations(&["backend".into(), "discord:1".into()], 0)
-            .unwrap();
+        outbox.set_destinations(&["backend".into(), "discord:1".into()], 0);
         let records: Vec<_> = (1..=4)
             .map(|seq| record(seq, "app", Level::Critical, NOW))
             .collect();
@@ -378,13 +532,11 @@ mod tests {
     fn a_new_destination_starts_with_what_comes_next() {
         let dir = tempfile::tempdir().unwrap();
         let mut outbox = Outbox::open(dir.path(), limits(100)).unwrap();
-        outbox.set_destinations(&["backend".into()], 0).unwrap();
+        outbox.set_destinations(&["backend".into()], 0);
         outbox
             .append(&[record(1, "app", Level::Critical, NOW)], now())
             .unwrap();
-        outbox
-            .set_destinations(&["backend".into(), "discord:1".into()], 1)
-            .unwrap();
+        outbox.set_destinations(&["backend".into(), "discord:1".into()], 1);
         outbox
             .append(&[record(2, "app", Level::Ok, NOW)], now())
             .unwrap();
@@ -396,7 +548,7 @@ mod tests {
     fn over_the_limit_the_oldest_go_but_every_checks_latest_stays() {
         let dir = tempfile::tempdir().unwrap();
         let mut outbox = Outbox::open(dir.path(), limits(3)).unwrap();
-        outbox.set_destinations(&["backend".into()], 0).unwrap();
+        outbox.set_destinations(&["backend".into()], 0);
         // "db" went CRITICAL long ago and is still CRITICAL; "app" flipped many times.
         outbox
             .append(&[record(1, "db", Level::Critical, NOW)], now())
@@ -418,7 +570,7 @@ mod tests {
     fn too_old_alerts_go_unless_they_are_the_latest_of_their_check() {
         let dir = tempfile::tempdir().unwrap();
         let mut outbox = Outbox::open(dir.path(), limits(100)).unwrap();
-        outbox.set_destinations(&["backend".into()], 0).unwrap();
+        outbox.set_destinations(&["backend".into()], 0);
         outbox
             .append(
                 &[
@@ -437,7 +589,7 @@ mod tests {
     fn the_file_is_compacted_once_everyone_took_enough() {
         let dir = tempfile::tempdir().unwrap();
         let mut outbox = Outbox::open(dir.path(), limits(10_000)).unwrap();
-        outbox.set_destinations(&["backend".into()], 0).unwrap();
+        outbox.set_destinations(&["backend".into()], 0);
         for seq in 1..=600 {
             outbox
                 .append(&[record(seq, "app", Level::Critical, NOW)], now())
@@ -468,5 +620,45 @@ mod tests {
             0
         );
         assert_eq!(outbox.last_seq(), Some(1));
+    }
+
+    #[test]
+    fn destinations_see_records_before_they_are_written_and_a_crash_before_the_flush_resends() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut outbox = Outbox::open(dir.path(), limits(100)).unwrap();
+        outbox.set_destinations(&["backend".into()], 0);
+        outbox.flush().unwrap();
+        outbox.enqueue(&[record(1, "app", Level::Critical, NOW)], now());
+        assert_eq!(seqs(&outbox.pending("backend", 10)), vec![1]);
+        assert!(outbox.needs_flush());
+        let mut flush = outbox.prepare_flush();
+        flush.write().unwrap();
+        outbox.finish_flush(flush);
+        assert!(!outbox.needs_flush());
+        // Taken in memory, then a crash before the progress was flushed: sent again.
+        outbox.take("backend", 1);
+        assert!(outbox.pending("backend", 10).is_empty());
+        drop(outbox);
+        let outbox = Outbox::open(dir.path(), limits(100)).unwrap();
+        assert_eq!(seqs(&outbox.pending("backend", 10)), vec![1]);
+    }
+
+    #[test]
+    fn the_files_are_private_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut outbox = Outbox::open(dir.path(), limits(100)).unwrap();
+        outbox.set_destinations(&["backend".into()], 0);
+        outbox
+            .append(&[record(1, "app", Level::Critical, NOW)], now())
+            .unwrap();
+        for (path, mode) in [
+            ("outbox", 0o700),
+            ("outbox/outbox.jsonl", 0o600),
+            ("outbox/progress.json", 0o600),
+        ] {
+            let metadata = std::fs::metadata(dir.path().join(path)).unwrap();
+            assert_eq!(metadata.permissions().mode() & 0o777, mode, "{path}");
+        }
     }
 }

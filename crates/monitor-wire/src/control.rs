@@ -26,6 +26,15 @@ pub enum Request {
     },
     /// What each delivery destination has not taken yet, and why.
     Pending,
+    /// The alerts newer than `after` (a `seq`), from the agent's memory (the newest
+    /// thousand). With `wait`, when there are none yet: as soon as one is made, or an empty
+    /// answer after a few seconds, to ask again. `monitorctl alerts` shows alerts this way
+    /// before the disk has them.
+    Alerts {
+        after: u64,
+        #[serde(default)]
+        wait: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,6 +53,9 @@ pub enum Response {
     },
     Pending {
         destinations: Vec<DestinationStatus>,
+    },
+    Alerts {
+        records: Vec<crate::HistoryRecord>,
     },
 }
 

@@ -36,9 +36,13 @@ pub enum Subsystem {
     Dbus,
     /// `docker events` for one container and action (a log check underneath).
     Dockerevents,
+    /// The agent itself (its state folder not taking writes, say): no check file makes
+    /// one, so it is not in [`Subsystem::ALL`] and does not parse from a file name.
+    Monitor,
 }
 
 impl Subsystem {
+    /// Every subsystem a check file can have.
     pub const ALL: [Subsystem; 4] = [
         Subsystem::Log,
         Subsystem::Service,
@@ -52,6 +56,7 @@ impl Subsystem {
             Subsystem::Service => "service",
             Subsystem::Dbus => "dbus",
             Subsystem::Dockerevents => "dockerevents",
+            Subsystem::Monitor => "monitor",
         }
     }
 }

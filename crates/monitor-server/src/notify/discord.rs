@@ -30,6 +30,7 @@ fn check_of(kind: &str, name: &str) -> CheckId {
         "log" => Subsystem::Log,
         "dbus" => Subsystem::Dbus,
         "docker_event" | "dockerevents" => Subsystem::Dockerevents,
+        "monitor" => Subsystem::Monitor,
         _ => Subsystem::Service,
     };
     CheckId::new(subsystem, name)

@@ -420,7 +420,24 @@ fn alerts(
 ) -> anyhow::Result<()> {
     let settings = settings(folders)?;
     let state_dir = settings.state_dir;
+    let runtime_dir = settings.runtime_dir;
     let records = monitor_store::read_history(&state_dir)?;
+    let mut records = records;
+    // What the agent made but the disk does not have yet (a stalled or full state folder).
+    let newest_on_disk = records.last().map_or(0, |record| record.seq);
+    if let Ok(Some(Response::Alerts { records: newer })) = monitor::ask_agent(
+        &runtime_dir,
+        &Request::Alerts {
+            after: newest_on_disk,
+            wait: false,
+        },
+    ) {
+        records.extend(
+            newer
+                .into_iter()
+                .filter(|record| record.seq > newest_on_disk),
+        );
+    }
     let skip = last.map_or(0, |last| records.len().saturating_sub(last));
     let mut newest = records.last().map_or(0, |record| record.seq);
     let mut stdout = std::io::stdout().lock();
@@ -431,6 +448,23 @@ fn alerts(
         return Ok(());
     }
     stdout.flush()?;
+    // From the agent's memory while it runs, so an alert shows before the disk has it (a
+    // stalled or full state folder); from the file when no agent (or an older one) answers.
+    while let Ok(Some(Response::Alerts { records })) = monitor::ask_agent(
+        &runtime_dir,
+        &Request::Alerts {
+            after: newest,
+            wait: true,
+        },
+    ) {
+        for record in &records {
+            if record.seq > newest {
+                newest = record.seq;
+                print_record(&mut stdout, record, json)?;
+            }
+        }
+        stdout.flush()?;
+    }
     follow_history(&state_dir, |record| {
         if record.seq > newest {
             newest = record.seq;

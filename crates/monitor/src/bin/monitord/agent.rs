@@ -5,7 +5,7 @@
 //! happens: a watcher event, a config change, a control request, the engine's next
 //! deadline, or a batched checkpoint.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -20,10 +20,10 @@ use monitor_logwatch::{
     CommandEvent, CommandWatchConfig, FilePosition, LogEvent, LogMatch, LogWatchConfig,
     WatchedCommand, WatchedFile,
 };
-use monitor_store::{AlertHistory, Outbox};
+use monitor_store::{AlertHistory, Durability, Outbox};
 use monitor_systemd::{Bus, ServiceEvent, ServiceWatchConfig};
 use monitor_wire::control::{AgentStatus, CheckState, CheckStatus, Request, Response};
-use monitor_wire::{Alert, CheckId, Details, HistoryRecord, Level, Subject, Timestamp};
+use monitor_wire::{Alert, CheckId, Details, HistoryRecord, Level, Subject, Subsystem, Timestamp};
 use notify::Watcher;
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::time::Instant;
@@ -31,19 +31,29 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::control::{self, ControlRequest};
-use crate::delivery::Delivery;
+use crate::delivery::{lock, Delivery, SharedOutbox};
 use crate::on_demand::OnDemand;
-use crate::persist::Persister;
+use crate::persist::{Persister, StorageHealth, MAX_UNWRITTEN_ALERTS};
 use crate::plan::{plan, Plan};
 use crate::sd_notify::SystemdNotifier;
 
-/// Offsets and extended expiries are saved this long after they change, in one write.
-const CHECKPOINT_DELAY: Duration = Duration::from_secs(1);
 /// Edits to check files settle for this long before they are read (an editor's
 /// write-then-rename, `monitorctl create` then `enable`).
 const RELOAD_DELAY: Duration = Duration::from_millis(50);
 /// How long the watchers get to finish after shutdown begins.
 const STOP_DEADLINE: Duration = Duration::from_secs(5);
+/// How many of the newest alerts stay in memory for `monitorctl alerts --follow`.
+const RECENT_IN_MEMORY: usize = 1000;
+/// A follower with no news is answered (empty) after this long, and asks again.
+const FOLLOW_WAIT: Duration = Duration::from_secs(5);
+/// At most this many followers wait at once.
+const MAX_FOLLOWERS: usize = 64;
+/// Alert numbers a checkpoint reserves beyond the newest it knows of: after a crash the
+/// next alert is numbered past them, since the last run may have delivered alerts (from
+/// memory) whose numbers never reached the disk.
+const SEQ_RESERVE: u64 = 1_000_000;
+/// The name of the agent's own check on its state folder (`monitor state_dir`).
+const STATE_DIR_CHECK: &str = "state_dir";
 
 pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let config_dir = folders.config_dir.clone();
@@ -53,12 +63,13 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
     })?;
     folders.apply(&mut settings);
     for folder in [&settings.state_dir, &settings.runtime_dir] {
-        std::fs::create_dir_all(folder).with_context(|| {
+        monitor_store::create_private_folder(folder).with_context(|| {
             format!(
-                "cannot create {}; create it or point the agent elsewhere",
+                "cannot create {} (private, 0700); create it or point the agent elsewhere",
                 folder.display()
             )
         })?;
+        crate::private::refuse_shared_location(folder)?;
     }
     let check_dir = CheckDir::new(&config_dir);
     for folder in [check_dir.available_dir(), check_dir.enabled_dir()] {
@@ -109,21 +120,41 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
     };
     let mut outbox = Outbox::open(&settings.state_dir, limits)?;
     recover_into_outbox(&mut outbox, &checkpoint.recent_alerts)?;
+    // Alerts delivered from memory may have numbers that a crash kept from the disk: a
+    // checkpoint reserves numbers beyond what it knows of, so none is used twice.
     let next_seq = history
         .last_seq()
         .max(outbox.last_seq())
-        .map_or(1, |seq| seq + 1);
+        .max(outbox.newest_taken())
+        .map_or(1, |seq| seq + 1)
+        .max(checkpoint.next_seq);
     let outbox = Arc::new(std::sync::Mutex::new(outbox));
-    let (appended, appended_receiver) = watch::channel(0);
+    let (enqueued, enqueued_receiver) = watch::channel(0);
+    let (storage_health_sender, mut storage_health) = watch::channel(Ok(()));
+    let (checkpointed_sender, mut checkpointed) = watch::channel(0);
     let persister = Persister::start(
         settings.state_dir.clone(),
         history,
         outbox.clone(),
-        appended,
+        storage_health_sender,
+        checkpointed_sender,
     )?;
     let device_id = monitor::destinations::device_id(&settings);
     let mut agent = Agent {
-        delivery: Delivery::new(outbox, appended_receiver, tasks.clone(), device_id.clone()),
+        delivery: Delivery::new(
+            outbox.clone(),
+            enqueued_receiver,
+            persister.outbox_writer(),
+            tasks.clone(),
+            device_id.clone(),
+        ),
+        outbox,
+        enqueued,
+        emitted_recently: VecDeque::new(),
+        followers: Vec::new(),
+        state_dir_unwritable: checkpoint.state_dir_unwritable,
+        durable_replies: Vec::new(),
+        stopping: false,
         device_id,
         folders,
         settings,
@@ -147,7 +178,7 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
         container_event_sender,
         container_watcher: OnDemand::new("container"),
         command_generation: 0,
-        dead_commands: HashSet::new(),
+        dead_commands: checkpoint.dead_commands,
         tasks: tasks.clone(),
         source_problems: HashMap::new(),
         restarts: HashMap::new(),
@@ -185,6 +216,12 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
             Some(event) = command_events.recv() => agent.on_command_event(event),
             Some(event) = container_events.recv() => agent.on_container_event(event),
             Some((request, reply)) = requests.recv() => agent.on_request(request, reply).await,
+            Ok(()) = storage_health.changed() => {
+                let health = storage_health.borrow_and_update().clone();
+                agent.on_storage_health(health);
+            }
+            _ = sleep_until(agent.followers_due()) => agent.answer_followers(),
+            Ok(()) = checkpointed.changed() => agent.answer_durable_replies(),
             _ = config_changed.notified() => {
                 reload_at.get_or_insert_with(|| Instant::now() + RELOAD_DELAY);
             }
@@ -221,7 +258,9 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
     while let Ok(event) = log_events.try_recv() {
         agent.on_log_event(event).await;
     }
-    agent.save_checkpoint();
+    // Everything made so far is in this one: the next run numbers on from here exactly.
+    agent.stopping = true;
+    agent.submit(Vec::new(), Durability::Durable);
     agent.persister.finish();
     tracing::info!("monitord stopped");
     Ok(())
@@ -263,7 +302,20 @@ struct Agent {
     /// Running while some `service ... docker` check is enabled.
     container_watcher: OnDemand<ContainerWatchConfig>,
     /// Commands reported dead (once per failure streak) and not recovered yet.
-    dead_commands: HashSet<String>,
+    dead_commands: BTreeSet<String>,
+    /// Alerts go to the destinations from here at once; `enqueued` wakes them.
+    outbox: SharedOutbox,
+    enqueued: watch::Sender<u64>,
+    /// The newest alerts, for `monitorctl alerts --follow` before the disk has them.
+    emitted_recently: VecDeque<HistoryRecord>,
+    /// `Alerts` requests waiting for an alert newer than their `seq`, until their deadline.
+    followers: Vec<(u64, Instant, oneshot::Sender<Response>)>,
+    /// Why the state folder does not take writes, while the agent says so (CRITICAL sent).
+    state_dir_unwritable: Option<String>,
+    /// Answers that wait until a checkpoint with alerts up to this `seq` is written.
+    durable_replies: Vec<(u64, oneshot::Sender<Response>, Response)>,
+    /// Shutdown: the last checkpoint is being written.
+    stopping: bool,
     /// Cancelled at shutdown; the parent of every watcher's token.
     tasks: CancellationToken,
     /// Service checks whose unit cannot be watched (not found, bad unit file), and why.
@@ -460,6 +512,7 @@ impl Agent {
                 .map(|(command, checks)| WatchedCommand {
                     command: command.clone(),
                     checks: checks.clone(),
+                    reported_down: self.dead_commands.contains(command),
                 })
                 .collect(),
         });
@@ -738,6 +791,23 @@ impl Agent {
             self.reload_replies.push((self.log_generation, reply));
             return;
         }
+        if let Request::Alerts { after, wait } = request {
+            self.on_follow(after, wait, reply);
+            return;
+        }
+        // Alerts a person asked for (a clear, a failure recorded from outside) are answered
+        // once they are durable: the agent made no other record of them.
+        if matches!(request, Request::Clear { .. } | Request::Record { .. }) {
+            let before = self.next_seq;
+            let response = self.answer(request);
+            let newest = self.next_seq - 1;
+            if self.next_seq > before && newest > self.persister.checkpointed_seq() {
+                self.durable_replies.push((newest, reply, response));
+            } else {
+                let _ = reply.send(response);
+            }
+            return;
+        }
         let _ = reply.send(self.answer(request));
     }
 
@@ -756,8 +826,8 @@ impl Agent {
             Request::Pending => Response::Pending {
                 destinations: self.delivery.statuses(),
             },
-            Request::Reload => Response::Error {
-                message: "reload is answered once the watchers caught up".into(),
+            Request::Reload | Request::Alerts { .. } => Response::Error {
+                message: "answered once the watchers caught up".into(),
             },
             Request::Record { check, unit, alert } => {
                 if self
@@ -794,7 +864,19 @@ impl Agent {
     }
 
     fn check_statuses(&self) -> Vec<CheckStatus> {
-        self.plan
+        // The agent's own check shows while it has something to say.
+        let state_dir = self
+            .state_dir_unwritable
+            .as_ref()
+            .map(|reason| CheckStatus {
+                check: CheckId::new(Subsystem::Monitor, STATE_DIR_CHECK),
+                state: CheckState::Critical,
+                since: None,
+                expires: None,
+                detail: Some(reason.clone()),
+            });
+        let checks: Vec<CheckStatus> = self
+            .plan
             .enabled
             .iter()
             .map(|id| {
@@ -843,10 +925,13 @@ impl Agent {
                     detail,
                 }
             })
-            .collect()
+            .collect();
+        [checks, state_dir.into_iter().collect()].concat()
     }
 
-    /// Record alerts: checkpoint first (so a crash cannot make them twice), then history.
+    /// Record alerts: to the destinations and followers from memory at once; then the
+    /// checkpoint (so a crash cannot make them twice), the history and the outbox's file,
+    /// on the persist thread.
     fn emit(&mut self, emitted: Vec<Emitted>) {
         if emitted.is_empty() {
             return;
@@ -860,31 +945,133 @@ impl Agent {
                 HistoryRecord { seq, check, alert }
             })
             .collect();
+        let newest = records.last().map_or(0, |record| record.seq);
+        lock(&self.outbox).enqueue(&records, SystemTime::now());
+        self.enqueued.send_replace(newest);
+        self.emitted_recently.extend(records.iter().cloned());
+        let over = self.emitted_recently.len().saturating_sub(RECENT_IN_MEMORY);
+        self.emitted_recently.drain(..over);
+        self.answer_followers();
         self.recent_alerts.extend(records.iter().cloned());
-        self.submit(records);
+        self.submit(records, Durability::Durable);
     }
 
+    /// Offsets that made no alert: saved within `checkpoint_interval`, since a restart
+    /// that reads those lines again makes the same alerts (none).
     fn schedule_checkpoint(&mut self) {
+        let interval = self.settings.checkpoint_interval;
         self.checkpoint_due
-            .get_or_insert_with(|| Instant::now() + CHECKPOINT_DELAY);
+            .get_or_insert_with(|| Instant::now() + interval);
     }
 
     fn save_checkpoint(&mut self) {
-        self.submit(Vec::new());
+        self.submit(Vec::new(), Durability::ContentOnly);
     }
 
     /// Hand the current checkpoint, then `records`, to the writer thread.
-    fn submit(&mut self, records: Vec<HistoryRecord>) {
+    fn submit(&mut self, records: Vec<HistoryRecord>, durability: Durability) {
         self.checkpoint_due = None;
         let appended = self.persister.appended_seq();
         self.recent_alerts.retain(|record| record.seq > appended);
+        let over = self
+            .recent_alerts
+            .len()
+            .saturating_sub(MAX_UNWRITTEN_ALERTS);
+        self.recent_alerts.drain(..over);
         let checkpoint = Checkpoint {
             positions: self.positions.clone(),
             engine: Some(self.engine.snapshot()),
             recent_alerts: self.recent_alerts.clone(),
+            dead_commands: self.dead_commands.clone(),
+            state_dir_unwritable: self.state_dir_unwritable.clone(),
+            next_seq: self.next_seq + if self.stopping { 0 } else { SEQ_RESERVE },
             ..Checkpoint::default()
         };
-        self.persister.submit(checkpoint, records);
+        self.persister
+            .submit(checkpoint, durability, records, self.next_seq - 1);
+    }
+
+    /// The state folder stopped or started taking writes: the agent's own CRITICAL or OK.
+    fn on_storage_health(&mut self, health: StorageHealth) {
+        let now = SystemTime::now();
+        let alert = match (health, &self.state_dir_unwritable) {
+            (Err(reason), None) => {
+                let message = format!(
+                    "{} does not take writes: {reason}; alerts are still delivered, and up to {MAX_UNWRITTEN_ALERTS} wait in memory for the history. Free space or repair the disk",
+                    self.settings.state_dir.display()
+                );
+                self.state_dir_unwritable = Some(message.clone());
+                state_dir_alert(Level::Critical, message, now)
+            }
+            (Ok(()), Some(_)) => {
+                self.state_dir_unwritable = None;
+                let message = format!("{} takes writes again", self.settings.state_dir.display());
+                state_dir_alert(Level::Ok, message, now)
+            }
+            _ => return,
+        };
+        self.emit(vec![alert]);
+    }
+
+    /// Answer the requests that waited for their alerts to be in a written checkpoint.
+    fn answer_durable_replies(&mut self) {
+        let durable = self.persister.checkpointed_seq();
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.durable_replies)
+            .into_iter()
+            .partition(|(seq, _, _)| *seq <= durable);
+        self.durable_replies = waiting;
+        for (_, reply, response) in ready {
+            let _ = reply.send(response);
+        }
+    }
+
+    fn on_follow(&mut self, after: u64, wait: bool, reply: oneshot::Sender<Response>) {
+        if !wait {
+            let records = self
+                .emitted_recently
+                .iter()
+                .filter(|record| record.seq > after)
+                .cloned()
+                .collect();
+            let _ = reply.send(Response::Alerts { records });
+            return;
+        }
+        self.followers.retain(|(_, _, reply)| !reply.is_closed());
+        if self.followers.len() >= MAX_FOLLOWERS {
+            let _ = reply.send(Response::Error {
+                message: format!("more than {MAX_FOLLOWERS} clients follow the alerts; stop some `monitorctl alerts --follow`"),
+            });
+            return;
+        }
+        self.followers
+            .push((after, Instant::now() + FOLLOW_WAIT, reply));
+        self.answer_followers();
+    }
+
+    /// Answer the followers that have news, and those that waited long enough (empty).
+    fn answer_followers(&mut self) {
+        let now = Instant::now();
+        let newest = self.emitted_recently.back().map_or(0, |record| record.seq);
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.followers)
+            .into_iter()
+            .partition(|(after, deadline, _)| newest > *after || *deadline <= now);
+        self.followers = waiting;
+        for (after, _, reply) in ready {
+            let records = self
+                .emitted_recently
+                .iter()
+                .filter(|record| record.seq > after)
+                .cloned()
+                .collect();
+            let _ = reply.send(Response::Alerts { records });
+        }
+    }
+
+    fn followers_due(&self) -> Option<Instant> {
+        self.followers
+            .iter()
+            .map(|(_, deadline, _)| *deadline)
+            .min()
     }
 }
 
@@ -952,6 +1139,33 @@ fn source_alert(
         },
     };
     Emitted { check, alert }
+}
+
+/// The agent's own alert about its state folder (check `monitor state_dir`).
+fn state_dir_alert(level: Level, message: String, now: SystemTime) -> Emitted {
+    let alert = Alert {
+        name: "Monitor state folder not writable".into(),
+        level,
+        timestamp: Timestamp(now),
+        subject: Subject {
+            name: STATE_DIR_CHECK.into(),
+            kind: "monitor".into(),
+            status: if level == Level::Critical {
+                "NOT_WRITABLE"
+            } else {
+                "WRITABLE"
+            }
+            .into(),
+            details: Details {
+                description: Some(message),
+                ..Details::default()
+            },
+        },
+    };
+    Emitted {
+        check: CheckId::new(Subsystem::Monitor, STATE_DIR_CHECK),
+        alert,
+    }
 }
 
 /// Alerts the last run recorded in its checkpoint but did not get into the outbox.

@@ -7,7 +7,7 @@
 //! and produce exactly the alerts they produced before (none were recorded past it: an
 //! emission writes the checkpoint before the history).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -26,6 +26,17 @@ pub struct Checkpoint {
     pub engine: Option<Snapshot>,
     /// Alerts of the latest emission; appended to the history at start if it lacks them.
     pub recent_alerts: Vec<HistoryRecord>,
+    /// `@command` sources reported down (a CRITICAL sent) and not back yet: their OK is
+    /// still owed after a restart.
+    #[serde(default)]
+    pub dead_commands: BTreeSet<String>,
+    /// Why the state folder did not take writes, when the agent said so (a CRITICAL sent).
+    #[serde(default)]
+    pub state_dir_unwritable: Option<String>,
+    /// The number of the next alert after a restart: past every alert the run that wrote
+    /// this may have made (it reserves numbers ahead, since it delivers before writing).
+    #[serde(default)]
+    pub next_seq: u64,
 }
 
 impl Default for Checkpoint {
@@ -35,6 +46,9 @@ impl Default for Checkpoint {
             positions: BTreeMap::new(),
             engine: None,
             recent_alerts: Vec::new(),
+            dead_commands: BTreeSet::new(),
+            state_dir_unwritable: None,
+            next_seq: 0,
         }
     }
 }
@@ -71,8 +85,15 @@ fn set_aside(path: &Path, why: &str) -> anyhow::Result<Checkpoint> {
     Ok(Checkpoint::default())
 }
 
-pub fn save(state_dir: &Path, checkpoint: &Checkpoint) -> anyhow::Result<()> {
+/// Replace the checkpoint. Offsets alone can be written with
+/// [`monitor_store::Durability::ContentOnly`]: losing that write in a power cut only means
+/// reading lines again that made no alert.
+pub fn save(
+    state_dir: &Path,
+    checkpoint: &Checkpoint,
+    durability: monitor_store::Durability,
+) -> anyhow::Result<()> {
     let bytes = serde_json::to_vec(checkpoint).context("cannot encode the checkpoint")?;
-    monitor_store::write_atomically(&state_dir.join(CHECKPOINT_FILE_NAME), &bytes)?;
+    monitor_store::write_atomically_as(&state_dir.join(CHECKPOINT_FILE_NAME), &bytes, durability)?;
     Ok(())
 }

@@ -1,9 +1,10 @@
 //! Delivery: one task per destination (each Discord webhook, the backend), each taking
 //! what the outbox holds for it, at its own pace, with its own retries.
 //!
-//! The persist thread appends every alert to the outbox (durable) and then bumps a watch
-//! channel; each destination task wakes on it, sends what is pending, and acknowledges what
-//! the destination took. A destination that fails keeps its records (retry after the delay
+//! The loop puts every alert in the outbox's memory and bumps a watch channel; each
+//! destination task wakes on it, sends what is pending, and acknowledges what the
+//! destination took, in memory too: the persist thread writes both to disk in parallel,
+//! so no delivery ever waits on an fsync (a crash in between resends, never loses). A destination that fails keeps its records (retry after the delay
 //! it was given); one that refuses them for good has them dropped and logged; a deleted
 //! Discord webhook disables itself, loudly.
 
@@ -21,6 +22,8 @@ use monitor_wire::control::DestinationStatus;
 use monitor_wire::{HistoryRecord, Timestamp};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+
+use crate::persist::OutboxWriter;
 
 const DISCORD_BATCH: usize = 50;
 const BACKEND_BATCH: usize = 16;
@@ -45,7 +48,9 @@ struct Destination {
 
 pub struct Delivery {
     outbox: SharedOutbox,
-    appended: watch::Receiver<u64>,
+    /// Bumped by the loop whenever it put alerts in the outbox.
+    enqueued: watch::Receiver<u64>,
+    writer: OutboxWriter,
     destinations: BTreeMap<String, Destination>,
     tasks: CancellationToken,
     device_id: String,
@@ -57,13 +62,15 @@ pub struct Delivery {
 impl Delivery {
     pub fn new(
         outbox: SharedOutbox,
-        appended: watch::Receiver<u64>,
+        enqueued: watch::Receiver<u64>,
+        writer: OutboxWriter,
         tasks: CancellationToken,
         device_id: String,
     ) -> Delivery {
         Delivery {
             outbox,
-            appended,
+            enqueued,
+            writer,
             destinations: BTreeMap::new(),
             tasks,
             device_id,
@@ -95,14 +102,14 @@ impl Delivery {
         {
             let mut outbox = lock(&self.outbox);
             let newest = outbox.last_seq().unwrap_or(0);
-            if let Err(error) = outbox.set_destinations(&names, newest) {
-                tracing::error!("{error:#}");
-            }
+            outbox.set_destinations(&names, newest);
             outbox.set_limits(monitor_store::OutboxLimits {
                 max_count: settings.delivery.alert_offline_store_max_count,
                 max_age: settings.delivery.alert_store_max_record_age,
             });
         }
+        // New or forgotten destinations: the persist thread writes their progress.
+        self.writer.outbox_changed();
         for (name, (identity, plan)) in wanted {
             if let Some(destination) = self.destinations.get(&name) {
                 if let Some(push) = &destination.config_push {
@@ -118,7 +125,8 @@ impl Delivery {
             let worker = Worker {
                 name: name.clone(),
                 outbox: self.outbox.clone(),
-                appended: self.appended.clone(),
+                enqueued: self.enqueued.clone(),
+                writer: self.writer.clone(),
                 status: status.clone(),
                 stop: stop.clone(),
             };
@@ -197,7 +205,8 @@ impl Delivery {
 struct Worker {
     name: String,
     outbox: SharedOutbox,
-    appended: watch::Receiver<u64>,
+    enqueued: watch::Receiver<u64>,
+    writer: OutboxWriter,
     status: Arc<Mutex<DestinationStatus>>,
     stop: CancellationToken,
 }
@@ -222,24 +231,24 @@ impl Worker {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// In memory at once; the persist thread writes it (a crash before resends).
     fn acknowledge(&self, through: u64) {
-        if let Err(error) = lock(&self.outbox).acknowledge(&self.name, through) {
-            tracing::error!(destination = %self.name, "{error:#}");
-        }
+        lock(&self.outbox).take(&self.name, through);
+        self.writer.outbox_changed();
     }
 
     /// Wait until something is pending, or shutdown (`false`).
     async fn next_batch(&mut self, size: usize) -> Option<Vec<HistoryRecord>> {
         loop {
             // Marked seen before looking, so an append after the look wakes us.
-            self.appended.borrow_and_update();
+            self.enqueued.borrow_and_update();
             let batch = lock(&self.outbox).pending(&self.name, size);
             if !batch.is_empty() {
                 return Some(batch);
             }
             tokio::select! {
                 _ = self.stop.cancelled() => return None,
-                changed = self.appended.changed() => if changed.is_err() { return None },
+                changed = self.enqueued.changed() => if changed.is_err() { return None },
             }
         }
     }
@@ -361,7 +370,7 @@ impl Worker {
         let mut push_due = Some(tokio::time::Instant::now());
         loop {
             let batch = {
-                self.appended.borrow_and_update();
+                self.enqueued.borrow_and_update();
                 lock(&self.outbox).pending(&self.name, BACKEND_BATCH)
             };
             if !batch.is_empty() {
@@ -387,7 +396,7 @@ impl Worker {
             }
             tokio::select! {
                 _ = self.stop.cancelled() => return,
-                changed = self.appended.changed() => if changed.is_err() { return },
+                changed = self.enqueued.changed() => if changed.is_err() { return },
                 changed = pushes.changed() => {
                     if changed.is_err() { return }
                     push_due = Some(tokio::time::Instant::now());

@@ -11,6 +11,7 @@ mod delivery;
 mod on_demand;
 mod persist;
 mod plan;
+mod private;
 mod sd_notify;
 
 use std::process::ExitCode;
@@ -21,6 +22,10 @@ use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // Whatever the umask it was started with, what the agent creates is its own: the
+    // history holds log lines, the checkpoint decides what is read back.
+    // SAFETY: umask has no preconditions and cannot fail.
+    unsafe { libc::umask(0o077) };
     // TLS for delivery: rustls with the ring provider (pure Rust and C-free for the Pi builds).
     let _ = rustls::crypto::ring::default_provider().install_default();
     tracing_subscriber::fmt()

@@ -1,32 +1,59 @@
-//! Writing to disk off the agent's loop.
+//! Writing to disk off the agent's loop, and never in the way of an alert.
 //!
-//! fsync on an SD card (or a busy disk) can take seconds; the loop must not stall its
-//! timers for that. The loop hands over the newest checkpoint and the alerts to append; a
-//! writer thread does them in that order (checkpoint first, so a crash between the two
-//! finds the alerts in the checkpoint). Only the newest checkpoint matters, so pending ones
-//! are coalesced; alerts are never dropped.
+//! fsync on an SD card (or a busy disk) can take seconds, and a full or failing card may
+//! not take writes at all; neither may delay a timer or an alert. The loop hands over the
+//! newest checkpoint and the alerts to append to the history; the delivery tasks have
+//! already been given those alerts from memory (the outbox's in-memory side). A writer
+//! thread then writes, in this order: the checkpoint (so a crash between the two finds the
+//! alerts in the checkpoint), the history, and whatever the outbox has in memory that is
+//! not on disk yet (new records, destinations' progress).
+//!
+//! Only the newest checkpoint matters, so pending ones are coalesced. Alerts for the history
+//! wait in memory while the disk refuses them, at most [`MAX_UNWRITTEN_ALERTS`] (beyond
+//! that the oldest are dropped, and counted). A failed write is tried again after a delay
+//! that doubles from 1 s to 30 s (no busy loop on a full disk), and the loop is told when
+//! the state folder stops and starts taking writes again ([`StorageHealth`]).
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use monitor_store::AlertHistory;
+use monitor_store::{AlertHistory, Durability};
+use monitor_wire::HistoryRecord;
 use tokio::sync::watch;
 
-use crate::delivery::{lock, SharedOutbox};
-use monitor_wire::HistoryRecord;
-
 use crate::checkpoint::{self, Checkpoint};
+use crate::delivery::{lock, SharedOutbox};
 
-/// Writes slower than this are worth a warning: alerts reach the history that much later.
-const SLOW_WRITE: std::time::Duration = std::time::Duration::from_millis(500);
+/// Writes slower than this are worth a warning: the disk is busy or worn.
+const SLOW_WRITE: Duration = Duration::from_millis(500);
+/// How many alerts wait in memory for the history while the disk refuses them.
+pub const MAX_UNWRITTEN_ALERTS: usize = 10_000;
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const LAST_RETRY: Duration = Duration::from_secs(30);
+
+/// Whether the state folder takes writes: `Err(reason)` while it does not.
+pub type StorageHealth = Result<(), String>;
 
 #[derive(Default)]
 struct Pending {
-    checkpoint: Option<Checkpoint>,
-    records: Vec<HistoryRecord>,
+    /// The newest checkpoint, and the newest alert `seq` it holds.
+    checkpoint: Option<(Checkpoint, Durability, u64)>,
+    /// Alerts for the history, oldest first.
+    records: VecDeque<HistoryRecord>,
+    /// Alerts dropped from `records` because the disk refused writes for too long.
+    dropped: u64,
+    outbox_changed: bool,
     stop: bool,
+}
+
+impl Pending {
+    fn has_work(&self) -> bool {
+        self.checkpoint.is_some() || !self.records.is_empty() || self.outbox_changed
+    }
 }
 
 struct Shared {
@@ -34,6 +61,29 @@ struct Shared {
     wake: Condvar,
     /// The newest `seq` known to be durable in the history.
     appended_seq: AtomicU64,
+    /// The newest `seq` in a checkpoint that was written.
+    checkpointed_seq: AtomicU64,
+}
+
+impl Shared {
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Lets the delivery tasks say that the outbox's progress changed in memory.
+#[derive(Clone)]
+pub struct OutboxWriter {
+    shared: Arc<Shared>,
+}
+
+impl OutboxWriter {
+    pub fn outbox_changed(&self) {
+        self.shared.pending().outbox_changed = true;
+        self.shared.wake.notify_one();
+    }
 }
 
 pub struct Persister {
@@ -42,67 +92,46 @@ pub struct Persister {
 }
 
 impl Persister {
-    /// `outbox` gets every alert after the history; `appended` then wakes the deliverers.
+    /// `health` is told whenever the state folder stops or starts taking writes, and
+    /// `checkpointed` the newest alert `seq` in a written checkpoint.
     pub fn start(
         state_dir: PathBuf,
-        mut history: AlertHistory,
+        history: AlertHistory,
         outbox: SharedOutbox,
-        appended: watch::Sender<u64>,
+        health: watch::Sender<StorageHealth>,
+        checkpointed: watch::Sender<u64>,
     ) -> anyhow::Result<Persister> {
+        let last_seq = history.last_seq().unwrap_or(0);
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
             wake: Condvar::new(),
-            appended_seq: AtomicU64::new(history.last_seq().unwrap_or(0)),
+            appended_seq: AtomicU64::new(last_seq),
+            checkpointed_seq: AtomicU64::new(last_seq),
         });
-        let thread = std::thread::Builder::new().name("persist".into()).spawn({
-            let shared = shared.clone();
-            let appended_signal = appended;
-            move || loop {
-                let (checkpoint, records, stop) = {
-                    let mut pending = shared.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                    while pending.checkpoint.is_none() && pending.records.is_empty() && !pending.stop {
-                        pending = shared.wake.wait(pending).unwrap_or_else(|poisoned| poisoned.into_inner());
-                    }
-                    (pending.checkpoint.take(), std::mem::take(&mut pending.records), pending.stop)
-                };
-                let started = std::time::Instant::now();
-                if let Some(checkpoint) = checkpoint {
-                    if let Err(error) = checkpoint::save(&state_dir, &checkpoint) {
-                        tracing::error!("{error:#}");
-                    }
-                }
-                let saved = started.elapsed();
-                if saved > SLOW_WRITE {
-                    tracing::warn!(took = ?saved, "writing the checkpoint was slow (a busy or worn disk?)");
-                }
-                if let Some(last) = records.last().map(|record| record.seq) {
-                    let started = std::time::Instant::now();
-                    let appended = history.append(&records);
-                    if started.elapsed() > SLOW_WRITE {
-                        tracing::warn!(took = ?started.elapsed(), "appending to the alert history was slow (a busy or worn disk?)");
-                    }
-                    let into_outbox = lock(&outbox).append(&records, std::time::SystemTime::now());
-                    match (appended, into_outbox) {
-                        (Ok(()), Ok(())) => {
-                            // Only now may the checkpoint forget them: both have them.
-                            shared.appended_seq.store(last, Ordering::Release);
-                            appended_signal.send_replace(last);
-                        }
-                        (Err(error), _) | (_, Err(error)) => tracing::error!("{error:#}; these alerts stay in the checkpoint and are recorded at the next start"),
-                    }
-                }
-                if stop {
-                    let pending = shared.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                    if pending.checkpoint.is_none() && pending.records.is_empty() {
-                        return;
-                    }
-                }
-            }
-        })?;
+        let writer = Writer {
+            state_dir,
+            history,
+            outbox,
+            health,
+            checkpointed,
+            shared: shared.clone(),
+            failing: None,
+            retry_delay: FIRST_RETRY,
+            retry_at: None,
+        };
+        let thread = std::thread::Builder::new()
+            .name("persist".into())
+            .spawn(move || writer.run())?;
         Ok(Persister {
             shared,
             thread: Some(thread),
         })
+    }
+
+    pub fn outbox_writer(&self) -> OutboxWriter {
+        OutboxWriter {
+            shared: self.shared.clone(),
+        }
     }
 
     /// The newest alert `seq` that is durable in the history.
@@ -110,29 +139,206 @@ impl Persister {
         self.shared.appended_seq.load(Ordering::Acquire)
     }
 
-    /// Write `checkpoint` (replacing one not written yet), then append `records`.
-    pub fn submit(&self, checkpoint: Checkpoint, records: Vec<HistoryRecord>) {
-        let mut pending = self
-            .shared
-            .pending
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        pending.checkpoint = Some(checkpoint);
+    /// The newest alert `seq` in a checkpoint that was written.
+    pub fn checkpointed_seq(&self) -> u64 {
+        self.shared.checkpointed_seq.load(Ordering::Acquire)
+    }
+
+    /// Write `checkpoint` (replacing one not written yet; it holds alerts up to `seq`),
+    /// then append `records` to the history and flush the outbox.
+    pub fn submit(
+        &self,
+        checkpoint: Checkpoint,
+        durability: Durability,
+        records: Vec<HistoryRecord>,
+        seq: u64,
+    ) {
+        let mut pending = self.shared.pending();
+        // A checkpoint that replaces one not written yet keeps its promise of durability.
+        let durability = match &pending.checkpoint {
+            Some((_, Durability::Durable, _)) => Durability::Durable,
+            _ => durability,
+        };
+        pending.checkpoint = Some((checkpoint, durability, seq));
+        pending.outbox_changed |= !records.is_empty();
         pending.records.extend(records);
+        let over = pending.records.len().saturating_sub(MAX_UNWRITTEN_ALERTS);
+        if over > 0 {
+            pending.records.drain(..over);
+            pending.dropped += over as u64;
+        }
         drop(pending);
         self.shared.wake.notify_one();
     }
 
-    /// Write what is pending and stop the writer.
+    /// Write what is pending (one more try when the disk fails) and stop the writer.
     pub fn finish(mut self) {
-        self.shared
-            .pending
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .stop = true;
+        self.shared.pending().stop = true;
         self.shared.wake.notify_one();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+struct Writer {
+    state_dir: PathBuf,
+    history: AlertHistory,
+    outbox: SharedOutbox,
+    health: watch::Sender<StorageHealth>,
+    checkpointed: watch::Sender<u64>,
+    shared: Arc<Shared>,
+    /// Why the last round of writes failed, while it does.
+    failing: Option<String>,
+    retry_delay: Duration,
+    retry_at: Option<Instant>,
+}
+
+impl Writer {
+    fn run(mut self) {
+        loop {
+            let (checkpoint, records, stop) = {
+                let mut pending = self.shared.pending();
+                loop {
+                    if pending.stop {
+                        break;
+                    }
+                    if pending.has_work() {
+                        // While the disk fails, only the retry timer starts the next round:
+                        // new work alone would make a busy loop of failing writes.
+                        match self.retry_at {
+                            Some(at) if Instant::now() < at => {
+                                let wait = at - Instant::now();
+                                pending = self
+                                    .shared
+                                    .wake
+                                    .wait_timeout(pending, wait)
+                                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                                    .0;
+                                continue;
+                            }
+                            _ => break,
+                        }
+                    }
+                    pending = self
+                        .shared
+                        .wake
+                        .wait(pending)
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                }
+                pending.outbox_changed = false;
+                let records: Vec<HistoryRecord> = pending.records.iter().cloned().collect();
+                (pending.checkpoint.take(), records, pending.stop)
+            };
+            let outcome = self.write(checkpoint, records);
+            self.settle(outcome, stop);
+            if stop {
+                return;
+            }
+        }
+    }
+
+    /// One round: the checkpoint, then the history (only after the checkpoint, so that a
+    /// crash in between finds the alerts in it), then the outbox.
+    fn write(
+        &mut self,
+        checkpoint: Option<(Checkpoint, Durability, u64)>,
+        records: Vec<HistoryRecord>,
+    ) -> Result<(), String> {
+        let mut failure = None;
+        if let Some((checkpoint, durability, seq)) = checkpoint {
+            let started = Instant::now();
+            match checkpoint::save(&self.state_dir, &checkpoint, durability) {
+                Ok(()) => {
+                    self.shared.checkpointed_seq.store(seq, Ordering::Release);
+                    let _ = self.checkpointed.send_replace(seq);
+                }
+                Err(error) => {
+                    failure = Some(format!("{error:#}"));
+                    let mut pending = self.shared.pending();
+                    if pending.checkpoint.is_none() {
+                        pending.checkpoint = Some((checkpoint, durability, seq));
+                    }
+                }
+            }
+            warn_if_slow(started, "writing the checkpoint");
+        }
+        if let (None, Some(last)) = (&failure, records.last().map(|record| record.seq)) {
+            let started = Instant::now();
+            match self.history.append(&records) {
+                Ok(()) => {
+                    let mut pending = self.shared.pending();
+                    while pending
+                        .records
+                        .front()
+                        .is_some_and(|record| record.seq <= last)
+                    {
+                        pending.records.pop_front();
+                    }
+                    let dropped = std::mem::take(&mut pending.dropped);
+                    drop(pending);
+                    if dropped > 0 {
+                        tracing::error!(dropped, "alerts that waited for the state folder to take writes again were more than {MAX_UNWRITTEN_ALERTS}: the oldest are missing from the history (they were delivered)");
+                    }
+                    self.shared.appended_seq.store(last, Ordering::Release);
+                }
+                Err(error) => failure = Some(format!("{error:#}")),
+            }
+            warn_if_slow(started, "appending to the alert history");
+        }
+        let mut flush = lock(&self.outbox).prepare_flush();
+        if !flush.is_empty() {
+            let started = Instant::now();
+            let written = flush.write();
+            lock(&self.outbox).finish_flush(flush);
+            warn_if_slow(started, "writing the outbox");
+            if let Err(error) = written {
+                failure.get_or_insert(format!("{error:#}"));
+            }
+        }
+        match failure {
+            Some(reason) => Err(reason),
+            None => Ok(()),
+        }
+    }
+
+    fn settle(&mut self, outcome: Result<(), String>, stop: bool) {
+        match outcome {
+            Ok(()) => {
+                self.retry_at = None;
+                self.retry_delay = FIRST_RETRY;
+                if self.failing.take().is_some() {
+                    tracing::info!(
+                        "the state folder takes writes again; what waited in memory is written"
+                    );
+                    let _ = self.health.send_replace(Ok(()));
+                }
+            }
+            Err(reason) => {
+                if stop {
+                    tracing::error!("{reason}; stopping with alerts and state not written (they were delivered; logs are read again from the last checkpoint)");
+                    return;
+                }
+                if self.failing.as_deref() != Some(reason.as_str()) {
+                    tracing::error!(retry_in = ?self.retry_delay, "{reason}; alerts are still delivered, and what could not be written waits in memory");
+                    let _ = self.health.send_replace(Err(reason.clone()));
+                }
+                self.failing = Some(reason);
+                self.retry_at = Some(Instant::now() + self.retry_delay);
+                self.retry_delay = (self.retry_delay * 2).min(LAST_RETRY);
+                // What failed is still pending: the outbox knows what it did not write.
+                self.shared.pending().outbox_changed = true;
+            }
+        }
+    }
+}
+
+fn warn_if_slow(started: Instant, what: &str) {
+    let took = started.elapsed();
+    if took > SLOW_WRITE {
+        tracing::warn!(
+            ?took,
+            "{what} was slow (a busy or worn disk?); alerts were delivered meanwhile"
+        );
     }
 }
