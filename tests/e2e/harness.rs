@@ -159,10 +159,19 @@ impl Sandbox {
     pub fn start_agent(&self) -> Agent {
         let log_path = self.path(&format!("monitord-{}.log", unique()));
         let log = File::create(&log_path).unwrap();
+        self.start_agent_logging_to(log.into(), log_path)
+    }
+
+    /// An agent whose stderr is `stderr` (a pipe nobody reads, say); its `log()` is empty.
+    pub fn start_agent_with_stderr(&self, stderr: Stdio) -> Agent {
+        self.start_agent_logging_to(stderr, PathBuf::new())
+    }
+
+    fn start_agent_logging_to(&self, stderr: Stdio, log_path: PathBuf) -> Agent {
         let child = self
             .command(self.binaries.monitord())
             .stdout(Stdio::null())
-            .stderr(log)
+            .stderr(stderr)
             .spawn()
             .expect("monitord starts");
         let agent = Agent { child, log_path };
