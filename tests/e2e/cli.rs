@@ -2,8 +2,9 @@
 //! errors that name the fix, and the table and JSON outputs.
 
 use std::fs;
+use std::time::Duration;
 
-use crate::harness::{stderr, stdout, Sandbox};
+use crate::harness::{append, cpu_ticks, stderr, stdout, Sandbox};
 
 #[test]
 fn create_writes_mender_shaped_checks_for_every_subsystem() {
@@ -212,4 +213,39 @@ fn help_has_examples_and_version_prints_the_version() {
         stdout(&sandbox.monitorctl(&["version"])),
         format!("monitorctl {}\n", env!("CARGO_PKG_VERSION"))
     );
+}
+
+/// Every e2e test runs a follower: one that spins (reacting to the inotify events of its own
+/// reads) takes a core from the agent it watches.
+#[test]
+fn an_idle_follower_uses_no_cpu_and_still_follows() {
+    let sandbox = Sandbox::new();
+    let log = sandbox.path("app.log");
+    fs::write(&log, "").unwrap();
+    for name in ["first", "second"] {
+        let pattern = format!("^{name}$");
+        sandbox.monitorctl_quietly(&["create", "log", name, &pattern, log.to_str().unwrap()]);
+        sandbox.monitorctl_quietly(&["enable", "log", name]);
+    }
+    let _agent = sandbox.start_agent();
+    {
+        let mut alerts = sandbox.follow_alerts();
+        append(&log, "first\n");
+        alerts.expect("CRITICAL", "log first");
+    }
+
+    // A new follower on the existing, non-empty history: once it printed what is there,
+    // it has nothing to do until the agent appends.
+    let mut follower = sandbox.follow_alerts();
+    follower.expect("CRITICAL", "log first");
+    let before = cpu_ticks(follower.pid());
+    follower.assert_quiet_for(Duration::from_secs(2));
+    let used = cpu_ticks(follower.pid()) - before;
+    assert!(
+        used <= 3,
+        "an idle follower used {used} ticks of CPU in 2 s (a spinning one uses most of a core: ~200)"
+    );
+
+    append(&log, "second\n");
+    follower.expect("CRITICAL", "log second");
 }

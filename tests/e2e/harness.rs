@@ -159,10 +159,19 @@ impl Sandbox {
     pub fn start_agent(&self) -> Agent {
         let log_path = self.path(&format!("monitord-{}.log", unique()));
         let log = File::create(&log_path).unwrap();
+        self.start_agent_logging_to(log.into(), log_path)
+    }
+
+    /// An agent whose stderr is `stderr` (a pipe nobody reads, say); its `log()` is empty.
+    pub fn start_agent_with_stderr(&self, stderr: Stdio) -> Agent {
+        self.start_agent_logging_to(stderr, PathBuf::new())
+    }
+
+    fn start_agent_logging_to(&self, stderr: Stdio, log_path: PathBuf) -> Agent {
         let child = self
             .command(self.binaries.monitord())
             .stdout(Stdio::null())
-            .stderr(log)
+            .stderr(stderr)
             .spawn()
             .expect("monitord starts");
         let agent = Agent { child, log_path };
@@ -304,6 +313,10 @@ pub struct AlertFollower {
 }
 
 impl AlertFollower {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The next alert, within the deadline.
     pub fn next(&mut self) -> (Instant, Value) {
         let alert = self.receiver.recv_timeout(DEADLINE).unwrap_or_else(|_| {
@@ -381,6 +394,17 @@ pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
         std::thread::park_timeout(pause);
         pause = (pause * 2).min(Duration::from_millis(100));
     }
+}
+
+/// CPU time a process has used so far (user + system), in clock ticks (1/100 s here):
+/// fields 14 and 15 of `/proc/<pid>/stat`, counted after the command name, which may hold
+/// spaces and parentheses.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the process runs");
+    let after_name = &stat[stat.rfind(')').expect("a command name in parentheses") + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // after_name starts at field 3 (state), so utime (14) and stime (15) are at 11 and 12.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
 pub fn append(path: &Path, text: &str) {

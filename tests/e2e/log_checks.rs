@@ -2,8 +2,10 @@
 //! and check changes on a running agent.
 
 use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::harness::{append, eventually, repository_root, Sandbox};
@@ -427,4 +429,71 @@ fn mender_check_files_are_watched_as_they_are() {
     alerts.expect("CRITICAL", "log crasher_app");
     let (_, ok) = alerts.expect("OK", "log crasher_app");
     assert_eq!(ok["subject"]["details"]["reason"], "no match for 1s");
+}
+
+/// The agent's log must never hold it up: a stderr that does not drain (a full pipe, a
+/// stalled journald) costs log lines, not alerts or answers.
+#[test]
+fn a_full_stderr_pipe_nobody_reads_does_not_stop_the_agent() {
+    let sandbox = Sandbox::new();
+    let log = sandbox.path("app.log");
+    fs::write(&log, "").unwrap();
+    sandbox.monitorctl_quietly(&["create", "log", "app", "^boom$", log.to_str().unwrap()]);
+    sandbox.monitorctl_quietly(&["enable", "log", "app"]);
+
+    let (mut reader, writer) = std::io::pipe().unwrap();
+    // Keeps the pipe full for as long as the test does not read it: each write blocks until
+    // there is room again, then fills it. NUL bytes, which the agent never writes: a write
+    // may land in the middle of one of the agent's, so the reader drops them.
+    let stop_filling = Arc::new(AtomicBool::new(false));
+    let filler = {
+        let mut filler = writer.try_clone().unwrap();
+        let stop_filling = Arc::clone(&stop_filling);
+        std::thread::spawn(move || {
+            while !stop_filling.load(Ordering::Relaxed) && filler.write_all(&[0; 4096]).is_ok() {}
+        })
+    };
+    // RUST_LOG=debug: the agent has plenty to say, and nowhere to say it.
+    let agent = sandbox.start_agent_with_stderr(writer.into());
+    let mut alerts = sandbox.follow_alerts();
+    append(&log, "boom\n");
+    let (_, critical) = alerts.expect("CRITICAL", "log app");
+    let status = sandbox.monitorctl(&["status"]);
+    assert!(status.status.success(), "{status:?}");
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("log app  critical"),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+
+    // Once someone reads, the lines held back arrive: the alert's own line among them.
+    stop_filling.store(true, Ordering::Relaxed);
+    let (lines, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let mut chunk = [0; 65536];
+        while let Ok(read) = reader.read(&mut chunk) {
+            if read == 0 {
+                break;
+            }
+            text.extend(chunk[..read].iter().filter(|&&byte| byte != 0));
+            let seen = String::from_utf8_lossy(&text).into_owned();
+            if lines.send(seen).is_err() {
+                break;
+            }
+        }
+    });
+    let alert_line = format!("alert seq={} check=log app level=CRITICAL", critical["seq"]);
+    let deadline = Instant::now() + crate::harness::DEADLINE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let text = received
+            .recv_timeout(left)
+            .expect("the agent's held-back log reaches the pipe once it is read");
+        if text.contains(&alert_line) {
+            break;
+        }
+    }
+    drop(agent);
+    filler.join().unwrap();
 }

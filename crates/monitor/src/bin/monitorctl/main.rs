@@ -483,18 +483,8 @@ fn follow_history(
     std::fs::create_dir_all(state_dir)
         .with_context(|| format!("cannot create {}", state_dir.display()))?;
     let (sender, receiver) = std::sync::mpsc::channel();
-    // Only the history's own files matter (the checkpoint changes every second when busy).
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        let relevant = event.as_ref().map_or(true, |event| {
-            event.need_rescan()
-                || event.paths.iter().any(|path| {
-                    path.file_name().is_some_and(|name| {
-                        name.to_string_lossy()
-                            .starts_with(monitor_store::HISTORY_FILE_NAME)
-                    })
-                })
-        });
-        if relevant {
+        if event.as_ref().map_or(true, may_hold_new_records) {
             let _ = sender.send(());
         }
     })?;
@@ -509,6 +499,30 @@ fn follow_history(
         receiver.recv()?;
         while receiver.try_recv().is_ok() {}
     }
+}
+
+/// Could this change have added records to the history? Only writes, creations, renames
+/// and removals of the history's own files can (the checkpoint in the same folder changes
+/// every second when busy). Reading the history opens, reads and closes it, which inotify
+/// reports too: reacting to those would make every read cause the next one, for ever.
+fn may_hold_new_records(event: &notify::Event) -> bool {
+    use notify::event::ModifyKind;
+    use notify::EventKind;
+    if event.need_rescan() {
+        return true;
+    }
+    let writes = match event.kind {
+        EventKind::Access(_) => !monitor_logwatch::is_read_only_access(&event.kind),
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        _ => true,
+    };
+    writes
+        && event.paths.iter().any(|path| {
+            path.file_name().is_some_and(|name| {
+                name.to_string_lossy()
+                    .starts_with(monitor_store::HISTORY_FILE_NAME)
+            })
+        })
 }
 
 fn print_record(out: &mut impl Write, record: &HistoryRecord, json: bool) -> anyhow::Result<()> {

@@ -8,6 +8,7 @@ mod agent;
 mod checkpoint;
 mod control;
 mod delivery;
+mod logging;
 mod on_demand;
 mod persist;
 mod plan;
@@ -28,12 +29,21 @@ fn main() -> ExitCode {
     unsafe { libc::umask(0o077) };
     // TLS for delivery: rustls with the ring provider (pure Rust and C-free for the Pi builds).
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // Held until main returns, so the last lines (the shutdown, an error) are written.
+    let (log_writer, _flush_log_on_exit) =
+        match logging::spawn(std::io::stderr(), logging::QUEUE_CAPACITY) {
+            Ok(writer) => writer,
+            Err(error) => {
+                eprintln!("error: cannot start the log writer thread: {error}");
+                return ExitCode::from(1);
+            }
+        };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(log_writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 
