@@ -12,10 +12,14 @@
 //!   [`EngineSettings::flapping_count_threshold`] times within
 //!   [`EngineSettings::flapping_interval`]; nothing else is sent while it flaps.
 //!
-//! Time is an argument: every method takes `now`, and [`Engine::next_deadline`] tells the
-//! caller when to call [`Engine::advance`] next (expiries, flapping episodes ending), so the
-//! agent sleeps until then instead of polling. [`Engine::snapshot`] and [`Engine::restore`]
-//! carry the state across restarts (see [`Snapshot`] for the format).
+//! Time is an argument: every method takes `now`, a [`Moment`] on two clocks. Every duration
+//! (expiries, flapping windows) is measured on the boot clock, which counts suspend and never
+//! jumps; the wall clock only dates alerts and what [`CheckView`] shows, so a device that
+//! boots in 1970 and gets the date from NTP later makes nothing due at once.
+//! [`Engine::next_deadline`] tells the caller when (on the boot clock) to call
+//! [`Engine::advance`] next (expiries, flapping episodes ending), so the agent sleeps until
+//! then instead of polling. [`Engine::snapshot`] and [`Engine::restore`] carry the state
+//! across restarts and reboots (see [`Snapshot`] for the format and how a reboot is handled).
 //!
 //! What it deliberately does not do: no I/O, no clock reads, no async runtime, no threads.
 //! It does not match patterns or talk to systemd (the watchers do), does not deliver, retry
@@ -23,6 +27,7 @@
 //! config crate hands it specs that are already resolved). It never sends alerts because the
 //! agent shuts down: dropping an engine emits nothing.
 
+mod boot_time;
 mod pattern;
 mod service;
 mod snapshot;
@@ -34,6 +39,7 @@ use monitor_wire::control::CheckState;
 use monitor_wire::{Alert, CheckId, Details};
 use serde::{Deserialize, Serialize};
 
+use boot_time::BootTime;
 use pattern::PatternState;
 use service::ServiceState;
 pub use snapshot::Snapshot;
@@ -79,6 +85,19 @@ impl Default for EngineSettings {
     }
 }
 
+/// The time of a call, on both clocks the engine uses.
+///
+/// Durations are measured on `boot` only: it counts from boot, includes suspend (Linux's
+/// `CLOCK_BOOTTIME`) and never jumps, whereas the wall clock of a device without a real-time
+/// clock starts in 1970 (or at fake-hwclock's last save) and is stepped forward by NTP later.
+/// `wall` dates the alerts and the times shown in [`CheckView`], nothing else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Moment {
+    pub wall: SystemTime,
+    /// Time since boot.
+    pub boot: Duration,
+}
+
 /// How long a pattern check stays CRITICAL after its last match.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -91,8 +110,8 @@ pub enum Expiration {
 
 impl Expiration {
     /// When a check that last matched at `last_match` turns OK; `None` for never (or a time
-    /// beyond what `SystemTime` can hold, which is never in practice).
-    pub fn deadline_after(self, last_match: SystemTime) -> Option<SystemTime> {
+    /// beyond 292 years of uptime, which is never in practice).
+    fn deadline_after(self, last_match: BootTime) -> Option<BootTime> {
         match self {
             Expiration::After(duration) => last_match.checked_add(duration),
             Expiration::Never => None,
@@ -166,9 +185,10 @@ pub struct CheckView {
     /// is the watcher's to say).
     pub state: CheckState,
     /// When the check entered its current state (for `Unknown` and a fresh OK pattern
-    /// check: when it was configured).
+    /// check: when it was configured), on the wall clock of the `now` given to
+    /// [`Engine::view`], so a wall clock set since then shows it at its right date.
     pub since: Option<SystemTime>,
-    /// When a CRITICAL pattern check turns OK unless it matches again.
+    /// When a CRITICAL pattern check turns OK unless it matches again; wall clock as `since`.
     pub expires: Option<SystemTime>,
 }
 
@@ -187,15 +207,15 @@ enum Check {
 }
 
 impl Check {
-    fn fresh(spec: CheckSpec, now: SystemTime) -> Check {
+    fn fresh(spec: CheckSpec, now: Moment) -> Check {
         match spec {
             CheckSpec::Pattern(spec) => Check::Pattern {
                 spec,
-                state: PatternState::fresh(now),
+                state: PatternState::fresh(BootTime::of(now.boot)),
             },
             CheckSpec::Service(spec) => Check::Service {
                 spec,
-                state: ServiceState::fresh(now),
+                state: ServiceState::fresh(BootTime::of(now.boot)),
             },
         }
     }
@@ -204,7 +224,7 @@ impl Check {
         &mut self,
         settings: &EngineSettings,
         observation: Observation,
-        now: SystemTime,
+        now: Moment,
     ) -> Option<Alert> {
         match (self, observation) {
             (Check::Pattern { spec, state }, Observation::Matched { details }) => {
@@ -219,14 +239,14 @@ impl Check {
     }
 
     /// Does what is due at or before `now`.
-    fn settle(&mut self, settings: &EngineSettings, now: SystemTime) -> Option<Alert> {
+    fn settle(&mut self, settings: &EngineSettings, now: Moment) -> Option<Alert> {
         match self {
             Check::Pattern { spec, state } => state.settle(spec, now),
             Check::Service { spec, state } => state.settle(spec, settings, now),
         }
     }
 
-    fn deadline(&self, settings: &EngineSettings) -> Option<SystemTime> {
+    fn deadline(&self, settings: &EngineSettings) -> Option<BootTime> {
         match self {
             Check::Pattern { state, .. } => state.deadline(),
             Check::Service { state, .. } => state.deadline(settings),
@@ -234,17 +254,17 @@ impl Check {
     }
 
     /// The OK that closes whatever the check holds open, when it goes away.
-    fn close(&self, reason: &str, now: SystemTime) -> Option<Alert> {
+    fn close(&self, reason: &str, now: Moment) -> Option<Alert> {
         match self {
             Check::Pattern { spec, state } => state.close(spec, reason, now),
             Check::Service { spec, state } => state.close(spec, reason, now),
         }
     }
 
-    fn view(&self) -> CheckView {
+    fn view(&self, now: Moment) -> CheckView {
         match self {
-            Check::Pattern { state, .. } => state.view(),
-            Check::Service { state, .. } => state.view(),
+            Check::Pattern { state, .. } => state.view(now),
+            Check::Service { state, .. } => state.view(now),
         }
     }
 }
@@ -283,7 +303,7 @@ impl Engine {
     /// `advance`, not from here. Updating a service check keeps its state unless it now
     /// watches another service. A spec of the other kind, or another service, starts afresh,
     /// with an OK first for what the old check held open.
-    pub fn configure(&mut self, check: CheckId, spec: CheckSpec, now: SystemTime) -> Vec<Emitted> {
+    pub fn configure(&mut self, check: CheckId, spec: CheckSpec, now: Moment) -> Vec<Emitted> {
         match (self.checks.get_mut(&check), spec) {
             (Some(Check::Pattern { spec, state }), CheckSpec::Pattern(new_spec)) => {
                 state.reconfigure(&new_spec);
@@ -308,7 +328,7 @@ impl Engine {
 
     /// Forgets a check (disabled or deleted), with an OK if it was not OK: nobody would
     /// ever clear its CRITICAL otherwise.
-    pub fn remove(&mut self, check: &CheckId, now: SystemTime) -> Vec<Emitted> {
+    pub fn remove(&mut self, check: &CheckId, now: Moment) -> Vec<Emitted> {
         let closed = self
             .checks
             .remove(check)
@@ -326,7 +346,7 @@ impl Engine {
         &mut self,
         check: &CheckId,
         observation: Observation,
-        now: SystemTime,
+        now: Moment,
     ) -> Vec<Emitted> {
         let Some(state) = self.checks.get_mut(check) else {
             return Vec::new();
@@ -344,7 +364,7 @@ impl Engine {
 
     /// Does everything due at or before `now`: expiries of pattern checks, ends of
     /// flapping episodes.
-    pub fn advance(&mut self, now: SystemTime) -> Vec<Emitted> {
+    pub fn advance(&mut self, now: Moment) -> Vec<Emitted> {
         let settings = &self.settings;
         self.checks
             .iter_mut()
@@ -357,19 +377,23 @@ impl Engine {
             .collect()
     }
 
-    /// The earliest time at which `advance` has work; `None` when nothing is pending.
+    /// The earliest time, on the boot clock, at which `advance` has work; `None` when nothing
+    /// is pending.
     ///
-    /// After `advance(now)` it is later than `now`. It can be in the past after
-    /// `set_settings` or `configure` made something due: call `advance` at once then.
-    pub fn next_deadline(&self) -> Option<SystemTime> {
+    /// After `advance(now)` it is later than `now.boot`. It can be in the past after
+    /// `set_settings`, `configure` or `restore` made something due: call `advance` at once
+    /// then.
+    pub fn next_deadline(&self) -> Option<Duration> {
         self.checks
             .values()
             .filter_map(|check| check.deadline(&self.settings))
             .min()
+            .map(BootTime::since_boot)
     }
 
-    pub fn view(&self, check: &CheckId) -> Option<CheckView> {
-        self.checks.get(check).map(Check::view)
+    /// What `monitorctl status` shows of `check`, with times on `now`'s wall clock.
+    pub fn view(&self, check: &CheckId, now: Moment) -> Option<CheckView> {
+        self.checks.get(check).map(|state| state.view(now))
     }
 
     /// The configured checks, in order.
@@ -378,21 +402,37 @@ impl Engine {
     }
 
     /// Every check's spec and state, to be persisted and handed to [`Engine::restore`].
-    pub fn snapshot(&self) -> Snapshot {
+    ///
+    /// `boot_id` names the boot the boot clock counts from (Linux's
+    /// `/proc/sys/kernel/random/boot_id`; `None` when unknown): `restore` keeps the times
+    /// as they are in the same boot and carries them over by the wall clock after a reboot.
+    pub fn snapshot(&self, now: Moment, boot_id: Option<&str>) -> Snapshot {
         Snapshot::new(
+            now,
+            boot_id,
             self.checks
                 .iter()
                 .map(|(check, state)| (check.clone(), state.clone())),
         )
     }
 
-    /// An engine with the checks of `snapshot`, as they were. The caller then configures
-    /// the checks it has now and removes the others, which sends their OKs.
-    pub fn restore(settings: EngineSettings, snapshot: Snapshot) -> Self {
-        Engine {
-            settings,
-            checks: snapshot.into_checks().collect(),
-        }
+    /// An engine with the checks of `snapshot`. The caller then configures the checks it
+    /// has now and removes the others, which sends their OKs.
+    ///
+    /// In the boot the snapshot was taken in (same `boot_id`), every time is kept as it
+    /// was. After a reboot (or when either boot is unknown) the boot clock started again,
+    /// so each time is carried over by how long ago (or ahead) it was on the wall clock:
+    /// a remaining expiry keeps what was left at the snapshot minus the wall time passed
+    /// since, never more than the configured duration; a wall clock behind the snapshot's
+    /// counts as no time passed. See [`Snapshot`].
+    pub fn restore(
+        settings: EngineSettings,
+        snapshot: Snapshot,
+        now: Moment,
+        boot_id: Option<&str>,
+    ) -> Self {
+        let checks = snapshot.into_checks(now, boot_id).collect();
+        Engine { settings, checks }
     }
 }
 

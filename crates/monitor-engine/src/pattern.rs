@@ -1,55 +1,55 @@
 //! Pattern checks: CRITICAL on the first match, OK after the expiration or a clear by hand.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use monitor_wire::control::CheckState;
 use monitor_wire::{Alert, Details, Level, Subject, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::snapshot::{epoch_millis, optional_epoch_millis};
-use crate::{with_reason, CheckView, Expiration, PatternCheck};
+use crate::boot_time::BootTime;
+use crate::snapshot::wall::WallPatternState;
+use crate::snapshot::CarryOver;
+use crate::{with_reason, CheckView, Expiration, Moment, PatternCheck};
 
 /// The reason of the OK sent by `monitorctl clear`.
 const REASON_CLEARED_BY_HAND: &str = "cleared by hand";
 
+/// Every time is on the boot clock.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum PatternState {
     Ok {
         /// Since when: the last OK, or when the check was configured.
-        #[serde(with = "epoch_millis")]
-        since: SystemTime,
+        since: BootTime,
     },
     Critical {
         /// The first match, which raised the CRITICAL.
-        #[serde(with = "epoch_millis")]
-        since: SystemTime,
+        since: BootTime,
         /// Kept so that a changed expiration can be applied to it.
-        #[serde(with = "epoch_millis")]
-        last_match: SystemTime,
+        last_match: BootTime,
         /// `None` when the check never expires.
-        #[serde(with = "optional_epoch_millis")]
-        expires: Option<SystemTime>,
+        expires: Option<BootTime>,
     },
 }
 
 impl PatternState {
-    pub(crate) fn fresh(now: SystemTime) -> Self {
-        PatternState::Ok { since: now }
+    pub(crate) fn fresh(boot: BootTime) -> Self {
+        PatternState::Ok { since: boot }
     }
 
     pub(crate) fn observe_match(
         &mut self,
         spec: &PatternCheck,
         mut details: Details,
-        now: SystemTime,
+        now: Moment,
     ) -> Option<Alert> {
-        let expires = spec.expiration.deadline_after(now);
+        let now_boot = BootTime::of(now.boot);
+        let expires = spec.expiration.deadline_after(now_boot);
         match self {
             PatternState::Ok { .. } => {
                 *self = PatternState::Critical {
-                    since: now,
-                    last_match: now,
+                    since: now_boot,
+                    last_match: now_boot,
                     expires,
                 };
                 if details.description.is_none() {
@@ -63,21 +63,21 @@ impl PatternState {
                 expires: current_expires,
                 ..
             } => {
-                *last_match = now;
+                *last_match = now_boot;
                 *current_expires = expires;
                 None
             }
         }
     }
 
-    pub(crate) fn clear(&mut self, spec: &PatternCheck, now: SystemTime) -> Option<Alert> {
+    pub(crate) fn clear(&mut self, spec: &PatternCheck, now: Moment) -> Option<Alert> {
         self.turn_ok(spec, REASON_CLEARED_BY_HAND, now)
     }
 
     /// The OK of an expiry due at or before `now`.
-    pub(crate) fn settle(&mut self, spec: &PatternCheck, now: SystemTime) -> Option<Alert> {
+    pub(crate) fn settle(&mut self, spec: &PatternCheck, now: Moment) -> Option<Alert> {
         match self.deadline() {
-            Some(expires) if expires <= now => {
+            Some(expires) if expires <= BootTime::of(now.boot) => {
                 let reason = match spec.expiration {
                     Expiration::After(duration) => format!("no match for {}", seconds(duration)),
                     // Only reachable with a snapshot edited by hand; still worth an honest OK.
@@ -89,7 +89,7 @@ impl PatternState {
         }
     }
 
-    pub(crate) fn deadline(&self) -> Option<SystemTime> {
+    pub(crate) fn deadline(&self) -> Option<BootTime> {
         match self {
             PatternState::Ok { .. } => None,
             PatternState::Critical { expires, .. } => *expires,
@@ -109,30 +109,73 @@ impl PatternState {
         }
     }
 
-    pub(crate) fn close(
-        &self,
-        spec: &PatternCheck,
-        reason: &str,
-        now: SystemTime,
-    ) -> Option<Alert> {
+    pub(crate) fn close(&self, spec: &PatternCheck, reason: &str, now: Moment) -> Option<Alert> {
         match self {
             PatternState::Ok { .. } => None,
             PatternState::Critical { .. } => Some(ok_alert(spec, reason, now)),
         }
     }
 
-    pub(crate) fn view(&self) -> CheckView {
+    pub(crate) fn view(&self, now: Moment) -> CheckView {
         match self {
             PatternState::Ok { since } => CheckView {
                 state: CheckState::Ok,
-                since: Some(*since),
+                since: Some(since.wall(now)),
                 expires: None,
             },
             PatternState::Critical { since, expires, .. } => CheckView {
                 state: CheckState::Critical,
-                since: Some(*since),
-                expires: *expires,
+                since: Some(since.wall(now)),
+                expires: expires.map(|expires| expires.wall(now)),
             },
+        }
+    }
+
+    /// The same state with its times on the wall clock of `taken`, the moment of a snapshot.
+    pub(crate) fn to_wall(&self, taken: Moment) -> WallPatternState {
+        match *self {
+            PatternState::Ok { since } => WallPatternState::Ok {
+                since: since.wall(taken),
+            },
+            PatternState::Critical {
+                since,
+                last_match,
+                expires,
+            } => WallPatternState::Critical {
+                since: since.wall(taken),
+                last_match: last_match.wall(taken),
+                expires: expires.map(|expires| expires.wall(taken)),
+            },
+        }
+    }
+
+    /// A state kept on the wall clock (an old snapshot, or one from another boot) on this
+    /// boot's clock. The expiry keeps what was left of it, at most the configured expiration.
+    pub(crate) fn carried_over(
+        wall: WallPatternState,
+        spec: &PatternCheck,
+        carry: &CarryOver,
+    ) -> Self {
+        match wall {
+            WallPatternState::Ok { since } => PatternState::Ok {
+                since: carry.event(since),
+            },
+            WallPatternState::Critical {
+                since,
+                last_match,
+                expires,
+            } => {
+                let longest = match spec.expiration {
+                    Expiration::After(duration) => duration,
+                    // An expiry on a never-expiring check is a hand edit; keep what it says.
+                    Expiration::Never => Duration::MAX,
+                };
+                PatternState::Critical {
+                    since: carry.event(since),
+                    last_match: carry.event(last_match),
+                    expires: expires.map(|expires| carry.deadline(expires, longest)),
+                }
+            }
         }
     }
 
@@ -140,12 +183,14 @@ impl PatternState {
         &mut self,
         spec: &PatternCheck,
         reason: impl Into<String>,
-        now: SystemTime,
+        now: Moment,
     ) -> Option<Alert> {
         match self {
             PatternState::Ok { .. } => None,
             PatternState::Critical { .. } => {
-                *self = PatternState::Ok { since: now };
+                *self = PatternState::Ok {
+                    since: BootTime::of(now.boot),
+                };
                 Some(ok_alert(spec, reason, now))
             }
         }
@@ -163,7 +208,7 @@ fn seconds(duration: Duration) -> String {
 
 /// The OK keeps the CRITICAL's name, subject and status, so that Mender pairs them; the
 /// matched lines are gone, the reason says why it is over.
-fn ok_alert(spec: &PatternCheck, reason: impl Into<String>, now: SystemTime) -> Alert {
+fn ok_alert(spec: &PatternCheck, reason: impl Into<String>, now: Moment) -> Alert {
     let details = Details {
         description: spec.description.clone(),
         ..Details::default()
@@ -171,11 +216,11 @@ fn ok_alert(spec: &PatternCheck, reason: impl Into<String>, now: SystemTime) -> 
     alert(spec, Level::Ok, with_reason(details, reason), now)
 }
 
-fn alert(spec: &PatternCheck, level: Level, details: Details, now: SystemTime) -> Alert {
+fn alert(spec: &PatternCheck, level: Level, details: Details, now: Moment) -> Alert {
     Alert {
         name: spec.alert_name.clone(),
         level,
-        timestamp: Timestamp(now),
+        timestamp: Timestamp(now.wall),
         subject: Subject {
             name: spec.subject_name.clone(),
             kind: spec.subject_type.clone(),

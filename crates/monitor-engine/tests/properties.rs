@@ -1,10 +1,10 @@
 //! Invariants of the engine over random sequences of observations, for one pattern check and
-//! one service check sharing an engine.
+//! one service check sharing an engine, while the wall clock is set to anything at any time.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use monitor_engine::{
-    CheckSpec, Emitted, Engine, EngineSettings, Expiration, Observation, PatternCheck,
+    CheckSpec, Emitted, Engine, EngineSettings, Expiration, Moment, Observation, PatternCheck,
     ServiceCheck, Snapshot,
 };
 use monitor_wire::control::CheckState;
@@ -12,6 +12,7 @@ use monitor_wire::{CheckId, Details, Level, Subsystem, Timestamp};
 use proptest::prelude::*;
 
 const GOING_UP_AND_DOWN: &str = "Service nginx going up and down";
+const BOOT_ID: &str = "5d6f5bc3-4a4e-4d7c-9a6e-2c1b8f0e7a11";
 
 #[derive(Clone, Debug)]
 enum Step {
@@ -29,6 +30,9 @@ enum Step {
     AdvanceJustBeforeDeadline,
     /// The pattern check's expiration is changed.
     Reconfigure(Expiration),
+    /// The wall clock is set to this many seconds after the epoch (NTP, a person, a Pi
+    /// without a real-time clock), then `advance`: only timestamps may change.
+    SetWall(u64),
 }
 
 fn pattern_id() -> CheckId {
@@ -50,8 +54,37 @@ fn pattern_spec(expiration: Expiration) -> CheckSpec {
     })
 }
 
-fn start() -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+/// Up 1000 s, the wall clock in 2023.
+fn start() -> Moment {
+    Moment {
+        wall: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        boot: Duration::from_secs(1_000),
+    }
+}
+
+/// `now` later by `by` on both clocks.
+fn later(now: Moment, by: Duration) -> Moment {
+    Moment {
+        wall: now.wall + by,
+        boot: now.boot + by,
+    }
+}
+
+/// The wall time of `boot` as `now`'s wall clock counts it: what `CheckView` shows.
+fn wall_of(now: Moment, boot: Duration) -> SystemTime {
+    if boot <= now.boot {
+        now.wall - (now.boot - boot)
+    } else {
+        now.wall + (boot - now.boot)
+    }
+}
+
+/// When a check that last matched at `last_match` expires, on the boot clock.
+fn deadline_after(expiration: Expiration, last_match: Duration) -> Option<Duration> {
+    match expiration {
+        Expiration::After(duration) => Some(last_match + duration),
+        Expiration::Never => None,
+    }
 }
 
 fn expiration() -> impl Strategy<Value = Expiration> {
@@ -88,6 +121,8 @@ fn step() -> impl Strategy<Value = Step> {
         2 => Just(Step::AdvanceToDeadline),
         1 => Just(Step::AdvanceJustBeforeDeadline),
         1 => expiration().prop_map(Step::Reconfigure),
+        // From 1970 to 2065.
+        1 => (0u64..3_000_000_000).prop_map(Step::SetWall),
     ]
 }
 
@@ -98,7 +133,7 @@ fn steps() -> impl Strategy<Value = Vec<(Duration, Step)>> {
 /// One alert as emitted, with the time of the call that emitted it.
 #[derive(Clone, Debug, PartialEq)]
 struct Record {
-    now: SystemTime,
+    now: Moment,
     emitted: Emitted,
 }
 
@@ -110,7 +145,7 @@ fn drive(
     expiration: Expiration,
     steps: &[(Duration, Step)],
     restore_before: Option<usize>,
-    mut inspect: impl FnMut(&Engine, SystemTime, &Step, &[Emitted]),
+    mut inspect: impl FnMut(&Engine, Moment, &Step, &[Emitted]),
 ) -> Vec<Record> {
     let mut now = start();
     let mut engine = Engine::new(settings.clone());
@@ -131,11 +166,11 @@ fn drive(
     let last = (Duration::from_secs(86_400), Step::Advance);
     for (index, (delta, step)) in steps.iter().chain([&last]).enumerate() {
         if restore_before == Some(index) {
-            let json = serde_json::to_string(&engine.snapshot()).unwrap();
+            let json = serde_json::to_string(&engine.snapshot(now, Some(BOOT_ID))).unwrap();
             let snapshot: Snapshot = serde_json::from_str(&json).unwrap();
-            engine = Engine::restore(settings.clone(), snapshot);
+            engine = Engine::restore(settings.clone(), snapshot, now, Some(BOOT_ID));
         }
-        now += *delta;
+        now = later(now, *delta);
         let emitted = match step {
             Step::Match => engine.observe(
                 &pattern_id(),
@@ -155,19 +190,24 @@ fn drive(
             ),
             Step::Advance => engine.advance(now),
             Step::AdvanceToDeadline => {
-                now = engine
-                    .next_deadline()
-                    .map_or(now, |deadline| deadline.max(now));
+                if let Some(deadline) = engine.next_deadline() {
+                    now = later(now, deadline.saturating_sub(now.boot));
+                }
                 engine.advance(now)
             }
             Step::AdvanceJustBeforeDeadline => {
                 if let Some(deadline) = engine.next_deadline() {
-                    now = now.max(deadline - Duration::from_millis(1));
+                    let just_before = deadline.saturating_sub(Duration::from_millis(1));
+                    now = later(now, just_before.saturating_sub(now.boot));
                 }
                 engine.advance(now)
             }
             Step::Reconfigure(expiration) => {
                 engine.configure(pattern_id(), pattern_spec(*expiration), now)
+            }
+            Step::SetWall(seconds) => {
+                now.wall = UNIX_EPOCH + Duration::from_secs(*seconds);
+                engine.advance(now)
             }
         };
         inspect(&engine, now, step, &emitted);
@@ -200,7 +240,7 @@ proptest! {
         drive(&settings, expiration, &steps, None, |_, now, step, emitted| {
             if let Step::Service(running) = step {
                 if last_running.is_some_and(|last| last != *running) {
-                    changes.push(now);
+                    changes.push(now.boot);
                 }
                 last_running = Some(*running);
             }
@@ -209,10 +249,10 @@ proptest! {
                     continue;
                 }
                 assert!(matches!(step, Step::Service(_)), "flapping raised by {step:?}");
-                let window_start = now - settings.flapping_interval;
+                let window_start = now.boot - settings.flapping_interval;
                 let recent = changes
                     .iter()
-                    .filter(|&&at| at > window_start && at <= now)
+                    .filter(|&&at| at > window_start && at <= now.boot)
                     .count();
                 assert!(
                     recent > settings.flapping_count_threshold as usize,
@@ -237,16 +277,19 @@ proptest! {
         drive(&settings, expiration, &steps, None, |engine, now, step, _| {
             if let Step::Service(running) = step {
                 if last_running.is_some_and(|last| last != *running) {
-                    changes.push(now);
+                    changes.push(now.boot);
                 }
                 last_running = Some(*running);
             }
             if matches!(
                 step,
-                Step::Advance | Step::AdvanceToDeadline | Step::AdvanceJustBeforeDeadline
+                Step::Advance
+                    | Step::AdvanceToDeadline
+                    | Step::AdvanceJustBeforeDeadline
+                    | Step::SetWall(_)
             ) {
-                let recent = changes.iter().filter(|&&at| at > now - window).count();
-                let flapping = engine.view(&service_id()).unwrap().state == CheckState::Flapping;
+                let recent = changes.iter().filter(|&&at| at > now.boot - window).count();
+                let flapping = engine.view(&service_id(), now).unwrap().state == CheckState::Flapping;
                 assert_eq!(
                     flapping,
                     recent > settings.flapping_count_threshold as usize,
@@ -257,7 +300,8 @@ proptest! {
     }
 
     /// 2. A CRITICAL with an expiry is followed by its OK once `advance` passes the
-    /// deadline, and `next_deadline` is never after that deadline.
+    /// deadline on the boot clock, and `next_deadline` is never after that deadline; the
+    /// wall clock only dates alerts and shows the expiry.
     #[test]
     fn every_expiring_critical_turns_ok_on_time(
         settings in settings(),
@@ -269,33 +313,36 @@ proptest! {
         let records = drive(&settings, expiration, &steps, None, |engine, now, step, emitted| {
             match step {
                 Step::Reconfigure(expiration) => current_expiration = *expiration,
-                Step::Match => last_match = Some(now),
+                Step::Match => last_match = Some(now.boot),
                 _ => {}
             }
             for emitted in emitted {
-                assert_eq!(emitted.alert.timestamp, Timestamp(now));
+                assert_eq!(emitted.alert.timestamp, Timestamp(now.wall));
             }
-            let view = engine.view(&pattern_id()).unwrap();
+            let view = engine.view(&pattern_id(), now).unwrap();
+            // Counted from the last match, with the expiration configured now.
+            let expires = last_match.and_then(|at| deadline_after(current_expiration, at));
             if view.state == CheckState::Critical {
-                // Counted from the last match, with the expiration configured now.
-                let expected = last_match.and_then(|at| current_expiration.deadline_after(at));
-                assert_eq!(view.expires, expected);
+                assert_eq!(view.expires, expires.map(|expires| wall_of(now, expires)));
             }
-            if let (CheckState::Critical, Some(expires)) = (view.state, view.expires) {
+            if let (CheckState::Critical, Some(expires)) = (view.state, expires) {
                 let deadline = engine.next_deadline();
                 assert!(deadline.is_some_and(|deadline| deadline <= expires));
             }
             if matches!(
                 step,
-                Step::Advance | Step::AdvanceToDeadline | Step::AdvanceJustBeforeDeadline
+                Step::Advance
+                    | Step::AdvanceToDeadline
+                    | Step::AdvanceJustBeforeDeadline
+                    | Step::SetWall(_)
             ) {
                 assert!(
                     !(view.state == CheckState::Critical
-                        && view.expires.is_some_and(|expires| expires <= now)),
+                        && expires.is_some_and(|expires| expires <= now.boot)),
                     "still CRITICAL after advancing past its expiry"
                 );
                 if let Some(deadline) = engine.next_deadline() {
-                    assert!(deadline > now, "advance left work due");
+                    assert!(deadline > now.boot, "advance left work due");
                 }
             }
         });
@@ -324,6 +371,39 @@ proptest! {
         prop_assert_eq!(&first, &restored);
     }
 
+    /// 3b. Setting the wall clock, forward by decades or back to 1970, changes the alerts'
+    /// timestamps and nothing else: the same sequence with the clock left alone gives the
+    /// same alerts at the same boot-clock times.
+    #[test]
+    fn the_wall_clock_only_dates_alerts(
+        settings in settings(),
+        expiration in expiration(),
+        steps in steps(),
+        restore_fraction in 0.0f64..=1.0,
+    ) {
+        let restore_before = (steps.len() as f64 * restore_fraction) as usize;
+        let undisturbed: Vec<(Duration, Step)> = steps
+            .iter()
+            .map(|(delta, step)| match step {
+                Step::SetWall(_) => (*delta, Step::Advance),
+                step => (*delta, step.clone()),
+            })
+            .collect();
+        let boot_timed = |records: Vec<Record>| -> Vec<(Duration, Emitted)> {
+            records
+                .into_iter()
+                .map(|mut record| {
+                    assert_eq!(record.emitted.alert.timestamp, Timestamp(record.now.wall));
+                    record.emitted.alert.timestamp = Timestamp(UNIX_EPOCH);
+                    (record.now.boot, record.emitted)
+                })
+                .collect()
+        };
+        let set = drive(&settings, expiration, &steps, Some(restore_before), |_, _, _, _| {});
+        let left_alone = drive(&settings, expiration, &undisturbed, None, |_, _, _, _| {});
+        prop_assert_eq!(boot_timed(set), boot_timed(left_alone));
+    }
+
     /// 4. A pattern check's alerts alternate CRITICAL, OK, CRITICAL, ...
     #[test]
     fn pattern_levels_alternate(
@@ -347,8 +427,8 @@ proptest! {
         steps in steps(),
     ) {
         let mut flapping_before = false;
-        let records = drive(&settings, expiration, &steps, None, |engine, _, _, emitted| {
-            let flapping_now = engine.view(&service_id()).unwrap().state == CheckState::Flapping;
+        let records = drive(&settings, expiration, &steps, None, |engine, now, _, emitted| {
+            let flapping_now = engine.view(&service_id(), now).unwrap().state == CheckState::Flapping;
             let raised = emitted
                 .iter()
                 .filter(|emitted| emitted.alert.name == GOING_UP_AND_DOWN)

@@ -15,7 +15,7 @@ use monitor::FolderArgs;
 use monitor_config::{load_settings, CheckDir, LogSource, Settings, SystemdBus};
 use monitor_dbus::{SignalBus, SignalEvent, SignalWatchConfig};
 use monitor_docker::{ContainerEvent, ContainerWatchConfig};
-use monitor_engine::{Emitted, Engine, EngineSettings, Observation};
+use monitor_engine::{Emitted, Engine, EngineSettings, Moment, Observation};
 use monitor_logwatch::{
     CommandEvent, CommandWatchConfig, FilePosition, LogEvent, LogMatch, LogWatchConfig,
     WatchedCommand, WatchedFile,
@@ -30,6 +30,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpoint::{self, Checkpoint};
+use crate::clock;
 use crate::control::{self, ControlRequest};
 use crate::delivery::{lock, Delivery, SharedOutbox};
 use crate::on_demand::OnDemand;
@@ -84,8 +85,11 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
     let checkpoint = checkpoint::load(&settings.state_dir)?;
     recover_recent_alerts(&mut history, &checkpoint)?;
     let engine_settings = engine_settings(&settings);
+    let boot_id = clock::boot_id();
     let engine = match checkpoint.engine {
-        Some(snapshot) => Engine::restore(engine_settings, snapshot),
+        Some(snapshot) => {
+            Engine::restore(engine_settings, snapshot, clock::now(), boot_id.as_deref())
+        }
         None => Engine::new(engine_settings),
     };
 
@@ -160,6 +164,7 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
         settings,
         check_dir,
         engine,
+        boot_id,
         plan: Plan::default(),
         positions: checkpoint.positions,
         next_seq,
@@ -230,7 +235,7 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
                 agent.reload().await;
             }
             _ = sleep_until(engine_wake) => {
-                let emitted = agent.engine.advance(SystemTime::now());
+                let emitted = agent.engine.advance(clock::now());
                 agent.emit(emitted);
             }
             _ = sleep_until(agent.checkpoint_due) => agent.save_checkpoint(),
@@ -272,6 +277,8 @@ struct Agent {
     device_id: String,
     check_dir: CheckDir,
     engine: Engine,
+    /// The boot the engine's snapshots are taken in; `None` when unknown.
+    boot_id: Option<String>,
     plan: Plan,
     delivery: Delivery,
     positions: BTreeMap<PathBuf, FilePosition>,
@@ -320,8 +327,8 @@ struct Agent {
     tasks: CancellationToken,
     /// Service checks whose unit cannot be watched (not found, bad unit file), and why.
     source_problems: HashMap<CheckId, String>,
-    /// When each `on_failure: restart` check last restarted its unit.
-    restarts: HashMap<CheckId, Vec<SystemTime>>,
+    /// When (on the boot clock) each `on_failure: restart` check last restarted its unit.
+    restarts: HashMap<CheckId, Vec<Duration>>,
     notifier: SystemdNotifier,
     /// `Reload` requests answered once the watchers run the new config, so that when
     /// `monitorctl enable` returns the check is live.
@@ -365,7 +372,7 @@ impl Agent {
             tracing::error!("{problem}; this check is not watched until the file is fixed");
         }
 
-        let now = SystemTime::now();
+        let now = clock::now();
         let mut emitted = Vec::new();
         for (id, spec) in &plan.engine_checks {
             emitted.extend(self.engine.configure(id.clone(), spec.clone(), now));
@@ -490,7 +497,7 @@ impl Agent {
                 let emitted = self.engine.observe(
                     &check,
                     Observation::Service { running, details },
-                    SystemTime::now(),
+                    clock::now(),
                 );
                 self.emit(emitted);
             }
@@ -534,7 +541,7 @@ impl Agent {
     }
 
     fn on_command_event(&mut self, event: CommandEvent) {
-        let now = SystemTime::now();
+        let now = clock::now();
         match event {
             CommandEvent::Matched { matches, .. } => self.observe_matches(matches, now),
             // A source that died is a problem to report, once per failure streak: a CRITICAL
@@ -556,7 +563,9 @@ impl Agent {
                 if self.dead_commands.insert(command.clone()) {
                     let emitted = checks
                         .into_iter()
-                        .map(|check| source_alert(check, &command, Level::Critical, &message, now))
+                        .map(|check| {
+                            source_alert(check, &command, Level::Critical, &message, now.wall)
+                        })
                         .collect();
                     self.emit(emitted);
                 }
@@ -571,7 +580,7 @@ impl Agent {
                     let message = format!("@{command} runs again");
                     let emitted = checks
                         .into_iter()
-                        .map(|check| source_alert(check, &command, Level::Ok, &message, now))
+                        .map(|check| source_alert(check, &command, Level::Ok, &message, now.wall))
                         .collect();
                     self.emit(emitted);
                 }
@@ -583,11 +592,9 @@ impl Agent {
     fn on_signal_event(&mut self, event: SignalEvent) {
         match event {
             SignalEvent::Matched { check, details, .. } => {
-                let emitted = self.engine.observe(
-                    &check,
-                    Observation::Matched { details },
-                    SystemTime::now(),
-                );
+                let emitted =
+                    self.engine
+                        .observe(&check, Observation::Matched { details }, clock::now());
                 self.emit(emitted);
             }
             SignalEvent::Problem { check, message } => self.report_problem(check, message),
@@ -628,9 +635,10 @@ impl Agent {
         let Some((unit, policy)) = self.plan.restarts.get(check).cloned() else {
             return;
         };
-        let now = SystemTime::now();
+        // The boot clock: a wall clock set by NTP meanwhile neither forgets nor keeps restarts.
+        let now = clock::now().boot;
         let recent = self.restarts.entry(check.clone()).or_default();
-        recent.retain(|at| now.duration_since(*at).unwrap_or_default() < policy.window);
+        recent.retain(|at| now.saturating_sub(*at) < policy.window);
         if recent.len() >= policy.max_restarts as usize {
             tracing::error!(check = %check, %unit, "not restarting the unit: {} restarts within {:?} already (on_failure.max_restarts)", recent.len(), policy.window);
             return;
@@ -683,7 +691,7 @@ impl Agent {
                 let emitted = self.engine.observe(
                     &check,
                     Observation::Service { running, details },
-                    SystemTime::now(),
+                    clock::now(),
                 );
                 self.emit(emitted);
             }
@@ -726,13 +734,13 @@ impl Agent {
                     self.positions.insert(path.clone(), position);
                     self.schedule_checkpoint();
                 }
-                self.observe_matches(matches, SystemTime::now());
+                self.observe_matches(matches, clock::now());
             }
         }
     }
 
     /// Lines that matched (from a file or a command) go to the engine, one check each.
-    fn observe_matches(&mut self, matches: Vec<LogMatch>, now: SystemTime) {
+    fn observe_matches(&mut self, matches: Vec<LogMatch>, now: Moment) {
         let mut emitted = Vec::new();
         for found in matches {
             let check = found.check.clone();
@@ -847,16 +855,17 @@ impl Agent {
                 Response::Done
             }
             Request::Clear { check } => {
-                if self.engine.view(&check).is_none() || self.plan.unwatched.contains_key(&check) {
+                let now = clock::now();
+                if self.engine.view(&check, now).is_none()
+                    || self.plan.unwatched.contains_key(&check)
+                {
                     return Response::Error {
                         message: format!(
                             "no watched check \"{check}\" is enabled; see monitorctl list"
                         ),
                     };
                 }
-                let emitted = self
-                    .engine
-                    .observe(&check, Observation::Clear, SystemTime::now());
+                let emitted = self.engine.observe(&check, Observation::Clear, now);
                 self.emit(emitted);
                 Response::Done
             }
@@ -875,12 +884,13 @@ impl Agent {
                 expires: None,
                 detail: Some(reason.clone()),
             });
+        let now = clock::now();
         let checks: Vec<CheckStatus> = self
             .plan
             .enabled
             .iter()
             .map(|id| {
-                let view = self.engine.view(id);
+                let view = self.engine.view(id, now);
                 let unwatched = self.plan.unwatched.get(id);
                 let problem = self.source_problems.get(id);
                 let state = match (&view, unwatched, problem) {
@@ -936,9 +946,18 @@ impl Agent {
         if emitted.is_empty() {
             return;
         }
+        // Timestamps from a wall clock not set yet (a Pi before NTP) may be decades off.
+        let clock_unsynchronized = clock::synchronized() == Some(false);
         let records: Vec<HistoryRecord> = emitted
             .into_iter()
-            .map(|Emitted { check, alert }| {
+            .map(|Emitted { check, mut alert }| {
+                if clock_unsynchronized {
+                    alert
+                        .subject
+                        .details
+                        .fields
+                        .insert(clock::CLOCK_SYNCHRONIZED_FIELD.into(), false.into());
+                }
                 let seq = self.next_seq;
                 self.next_seq += 1;
                 tracing::info!(seq, check = %check, level = %alert.level, name = %alert.name, "alert");
@@ -980,7 +999,7 @@ impl Agent {
         self.recent_alerts.drain(..over);
         let checkpoint = Checkpoint {
             positions: self.positions.clone(),
-            engine: Some(self.engine.snapshot()),
+            engine: Some(self.engine.snapshot(clock::now(), self.boot_id.as_deref())),
             recent_alerts: self.recent_alerts.clone(),
             dead_commands: self.dead_commands.clone(),
             state_dir_unwritable: self.state_dir_unwritable.clone(),
@@ -1241,11 +1260,11 @@ fn watch_config(
     Some(watcher)
 }
 
-fn instant_of(deadline: SystemTime) -> Instant {
-    Instant::now()
-        + deadline
-            .duration_since(SystemTime::now())
-            .unwrap_or_default()
+/// A deadline on the boot clock as a tokio instant. Tokio's clock stops during suspend
+/// where the boot clock does not: a deadline that falls during a suspend fires at the first
+/// event after resume (the loop converts it again at every turn) or when the sleep runs out.
+fn instant_of(deadline: Duration) -> Instant {
+    Instant::now() + deadline.saturating_sub(clock::now().boot)
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -6,6 +6,7 @@
 
 mod agent;
 mod checkpoint;
+mod clock;
 mod control;
 mod delivery;
 mod logging;
