@@ -240,7 +240,7 @@ pub(crate) fn check_readable(
                 return Err(Refusal {
                     control: control.clone(),
                     reason: format!(
-                        "cannot read {} ({})",
+                        "cannot read {} themselves ({})",
                         real_path.display(),
                         describe_owner_and_mode(file)
                     ),
@@ -252,7 +252,7 @@ pub(crate) fn check_readable(
                 return Err(Refusal {
                     control: control.clone(),
                     reason: format!(
-                        "cannot reach {} (the folder {} is closed to them: {})",
+                        "cannot reach {} themselves (the folder {} is closed to them: {})",
                         real_path.display(),
                         folder.display(),
                         describe_owner_and_mode(metadata)
@@ -324,7 +324,7 @@ impl OpenError {
             OpenError::Refused(Refusal { control, reason }) => {
                 let who = describe_controller(control.who);
                 format!(
-                    "{path} is not read: {who} controls {} and {reason} themselves; make {} writable by root only, or make the file readable by them",
+                    "{path} is not read: {who} controls {} and {reason}; make {} writable by root only, or make the file readable by them",
                     control.through.display(),
                     control.through.display(),
                 )
@@ -713,7 +713,7 @@ mod tests {
         );
         assert!(
             message.contains(&format!(
-                "cannot read {} (owner root, group root, mode 0600)",
+                "cannot read {} themselves (owner root, group root, mode 0600)",
                 secret.display()
             )),
             "{message}"
