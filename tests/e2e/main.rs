@@ -24,6 +24,7 @@ mod containers;
 mod cross;
 mod delivery;
 mod examples;
+mod hostile_paths;
 mod log_checks;
 mod mender_client;
 mod server;

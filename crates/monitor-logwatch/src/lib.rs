@@ -19,6 +19,7 @@
 //! file changed. It knows nothing of alerts, expiry or delivery; it does not persist
 //! anything itself.
 
+mod access;
 mod command;
 mod matching;
 pub mod tail;
@@ -32,11 +33,11 @@ use monitor_wire::{CheckId, LogLine};
 use notify::{RecursiveMode, Watcher};
 use regex::bytes::Regex;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
-use tail::FileTail;
 pub use tail::Start;
+use tail::{FileTail, ProblemChange};
 
 /// How many bytes one file may read before the others get a turn (and shutdown is checked).
 const READ_BUDGET_BYTES: usize = 4 * 1024 * 1024;
@@ -103,6 +104,13 @@ pub enum LogEvent {
     /// The config of this generation was applied and every file in it read to its
     /// current end.
     CaughtUp { generation: u64 },
+    /// `path` is not followed: it is not a regular file (a FIFO, a device), a user who
+    /// controls the path could not read the file it names themselves, or it cannot be
+    /// opened. `message` names the path and the fix. Sent once per distinct problem (and
+    /// again when the file's checks change), already logged.
+    Problem { path: PathBuf, message: String },
+    /// After a [`LogEvent::Problem`]: `path` is followed again (or names nothing yet).
+    ProblemResolved { path: PathBuf },
 }
 
 /// One long-running command and the checks that read its stdout (Mender's `@command`
@@ -180,6 +188,8 @@ impl Default for BackoffSettings {
 pub enum LogWatchError {
     #[error("cannot start inotify: {0}; raise fs.inotify.max_user_instances")]
     Inotify(#[source] notify::Error),
+    #[error("cannot start the log watcher's thread: {0}; raise the process or memory limits")]
+    Thread(#[source] std::io::Error),
 }
 
 /// Paths the kernel reported since the last look, shared with notify's thread.
@@ -190,7 +200,35 @@ struct Changes {
     everything: bool,
 }
 
+/// [`run`] on a thread of its own, with its own single-threaded runtime: file system calls
+/// block (a stalled NFS mount, a slow SD card), and they must never hold up the caller's
+/// runtime, its timers or its other watchers. The receiver gets `run`'s result when it ends.
+pub fn spawn(
+    configs: mpsc::Receiver<LogWatchConfig>,
+    events: mpsc::Sender<LogEvent>,
+    shutdown: CancellationToken,
+) -> Result<oneshot::Receiver<Result<(), LogWatchError>>, LogWatchError> {
+    let (finished, result) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("monitor-logwatch".into())
+        .spawn(move || {
+            // No timers and no sockets: `run` waits on channels and on notify's thread only.
+            let outcome = match tokio::runtime::Builder::new_current_thread().build() {
+                Ok(runtime) => runtime.block_on(run(configs, events, shutdown)),
+                Err(error) => Err(LogWatchError::Thread(error)),
+            };
+            let _ = finished.send(outcome);
+        })
+        .map_err(LogWatchError::Thread)?;
+    Ok(result)
+}
+
 /// Follow files until `shutdown`; configs arrive on `configs`, events leave on `events`.
+///
+/// Every file system call is made on the calling thread and may block (see [`spawn`]).
+/// Only regular files are followed, and only those that every user who controls the path
+/// (owns a folder, symlink or the file on the way, or may write such a folder) could read
+/// themselves; any other path is a [`LogEvent::Problem`].
 ///
 /// `events` is bounded: when the consumer is slow the watcher stops reading (the kernel
 /// keeps the data in the files), so memory stays flat under any write rate.
@@ -293,6 +331,18 @@ pub async fn run(
             let outcome = tail.poll(READ_BUDGET_BYTES);
             if outcome.more {
                 dirty.insert(path.clone());
+            }
+            if let Some(change) = outcome.problem {
+                let event = match change {
+                    ProblemChange::Found(message) => LogEvent::Problem {
+                        path: path.clone(),
+                        message,
+                    },
+                    ProblemChange::Resolved => LogEvent::ProblemResolved { path: path.clone() },
+                };
+                if events.send(event).await.is_err() {
+                    return Ok(());
+                }
             }
             if outcome.progressed || !outcome.matches.is_empty() {
                 let event = LogEvent::Read {

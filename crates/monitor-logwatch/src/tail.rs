@@ -7,6 +7,7 @@ use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use crate::access::{self, OpenError};
 use crate::matching::{scan_chunk, ContextRing, LineSplitter, MatchCollector, Prefilter};
 use crate::{FilePosition, LogMatch, PatternSpec};
 
@@ -36,6 +37,18 @@ pub struct PollOutcome {
     pub progressed: bool,
     /// The read budget ran out before the end of the file: poll again.
     pub more: bool,
+    /// Whether the path can be followed changed since the last poll (or its checks did).
+    pub problem: Option<ProblemChange>,
+}
+
+/// A path that cannot be followed, or no longer has that problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProblemChange {
+    /// Why the path is not followed, with its fix: not a regular file, refused (a user who
+    /// controls the path could not read the file themselves), or cannot be opened.
+    Found(String),
+    /// The path now opens (or names nothing yet): following resumed.
+    Resolved,
 }
 
 /// An open file and how far it has been read.
@@ -55,8 +68,10 @@ struct OpenFile {
 }
 
 impl OpenFile {
-    fn open(path: &Path) -> io::Result<OpenFile> {
-        let file = File::open(path)?;
+    /// Only regular files that whoever controls `path` could read themselves; see
+    /// [`access::open_log_file`].
+    fn open(path: &Path) -> Result<OpenFile, OpenError> {
+        let file = access::open_log_file(path)?;
         let metadata = file.metadata()?;
         Ok(OpenFile {
             file,
@@ -156,8 +171,11 @@ pub struct FileTail {
     retired: Option<OpenFile>,
     context: ContextRing,
     buffer: Vec<u8>,
-    /// Remembered so that one unreadable file is reported once, not at every event.
-    last_open_error: Option<io::ErrorKind>,
+    /// Why the path cannot be followed now: remembered so that one problem is reported
+    /// once, not at every event.
+    problem: Option<String>,
+    /// A change of `problem` not yet handed out by [`FileTail::poll`].
+    problem_change: Option<ProblemChange>,
 }
 
 impl FileTail {
@@ -170,7 +188,8 @@ impl FileTail {
             retired: None,
             context: ContextRing::default(),
             buffer: vec![0; READ_BUFFER_BYTES],
-            last_open_error: None,
+            problem: None,
+            problem_change: None,
         };
         tail.set_checks(checks);
         tail.begin(start);
@@ -219,6 +238,10 @@ impl FileTail {
     }
 
     pub fn set_checks(&mut self, checks: Vec<PatternSpec>) {
+        // Checks that are new to the path learn of its problem too.
+        if let Some(problem) = &self.problem {
+            self.problem_change = Some(ProblemChange::Found(problem.clone()));
+        }
         self.context.fit_to(&checks);
         self.prefilter = Prefilter::for_checks(&checks);
         self.checks = checks;
@@ -254,7 +277,10 @@ impl FileTail {
                             self.retired = Some(old);
                         }
                         Err(error) => {
-                            tracing::warn!(path = %rotated.display(), %error, "cannot open the rotated log file")
+                            tracing::warn!(
+                                "{}; its lines written while the agent was down are not read",
+                                error.message(&rotated)
+                            )
                         }
                     }
                 }
@@ -295,26 +321,25 @@ impl FileTail {
     }
 
     fn open_current(&mut self) -> Option<&OpenFile> {
-        match OpenFile::open(&self.path) {
-            Ok(open) => {
-                if self
-                    .last_open_error
-                    .take()
-                    .is_some_and(|kind| kind != io::ErrorKind::NotFound)
-                {
-                    tracing::info!(path = %self.path.display(), "log file is readable again");
+        let opened = OpenFile::open(&self.path);
+        let problem = match &opened {
+            Err(error) if !error.is_not_found() => Some(error.message(&self.path)),
+            _ => None,
+        };
+        if problem != self.problem {
+            match &problem {
+                Some(message) => {
+                    tracing::warn!(path = %self.path.display(), "{message}; waiting for the path to change");
+                    self.problem_change = Some(ProblemChange::Found(message.clone()));
                 }
-                self.current = Some(open);
-            }
-            Err(error) => {
-                let kind = error.kind();
-                if kind != io::ErrorKind::NotFound && self.last_open_error != Some(kind) {
-                    tracing::warn!(path = %self.path.display(), %error, "cannot open the log file; waiting for it to change");
+                None => {
+                    tracing::info!(path = %self.path.display(), "the log file can be followed again");
+                    self.problem_change = Some(ProblemChange::Resolved);
                 }
-                self.last_open_error = Some(kind);
-                self.current = None;
             }
+            self.problem = problem;
         }
+        self.current = opened.ok();
         self.current.as_ref()
     }
 
@@ -390,6 +415,7 @@ impl FileTail {
             }
         }
         outcome.matches = collector.into_matches();
+        outcome.problem = self.problem_change.take();
         self.checks = checks;
         self.prefilter = prefilter;
         outcome
@@ -455,7 +481,26 @@ fn read_lines(
     collector: &mut MatchCollector<'_>,
 ) -> ReadResult {
     let mut total = 0;
+    // Never past the size the file has now: a file that reads on forever (a pseudo-file)
+    // cannot hold the watcher, and the path is looked at again after every poll.
+    let end = match open.file.metadata() {
+        Ok(metadata) => metadata.len(),
+        Err(error) => {
+            return ReadResult {
+                bytes: 0,
+                more: false,
+                result: Err(error),
+            }
+        }
+    };
     loop {
+        if open.read_offset >= end {
+            return ReadResult {
+                bytes: total,
+                more: false,
+                result: Ok(()),
+            };
+        }
         if *budget_left == 0 {
             return ReadResult {
                 bytes: total,
@@ -463,7 +508,10 @@ fn read_lines(
                 result: Ok(()),
             };
         }
-        let want = buffer.len().min(*budget_left);
+        let want = buffer
+            .len()
+            .min(*budget_left)
+            .min(usize::try_from(end - open.read_offset).unwrap_or(usize::MAX));
         let count = match open.file.read_at(&mut buffer[..want], open.read_offset) {
             Ok(0) => {
                 return ReadResult {

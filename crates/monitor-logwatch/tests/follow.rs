@@ -61,7 +61,9 @@ impl Harness {
         loop {
             match self.next_event().await {
                 LogEvent::CaughtUp { .. } => return,
-                LogEvent::Read { .. } => {}
+                LogEvent::Read { .. }
+                | LogEvent::Problem { .. }
+                | LogEvent::ProblemResolved { .. } => {}
             }
         }
     }

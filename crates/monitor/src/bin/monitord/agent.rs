@@ -97,11 +97,10 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
     let (log_configs, log_config_receiver) = mpsc::channel(4);
     // Bounded: a slow loop makes the log watcher wait, and the data waits in the files.
     let (log_event_sender, mut log_events) = mpsc::channel(256);
-    let log_watcher = tokio::spawn(monitor_logwatch::run(
-        log_config_receiver,
-        log_event_sender,
-        tasks.clone(),
-    ));
+    // On a thread of its own: a read that blocks (NFS, a dying SD card) holds up the log
+    // checks only, never this loop, its timers or the control socket.
+    let log_watcher =
+        monitor_logwatch::spawn(log_config_receiver, log_event_sender, tasks.clone())?;
     let (request_sender, mut requests) = mpsc::channel::<ControlRequest>(16);
     let control_server = tokio::spawn(control::serve(
         listener,
@@ -422,6 +421,11 @@ impl Agent {
         // Problems of sources that are still watched are kept; others are forgotten.
         self.source_problems.retain(|check, _| {
             plan.services.iter().any(|service| &service.check == check)
+                || plan
+                    .log_files
+                    .values()
+                    .flatten()
+                    .any(|pattern| &pattern.check == check)
                 || plan.signals.iter().any(|signal| &signal.check == check)
                 || plan
                     .commands
@@ -735,6 +739,18 @@ impl Agent {
                     self.schedule_checkpoint();
                 }
                 self.observe_matches(matches, clock::now());
+            }
+            // Already logged by the watcher: shown in `status` for every check on the path.
+            LogEvent::Problem { path, message } => {
+                for pattern in self.plan.log_files.get(&path).into_iter().flatten() {
+                    self.source_problems
+                        .insert(pattern.check.clone(), message.clone());
+                }
+            }
+            LogEvent::ProblemResolved { path } => {
+                for pattern in self.plan.log_files.get(&path).into_iter().flatten() {
+                    self.source_problems.remove(&pattern.check);
+                }
             }
         }
     }
