@@ -264,24 +264,29 @@ impl Shared {
         refusal
     }
 
-    /// Waits out a stall (until its end or until the faults change), then syncs unless a
-    /// fault refuses it. Runs on a thread of its own.
-    fn fsync(&self, sync: impl FnOnce() -> io::Result<()>) -> Result<(), Errno> {
+    /// Waits out a stall (until its end, until the faults change, or until `requester` is
+    /// killed), then syncs unless a fault refuses it. Runs on a thread of its own.
+    fn fsync(&self, requester: u32, sync: impl FnOnce() -> io::Result<()>) -> Result<(), Errno> {
         let mut faults = self.lock();
         if let Some(stall) = faults.fsync_stall {
             faults.stalled += 1;
             let deadline = Instant::now() + stall;
-            while faults.fsync_stall == Some(stall) {
+            let mut killed = false;
+            while faults.fsync_stall == Some(stall) && !killed {
                 let Some(left) = deadline.checked_duration_since(Instant::now()) else {
                     break;
                 };
                 faults = self
                     .faults_changed
-                    .wait_timeout(faults, left)
+                    .wait_timeout(faults, left.min(KILL_CHECK_INTERVAL))
                     .unwrap_or_else(|poisoned| poisoned.into_inner())
                     .0;
+                killed = is_being_killed(requester);
             }
             faults.stalled -= 1;
+            if killed {
+                return Err(Errno::EINTR);
+            }
         }
         drop(faults);
         if let Some(refused) = self.refusal(Change::Fsync) {
@@ -289,6 +294,29 @@ impl Shared {
         }
         sync().map_err(Errno::from)
     }
+}
+
+/// How often a stalled fsync looks whether its caller was killed. The kernel waits out a
+/// request the file system has taken even for SIGKILL, and says so with `FUSE_INTERRUPT`,
+/// which fuser does not pass on: without a look, `kill -9` of a program in a stalled fsync
+/// would hang until the stall ends.
+const KILL_CHECK_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Whether the thread `tid` is gone or has SIGKILL pending.
+fn is_being_killed(tid: u32) -> bool {
+    let Ok(status) = fs::read_to_string(format!("/proc/{tid}/status")) else {
+        return true;
+    };
+    const SIGKILL_BIT: u64 = 1 << (9 - 1);
+    status
+        .lines()
+        .filter_map(|line| {
+            let pending = line
+                .strip_prefix("SigPnd:")
+                .or_else(|| line.strip_prefix("ShdPnd:"))?;
+            u64::from_str_radix(pending.trim(), 16).ok()
+        })
+        .any(|pending| pending & SIGKILL_BIT != 0)
 }
 
 #[derive(Default)]
@@ -634,6 +662,7 @@ impl PassThrough {
     /// go on serving everyone else meanwhile.
     fn fsync_on_thread(
         &self,
+        requester: u32,
         file: io::Result<Arc<File>>,
         datasync: bool,
         counter: fn(&AtomicCounters) -> &AtomicU64,
@@ -643,7 +672,7 @@ impl PassThrough {
         let spawned = std::thread::Builder::new()
             .name("faultfs-fsync".into())
             .spawn(move || {
-                let result = shared.fsync(|| {
+                let result = shared.fsync(requester, || {
                     let file = file?;
                     if datasync {
                         file.sync_data()
@@ -888,7 +917,7 @@ impl Filesystem for PassThrough {
 
     fn fsync(
         &self,
-        _request: &Request,
+        request: &Request,
         _ino: INodeNo,
         handle: FileHandle,
         datasync: bool,
@@ -897,7 +926,13 @@ impl Filesystem for PassThrough {
         let file = self
             .file(handle)
             .map_err(|error| io::Error::from_raw_os_error(error.code()));
-        self.fsync_on_thread(file, datasync, |counters| &counters.fsyncs, reply);
+        self.fsync_on_thread(
+            request.pid(),
+            file,
+            datasync,
+            |counters| &counters.fsyncs,
+            reply,
+        );
     }
 
     fn opendir(&self, _request: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -942,7 +977,7 @@ impl Filesystem for PassThrough {
 
     fn fsyncdir(
         &self,
-        _request: &Request,
+        request: &Request,
         _ino: INodeNo,
         handle: FileHandle,
         datasync: bool,
@@ -955,7 +990,13 @@ impl Filesystem for PassThrough {
             Some(path) => File::open(path).map(Arc::new),
             None => Err(io::Error::from_raw_os_error(Errno::EBADF.code())),
         };
-        self.fsync_on_thread(folder, datasync, |counters| &counters.fsyncdirs, reply);
+        self.fsync_on_thread(
+            request.pid(),
+            folder,
+            datasync,
+            |counters| &counters.fsyncdirs,
+            reply,
+        );
     }
 
     fn create(
