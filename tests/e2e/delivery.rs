@@ -13,7 +13,7 @@ use crate::user_manager::UserManager;
 const WEBHOOK_ID: &str = "112233445566778899";
 const WEBHOOK_TOKEN: &str = "secret-webhook-token-do-not-log";
 
-fn with_discord(sandbox: &mut Sandbox, discord: &DiscordStandIn, extra_settings: &str) {
+pub fn with_discord(sandbox: &mut Sandbox, discord: &DiscordStandIn, extra_settings: &str) {
     sandbox.env.push((
         "TEST_DISCORD_WEBHOOK".into(),
         discord.url(WEBHOOK_ID, WEBHOOK_TOKEN),

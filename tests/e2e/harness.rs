@@ -244,6 +244,15 @@ impl Agent {
             .sum()
     }
 
+    /// Panics unless the agent still runs and has logged no panic.
+    pub fn assert_alive(&mut self) {
+        if let Some(status) = self.child.try_wait().expect("the agent's status") {
+            panic!("monitord exited with {status}; log:\n{}", self.log());
+        }
+        let log = self.log();
+        assert!(!log.contains("panicked"), "monitord panicked; log:\n{log}");
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }

@@ -8,6 +8,8 @@
 mod devicemonitor_standin;
 #[path = "../support/discord_standin.rs"]
 mod discord_standin;
+#[path = "../support/faultfs.rs"]
+mod faultfs;
 mod harness;
 #[path = "../support/monitor_server.rs"]
 mod monitor_server;
@@ -31,3 +33,4 @@ mod server;
 mod services;
 mod signals;
 mod state;
+mod storage;
