@@ -599,6 +599,12 @@ fn an_alert_delivered_during_stalled_fsyncs_survives_kill_9() {
     let log = sandbox.path("app.log");
     log_checks(&sandbox, &log, &["event"]);
     let agent = sandbox.start_agent();
+    // Where the agent starts reading the log is saved at once (the file is new to it):
+    // from then on, a crash reads the lines after it again.
+    eventually("the log's starting offset is checkpointed", || {
+        fs::read_to_string(sandbox.state_dir().join("checkpoint.json"))
+            .is_ok_and(|text| text.contains(&log.display().to_string()))
+    });
     // Stalled until healed: nothing the alert made is durable when the agent dies.
     state.stall_fsync(Duration::from_secs(600));
     append(&log, "event\n");

@@ -269,6 +269,9 @@ pub async fn run(
     let mut tails: HashMap<PathBuf, FileTail> = HashMap::new();
     let mut folders = FolderWatches::default();
     let mut dirty: HashSet<PathBuf> = HashSet::new();
+    // The position last sent for each path: a file first opened at its end (nothing read)
+    // is reported too, so the caller can save where it starts before lines come.
+    let mut reported: HashMap<PathBuf, FilePosition> = HashMap::new();
     let mut announce_caught_up: Option<u64> = None;
 
     loop {
@@ -290,6 +293,7 @@ pub async fn run(
                     let Some(config) = config else { return Ok(()) };
                     announce_caught_up = Some(config.generation);
                     apply_config(config, &mut tails, &mut folders, &mut watcher, &mut dirty);
+                    reported.retain(|path, _| tails.contains_key(path));
                 }
                 _ = wake.notified() => {}
             }
@@ -344,10 +348,15 @@ pub async fn run(
                     return Ok(());
                 }
             }
-            if outcome.progressed || !outcome.matches.is_empty() {
+            let position = tail.position();
+            let moved = position.is_some_and(|position| reported.get(&path) != Some(&position));
+            if outcome.progressed || !outcome.matches.is_empty() || moved {
+                if let Some(position) = position {
+                    reported.insert(path.clone(), position);
+                }
                 let event = LogEvent::Read {
                     path: path.clone(),
-                    position: tail.position(),
+                    position,
                     matches: outcome.matches,
                 };
                 if events.send(event).await.is_err() {

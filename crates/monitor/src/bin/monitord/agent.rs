@@ -734,11 +734,21 @@ impl Agent {
                 position,
                 matches,
             } => {
+                let mut new_file = false;
                 if let Some(position) = position {
-                    self.positions.insert(path.clone(), position);
+                    let previous = self.positions.insert(path.clone(), position);
+                    // A file followed for the first time, or another file at the path (a
+                    // rotation): saved at once, or a crash before the next interval would
+                    // start it from its end again and skip the lines written meanwhile.
+                    new_file = previous.is_none_or(|previous| {
+                        (previous.device, previous.inode) != (position.device, position.inode)
+                    });
                     self.schedule_checkpoint();
                 }
                 self.observe_matches(matches, clock::now());
+                if new_file && self.checkpoint_due.is_some() {
+                    self.save_checkpoint();
+                }
             }
             // Already logged by the watcher: shown in `status` for every check on the path.
             LogEvent::Problem { path, message } => {
