@@ -1156,6 +1156,44 @@ async fn recent_journal(unit: &str, user: bool) -> Vec<String> {
     }
 }
 
+/// An alert the agent makes itself, about a condition rather than a match: what the
+/// condition is called, and its subject's status while it holds and once it is over.
+struct ConditionAlert<'a> {
+    check: CheckId,
+    name: String,
+    kind: &'a str,
+    statuses: [&'a str; 2],
+}
+
+impl ConditionAlert<'_> {
+    fn at(self, level: Level, message: String, now: SystemTime) -> Emitted {
+        let [holds, over] = self.statuses;
+        let alert = Alert {
+            name: self.name,
+            level,
+            timestamp: Timestamp(now),
+            subject: Subject {
+                name: self.check.name.clone(),
+                kind: self.kind.into(),
+                status: if level == Level::Critical {
+                    holds
+                } else {
+                    over
+                }
+                .into(),
+                details: Details {
+                    description: Some(message),
+                    ..Details::default()
+                },
+            },
+        };
+        Emitted {
+            check: self.check,
+            alert,
+        }
+    }
+}
+
 /// The alert about an `@command` source itself (not about what it printed).
 fn source_alert(
     check: CheckId,
@@ -1164,53 +1202,24 @@ fn source_alert(
     message: &str,
     now: SystemTime,
 ) -> Emitted {
-    let alert = Alert {
+    ConditionAlert {
+        check,
         name: format!("Log source @{command} stopped"),
-        level,
-        timestamp: Timestamp(now),
-        subject: Subject {
-            name: check.name.clone(),
-            kind: "log".into(),
-            status: if level == Level::Critical {
-                "SOURCE_DOWN"
-            } else {
-                "SOURCE_UP"
-            }
-            .into(),
-            details: Details {
-                description: Some(message.to_owned()),
-                ..Details::default()
-            },
-        },
-    };
-    Emitted { check, alert }
+        kind: "log",
+        statuses: ["SOURCE_DOWN", "SOURCE_UP"],
+    }
+    .at(level, message.to_owned(), now)
 }
 
 /// The agent's own alert about its state folder (check `monitor state_dir`).
 fn state_dir_alert(level: Level, message: String, now: SystemTime) -> Emitted {
-    let alert = Alert {
-        name: "Monitor state folder not writable".into(),
-        level,
-        timestamp: Timestamp(now),
-        subject: Subject {
-            name: STATE_DIR_CHECK.into(),
-            kind: "monitor".into(),
-            status: if level == Level::Critical {
-                "NOT_WRITABLE"
-            } else {
-                "WRITABLE"
-            }
-            .into(),
-            details: Details {
-                description: Some(message),
-                ..Details::default()
-            },
-        },
-    };
-    Emitted {
+    ConditionAlert {
         check: CheckId::new(Subsystem::Monitor, STATE_DIR_CHECK),
-        alert,
+        name: "Monitor state folder not writable".into(),
+        kind: "monitor",
+        statuses: ["NOT_WRITABLE", "WRITABLE"],
     }
+    .at(level, message, now)
 }
 
 /// Alerts the last run recorded in its checkpoint but did not get into the outbox.
