@@ -45,6 +45,8 @@ const RELOAD_DELAY: Duration = Duration::from_millis(50);
 const STOP_DEADLINE: Duration = Duration::from_secs(5);
 /// How many of the newest alerts stay in memory for `monitorctl alerts --follow`.
 const RECENT_IN_MEMORY: usize = 1000;
+/// A clear is answered once durable, or after this long on a stalled disk.
+const DURABLE_REPLY_WAIT: Duration = Duration::from_secs(5);
 /// A follower with no news is answered (empty) after this long, and asks again.
 const FOLLOW_WAIT: Duration = Duration::from_secs(5);
 /// At most this many followers wait at once.
@@ -226,6 +228,7 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
             }
             _ = sleep_until(agent.followers_due()) => agent.answer_followers(),
             Ok(()) = checkpointed.changed() => agent.answer_durable_replies(),
+            _ = sleep_until(agent.durable_replies_due()) => agent.answer_durable_replies(),
             _ = config_changed.notified() => {
                 reload_at.get_or_insert_with(|| Instant::now() + RELOAD_DELAY);
             }
@@ -319,7 +322,7 @@ struct Agent {
     /// Why the state folder does not take writes, while the agent says so (CRITICAL sent).
     state_dir_unwritable: Option<String>,
     /// Answers that wait until a checkpoint with alerts up to this `seq` is written.
-    durable_replies: Vec<(u64, oneshot::Sender<Response>, Response)>,
+    durable_replies: Vec<(u64, Instant, oneshot::Sender<Response>, Response)>,
     /// Shutdown: the last checkpoint is being written.
     stopping: bool,
     /// Cancelled at shutdown; the parent of every watcher's token.
@@ -829,14 +832,17 @@ impl Agent {
             self.on_follow(after, wait, reply);
             return;
         }
-        // Alerts a person asked for (a clear, a failure recorded from outside) are answered
-        // once they are durable: the agent made no other record of them.
-        if matches!(request, Request::Clear { .. } | Request::Record { .. }) {
+        // A clear is a person's word, which no log line or unit repeats after a crash: it
+        // is answered once it is in a written checkpoint (or after a few seconds on a
+        // stalled disk; its OK was delivered either way).
+        if matches!(request, Request::Clear { .. }) {
             let before = self.next_seq;
             let response = self.answer(request);
             let newest = self.next_seq - 1;
             if self.next_seq > before && newest > self.persister.checkpointed_seq() {
-                self.durable_replies.push((newest, reply, response));
+                let deadline = Instant::now() + DURABLE_REPLY_WAIT;
+                self.durable_replies
+                    .push((newest, deadline, reply, response));
             } else {
                 let _ = reply.send(response);
             }
@@ -1058,16 +1064,25 @@ impl Agent {
         self.emit(vec![alert]);
     }
 
-    /// Answer the requests that waited for their alerts to be in a written checkpoint.
+    /// Answer the requests whose alerts are in a written checkpoint, or that waited long
+    /// enough.
     fn answer_durable_replies(&mut self) {
         let durable = self.persister.checkpointed_seq();
+        let now = Instant::now();
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.durable_replies)
             .into_iter()
-            .partition(|(seq, _, _)| *seq <= durable);
+            .partition(|(seq, deadline, _, _)| *seq <= durable || *deadline <= now);
         self.durable_replies = waiting;
-        for (_, reply, response) in ready {
+        for (_, _, reply, response) in ready {
             let _ = reply.send(response);
         }
+    }
+
+    fn durable_replies_due(&self) -> Option<Instant> {
+        self.durable_replies
+            .iter()
+            .map(|(_, deadline, _, _)| *deadline)
+            .min()
     }
 
     fn on_follow(&mut self, after: u64, wait: bool, reply: oneshot::Sender<Response>) {
