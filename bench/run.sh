@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run every benchmark of bench/ with modest defaults: about eight minutes on 2 cores.
+# Run every benchmark of bench/ with modest defaults: about twelve minutes on 2 cores.
 # Benchmarks never run in the test suite; this is their command.
 #
 #   bench/run.sh           the full run (figures for bench/RESULTS.md)
@@ -29,6 +29,7 @@ if [ "$quick" = 1 ]; then
     service_args=(--crashes 2)
     command_args=(--lines 200000 --runs 1)
     server_args=(--devices 50 --concurrency 8 --seconds 2)
+    storage_args=(--seconds 10 --interval 3s)
 else
     scan_args=(--mb 300 --runs 3)
     live_args=(--marks 100 --seconds 5)
@@ -36,6 +37,7 @@ else
     service_args=(--crashes 10)
     command_args=(--lines 2000000 --runs 3)
     server_args=(--devices 2000 --concurrency 64 --seconds 20)
+    storage_args=(--seconds 60 --interval 10s)
 fi
 
 echo "== machine: $(nproc) cores, kernel $(uname -r), $(date -u +%Y-%m-%dT%H:%M:%SZ)," \
@@ -65,6 +67,13 @@ run "@command throughput" python3 bench/command_throughput.py "${command_args[@]
 # Builds monitor-server and its load generator (release) itself; PostgreSQL is skipped,
 # and said so, when MONITOR_TEST_POSTGRES_URL (or the default local role) does not answer.
 run "monitor-server load" python3 bench/server_load.py "${server_args[@]}"
+# Needs strace. MONITOR_BASELINE_MONITORD: an older monitord to measure next to this one
+# (e.g. commit 09a5579's, built in its own worktree); MONITOR_BASELINE_LABEL names it.
+if [ -n "${MONITOR_BASELINE_MONITORD:-}" ]; then
+    storage_args+=(--baseline-monitord "$MONITOR_BASELINE_MONITORD"
+        --baseline-label "${MONITOR_BASELINE_LABEL:-baseline}")
+fi
+run "state folder writes" python3 bench/storage_writes.py --no-build "${storage_args[@]}"
 
 echo
 echo "== binary sizes"
