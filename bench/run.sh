@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run every benchmark of bench/ with modest defaults: about twelve minutes on 2 cores.
+# Run every benchmark of bench/ with modest defaults: about fifteen minutes on 2 cores.
 # Benchmarks never run in the test suite; this is their command.
 #
 #   bench/run.sh           the full run (figures for bench/RESULTS.md)
@@ -30,6 +30,7 @@ if [ "$quick" = 1 ]; then
     command_args=(--lines 200000 --runs 1)
     server_args=(--devices 50 --concurrency 8 --seconds 2)
     storage_args=(--seconds 10 --interval 3s)
+    stalled_args=(--samples 10 --stall 2s --baseline-samples 1)
 else
     scan_args=(--mb 300 --runs 3)
     live_args=(--marks 100 --seconds 5)
@@ -38,6 +39,7 @@ else
     command_args=(--lines 2000000 --runs 3)
     server_args=(--devices 2000 --concurrency 64 --seconds 20)
     storage_args=(--seconds 60 --interval 10s)
+    stalled_args=(--samples 100 --stall 5s --baseline-samples 5)
 fi
 
 echo "== machine: $(nproc) cores, kernel $(uname -r), $(date -u +%Y-%m-%dT%H:%M:%SZ)," \
@@ -74,6 +76,13 @@ if [ -n "${MONITOR_BASELINE_MONITORD:-}" ]; then
         --baseline-label "${MONITOR_BASELINE_LABEL:-baseline}")
 fi
 run "state folder writes" python3 bench/storage_writes.py --no-build "${storage_args[@]}"
+# Needs /dev/fuse and root (or fusermount3); builds the faultfs example (release) itself.
+# The baseline (with a 5 s stall, about 30 s per alert) only with MONITOR_BASELINE_MONITORD.
+if [ -n "${MONITOR_BASELINE_MONITORD:-}" ]; then
+    stalled_args+=(--baseline-monitord "$MONITOR_BASELINE_MONITORD"
+        --baseline-label "${MONITOR_BASELINE_LABEL:-baseline}")
+fi
+run "alert latency on a stalled state folder" python3 bench/stalled_disk_latency.py "${stalled_args[@]}"
 
 echo
 echo "== binary sizes"
