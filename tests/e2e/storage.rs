@@ -472,6 +472,13 @@ fn delivery_never_waits_on_an_fsync_of_the_state_folder() {
             "`monitorctl alerts --follow` showed {check} {took:?} after its line, with every fsync stalled {stall:?}"
         );
         to_follower.push(took);
+        if to_follower.len() == 1 {
+            // From here on the persist thread sits in a stalled fsync: the other alerts are
+            // measured while it does (on a loaded machine it may get there only now).
+            eventually("the agent's writes wait on a stalled fsync", || {
+                state.stalled_fsyncs() > 0
+            });
+        }
     }
     for (what, mut delays) in [("Discord", to_discord), ("alerts --follow", to_follower)] {
         delays.sort();
@@ -617,4 +624,43 @@ fn an_alert_delivered_during_stalled_fsyncs_survives_kill_9() {
         "the alert is in `monitorctl alerts` after the restart",
         || recorded(&history(&sandbox), "CRITICAL", "log event") >= 1,
     );
+}
+
+/// The state folder failed and the agent said so; it was fixed and the agent restarted
+/// before it noticed: the OK it owes still comes, once.
+#[test]
+fn the_state_folder_alert_gets_its_ok_after_a_restart() {
+    let discord = discord_without_rate_limit();
+    let mut sandbox = Sandbox::new();
+    with_discord(&mut sandbox, &discord, "");
+    let Some(state) = state_dir_on_faultfs(&sandbox) else {
+        return;
+    };
+    let log = sandbox.path("app.log");
+    log_checks(&sandbox, &log, &["during", "after"]);
+    let agent = sandbox.start_agent();
+    state.no_space();
+    append(&log, "during\n");
+    discord_embed(&discord, "monitor state_dir", COLOR_CRITICAL);
+    // Healed and stopped at once: the stop writes the checkpoint, still saying CRITICAL
+    // unless a retry (after 1 s) got there first; either way exactly one OK follows.
+    state.heal();
+    agent.stop();
+    let _agent = sandbox.start_agent();
+    discord_embed(&discord, "monitor state_dir", COLOR_OK);
+    // The sentinel: an alert after the OK, and nothing about the state folder in between.
+    append(&log, "after\n");
+    discord_embed(&discord, "log after", COLOR_CRITICAL);
+    let about_state: Vec<&'static str> = arrivals(&discord)
+        .iter()
+        .filter(|(_, embed)| field(embed, "Check") == Some("monitor state_dir"))
+        .map(|(_, embed)| {
+            if embed["color"].as_u64() == Some(COLOR_OK) {
+                "OK"
+            } else {
+                "CRITICAL"
+            }
+        })
+        .collect();
+    assert_eq!(about_state, ["CRITICAL", "OK"]);
 }

@@ -194,11 +194,13 @@ impl AlertHistory {
     }
 
     /// Append one alert made outside the agent (it is not running): the next `seq` is read
-    /// from the file under its lock, so the numbering stays one sequence.
+    /// from the file under its lock, so the numbering stays one sequence, and is past
+    /// `in_use` (numbers the agent used that the history does not have).
     pub fn append_next(
         &mut self,
         check: CheckId,
         alert: Alert,
+        in_use: u64,
     ) -> Result<HistoryRecord, StoreError> {
         self.file.lock().map_err(io_error("lock", &self.path))?;
         let result = (|| {
@@ -212,7 +214,7 @@ impl AlertHistory {
                 .map_err(io_error("inspect", &self.path))?
                 .len();
             let record = HistoryRecord {
-                seq: self.last_seq.map_or(1, |seq| seq + 1),
+                seq: self.last_seq.unwrap_or(0).max(in_use) + 1,
                 check,
                 alert,
             };
@@ -464,7 +466,9 @@ mod tests {
         let mut agent_history = AlertHistory::open(dir.path(), 1 << 20).unwrap();
         agent_history.append(&[record(1), record(2)]).unwrap();
         let mut other = AlertHistory::open(dir.path(), 1 << 20).unwrap();
-        let appended = other.append_next(record(0).check, record(0).alert).unwrap();
+        let appended = other
+            .append_next(record(0).check, record(0).alert, 0)
+            .unwrap();
         assert_eq!(appended.seq, 3);
         let seqs: Vec<u64> = read_history(dir.path())
             .unwrap()

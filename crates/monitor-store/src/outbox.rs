@@ -58,6 +58,9 @@ pub struct Outbox {
     torn: bool,
     /// Every record up to this `seq` that is still needed is in the records file.
     written_seq: u64,
+    /// The last compaction failed (a nearly full disk has no room for a whole new file):
+    /// the next flush appends instead.
+    compaction_failed: bool,
     progress: Progress,
     /// Bumped at every change of `progress`; `progress_written` is the one on disk.
     progress_version: u64,
@@ -179,6 +182,7 @@ impl Outbox {
             file_len,
             torn: false,
             written_seq: last_seq.unwrap_or(0),
+            compaction_failed: false,
             progress,
             progress_version: 0,
             progress_written: 0,
@@ -297,6 +301,11 @@ impl Outbox {
         self.forget_taken();
     }
 
+    /// Every alert up to this `seq` that a destination still needs is on disk.
+    pub fn written_seq(&self) -> u64 {
+        self.written_seq
+    }
+
     /// Whether something in memory is not on disk yet.
     pub fn needs_flush(&self) -> bool {
         self.torn
@@ -339,7 +348,9 @@ impl Outbox {
             new_file: None,
             records_path,
         };
-        if self.lines_on_disk + unwritten.len() >= self.records.len() + COMPACT_AFTER_LINES {
+        let worth_compacting =
+            self.lines_on_disk + unwritten.len() >= self.records.len() + COMPACT_AFTER_LINES;
+        if worth_compacting && !self.compaction_failed {
             let bytes = lines_of(self.records.iter());
             flush.compact = Some((bytes, self.records.len()));
         } else if self.torn || !unwritten.is_empty() {
@@ -366,6 +377,12 @@ impl Outbox {
     /// Take note of what [`OutboxFlush::write`] wrote.
     pub fn finish_flush(&mut self, flush: OutboxFlush) {
         let had_records = flush.compact.is_some() || flush.file.is_some();
+        if flush.compact.is_some() {
+            self.compaction_failed = !flush.records_written;
+        } else if flush.records_written && flush.file.is_some() {
+            // Room again for an append: compacting may work again too.
+            self.compaction_failed = false;
+        }
         match (&flush.compact, flush.records_written) {
             (_, false) if had_records => {
                 // Part of an append may be on disk: it is cut before the next attempt. A

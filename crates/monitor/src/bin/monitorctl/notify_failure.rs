@@ -74,8 +74,31 @@ pub fn run(
     std::fs::create_dir_all(&settings.state_dir)
         .with_context(|| format!("cannot create {}", settings.state_dir.display()))?;
     let mut history = AlertHistory::open(&settings.state_dir, settings.alert_history_max_bytes)?;
-    let record = history.append_next(check, alert)?;
+    let in_use = numbers_in_use(&settings)?;
+    let record = history.append_next(check, alert, in_use)?;
     deliver_directly(&settings, record)
+}
+
+/// The newest alert number the agent may have used that the history does not show: it
+/// delivers alerts before writing them, reserves numbers ahead in its checkpoint, and the
+/// outbox may be ahead of the history after a crash.
+fn numbers_in_use(settings: &Settings) -> anyhow::Result<u64> {
+    let limits = OutboxLimits {
+        max_count: settings.delivery.alert_offline_store_max_count,
+        max_age: settings.delivery.alert_store_max_record_age,
+    };
+    let outbox = Outbox::open(&settings.state_dir, limits)?;
+    let reserved = monitor_store::read_optional(&settings.state_dir.join("checkpoint.json"))
+        .ok()
+        .flatten()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|checkpoint| checkpoint["next_seq"].as_u64())
+        .unwrap_or(0);
+    Ok(outbox
+        .last_seq()
+        .max(outbox.newest_taken())
+        .unwrap_or(0)
+        .max(reserved.saturating_sub(1)))
 }
 
 /// With the agent down, deliver to every destination ourselves, once, through the outbox:

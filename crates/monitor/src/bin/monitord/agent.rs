@@ -85,7 +85,7 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
     let listener = control::bind(&socket_path)?;
     let mut history = AlertHistory::open(&settings.state_dir, settings.alert_history_max_bytes)?;
     let checkpoint = checkpoint::load(&settings.state_dir)?;
-    recover_recent_alerts(&mut history, &checkpoint)?;
+    let unrecorded = recover_recent_alerts(&mut history, &checkpoint);
     let engine_settings = engine_settings(&settings);
     let boot_id = clock::boot_id();
     let engine = match checkpoint.engine {
@@ -124,7 +124,7 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
         max_age: settings.delivery.alert_store_max_record_age,
     };
     let mut outbox = Outbox::open(&settings.state_dir, limits)?;
-    recover_into_outbox(&mut outbox, &checkpoint.recent_alerts)?;
+    recover_into_outbox(&mut outbox, &checkpoint.recent_alerts);
     // Alerts delivered from memory may have numbers that a crash kept from the disk: a
     // checkpoint reserves numbers beyond what it knows of, so none is used twice.
     let next_seq = history
@@ -143,6 +143,7 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
         outbox.clone(),
         storage_health_sender,
         checkpointed_sender,
+        checkpoint.state_dir_unwritable.is_some(),
     )?;
     let device_id = monitor::destinations::device_id(&settings);
     let mut agent = Agent {
@@ -193,6 +194,10 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
         log_generation: 0,
         started: Timestamp::now(),
     };
+    agent.reserve_numbers();
+    if !unrecorded.is_empty() {
+        agent.submit(unrecorded, Durability::Durable);
+    }
     agent.reload().await;
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -1022,6 +1027,12 @@ impl Agent {
     /// Hand the current checkpoint, then `records`, to the writer thread.
     fn submit(&mut self, records: Vec<HistoryRecord>, durability: Durability) {
         self.checkpoint_due = None;
+        let checkpoint = self.checkpoint();
+        self.persister
+            .submit(checkpoint, durability, records, self.next_seq - 1);
+    }
+
+    fn checkpoint(&mut self) -> Checkpoint {
         let appended = self.persister.appended_seq();
         self.recent_alerts.retain(|record| record.seq > appended);
         let over = self
@@ -1029,7 +1040,7 @@ impl Agent {
             .len()
             .saturating_sub(MAX_UNWRITTEN_ALERTS);
         self.recent_alerts.drain(..over);
-        let checkpoint = Checkpoint {
+        Checkpoint {
             positions: self.positions.clone(),
             engine: Some(self.engine.snapshot(clock::now(), self.boot_id.as_deref())),
             recent_alerts: self.recent_alerts.clone(),
@@ -1037,9 +1048,25 @@ impl Agent {
             state_dir_unwritable: self.state_dir_unwritable.clone(),
             next_seq: self.next_seq + if self.stopping { 0 } else { SEQ_RESERVE },
             ..Checkpoint::default()
-        };
-        self.persister
-            .submit(checkpoint, durability, records, self.next_seq - 1);
+        }
+    }
+
+    /// Before anything is delivered, a checkpoint that reserves the alert numbers this run
+    /// will use: alerts go out before they are written, and a crash before the next
+    /// checkpoint must not let the run after it number other alerts alike.
+    fn reserve_numbers(&mut self) {
+        let checkpoint = self.checkpoint();
+        if let Err(error) =
+            checkpoint::save(&self.settings.state_dir, &checkpoint, Durability::Durable)
+        {
+            tracing::warn!("{error:#}; the writer thread tries again");
+            self.persister.submit(
+                checkpoint,
+                Durability::Durable,
+                Vec::new(),
+                self.next_seq - 1,
+            );
+        }
     }
 
     /// The state folder stopped or started taking writes: the agent's own CRITICAL or OK.
@@ -1237,8 +1264,9 @@ fn state_dir_alert(level: Level, message: String, now: SystemTime) -> Emitted {
     .at(level, message, now)
 }
 
-/// Alerts the last run recorded in its checkpoint but did not get into the outbox.
-fn recover_into_outbox(outbox: &mut Outbox, recent: &[HistoryRecord]) -> anyhow::Result<()> {
+/// Alerts the last run recorded in its checkpoint but did not get into the outbox. On a
+/// disk that refuses them they stay in memory, and the writer thread writes them later.
+fn recover_into_outbox(outbox: &mut Outbox, recent: &[HistoryRecord]) {
     let last = outbox.last_seq().unwrap_or(0);
     let missing: Vec<HistoryRecord> = recent
         .iter()
@@ -1250,16 +1278,18 @@ fn recover_into_outbox(outbox: &mut Outbox, recent: &[HistoryRecord]) -> anyhow:
             count = missing.len(),
             "queueing alerts that a crash kept from the outbox"
         );
-        outbox.append(&missing, SystemTime::now())?;
+        if let Err(error) = outbox.append(&missing, SystemTime::now()) {
+            tracing::warn!("{error:#}; they wait in memory and are written later");
+        }
     }
-    Ok(())
 }
 
-/// Alerts the last run recorded in its checkpoint but did not get into the history.
+/// Alerts the last run recorded in its checkpoint but did not get into the history; those
+/// a full or failing disk refuses now are returned, for the writer thread.
 fn recover_recent_alerts(
     history: &mut AlertHistory,
     checkpoint: &Checkpoint,
-) -> anyhow::Result<()> {
+) -> Vec<HistoryRecord> {
     let last = history.last_seq().unwrap_or(0);
     let missing: Vec<HistoryRecord> = checkpoint
         .recent_alerts
@@ -1267,14 +1297,20 @@ fn recover_recent_alerts(
         .filter(|record| record.seq > last)
         .cloned()
         .collect();
-    if !missing.is_empty() {
-        tracing::info!(
-            count = missing.len(),
-            "recording alerts that a crash kept from the history"
-        );
-        history.append(&missing)?;
+    if missing.is_empty() {
+        return missing;
     }
-    Ok(())
+    tracing::info!(
+        count = missing.len(),
+        "recording alerts that a crash kept from the history"
+    );
+    match history.append(&missing) {
+        Ok(()) => Vec::new(),
+        Err(error) => {
+            tracing::warn!("{error:#}; they wait in memory and are written later");
+            missing
+        }
+    }
 }
 
 fn engine_settings(settings: &Settings) -> EngineSettings {

@@ -92,7 +92,8 @@ pub struct Persister {
 }
 
 impl Persister {
-    /// `health` is told whenever the state folder stops or starts taking writes, and
+    /// `health` is told whenever the state folder stops or starts taking writes (`failing`:
+    /// it did not when the last run stopped, so the first round that succeeds says so), and
     /// `checkpointed` the newest alert `seq` in a written checkpoint.
     pub fn start(
         state_dir: PathBuf,
@@ -100,12 +101,13 @@ impl Persister {
         outbox: SharedOutbox,
         health: watch::Sender<StorageHealth>,
         checkpointed: watch::Sender<u64>,
+        failing: bool,
     ) -> anyhow::Result<Persister> {
         let last_seq = history.last_seq().unwrap_or(0);
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
             wake: Condvar::new(),
-            appended_seq: AtomicU64::new(last_seq),
+            appended_seq: AtomicU64::new(last_seq.min(lock(&outbox).written_seq())),
             checkpointed_seq: AtomicU64::new(last_seq),
         });
         let writer = Writer {
@@ -115,7 +117,9 @@ impl Persister {
             health,
             checkpointed,
             shared: shared.clone(),
-            failing: None,
+            history_seq: last_seq,
+            failing: failing
+                .then(|| "the state folder did not take writes when the agent stopped".to_owned()),
             retry_delay: FIRST_RETRY,
             retry_at: None,
         };
@@ -188,6 +192,8 @@ struct Writer {
     health: watch::Sender<StorageHealth>,
     checkpointed: watch::Sender<u64>,
     shared: Arc<Shared>,
+    /// The newest `seq` appended to the history.
+    history_seq: u64,
     /// Why the last round of writes failed, while it does.
     failing: Option<String>,
     retry_delay: Duration,
@@ -256,8 +262,14 @@ impl Writer {
                 Err(error) => {
                     failure = Some(format!("{error:#}"));
                     let mut pending = self.shared.pending();
-                    if pending.checkpoint.is_none() {
-                        pending.checkpoint = Some((checkpoint, durability, seq));
+                    match pending.checkpoint.as_mut() {
+                        None => pending.checkpoint = Some((checkpoint, durability, seq)),
+                        // A newer one replaces it, and keeps its promise of durability.
+                        Some((_, newer, _)) => {
+                            if durability == Durability::Durable {
+                                *newer = Durability::Durable;
+                            }
+                        }
                     }
                 }
             }
@@ -280,7 +292,7 @@ impl Writer {
                     if dropped > 0 {
                         tracing::error!(dropped, "alerts that waited for the state folder to take writes again were more than {MAX_UNWRITTEN_ALERTS}: the oldest are missing from the history (they were delivered)");
                     }
-                    self.shared.appended_seq.store(last, Ordering::Release);
+                    self.history_seq = last;
                 }
                 Err(error) => failure = Some(format!("{error:#}")),
             }
@@ -296,6 +308,12 @@ impl Writer {
                 failure.get_or_insert(format!("{error:#}"));
             }
         }
+        // The checkpoint may forget an alert (its `recent_alerts`) only once both the history
+        // and the outbox have it: a destination that did not take it finds it after a restart.
+        let outbox_seq = lock(&self.outbox).written_seq();
+        self.shared
+            .appended_seq
+            .store(self.history_seq.min(outbox_seq), Ordering::Release);
         match failure {
             Some(reason) => Err(reason),
             None => Ok(()),
