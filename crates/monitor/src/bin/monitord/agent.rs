@@ -1114,12 +1114,7 @@ impl Agent {
 
     fn on_follow(&mut self, after: u64, wait: bool, reply: oneshot::Sender<Response>) {
         if !wait {
-            let records = self
-                .emitted_recently
-                .iter()
-                .filter(|record| record.seq > after)
-                .cloned()
-                .collect();
+            let records = self.alerts_after(after);
             let _ = reply.send(Response::Alerts { records });
             return;
         }
@@ -1144,14 +1139,18 @@ impl Agent {
             .partition(|(after, deadline, _)| newest > *after || *deadline <= now);
         self.followers = waiting;
         for (after, _, reply) in ready {
-            let records = self
-                .emitted_recently
-                .iter()
-                .filter(|record| record.seq > after)
-                .cloned()
-                .collect();
+            let records = self.alerts_after(after);
             let _ = reply.send(Response::Alerts { records });
         }
+    }
+
+    /// The alerts in memory newer than `after`.
+    fn alerts_after(&self, after: u64) -> Vec<HistoryRecord> {
+        self.emitted_recently
+            .iter()
+            .filter(|record| record.seq > after)
+            .cloned()
+            .collect()
     }
 
     fn followers_due(&self) -> Option<Instant> {
