@@ -125,6 +125,12 @@ fn a_backend_outage_and_a_kill_9_lose_and_repeat_no_alert() {
         let pending = stdout(&sandbox.monitorctl(&["alerts", "--pending"]));
         pending.contains("backend      3") && pending.contains("503")
     });
+    // Killed once the three are on disk (they reach the follower from memory before):
+    // a kill before then may send them again, which this test is not about.
+    eventually("the three alerts are in alerts.jsonl", || {
+        fs::read_to_string(sandbox.state_dir().join("alerts.jsonl"))
+            .is_ok_and(|text| text.lines().count() == 3)
+    });
     agent.kill_hard();
     for event in 4..=6 {
         append(&log, &format!("event-{event}\n"));
