@@ -9,10 +9,12 @@
 //!   agent's control socket.
 //! - [`config_push`]: the check list pushed to `POST /api/devices/v1/devicemonitor/config`.
 //! - [`management`]: what monitor-server's management API answers.
+//! - [`backoff`]: the one capped exponential backoff every watcher and client retries with.
 //!
 //! This crate is the only one that derives `Serialize` for data leaving the process; it does
 //! no I/O and knows nothing of how alerts are produced or delivered.
 
+pub mod backoff;
 pub mod config_push;
 pub mod control;
 pub mod management;
