@@ -34,6 +34,22 @@ pub fn new_token(kind: TokenKind) -> String {
     format!("{}{}", kind.prefix(), hex::encode(random_bytes::<32>()))
 }
 
+/// A random id in UUID v4 form.
+pub fn new_id() -> String {
+    let mut bytes = random_bytes::<16>();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex = hex::encode(bytes);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
 /// The stored form of a token: its SHA-256 in hex.
 pub fn token_hash(token: &str) -> String {
     hex::encode(ring::digest::digest(

@@ -53,7 +53,7 @@ impl JwtKeys {
     pub fn issue(&self, device_id: &str, now: SystemTime) -> String {
         let issued = seconds(now);
         let claims = Claims {
-            jti: crate::storage::new_id(),
+            jti: crate::credentials::new_id(),
             sub: device_id.to_owned(),
             iat: issued,
             exp: issued + DEVICE_TOKEN_LIFETIME.as_secs(),

@@ -7,7 +7,7 @@
 
 use sqlx::{AnyPool, Row};
 
-use super::{Engine, StorageError};
+use super::sql::{now_millis, Engine, StorageError};
 
 pub(super) struct Migration {
     pub version: i64,
@@ -198,7 +198,7 @@ async fn apply_missing(
         )
         .bind(migration.version)
         .bind(migration.description)
-        .bind(super::now_millis())
+        .bind(now_millis())
         .execute(&mut *transaction)
         .await?;
         transaction.commit().await?;

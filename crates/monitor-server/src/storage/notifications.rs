@@ -14,10 +14,11 @@ use std::time::{Duration, SystemTime};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::{
-    alert_from_row, from_millis, new_id, now_millis, to_millis, Engine, StorageError, Store,
-    StoredAlert, ALERT_COLUMNS,
-};
+use super::alerts::{alert_from_row, StoredAlert, ALERT_COLUMNS};
+use super::settings::GLOBAL_MUTE;
+use super::sql::{from_millis, now_millis, to_millis, Engine, StorageError};
+use super::store::Store;
+use crate::credentials::new_id;
 
 /// Where notifications go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -106,7 +107,7 @@ pub(super) async fn notification_targets(
          FROM devices d WHERE d.id = $1",
     )
     .bind(device_id)
-    .bind(crate::api::GLOBAL_MUTE)
+    .bind(GLOBAL_MUTE)
     .fetch_one(&mut **transaction)
     .await?;
     if muted.try_get::<i64, _>("muted")? != 0

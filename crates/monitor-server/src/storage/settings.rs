@@ -1,0 +1,62 @@
+//! Settings every replica shares: the global mute and secrets made once.
+
+use sqlx::Row;
+
+use super::sql::StorageError;
+use super::store::Store;
+
+/// The global mute setting's key: `"true"` while every device's notifications are off.
+pub(super) const GLOBAL_MUTE: &str = "notifications.muted";
+
+impl Store {
+    pub async fn setting(&self, key: &str) -> Result<Option<String>, StorageError> {
+        let row = sqlx::query("SELECT value FROM settings WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => Some(row.try_get("value")?),
+            None => None,
+        })
+    }
+
+    pub async fn set_setting(&self, key: &str, value: &str) -> Result<(), StorageError> {
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Whether every device's notifications are muted.
+    pub async fn global_mute(&self) -> Result<bool, StorageError> {
+        Ok(self.setting(GLOBAL_MUTE).await?.as_deref() == Some("true"))
+    }
+
+    /// Mutes or unmutes every device's notifications.
+    pub async fn set_global_mute(&self, muted: bool) -> Result<(), StorageError> {
+        self.set_setting(GLOBAL_MUTE, if muted { "true" } else { "false" })
+            .await
+    }
+
+    /// A random secret every replica shares: made by the first one that asks.
+    pub async fn shared_secret(&self, key: &str) -> Result<Vec<u8>, StorageError> {
+        let fresh = hex::encode(crate::credentials::random_bytes::<32>());
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(&fresh)
+        .execute(&self.pool)
+        .await?;
+        let stored = self
+            .setting(key)
+            .await?
+            .ok_or_else(|| StorageError::Corrupt(format!("the setting {key} vanished")))?;
+        hex::decode(&stored).map_err(|error| StorageError::Corrupt(format!("{key}: {error}")))
+    }
+}
