@@ -7,8 +7,11 @@
 //!
 //! - [`storage::Store`]: everything kept, on SQLite (WAL, one server) or PostgreSQL (shared
 //!   by replicas); versioned migrations.
-//! - [`api`]: the axum router, authentication of devices (server-issued tokens) and users
-//!   (sessions and API tokens), validation and limits.
+//! - [`fleet::Fleet`]: every rule once (who may report and log in, device status and what a
+//!   device shows, mute, channels, users and tokens), with one error type, [`fleet::FleetError`].
+//! - [`api`], [`dashboard`]: the HTTP surfaces, composed into one router by [`router`]:
+//!   they parse, call the fleet and render.
+//! - [`notify`]: the notifier that sends the outbox, one module per channel kind.
 //! - [`credentials`]: token and password hashing.
 //! - [`settings`]: flags, environment and the YAML file.
 //!
@@ -18,6 +21,7 @@ pub mod api;
 pub mod credentials;
 pub mod dashboard;
 pub mod device_auth;
+pub mod fleet;
 pub mod jwt;
 pub mod metrics;
 pub mod notify;
@@ -27,6 +31,8 @@ pub mod storage;
 use std::net::SocketAddr;
 
 use anyhow::Context as _;
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
 use tokio_util::sync::CancellationToken;
 
 use std::sync::Arc;
@@ -58,6 +64,18 @@ pub async fn open_store(database: &Database) -> anyhow::Result<Store> {
     }
 }
 
+/// The whole HTTP surface: the device API, the management API, the dashboard, `/healthz`
+/// and `/metrics`, with the body limit over all of them.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(api::device_routes())
+        .merge(api::management_routes())
+        .merge(api::health_routes())
+        .merge(dashboard::routes())
+        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
+        .with_state(state)
+}
+
 /// How long a notification in flight may take to finish at shutdown.
 const NOTIFIER_STOP_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -81,7 +99,7 @@ pub async fn serve(
     .await
     .context("cannot read the device-token key from the database")?;
     let notifier = tokio::spawn(notifier.run(shutdown.clone()));
-    let router = api::router(state);
+    let router = router(state);
     let served = axum::serve(listener, router)
         .with_graceful_shutdown({
             let shutdown = shutdown.clone();

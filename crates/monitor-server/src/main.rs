@@ -5,13 +5,13 @@
 use std::io::{BufRead as _, Write as _};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use monitor_server::credentials::{hash_password, new_token, token_hash, TokenKind};
+use monitor_server::fleet::{parse_status, DeviceHealth, Entity, Fleet, FleetError, NEVER_SEEN};
 use monitor_server::settings::{FileSettings, Settings};
-use monitor_server::storage::{ChannelKind, Device, DeviceStatus, Store};
+use monitor_server::storage::{Device, DeviceStatus, Store};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -62,6 +62,13 @@ struct GlobalArgs {
 enum Command {
     /// Serve the device and management APIs (what runs without a command).
     Serve,
+    #[command(flatten)]
+    Admin(AdminCommand),
+}
+
+/// The administrator's tasks, on the same database.
+#[derive(Subcommand)]
+enum AdminCommand {
     /// Devices: add one with a token, list, accept, reject, decommission.
     #[command(subcommand)]
     Device(DeviceCommand),
@@ -210,22 +217,65 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let store = monitor_server::open_store(&settings.database).await?;
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings, store.clone()).await,
-        Command::Device(command) => device_command(&store, command).await,
-        Command::User(UserCommand::Add { email, .. }) => add_user(&store, &email).await,
-        Command::Token(TokenCommand::Add {
-            email,
-            name,
-            expires,
-        }) => add_token(&store, &email, &name, expires).await,
-        Command::Enrollment(EnrollmentCommand::Add { name, expires }) => {
-            add_enrollment_token(&store, &name, expires).await
-        }
-        Command::Channel(command) => channel_command(&store, command).await,
-        Command::Mute(args) => mute(&store, args.device.as_deref(), true).await,
-        Command::Unmute(args) => mute(&store, args.device.as_deref(), false).await,
+        Command::Admin(command) => admin(store.clone(), command).await,
     };
     store.close().await;
     result
+}
+
+/// An administrator's task on the fleet.
+async fn admin(store: Store, command: AdminCommand) -> anyhow::Result<()> {
+    let fleet = Fleet::open(store)
+        .await
+        .context("cannot read the device-token key from the database")?;
+    let fleet = &fleet;
+    match command {
+        AdminCommand::Device(command) => device_command(fleet, command).await,
+        AdminCommand::User(UserCommand::Add { email, .. }) => add_user(fleet, &email).await,
+        AdminCommand::Token(TokenCommand::Add {
+            email,
+            name,
+            expires,
+        }) => add_token(fleet, &email, &name, expires).await,
+        AdminCommand::Enrollment(EnrollmentCommand::Add { name, expires }) => {
+            let token = fleet
+                .add_enrollment_token(&name, expires)
+                .await
+                .map_err(cli_error)?;
+            eprintln!(
+                "enrollment token `{name}`, shown only once: devices presenting it are accepted at once"
+            );
+            println!("{token}");
+            Ok(())
+        }
+        AdminCommand::Channel(command) => channel_command(fleet, command).await,
+        AdminCommand::Mute(args) => mute(fleet, args.device.as_deref(), true).await,
+        AdminCommand::Unmute(args) => mute(fleet, args.device.as_deref(), false).await,
+    }
+}
+
+/// The one mapping of the fleet's refusals to the command line's messages: what is not
+/// found says which command lists or adds it.
+fn cli_error(error: FleetError) -> anyhow::Error {
+    match error {
+        FleetError::NotFound {
+            what: Entity::Device,
+            key,
+        } => anyhow::anyhow!(
+            "no device `{key}`: `monitor-server device list` shows the names and ids"
+        ),
+        FleetError::NotFound {
+            what: Entity::Channel,
+            key,
+        } => anyhow::anyhow!("no channel `{key}`: `monitor-server channel list` shows the ids"),
+        FleetError::NotFound {
+            what: Entity::User,
+            key,
+        } => anyhow::anyhow!(
+            "no user `{key}`: add one with `monitor-server user add {key} --password-stdin`"
+        ),
+        other => anyhow::Error::new(other),
+    }
 }
 
 async fn serve(settings: Settings, store: Store) -> anyhow::Result<()> {
@@ -259,16 +309,10 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
-async fn device_command(store: &Store, command: DeviceCommand) -> anyhow::Result<()> {
+async fn device_command(fleet: &Fleet, command: DeviceCommand) -> anyhow::Result<()> {
     match command {
         DeviceCommand::Add { name } => {
-            if name.trim().is_empty() {
-                bail!("the device name is empty: give a name such as pi-kitchen");
-            }
-            let token = new_token(TokenKind::Device);
-            let device = store
-                .add_device(&name, DeviceStatus::Accepted, Some(&token_hash(&token)))
-                .await?;
+            let (device, token) = fleet.add_device(&name).await.map_err(cli_error)?;
             eprintln!(
                 "added device {} (id {}); its token follows, shown only once: put it in the agent's token_file",
                 device.name, device.id
@@ -277,27 +321,28 @@ async fn device_command(store: &Store, command: DeviceCommand) -> anyhow::Result
         }
         DeviceCommand::List { status, json } => {
             let status = status
-                .map(|status| status.parse::<DeviceStatus>())
+                .as_deref()
+                .map(parse_status)
                 .transpose()
-                .map_err(anyhow::Error::msg)?;
-            let devices = store.devices(status, false).await?;
+                .map_err(cli_error)?;
+            let devices = fleet.devices(status, false).await.map_err(cli_error)?;
             print_devices(&devices, json)?;
         }
         DeviceCommand::Accept { device } => {
-            set_status(store, &device, DeviceStatus::Accepted).await?
+            set_status(fleet, &device, DeviceStatus::Accepted).await?
         }
         DeviceCommand::Reject { device } => {
-            set_status(store, &device, DeviceStatus::Rejected).await?
+            set_status(fleet, &device, DeviceStatus::Rejected).await?
         }
         DeviceCommand::Decommission { device } => {
-            set_status(store, &device, DeviceStatus::Decommissioned).await?
+            set_status(fleet, &device, DeviceStatus::Decommissioned).await?
         }
         DeviceCommand::Token { device } => {
-            let device = known_device(store, &device).await?;
-            let token = new_token(TokenKind::Device);
-            store
-                .set_device_token(&device.id, &token_hash(&token))
-                .await?;
+            let device = fleet
+                .device_by_id_or_name(&device)
+                .await
+                .map_err(cli_error)?;
+            let token = fleet.renew_device_token(&device).await.map_err(cli_error)?;
             eprintln!("new token for {}; the old one no longer works", device.name);
             println!("{token}");
         }
@@ -305,22 +350,12 @@ async fn device_command(store: &Store, command: DeviceCommand) -> anyhow::Result
     Ok(())
 }
 
-async fn known_device(store: &Store, key: &str) -> anyhow::Result<Device> {
-    store.device_by_id_or_name(key).await?.with_context(|| {
-        format!("no device `{key}`: `monitor-server device list` shows the names and ids")
-    })
-}
-
-async fn set_status(store: &Store, key: &str, status: DeviceStatus) -> anyhow::Result<()> {
-    let device = known_device(store, key).await?;
-    if device.status == DeviceStatus::Decommissioned {
-        bail!(
-            "{} is decommissioned: add it again with `monitor-server device add`",
-            device.name
-        );
-    }
-    store.set_device_status(&device.id, status).await?;
-    Ok(())
+async fn set_status(fleet: &Fleet, key: &str, status: DeviceStatus) -> anyhow::Result<()> {
+    let device = fleet.device_by_id_or_name(key).await.map_err(cli_error)?;
+    fleet
+        .set_device_status(&device, status)
+        .await
+        .map_err(cli_error)
 }
 
 fn print_devices(devices: &[Device], json: bool) -> anyhow::Result<()> {
@@ -333,7 +368,7 @@ fn print_devices(devices: &[Device], json: bool) -> anyhow::Result<()> {
                     "id": device.id,
                     "name": device.name,
                     "status": device.status.as_str(),
-                    "alert_count": device.alert_count,
+                    "alert_count": DeviceHealth::of(device).open_alerts(),
                     "muted": device.muted,
                     "last_seen_at": device.last_seen_at.map(|at| monitor_wire::Timestamp(at).to_string()),
                 })
@@ -349,7 +384,7 @@ fn print_devices(devices: &[Device], json: bool) -> anyhow::Result<()> {
     )?;
     for device in devices {
         let last_seen = device.last_seen_at.map_or_else(
-            || "never".to_owned(),
+            || NEVER_SEEN.to_owned(),
             |at| humantime::format_rfc3339_seconds(at).to_string(),
         );
         let muted = if device.muted { " (muted)" } else { "" };
@@ -358,7 +393,7 @@ fn print_devices(devices: &[Device], json: bool) -> anyhow::Result<()> {
             "{:<24} {:<15} {:>6}  {:<24} {}{muted}",
             device.name,
             device.status.as_str(),
-            device.alert_count,
+            DeviceHealth::of(device).open_alerts(),
             last_seen,
             device.id
         )?;
@@ -366,88 +401,53 @@ fn print_devices(devices: &[Device], json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn add_user(store: &Store, email: &str) -> anyhow::Result<()> {
-    if !email.contains('@') {
-        bail!("`{email}` is not an email address: users log in with their email");
-    }
-    let mut password = String::new();
+/// The first line of standard input, without its line ending.
+fn read_stdin_line(what: &str) -> anyhow::Result<String> {
+    let mut line = String::new();
     std::io::stdin()
         .lock()
-        .read_line(&mut password)
-        .context("cannot read the password from standard input")?;
-    let password = password.trim_end_matches(['\r', '\n']);
-    if password.chars().count() < 8 {
-        bail!("the password is shorter than 8 characters: choose a longer one");
-    }
-    let hash = hash_password(password);
-    let user = store.add_user(email, &hash).await?;
+        .read_line(&mut line)
+        .with_context(|| format!("cannot read the {what} from standard input"))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+async fn add_user(fleet: &Fleet, email: &str) -> anyhow::Result<()> {
+    let password = read_stdin_line("password")?;
+    let user = fleet.add_user(email, &password).await.map_err(cli_error)?;
     eprintln!("added user {} (id {})", user.email, user.id);
     Ok(())
 }
 
 async fn add_token(
-    store: &Store,
+    fleet: &Fleet,
     email: &str,
     name: &str,
     expires: Option<Duration>,
 ) -> anyhow::Result<()> {
-    let user = store.user_by_email(email).await?.with_context(|| {
-        format!(
-            "no user `{email}`: add one with `monitor-server user add {email} --password-stdin`"
-        )
-    })?;
-    let token = new_token(TokenKind::User);
-    store
-        .add_api_token(
-            &user.id,
-            name,
-            &token_hash(&token),
-            expires.map(|lifetime| SystemTime::now() + lifetime),
-        )
-        .await?;
+    let user = fleet.user_by_email(email).await.map_err(cli_error)?;
+    let token = fleet
+        .add_api_token(&user, name, expires)
+        .await
+        .map_err(cli_error)?;
     eprintln!("API token `{name}` for {email}, shown only once:");
     println!("{token}");
     Ok(())
 }
 
-async fn add_enrollment_token(
-    store: &Store,
-    name: &str,
-    expires: Option<Duration>,
-) -> anyhow::Result<()> {
-    let token = new_token(TokenKind::Enrollment);
-    store
-        .add_enrollment_token(
-            name,
-            &token_hash(&token),
-            expires.map(|lifetime| SystemTime::now() + lifetime),
-        )
-        .await?;
-    eprintln!(
-        "enrollment token `{name}`, shown only once: devices presenting it are accepted at once"
-    );
-    println!("{token}");
-    Ok(())
-}
-
-async fn channel_command(store: &Store, command: ChannelCommand) -> anyhow::Result<()> {
+async fn channel_command(fleet: &Fleet, command: ChannelCommand) -> anyhow::Result<()> {
     let (kind, name, target) = match command {
         ChannelCommand::Email { address, name } => {
             let name = name.unwrap_or_else(|| address.clone());
-            (ChannelKind::Email, name, address)
+            ("email", name, address)
         }
         ChannelCommand::Discord { name, .. } => {
-            let mut url = String::new();
-            std::io::stdin()
-                .lock()
-                .read_line(&mut url)
-                .context("cannot read the webhook URL from standard input")?;
-            (ChannelKind::Discord, name, url.trim().to_owned())
+            let url = read_stdin_line("webhook URL")?;
+            ("discord", name, url)
         }
         ChannelCommand::List => {
             let mut out = std::io::stdout().lock();
             writeln!(out, "{:<36} {:<8} {:<20} TARGET", "ID", "KIND", "NAME")?;
-            for channel in store.channels().await? {
+            for channel in fleet.channels().await.map_err(cli_error)? {
                 let target = channel.shown_target();
                 writeln!(
                     out,
@@ -460,33 +460,27 @@ async fn channel_command(store: &Store, command: ChannelCommand) -> anyhow::Resu
             return Ok(());
         }
         ChannelCommand::Remove { id } => {
-            if !store.remove_channel(&id).await? {
-                bail!("no channel `{id}`: `monitor-server channel list` shows the ids");
-            }
-            return Ok(());
+            return fleet.remove_channel(&id).await.map_err(cli_error);
         }
     };
-    monitor_server::api::validate_channel(kind, &target).map_err(anyhow::Error::msg)?;
-    let channel = store.add_channel(kind, &name, &target).await?;
-    eprintln!("added {} channel {}", kind.as_str(), channel.name);
+    let channel = fleet
+        .add_channel(kind, &name, &target)
+        .await
+        .map_err(cli_error)?;
+    eprintln!("added {} channel {}", channel.kind.as_str(), channel.name);
     println!("{}", channel.id);
     Ok(())
 }
 
-async fn mute(store: &Store, device: Option<&str>, muted: bool) -> anyhow::Result<()> {
+async fn mute(fleet: &Fleet, device: Option<&str>, muted: bool) -> anyhow::Result<()> {
     match device {
         Some(key) => {
-            let device = known_device(store, key).await?;
-            store.set_device_muted(&device.id, muted).await?;
+            let device = fleet.device_by_id_or_name(key).await.map_err(cli_error)?;
+            fleet
+                .set_device_muted(&device, muted)
+                .await
+                .map_err(cli_error)
         }
-        None => {
-            store
-                .set_setting(
-                    monitor_server::api::GLOBAL_MUTE,
-                    if muted { "true" } else { "false" },
-                )
-                .await?
-        }
+        None => fleet.set_global_mute(muted).await.map_err(cli_error),
     }
-    Ok(())
 }

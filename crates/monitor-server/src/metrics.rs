@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::storage::{Device, DeviceStatus};
+use crate::fleet::{count_by_status, DeviceHealth};
+use crate::storage::Device;
 
 #[derive(Debug, Default)]
 pub struct Counter(AtomicU64);
@@ -123,23 +124,17 @@ pub fn render_devices(devices: &[Device]) -> String {
     let mut text = String::from(
         "# HELP monitor_server_devices Devices per admission status.\n# TYPE monitor_server_devices gauge\n",
     );
-    for status in [
-        DeviceStatus::Pending,
-        DeviceStatus::Accepted,
-        DeviceStatus::Rejected,
-        DeviceStatus::Decommissioned,
-    ] {
-        let count = devices
-            .iter()
-            .filter(|device| device.status == status)
-            .count();
+    for (status, count) in count_by_status(devices) {
         let _ = writeln!(
             text,
             "monitor_server_devices{{status=\"{}\"}} {count}",
             status.as_str()
         );
     }
-    let open: u64 = devices.iter().map(|device| device.alert_count).sum();
+    let open: u64 = devices
+        .iter()
+        .map(|device| DeviceHealth::of(device).open_alerts())
+        .sum();
     let _ = writeln!(
         text,
         "# HELP monitor_server_open_alerts Subjects whose latest alert is CRITICAL.\n# TYPE monitor_server_open_alerts gauge\nmonitor_server_open_alerts {open}"

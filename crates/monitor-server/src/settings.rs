@@ -8,9 +8,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde::Deserialize;
 
-use crate::api::Limits;
-use crate::notify::{SmtpSettings, EMAIL_DEFAULT_FROM};
-
 /// `30s`, `5m`, or plain seconds.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -103,6 +100,45 @@ pub fn redact_url(url: &str) -> String {
     };
     let path = path.split('?').next().unwrap_or_default();
     format!("{scheme}://{authority}/{path}")
+}
+
+/// Limits that protect the server from one device or one request.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// The largest request body, in bytes (larger ones get 413).
+    pub max_body_bytes: usize,
+    /// The most alerts one request may carry.
+    pub max_alerts_per_request: usize,
+    /// Requests a device may make per minute, on average, before getting 429.
+    pub device_requests_per_minute: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 1024 * 1024,
+            max_alerts_per_request: 500,
+            device_requests_per_minute: 600,
+        }
+    }
+}
+
+pub const EMAIL_DEFAULT_FROM: &str = "monitor-server <monitor-server@localhost>";
+/// The SMTP relay: `smtp://host:25`, `smtp://user:password@host:587?tls=required` (STARTTLS)
+/// or `smtps://host:465`. The URL may hold a password: it is never logged.
+#[derive(Clone)]
+pub struct SmtpSettings {
+    pub url: String,
+    pub from: String,
+}
+
+impl std::fmt::Debug for SmtpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpSettings")
+            .field("url", &redact_url(&self.url))
+            .field("from", &self.from)
+            .finish()
+    }
 }
 
 /// The settings a run uses.

@@ -1,23 +1,40 @@
-//! The device API: `POST /api/devices/v1/devicemonitor/alert` and `…/config`, as Mender's.
+//! The device API: `POST /api/devices/v1/devicemonitor/alert` and `…/config`, as Mender's,
+//! and what a Mender client also calls, answered so that it runs cleanly.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::Router;
 use monitor_wire::config_push::ConfigCheck;
 use monitor_wire::Alert;
 
-use super::{ApiError, AppState, AuthenticatedDevice};
-use crate::storage::DeviceDocument;
+use super::auth::AuthenticatedDevice;
+use super::error::ApiError;
+use super::state::AppState;
+use crate::fleet::{FleetError, InventoryAttribute};
 
-/// The longest alert name, and subject name, type or status, in characters.
-const MAX_NAME_CHARS: usize = 1024;
-const MAX_SUBJECT_FIELD_CHARS: usize = 256;
-/// The most checks one configuration push may list.
-const MAX_CHECKS: usize = 10_000;
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/devices/v1/inventory/device/attributes",
+            put(put_inventory).patch(put_inventory),
+        )
+        .route(
+            "/api/devices/v1/deployments/device/deployments/next",
+            get(next_deployment).post(next_deployment),
+        )
+        .route(
+            "/api/devices/v2/deployments/device/deployments/next",
+            post(next_deployment),
+        )
+        .route("/api/devices/v1/devicemonitor/alert", post(post_alerts))
+        .route("/api/devices/v1/devicemonitor/config", post(post_config))
+}
 
-pub(super) async fn post_alerts(
+async fn post_alerts(
     State(state): State<AppState>,
     AuthenticatedDevice(device): AuthenticatedDevice,
     body: Bytes,
@@ -29,23 +46,20 @@ pub(super) async fn post_alerts(
             "the body must be a JSON array of alerts ({{name, level, timestamp, subject}}): {error}"
         ))
     })?;
-    if let Err(problem) = validate_alerts(
-        &alerts,
-        state.limits.max_alerts_per_request,
-        SystemTime::now(),
-    ) {
-        state.metrics.alert_requests_rejected.inc();
-        return Err(ApiError::BadRequest(problem));
-    }
     let recorded = state
-        .store
+        .fleet
         .record_alerts(
-            &device.id,
+            &device,
             &alerts,
-            SystemTime::now(),
+            state.limits.max_alerts_per_request,
             state.notify_interval,
         )
-        .await?;
+        .await
+        .inspect_err(|error| {
+            if matches!(error, FleetError::Invalid(_)) {
+                state.metrics.alert_requests_rejected.inc();
+            }
+        })?;
     if recorded.notifications_queued {
         state.notifier_wake.notify_one();
     }
@@ -65,52 +79,7 @@ pub(super) async fn post_alerts(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// How far ahead of the server's clock a device's timestamp may be. A device that is ahead
-/// by more has a wrong clock, and its alerts would stay the "latest" of their subject.
-const MAX_CLOCK_AHEAD: Duration = Duration::from_secs(24 * 3600);
-
-fn validate_alerts(alerts: &[Alert], max_alerts: usize, now: SystemTime) -> Result<(), String> {
-    if alerts.len() > max_alerts {
-        return Err(format!(
-            "{} alerts in one request: send at most {max_alerts} at a time",
-            alerts.len()
-        ));
-    }
-    for (index, alert) in alerts.iter().enumerate() {
-        let fields = [
-            ("name", &alert.name, MAX_NAME_CHARS),
-            ("subject.name", &alert.subject.name, MAX_SUBJECT_FIELD_CHARS),
-            ("subject.type", &alert.subject.kind, MAX_SUBJECT_FIELD_CHARS),
-            (
-                "subject.status",
-                &alert.subject.status,
-                MAX_SUBJECT_FIELD_CHARS,
-            ),
-        ];
-        for (field, value, max) in fields {
-            if value.trim().is_empty() {
-                return Err(format!("alert {index}: {field} is empty"));
-            }
-            let chars = value.chars().count();
-            if chars > max {
-                return Err(format!(
-                    "alert {index}: {field} has {chars} characters, at most {max} are kept"
-                ));
-            }
-        }
-        if alert.timestamp.0 > now + MAX_CLOCK_AHEAD {
-            return Err(format!(
-                "alert {index}: timestamp {} is more than a day ahead of the server's clock ({}): \
-                 set the device's clock (NTP)",
-                alert.timestamp,
-                monitor_wire::Timestamp(now)
-            ));
-        }
-    }
-    Ok(())
-}
-
-pub(super) async fn post_config(
+async fn post_config(
     State(state): State<AppState>,
     AuthenticatedDevice(device): AuthenticatedDevice,
     body: Bytes,
@@ -120,81 +89,14 @@ pub(super) async fn post_config(
             "the body must be a JSON array of checks ({{name, status, type, log|service|dbus}}): {error}"
         ))
     })?;
-    if checks.len() > MAX_CHECKS {
-        return Err(ApiError::BadRequest(format!(
-            "{} checks: at most {MAX_CHECKS} are kept",
-            checks.len()
-        )));
-    }
-    if let Some((index, check)) = checks
-        .iter()
-        .enumerate()
-        .find(|(_, check)| check.name.trim().is_empty())
-    {
-        return Err(ApiError::BadRequest(format!(
-            "check {index} ({:?}): name is empty",
-            check.kind
-        )));
-    }
-    let json = serde_json::to_string(&checks)
-        .map_err(|error| ApiError::Internal(format!("configuration: {error}")))?;
-    state
-        .store
-        .set_device_document(&device.id, DeviceDocument::Config, &json, SystemTime::now())
-        .await?;
+    state.fleet.record_checks(&device, &checks).await?;
     state.metrics.configs_received.inc();
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::UNIX_EPOCH;
-
-    fn alert(json: &str) -> Alert {
-        serde_json::from_str(json).unwrap()
-    }
-
-    #[test]
-    fn alerts_with_empty_or_huge_fields_are_refused_with_the_field_named() {
-        let good = r#"{"name":"n","level":"OK","timestamp":"2026-11-21T12:22:36Z","subject":{"name":"s","type":"log","status":"LOGCONTAINS"}}"#;
-        let now = UNIX_EPOCH + Duration::from_secs(1_795_262_400); // 2026-11-21T12:00:00Z
-        assert_eq!(validate_alerts(&[alert(good)], 10, now), Ok(()));
-        let empty = good.replace(r#""type":"log""#, r#""type":" ""#);
-        assert_eq!(
-            validate_alerts(&[alert(good), alert(&empty)], 10, now),
-            Err("alert 1: subject.type is empty".to_owned())
-        );
-        let long = good.replace(
-            r#""name":"n""#,
-            &format!(r#""name":"{}""#, "x".repeat(1025)),
-        );
-        assert_eq!(
-            validate_alerts(&[alert(&long)], 10, now),
-            Err("alert 0: name has 1025 characters, at most 1024 are kept".to_owned())
-        );
-        assert_eq!(
-            validate_alerts(&[alert(good), alert(good)], 1, now),
-            Err("2 alerts in one request: send at most 1 at a time".to_owned())
-        );
-        let ahead = good.replace("2026-11-21T12:22:36Z", "2026-11-23T12:22:36Z");
-        assert_eq!(
-            validate_alerts(&[alert(&ahead)], 10, now),
-            Err("alert 0: timestamp 2026-11-23T12:22:36.000Z is more than a day ahead of the server's clock (2026-11-21T12:00:00.000Z): set the device's clock (NTP)".to_owned())
-        );
-    }
-}
-
-/// One inventory attribute as Mender clients send them.
-#[derive(serde::Deserialize, serde::Serialize)]
-pub(super) struct InventoryAttribute {
-    name: String,
-    value: serde_json::Value,
-}
-
 /// `PUT`/`PATCH /api/devices/v1/inventory/device/attributes`: what a Mender client reports
 /// about itself (device type, artifact name, …); kept and shown, nothing more.
-pub(super) async fn put_inventory(
+async fn put_inventory(
     State(state): State<AppState>,
     AuthenticatedDevice(device): AuthenticatedDevice,
     body: Bytes,
@@ -204,24 +106,12 @@ pub(super) async fn put_inventory(
             "the body must be a JSON array of {{\"name\", \"value\"}}: {error}"
         ))
     })?;
-    let json = serde_json::to_string(&attributes)
-        .map_err(|error| ApiError::Internal(format!("inventory: {error}")))?;
-    state
-        .store
-        .set_device_document(
-            &device.id,
-            DeviceDocument::Inventory,
-            &json,
-            SystemTime::now(),
-        )
-        .await?;
+    state.fleet.record_inventory(&device, &attributes).await?;
     Ok(StatusCode::OK)
 }
 
 /// `GET`/`POST /api/devices/v1/deployments/device/deployments/next`: this server deploys
 /// nothing, so there is never an update (204), as Mender answers when none is pending.
-pub(super) async fn next_deployment(
-    AuthenticatedDevice(_device): AuthenticatedDevice,
-) -> StatusCode {
+async fn next_deployment(AuthenticatedDevice(_device): AuthenticatedDevice) -> StatusCode {
     StatusCode::NO_CONTENT
 }

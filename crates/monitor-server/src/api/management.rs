@@ -1,5 +1,5 @@
 //! The management API: log in, tokens, devices with their open alerts, alert history, the
-//! checks a device pushed, admission and mute.
+//! checks a device pushed, admission, channels and mute.
 
 use std::time::{Duration, SystemTime};
 
@@ -7,72 +7,70 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
 use base64::Engine as _;
 use monitor_wire::management::{ManagedDevice, StoredAlert as WireAlert};
 use monitor_wire::Timestamp;
 use serde::Deserialize;
 
-use super::{plain_text, ApiError, AppState, AuthenticatedUser};
-use crate::credentials::{new_token, token_hash, verify_password, TokenKind};
-use crate::storage::{
-    AlertQuery, Channel, ChannelKind, Device, DeviceDocument, DeviceStatus, StorageError, Store,
-    StoredAlert,
-};
+use super::auth::AuthenticatedUser;
+use super::error::{plain_text, with_total, ApiError};
+use super::state::AppState;
+use crate::fleet::{parse_status, DeviceHealth};
+use crate::storage::{AlertQuery, Channel, Device, StoredAlert};
 
-/// How long a login lasts.
-pub(crate) const SESSION_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
-/// The global mute setting's key.
-pub const GLOBAL_MUTE: &str = "notifications.muted";
+pub(super) fn routes() -> Router<AppState> {
+    let devices = "/api/management/v1/devicemonitor/devices";
+    let settings = "/api/management/v1/devicemonitor/settings";
+    Router::new()
+        .route("/api/management/v1/useradm/auth/login", post(login))
+        .route(
+            "/api/management/v1/useradm/settings/tokens",
+            post(add_token),
+        )
+        .route(devices, get(list_devices))
+        .route(&format!("{devices}/{{id}}"), get(get_device))
+        .route(&format!("{devices}/{{id}}/alerts"), get(device_alerts))
+        .route(
+            &format!("{devices}/{{id}}/alerts/latest"),
+            get(latest_alerts),
+        )
+        .route(&format!("{devices}/{{id}}/config"), get(device_config))
+        .route(&format!("{devices}/{{id}}/status"), put(set_device_status))
+        .route(&format!("{devices}/{{id}}/mute"), put(set_device_mute))
+        .route(
+            &format!("{settings}/channels"),
+            get(list_channels).post(add_channel),
+        )
+        .route(
+            &format!("{settings}/channels/{{id}}"),
+            delete(remove_channel),
+        )
+        .route(&format!("{settings}/mute"), put(set_global_mute))
+}
+
+/// A JSON body, or 400 with serde's reason.
+fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    body.map(|Json(value)| value)
+        .map_err(|error| ApiError::BadRequest(error.body_text()))
+}
+
+/// A query string, or 400 with serde's reason.
+fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    query
+        .map(|Query(value)| value)
+        .map_err(|error| ApiError::BadRequest(error.body_text()))
+}
 
 /// `POST /api/management/v1/useradm/auth/login` with HTTP Basic credentials: a session token
 /// as plain text, as Mender's useradm answers.
-pub(super) async fn login(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let refused = || ApiError::Unauthorized("wrong email or password".into());
+async fn login(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let (email, password) = basic_credentials(&headers).ok_or_else(|| {
         ApiError::Unauthorized("log in with HTTP Basic authentication (email and password)".into())
     })?;
-    let token = open_session(&state.store, &email, password, "session")
-        .await?
-        .ok_or_else(refused)?;
+    let token = state.fleet.log_in(&email, password, "session").await?;
     Ok(plain_text(token))
-}
-
-/// Checks an email and password and, when they match, makes a session token (named
-/// `label`, lasting [`SESSION_LIFETIME`]); `None` when they do not. Shared by the API's
-/// login and the dashboard's.
-pub(crate) async fn open_session(
-    store: &Store,
-    email: &str,
-    password: String,
-    label: &str,
-) -> Result<Option<String>, StorageError> {
-    let Some(user) = store.user_by_email(email.trim()).await? else {
-        return Ok(None);
-    };
-    // Argon2 is slow on purpose; keep it off the async workers.
-    let stored = user.password_hash.clone();
-    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &stored))
-        .await
-        .unwrap_or(false);
-    if !matches {
-        return Ok(None);
-    }
-    // Logins are rare: a good moment to forget sessions that ran out.
-    store.remove_expired_tokens(SystemTime::now()).await?;
-    let token = new_token(TokenKind::User);
-    store
-        .add_api_token(
-            &user.id,
-            label,
-            &token_hash(&token),
-            Some(SystemTime::now() + SESSION_LIFETIME),
-        )
-        .await?;
-    Ok(Some(token))
 }
 
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
@@ -88,7 +86,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct NewToken {
+struct NewToken {
     name: String,
     /// Seconds until the token expires; none: it does not expire.
     #[serde(default)]
@@ -96,29 +94,23 @@ pub(super) struct NewToken {
 }
 
 /// `POST /api/management/v1/useradm/settings/tokens`: a personal API token, shown once.
-pub(super) async fn add_token(
+async fn add_token(
     State(state): State<AppState>,
     AuthenticatedUser(user): AuthenticatedUser,
-    body: Result<Json<NewToken>, JsonRejection>,
+    request: Result<Json<NewToken>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(request) = body.map_err(|error| ApiError::BadRequest(error.body_text()))?;
-    if request.name.trim().is_empty() {
-        return Err(ApiError::BadRequest("name: give the token a name".into()));
-    }
-    let token = new_token(TokenKind::User);
-    let expires_at = request
-        .expires_in
-        .map(|seconds| SystemTime::now() + Duration::from_secs(seconds));
-    state
-        .store
-        .add_api_token(&user.id, &request.name, &token_hash(&token), expires_at)
+    let request = body(request)?;
+    let lifetime = request.expires_in.map(Duration::from_secs);
+    let token = state
+        .fleet
+        .add_api_token(&user, &request.name, lifetime)
         .await?;
     Ok(plain_text(token))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct DeviceListQuery {
+struct DeviceListQuery {
     #[serde(default)]
     status: Option<String>,
     /// Only devices with a subject CRITICAL now.
@@ -127,20 +119,16 @@ pub(super) struct DeviceListQuery {
 }
 
 /// `GET /api/management/v1/devicemonitor/devices`: every device with `alert_count`.
-pub(super) async fn list_devices(
+async fn list_devices(
     State(state): State<AppState>,
     _user: AuthenticatedUser,
-    query: Result<Query<DeviceListQuery>, QueryRejection>,
+    request: Result<Query<DeviceListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|error| ApiError::BadRequest(error.body_text()))?;
-    let status = query
-        .status
-        .map(|status| status.parse::<DeviceStatus>())
-        .transpose()
-        .map_err(ApiError::BadRequest)?;
+    let request = query(request)?;
+    let status = request.status.as_deref().map(parse_status).transpose()?;
     let devices = state
-        .store
-        .devices(status, query.has_alerts.unwrap_or(false))
+        .fleet
+        .devices(status, request.has_alerts.unwrap_or(false))
         .await?;
     let total = devices.len();
     let devices: Vec<ManagedDevice> = devices.into_iter().map(managed_device).collect();
@@ -148,29 +136,22 @@ pub(super) async fn list_devices(
 }
 
 /// `GET /api/management/v1/devicemonitor/devices/{id}`.
-pub(super) async fn get_device(
+async fn get_device(
     State(state): State<AppState>,
     _user: AuthenticatedUser,
     Path(id): Path<String>,
 ) -> Result<Json<ManagedDevice>, ApiError> {
-    Ok(Json(managed_device(known_device(&state, &id).await?)))
-}
-
-async fn known_device(state: &AppState, id: &str) -> Result<Device, ApiError> {
-    state
-        .store
-        .device(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no device with the id `{id}`")))
+    Ok(Json(managed_device(state.fleet.device(&id).await?)))
 }
 
 fn managed_device(device: Device) -> ManagedDevice {
+    let health = DeviceHealth::of(&device);
     ManagedDevice {
         id: device.id,
         name: device.name,
         status: device.status.as_str().to_owned(),
-        alert_count: device.alert_count,
-        alerts: device.alert_count > 0,
+        alert_count: health.open_alerts(),
+        alerts: health.is_critical(),
         muted: device.muted,
         created_at: Timestamp(device.created_at),
         last_seen_at: device.last_seen_at.map(Timestamp),
@@ -179,7 +160,7 @@ fn managed_device(device: Device) -> ManagedDevice {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct AlertsQuery {
+struct AlertsQuery {
     #[serde(default)]
     page: Option<u64>,
     #[serde(default)]
@@ -197,32 +178,32 @@ const MAX_PER_PAGE: u64 = 500;
 
 /// `GET …/devices/{id}/alerts`: the history, newest first unless `sort_ascending`, paged,
 /// with the number of matching alerts in `X-Total-Count`.
-pub(super) async fn device_alerts(
+async fn device_alerts(
     State(state): State<AppState>,
     _user: AuthenticatedUser,
     Path(id): Path<String>,
-    query: Result<Query<AlertsQuery>, QueryRejection>,
+    request: Result<Query<AlertsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|error| ApiError::BadRequest(error.body_text()))?;
-    let per_page = query.per_page.unwrap_or(20);
+    let request = query(request)?;
+    let per_page = request.per_page.unwrap_or(20);
     if per_page == 0 || per_page > MAX_PER_PAGE {
         return Err(ApiError::BadRequest(format!(
             "per_page: give 1 to {MAX_PER_PAGE}"
         )));
     }
-    let page = query.page.unwrap_or(1);
+    let page = request.page.unwrap_or(1);
     if page == 0 {
         return Err(ApiError::BadRequest("page: pages count from 1".into()));
     }
-    let query = AlertQuery {
+    let alert_query = AlertQuery {
         page,
         per_page,
-        issued_after: parse_time("issued_after", query.issued_after.as_deref())?,
-        issued_before: parse_time("issued_before", query.issued_before.as_deref())?,
-        ascending: query.sort_ascending.unwrap_or(false),
+        issued_after: parse_time("issued_after", request.issued_after.as_deref())?,
+        issued_before: parse_time("issued_before", request.issued_before.as_deref())?,
+        ascending: request.sort_ascending.unwrap_or(false),
     };
-    let device = known_device(&state, &id).await?;
-    let (alerts, total) = state.store.alerts(&device.id, &query).await?;
+    let device = state.fleet.device(&id).await?;
+    let (alerts, total) = state.fleet.alerts(&device, &alert_query).await?;
     let alerts: Vec<WireAlert> = alerts.into_iter().map(wire_alert).collect();
     Ok(with_total(total, Json(alerts)))
 }
@@ -239,13 +220,13 @@ fn parse_time(field: &str, text: Option<&str>) -> Result<Option<SystemTime>, Api
 }
 
 /// `GET …/devices/{id}/alerts/latest`: the latest alert of each subject.
-pub(super) async fn latest_alerts(
+async fn latest_alerts(
     State(state): State<AppState>,
     _user: AuthenticatedUser,
     Path(id): Path<String>,
 ) -> Result<Json<Vec<WireAlert>>, ApiError> {
-    let device = known_device(&state, &id).await?;
-    let alerts = state.store.latest_alerts(&device.id).await?;
+    let device = state.fleet.device(&id).await?;
+    let alerts = state.fleet.latest_alerts(&device).await?;
     Ok(Json(alerts.into_iter().map(wire_alert).collect()))
 }
 
@@ -259,17 +240,13 @@ fn wire_alert(stored: StoredAlert) -> WireAlert {
 }
 
 /// `GET …/devices/{id}/config`: the checks the device pushed last (`[]` before its first push).
-pub(super) async fn device_config(
+async fn device_config(
     State(state): State<AppState>,
     _user: AuthenticatedUser,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let device = known_device(&state, &id).await?;
-    let config = state
-        .store
-        .device_document(&device.id, DeviceDocument::Config)
-        .await?
-        .unwrap_or_else(|| "[]".to_owned());
+    let device = state.fleet.device(&id).await?;
+    let config = state.fleet.checks_json(&device).await?;
     Ok((
         [(
             header::CONTENT_TYPE,
@@ -282,78 +259,51 @@ pub(super) async fn device_config(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct StatusChange {
+struct StatusChange {
     status: String,
 }
 
 /// `PUT …/devices/{id}/status` with `{"status": "accepted" | "rejected" | "decommissioned"}`.
-pub(super) async fn set_device_status(
+async fn set_device_status(
     State(state): State<AppState>,
     _user: AuthenticatedUser,
     Path(id): Path<String>,
-    body: Result<Json<StatusChange>, JsonRejection>,
+    request: Result<Json<StatusChange>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let Json(change) = body.map_err(|error| ApiError::BadRequest(error.body_text()))?;
-    let status: DeviceStatus = change.status.parse().map_err(ApiError::BadRequest)?;
-    if status == DeviceStatus::Pending {
-        return Err(ApiError::BadRequest(
-            "status: a device can be accepted, rejected or decommissioned".into(),
-        ));
-    }
-    let device = known_device(&state, &id).await?;
-    if device.status == DeviceStatus::Decommissioned {
-        return Err(ApiError::Conflict(
-            "the device is decommissioned: add it again as a new device".into(),
-        ));
-    }
-    state.store.set_device_status(&device.id, status).await?;
-    tracing::info!(device = %device.name, status = status.as_str(), "device status");
+    let status = parse_status(&body(request)?.status)?;
+    let device = state.fleet.device(&id).await?;
+    state.fleet.set_device_status(&device, status).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct MuteChange {
+struct MuteChange {
     muted: bool,
 }
 
 /// `PUT …/devices/{id}/mute` with `{"muted": true | false}`.
-pub(super) async fn set_device_mute(
+async fn set_device_mute(
     State(state): State<AppState>,
     _user: AuthenticatedUser,
     Path(id): Path<String>,
-    body: Result<Json<MuteChange>, JsonRejection>,
+    request: Result<Json<MuteChange>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let Json(change) = body.map_err(|error| ApiError::BadRequest(error.body_text()))?;
-    let device = known_device(&state, &id).await?;
-    state
-        .store
-        .set_device_muted(&device.id, change.muted)
-        .await?;
+    let change = body(request)?;
+    let device = state.fleet.device(&id).await?;
+    state.fleet.set_device_muted(&device, change.muted).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `PUT /api/management/v1/devicemonitor/settings/mute` with `{"muted": true | false}`:
 /// every device's notifications.
-pub(super) async fn set_global_mute(
+async fn set_global_mute(
     State(state): State<AppState>,
     _user: AuthenticatedUser,
-    body: Result<Json<MuteChange>, JsonRejection>,
+    request: Result<Json<MuteChange>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
-    let Json(change) = body.map_err(|error| ApiError::BadRequest(error.body_text()))?;
-    state
-        .store
-        .set_setting(GLOBAL_MUTE, if change.muted { "true" } else { "false" })
-        .await?;
+    state.fleet.set_global_mute(body(request)?.muted).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn with_total(total: u64, body: impl IntoResponse) -> Response {
-    let mut response = body.into_response();
-    response
-        .headers_mut()
-        .insert("x-total-count", HeaderValue::from(total));
-    response
 }
 
 /// A channel as the API shows it: a Discord webhook URL is a secret and shown redacted.
@@ -367,64 +317,43 @@ fn shown_channel(channel: &Channel) -> serde_json::Value {
 }
 
 /// `GET /api/management/v1/devicemonitor/settings/channels`.
-pub(super) async fn list_channels(
+async fn list_channels(
     State(state): State<AppState>,
     _user: AuthenticatedUser,
 ) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
-    let channels = state.store.channels().await?;
+    let channels = state.fleet.channels().await?;
     Ok(Json(channels.iter().map(shown_channel).collect()))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct NewChannel {
+struct NewChannel {
     kind: String,
     name: String,
     /// An email address, or a Discord webhook URL.
     target: String,
 }
 
-/// Checks a channel's target: an email address lettre can send to, or a webhook URL.
-pub fn validate_channel(kind: ChannelKind, target: &str) -> Result<(), String> {
-    match kind {
-        ChannelKind::Email => target
-            .parse::<lettre::Address>()
-            .map(|_| ())
-            .map_err(|error| format!("target: `{target}` is not an email address ({error})")),
-        ChannelKind::Discord => monitor_discord::WebhookUrl::parse(target)
-            .map(|_| ())
-            .map_err(|error| format!("target: {error}")),
-    }
-}
-
 /// `POST …/settings/channels` with `{"kind": "email" | "discord", "name", "target"}`.
-pub(super) async fn add_channel(
+async fn add_channel(
     State(state): State<AppState>,
     _user: AuthenticatedUser,
-    body: Result<Json<NewChannel>, JsonRejection>,
+    request: Result<Json<NewChannel>, JsonRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let Json(request) = body.map_err(|error| ApiError::BadRequest(error.body_text()))?;
-    let kind: ChannelKind = request.kind.parse().map_err(ApiError::BadRequest)?;
-    validate_channel(kind, request.target.trim()).map_err(ApiError::BadRequest)?;
-    if request.name.trim().is_empty() {
-        return Err(ApiError::BadRequest("name: give the channel a name".into()));
-    }
+    let request = body(request)?;
     let channel = state
-        .store
-        .add_channel(kind, request.name.trim(), request.target.trim())
+        .fleet
+        .add_channel(&request.kind, &request.name, &request.target)
         .await?;
     Ok((StatusCode::CREATED, Json(shown_channel(&channel))))
 }
 
 /// `DELETE …/settings/channels/{id}`.
-pub(super) async fn remove_channel(
+async fn remove_channel(
     State(state): State<AppState>,
     _user: AuthenticatedUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    if state.store.remove_channel(&id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::NotFound(format!("no channel with the id `{id}`")))
-    }
+    state.fleet.remove_channel(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

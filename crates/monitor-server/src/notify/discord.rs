@@ -1,18 +1,82 @@
 //! Discord notifications through the agent's own client (`monitor-discord`): one embed per
 //! subject, red or green, within Discord's limits and rate limits.
 
+use std::collections::HashMap;
+
 use monitor_discord::{DiscordClient, FailureKind, WebhookConfig, WebhookUrl};
 use monitor_wire::{CheckId, HistoryRecord, Subsystem};
 
-use super::{SendFailure, SubjectDigest};
-use crate::storage::{Channel, ClaimedNotification};
+use super::sender::{
+    ChannelForm, ChannelKindSpec, ChannelSender, NewSender, Outgoing, SendFailure, SendFuture,
+    SenderSettings, SubjectDigest,
+};
 
-pub(super) fn client(
-    channel: &Channel,
-    http: &reqwest::Client,
-) -> Result<DiscordClient, SendFailure> {
-    let url = WebhookUrl::parse(&channel.target).map_err(|error| SendFailure::Refused {
-        reason: format!("channel {}: {error}", channel.name),
+/// Discord channels: a webhook URL, a secret shown redacted.
+pub(super) const KIND: ChannelKindSpec = ChannelKindSpec {
+    name: "discord",
+    validate_target,
+    shown_target,
+    default_name: |_| "discord".to_owned(),
+    form: ChannelForm {
+        heading: "Add a Discord webhook",
+        target_label: "Webhook URL",
+        target_input: "password",
+        name_placeholder: "#alerts",
+    },
+    new_sender,
+};
+
+fn validate_target(target: &str) -> Result<(), String> {
+    WebhookUrl::parse(target)
+        .map(|_| ())
+        .map_err(|error| format!("target: {error}"))
+}
+
+fn shown_target(target: &str) -> String {
+    WebhookUrl::parse(target)
+        .map_or_else(|_| "<invalid webhook URL>".to_owned(), |url| url.redacted())
+}
+
+fn new_sender(_: &SenderSettings<'_>) -> NewSender {
+    let http = reqwest::Client::builder()
+        .build()
+        .map_err(|error| format!("cannot make the HTTP client for Discord: {error}"))?;
+    Ok(Some(Box::new(DiscordSender {
+        http,
+        clients: HashMap::new(),
+    })))
+}
+
+struct DiscordSender {
+    http: reqwest::Client,
+    /// One client per channel, so each keeps its webhook's rate-limit state.
+    clients: HashMap<String, DiscordClient>,
+}
+
+impl ChannelSender for DiscordSender {
+    fn send<'a>(
+        &'a mut self,
+        message: &'a Outgoing<'a>,
+        digest: &'a [SubjectDigest],
+    ) -> SendFuture<'a> {
+        Box::pin(async move {
+            let client = match self.clients.get_mut(message.channel_id) {
+                Some(client) => client,
+                None => {
+                    let client = client(message, &self.http)?;
+                    self.clients
+                        .entry(message.channel_id.to_owned())
+                        .or_insert(client)
+                }
+            };
+            send(client, message, digest).await
+        })
+    }
+}
+
+fn client(channel: &Outgoing<'_>, http: &reqwest::Client) -> Result<DiscordClient, SendFailure> {
+    let url = WebhookUrl::parse(channel.target).map_err(|error| SendFailure::Refused {
+        reason: format!("channel {}: {error}", channel.channel_name),
     })?;
     Ok(DiscordClient::new(
         WebhookConfig {
@@ -36,9 +100,9 @@ fn check_of(kind: &str, name: &str) -> CheckId {
     CheckId::new(subsystem, name)
 }
 
-pub(super) async fn send(
+async fn send(
     client: &mut DiscordClient,
-    notification: &ClaimedNotification,
+    notification: &Outgoing<'_>,
     digest: &[SubjectDigest],
 ) -> Result<(), SendFailure> {
     let records: Vec<HistoryRecord> = digest
@@ -63,7 +127,7 @@ pub(super) async fn send(
         })
         .collect();
     client
-        .deliver(&notification.device_name, &records)
+        .deliver(notification.device_name, &records)
         .await
         .map_err(|failure| match failure.kind {
             FailureKind::Retry { after, .. } => SendFailure::Retry {
@@ -76,7 +140,7 @@ pub(super) async fn send(
             FailureKind::WebhookGone => SendFailure::Refused {
                 reason: format!(
                     "the webhook of channel {} was deleted: remove the channel or give a new webhook",
-                    notification.channel.name
+                    notification.channel_name
                 ),
             },
         })

@@ -8,42 +8,59 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use monitor_wire::{Level, LogLine};
 
-use super::{SendFailure, SubjectDigest};
-use crate::storage::ClaimedNotification;
+use monitor_wire::backoff::Backoff;
 
-pub const EMAIL_DEFAULT_FROM: &str = "monitor-server <monitor-server@localhost>";
+use super::sender::{
+    ChannelForm, ChannelKindSpec, ChannelSender, NewSender, Outgoing, SendFailure, SendFuture,
+    SenderSettings, SubjectDigest,
+};
+use crate::settings::{redact_url, SmtpSettings};
+
+/// Email channels: an address, through the server's SMTP relay.
+pub(super) const KIND: ChannelKindSpec = ChannelKindSpec {
+    name: "email",
+    validate_target,
+    shown_target: str::to_owned,
+    default_name: str::to_owned,
+    form: ChannelForm {
+        heading: "Add an email recipient",
+        target_label: "Address",
+        target_input: "email",
+        name_placeholder: "ops",
+    },
+    new_sender,
+};
+
+/// An address lettre can send to.
+fn validate_target(target: &str) -> Result<(), String> {
+    target
+        .parse::<lettre::Address>()
+        .map(|_| ())
+        .map_err(|error| format!("target: `{target}` is not an email address ({error})"))
+}
+
+fn new_sender(settings: &SenderSettings<'_>) -> NewSender {
+    Ok(match settings.smtp {
+        Some(smtp) => Some(Box::new(EmailSender::new(smtp)?)),
+        None => None,
+    })
+}
+
 /// The longest an SMTP exchange may take.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The SMTP relay: `smtp://host:25`, `smtp://user:password@host:587?tls=required` (STARTTLS)
-/// or `smtps://host:465`. The URL may hold a password: it is never logged.
-#[derive(Clone)]
-pub struct SmtpSettings {
-    pub url: String,
-    pub from: String,
-}
-
-impl std::fmt::Debug for SmtpSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmtpSettings")
-            .field("url", &crate::settings::redact_url(&self.url))
-            .field("from", &self.from)
-            .finish()
-    }
-}
-
-pub(super) struct EmailSender {
+struct EmailSender {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
 }
 
 impl EmailSender {
-    pub(super) fn new(settings: &SmtpSettings) -> Result<EmailSender, String> {
+    fn new(settings: &SmtpSettings) -> Result<EmailSender, String> {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&settings.url)
             .map_err(|error| {
                 format!(
                     "smtp_url {}: {error} (use smtp://host:25, smtp://user:password@host:587?tls=required or smtps://host:465)",
-                    crate::settings::redact_url(&settings.url)
+                    redact_url(&settings.url)
                 )
             })?
             .timeout(Some(SMTP_TIMEOUT))
@@ -57,26 +74,24 @@ impl EmailSender {
         Ok(EmailSender { transport, from })
     }
 
-    pub(super) async fn send(
+    async fn send_one(
         &self,
-        notification: &ClaimedNotification,
+        notification: &Outgoing<'_>,
         digest: &[SubjectDigest],
     ) -> Result<(), SendFailure> {
-        let to: Mailbox =
-            notification
-                .channel
-                .target
-                .parse()
-                .map_err(|error| SendFailure::Refused {
-                    reason: format!(
-                        "the address of channel {} is invalid: {error}",
-                        notification.channel.name
-                    ),
-                })?;
+        let to: Mailbox = notification
+            .target
+            .parse()
+            .map_err(|error| SendFailure::Refused {
+                reason: format!(
+                    "the address of channel {} is invalid: {error}",
+                    notification.channel_name
+                ),
+            })?;
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)
-            .subject(subject(&notification.device_name, digest))
+            .subject(subject(notification.device_name, digest))
             .multipart(MultiPart::alternative_plain_html(
                 text_body(notification, digest),
                 html_body(notification, digest),
@@ -97,8 +112,40 @@ impl EmailSender {
     }
 }
 
+impl ChannelSender for EmailSender {
+    fn send<'a>(
+        &'a mut self,
+        message: &'a Outgoing<'a>,
+        digest: &'a [SubjectDigest],
+    ) -> SendFuture<'a> {
+        Box::pin(async move {
+            self.send_one(message, digest)
+                .await
+                .map_err(|failure| with_backoff(failure, message.attempts))
+        })
+    }
+}
+
+/// A retry without its own wait gets an exponential one: 30 s doubling to 30 min.
+fn with_backoff(failure: SendFailure, attempts: u32) -> SendFailure {
+    match failure {
+        SendFailure::Retry { after, reason } if after.is_zero() => {
+            let mut backoff = Backoff::new(Duration::from_secs(30), Duration::from_secs(1800));
+            // The cap is reached after 7 failures; counting more changes nothing.
+            for _ in 0..attempts.min(8) {
+                backoff.next_delay();
+            }
+            SendFailure::Retry {
+                after: backoff.peek(),
+                reason,
+            }
+        }
+        other => other,
+    }
+}
+
 /// Mender's subject for one alert; with several, the most important one and how many more.
-pub(crate) fn subject(device_name: &str, digest: &[SubjectDigest]) -> String {
+fn subject(device_name: &str, digest: &[SubjectDigest]) -> String {
     let first = &digest[0].latest.alert;
     let changes: usize = digest.iter().map(|entry| entry.changes).sum();
     let mut subject = format!(
@@ -124,7 +171,7 @@ fn lines(details: &monitor_wire::Details) -> Vec<(&LogLine, bool)> {
     lines
 }
 
-pub(crate) fn text_body(notification: &ClaimedNotification, digest: &[SubjectDigest]) -> String {
+fn text_body(notification: &Outgoing<'_>, digest: &[SubjectDigest]) -> String {
     let mut text = format!(
         "Device: {} (id {})\n",
         notification.device_name, notification.device_id
@@ -178,11 +225,11 @@ fn escape(text: &str) -> String {
     escaped
 }
 
-pub(crate) fn html_body(notification: &ClaimedNotification, digest: &[SubjectDigest]) -> String {
+fn html_body(notification: &Outgoing<'_>, digest: &[SubjectDigest]) -> String {
     let mut html = format!(
         "<!doctype html><html><body style=\"font-family:sans-serif\"><p>Device <b>{}</b> <small>(id {})</small></p>",
-        escape(&notification.device_name),
-        escape(&notification.device_id)
+        escape(notification.device_name),
+        escape(notification.device_id)
     );
     for entry in digest {
         let alert = &entry.latest.alert;
@@ -232,4 +279,37 @@ pub(crate) fn html_body(notification: &ClaimedNotification, digest: &[SubjectDig
     }
     html.push_str("</body></html>");
     html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_unless_the_channel_said_when() {
+        let retry = |after| SendFailure::Retry {
+            after,
+            reason: String::new(),
+        };
+        let wait = |failure| match failure {
+            SendFailure::Retry { after, .. } => after,
+            SendFailure::Refused { .. } => panic!(),
+        };
+        assert_eq!(
+            wait(with_backoff(retry(Duration::ZERO), 1)),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            wait(with_backoff(retry(Duration::ZERO), 3)),
+            Duration::from_secs(120)
+        );
+        assert_eq!(
+            wait(with_backoff(retry(Duration::ZERO), 40)),
+            Duration::from_secs(1800)
+        );
+        assert_eq!(
+            wait(with_backoff(retry(Duration::from_secs(7)), 3)),
+            Duration::from_secs(7)
+        );
+    }
 }

@@ -10,6 +10,8 @@
 
 mod discord;
 mod email;
+pub mod kinds;
+mod sender;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,9 +20,11 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::storage::{ChannelKind, ClaimedNotification, Store, StoredAlert};
+use kinds::ChannelKind;
+use sender::{digest, ChannelSender, Outgoing, SendFailure, SenderSettings};
 
-pub use email::{SmtpSettings, EMAIL_DEFAULT_FROM};
+use crate::settings::SmtpSettings;
+use crate::storage::{ClaimedNotification, Store};
 
 /// How long a claim lasts before another replica may take the notification over.
 const LEASE: Duration = Duration::from_secs(120);
@@ -30,60 +34,11 @@ const SWEEP: Duration = Duration::from_secs(60);
 /// After a database error, wait this long before trying again.
 const DATABASE_RETRY: Duration = Duration::from_secs(5);
 
-/// What a failed send means for the notification.
-#[derive(Debug)]
-pub(crate) enum SendFailure {
-    /// Try again after this long.
-    Retry { after: Duration, reason: String },
-    /// The channel refused it for good.
-    Refused { reason: String },
-}
-
-/// The latest alert of each subject in a notification, and how many state changes of that
-/// subject the notification carries (more than one when a subject flapped meanwhile).
-#[derive(Debug, Clone)]
-pub(crate) struct SubjectDigest {
-    pub latest: StoredAlert,
-    pub changes: usize,
-}
-
-/// One entry per subject, ordered by their latest alert; CRITICAL subjects first.
-pub(crate) fn digest(alerts: &[StoredAlert]) -> Vec<SubjectDigest> {
-    let mut subjects: Vec<SubjectDigest> = Vec::new();
-    for alert in alerts {
-        let subject = &alert.alert.subject;
-        match subjects.iter_mut().find(|entry| {
-            entry.latest.alert.subject.kind == subject.kind
-                && entry.latest.alert.subject.name == subject.name
-        }) {
-            Some(entry) => {
-                entry.changes += 1;
-                if alert.alert.timestamp >= entry.latest.alert.timestamp {
-                    entry.latest = alert.clone();
-                }
-            }
-            None => subjects.push(SubjectDigest {
-                latest: alert.clone(),
-                changes: 1,
-            }),
-        }
-    }
-    subjects.sort_by_key(|entry| {
-        (
-            entry.latest.alert.level != monitor_wire::Level::Critical,
-            std::cmp::Reverse(entry.latest.alert.timestamp),
-        )
-    });
-    subjects
-}
-
 /// Sends what the outbox holds, for as long as the server runs.
 pub struct Notifier {
     store: Store,
-    email: Option<email::EmailSender>,
-    discord_http: reqwest::Client,
-    /// One client per Discord channel, so each keeps its webhook's rate-limit state.
-    discord: HashMap<String, monitor_discord::DiscordClient>,
+    /// A sender per kind this replica can send (every kind but email without SMTP).
+    senders: HashMap<ChannelKind, Box<dyn ChannelSender>>,
     wake: Arc<Notify>,
 }
 
@@ -94,25 +49,25 @@ impl Notifier {
         smtp: Option<&SmtpSettings>,
         wake: Arc<Notify>,
     ) -> Result<Notifier, String> {
-        let email = smtp.map(email::EmailSender::new).transpose()?;
-        let discord_http = reqwest::Client::builder()
-            .build()
-            .map_err(|error| format!("cannot make the HTTP client for Discord: {error}"))?;
+        let settings = SenderSettings { smtp };
+        let mut senders = HashMap::new();
+        for kind in ChannelKind::ALL {
+            if let Some(sender) = kind.new_sender(&settings)? {
+                senders.insert(kind, sender);
+            }
+        }
         Ok(Notifier {
             store,
-            email,
-            discord_http,
-            discord: HashMap::new(),
+            senders,
             wake,
         })
     }
 
     fn kinds(&self) -> Vec<ChannelKind> {
-        let mut kinds = vec![ChannelKind::Discord];
-        if self.email.is_some() {
-            kinds.push(ChannelKind::Email);
-        }
-        kinds
+        ChannelKind::ALL
+            .into_iter()
+            .filter(|kind| self.senders.contains_key(kind))
+            .collect()
     }
 
     pub async fn run(mut self, shutdown: CancellationToken) {
@@ -197,46 +152,25 @@ impl Notifier {
         if digest.is_empty() {
             return Ok(());
         }
-        match notification.channel.kind {
-            ChannelKind::Email => {
-                let Some(email) = &self.email else {
-                    return Err(SendFailure::Retry {
-                        after: SWEEP,
-                        reason: "this replica has no SMTP server configured".into(),
-                    });
-                };
-                email
-                    .send(notification, &digest)
-                    .await
-                    .map_err(|failure| with_backoff(failure, notification.attempts))
-            }
-            ChannelKind::Discord => {
-                let client = match self.discord.get_mut(&notification.channel.id) {
-                    Some(client) => client,
-                    None => {
-                        let client = discord::client(&notification.channel, &self.discord_http)?;
-                        self.discord
-                            .entry(notification.channel.id.clone())
-                            .or_insert(client)
-                    }
-                };
-                discord::send(client, notification, &digest).await
-            }
-        }
-    }
-}
-
-/// A retry without its own wait gets an exponential one: 30 s doubling to 30 min.
-fn with_backoff(failure: SendFailure, attempts: u32) -> SendFailure {
-    match failure {
-        SendFailure::Retry { after, reason } if after.is_zero() => {
-            let doubling = 2u32.saturating_pow(attempts.saturating_sub(1).min(6));
-            SendFailure::Retry {
-                after: (Duration::from_secs(30) * doubling).min(Duration::from_secs(1800)),
-                reason,
-            }
-        }
-        other => other,
+        let channel = &notification.channel;
+        let Some(sender) = self.senders.get_mut(&channel.kind) else {
+            return Err(SendFailure::Retry {
+                after: SWEEP,
+                reason: format!(
+                    "this replica cannot send to {} channels (email needs an SMTP server)",
+                    channel.kind.as_str()
+                ),
+            });
+        };
+        let message = Outgoing {
+            channel_id: &channel.id,
+            channel_name: &channel.name,
+            target: &channel.target,
+            device_id: &notification.device_id,
+            device_name: &notification.device_name,
+            attempts: notification.attempts,
+        };
+        sender.send(&message, &digest).await
     }
 }
 
@@ -250,6 +184,7 @@ fn until(next: Option<SystemTime>) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::StoredAlert;
     use monitor_wire::{Alert, Details, Level, Subject, Timestamp};
     use std::time::UNIX_EPOCH;
 
@@ -287,33 +222,5 @@ mod tests {
             .map(|entry| (entry.latest.id, entry.changes))
             .collect();
         assert_eq!(entries, [(4, 3), (5, 2)], "CRITICAL first, then by time");
-    }
-
-    #[test]
-    fn retries_back_off_exponentially_unless_the_channel_said_when() {
-        let retry = |after| SendFailure::Retry {
-            after,
-            reason: String::new(),
-        };
-        let wait = |failure| match failure {
-            SendFailure::Retry { after, .. } => after,
-            SendFailure::Refused { .. } => panic!(),
-        };
-        assert_eq!(
-            wait(with_backoff(retry(Duration::ZERO), 1)),
-            Duration::from_secs(30)
-        );
-        assert_eq!(
-            wait(with_backoff(retry(Duration::ZERO), 3)),
-            Duration::from_secs(120)
-        );
-        assert_eq!(
-            wait(with_backoff(retry(Duration::ZERO), 40)),
-            Duration::from_secs(1800)
-        );
-        assert_eq!(
-            wait(with_backoff(retry(Duration::from_secs(7)), 3)),
-            Duration::from_secs(7)
-        );
     }
 }

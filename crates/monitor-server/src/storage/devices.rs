@@ -22,6 +22,13 @@ pub enum DeviceStatus {
 }
 
 impl DeviceStatus {
+    pub const ALL: [DeviceStatus; 4] = [
+        DeviceStatus::Pending,
+        DeviceStatus::Accepted,
+        DeviceStatus::Rejected,
+        DeviceStatus::Decommissioned,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DeviceStatus::Pending => "pending",

@@ -25,7 +25,7 @@ mod users;
 
 pub use alerts::{AlertQuery, StoredAlert};
 pub use devices::{Device, DeviceDocument, DeviceStatus};
-pub use notifications::{Channel, ChannelKind, ClaimedNotification};
+pub use notifications::{Channel, ClaimedNotification};
 pub use recording::RecordedAlerts;
 pub use sql::{Engine, StorageError};
 pub use store::Store;

@@ -8,7 +8,6 @@
 //! (`claimed_until`) so that replicas never send one twice and a crashed replica's claims
 //! are taken over when the lease ends.
 
-use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use sqlx::any::AnyRow;
@@ -19,37 +18,7 @@ use super::settings::GLOBAL_MUTE;
 use super::sql::{from_millis, now_millis, to_millis, Engine, StorageError};
 use super::store::Store;
 use crate::credentials::new_id;
-
-/// Where notifications go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ChannelKind {
-    /// An email address, through the server's SMTP relay.
-    Email,
-    /// A Discord webhook URL.
-    Discord,
-}
-
-impl ChannelKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChannelKind::Email => "email",
-            ChannelKind::Discord => "discord",
-        }
-    }
-}
-
-impl FromStr for ChannelKind {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text {
-            "email" => Ok(ChannelKind::Email),
-            "discord" => Ok(ChannelKind::Discord),
-            other => Err(format!(
-                "unknown channel kind `{other}`: use email or discord"
-            )),
-        }
-    }
-}
+use crate::notify::kinds::ChannelKind;
 
 /// A notification channel. `target` (an address, a webhook URL) may be a secret.
 #[derive(Clone, PartialEq, Eq)]
@@ -64,11 +33,7 @@ impl Channel {
     /// The target as it may be shown: an address as it is, a webhook URL (a secret)
     /// redacted.
     pub fn shown_target(&self) -> String {
-        match self.kind {
-            ChannelKind::Email => self.target.clone(),
-            ChannelKind::Discord => monitor_discord::WebhookUrl::parse(&self.target)
-                .map_or_else(|_| "<invalid webhook URL>".to_owned(), |url| url.redacted()),
-        }
+        self.kind.shown_target(&self.target)
     }
 }
 

@@ -1,0 +1,48 @@
+//! Where notifications go and whether they go at all: channels and the mute switches.
+
+use super::error::{Entity, FleetError};
+use super::service::Fleet;
+use crate::notify::kinds::ChannelKind;
+use crate::storage::Channel;
+
+impl Fleet {
+    pub async fn channels(&self) -> Result<Vec<Channel>, FleetError> {
+        Ok(self.store.channels().await?)
+    }
+
+    /// Adds a channel of a kind (`email`, `discord`) whose target the kind accepts.
+    pub async fn add_channel(
+        &self,
+        kind: &str,
+        name: &str,
+        target: &str,
+    ) -> Result<Channel, FleetError> {
+        let kind: ChannelKind = kind.parse().map_err(FleetError::Invalid)?;
+        let target = target.trim();
+        kind.validate_target(target).map_err(FleetError::Invalid)?;
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(FleetError::Invalid("name: give the channel a name".into()));
+        }
+        Ok(self.store.add_channel(kind, name, target).await?)
+    }
+
+    /// Removes a channel and what waits for it.
+    pub async fn remove_channel(&self, id: &str) -> Result<(), FleetError> {
+        if self.store.remove_channel(id).await? {
+            Ok(())
+        } else {
+            Err(FleetError::not_found(Entity::Channel, id))
+        }
+    }
+
+    /// Whether every device's notifications are muted.
+    pub async fn global_mute(&self) -> Result<bool, FleetError> {
+        Ok(self.store.global_mute().await?)
+    }
+
+    /// Mutes or unmutes every device's notifications.
+    pub async fn set_global_mute(&self, muted: bool) -> Result<(), FleetError> {
+        Ok(self.store.set_global_mute(muted).await?)
+    }
+}
