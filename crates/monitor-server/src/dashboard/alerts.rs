@@ -15,10 +15,8 @@ pub(super) async fn alert_page(
     DashboardUser(user): DashboardUser,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
-    let stored = state.fleet.alert(&id).await?;
-    let device = state.fleet.device(&stored.device_id).await?;
-    let alert = &stored.alert;
-    let details = &alert.subject.details;
+    let (stored, device) = state.fleet.alert(&id).await?;
+    let (alert, details) = (&stored.alert, &stored.alert.subject.details);
     let body = html! {
         h1 { (level_icon(alert.level)) " " (alert.name) }
         table.facts {
@@ -51,10 +49,8 @@ pub(super) async fn alert_log(
     DashboardUser(_user): DashboardUser,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
-    let stored = state.fleet.alert(&id).await?;
-    let device = state.fleet.device(&stored.device_id).await?;
-    let alert = &stored.alert;
-    let details = &alert.subject.details;
+    let (stored, device) = state.fleet.alert(&id).await?;
+    let (alert, details) = (&stored.alert, &stored.alert.subject.details);
     let mut text = format!(
         "# {} {}\n# device {} ({})\n# subject {} {} ({})\n# time {}\n",
         alert.level,

@@ -194,11 +194,13 @@ impl Fleet {
         Ok(self.store.latest_alerts(&device.id).await?)
     }
 
-    /// One alert by its id.
-    pub async fn alert(&self, id: &str) -> Result<StoredAlert, FleetError> {
+    /// One alert by its id, with its device.
+    pub async fn alert(&self, id: &str) -> Result<(StoredAlert, Device), FleetError> {
         let not_found = || FleetError::not_found(Entity::Alert, id);
         let number: i64 = id.parse().map_err(|_| not_found())?;
-        self.store.alert(number).await?.ok_or_else(not_found)
+        let alert = self.store.alert(number).await?.ok_or_else(not_found)?;
+        let device = self.device(&alert.device_id).await?;
+        Ok((alert, device))
     }
 
     /// Alerts per hour over the last day, for one device or the whole fleet.

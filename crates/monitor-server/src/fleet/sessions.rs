@@ -93,12 +93,7 @@ impl Fleet {
     ) -> Result<String, FleetError> {
         let token = new_token(TokenKind::User);
         self.store
-            .add_api_token(
-                &user.id,
-                name,
-                &token_hash(&token),
-                lifetime.map(|lifetime| SystemTime::now() + lifetime),
-            )
+            .add_api_token(&user.id, name, &token_hash(&token), expiry(lifetime))
             .await?;
         Ok(token)
     }
@@ -111,12 +106,13 @@ impl Fleet {
     ) -> Result<String, FleetError> {
         let token = new_token(TokenKind::Enrollment);
         self.store
-            .add_enrollment_token(
-                name,
-                &token_hash(&token),
-                lifetime.map(|lifetime| SystemTime::now() + lifetime),
-            )
+            .add_enrollment_token(name, &token_hash(&token), expiry(lifetime))
             .await?;
         Ok(token)
     }
+}
+
+/// When a token made now with this lifetime expires; never without one.
+fn expiry(lifetime: Option<Duration>) -> Option<SystemTime> {
+    lifetime.map(|lifetime| SystemTime::now() + lifetime)
 }
