@@ -41,7 +41,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::api::AppState;
-use crate::notify::Notifier;
+use crate::notify::notifier::Notifier;
 use crate::settings::{Database, Settings};
 use crate::storage::Store;
 

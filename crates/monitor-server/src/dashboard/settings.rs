@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::page::{render, MuteForm, PageError};
 use super::session::DashboardUser;
 use crate::api::AppState;
-use crate::notify::kinds::ChannelKind;
+use crate::notify::ChannelKind;
 
 pub(super) async fn settings_page(
     State(state): State<AppState>,

@@ -2,7 +2,7 @@
 
 use super::error::{Entity, FleetError};
 use super::service::Fleet;
-use crate::notify::kinds::ChannelKind;
+use crate::notify::ChannelKind;
 use crate::storage::Channel;
 
 impl Fleet {

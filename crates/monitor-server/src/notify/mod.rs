@@ -1,226 +1,87 @@
 //! Sending notifications: email over SMTP and Discord webhooks, from the outbox in the
 //! database (see `storage::notifications`).
 //!
-//! [`Notifier::run`] claims due notifications, sends each, and records the outcome: sent,
+//! [`Notifier::run`](notifier::Notifier::run) claims due notifications, sends each, and records the outcome: sent,
 //! to be retried later (a network failure, a rate limit), or failed for good (the channel
 //! refused it). It sleeps until the next one is due or until the API wakes it for a new
 //! one; a slow sweep picks up what another replica queued and could not send (it crashed).
 //! A notification is sent at least once: a crash after sending and before recording it
 //! sends it again when the lease runs out.
+//!
+//! The channel kinds are one list, [`ChannelKind`], here. Adding a kind: its module
+//! (`<kind>.rs`: a [`ChannelKindSpec`](sender::ChannelKindSpec) saying how its target is
+//! checked and shown, its dashboard form, and its [`ChannelSender`](sender::ChannelSender)),
+//! its `mod`, variant and arm here, and a `channel <kind>` admin command in `main.rs`.
+//! Storage, the API, the dashboard's forms and the notifier read everything else from here.
 
 mod discord;
 mod email;
-pub mod kinds;
+pub mod notifier;
 mod sender;
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::str::FromStr;
 
-use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
+use sender::{ChannelForm, ChannelKindSpec, NewSender, SenderSettings};
 
-use kinds::ChannelKind;
-use sender::{digest, ChannelSender, Outgoing, SendFailure, SenderSettings};
-
-use crate::settings::SmtpSettings;
-use crate::storage::{ClaimedNotification, Store};
-
-/// How long a claim lasts before another replica may take the notification over.
-const LEASE: Duration = Duration::from_secs(120);
-/// The longest sleep: notifications another replica queued but did not send are picked up
-/// within this.
-const SWEEP: Duration = Duration::from_secs(60);
-/// After a database error, wait this long before trying again.
-const DATABASE_RETRY: Duration = Duration::from_secs(5);
-
-/// Sends what the outbox holds, for as long as the server runs.
-pub struct Notifier {
-    store: Store,
-    /// A sender per kind this replica can send (every kind but email without SMTP).
-    senders: HashMap<ChannelKind, Box<dyn ChannelSender>>,
-    wake: Arc<Notify>,
+/// Where notifications go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChannelKind {
+    /// An email address, through the server's SMTP relay.
+    Email,
+    /// A Discord webhook URL.
+    Discord,
 }
 
-impl Notifier {
-    /// A notifier; email channels are served only when `smtp` is given.
-    pub fn new(
-        store: Store,
-        smtp: Option<&SmtpSettings>,
-        wake: Arc<Notify>,
-    ) -> Result<Notifier, String> {
-        let settings = SenderSettings { smtp };
-        let mut senders = HashMap::new();
-        for kind in ChannelKind::ALL {
-            if let Some(sender) = kind.new_sender(&settings)? {
-                senders.insert(kind, sender);
-            }
+impl ChannelKind {
+    pub const ALL: [ChannelKind; 2] = [ChannelKind::Email, ChannelKind::Discord];
+
+    fn spec(self) -> &'static ChannelKindSpec {
+        match self {
+            ChannelKind::Email => &email::KIND,
+            ChannelKind::Discord => &discord::KIND,
         }
-        Ok(Notifier {
-            store,
-            senders,
-            wake,
-        })
     }
 
-    fn kinds(&self) -> Vec<ChannelKind> {
+    pub fn as_str(self) -> &'static str {
+        self.spec().name
+    }
+
+    /// Checks a target (an address, a webhook URL); the message starts with `target: `.
+    pub fn validate_target(self, target: &str) -> Result<(), String> {
+        (self.spec().validate_target)(target)
+    }
+
+    /// The target as it may be shown: an address as it is, a webhook URL (a secret)
+    /// redacted.
+    pub fn shown_target(self, target: &str) -> String {
+        (self.spec().shown_target)(target)
+    }
+
+    /// The channel's name when the user gives none.
+    pub fn default_name(self, target: &str) -> String {
+        (self.spec().default_name)(target)
+    }
+
+    /// The dashboard's form to add a channel of this kind.
+    pub fn form(self) -> &'static ChannelForm {
+        &self.spec().form
+    }
+
+    /// This replica's sender for the kind, `None` when the settings leave it out.
+    fn new_sender(self, settings: &SenderSettings<'_>) -> NewSender {
+        (self.spec().new_sender)(settings)
+    }
+}
+
+impl FromStr for ChannelKind {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
         ChannelKind::ALL
             .into_iter()
-            .filter(|kind| self.senders.contains_key(kind))
-            .collect()
-    }
-
-    pub async fn run(mut self, shutdown: CancellationToken) {
-        let kinds = self.kinds();
-        loop {
-            let pause = match self.send_due(&kinds, &shutdown).await {
-                Ok(()) => match self.store.next_notification_due(&kinds).await {
-                    Ok(next) => until(next).min(SWEEP),
-                    Err(error) => {
-                        tracing::warn!(
-                            "notifications: {error}; trying again in {DATABASE_RETRY:?}"
-                        );
-                        DATABASE_RETRY
-                    }
-                },
-                Err(error) => {
-                    tracing::warn!("notifications: {error}; trying again in {DATABASE_RETRY:?}");
-                    DATABASE_RETRY
-                }
-            };
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep_until((Instant::now() + pause).into()) => {}
-            }
-        }
-    }
-
-    async fn send_due(
-        &mut self,
-        kinds: &[ChannelKind],
-        shutdown: &CancellationToken,
-    ) -> Result<(), crate::storage::StorageError> {
-        while !shutdown.is_cancelled() {
-            let now = SystemTime::now();
-            let Some(notification) = self
-                .store
-                .claim_notification(kinds, now, now + LEASE)
-                .await?
-            else {
-                return Ok(());
-            };
-            let outcome = self.send(&notification).await;
-            let now = SystemTime::now();
-            match outcome {
-                Ok(()) => {
-                    tracing::info!(
-                        device = %notification.device_name,
-                        channel = %notification.channel.name,
-                        kind = notification.channel.kind.as_str(),
-                        alerts = notification.alerts.len(),
-                        "notification sent"
-                    );
-                    self.store.notification_sent(notification.id, now).await?;
-                }
-                Err(SendFailure::Retry { after, reason }) => {
-                    tracing::warn!(
-                        channel = %notification.channel.name,
-                        attempt = notification.attempts,
-                        "notification not sent, trying again in {after:?}: {reason}"
-                    );
-                    self.store
-                        .notification_retry(notification.id, now + after, &reason)
-                        .await?;
-                }
-                Err(SendFailure::Refused { reason }) => {
-                    tracing::error!(
-                        channel = %notification.channel.name,
-                        "notification refused for good: {reason}"
-                    );
-                    self.store
-                        .notification_failed(notification.id, now, &reason)
-                        .await?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    async fn send(&mut self, notification: &ClaimedNotification) -> Result<(), SendFailure> {
-        let digest = digest(&notification.alerts);
-        if digest.is_empty() {
-            return Ok(());
-        }
-        let channel = &notification.channel;
-        let Some(sender) = self.senders.get_mut(&channel.kind) else {
-            return Err(SendFailure::Retry {
-                after: SWEEP,
-                reason: format!(
-                    "this replica cannot send to {} channels (email needs an SMTP server)",
-                    channel.kind.as_str()
-                ),
-            });
-        };
-        let message = Outgoing {
-            channel_id: &channel.id,
-            channel_name: &channel.name,
-            target: &channel.target,
-            device_id: &notification.device_id,
-            device_name: &notification.device_name,
-            attempts: notification.attempts,
-        };
-        sender.send(&message, &digest).await
-    }
-}
-
-fn until(next: Option<SystemTime>) -> Duration {
-    next.map_or(SWEEP, |at| {
-        at.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO)
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::storage::StoredAlert;
-    use monitor_wire::{Alert, Details, Level, Subject, Timestamp};
-    use std::time::UNIX_EPOCH;
-
-    fn stored(id: i64, subject: &str, level: Level, second: u64) -> StoredAlert {
-        StoredAlert {
-            id,
-            device_id: "d".into(),
-            alert: Alert {
-                name: format!("{subject} {level}"),
-                level,
-                timestamp: Timestamp(UNIX_EPOCH + Duration::from_secs(second)),
-                subject: Subject {
-                    name: subject.into(),
-                    kind: "log".into(),
-                    status: "LOGCONTAINS".into(),
-                    details: Details::default(),
-                },
-            },
-            received_at: UNIX_EPOCH,
-        }
-    }
-
-    #[test]
-    fn a_flapping_subject_is_one_entry_with_its_latest_state() {
-        let alerts = [
-            stored(1, "app", Level::Critical, 1),
-            stored(2, "db", Level::Critical, 2),
-            stored(3, "app", Level::Ok, 3),
-            stored(4, "app", Level::Critical, 4),
-            stored(5, "db", Level::Ok, 5),
-        ];
-        let digest = digest(&alerts);
-        let entries: Vec<_> = digest
-            .iter()
-            .map(|entry| (entry.latest.id, entry.changes))
-            .collect();
-        assert_eq!(entries, [(4, 3), (5, 2)], "CRITICAL first, then by time");
+            .find(|kind| kind.as_str() == text)
+            .ok_or_else(|| {
+                let names: Vec<&str> = ChannelKind::ALL.iter().map(|kind| kind.as_str()).collect();
+                format!("unknown channel kind `{text}`: use {}", names.join(" or "))
+            })
     }
 }

@@ -18,7 +18,7 @@ use super::settings::GLOBAL_MUTE;
 use super::sql::{from_millis, now_millis, to_millis, Engine, StorageError};
 use super::store::Store;
 use crate::credentials::new_id;
-use crate::notify::kinds::ChannelKind;
+use crate::notify::ChannelKind;
 
 /// A notification channel. `target` (an address, a webhook URL) may be a secret.
 #[derive(Clone, PartialEq, Eq)]
