@@ -9,7 +9,7 @@ use super::store::Store;
 pub(super) const GLOBAL_MUTE: &str = "notifications.muted";
 
 impl Store {
-    pub async fn setting(&self, key: &str) -> Result<Option<String>, StorageError> {
+    async fn setting(&self, key: &str) -> Result<Option<String>, StorageError> {
         let row = sqlx::query("SELECT value FROM settings WHERE key = $1")
             .bind(key)
             .fetch_optional(&self.pool)
@@ -20,7 +20,7 @@ impl Store {
         })
     }
 
-    pub async fn set_setting(&self, key: &str, value: &str) -> Result<(), StorageError> {
+    async fn set_setting(&self, key: &str, value: &str) -> Result<(), StorageError> {
         sqlx::query(
             "INSERT INTO settings (key, value) VALUES ($1, $2) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -2,8 +2,9 @@
 
 use std::time::SystemTime;
 
-use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, Row};
 
 use super::sql::{now_millis, to_millis, StorageError};
 use super::store::Store;
@@ -42,10 +43,18 @@ impl Store {
     }
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<User>, StorageError> {
-        let row = sqlx::query("SELECT id, email, password_hash FROM users WHERE email = $1")
-            .bind(email)
-            .fetch_optional(&self.pool)
-            .await?;
+        self.fetch_user(
+            sqlx::query("SELECT id, email, password_hash FROM users WHERE email = $1").bind(email),
+        )
+        .await
+    }
+
+    /// The user a query selects (`id, email, password_hash`), if any.
+    async fn fetch_user<'q>(
+        &self,
+        query: Query<'q, Any, AnyArguments<'q>>,
+    ) -> Result<Option<User>, StorageError> {
+        let row = query.fetch_optional(&self.pool).await?;
         row.map(|row| user_from_row(&row)).transpose()
     }
 
@@ -89,15 +98,15 @@ impl Store {
         token_hash: &str,
         now: SystemTime,
     ) -> Result<Option<User>, StorageError> {
-        let row = sqlx::query(
-            "SELECT u.id, u.email, u.password_hash FROM api_tokens t JOIN users u ON u.id = t.user_id \
-             WHERE t.token_hash = $1 AND (t.expires_at IS NULL OR t.expires_at > $2)",
+        self.fetch_user(
+            sqlx::query(
+                "SELECT u.id, u.email, u.password_hash FROM api_tokens t JOIN users u ON u.id = t.user_id \
+                 WHERE t.token_hash = $1 AND (t.expires_at IS NULL OR t.expires_at > $2)",
+            )
+            .bind(token_hash)
+            .bind(to_millis(now)),
         )
-        .bind(token_hash)
-        .bind(to_millis(now))
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| user_from_row(&row)).transpose()
+        .await
     }
 
     /// Stores an enrollment token's hash: devices presenting it are accepted at once.
