@@ -17,6 +17,6 @@ mod sessions;
 
 pub use devices::{count_by_status, parse_status, DeviceHealth, NEVER_SEEN};
 pub use error::{Entity, FleetError};
-pub use reports::{validate_alerts, InventoryAttribute};
+pub use reports::InventoryAttribute;
 pub use service::Fleet;
 pub use sessions::SESSION_LIFETIME;

@@ -23,7 +23,7 @@ const MAX_CLOCK_AHEAD: Duration = Duration::from_secs(24 * 3600);
 
 /// Checks a request's alerts: at most `max_alerts`, no empty or huge field, no time more
 /// than a day ahead of `now`.
-pub fn validate_alerts(alerts: &[Alert], max_alerts: usize, now: SystemTime) -> Result<(), String> {
+fn validate_alerts(alerts: &[Alert], max_alerts: usize, now: SystemTime) -> Result<(), String> {
     if alerts.len() > max_alerts {
         return Err(format!(
             "{} alerts in one request: send at most {max_alerts} at a time",
