@@ -10,6 +10,7 @@
 
 mod backend;
 mod discord;
+mod secret;
 
 use monitor_config::Settings;
 use monitor_destination::PlannedDestination;

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::discord_standin::{Behaviour, DiscordStandIn, Scripted};
 use crate::*;
 
-fn client_for(
+pub(crate) fn client_for(
     standin: &DiscordStandIn,
     username: Option<&str>,
     avatar_url: Option<&str>,

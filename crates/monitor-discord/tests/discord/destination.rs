@@ -4,23 +4,15 @@
 use std::time::Duration;
 
 use monitor_destination::{Destination, Verdict};
-use monitor_discord::{
-    render, render_alerts, DiscordClient, DiscordDestination, GlobalPause, WebhookConfig,
-    WebhookUrl,
-};
+use monitor_discord::{render, render_alerts, DiscordDestination, GlobalPause};
 use serde_json::json;
 
+use crate::delivery::client_for;
 use crate::discord_standin::{Behaviour, DiscordStandIn, Scripted};
 use crate::*;
 
 fn destination(standin: &DiscordStandIn, pause: &GlobalPause) -> DiscordDestination {
-    let url = WebhookUrl::parse(&standin.url(WEBHOOK_ID, TOKEN)).expect("the stand-in's URL");
-    let config = WebhookConfig {
-        url,
-        username: None,
-        avatar_url: None,
-    };
-    DiscordDestination::new(DiscordClient::new(config, http_client()), pause.clone())
+    DiscordDestination::new(client_for(standin, None, None), pause.clone())
 }
 
 #[tokio::test]
@@ -97,15 +89,7 @@ async fn the_history_row_api_kept_for_monitor_server_renders_and_delivers_the_sa
     );
 
     let standin = DiscordStandIn::start(Behaviour::default());
-    let url = WebhookUrl::parse(&standin.url(WEBHOOK_ID, TOKEN)).expect("the stand-in's URL");
-    let mut client = DiscordClient::new(
-        WebhookConfig {
-            url,
-            username: None,
-            avatar_url: None,
-        },
-        http_client(),
-    );
+    let mut client = client_for(&standin, None, None);
     client.deliver(DEVICE, &records).await.expect("delivered");
     assert_eq!(
         standin.messages(),

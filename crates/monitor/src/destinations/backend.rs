@@ -4,6 +4,8 @@ use monitor_backend::{Auth, BackendClient, BackendDestination};
 use monitor_config::{BackendAuth, BackendSettings};
 use monitor_destination::{Filter, PlannedDestination};
 
+use super::secret;
+
 pub(super) fn plan(settings: &BackendSettings) -> Result<PlannedDestination, String> {
     let auth = match settings.auth {
         BackendAuth::Mender => Auth::Mender {
@@ -11,14 +13,9 @@ pub(super) fn plan(settings: &BackendSettings) -> Result<PlannedDestination, Str
         },
         BackendAuth::Token => {
             let token = if let Some(file) = &settings.token_file {
-                std::fs::read_to_string(file)
-                    .map_err(|error| format!("cannot read token_file {}: {error}", file.display()))?
-                    .trim()
-                    .to_owned()
+                secret::from_file(file, "token_file")?.trim().to_owned()
             } else if let Some(variable) = &settings.token_env {
-                std::env::var(variable).map_err(|_| {
-                    format!("the environment variable {variable} (token_env) is not set")
-                })?
+                secret::from_env(variable, "token_env")?
             } else {
                 return Err("auth: token needs token_file or token_env".into());
             };

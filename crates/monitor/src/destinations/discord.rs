@@ -7,6 +7,8 @@ use monitor_destination::{Filter, PlannedDestination};
 use monitor_discord::{DiscordClient, DiscordDestination, GlobalPause, WebhookConfig, WebhookUrl};
 use monitor_wire::Level;
 
+use super::secret;
+
 /// A global 429 or a Cloudflare ban pauses every webhook of this process: they share its
 /// address.
 static PAUSE: LazyLock<GlobalPause> = LazyLock::new(GlobalPause::default);
@@ -16,17 +18,14 @@ pub(super) fn plan(settings: &DiscordSettings) -> Result<PlannedDestination, Str
     let text = if let Some(url) = &settings.webhook_url {
         url.clone()
     } else if let Some(file) = &settings.webhook_url_file {
-        std::fs::read_to_string(file)
-            .map_err(|error| format!("cannot read webhook_url_file {}: {error}", file.display()))?
+        secret::from_file(file, "webhook_url_file")?
             .lines()
             .next()
             .unwrap_or_default()
             .trim()
             .to_owned()
     } else if let Some(variable) = &settings.webhook_url_env {
-        std::env::var(variable).map_err(|_| {
-            format!("the environment variable {variable} (webhook_url_env) is not set")
-        })?
+        secret::from_env(variable, "webhook_url_env")?
     } else {
         return Err("no webhook_url, webhook_url_file or webhook_url_env".into());
     };
