@@ -3,10 +3,16 @@
 //! shared by the agent's delivery and by `monitorctl notify-failure`, which delivers without
 //! the agent. Both drive what it plans through `monitor_destination::Destination`.
 //!
-//! Adding a destination (ntfy, say) touches three files: a module here, `destinations/<kind>.rs`
-//! (its settings → a `PlannedDestination`, and its `Destination` when no crate has one);
-//! one line in [`plan_destinations`] below; its settings struct in monitor-config's
-//! `settings.rs` (`DeliverySettings`).
+//! Adding a destination (ntfy, say) touches three files:
+//! 1. `destinations/<kind>.rs`: its settings → a `PlannedDestination` (name, identity,
+//!    filter, start), and its `Destination` unless a crate of its own has one;
+//! 2. this file: `mod <kind>;` and one line in [`plan_destinations`];
+//! 3. monitor-config's `settings.rs`: its settings struct and its field of
+//!    `DeliverySettings` (monitor-config's `lib.rs` too while it re-exports settings types
+//!    one by one rather than with `settings::*`).
+//!
+//! The delivery task, `notify-failure`, the filter, the outbox and `monitorctl status` need
+//! no change.
 
 mod backend;
 mod discord;
@@ -21,18 +27,8 @@ use monitor_store::OutboxLimits;
 pub fn plan_destinations(settings: &Settings) -> (Vec<PlannedDestination>, Vec<String>) {
     let delivery = &settings.delivery;
     let mut plan = Plan::default();
-    plan.each(
-        "delivery.discord",
-        "this webhook",
-        &delivery.discord,
-        discord::plan,
-    );
-    plan.one(
-        "delivery.backend",
-        "the backend",
-        &delivery.backend,
-        backend::plan,
-    );
+    plan.each("discord", "this webhook", &delivery.discord, discord::plan);
+    plan.one("backend", "the backend", &delivery.backend, backend::plan);
     (plan.planned, plan.problems)
 }
 
@@ -63,37 +59,38 @@ struct Plan {
 }
 
 impl Plan {
-    /// A list of destinations of one kind (`delivery.discord[1]`, ...).
+    /// A list of destinations of one kind, `delivery.<key>[]`.
     fn each<S>(
         &mut self,
-        field: &str,
+        key: &str,
         which: &str,
         list: &[S],
         plan: fn(&S) -> Result<PlannedDestination, String>,
     ) {
         for (index, settings) in list.iter().enumerate() {
-            self.add(&format!("{field}[{index}]"), which, plan(settings));
+            self.add(&format!("{key}[{index}]"), which, plan(settings));
         }
     }
 
-    /// A destination there is at most one of (`delivery.backend`).
+    /// A destination there is at most one of, `delivery.<key>`.
     fn one<S>(
         &mut self,
-        field: &str,
+        key: &str,
         which: &str,
         settings: &Option<S>,
         plan: fn(&S) -> Result<PlannedDestination, String>,
     ) {
         if let Some(settings) = settings {
-            self.add(field, which, plan(settings));
+            self.add(key, which, plan(settings));
         }
     }
 
+    /// `field` below `delivery.`; `which` names the destination in a problem.
     fn add(&mut self, field: &str, which: &str, planned: Result<PlannedDestination, String>) {
         match planned {
             Ok(destination) => self.planned.push(destination),
             Err(message) => self.problems.push(format!(
-                "monitor.yaml: {field}: {message}; {which} gets nothing"
+                "monitor.yaml: delivery.{field}: {message}; {which} gets nothing"
             )),
         }
     }
