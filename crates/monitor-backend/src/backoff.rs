@@ -1,8 +1,8 @@
 //! How long to wait before sending a refused batch again.
 
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use monitor_wire::backoff::Backoff;
 
 /// The delay after the first failure.
 pub(crate) const FIRST_DELAY: Duration = Duration::from_secs(1);
@@ -13,31 +13,7 @@ pub(crate) const MAX_DELAY: Duration = Duration::from_secs(5 * 60);
 /// up to a quarter more of random jitter (never beyond 5 min), so devices that lost the backend
 /// together do not come back in step. The jitter only adds, so every delay is longer than the
 /// one before until the cap.
-#[derive(Debug, Default)]
-pub(crate) struct Backoff {
-    consecutive_failures: u32,
-}
-
-impl Backoff {
-    /// Counts one more failure and returns how long to wait before the next try.
-    pub(crate) fn next_delay(&mut self) -> Duration {
-        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
-        let doublings = (self.consecutive_failures - 1).min(16);
-        let base = FIRST_DELAY.saturating_mul(1 << doublings).min(MAX_DELAY);
-        (base + base.mul_f64(random_fraction() / 4.0)).min(MAX_DELAY)
-    }
-
-    pub(crate) fn reset(&mut self) {
-        self.consecutive_failures = 0;
-    }
-}
-
-/// A number in `[0, 1)`. Jitter needs no quality randomness: std's per-`RandomState` keys
-/// differ on every call, which is enough and needs no dependency.
-fn random_fraction() -> f64 {
-    let bits = RandomState::new().hash_one(0u8);
-    (bits >> 11) as f64 / (1u64 << 53) as f64
-}
+pub(crate) const RETRY_BACKOFF: Backoff = Backoff::new(FIRST_DELAY, MAX_DELAY).with_jitter(0.25);
 
 /// `Retry-After: <seconds>` or `Retry-After: <HTTP date>` (RFC 9110), as a delay from `now`.
 pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
@@ -103,7 +79,7 @@ mod tests {
 
     #[test]
     fn delays_double_from_one_second_with_jitter_up_to_five_minutes() {
-        let mut backoff = Backoff::default();
+        let mut backoff = RETRY_BACKOFF;
         let delays: Vec<Duration> = (0..14).map(|_| backoff.next_delay()).collect();
         for (failure, delay) in delays.iter().enumerate() {
             let base = (FIRST_DELAY * (1 << failure.min(16))).min(MAX_DELAY);

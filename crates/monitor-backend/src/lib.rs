@@ -10,6 +10,8 @@
 //!   [`BackendFailureKind::Retry`] it after a delay (exponential backoff with jitter, kept in
 //!   the client across calls, or the server's `Retry-After`) or
 //!   [`BackendFailureKind::Discard`] it (the backend found it invalid).
+//! - [`BackendDestination`]: the client as a `monitor_destination::Destination` (alerts, and
+//!   the check list pushed at start, on change and every `config_push_interval`).
 //! - [`http_client`] builds the `reqwest` client the agent hands in: rustls with the
 //!   platform's roots plus an optional extra CA ([`load_extra_ca`]), a `User-Agent`, timeouts.
 //!
@@ -18,20 +20,24 @@
 //! token refresh, and never sleeps.
 
 mod backoff;
+mod destination;
 mod http;
 mod mender_auth;
 
 use std::fmt;
 use std::time::Duration;
 
+use monitor_destination::OutgoingAlert;
+use monitor_wire::backoff::Backoff;
 use monitor_wire::config_push::ConfigCheck;
-use monitor_wire::{Alert, HistoryRecord};
+use monitor_wire::Alert;
 use reqwest::header::{HeaderMap, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::StatusCode;
 
-use crate::backoff::Backoff;
+use crate::backoff::RETRY_BACKOFF;
 use crate::mender_auth::MenderAuth;
 
+pub use crate::destination::BackendDestination;
 pub use crate::http::{http_client, load_extra_ca, HttpClientError, USER_AGENT};
 
 /// Where alert batches go, below the server URL.
@@ -170,21 +176,24 @@ impl BackendClient {
         BackendClient {
             http,
             credentials,
-            backoff: Backoff::default(),
+            backoff: RETRY_BACKOFF,
         }
     }
 
-    /// Posts these records' alerts, unchanged (original timestamps), as one JSON array to
+    /// Posts these alerts, unchanged (original timestamps), as one JSON array to
     /// [`ALERT_PATH`]. The caller keeps batches small (16 or fewer). An empty batch sends
     /// nothing.
-    pub async fn send_alerts(&mut self, records: &[HistoryRecord]) -> Result<(), BackendFailure> {
-        if records.is_empty() {
+    pub async fn send_alerts(
+        &mut self,
+        alerts: &[OutgoingAlert<'_>],
+    ) -> Result<(), BackendFailure> {
+        if alerts.is_empty() {
             return Ok(());
         }
-        let alerts: Vec<&Alert> = records.iter().map(|record| &record.alert).collect();
-        let body = serde_json::to_vec(&alerts).expect("alerts serialize to JSON");
-        let first = records.first().map_or(0, |record| record.seq);
-        let last = records.last().map_or(0, |record| record.seq);
+        let wire: Vec<&Alert> = alerts.iter().map(|outgoing| outgoing.alert).collect();
+        let body = serde_json::to_vec(&wire).expect("alerts serialize to JSON");
+        let first = alerts.first().map_or(0, |outgoing| outgoing.seq);
+        let last = alerts.last().map_or(0, |outgoing| outgoing.seq);
         let what = format!("alerts {first}..={last}");
         self.post(ALERT_PATH, &what, body).await
     }

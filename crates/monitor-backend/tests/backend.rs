@@ -15,6 +15,7 @@ use monitor_backend::{
     http_client, load_extra_ca, Auth, BackendClient, BackendFailure, BackendFailureKind,
     HttpClientError,
 };
+use monitor_destination::OutgoingAlert;
 use monitor_wire::config_push::{
     CheckStatus, ConfigCheck, DbusCheckConfig, LogCheckConfig, ServiceCheckConfig, ServiceType,
 };
@@ -99,6 +100,11 @@ fn record(seq: u64) -> HistoryRecord {
     }
 }
 
+/// The alerts of these records, as a destination is given them.
+fn outgoing(records: &[HistoryRecord]) -> Vec<OutgoingAlert<'_>> {
+    records.iter().map(OutgoingAlert::from).collect()
+}
+
 fn retry_after(result: Result<(), BackendFailure>) -> (Duration, String) {
     match result {
         Err(BackendFailure {
@@ -118,7 +124,10 @@ async fn accepted_alerts_arrive_unchanged_with_their_original_timestamps() {
     let mut client = token_client(&backend);
     let records: Vec<HistoryRecord> = (1..=3).map(record).collect();
 
-    client.send_alerts(&records).await.expect("accepted");
+    client
+        .send_alerts(&outgoing(&records))
+        .await
+        .expect("accepted");
 
     let arrived = backend.wait_for_alerts(3, WAIT).await;
     let sent: Vec<serde_json::Value> = records
@@ -138,7 +147,7 @@ async fn accepted_alerts_arrive_unchanged_with_their_original_timestamps() {
     assert_eq!(requests[0].status, 204);
 
     client
-        .send_alerts(&[])
+        .send_alerts(&outgoing(&[]))
         .await
         .expect("an empty batch is no work");
     assert_eq!(backend.requests().len(), 1, "an empty batch sends nothing");
@@ -151,7 +160,10 @@ async fn an_invalid_batch_is_discarded_with_the_backends_reason() {
     let mut invalid = record(1);
     invalid.alert.subject.status = String::new();
 
-    let failure = client.send_alerts(&[record(0), invalid]).await.unwrap_err();
+    let failure = client
+        .send_alerts(&outgoing(&[record(0), invalid]))
+        .await
+        .unwrap_err();
 
     assert_eq!(failure.kind, BackendFailureKind::Discard { status: 400 });
     assert!(
@@ -177,7 +189,7 @@ async fn an_unavailable_backend_is_retried_with_growing_backoff_then_accepts() {
 
     let mut delays = Vec::new();
     for _ in 0..4 {
-        let (after, message) = retry_after(client.send_alerts(&[record(1)]).await);
+        let (after, message) = retry_after(client.send_alerts(&outgoing(&[record(1)])).await);
         assert!(message.contains("503 Service Unavailable"), "{message}");
         assert!(message.contains("backend down"), "{message}");
         delays.push(after);
@@ -194,14 +206,14 @@ async fn an_unavailable_backend_is_retried_with_growing_backoff_then_accepts() {
 
     backend.set_down(false);
     client
-        .send_alerts(&[record(1)])
+        .send_alerts(&outgoing(&[record(1)]))
         .await
         .expect("accepted once up");
     assert_eq!(backend.wait_for_alerts(1, WAIT).await.len(), 1);
 
     // A success resets the backoff.
     backend.fail_next(1, 502);
-    let (after, message) = retry_after(client.send_alerts(&[record(2)]).await);
+    let (after, message) = retry_after(client.send_alerts(&outgoing(&[record(2)])).await);
     assert!(after <= Duration::from_millis(1_250), "{after:?}");
     assert!(message.contains("502 Bad Gateway"), "{message}");
 }
@@ -212,15 +224,15 @@ async fn refused_connections_are_retried_with_growing_backoff_then_accepted() {
     let mut client = token_client(&backend);
     backend.set_refusing(true);
 
-    let (first, message) = retry_after(client.send_alerts(&[record(1)]).await);
+    let (first, message) = retry_after(client.send_alerts(&outgoing(&[record(1)])).await);
     assert!(message.contains(&backend.url()), "{message}");
-    let (second, _) = retry_after(client.send_alerts(&[record(1)]).await);
+    let (second, _) = retry_after(client.send_alerts(&outgoing(&[record(1)])).await);
     assert!(first < second, "{first:?} then {second:?}");
     assert!(backend.refused_connections() >= 2);
 
     backend.set_refusing(false);
     client
-        .send_alerts(&[record(1)])
+        .send_alerts(&outgoing(&[record(1)]))
         .await
         .expect("accepted once it listens");
     assert_eq!(backend.wait_for_alerts(1, WAIT).await.len(), 1);
@@ -240,7 +252,7 @@ async fn a_closed_port_is_retried_and_says_the_connection_was_refused() {
         },
     );
 
-    let (first, message) = retry_after(client.send_alerts(&[record(1)]).await);
+    let (first, message) = retry_after(client.send_alerts(&outgoing(&[record(1)])).await);
     assert!(message.contains("cannot connect"), "{message}");
     assert!(
         message.to_lowercase().contains("connection refused"),
@@ -251,7 +263,7 @@ async fn a_closed_port_is_retried_and_says_the_connection_was_refused() {
         "{message}"
     );
     assert!(!message.contains("secret-token-value"), "{message}");
-    let (second, _) = retry_after(client.send_alerts(&[record(1)]).await);
+    let (second, _) = retry_after(client.send_alerts(&outgoing(&[record(1)])).await);
     assert!(first < second);
 }
 
@@ -261,12 +273,15 @@ async fn rate_limiting_is_retried_no_sooner_than_retry_after() {
     let mut client = token_client(&backend);
     backend.rate_limit_next(1, 120);
 
-    let (after, message) = retry_after(client.send_alerts(&[record(1)]).await);
+    let (after, message) = retry_after(client.send_alerts(&outgoing(&[record(1)])).await);
     assert!(after >= Duration::from_secs(120), "{after:?}");
     assert!(message.contains("rate limited"), "{message}");
     assert!(message.contains("Retry-After 120s"), "{message}");
 
-    client.send_alerts(&[record(1)]).await.expect("accepted");
+    client
+        .send_alerts(&outgoing(&[record(1)]))
+        .await
+        .expect("accepted");
     assert_eq!(backend.wait_for_alerts(1, WAIT).await.len(), 1);
 }
 
@@ -276,7 +291,7 @@ async fn a_refused_fixed_token_is_retried_later_with_a_clear_message() {
     backend.set_accepted_tokens(&["another-token"]);
     let mut client = token_client(&backend);
 
-    let (after, message) = retry_after(client.send_alerts(&[record(1)]).await);
+    let (after, message) = retry_after(client.send_alerts(&outgoing(&[record(1)])).await);
     assert!(after >= Duration::from_secs(1));
     assert!(
         message.contains("the backend refused the configured token (401 Unauthorized"),
@@ -366,7 +381,10 @@ async fn mender_mode_takes_token_and_server_url_from_mender_auth() {
     };
     let mut client = mender_client(&auth);
 
-    client.send_alerts(&[record(1)]).await.expect("accepted");
+    client
+        .send_alerts(&outgoing(&[record(1)]))
+        .await
+        .expect("accepted");
     client.push_config(&[]).await.expect("accepted");
 
     assert_eq!(backend.wait_for_alerts(1, WAIT).await.len(), 1);
@@ -393,7 +411,7 @@ async fn mender_mode_refreshes_a_refused_token_and_uses_the_new_server_url() {
     let mut client = mender_client(&auth);
 
     client
-        .send_alerts(&[record(1), record(2)])
+        .send_alerts(&outgoing(&[record(1), record(2)]))
         .await
         .expect("accepted after a refresh");
 
@@ -408,7 +426,10 @@ async fn mender_mode_refreshes_a_refused_token_and_uses_the_new_server_url() {
     assert_eq!(new_requests[0].bearer.as_deref(), Some("fresh-jwt"));
 
     // Later requests ask mender-auth again and so go to the newest URL.
-    client.send_alerts(&[record(3)]).await.expect("accepted");
+    client
+        .send_alerts(&outgoing(&[record(3)]))
+        .await
+        .expect("accepted");
     assert_eq!(new_forwarder.wait_for_alerts(3, WAIT).await.len(), 3);
     assert_eq!(old_forwarder.requests().len(), 1);
     assert_eq!(auth.fetch_count(), 1);
@@ -424,7 +445,10 @@ async fn mender_mode_fetches_a_token_when_mender_auth_has_none_yet() {
     auth.plan_fetch("first-jwt", &backend.url());
     let mut client = mender_client(&auth);
 
-    client.send_alerts(&[record(1)]).await.expect("accepted");
+    client
+        .send_alerts(&outgoing(&[record(1)]))
+        .await
+        .expect("accepted");
 
     assert_eq!(auth.fetch_count(), 1);
     assert_eq!(backend.wait_for_alerts(1, WAIT).await.len(), 1);
@@ -441,7 +465,7 @@ async fn mender_mode_retries_later_when_even_the_new_token_is_refused() {
     auth.plan_fetch("fresh-jwt", &backend.url());
     let mut client = mender_client(&auth);
 
-    let (_, message) = retry_after(client.send_alerts(&[record(1)]).await);
+    let (_, message) = retry_after(client.send_alerts(&outgoing(&[record(1)])).await);
 
     assert!(
         message.contains("refused the device token (401 Unauthorized"),
@@ -472,7 +496,7 @@ async fn mender_mode_retries_later_when_mender_auth_cannot_fetch_a_token() {
     auth.plan_fetch_failure();
     let mut client = mender_client(&auth);
 
-    let (_, message) = retry_after(client.send_alerts(&[record(1)]).await);
+    let (_, message) = retry_after(client.send_alerts(&outgoing(&[record(1)])).await);
 
     assert!(
         message.contains("mender-auth could not fetch a device token"),
@@ -490,7 +514,7 @@ async fn mender_mode_without_a_bus_is_retried() {
         },
     );
 
-    let (_, message) = retry_after(client.send_alerts(&[record(1)]).await);
+    let (_, message) = retry_after(client.send_alerts(&outgoing(&[record(1)])).await);
 
     assert!(
         message.contains(
@@ -552,4 +576,44 @@ fn a_bad_extra_ca_is_a_clear_error_naming_the_file() {
         )),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn as_a_destination_failures_become_verdicts_and_the_config_is_pushed() {
+    use monitor_backend::BackendDestination;
+    use monitor_destination::{Destination, Verdict};
+
+    let backend = DeviceMonitorStandIn::start();
+    let mut destination = BackendDestination::new(token_client(&backend), Duration::from_secs(90));
+    assert_eq!(
+        destination.config_push_interval(),
+        Some(Duration::from_secs(90))
+    );
+    let records = [record(1), record(2)];
+
+    backend.set_down(true);
+    let verdict = destination.deliver("device", &outgoing(&records)).await;
+    assert!(
+        matches!(&verdict, Verdict::Retry { delivered: 0, message, .. } if message.contains("503")),
+        "{verdict:?}"
+    );
+    backend.set_down(false);
+
+    let mut invalid = record(3);
+    invalid.alert.subject.status = String::new();
+    let verdict = destination
+        .deliver("device", &outgoing(std::slice::from_ref(&invalid)))
+        .await;
+    assert!(
+        matches!(&verdict, Verdict::Rejected { message } if message.contains("alerts 3..=3")),
+        "{verdict:?}"
+    );
+
+    assert_eq!(
+        destination.deliver("device", &outgoing(&records)).await,
+        Verdict::Delivered
+    );
+    assert_eq!(backend.wait_for_alerts(2, WAIT).await.len(), 2);
+    assert_eq!(destination.push_config(&[]).await, Verdict::Delivered);
+    assert_eq!(backend.configs().len(), 1);
 }

@@ -1,10 +1,10 @@
 //! Posting rendered messages to one webhook, within its rate limit, and classifying what
 //! went wrong so that the caller knows whether to retry, drop or disable.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use monitor_destination::OutgoingAlert;
+use monitor_wire::backoff::Backoff;
 use monitor_wire::HistoryRecord;
 use reqwest::header::{HeaderMap, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use reqwest::StatusCode;
@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::render::{render, sanitize_username};
+use crate::render::{render_alerts, sanitize_username};
 use crate::url::WebhookUrl;
 
 /// Discord (and Cloudflare in front of it) wants a User-Agent naming the client.
@@ -23,14 +23,12 @@ const USER_AGENT_VALUE: &str = concat!(
 );
 /// From connecting to the end of the response body.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// 5xx and network errors: 1 s, doubling per consecutive failure, at most 5 min.
-const BACKOFF_FIRST: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(5 * 60);
-/// The jitter added to a backoff, as a fraction of it at most.
-const BACKOFF_JITTER: f64 = 0.1;
+/// 5xx and network errors: 1 s, doubling per consecutive failure, at most 5 min, plus up to
+/// a tenth of random jitter.
+const FAILURE_BACKOFF: Backoff =
+    Backoff::new(Duration::from_secs(1), Duration::from_secs(5 * 60)).with_jitter(0.1);
 /// A Cloudflare ban: at least 1 min, doubling per consecutive ban, at most 1 h.
-const BAN_FIRST: Duration = Duration::from_secs(60);
-const BAN_MAX: Duration = Duration::from_secs(60 * 60);
+const BAN_BACKOFF: Backoff = Backoff::new(Duration::from_secs(60), Duration::from_secs(60 * 60));
 /// A 429 that names no wait still waits this long: never hot-loop.
 const RATE_LIMIT_FLOOR: Duration = Duration::from_secs(1);
 /// How much of a response body goes into a failure message.
@@ -55,10 +53,10 @@ pub struct DiscordClient {
     http: reqwest::Client,
     /// The bucket was empty: send nothing before this.
     bucket_empty_until: Option<Instant>,
-    /// 5xx answers and network errors in a row, for the backoff.
-    consecutive_failures: u32,
+    /// 5xx answers and network errors in a row.
+    failures: Backoff,
     /// Cloudflare bans in a row, for their cool-down.
-    consecutive_bans: u32,
+    bans: Backoff,
 }
 
 /// A delivery that stopped before every record was accepted.
@@ -110,8 +108,8 @@ impl DiscordClient {
             config,
             http,
             bucket_empty_until: None,
-            consecutive_failures: 0,
-            consecutive_bans: 0,
+            failures: FAILURE_BACKOFF,
+            bans: BAN_BACKOFF,
         }
     }
 
@@ -119,23 +117,35 @@ impl DiscordClient {
         &self.config
     }
 
-    /// Delivers these records (oldest first) in as few messages as the limits allow.
-    ///
-    /// Before each request, waits by itself while the webhook's bucket is empty
-    /// (`X-RateLimit-Remaining: 0` → `X-RateLimit-Reset-After`). Returns `Ok` when every
-    /// record was accepted. On failure, `records[..failure.delivered]` were accepted and the
-    /// rest were not.
-    ///
-    /// Dropping the future stops between or during requests: a message may then have been
-    /// accepted without being counted (delivery is at least once).
+    /// [`DiscordClient::deliver_alerts`] for agent history rows. Kept for monitor-server
+    /// until it moves to the `Destination` interface (`monitor_destination`); new code calls
+    /// [`DiscordClient::deliver_alerts`] or goes through [`crate::DiscordDestination`].
     pub async fn deliver(
         &mut self,
         device_id: &str,
         records: &[HistoryRecord],
     ) -> Result<(), DeliveryFailure> {
-        let messages = render(
+        let alerts: Vec<OutgoingAlert<'_>> = records.iter().map(OutgoingAlert::from).collect();
+        self.deliver_alerts(device_id, &alerts).await
+    }
+
+    /// Delivers these alerts (oldest first) in as few messages as the limits allow.
+    ///
+    /// Before each request, waits by itself while the webhook's bucket is empty
+    /// (`X-RateLimit-Remaining: 0` → `X-RateLimit-Reset-After`). Returns `Ok` when every
+    /// alert was accepted. On failure, `alerts[..failure.delivered]` were accepted and the
+    /// rest were not.
+    ///
+    /// Dropping the future stops between or during requests: a message may then have been
+    /// accepted without being counted (delivery is at least once).
+    pub async fn deliver_alerts(
+        &mut self,
+        device_id: &str,
+        alerts: &[OutgoingAlert<'_>],
+    ) -> Result<(), DeliveryFailure> {
+        let messages = render_alerts(
             device_id,
-            records,
+            alerts,
             self.config.username.as_deref(),
             self.config.avatar_url.as_deref(),
         );
@@ -188,8 +198,8 @@ impl DiscordClient {
         self.note_bucket(&rate_limit);
         if status.is_success() {
             // Accepted; the body (the message, with `wait=true`) is not needed.
-            self.consecutive_failures = 0;
-            self.consecutive_bans = 0;
+            self.failures.reset();
+            self.bans.reset();
             return Ok(());
         }
         let is_json = response
@@ -243,8 +253,7 @@ impl DiscordClient {
             ),
             (429 | 403, _) => {
                 // No rate-limit headers, or an HTML page: Cloudflare banned this address.
-                self.consecutive_bans += 1;
-                let after = doubling(BAN_FIRST, BAN_MAX, self.consecutive_bans);
+                let after = self.bans.next_delay();
                 (
                     FailureKind::Retry {
                         after,
@@ -254,7 +263,7 @@ impl DiscordClient {
                         "discord webhook {webhook} answered {code} without Discord's rate-limit headers ({}): this address is banned for a while, every webhook pauses for {}s (ban {} in a row)",
                         excerpt(body),
                         after.as_secs(),
-                        self.consecutive_bans
+                        self.bans.failures()
                     ),
                 )
             }
@@ -288,7 +297,7 @@ impl DiscordClient {
                 ),
             ),
             (408, _) | (500..=599, _) => {
-                let after = self.backoff();
+                let after = self.failures.next_delay();
                 (
                     FailureKind::Retry {
                         after,
@@ -297,7 +306,7 @@ impl DiscordClient {
                     format!(
                         "discord webhook {webhook} answered {status}: retrying in {:.3}s (failure {} in a row)",
                         after.as_secs_f64(),
-                        self.consecutive_failures
+                        self.failures.failures()
                     ),
                 )
             }
@@ -312,7 +321,7 @@ impl DiscordClient {
     }
 
     fn network_failure(&mut self, error: reqwest::Error) -> (FailureKind, String) {
-        let after = self.backoff();
+        let after = self.failures.next_delay();
         let error = error.without_url();
         let mut cause = error.to_string();
         let mut source = std::error::Error::source(&error);
@@ -330,19 +339,13 @@ impl DiscordClient {
                 "discord webhook {} could not be reached ({cause}): retrying in {:.3}s (failure {} in a row)",
                 self.config.url.redacted(),
                 after.as_secs_f64(),
-                self.consecutive_failures
+                self.failures.failures()
             ),
         )
     }
 
     /// The next wait after a 5xx or network error: 1 s doubling to 5 min, plus jitter so
     /// that devices that failed together do not retry together.
-    fn backoff(&mut self) -> Duration {
-        self.consecutive_failures += 1;
-        let base = doubling(BACKOFF_FIRST, BACKOFF_MAX, self.consecutive_failures);
-        base + base.mul_f64(BACKOFF_JITTER * random_fraction())
-    }
-
     fn note_bucket(&mut self, rate_limit: &RateLimitHeaders) {
         if let (Some(0), Some(reset_after)) = (rate_limit.remaining, rate_limit.reset_after) {
             let until = Instant::now() + reset_after;
@@ -355,23 +358,6 @@ impl DiscordClient {
     fn redact(&self, text: &str) -> String {
         self.config.url.redact_in(text)
     }
-}
-
-/// `first × 2^(count − 1)`, at most `max`.
-fn doubling(first: Duration, max: Duration, count: u32) -> Duration {
-    let factor = 2u32.saturating_pow(count.saturating_sub(1));
-    first.saturating_mul(factor).min(max)
-}
-
-/// A fraction in [0, 1) that differs between calls, processes and devices; good enough for
-/// jitter without a random-number dependency.
-fn random_fraction() -> f64 {
-    let mut hasher = RandomState::new().build_hasher();
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    hasher.write_u128(now.as_nanos());
-    (hasher.finish() % 1_000_000) as f64 / 1_000_000.0
 }
 
 /// Float seconds from Discord; nonsense (negative, NaN, absurdly large) becomes zero or a day.

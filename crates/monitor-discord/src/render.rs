@@ -3,6 +3,7 @@
 //! All lengths are Unicode characters (`str::chars`), never bytes; every truncation cuts on
 //! a character boundary and puts the marker `…` inside the limit.
 
+use monitor_destination::OutgoingAlert;
 use monitor_wire::{Alert, HistoryRecord, Level, LogLine, Subsystem};
 use serde_json::{json, Value};
 
@@ -37,16 +38,16 @@ const COLOR_FLAPPING: u32 = 0xFFA500;
 /// `"```\n"` and `"\n```"` around a code block.
 const CODE_FENCE_CHARACTERS: usize = 8;
 
-/// The messages for these records, oldest first: one embed per record, as few messages
-/// as the limits allow (≤ 10 embeds and ≤ 6000 embed characters each). Every record is in
+/// The messages for these alerts, oldest first: one embed per alert, as few messages as
+/// the limits allow (≤ 10 embeds and ≤ 6000 embed characters each). Every alert is in
 /// exactly one embed, in order.
 ///
 /// `username` is replaced by `monitor` when Discord would refuse it (empty, or containing
 /// "discord" or "clyde") and cut to 80 characters; [`crate::DiscordClient::new`] warns about
 /// that once.
-pub fn render(
+pub fn render_alerts(
     device_id: &str,
-    records: &[HistoryRecord],
+    alerts: &[OutgoingAlert<'_>],
     username: Option<&str>,
     avatar_url: Option<&str>,
 ) -> Vec<Value> {
@@ -56,8 +57,8 @@ pub fn render(
     let mut messages = Vec::new();
     let mut embeds: Vec<Value> = Vec::new();
     let mut characters = 0;
-    for record in records {
-        let embed = Embed::for_record(device_id, record);
+    for alert in alerts {
+        let embed = Embed::for_alert(device_id, alert);
         let size = embed.characters();
         let full =
             embeds.len() == EMBEDS_PER_MESSAGE || characters + size > MESSAGE_EMBED_CHARACTERS;
@@ -76,6 +77,18 @@ pub fn render(
         messages.push(message(embeds, username.as_deref(), avatar_url));
     }
     messages
+}
+
+/// [`render_alerts`] for agent history rows. Kept for monitor-server until it moves to the
+/// `Destination` interface (`monitor_destination`); new code calls [`render_alerts`].
+pub fn render(
+    device_id: &str,
+    records: &[HistoryRecord],
+    username: Option<&str>,
+    avatar_url: Option<&str>,
+) -> Vec<Value> {
+    let alerts: Vec<OutgoingAlert<'_>> = records.iter().map(OutgoingAlert::from).collect();
+    render_alerts(device_id, &alerts, username, avatar_url)
 }
 
 fn message(embeds: Vec<Value>, username: Option<&str>, avatar_url: Option<&str>) -> Value {
@@ -166,16 +179,16 @@ impl Field {
 }
 
 impl Embed {
-    fn for_record(device_id: &str, record: &HistoryRecord) -> Embed {
-        let alert = &record.alert;
+    fn for_alert(device_id: &str, outgoing: &OutgoingAlert<'_>) -> Embed {
+        let alert = outgoing.alert;
         let title = if alert.name.trim().is_empty() {
-            record.check.to_string()
+            outgoing.check.to_string()
         } else {
             alert.name.clone()
         };
         let mut fields = vec![
             Field::new("Device", device_id, true),
-            Field::new("Check", &record.check.to_string(), true),
+            Field::new("Check", &outgoing.check.to_string(), true),
             Field::new("Status", &alert.subject.status, true),
         ];
         if let Some(reason) = alert.subject.details.fields.get("reason") {
@@ -198,7 +211,7 @@ impl Embed {
         // The description is the only part that can be long; it gets what the rest leaves
         // of the message limit, so that one embed alone always fits in a message.
         let budget = DESCRIPTION_LIMIT.min(MESSAGE_EMBED_CHARACTERS - embed.characters());
-        embed.description = description(record, budget);
+        embed.description = description(outgoing, budget);
         embed
     }
 
@@ -259,8 +272,8 @@ fn is_flapping(alert: &Alert) -> bool {
 ///   among its context in a code block.
 /// - A service: `details.description` (a `systemctl status`-like block) in a code block.
 /// - Anything else: `details.description` as text.
-fn description(record: &HistoryRecord, limit: usize) -> Option<String> {
-    let details = &record.alert.subject.details;
+fn description(outgoing: &OutgoingAlert<'_>, limit: usize) -> Option<String> {
+    let details = &outgoing.alert.subject.details;
     let intro = details
         .description
         .as_deref()
@@ -274,7 +287,7 @@ fn description(record: &HistoryRecord, limit: usize) -> Option<String> {
                 &details.lines_after,
             )),
         )
-    } else if record.check.subsystem == Subsystem::Service {
+    } else if outgoing.check.subsystem == Subsystem::Service {
         (None, intro.map(str::to_owned))
     } else {
         (intro, None)

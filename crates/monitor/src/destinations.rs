@@ -1,53 +1,43 @@
-//! The delivery destinations the settings name (Discord webhooks, the backend), resolved:
-//! secrets read from their files or variables, URLs parsed, names given. Shared by the
-//! agent's delivery and by `monitorctl notify-failure`, which delivers without the agent.
+//! The registry of destinations: from the `delivery:` settings to [`PlannedDestination`]s
+//! (secrets read from their files or variables, URLs parsed, names given), the one set-up
+//! shared by the agent's delivery and by `monitorctl notify-failure`, which delivers without
+//! the agent. Both drive what it plans through `monitor_destination::Destination`.
+//!
+//! Adding a destination (ntfy, say) touches three files:
+//! 1. `destinations/<kind>.rs`: its settings → a `PlannedDestination` (name, identity,
+//!    filter, start), and its `Destination` unless a crate of its own has one;
+//! 2. this file: `mod <kind>;` and one line in [`plan_destinations`];
+//! 3. monitor-config's `settings.rs`: its settings struct and its field of
+//!    `DeliverySettings` (monitor-config's `lib.rs` too while it re-exports settings types
+//!    one by one rather than with `settings::*`).
+//!
+//! The delivery task, `notify-failure`, the filter, the outbox and `monitorctl status` need
+//! no change.
 
-use std::time::Duration;
+mod backend;
+mod discord;
+mod secret;
 
-use monitor_backend::Auth;
-use monitor_config::{BackendAuth, DiscordSettings, MinLevel, Settings};
-use monitor_discord::{WebhookConfig, WebhookUrl};
-use monitor_wire::{HistoryRecord, Level};
-
-/// A destination ready to start. `name` is its key in the outbox (`backend`,
-/// `discord:<webhook id>`); `identity` changes whenever its settings do (it holds secrets:
-/// compare it, never print it).
-pub struct PlannedDestination {
-    pub name: String,
-    pub identity: String,
-    pub plan: DestinationPlan,
-}
+use monitor_config::Settings;
+use monitor_destination::PlannedDestination;
+use monitor_store::OutboxLimits;
 
 /// Every destination of `settings.delivery`, and a problem (file and field named, no
 /// secret) for each that cannot be used.
 pub fn plan_destinations(settings: &Settings) -> (Vec<PlannedDestination>, Vec<String>) {
-    let mut planned = Vec::new();
-    let mut problems = Vec::new();
-    for (index, discord) in settings.delivery.discord.iter().enumerate() {
-        match discord_plan(discord) {
-            Ok((name, identity, plan)) => planned.push(PlannedDestination {
-                name,
-                identity,
-                plan,
-            }),
-            Err(message) => problems.push(format!(
-                "monitor.yaml: delivery.discord[{index}]: {message}; this webhook gets nothing"
-            )),
-        }
+    let delivery = &settings.delivery;
+    let mut plan = Plan::default();
+    plan.each("discord", "this webhook", &delivery.discord, discord::plan);
+    plan.one("backend", "the backend", &delivery.backend, backend::plan);
+    (plan.planned, plan.problems)
+}
+
+/// How long undelivered alerts are kept, for every destination alike.
+pub fn outbox_limits(settings: &Settings) -> OutboxLimits {
+    OutboxLimits {
+        max_count: settings.delivery.alert_offline_store_max_count,
+        max_age: settings.delivery.alert_store_max_record_age,
     }
-    if let Some(backend) = &settings.delivery.backend {
-        match backend_plan(backend) {
-            Ok((identity, plan)) => planned.push(PlannedDestination {
-                name: "backend".into(),
-                identity,
-                plan,
-            }),
-            Err(message) => problems.push(format!(
-                "monitor.yaml: delivery.backend: {message}; the backend gets nothing"
-            )),
-        }
-    }
-    (planned, problems)
 }
 
 /// The device's name in alerts: `device_id` from monitor.yaml, else the hostname.
@@ -61,123 +51,47 @@ pub fn device_id(settings: &Settings) -> String {
     })
 }
 
-/// What a destination needs to start.
-pub enum DestinationPlan {
-    Discord {
-        config: WebhookConfig,
-        filter: Filter,
-    },
-    Backend {
-        auth: Auth,
-        ca_file: Option<std::path::PathBuf>,
-        push_every: Duration,
-    },
+/// Destinations planned so far, and what kept the others from being planned.
+#[derive(Default)]
+struct Plan {
+    planned: Vec<PlannedDestination>,
+    problems: Vec<String>,
 }
 
-/// Which alerts a Discord webhook wants (`min_level`, `checks`).
-#[derive(Clone)]
-pub struct Filter {
-    min_level: MinLevel,
-    checks: Vec<String>,
-}
-
-impl Filter {
-    pub fn wants(&self, record: &HistoryRecord) -> bool {
-        if self.min_level == MinLevel::Critical && record.alert.level != Level::Critical {
-            return false;
+impl Plan {
+    /// A list of destinations of one kind, `delivery.<key>[]`.
+    fn each<S>(
+        &mut self,
+        key: &str,
+        which: &str,
+        list: &[S],
+        plan: fn(&S) -> Result<PlannedDestination, String>,
+    ) {
+        for (index, settings) in list.iter().enumerate() {
+            self.add(&format!("{key}[{index}]"), which, plan(settings));
         }
-        self.checks.is_empty()
-            || self.checks.iter().any(|entry| {
-                let mut words = entry.split_whitespace();
-                let subsystem = words.next().unwrap_or_default();
-                subsystem == record.check.subsystem.as_str()
-                    && words.next().is_none_or(|name| name == record.check.name)
-            })
     }
-}
 
-/// The webhook's name in the outbox is its id: reordering webhooks keeps their progress.
-fn discord_plan(settings: &DiscordSettings) -> Result<(String, String, DestinationPlan), String> {
-    let text = if let Some(url) = &settings.webhook_url {
-        url.clone()
-    } else if let Some(file) = &settings.webhook_url_file {
-        std::fs::read_to_string(file)
-            .map_err(|error| format!("cannot read webhook_url_file {}: {error}", file.display()))?
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_owned()
-    } else if let Some(variable) = &settings.webhook_url_env {
-        std::env::var(variable).map_err(|_| {
-            format!("the environment variable {variable} (webhook_url_env) is not set")
-        })?
-    } else {
-        return Err("no webhook_url, webhook_url_file or webhook_url_env".into());
-    };
-    let url = WebhookUrl::parse(&text).map_err(|error| error.to_string())?;
-    let name = format!("discord:{}", url.id());
-    let identity = format!(
-        "{}|{:?}|{:?}|{:?}|{:?}|{}",
-        url.post_url(),
-        settings.username,
-        settings.avatar_url,
-        settings.min_level,
-        settings.checks,
-        url.redacted()
-    );
-    let config = WebhookConfig {
-        url,
-        username: settings.username.clone(),
-        avatar_url: settings.avatar_url.clone(),
-    };
-    let filter = Filter {
-        min_level: settings.min_level,
-        checks: settings.checks.clone(),
-    };
-    Ok((name, identity, DestinationPlan::Discord { config, filter }))
-}
-
-fn backend_plan(
-    settings: &monitor_config::BackendSettings,
-) -> Result<(String, DestinationPlan), String> {
-    let auth = match settings.auth {
-        BackendAuth::Mender => Auth::Mender {
-            bus_address: settings.mender_bus.clone(),
-        },
-        BackendAuth::Token => {
-            let token = if let Some(file) = &settings.token_file {
-                std::fs::read_to_string(file)
-                    .map_err(|error| format!("cannot read token_file {}: {error}", file.display()))?
-                    .trim()
-                    .to_owned()
-            } else if let Some(variable) = &settings.token_env {
-                std::env::var(variable).map_err(|_| {
-                    format!("the environment variable {variable} (token_env) is not set")
-                })?
-            } else {
-                return Err("auth: token needs token_file or token_env".into());
-            };
-            let server_url = settings.url.clone().ok_or("auth: token needs url")?;
-            Auth::Token { server_url, token }
+    /// A destination there is at most one of, `delivery.<key>`.
+    fn one<S>(
+        &mut self,
+        key: &str,
+        which: &str,
+        settings: &Option<S>,
+        plan: fn(&S) -> Result<PlannedDestination, String>,
+    ) {
+        if let Some(settings) = settings {
+            self.add(key, which, plan(settings));
         }
-    };
-    let identity = format!(
-        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
-        settings.url,
-        settings.auth,
-        settings.token_file,
-        settings.token_env,
-        settings.ca_file,
-        settings.mender_bus,
-        settings.config_push_interval
-    );
-    Ok((
-        identity,
-        DestinationPlan::Backend {
-            auth,
-            ca_file: settings.ca_file.clone(),
-            push_every: settings.config_push_interval,
-        },
-    ))
+    }
+
+    /// `field` below `delivery.`; `which` names the destination in a problem.
+    fn add(&mut self, field: &str, which: &str, planned: Result<PlannedDestination, String>) {
+        match planned {
+            Ok(destination) => self.planned.push(destination),
+            Err(message) => self.problems.push(format!(
+                "monitor.yaml: delivery.{field}: {message}; {which} gets nothing"
+            )),
+        }
+    }
 }

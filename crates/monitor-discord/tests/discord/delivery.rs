@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::discord_standin::{Behaviour, DiscordStandIn, Scripted};
 use crate::*;
 
-fn client_for(
+pub(crate) fn client_for(
     standin: &DiscordStandIn,
     username: Option<&str>,
     avatar_url: Option<&str>,
@@ -54,7 +54,10 @@ async fn a_burst_of_200_alerts_arrives_once_in_order_without_a_single_429() {
     let records: Vec<HistoryRecord> = (0..200).map(numbered_log_alert).collect();
 
     let started = Instant::now();
-    client.deliver(DEVICE, &records).await.expect("delivered");
+    client
+        .deliver_alerts(DEVICE, &outgoing(&records))
+        .await
+        .expect("delivered");
     let elapsed = started.elapsed();
 
     let statuses = standin.statuses();
@@ -101,7 +104,7 @@ async fn the_client_waits_for_an_empty_bucket_between_deliveries() {
     let mut client = client_for(&standin, None, None);
     for index in 0..5 {
         client
-            .deliver(DEVICE, &[numbered_log_alert(index)])
+            .deliver_alerts(DEVICE, &outgoing(&[numbered_log_alert(index)]))
             .await
             .expect("delivered");
     }
@@ -140,14 +143,17 @@ async fn a_429_is_retried_after_the_larger_of_body_and_header() {
         (Duration::from_secs(1), true),
     ];
     for (after, global) in expected {
-        let failure = client.deliver(DEVICE, &records).await.unwrap_err();
+        let failure = client
+            .deliver_alerts(DEVICE, &outgoing(&records))
+            .await
+            .unwrap_err();
         assert_eq!(failure.kind, FailureKind::Retry { after, global });
         assert_eq!(failure.delivered, 0);
         assert!(failure.kind.is_retryable());
         assert_no_token(&failure);
     }
     client
-        .deliver(DEVICE, &records)
+        .deliver_alerts(DEVICE, &outgoing(&records))
         .await
         .expect("delivered once the limit passed");
     assert_eq!(standin.embeds().len(), 1);
@@ -164,7 +170,10 @@ async fn a_cloudflare_ban_cools_down_for_a_minute_growing_and_pauses_every_webho
         Scripted::ServerError(503),
         Scripted::HtmlBan,
     ]);
-    let first = client.deliver(DEVICE, &records).await.unwrap_err();
+    let first = client
+        .deliver_alerts(DEVICE, &outgoing(&records))
+        .await
+        .unwrap_err();
     assert_eq!(
         first.kind,
         FailureKind::Retry {
@@ -174,7 +183,10 @@ async fn a_cloudflare_ban_cools_down_for_a_minute_growing_and_pauses_every_webho
     );
     assert!(first.message.contains("banned"), "{}", first.message);
     assert_no_token(&first);
-    let second = client.deliver(DEVICE, &records).await.unwrap_err();
+    let second = client
+        .deliver_alerts(DEVICE, &outgoing(&records))
+        .await
+        .unwrap_err();
     assert_eq!(
         second.kind,
         FailureKind::Retry {
@@ -183,12 +195,18 @@ async fn a_cloudflare_ban_cools_down_for_a_minute_growing_and_pauses_every_webho
         }
     );
     // A 5xx in between is not a success: the ban keeps growing.
-    let server_error = client.deliver(DEVICE, &records).await.unwrap_err();
+    let server_error = client
+        .deliver_alerts(DEVICE, &outgoing(&records))
+        .await
+        .unwrap_err();
     assert!(matches!(
         server_error.kind,
         FailureKind::Retry { global: false, .. }
     ));
-    let third = client.deliver(DEVICE, &records).await.unwrap_err();
+    let third = client
+        .deliver_alerts(DEVICE, &outgoing(&records))
+        .await
+        .unwrap_err();
     assert_eq!(
         third.kind,
         FailureKind::Retry {
@@ -196,14 +214,20 @@ async fn a_cloudflare_ban_cools_down_for_a_minute_growing_and_pauses_every_webho
             global: true
         }
     );
-    client.deliver(DEVICE, &records).await.expect("delivered");
+    client
+        .deliver_alerts(DEVICE, &outgoing(&records))
+        .await
+        .expect("delivered");
 
     // A 403 from Discord itself (JSON, rate-limit headers) is a refusal, not a ban.
     standin.script([Scripted::Json {
         status: 403,
         body: json!({"message": "Missing Access", "code": 50001}),
     }]);
-    let rejected = client.deliver(DEVICE, &records).await.unwrap_err();
+    let rejected = client
+        .deliver_alerts(DEVICE, &outgoing(&records))
+        .await
+        .unwrap_err();
     assert_eq!(rejected.kind, FailureKind::Rejected { status: 403 });
     assert!(!rejected.kind.is_retryable());
     assert_no_token(&rejected);
@@ -217,7 +241,7 @@ async fn a_deleted_webhook_is_gone() {
     });
     let mut client = client_for(&standin, None, None);
     let failure = client
-        .deliver(DEVICE, &[service_justfail_critical()])
+        .deliver_alerts(DEVICE, &outgoing(&[service_justfail_critical()]))
         .await
         .unwrap_err();
     assert_eq!(failure.kind, FailureKind::WebhookGone);
@@ -235,7 +259,7 @@ async fn an_invalid_form_body_is_rejected_and_never_retried() {
     // Discord refuses an avatar URL that is not a URL.
     let mut client = client_for(&standin, None, Some("systemd.png"));
     let failure = client
-        .deliver(DEVICE, &[service_justfail_critical()])
+        .deliver_alerts(DEVICE, &outgoing(&[service_justfail_critical()]))
         .await
         .unwrap_err();
     assert_eq!(failure.kind, FailureKind::Rejected { status: 400 });
@@ -255,7 +279,7 @@ async fn an_invalid_form_body_is_rejected_and_never_retried() {
         }]);
         let mut client = client_for(&standin, None, None);
         let failure = client
-            .deliver(DEVICE, &[service_justfail_critical()])
+            .deliver_alerts(DEVICE, &outgoing(&[service_justfail_critical()]))
             .await
             .unwrap_err();
         assert_eq!(failure.kind, FailureKind::Rejected { status });
@@ -271,7 +295,10 @@ async fn a_503_backs_off_doubling_and_succeeds_once_it_clears() {
 
     let mut waits = Vec::new();
     for base in [1, 2] {
-        let failure = client.deliver(DEVICE, &records).await.unwrap_err();
+        let failure = client
+            .deliver_alerts(DEVICE, &outgoing(&records))
+            .await
+            .unwrap_err();
         let FailureKind::Retry { after, global } = failure.kind else {
             panic!("{failure:?}");
         };
@@ -282,7 +309,7 @@ async fn a_503_backs_off_doubling_and_succeeds_once_it_clears() {
         waits.push(after);
     }
     client
-        .deliver(DEVICE, &records)
+        .deliver_alerts(DEVICE, &outgoing(&records))
         .await
         .expect("delivered once it cleared");
     assert_eq!(titles(&standin.embeds()), names(&records));
@@ -290,7 +317,10 @@ async fn a_503_backs_off_doubling_and_succeeds_once_it_clears() {
 
     // The count starts over after a success.
     standin.script([Scripted::ServerError(500)]);
-    let failure = client.deliver(DEVICE, &records).await.unwrap_err();
+    let failure = client
+        .deliver_alerts(DEVICE, &outgoing(&records))
+        .await
+        .unwrap_err();
     let FailureKind::Retry { after, .. } = failure.kind else {
         panic!("{failure:?}");
     };
@@ -304,11 +334,14 @@ async fn a_failure_mid_burst_says_how_many_records_were_delivered() {
     let records: Vec<HistoryRecord> = (0..25).map(numbered_log_alert).collect();
     standin.script([Scripted::Accept, Scripted::ServerError(503)]);
 
-    let failure = client.deliver(DEVICE, &records).await.unwrap_err();
+    let failure = client
+        .deliver_alerts(DEVICE, &outgoing(&records))
+        .await
+        .unwrap_err();
     assert_eq!(failure.delivered, 10);
     assert!(failure.kind.is_retryable());
     client
-        .deliver(DEVICE, &records[failure.delivered..])
+        .deliver_alerts(DEVICE, &outgoing(&records[failure.delivered..]))
         .await
         .expect("the rest delivered");
     assert_eq!(titles(&standin.embeds()), names(&records));
@@ -333,7 +366,7 @@ async fn an_unreachable_webhook_is_retried_without_showing_the_token() {
         http_client(),
     );
     let failure = client
-        .deliver(DEVICE, &[service_justfail_critical()])
+        .deliver_alerts(DEVICE, &outgoing(&[service_justfail_critical()]))
         .await
         .unwrap_err();
     assert!(
@@ -365,9 +398,9 @@ async fn a_thread_and_a_refused_username_are_handled() {
         http_client(),
     );
     client
-        .deliver(
+        .deliver_alerts(
             DEVICE,
-            &[service_justfail_critical(), service_justfail_ok()],
+            &outgoing(&[service_justfail_critical(), service_justfail_ok()]),
         )
         .await
         .expect("delivered");

@@ -5,6 +5,7 @@
 mod discord_standin;
 
 mod delivery;
+mod destination;
 mod render;
 mod standin;
 mod url;
@@ -12,6 +13,7 @@ mod url;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use monitor_destination::OutgoingAlert;
 use monitor_wire::{
     Alert, CheckId, Details, HistoryRecord, Level, LogLine, Subject, Subsystem, Timestamp,
 };
@@ -24,6 +26,11 @@ pub const DEVICE: &str = "raspberrypi-4b-kitchen";
 
 pub fn timestamp(text: &str) -> Timestamp {
     Timestamp(humantime::parse_rfc3339(text).expect("a test timestamp"))
+}
+
+/// The alerts of these records, as a destination is given them.
+pub fn outgoing(records: &[HistoryRecord]) -> Vec<OutgoingAlert<'_>> {
+    records.iter().map(OutgoingAlert::from).collect()
 }
 
 pub fn record(seq: u64, check: CheckId, alert: Alert) -> HistoryRecord {

@@ -1,4 +1,4 @@
-use monitor_discord::render;
+use monitor_discord::render_alerts;
 use monitor_wire::{CheckId, HistoryRecord, Subsystem};
 use serde_json::{json, Value};
 
@@ -6,7 +6,7 @@ use crate::discord_standin::validate;
 use crate::*;
 
 fn single_embed(record: HistoryRecord) -> Value {
-    let messages = render(DEVICE, &[record], None, None);
+    let messages = render_alerts(DEVICE, &outgoing(&[record]), None, None);
     assert_eq!(messages.len(), 1);
     messages[0]["embeds"][0].clone()
 }
@@ -25,9 +25,9 @@ fn assert_valid(messages: &[Value]) {
 
 #[test]
 fn service_critical_of_seed_000_is_a_red_embed_posted_as_systemd() {
-    let messages = render(
+    let messages = render_alerts(
         DEVICE,
-        &[service_justfail_critical()],
+        &outgoing(&[service_justfail_critical()]),
         Some("systemd"),
         Some("https://example.invalid/systemd.png"),
     );
@@ -46,7 +46,7 @@ fn service_critical_of_seed_000_is_a_red_embed_posted_as_systemd() {
 
 #[test]
 fn log_critical_shows_the_matching_line_among_its_context() {
-    let messages = render(DEVICE, &[log_crasher_critical()], None, None);
+    let messages = render_alerts(DEVICE, &outgoing(&[log_crasher_critical()]), None, None);
     assert_valid(&messages);
     assert_eq!(messages[0]["allowed_mentions"], json!({"parse": []}));
     assert_snapshot("log_critical", &messages[0]);
@@ -54,7 +54,12 @@ fn log_critical_shows_the_matching_line_among_its_context() {
 
 #[test]
 fn ok_is_green_with_its_reason() {
-    let messages = render(DEVICE, &[service_justfail_ok()], Some("systemd"), None);
+    let messages = render_alerts(
+        DEVICE,
+        &outgoing(&[service_justfail_ok()]),
+        Some("systemd"),
+        None,
+    );
     assert_valid(&messages);
     assert_eq!(messages[0]["embeds"][0]["color"], json!(0x2ECC71));
     assert_snapshot("service_ok", &messages[0]);
@@ -62,7 +67,7 @@ fn ok_is_green_with_its_reason() {
 
 #[test]
 fn flapping_critical_is_orange() {
-    let messages = render(DEVICE, &[service_crasher_flapping()], None, None);
+    let messages = render_alerts(DEVICE, &outgoing(&[service_crasher_flapping()]), None, None);
     assert_valid(&messages);
     assert_eq!(messages[0]["embeds"][0]["color"], json!(0xFFA500));
     assert_snapshot("service_flapping", &messages[0]);
@@ -76,12 +81,22 @@ fn flapping_critical_is_orange() {
 #[test]
 fn usernames_discord_refuses_become_monitor() {
     for refused in ["Discord alerts", "CLYDE", "", "   "] {
-        let messages = render(DEVICE, &[service_justfail_ok()], Some(refused), None);
+        let messages = render_alerts(
+            DEVICE,
+            &outgoing(&[service_justfail_ok()]),
+            Some(refused),
+            None,
+        );
         assert_eq!(messages[0]["username"], "monitor", "{refused:?}");
         assert_valid(&messages);
     }
     let long = "é".repeat(100);
-    let messages = render(DEVICE, &[service_justfail_ok()], Some(&long), None);
+    let messages = render_alerts(
+        DEVICE,
+        &outgoing(&[service_justfail_ok()]),
+        Some(&long),
+        None,
+    );
     assert_eq!(characters(&messages[0]["username"]), 80);
     assert_valid(&messages);
 }
@@ -139,7 +154,7 @@ fn empty_values_never_reach_discord() {
     let mut record = service_justfail_ok();
     record.alert.subject.status = String::new();
     record.alert.name = " ".into();
-    let messages = render("", &[record], None, None);
+    let messages = render_alerts("", &outgoing(&[record]), None, None);
     assert_valid(&messages);
     let embed = &messages[0]["embeds"][0];
     assert_eq!(embed["title"], "service justfail");
@@ -160,7 +175,7 @@ fn one_embed_too_large_for_a_message_alone_is_shrunk() {
         .fields
         .insert("reason".into(), Value::from("r".repeat(2000)));
     let long_device = "é".repeat(2000);
-    let messages = render(&long_device, &[record], None, None);
+    let messages = render_alerts(&long_device, &outgoing(&[record]), None, None);
     assert_valid(&messages);
     assert_eq!(messages.len(), 1);
 }
@@ -181,7 +196,7 @@ fn bursts_are_coalesced_within_ten_embeds_and_6000_characters_in_order() {
             record
         })
         .collect();
-    let messages = render(DEVICE, &records, Some("systemd"), None);
+    let messages = render_alerts(DEVICE, &outgoing(&records), Some("systemd"), None);
     assert_valid(&messages);
     let titles: Vec<String> = messages
         .iter()
@@ -211,7 +226,7 @@ fn bursts_are_coalesced_within_ten_embeds_and_6000_characters_in_order() {
     }
     // Small alerts only: 10 per message.
     let small: Vec<HistoryRecord> = (0..25).map(numbered_log_alert).collect();
-    let counts: Vec<usize> = render(DEVICE, &small, None, None)
+    let counts: Vec<usize> = render_alerts(DEVICE, &outgoing(&small), None, None)
         .iter()
         .map(|message| message["embeds"].as_array().unwrap().len())
         .collect();
@@ -242,5 +257,5 @@ fn reason_that_is_not_text_is_shown_as_json_and_other_subsystems_show_text() {
 
 #[test]
 fn no_records_no_messages() {
-    assert!(render(DEVICE, &[], None, None).is_empty());
+    assert!(render_alerts(DEVICE, &outgoing(&[]), None, None).is_empty());
 }

@@ -9,11 +9,10 @@ use monitor::{ask_agent, FolderArgs};
 use monitor_config::SystemdBus;
 use std::time::{Duration, SystemTime};
 
-use monitor::destinations::{device_id, plan_destinations, DestinationPlan};
-use monitor_backend::BackendClient;
+use monitor::destinations::{device_id, outbox_limits, plan_destinations};
 use monitor_config::Settings;
-use monitor_discord::DiscordClient;
-use monitor_store::{AlertHistory, Outbox, OutboxLimits};
+use monitor_destination::Outcome;
+use monitor_store::{AlertHistory, Outbox};
 use monitor_systemd::{read_unit, unit_name, Bus};
 use monitor_wire::control::{Request, Response};
 use monitor_wire::{Alert, CheckId, Details, HistoryRecord, Level, Subject, Subsystem, Timestamp};
@@ -83,11 +82,7 @@ pub fn run(
 /// delivers alerts before writing them, reserves numbers ahead in its checkpoint, and the
 /// outbox may be ahead of the history after a crash.
 fn numbers_in_use(settings: &Settings) -> anyhow::Result<u64> {
-    let limits = OutboxLimits {
-        max_count: settings.delivery.alert_offline_store_max_count,
-        max_age: settings.delivery.alert_store_max_record_age,
-    };
-    let outbox = Outbox::open(&settings.state_dir, limits)?;
+    let outbox = Outbox::open(&settings.state_dir, outbox_limits(settings))?;
     let reserved = monitor_store::read_optional(&settings.state_dir.join("checkpoint.json"))
         .ok()
         .flatten()
@@ -111,11 +106,7 @@ fn deliver_directly(settings: &Settings, record: HistoryRecord) -> anyhow::Resul
     if planned.is_empty() {
         return Ok(());
     }
-    let limits = OutboxLimits {
-        max_count: settings.delivery.alert_offline_store_max_count,
-        max_age: settings.delivery.alert_store_max_record_age,
-    };
-    let mut outbox = Outbox::open(&settings.state_dir, limits)?;
+    let mut outbox = Outbox::open(&settings.state_dir, outbox_limits(settings))?;
     let names: Vec<String> = planned
         .iter()
         .map(|destination| destination.name.clone())
@@ -132,37 +123,37 @@ fn deliver_directly(settings: &Settings, record: HistoryRecord) -> anyhow::Resul
         .enable_all()
         .build()?;
     for destination in planned {
-        let sent: Result<(), String> = runtime.block_on(async {
-            let attempt = async {
-                match destination.plan {
-                    DestinationPlan::Discord { config, filter } => {
-                        if !filter.wants(&record) {
-                            return Ok(());
-                        }
-                        let http = monitor_backend::http_client(None)
-                            .map_err(|error| error.to_string())?;
-                        DiscordClient::new(config, http)
-                            .deliver(&device_id, std::slice::from_ref(&record))
-                            .await
-                            .map_err(|failure| failure.message)
-                    }
-                    DestinationPlan::Backend { auth, ca_file, .. } => {
-                        let http = monitor_backend::http_client(ca_file.as_deref())
-                            .map_err(|error| error.to_string())?;
-                        BackendClient::new(http, auth)
-                            .send_alerts(std::slice::from_ref(&record))
-                            .await
-                            .map_err(|failure| failure.message)
-                    }
-                }
-            };
-            tokio::time::timeout(DIRECT_DEADLINE, attempt)
-                .await
-                .unwrap_or_else(|_| Err(format!("no answer within {DIRECT_DEADLINE:?}")))
-        });
-        match sent {
-            Ok(()) => outbox.acknowledge(&destination.name, record.seq)?,
-            Err(message) => eprintln!(
+        // The same filter and destinations as the agent's delivery, without its retries:
+        // what does not get through now waits for the agent.
+        let batch = destination.filter.select(std::slice::from_ref(&record));
+        let outcome = if batch.is_empty() {
+            Ok(Outcome::Done {
+                through: record.seq,
+            })
+        } else {
+            (destination.start)().map(|mut started| {
+                runtime.block_on(async {
+                    tokio::time::timeout(
+                        DIRECT_DEADLINE,
+                        batch.deliver(started.as_mut(), &device_id),
+                    )
+                    .await
+                    .unwrap_or_else(|_| Outcome::Retry {
+                        through: None,
+                        after: Duration::ZERO,
+                        message: format!("no answer within {DIRECT_DEADLINE:?}"),
+                    })
+                })
+            })
+        };
+        match outcome {
+            Ok(Outcome::Done { through }) => outbox.acknowledge(&destination.name, through)?,
+            Ok(
+                Outcome::Dropped { message, .. }
+                | Outcome::Retry { message, .. }
+                | Outcome::Disable { message },
+            )
+            | Err(message) => eprintln!(
                 "warning: {}: {message}; the alert waits in the outbox for monitord",
                 destination.name
             ),

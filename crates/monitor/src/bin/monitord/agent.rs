@@ -32,9 +32,9 @@ use tokio_util::sync::CancellationToken;
 use crate::checkpoint::{self, Checkpoint};
 use crate::clock;
 use crate::control::{self, ControlRequest};
-use crate::delivery::{lock, Delivery, SharedOutbox};
+use crate::delivery::Delivery;
 use crate::on_demand::OnDemand;
-use crate::persist::{Persister, StorageHealth, MAX_UNWRITTEN_ALERTS};
+use crate::persist::{lock, Persister, SharedOutbox, StorageHealth, MAX_UNWRITTEN_ALERTS};
 use crate::plan::{plan, Plan};
 use crate::sd_notify::SystemdNotifier;
 

@@ -21,12 +21,21 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use monitor_store::{AlertHistory, Durability};
+use monitor_store::{AlertHistory, Durability, Outbox};
 use monitor_wire::HistoryRecord;
 use tokio::sync::watch;
 
 use crate::checkpoint::{self, Checkpoint};
-use crate::delivery::{lock, SharedOutbox};
+
+/// The outbox, in memory first: the loop enqueues, the delivery tasks take, and this
+/// thread, which owns it on disk, writes what memory has and the disk lacks.
+pub type SharedOutbox = Arc<Mutex<Outbox>>;
+
+pub fn lock(outbox: &SharedOutbox) -> MutexGuard<'_, Outbox> {
+    outbox
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// Writes slower than this are worth a warning: the disk is busy or worn.
 const SLOW_WRITE: Duration = Duration::from_millis(500);
