@@ -8,9 +8,9 @@ use monitor_wire::{CheckId, Subsystem};
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::duration::Expiration;
 use crate::problem::{deserialize_all, nested_problems, parse_yaml, NestedCheck, Problem};
 use crate::settings::MAX_CONTEXT_LINES;
+use monitor_wire::duration::Expiration;
 
 /// Where a log check reads lines from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

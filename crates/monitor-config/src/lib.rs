@@ -18,7 +18,8 @@
 //!   (compiled regex, absolute path or command, checked service name).
 //! - [`Problem`]: one thing wrong, with its file and field. Loading reports every problem
 //!   at once, and a bad check file never hides the good ones.
-//! - [`parse_duration`] and [`Expiration`]: `30`, `30s`, `5m`, `2h30m`, `never`.
+//! - Durations and expirations (`30`, `30s`, `5m`, `2h30m`, `never`) are
+//!   `monitor_wire::duration`'s, shared with the engine.
 //!
 //! Mender's `.sh` check files are parsed as data and never run: values that need a shell
 //! (`$VAR`, `$(...)`) are refused with a problem rather than guessed.
@@ -28,7 +29,6 @@
 //! agent calls [`CheckDir::load`] again when it notices one.
 
 mod check;
-mod duration;
 mod mender;
 mod problem;
 mod settings;
@@ -39,7 +39,6 @@ pub use check::{
     LogCheck, LogDefinition, LogSource, LogSourceError, OnFailure, RemediationAction,
     RestartPolicy, ServiceCheck, ServiceDefinition, ServiceKind, UnknownServiceKind,
 };
-pub use duration::{format_duration, parse_duration, DurationError, Expiration};
 pub use mender::{
     mender_keys, parse_shell_assignments, ShellAssignment, ShellSyntaxError, MENDER_DBUS_KEYS,
     MENDER_LOG_KEYS, MENDER_SERVICE_KEYS,

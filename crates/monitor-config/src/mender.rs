@@ -13,8 +13,8 @@ use monitor_wire::Subsystem;
 use crate::check::{
     AlertOverrides, CheckDefinition, DbusDefinition, LogDefinition, ServiceDefinition, ServiceKind,
 };
-use crate::duration::{expiration_message, Expiration};
 use crate::problem::Problem;
+use monitor_wire::duration::{expiration_message, Expiration};
 
 /// The keys a Mender log (or dockerevents) check file may set.
 pub const MENDER_LOG_KEYS: [&str; 13] = [

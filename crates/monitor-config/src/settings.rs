@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::duration::{self, Expiration};
 use crate::problem::{
     deserialize_all, lowercase_first, nested_problems, parse_yaml, NestedCheck, Problem,
 };
+use monitor_wire::duration::{self, Expiration};
 
 /// The config directory when none is given.
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/monitor";

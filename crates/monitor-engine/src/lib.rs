@@ -5,12 +5,15 @@
 //! [`Alert`]s follow, with Mender Monitor's semantics:
 //!
 //! - a pattern check ([`PatternCheck`]: log file, `@command`, docker events, D-Bus) turns
-//!   CRITICAL on its first match and OK once it has not matched for its [`Expiration`], or
-//!   when cleared by hand;
-//! - a service check ([`ServiceCheck`]) is CRITICAL while the service is not running, and
-//!   CRITICAL "going up and down" while it changes state more than
+//!   CRITICAL on its first match and OK once it has not matched for its expiration
+//!   (`monitor_wire::duration::Expiration`), or when cleared by hand; one whose source can
+//!   stop also says so, once per stop ([`SourceAlerts`]);
+//! - a condition check ([`ConditionCheck`]: a service not running, the agent's state
+//!   folder refusing writes) is CRITICAL while its condition holds, and, if it counts
+//!   flapping, CRITICAL "going up and down" while it changes more than
 //!   [`EngineSettings::flapping_count_threshold`] times within
-//!   [`EngineSettings::flapping_interval`]; nothing else is sent while it flaps.
+//!   [`EngineSettings::flapping_interval`]; nothing else is sent while it flaps. Its alert
+//!   names and statuses come with the spec, so a new kind of condition needs no change here.
 //!
 //! Time is an argument: every method takes `now`, a [`Moment`] on two clocks. Every duration
 //! (expiries, flapping windows) is measured on the boot clock, which counts suspend and never
@@ -28,20 +31,21 @@
 //! agent shuts down: dropping an engine emits nothing.
 
 mod boot_time;
+mod check;
+mod condition;
 mod pattern;
-mod service;
 mod snapshot;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use monitor_wire::control::CheckState;
+use monitor_wire::duration::Expiration;
 use monitor_wire::{Alert, CheckId, Details};
 use serde::{Deserialize, Serialize};
 
 use boot_time::BootTime;
-use pattern::PatternState;
-use service::ServiceState;
+use check::Check;
 pub use snapshot::Snapshot;
 
 /// The `fields` key under which the engine says why it raised an OK.
@@ -49,8 +53,8 @@ pub const REASON_FIELD: &str = "reason";
 
 /// The reason of the OK sent when a check is removed (disabled or deleted) while not OK.
 const REASON_CHECK_DISABLED: &str = "check disabled";
-/// The reason of the OK sent when a check is replaced by one of another kind, or a service
-/// check is pointed at another service.
+/// The reason of the OK sent when a check is replaced by one of another kind, or a condition
+/// check is pointed at another subject.
 const REASON_CHECK_RECONFIGURED: &str = "check reconfigured";
 
 /// The agent-wide settings of the engine (Mender's `config.sh`).
@@ -98,27 +102,6 @@ pub struct Moment {
     pub boot: Duration,
 }
 
-/// How long a pattern check stays CRITICAL after its last match.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Expiration {
-    /// OK once there has been no match for this long.
-    After(Duration),
-    /// CRITICAL until cleared by hand ([`Observation::Clear`]).
-    Never,
-}
-
-impl Expiration {
-    /// When a check that last matched at `last_match` turns OK; `None` for never (or a time
-    /// beyond 292 years of uptime, which is never in practice).
-    fn deadline_after(self, last_match: BootTime) -> Option<BootTime> {
-        match self {
-            Expiration::After(duration) => last_match.checked_add(duration),
-            Expiration::Never => None,
-        }
-    }
-}
-
 /// A check that raises an alert when something matches: log files, `@command` output,
 /// docker events, D-Bus signals.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -134,41 +117,90 @@ pub struct PatternCheck {
     /// Goes to `details.description` of every alert of this check (unless the watcher set
     /// one on a match).
     pub description: Option<String>,
+    /// How long the check stays CRITICAL after its last match. In a snapshot:
+    /// `{"after": {"secs": 300, "nanos": 0}}` or `"never"`.
+    #[serde(with = "snapshot::expiration")]
     pub expiration: Expiration,
+    /// For a check whose source can stop (an `@command`): the alerts about the source
+    /// itself, raised on [`Observation::SourceDown`] and [`Observation::SourceUp`]. `None`:
+    /// those observations are ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceAlerts>,
 }
 
-/// A check that follows whether a service is running.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ServiceCheck {
-    /// The unit or init script name; `subject.name` and part of the alert names.
-    pub service_name: String,
-    /// `subject.type`: `systemd` or `sysv`.
+/// The name and `subject.status` of one of a check's alerts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertText {
+    pub name: String,
+    pub status: String,
+}
+
+/// What a pattern check says about its source: CRITICAL once when it stops (`Log source
+/// @journalctl -f stopped`, `SOURCE_DOWN`), OK once it runs again (`SOURCE_UP`). The
+/// subject is the pattern check's `subject_name`; the description is the observation's
+/// message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceAlerts {
+    /// `subject.type` of these alerts (`log`, whatever the check's own alerts say).
     pub subject_type: String,
+    /// The CRITICAL when the source stops.
+    pub down: AlertText,
+    /// The OK when it runs again.
+    pub up: AlertText,
+}
+
+/// A check that follows whether a condition holds: a service not running, a disk too full,
+/// the agent's state folder refusing writes. CRITICAL while it holds, OK once it no longer
+/// does, and, when `flapping` is set, one CRITICAL "going up and down" while it changes more
+/// than [`EngineSettings::flapping_count_threshold`] times within
+/// [`EngineSettings::flapping_interval`] (nothing else is sent while it flaps).
+///
+/// Every text comes from the check's kind; the engine knows no kind of condition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConditionCheck {
+    /// `subject.name`: the service, or the check's name. A check reconfigured with another
+    /// subject starts afresh.
+    pub subject_name: String,
+    /// `subject.type`: `systemd`, `docker`, `monitor` ...
+    pub subject_type: String,
+    /// The CRITICAL while the condition holds (`Service nginx not running`, `not-running`).
+    pub critical: AlertText,
+    /// The OK once it no longer holds (`Service nginx not running`, `running`).
+    pub ok: AlertText,
+    /// The CRITICAL of a condition that comes and goes too often (`Service nginx going up
+    /// and down`, `flapping`); `None`: changes are not counted and it never flaps.
+    pub flapping: Option<AlertText>,
 }
 
 /// What a check is, as resolved from its check file.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Debug, PartialEq)]
 pub enum CheckSpec {
     Pattern(PatternCheck),
-    Service(ServiceCheck),
+    Condition(ConditionCheck),
 }
 
 /// What a watcher (or the user) reports about one check.
 ///
-/// An observation of the wrong kind for the check (`Matched` for a service, `Service` for a
-/// pattern check) is ignored, as is `Clear` for a service.
+/// An observation of the wrong kind for the check (`Matched` for a condition, `Condition`
+/// for a pattern check) is ignored, as are `Clear` for a condition and `SourceDown` /
+/// `SourceUp` for a pattern check without [`PatternCheck::source`].
 #[derive(Clone, Debug, PartialEq)]
 pub enum Observation {
     /// A pattern check matched. `details` carries what the watcher knows (line_matching,
     /// lines_before/after, fields); the engine fills details.description from the spec when
     /// the watcher left it None.
     Matched { details: Details },
-    /// A service's current state, with details for a person (state, exit code...). Sent on
-    /// every change and on (re)connect re-reads; repeated equal states are not changes.
-    Service { running: bool, details: Details },
+    /// Whether a condition holds now (a service is not running), with details for a person
+    /// (state, exit code...). Sent on every change and on (re)connect re-reads; repeated
+    /// equal states are not changes.
+    Condition { holds: bool, details: Details },
     /// `monitorctl clear`: a CRITICAL pattern check turns OK now.
     Clear,
+    /// A pattern check's source stopped (an `@command` died): one CRITICAL per streak, with
+    /// `message` as its description.
+    SourceDown { message: String },
+    /// The source runs again: the OK, when its stop raised a CRITICAL.
+    SourceUp { message: String },
 }
 
 /// An alert and the check that raised it.
@@ -181,8 +213,8 @@ pub struct Emitted {
 /// What `monitorctl status` shows of one check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CheckView {
-    /// `Unknown` only for a service never observed; the engine never reports `Error` (that
-    /// is the watcher's to say).
+    /// `Unknown` only for a condition never observed; the engine never reports `Error`
+    /// (that is the watcher's to say).
     pub state: CheckState,
     /// When the check entered its current state (for `Unknown` and a fresh OK pattern
     /// check: when it was configured), on the wall clock of the `now` given to
@@ -190,83 +222,6 @@ pub struct CheckView {
     pub since: Option<SystemTime>,
     /// When a CRITICAL pattern check turns OK unless it matches again; wall clock as `since`.
     pub expires: Option<SystemTime>,
-}
-
-/// A configured check: its spec and its state, of the same kind by construction.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-enum Check {
-    Pattern {
-        spec: PatternCheck,
-        state: PatternState,
-    },
-    Service {
-        spec: ServiceCheck,
-        state: ServiceState,
-    },
-}
-
-impl Check {
-    fn fresh(spec: CheckSpec, now: Moment) -> Check {
-        match spec {
-            CheckSpec::Pattern(spec) => Check::Pattern {
-                spec,
-                state: PatternState::fresh(BootTime::of(now.boot)),
-            },
-            CheckSpec::Service(spec) => Check::Service {
-                spec,
-                state: ServiceState::fresh(BootTime::of(now.boot)),
-            },
-        }
-    }
-
-    fn observe(
-        &mut self,
-        settings: &EngineSettings,
-        observation: Observation,
-        now: Moment,
-    ) -> Option<Alert> {
-        match (self, observation) {
-            (Check::Pattern { spec, state }, Observation::Matched { details }) => {
-                state.observe_match(spec, details, now)
-            }
-            (Check::Pattern { spec, state }, Observation::Clear) => state.clear(spec, now),
-            (Check::Service { spec, state }, Observation::Service { running, details }) => {
-                state.observe(spec, settings, running, details, now)
-            }
-            _ => None,
-        }
-    }
-
-    /// Does what is due at or before `now`.
-    fn settle(&mut self, settings: &EngineSettings, now: Moment) -> Option<Alert> {
-        match self {
-            Check::Pattern { spec, state } => state.settle(spec, now),
-            Check::Service { spec, state } => state.settle(spec, settings, now),
-        }
-    }
-
-    fn deadline(&self, settings: &EngineSettings) -> Option<BootTime> {
-        match self {
-            Check::Pattern { state, .. } => state.deadline(),
-            Check::Service { state, .. } => state.deadline(settings),
-        }
-    }
-
-    /// The OK that closes whatever the check holds open, when it goes away.
-    fn close(&self, reason: &str, now: Moment) -> Option<Alert> {
-        match self {
-            Check::Pattern { spec, state } => state.close(spec, reason, now),
-            Check::Service { spec, state } => state.close(spec, reason, now),
-        }
-    }
-
-    fn view(&self, now: Moment) -> CheckView {
-        match self {
-            Check::Pattern { state, .. } => state.view(now),
-            Check::Service { state, .. } => state.view(now),
-        }
-    }
 }
 
 /// The state of every configured check, and the rules that turn observations into alerts.
@@ -300,18 +255,30 @@ impl Engine {
     ///
     /// Updating a pattern check keeps its state: a CRITICAL one then expires at its last
     /// match plus the new expiration, which may already be due; the OK comes from the next
-    /// `advance`, not from here. Updating a service check keeps its state unless it now
-    /// watches another service. A spec of the other kind, or another service, starts afresh,
-    /// with an OK first for what the old check held open.
+    /// `advance`, not from here; a changed source forgets that the old one stopped (without
+    /// an OK, as before the engine knew sources). Updating a condition check keeps its state
+    /// unless it now has another subject. A spec of the other kind, or another subject,
+    /// starts afresh, with an OK first for what the old check held open.
     pub fn configure(&mut self, check: CheckId, spec: CheckSpec, now: Moment) -> Vec<Emitted> {
         match (self.checks.get_mut(&check), spec) {
-            (Some(Check::Pattern { spec, state }), CheckSpec::Pattern(new_spec)) => {
+            (
+                Some(Check::Pattern {
+                    spec,
+                    state,
+                    source_down,
+                }),
+                CheckSpec::Pattern(new_spec),
+            ) => {
                 state.reconfigure(&new_spec);
+                // Another source (or none) is not the one that stopped.
+                if spec.source != new_spec.source {
+                    *source_down = false;
+                }
                 *spec = new_spec;
                 Vec::new()
             }
-            (Some(Check::Service { spec, .. }), CheckSpec::Service(new_spec))
-                if spec.service_name == new_spec.service_name =>
+            (Some(Check::Condition { spec, .. }), CheckSpec::Condition(new_spec))
+                if spec.subject_name == new_spec.subject_name =>
             {
                 *spec = new_spec;
                 Vec::new()

@@ -1,15 +1,17 @@
-//! Pattern checks: CRITICAL on the first match, OK after the expiration or a clear by hand.
+//! Pattern checks: CRITICAL on the first match, OK after the expiration or a clear by hand;
+//! and what such a check says about its source when the source stops.
 
 use std::time::Duration;
 
 use monitor_wire::control::CheckState;
+use monitor_wire::duration::Expiration;
 use monitor_wire::{Alert, Details, Level, Subject, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::boot_time::BootTime;
 use crate::snapshot::wall::WallPatternState;
 use crate::snapshot::CarryOver;
-use crate::{with_reason, CheckView, Expiration, Moment, PatternCheck};
+use crate::{with_reason, AlertText, CheckView, Moment, PatternCheck, SourceAlerts};
 
 /// The reason of the OK sent by `monitorctl clear`.
 const REASON_CLEARED_BY_HAND: &str = "cleared by hand";
@@ -44,7 +46,7 @@ impl PatternState {
         now: Moment,
     ) -> Option<Alert> {
         let now_boot = BootTime::of(now.boot);
-        let expires = spec.expiration.deadline_after(now_boot);
+        let expires = deadline_after(spec.expiration, now_boot);
         match self {
             PatternState::Ok { .. } => {
                 *self = PatternState::Critical {
@@ -105,7 +107,7 @@ impl PatternState {
             ..
         } = self
         {
-            *expires = spec.expiration.deadline_after(*last_match);
+            *expires = deadline_after(spec.expiration, *last_match);
         }
     }
 
@@ -194,6 +196,82 @@ impl PatternState {
                 Some(ok_alert(spec, reason, now))
             }
         }
+    }
+}
+
+/// When a check that last matched at `last_match` turns OK; `None` for never (or a time
+/// beyond 292 years of uptime, which is never in practice).
+fn deadline_after(expiration: Expiration, last_match: BootTime) -> Option<BootTime> {
+    match expiration {
+        Expiration::After(duration) => last_match.checked_add(duration),
+        Expiration::Never => None,
+    }
+}
+
+/// The source of `spec` stopped: its CRITICAL, unless this stop was already reported
+/// (`down`), or the check has no source alerts.
+pub(crate) fn source_down(
+    spec: &PatternCheck,
+    down: &mut bool,
+    message: String,
+    now: Moment,
+) -> Option<Alert> {
+    let source = spec.source.as_ref()?;
+    if std::mem::replace(down, true) {
+        return None;
+    }
+    Some(source_alert(
+        spec,
+        source,
+        &source.down,
+        Level::Critical,
+        message,
+        now,
+    ))
+}
+
+/// The source of `spec` runs again: the OK, when its stop raised a CRITICAL.
+pub(crate) fn source_up(
+    spec: &PatternCheck,
+    down: &mut bool,
+    message: String,
+    now: Moment,
+) -> Option<Alert> {
+    let source = spec.source.as_ref()?;
+    if !std::mem::take(down) {
+        return None;
+    }
+    Some(source_alert(
+        spec,
+        source,
+        &source.up,
+        Level::Ok,
+        message,
+        now,
+    ))
+}
+
+fn source_alert(
+    spec: &PatternCheck,
+    source: &SourceAlerts,
+    text: &AlertText,
+    level: Level,
+    message: String,
+    now: Moment,
+) -> Alert {
+    Alert {
+        name: text.name.clone(),
+        level,
+        timestamp: Timestamp(now.wall),
+        subject: Subject {
+            name: spec.subject_name.clone(),
+            kind: source.subject_type.clone(),
+            status: text.status.clone(),
+            details: Details {
+                description: Some(message),
+                ..Details::default()
+            },
+        },
     }
 }
 

@@ -1,6 +1,7 @@
 //! The persisted form of the engine's state, its time encoding, and how its times are
 //! carried across a reboot.
 
+pub(crate) mod service;
 pub(crate) mod wall;
 
 use std::time::{Duration, SystemTime};
@@ -9,7 +10,8 @@ use monitor_wire::CheckId;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::boot_time::BootTime;
-use crate::{Check, Moment};
+use crate::check::Check;
+use crate::Moment;
 use wall::{WallCheck, WallSnapshot};
 
 /// Every check's spec and state, as [`Engine::snapshot`](crate::Engine::snapshot) took it.
@@ -45,6 +47,14 @@ use wall::{WallCheck, WallSnapshot};
 /// - A service `state` holds the last observed `running` (null before the first
 ///   observation), that observation's `details`, the remembered state `changes` (oldest
 ///   first), whether it is `flapping`, and `since` when its current state began.
+/// - A service check is a condition check with a service's alert texts, stored this way
+///   since before there were condition checks. Any other condition check is `"kind":
+///   "condition"`, its `spec` a [`ConditionCheck`](crate::ConditionCheck) (`subject_name`,
+///   `subject_type`, `critical`, `ok` and `flapping` texts, each `{"name", "status"}`,
+///   `flapping` null when not counted), its `state` as a service's with `holds` (whether the
+///   condition held) in place of `running`.
+/// - A pattern check whose source stopped (and has not run again) has `"source_down":
+///   true` next to its `state`, and its spec the `source` alerts.
 ///
 /// Restored in the boot it was taken in, the times are kept. Restored in another boot (the
 /// boot clock started again), each time is placed by its wall time at the snapshot
@@ -253,6 +263,42 @@ fn from_epoch_millis<E: serde::de::Error>(millis: u64) -> Result<SystemTime, E> 
                 "time {millis} ms after the unix epoch is out of range"
             ))
         })
+}
+
+/// `#[serde(with)]` for an [`Expiration`](monitor_wire::duration::Expiration) as snapshots
+/// have always written it: `{"after": {"secs": 300, "nanos": 0}}` or `"never"`.
+pub(crate) mod expiration {
+    use std::time::Duration;
+
+    use monitor_wire::duration::Expiration;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Stored {
+        After(Duration),
+        Never,
+    }
+
+    pub(crate) fn serialize<S: Serializer>(
+        expiration: &Expiration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match *expiration {
+            Expiration::After(duration) => Stored::After(duration),
+            Expiration::Never => Stored::Never,
+        }
+        .serialize(serializer)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Expiration, D::Error> {
+        Ok(match Stored::deserialize(deserializer)? {
+            Stored::After(duration) => Expiration::After(duration),
+            Stored::Never => Expiration::Never,
+        })
+    }
 }
 
 /// `#[serde(with)]` for a `SystemTime` as epoch milliseconds.

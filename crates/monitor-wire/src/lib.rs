@@ -10,6 +10,8 @@
 //! - [`config_push`]: the check list pushed to `POST /api/devices/v1/devicemonitor/config`.
 //! - [`management`]: what monitor-server's management API answers.
 //! - [`backoff`]: the one capped exponential backoff every watcher and client retries with.
+//! - [`duration`]: durations as users write them (`30`, `5m`, `2h30m`) and
+//!   [`duration::Expiration`], shared by check files, `monitorctl` and the alert engine.
 //!
 //! This crate is the only one that derives `Serialize` for data leaving the process; it does
 //! no I/O and knows nothing of how alerts are produced or delivered.
@@ -17,6 +19,7 @@
 pub mod backoff;
 pub mod config_push;
 pub mod control;
+pub mod duration;
 pub mod management;
 
 use std::collections::BTreeMap;

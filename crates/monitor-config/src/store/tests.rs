@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::check::{CheckKind, LogSource, ServiceKind};
-use crate::duration::Expiration;
+use monitor_wire::duration::Expiration;
 use std::time::Duration;
 
 fn temp_dir() -> (tempfile::TempDir, CheckDir) {

@@ -8,10 +8,12 @@ use std::time::SystemTime;
 use monitor_wire::{CheckId, Details};
 use serde::{Deserialize, Serialize};
 
+use super::service::{ServiceSpec, ServiceState};
 use super::{epoch_millis, epoch_millis_deque, optional_epoch_millis, CarryOver};
+use crate::check::{is_false, Check};
+use crate::condition::ConditionState;
 use crate::pattern::PatternState;
-use crate::service::ServiceState;
-use crate::{Check, Moment, PatternCheck, ServiceCheck};
+use crate::{ConditionCheck, Moment, PatternCheck};
 
 /// Version 1, as JSON:
 ///
@@ -62,16 +64,18 @@ impl WallSnapshot {
     }
 }
 
+/// A check with its times on the wall clock; stored as [`StoredWallCheck`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(into = "StoredWallCheck", from = "StoredWallCheck")]
 pub(crate) enum WallCheck {
     Pattern {
         spec: PatternCheck,
         state: WallPatternState,
+        source_down: bool,
     },
-    Service {
-        spec: ServiceCheck,
-        state: WallServiceState,
+    Condition {
+        spec: ConditionCheck,
+        state: WallConditionState,
     },
 }
 
@@ -79,11 +83,16 @@ impl WallCheck {
     /// `check` with its times on the wall clock of `taken`, the moment of its snapshot.
     pub(crate) fn of(check: &Check, taken: Moment) -> Self {
         match check {
-            Check::Pattern { spec, state } => WallCheck::Pattern {
+            Check::Pattern {
+                spec,
+                state,
+                source_down,
+            } => WallCheck::Pattern {
                 spec: spec.clone(),
                 state: state.to_wall(taken),
+                source_down: *source_down,
             },
-            Check::Service { spec, state } => WallCheck::Service {
+            Check::Condition { spec, state } => WallCheck::Condition {
                 spec: spec.clone(),
                 state: state.to_wall(taken),
             },
@@ -93,14 +102,86 @@ impl WallCheck {
     /// The check with its times on this boot's clock.
     pub(crate) fn carried_over(self, carry: &CarryOver) -> Check {
         match self {
-            WallCheck::Pattern { spec, state } => Check::Pattern {
+            WallCheck::Pattern {
+                spec,
+                state,
+                source_down,
+            } => Check::Pattern {
                 state: PatternState::carried_over(state, &spec, carry),
                 spec,
+                source_down,
             },
-            WallCheck::Service { spec, state } => Check::Service {
+            WallCheck::Condition { spec, state } => Check::Condition {
                 spec,
-                state: ServiceState::carried_over(state, carry),
+                state: ConditionState::carried_over(state, carry),
             },
+        }
+    }
+}
+
+/// As [`StoredCheck`](crate::check::StoredCheck), with wall times.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum StoredWallCheck {
+    Pattern {
+        spec: PatternCheck,
+        state: WallPatternState,
+        #[serde(default, skip_serializing_if = "is_false")]
+        source_down: bool,
+    },
+    Service {
+        spec: ServiceSpec,
+        state: ServiceState<WallCourse>,
+    },
+    Condition {
+        spec: ConditionCheck,
+        state: WallConditionState,
+    },
+}
+
+impl From<WallCheck> for StoredWallCheck {
+    fn from(check: WallCheck) -> Self {
+        match check {
+            WallCheck::Pattern {
+                spec,
+                state,
+                source_down,
+            } => StoredWallCheck::Pattern {
+                spec,
+                state,
+                source_down,
+            },
+            WallCheck::Condition { spec, state } => match ServiceSpec::of(&spec) {
+                Some(service) => StoredWallCheck::Service {
+                    spec: service,
+                    state: ServiceState::new(state.holds, state.course),
+                },
+                None => StoredWallCheck::Condition { spec, state },
+            },
+        }
+    }
+}
+
+impl From<StoredWallCheck> for WallCheck {
+    fn from(stored: StoredWallCheck) -> Self {
+        match stored {
+            StoredWallCheck::Pattern {
+                spec,
+                state,
+                source_down,
+            } => WallCheck::Pattern {
+                spec,
+                state,
+                source_down,
+            },
+            StoredWallCheck::Service { spec, state } => {
+                let (holds, course) = state.into_condition();
+                WallCheck::Condition {
+                    spec: spec.condition(),
+                    state: WallConditionState { holds, course },
+                }
+            }
+            StoredWallCheck::Condition { spec, state } => WallCheck::Condition { spec, state },
         }
     }
 }
@@ -123,10 +204,17 @@ pub(crate) enum WallPatternState {
     },
 }
 
-/// `ServiceState` on the wall clock.
+/// `ConditionState` on the wall clock.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub(crate) struct WallServiceState {
-    pub(crate) running: Option<bool>,
+pub(crate) struct WallConditionState {
+    pub(crate) holds: Option<bool>,
+    #[serde(flatten)]
+    pub(crate) course: WallCourse,
+}
+
+/// `Course` on the wall clock.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct WallCourse {
     pub(crate) details: Details,
     #[serde(with = "epoch_millis_deque")]
     pub(crate) changes: VecDeque<SystemTime>,

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use monitor_config::{Expiration, ServiceKind};
+use monitor_config::ServiceKind;
+use monitor_wire::duration::Expiration;
 use monitor_wire::Subsystem;
 
 use crate::FolderArgs;

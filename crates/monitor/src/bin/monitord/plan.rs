@@ -5,17 +5,17 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use monitor_config::{
-    Check, CheckKind, Expiration, LoadedChecks, LogCheck, LogSource, RestartPolicy, ServiceKind,
-    Settings,
+    Check, CheckKind, LoadedChecks, LogCheck, LogSource, RestartPolicy, ServiceKind, Settings,
 };
 use monitor_dbus::WatchedSignal;
 use monitor_docker::WatchedContainer;
-use monitor_engine::{CheckSpec, PatternCheck, ServiceCheck};
+use monitor_engine::{AlertText, CheckSpec, ConditionCheck, PatternCheck};
 use monitor_logwatch::PatternSpec;
 use monitor_systemd::WatchedService;
 use monitor_wire::config_push::{
     CheckStatus, ConfigCheck, DbusCheckConfig, LogCheckConfig, ServiceCheckConfig, ServiceType,
 };
+use monitor_wire::duration::Expiration;
 use monitor_wire::CheckId;
 
 /// Everything the enabled checks ask of the agent.
@@ -108,10 +108,7 @@ fn add_check(plan: &mut Plan, settings: &Settings, check: Check) {
         CheckKind::Service(service) if service.kind == ServiceKind::Docker => {
             plan.engine_checks.push((
                 id.clone(),
-                CheckSpec::Service(ServiceCheck {
-                    service_name: service.name.clone(),
-                    subject_type: "docker".into(),
-                }),
+                CheckSpec::Condition(service_condition(&service.name, "docker")),
             ));
             plan.containers.push(WatchedContainer {
                 check: id,
@@ -121,10 +118,10 @@ fn add_check(plan: &mut Plan, settings: &Settings, check: Check) {
         CheckKind::Service(service) => {
             plan.engine_checks.push((
                 id.clone(),
-                CheckSpec::Service(ServiceCheck {
-                    service_name: service.name.clone(),
-                    subject_type: service.kind.as_str().to_lowercase(),
-                }),
+                CheckSpec::Condition(service_condition(
+                    &service.name,
+                    &service.kind.as_str().to_lowercase(),
+                )),
             ));
             if let Some(policy) = service.restart {
                 plan.restarts
@@ -147,6 +144,7 @@ fn add_check(plan: &mut Plan, settings: &Settings, check: Check) {
                     subject_status: "SIGNAL".into(),
                     description: None,
                     expiration,
+                    source: None,
                 }),
             ));
             plan.signals.push(WatchedSignal {
@@ -160,15 +158,28 @@ fn add_check(plan: &mut Plan, settings: &Settings, check: Check) {
 }
 
 /// A check's expiration, else the settings' default; 0 means never, as in Mender.
-fn engine_expiration(
-    expiration: Option<Expiration>,
-    settings: &Settings,
-) -> monitor_engine::Expiration {
+fn engine_expiration(expiration: Option<Expiration>, settings: &Settings) -> Expiration {
     match expiration.unwrap_or(settings.default_log_pattern_expiration) {
-        Expiration::After(duration) if !duration.is_zero() => {
-            monitor_engine::Expiration::After(duration)
-        }
-        _ => monitor_engine::Expiration::Never,
+        Expiration::After(duration) if !duration.is_zero() => Expiration::After(duration),
+        _ => Expiration::Never,
+    }
+}
+
+fn service_condition(name: &str, subject_type: &str) -> ConditionCheck {
+    let not_running = format!("Service {name} not running");
+    let text = |name: &str, status: &str| AlertText {
+        name: name.to_owned(),
+        status: status.to_owned(),
+    };
+    ConditionCheck {
+        subject_name: name.to_owned(),
+        subject_type: subject_type.to_owned(),
+        critical: text(&not_running, "not-running"),
+        ok: text(&not_running, "running"),
+        flapping: Some(text(
+            &format!("Service {name} going up and down"),
+            "flapping",
+        )),
     }
 }
 
@@ -189,6 +200,7 @@ fn pattern_check(settings: &Settings, id: &CheckId, log: &LogCheck) -> PatternCh
             .unwrap_or_else(|| "LOGCONTAINS".into()),
         description: log.alert.description.clone(),
         expiration,
+        source: None,
     }
 }
 
