@@ -449,6 +449,23 @@ impl Settings {
         problems
     }
 
+    /// A pattern check's expiration: its own, else `default_log_pattern_expiration`; a zero
+    /// length is never, as in Mender.
+    pub fn pattern_expiration(&self, expiration: Option<Expiration>) -> Expiration {
+        match expiration.unwrap_or(self.default_log_pattern_expiration) {
+            Expiration::After(duration) if !duration.is_zero() => Expiration::After(duration),
+            _ => Expiration::Never,
+        }
+    }
+
+    /// [`Settings::pattern_expiration`] in whole seconds, as the config push writes it;
+    /// `None` for never.
+    pub fn expire_seconds(&self, expiration: Option<Expiration>) -> Option<u64> {
+        self.pattern_expiration(expiration)
+            .duration()
+            .map(|duration| duration.as_secs())
+    }
+
     /// The local alert history, `state_dir/alerts.jsonl`.
     pub fn alert_history_path(&self) -> PathBuf {
         self.state_dir.join("alerts.jsonl")
