@@ -115,3 +115,37 @@ fn service_type_must_be_known() {
         ["/etc/mender-monitor/monitor.d/available/log_auth.sh: SERVICE_TYPE: line 2: unknown service type \"upstart\": use systemd, sysV or docker"]
     );
 }
+
+#[test]
+fn snapshots_keep_the_service_form_for_the_service_texts() {
+    // The engine stores a condition with exactly these texts as the `service` check older
+    // builds wrote, and reads such a check back with them: were the texts here to drift,
+    // snapshots would change form and old ones would restore with other texts.
+    let file = PathBuf::from("/etc/monitor/available/service_nginx.yaml");
+    for (kind, subject_type) in [
+        (ServiceKind::Systemd, "systemd"),
+        (ServiceKind::SysV, "sysv"),
+    ] {
+        let CheckKind::Service(check) =
+            CheckDefinition::Service(ServiceDefinition::new("nginx", kind))
+                .resolve(&file)
+                .unwrap()
+        else {
+            panic!("a service check")
+        };
+        let now = monitor_engine::Moment {
+            wall: std::time::UNIX_EPOCH,
+            boot: Duration::ZERO,
+        };
+        let mut engine = monitor_engine::Engine::new(monitor_engine::EngineSettings::default());
+        let id = CheckId::new(Subsystem::Service, "nginx");
+        assert!(engine.configure(id, check.engine_spec(), now).is_empty());
+        let json = serde_json::to_string(&engine.snapshot(now, None)).unwrap();
+        assert!(
+            json.contains(&format!(
+                r#""kind":"service","spec":{{"service_name":"nginx","subject_type":"{subject_type}"}}"#
+            )),
+            "{json}"
+        );
+    }
+}
