@@ -7,7 +7,7 @@ use crate::boot_time::BootTime;
 use crate::condition::{ConditionState, Course};
 use crate::pattern::{self, PatternState};
 use crate::snapshot::service::{ServiceSpec, ServiceState};
-use crate::{
+use crate::spec::{
     CheckSpec, CheckView, ConditionCheck, EngineSettings, Moment, Observation, PatternCheck,
 };
 

@@ -9,9 +9,7 @@ use monitor_wire::{Alert, Details, Level, Subject, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::boot_time::BootTime;
-use crate::snapshot::wall::{WallConditionState, WallCourse};
-use crate::snapshot::{sorted, CarryOver};
-use crate::{with_reason, AlertText, CheckView, ConditionCheck, EngineSettings, Moment};
+use crate::spec::{with_reason, AlertText, CheckView, ConditionCheck, EngineSettings, Moment};
 
 /// How many changes a condition remembers at most, whatever `alert_log_max_age` says: a
 /// unit restarting in a tight loop must not grow memory without bound.
@@ -32,14 +30,14 @@ pub(crate) struct ConditionState {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Course {
     /// The details of the last observation, for the alerts raised later by `advance`.
-    details: Details,
+    pub(crate) details: Details,
     /// When the condition started or stopped holding, oldest first; pruned to
     /// `alert_log_max_age` and [`MAX_REMEMBERED_CHANGES`]. Only counted with flapping.
     #[serde(deserialize_with = "sorted::deserialize")]
-    changes: VecDeque<BootTime>,
-    flapping: bool,
+    pub(crate) changes: VecDeque<BootTime>,
+    pub(crate) flapping: bool,
     /// When the current view state (unknown, ok, critical, flapping) began.
-    since: BootTime,
+    pub(crate) since: BootTime,
 }
 
 impl ConditionState {
@@ -174,40 +172,6 @@ impl ConditionState {
         }
     }
 
-    /// The same state with its times on the wall clock of `taken`, the moment of a snapshot.
-    pub(crate) fn to_wall(&self, taken: Moment) -> WallConditionState {
-        let course = &self.course;
-        WallConditionState {
-            holds: self.holds,
-            course: WallCourse {
-                details: course.details.clone(),
-                changes: course.changes.iter().map(|at| at.wall(taken)).collect(),
-                flapping: course.flapping,
-                since: course.since.wall(taken),
-            },
-        }
-    }
-
-    /// A state kept on the wall clock (an old snapshot, or one from another boot) on this
-    /// boot's clock.
-    pub(crate) fn carried_over(wall: WallConditionState, carry: &CarryOver) -> Self {
-        let course = wall.course;
-        ConditionState {
-            holds: wall.holds,
-            course: Course {
-                details: course.details,
-                // Still sorted: a later wall time carries to a boot time no earlier.
-                changes: course
-                    .changes
-                    .into_iter()
-                    .map(|at| carry.event(at))
-                    .collect(),
-                flapping: course.flapping,
-                since: carry.event(course.since),
-            },
-        }
-    }
-
     /// CRITICAL while the condition holds, OK while it does not.
     fn state_alert(&self, spec: &ConditionCheck, now: Moment) -> Alert {
         let (level, text) = if self.holds == Some(true) {
@@ -274,5 +238,24 @@ fn changes_within_window(
     match now.checked_sub(flapping_window(settings)) {
         Some(window_start) => changes.iter().filter(|&&at| at > window_start).count(),
         None => changes.len(),
+    }
+}
+
+/// `#[serde(deserialize_with)]` for a list of times that must be sorted.
+pub(crate) mod sorted {
+    use std::collections::VecDeque;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub(crate) fn deserialize<'de, T: Deserialize<'de> + Ord, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<VecDeque<T>, D::Error> {
+        Ok(sort(Vec::deserialize(deserializer)?))
+    }
+
+    /// The flapping deadline relies on the order; a snapshot edited by hand may lack it.
+    pub(crate) fn sort<T: Ord>(mut times: Vec<T>) -> VecDeque<T> {
+        times.sort_unstable();
+        times.into()
     }
 }

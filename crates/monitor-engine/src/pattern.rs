@@ -9,9 +9,7 @@ use monitor_wire::{Alert, Details, Level, Subject, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::boot_time::BootTime;
-use crate::snapshot::wall::WallPatternState;
-use crate::snapshot::CarryOver;
-use crate::{with_reason, AlertText, CheckView, Moment, PatternCheck, SourceAlerts};
+use crate::spec::{with_reason, AlertText, CheckView, Moment, PatternCheck, SourceAlerts};
 
 /// The reason of the OK sent by `monitorctl clear`.
 const REASON_CLEARED_BY_HAND: &str = "cleared by hand";
@@ -130,54 +128,6 @@ impl PatternState {
                 since: Some(since.wall(now)),
                 expires: expires.map(|expires| expires.wall(now)),
             },
-        }
-    }
-
-    /// The same state with its times on the wall clock of `taken`, the moment of a snapshot.
-    pub(crate) fn to_wall(&self, taken: Moment) -> WallPatternState {
-        match *self {
-            PatternState::Ok { since } => WallPatternState::Ok {
-                since: since.wall(taken),
-            },
-            PatternState::Critical {
-                since,
-                last_match,
-                expires,
-            } => WallPatternState::Critical {
-                since: since.wall(taken),
-                last_match: last_match.wall(taken),
-                expires: expires.map(|expires| expires.wall(taken)),
-            },
-        }
-    }
-
-    /// A state kept on the wall clock (an old snapshot, or one from another boot) on this
-    /// boot's clock. The expiry keeps what was left of it, at most the configured expiration.
-    pub(crate) fn carried_over(
-        wall: WallPatternState,
-        spec: &PatternCheck,
-        carry: &CarryOver,
-    ) -> Self {
-        match wall {
-            WallPatternState::Ok { since } => PatternState::Ok {
-                since: carry.event(since),
-            },
-            WallPatternState::Critical {
-                since,
-                last_match,
-                expires,
-            } => {
-                let longest = match spec.expiration {
-                    Expiration::After(duration) => duration,
-                    // An expiry on a never-expiring check is a hand edit; keep what it says.
-                    Expiration::Never => Duration::MAX,
-                };
-                PatternState::Critical {
-                    since: carry.event(since),
-                    last_match: carry.event(last_match),
-                    expires: expires.map(|expires| carry.deadline(expires, longest)),
-                }
-            }
         }
     }
 

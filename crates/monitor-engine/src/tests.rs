@@ -1,7 +1,8 @@
 use std::collections::BTreeMap;
-use std::time::UNIX_EPOCH;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use monitor_wire::{Level, LogLine, Subject, Subsystem, Timestamp};
+use monitor_wire::control::CheckState;
+use monitor_wire::{Details, Level, LogLine, Subject, Subsystem, Timestamp};
 
 use monitor_wire::duration::Expiration;
 

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{AlertText, ConditionCheck};
+use crate::spec::{AlertText, ConditionCheck};
 
 /// `{"service_name": "nginx", "subject_type": "systemd"}`: a service check's spec, whose
 /// alert texts followed from the service's name.

@@ -3,17 +3,18 @@
 //! over (see [`Snapshot`](super::Snapshot)).
 
 use std::collections::VecDeque;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
+use monitor_wire::duration::Expiration;
 use monitor_wire::{CheckId, Details};
 use serde::{Deserialize, Serialize};
 
+use super::carry::{epoch_millis, epoch_millis_deque, optional_epoch_millis, CarryOver};
 use super::service::{ServiceSpec, ServiceState};
-use super::{epoch_millis, epoch_millis_deque, optional_epoch_millis, CarryOver};
 use crate::check::{is_false, Check};
-use crate::condition::ConditionState;
+use crate::condition::{ConditionState, Course};
 use crate::pattern::PatternState;
-use crate::{ConditionCheck, Moment, PatternCheck};
+use crate::spec::{ConditionCheck, Moment, PatternCheck};
 
 /// Version 1, as JSON:
 ///
@@ -89,12 +90,12 @@ impl WallCheck {
                 source_down,
             } => WallCheck::Pattern {
                 spec: spec.clone(),
-                state: state.to_wall(taken),
+                state: WallPatternState::of(state, taken),
                 source_down: *source_down,
             },
             Check::Condition { spec, state } => WallCheck::Condition {
                 spec: spec.clone(),
-                state: state.to_wall(taken),
+                state: WallConditionState::of(state, taken),
             },
         }
     }
@@ -107,13 +108,13 @@ impl WallCheck {
                 state,
                 source_down,
             } => Check::Pattern {
-                state: PatternState::carried_over(state, &spec, carry),
+                state: state.carried_over(&spec, carry),
                 spec,
                 source_down,
             },
             WallCheck::Condition { spec, state } => Check::Condition {
                 spec,
-                state: ConditionState::carried_over(state, carry),
+                state: state.carried_over(carry),
             },
         }
     }
@@ -204,6 +205,52 @@ pub(crate) enum WallPatternState {
     },
 }
 
+impl WallPatternState {
+    /// The same state with its times on the wall clock of `taken`, the moment of a snapshot.
+    fn of(state: &PatternState, taken: Moment) -> Self {
+        match *state {
+            PatternState::Ok { since } => WallPatternState::Ok {
+                since: since.wall(taken),
+            },
+            PatternState::Critical {
+                since,
+                last_match,
+                expires,
+            } => WallPatternState::Critical {
+                since: since.wall(taken),
+                last_match: last_match.wall(taken),
+                expires: expires.map(|expires| expires.wall(taken)),
+            },
+        }
+    }
+
+    /// A state kept on the wall clock (an old snapshot, or one from another boot) on this
+    /// boot's clock. The expiry keeps what was left of it, at most the configured expiration.
+    fn carried_over(self, spec: &PatternCheck, carry: &CarryOver) -> PatternState {
+        match self {
+            WallPatternState::Ok { since } => PatternState::Ok {
+                since: carry.event(since),
+            },
+            WallPatternState::Critical {
+                since,
+                last_match,
+                expires,
+            } => {
+                let longest = match spec.expiration {
+                    Expiration::After(duration) => duration,
+                    // An expiry on a never-expiring check is a hand edit; keep what it says.
+                    Expiration::Never => Duration::MAX,
+                };
+                PatternState::Critical {
+                    since: carry.event(since),
+                    last_match: carry.event(last_match),
+                    expires: expires.map(|expires| carry.deadline(expires, longest)),
+                }
+            }
+        }
+    }
+}
+
 /// `ConditionState` on the wall clock.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct WallConditionState {
@@ -221,4 +268,40 @@ pub(crate) struct WallCourse {
     pub(crate) flapping: bool,
     #[serde(with = "epoch_millis")]
     pub(crate) since: SystemTime,
+}
+
+impl WallConditionState {
+    /// The same state with its times on the wall clock of `taken`, the moment of a snapshot.
+    fn of(state: &ConditionState, taken: Moment) -> Self {
+        let course = &state.course;
+        WallConditionState {
+            holds: state.holds,
+            course: WallCourse {
+                details: course.details.clone(),
+                changes: course.changes.iter().map(|at| at.wall(taken)).collect(),
+                flapping: course.flapping,
+                since: course.since.wall(taken),
+            },
+        }
+    }
+
+    /// A state kept on the wall clock (an old snapshot, or one from another boot) on this
+    /// boot's clock.
+    fn carried_over(self, carry: &CarryOver) -> ConditionState {
+        let course = self.course;
+        ConditionState {
+            holds: self.holds,
+            course: Course {
+                details: course.details,
+                // Still sorted: a later wall time carries to a boot time no earlier.
+                changes: course
+                    .changes
+                    .into_iter()
+                    .map(|at| carry.event(at))
+                    .collect(),
+                flapping: course.flapping,
+                since: carry.event(course.since),
+            },
+        }
+    }
 }
