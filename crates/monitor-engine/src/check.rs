@@ -59,13 +59,13 @@ impl Check {
                     spec, source_down, ..
                 },
                 Observation::SourceDown { message },
-            ) => pattern::source_down(spec, source_down, message, now),
+            ) => pattern::source_changed(spec, source_down, true, message, now),
             (
                 Check::Pattern {
                     spec, source_down, ..
                 },
                 Observation::SourceUp { message },
-            ) => pattern::source_up(spec, source_down, message, now),
+            ) => pattern::source_changed(spec, source_down, false, message, now),
             (Check::Condition { spec, state }, Observation::Condition { holds, details }) => {
                 state.observe(spec, settings, holds, details, now)
             }

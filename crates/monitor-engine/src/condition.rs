@@ -5,11 +5,13 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use monitor_wire::control::CheckState;
-use monitor_wire::{Alert, Details, Level, Subject, Timestamp};
+use monitor_wire::{Alert, Details, Level};
 use serde::{Deserialize, Serialize};
 
 use crate::boot_time::BootTime;
-use crate::spec::{with_reason, AlertText, CheckView, ConditionCheck, EngineSettings, Moment};
+use crate::spec::{
+    with_reason, AlertParts, AlertText, CheckView, ConditionCheck, EngineSettings, Moment,
+};
 
 /// How many changes a condition remembers at most, whatever `alert_log_max_age` says: a
 /// unit restarting in a tight loop must not grow memory without bound.
@@ -207,17 +209,13 @@ fn alert(
     details: Details,
     now: Moment,
 ) -> Alert {
-    Alert {
-        name: text.name.clone(),
-        level,
-        timestamp: Timestamp(now.wall),
-        subject: Subject {
-            name: spec.subject_name.clone(),
-            kind: spec.subject_type.clone(),
-            status: text.status.clone(),
-            details,
-        },
-    }
+    let parts = AlertParts {
+        name: &text.name,
+        subject_name: &spec.subject_name,
+        subject_type: &spec.subject_type,
+        status: &text.status,
+    };
+    parts.at(level, details, now)
 }
 
 /// Changes are counted within the flapping interval, but only those still remembered:

@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use monitor_wire::control::CheckState;
 use monitor_wire::duration::Expiration;
-use monitor_wire::{Alert, Details, Level, Subject, Timestamp};
+use monitor_wire::{Alert, Details, Level};
 use serde::{Deserialize, Serialize};
 
 use crate::boot_time::BootTime;
-use crate::spec::{with_reason, AlertText, CheckView, Moment, PatternCheck, SourceAlerts};
+use crate::spec::{with_reason, AlertParts, CheckView, Moment, PatternCheck};
 
 /// The reason of the OK sent by `monitorctl clear`.
 const REASON_CLEARED_BY_HAND: &str = "cleared by hand";
@@ -158,71 +158,36 @@ fn deadline_after(expiration: Expiration, last_match: BootTime) -> Option<BootTi
     }
 }
 
-/// The source of `spec` stopped: its CRITICAL, unless this stop was already reported
-/// (`down`), or the check has no source alerts.
-pub(crate) fn source_down(
+/// The source of `spec` stopped (`stopped`) or runs again: the CRITICAL of a stop, or the
+/// OK after one. Nothing when that is how it stands already (`down`: one CRITICAL per
+/// stop), or when the check has no source alerts.
+pub(crate) fn source_changed(
     spec: &PatternCheck,
     down: &mut bool,
+    stopped: bool,
     message: String,
     now: Moment,
 ) -> Option<Alert> {
     let source = spec.source.as_ref()?;
-    if std::mem::replace(down, true) {
+    if std::mem::replace(down, stopped) == stopped {
         return None;
     }
-    Some(source_alert(
-        spec,
-        source,
-        &source.down,
-        Level::Critical,
-        message,
-        now,
-    ))
-}
-
-/// The source of `spec` runs again: the OK, when its stop raised a CRITICAL.
-pub(crate) fn source_up(
-    spec: &PatternCheck,
-    down: &mut bool,
-    message: String,
-    now: Moment,
-) -> Option<Alert> {
-    let source = spec.source.as_ref()?;
-    if !std::mem::take(down) {
-        return None;
-    }
-    Some(source_alert(
-        spec,
-        source,
-        &source.up,
-        Level::Ok,
-        message,
-        now,
-    ))
-}
-
-fn source_alert(
-    spec: &PatternCheck,
-    source: &SourceAlerts,
-    text: &AlertText,
-    level: Level,
-    message: String,
-    now: Moment,
-) -> Alert {
-    Alert {
-        name: text.name.clone(),
-        level,
-        timestamp: Timestamp(now.wall),
-        subject: Subject {
-            name: spec.subject_name.clone(),
-            kind: source.subject_type.clone(),
-            status: text.status.clone(),
-            details: Details {
-                description: Some(message),
-                ..Details::default()
-            },
-        },
-    }
+    let (text, level) = if stopped {
+        (&source.down, Level::Critical)
+    } else {
+        (&source.up, Level::Ok)
+    };
+    let parts = AlertParts {
+        name: &text.name,
+        subject_name: &spec.subject_name,
+        subject_type: &source.subject_type,
+        status: &text.status,
+    };
+    let details = Details {
+        description: Some(message),
+        ..Details::default()
+    };
+    Some(parts.at(level, details, now))
 }
 
 /// `30s`, or `1500ms` when the expiration is not whole seconds.
@@ -245,15 +210,11 @@ fn ok_alert(spec: &PatternCheck, reason: impl Into<String>, now: Moment) -> Aler
 }
 
 fn alert(spec: &PatternCheck, level: Level, details: Details, now: Moment) -> Alert {
-    Alert {
-        name: spec.alert_name.clone(),
-        level,
-        timestamp: Timestamp(now.wall),
-        subject: Subject {
-            name: spec.subject_name.clone(),
-            kind: spec.subject_type.clone(),
-            status: spec.subject_status.clone(),
-            details,
-        },
-    }
+    let parts = AlertParts {
+        name: &spec.alert_name,
+        subject_name: &spec.subject_name,
+        subject_type: &spec.subject_type,
+        status: &spec.subject_status,
+    };
+    parts.at(level, details, now)
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use monitor_wire::control::CheckState;
 use monitor_wire::duration::Expiration;
-use monitor_wire::{Alert, CheckId, Details};
+use monitor_wire::{Alert, CheckId, Details, Level, Subject, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// The `fields` key under which the engine says why it raised an OK.
@@ -176,6 +176,32 @@ pub struct CheckView {
     pub since: Option<SystemTime>,
     /// When a CRITICAL pattern check turns OK unless it matches again; wall clock as `since`.
     pub expires: Option<SystemTime>,
+}
+
+/// The parts of an alert its check decides: what it is called, what it is about, and the
+/// subject's status.
+pub(crate) struct AlertParts<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) subject_name: &'a str,
+    pub(crate) subject_type: &'a str,
+    pub(crate) status: &'a str,
+}
+
+impl AlertParts<'_> {
+    /// The alert of `level`, dated `now` on the wall clock.
+    pub(crate) fn at(&self, level: Level, details: Details, now: Moment) -> Alert {
+        Alert {
+            name: self.name.to_owned(),
+            level,
+            timestamp: Timestamp(now.wall),
+            subject: Subject {
+                name: self.subject_name.to_owned(),
+                kind: self.subject_type.to_owned(),
+                status: self.status.to_owned(),
+                details,
+            },
+        }
+    }
 }
 
 /// `details` with the engine's reason for an OK added to its fields.
