@@ -182,27 +182,34 @@ impl CheckKind {
         }
     }
 
-    /// The check as the backend's config push shows it.
-    pub fn config_push(&self, id: &CheckId, enabled: bool, settings: &Settings) -> ConfigCheck {
+    /// The check as the backend's config push shows it; `None` for a kind Mender's config
+    /// push has no type for (it is then left out).
+    pub fn config_push(
+        &self,
+        id: &CheckId,
+        enabled: bool,
+        settings: &Settings,
+    ) -> Option<ConfigCheck> {
         let status = if enabled {
             CheckStatus::Enabled
         } else {
             CheckStatus::Disabled
         };
-        match self {
+        Some(match self {
             CheckKind::Log(check) => check.config_push(id, status, settings),
             CheckKind::Service(check) => check.config_push(id, status),
             CheckKind::Dbus(check) => check.config_push(id, status, settings),
-        }
+        })
     }
 
-    /// What the agent must watch for the check.
-    pub fn watch(&self) -> Watch {
-        match self {
+    /// What the agent's watchers must watch for the check; `None` for a kind the agent
+    /// samples with a source of its own, which finds its checks among the enabled ones.
+    pub fn watch(&self) -> Option<Watch> {
+        Some(match self {
             CheckKind::Log(check) => check.watch(),
             CheckKind::Service(check) => check.watch(),
             CheckKind::Dbus(check) => check.watch(),
-        }
+        })
     }
 
     /// What `monitorctl list` shows as the check's source.

@@ -61,7 +61,7 @@ pub fn plan(settings: &Settings, loaded: LoadedChecks) -> Plan {
     plan.config_push = loaded
         .checks
         .iter()
-        .map(|check| check.kind.config_push(&check.id, check.enabled, settings))
+        .filter_map(|check| check.kind.config_push(&check.id, check.enabled, settings))
         .collect();
     for check in loaded.checks.into_iter().filter(|check| check.enabled) {
         add_check(&mut plan, settings, check);
@@ -75,13 +75,15 @@ fn add_check(plan: &mut Plan, settings: &Settings, check: Check) {
     plan.engine_checks
         .push((id.clone(), check.kind.engine_spec(&id, settings)));
     match check.kind.watch() {
-        Watch::Lines {
+        // Sampled by a source of the agent's own, from `checks`.
+        None => {}
+        Some(Watch::Lines {
             source,
             regex,
             lines_before,
             lines_after,
             details_template,
-        } => {
+        }) => {
             let pattern = PatternSpec {
                 check: id.clone(),
                 regex,
@@ -108,7 +110,7 @@ fn add_check(plan: &mut Plan, settings: &Settings, check: Check) {
                 },
             );
         }
-        Watch::Unit { unit, restart } => {
+        Some(Watch::Unit { unit, restart }) => {
             if let Some(policy) = restart {
                 plan.restarts.insert(id.clone(), (unit.clone(), policy));
             }
@@ -117,15 +119,15 @@ fn add_check(plan: &mut Plan, settings: &Settings, check: Check) {
                 unit,
             });
         }
-        Watch::Container { name } => plan.containers.push(WatchedContainer {
+        Some(Watch::Container { name }) => plan.containers.push(WatchedContainer {
             check: id.clone(),
             container: name,
         }),
-        Watch::Signal {
+        Some(Watch::Signal {
             bus_name,
             regex,
             watch_expression,
-        } => plan.signals.push(WatchedSignal {
+        }) => plan.signals.push(WatchedSignal {
             check: id.clone(),
             bus_name,
             pattern: regex,
