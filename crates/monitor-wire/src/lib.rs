@@ -78,11 +78,14 @@ pub struct UnknownSubsystem(pub String);
 
 impl fmt::Display for UnknownSubsystem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unknown subsystem `{}`: use one of log, service, dbus, dockerevents",
-            self.0
-        )
+        write!(f, "unknown subsystem `{}`: use one of ", self.0)?;
+        for (index, subsystem) in Subsystem::ALL.iter().enumerate() {
+            if index > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(subsystem.as_str())?;
+        }
+        Ok(())
     }
 }
 
