@@ -1,8 +1,8 @@
 //! The alert engine: turns what the watchers observe into Mender alerts.
 //!
-//! Watchers report [`Observation`]s for a check (a log line matched, a service's current
-//! state, a hand-made clear); the [`Engine`] keeps every check's state and decides which
-//! [`Alert`]s follow, with Mender Monitor's semantics:
+//! Watchers report [`Observation`]s for a check (a log line matched, whether a condition
+//! holds, a source that stopped or runs again, a hand-made clear); the [`Engine`] keeps
+//! every check's state and decides which [`Alert`]s follow, with Mender Monitor's semantics:
 //!
 //! - a pattern check ([`PatternCheck`]: log file, `@command`, docker events, D-Bus) turns
 //!   CRITICAL on its first match and OK once it has not matched for its expiration
@@ -29,6 +29,10 @@
 //! or persist alerts (delivery and the store do), and does not validate check files (the
 //! config crate hands it specs that are already resolved). It never sends alerts because the
 //! agent shuts down: dropping an engine emits nothing.
+//!
+//! Files: `spec.rs` what callers hand in and get back; `check.rs` a configured check;
+//! `pattern.rs` and `condition.rs` the rules of each kind of check; `snapshot.rs` (with
+//! `snapshot/`) the persisted form, old forms included.
 
 mod boot_time;
 mod check;

@@ -172,7 +172,8 @@ pub struct CheckView {
     pub state: CheckState,
     /// When the check entered its current state (for `Unknown` and a fresh OK pattern
     /// check: when it was configured), on the wall clock of the `now` given to
-    /// [`Engine::view`], so a wall clock set since then shows it at its right date.
+    /// [`Engine::view`](crate::Engine::view), so a wall clock set since then shows it at its
+    /// right date.
     pub since: Option<SystemTime>,
     /// When a CRITICAL pattern check turns OK unless it matches again; wall clock as `since`.
     pub expires: Option<SystemTime>,
