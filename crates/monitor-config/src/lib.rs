@@ -13,12 +13,18 @@
 //! - [`CheckDir`]: reads every check ([`CheckDir::load`] gives [`Check`]s, each with a
 //!   validated [`CheckKind`]), and creates, enables, disables and deletes them the way
 //!   `mender-monitorctl` does. [`import_mender`] converts a Mender `monitor.d` folder.
-//! - [`CheckDefinition`]: a check file's content as written (`monitorctl create` builds one);
-//!   [`CheckDefinition::resolve`] turns it into a [`CheckKind`] that cannot be invalid
-//!   (compiled regex, absolute path or command, checked service name).
+//! - One module per kind of check (`kind/log.rs`, `kind/service.rs`, `kind/dbus.rs`), each
+//!   with everything about its kind, and `kind/mod.rs`, the one place that lists the kinds:
+//!   [`CheckDefinition`] (a check file's content as written; `monitorctl create` builds one
+//!   from [`CREATE_COMMANDS`]) and [`CheckKind`] (what [`CheckDefinition::resolve`] makes of
+//!   it, which cannot be invalid: compiled regex, absolute path or command, checked service
+//!   name), whose [`CheckKind::engine_spec`], [`CheckKind::watch`] and
+//!   [`CheckKind::config_push`] tell the agent what the engine, the watchers and the backend
+//!   need of the check.
 //! - [`Problem`]: one thing wrong, with its file and field. Loading reports every problem
 //!   at once, and a bad check file never hides the good ones.
-//! - [`parse_duration`] and [`Expiration`]: `30`, `30s`, `5m`, `2h30m`, `never`.
+//! - Durations and expirations (`30`, `30s`, `5m`, `2h30m`, `never`) are
+//!   `monitor_wire::duration`'s, shared with the engine.
 //!
 //! Mender's `.sh` check files are parsed as data and never run: values that need a shell
 //! (`$VAR`, `$(...)`) are refused with a problem rather than guessed.
@@ -28,22 +34,23 @@
 //! agent calls [`CheckDir::load`] again when it notices one.
 
 mod check;
-mod duration;
+mod create;
+mod kind;
 mod mender;
+mod pattern;
 mod problem;
 mod settings;
 mod store;
+mod watch;
 
-pub use check::{
-    AlertOverrides, Check, CheckDefinition, CheckFormat, CheckKind, DbusCheck, DbusDefinition,
-    LogCheck, LogDefinition, LogSource, LogSourceError, OnFailure, RemediationAction,
-    RestartPolicy, ServiceCheck, ServiceDefinition, ServiceKind, UnknownServiceKind,
+pub use check::{Check, CheckFormat};
+pub use create::{CreateArgument, CreateCommand};
+pub use kind::{
+    mender_keys, AlertOverrides, CheckDefinition, CheckKind, DbusCheck, DbusDefinition, LogCheck,
+    LogDefinition, OnFailure, RemediationAction, ServiceCheck, ServiceDefinition, ServiceKind,
+    UnknownServiceKind, CREATE_COMMANDS, MENDER_DBUS_KEYS, MENDER_LOG_KEYS, MENDER_SERVICE_KEYS,
 };
-pub use duration::{format_duration, parse_duration, DurationError, Expiration};
-pub use mender::{
-    mender_keys, parse_shell_assignments, ShellAssignment, ShellSyntaxError, MENDER_DBUS_KEYS,
-    MENDER_LOG_KEYS, MENDER_SERVICE_KEYS,
-};
+pub use mender::{parse_shell_assignments, ShellAssignment, ShellSyntaxError};
 pub use problem::Problem;
 pub use settings::{
     load_settings, BackendAuth, BackendSettings, DbusSettings, DeliverySettings, DiscordSettings,
@@ -54,3 +61,4 @@ pub use store::{
     import_mender, is_valid_check_name, CheckDir, ImportReport, ImportedCheck, LoadedChecks,
     SkippedCheck, StoreError,
 };
+pub use watch::{LogSource, LogSourceError, RestartPolicy, Watch};

@@ -8,51 +8,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use monitor_wire::duration::{expiration_message, Expiration};
 use monitor_wire::Subsystem;
 
-use crate::check::{
-    AlertOverrides, CheckDefinition, DbusDefinition, LogDefinition, ServiceDefinition, ServiceKind,
-};
-use crate::duration::{expiration_message, Expiration};
 use crate::problem::Problem;
-
-/// The keys a Mender log (or dockerevents) check file may set.
-pub const MENDER_LOG_KEYS: [&str; 13] = [
-    "SERVICE_NAME",
-    "LOG_PATTERN",
-    "LOG_FILE",
-    "LOG_PATTERN_EXPIRATION",
-    "LOG_ALERT_LEVEL",
-    "LOG_ALERT_DESCRIPTION",
-    "LOG_ALERT_DETAILS",
-    "LOG_ALERT_STATUS",
-    "LOG_ALERT_TYPE",
-    "DEFAULT_LOG_LINES_BEFORE",
-    "DEFAULT_LOG_LINES_AFTER",
-    "LOG_LINES_BEFORE",
-    "LOG_LINES_AFTER",
-];
-
-/// The keys a Mender service check file may set.
-pub const MENDER_SERVICE_KEYS: [&str; 2] = ["SERVICE_NAME", "SERVICE_TYPE"];
-
-/// The keys a Mender D-Bus check file may set.
-pub const MENDER_DBUS_KEYS: [&str; 4] = [
-    "DBUS_NAME",
-    "DBUS_PATTERN",
-    "DBUS_WATCH_EXPRESSION",
-    "DBUS_ALERT_EXPIRATION",
-];
-
-/// The keys a Mender check file of `subsystem` may set.
-pub fn mender_keys(subsystem: Subsystem) -> &'static [&'static str] {
-    match subsystem {
-        Subsystem::Log | Subsystem::Dockerevents => &MENDER_LOG_KEYS,
-        Subsystem::Service => &MENDER_SERVICE_KEYS,
-        Subsystem::Dbus => &MENDER_DBUS_KEYS,
-        Subsystem::Monitor => &[],
-    }
-}
 
 /// One `KEY=value` line, with the value unquoted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -307,34 +266,38 @@ fn command_substitution() -> String {
         .to_owned()
 }
 
-/// Converts a Mender check file's text into our definition. Problems name Mender's keys.
-pub(crate) fn definition_from_shell(
+/// Reads a Mender check file's assignments for a `subsystem` check that may set `known`:
+/// their values, and a problem for every line that is not an assignment and every key not
+/// in `known`. The kind then takes the values it needs.
+pub(crate) fn read_values<'a>(
     subsystem: Subsystem,
+    known: &'static [&'static str],
     text: &str,
-    file: &Path,
-) -> Result<CheckDefinition, Vec<Problem>> {
+    file: &'a Path,
+) -> MenderValues<'a> {
     let (assignments, errors) = parse_shell_assignments(text);
-    let mut problems: Vec<Problem> = errors
-        .into_iter()
-        .map(|error| Problem {
-            file: file.to_owned(),
-            field: error.key,
-            message: error.message,
-        })
-        .collect();
-    let known = mender_keys(subsystem);
     let mut values = MenderValues {
         file,
         values: BTreeMap::new(),
+        file_problems: errors
+            .into_iter()
+            .map(|error| Problem {
+                file: file.to_owned(),
+                field: error.key,
+                message: error.message,
+            })
+            .collect(),
         problems: Vec::new(),
     };
     for assignment in assignments {
         match known.iter().find(|key| **key == assignment.key) {
             // As in a shell, the last assignment wins.
             Some(key) => {
-                values.values.insert(key, (assignment.value, assignment.line));
+                values
+                    .values
+                    .insert(key, (assignment.value, assignment.line));
             }
-            None => problems.push(Problem::at_field(
+            None => values.file_problems.push(Problem::at_field(
                 file,
                 assignment.key,
                 format!(
@@ -345,31 +308,37 @@ pub(crate) fn definition_from_shell(
             )),
         }
     }
-    let definition = match subsystem {
-        Subsystem::Log | Subsystem::Dockerevents => log_definition(&mut values),
-        Subsystem::Service => service_definition(&mut values),
-        Subsystem::Dbus => dbus_definition(&mut values),
-        Subsystem::Monitor => {
-            problems.push(crate::check::agent_only(file));
-            None
-        }
-    };
-    problems.extend(values.problems);
-    match definition {
-        Some(definition) if problems.is_empty() => Ok(definition),
-        _ => Err(problems),
-    }
+    values
 }
 
 /// The known keys of one file, and the problems found while converting them.
-struct MenderValues<'a> {
-    file: &'a Path,
+pub(crate) struct MenderValues<'a> {
+    pub(crate) file: &'a Path,
     values: BTreeMap<&'static str, (String, usize)>,
-    problems: Vec<Problem>,
+    /// Lines that are not assignments, unknown keys, a file no kind reads.
+    file_problems: Vec<Problem>,
+    /// What the kind found wrong with the values.
+    pub(crate) problems: Vec<Problem>,
 }
 
 impl MenderValues<'_> {
-    fn required(&mut self, key: &str, example: &str) -> Option<String> {
+    /// A problem with the file as a whole (found before the kind read its values).
+    pub(crate) fn file_problem(&mut self, problem: Problem) {
+        self.file_problems.push(problem);
+    }
+
+    /// The definition the kind made, unless anything was wrong: then every problem, those
+    /// of the file's lines first.
+    pub(crate) fn finish<T>(self, definition: Option<T>) -> Result<T, Vec<Problem>> {
+        let mut problems = self.file_problems;
+        problems.extend(self.problems);
+        match definition {
+            Some(definition) if problems.is_empty() => Ok(definition),
+            _ => Err(problems),
+        }
+    }
+
+    pub(crate) fn required(&mut self, key: &str, example: &str) -> Option<String> {
         let value = self.values.get(key).map(|(value, _)| value.clone());
         if value.is_none() {
             self.problems.push(Problem::at_field(
@@ -382,7 +351,7 @@ impl MenderValues<'_> {
     }
 
     /// The value, or `None` when absent or empty (Mender writes `KEY=""` for "not set").
-    fn optional(&self, key: &str) -> Option<String> {
+    pub(crate) fn optional(&self, key: &str) -> Option<String> {
         self.values
             .get(key)
             .map(|(value, _)| value.clone())
@@ -390,7 +359,11 @@ impl MenderValues<'_> {
     }
 
     /// Parses an optional value, recording a problem (with its line) when it does not parse.
-    fn parsed<T>(&mut self, key: &str, parse: impl Fn(&str) -> Result<T, String>) -> Option<T> {
+    pub(crate) fn parsed<T>(
+        &mut self,
+        key: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
         let (value, line) = self
             .values
             .get(key)
@@ -406,14 +379,14 @@ impl MenderValues<'_> {
         }
     }
 
-    fn expiration(&mut self, key: &str) -> Option<Expiration> {
+    pub(crate) fn expiration(&mut self, key: &str) -> Option<Expiration> {
         self.parsed(key, |text| {
             text.parse::<Expiration>()
                 .map_err(|error| expiration_message(&error))
         })
     }
 
-    fn lines(&mut self, key: &str) -> Option<usize> {
+    pub(crate) fn lines(&mut self, key: &str) -> Option<usize> {
         self.parsed(key, |text| {
             text.trim().parse::<usize>().map_err(|_| {
                 format!("\"{text}\" is not a number of lines: write a whole number such as 30")
@@ -422,126 +395,9 @@ impl MenderValues<'_> {
     }
 }
 
-fn log_definition(values: &mut MenderValues) -> Option<CheckDefinition> {
-    let pattern = values.required("LOG_PATTERN", "<regex>");
-    let source = values.required("LOG_FILE", "/var/log/<file> or @<command>");
-    let expiration = values.expiration("LOG_PATTERN_EXPIRATION");
-    values.parsed("LOG_ALERT_LEVEL", |level| {
-        if level.trim().eq_ignore_ascii_case("CRITICAL") {
-            Ok(())
-        } else {
-            Err(format!(
-                "alert level \"{level}\" is not supported, only CRITICAL: set LOG_ALERT_LEVEL=\"CRITICAL\" or remove the line"
-            ))
-        }
-    });
-    let lines_before = values
-        .lines("LOG_LINES_BEFORE")
-        .or_else(|| values.lines("DEFAULT_LOG_LINES_BEFORE"));
-    let lines_after = values
-        .lines("LOG_LINES_AFTER")
-        .or_else(|| values.lines("DEFAULT_LOG_LINES_AFTER"));
-    let description = values.optional("LOG_ALERT_DESCRIPTION");
-    let kind = values.optional("LOG_ALERT_TYPE");
-    // Mender names docker event alerts after their description (`Docker container web die`).
-    let name = if kind.as_deref() == Some("docker_event") {
-        description.clone()
-    } else {
-        None
-    };
-    let alert = AlertOverrides {
-        name,
-        description,
-        details: values.optional("LOG_ALERT_DETAILS"),
-        status: values.optional("LOG_ALERT_STATUS"),
-        kind,
-    };
-    Some(CheckDefinition::Log(LogDefinition {
-        pattern: pattern?,
-        source: source?,
-        expiration,
-        lines_before,
-        lines_after,
-        alert,
-    }))
-}
-
-fn service_definition(values: &mut MenderValues) -> Option<CheckDefinition> {
-    let name = values.required("SERVICE_NAME", "<service>");
-    let kind_text = values.required("SERVICE_TYPE", "systemd");
-    if kind_text.as_deref() == Some("") {
-        values.problems.push(Problem::at_field(
-            values.file,
-            "SERVICE_TYPE",
-            "empty: set SERVICE_TYPE=\"systemd\" or SERVICE_TYPE=\"sysV\"",
-        ));
-    }
-    let kind = values.parsed("SERVICE_TYPE", |text| {
-        text.parse::<ServiceKind>()
-            .map_err(|error| error.to_string())
-    });
-    Some(CheckDefinition::Service(ServiceDefinition {
-        name: name?,
-        kind: kind?,
-        on_failure: None,
-    }))
-}
-
-fn dbus_definition(values: &mut MenderValues) -> Option<CheckDefinition> {
-    let bus_name = values.required("DBUS_NAME", "<bus name>");
-    let expiration = values.expiration("DBUS_ALERT_EXPIRATION");
-    Some(CheckDefinition::Dbus(DbusDefinition {
-        bus_name: bus_name?,
-        pattern: values.optional("DBUS_PATTERN").unwrap_or_default(),
-        watch_expression: values.optional("DBUS_WATCH_EXPRESSION").unwrap_or_default(),
-        expiration,
-    }))
-}
-
-/// A validation problem about one of our fields, renamed to the Mender key it came from.
-pub(crate) fn rename_fields_to_mender(subsystem: Subsystem, mut problem: Problem) -> Problem {
-    let mender_key = match (subsystem, problem.field.as_deref()) {
-        (Subsystem::Log | Subsystem::Dockerevents, Some(field)) => match field {
-            "pattern" => Some("LOG_PATTERN"),
-            "source" => Some("LOG_FILE"),
-            "expiration" => Some("LOG_PATTERN_EXPIRATION"),
-            "lines_before" => Some("LOG_LINES_BEFORE"),
-            "lines_after" => Some("LOG_LINES_AFTER"),
-            "alert.name" | "alert.description" => Some("LOG_ALERT_DESCRIPTION"),
-            "alert.details" => Some("LOG_ALERT_DETAILS"),
-            "alert.status" => Some("LOG_ALERT_STATUS"),
-            "alert.type" => Some("LOG_ALERT_TYPE"),
-            _ => None,
-        },
-        (Subsystem::Service, Some(field)) => match field {
-            "name" => Some("SERVICE_NAME"),
-            "type" => Some("SERVICE_TYPE"),
-            _ => None,
-        },
-        (Subsystem::Dbus, Some(field)) => match field {
-            "bus_name" => Some("DBUS_NAME"),
-            "pattern" => Some("DBUS_PATTERN"),
-            "watch_expression" => Some("DBUS_WATCH_EXPRESSION"),
-            "expiration" => Some("DBUS_ALERT_EXPIRATION"),
-            _ => None,
-        },
-        (Subsystem::Monitor, _) | (_, None) => None,
-    };
-    if let Some(key) = mender_key {
-        problem.field = Some(key.to_owned());
-    }
-    problem
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
-    use std::time::Duration;
-
-    fn file() -> PathBuf {
-        PathBuf::from("/etc/mender-monitor/monitor.d/available/log_auth.sh")
-    }
 
     fn values(text: &str) -> Vec<(String, String)> {
         let (assignments, errors) = parse_shell_assignments(text);
@@ -616,90 +472,6 @@ LOG_ALERT_STATUS=it\'s" here"
                 value: "2".into(),
                 line: 3
             }]
-        );
-    }
-
-    #[test]
-    fn converts_a_log_check_with_overrides() {
-        let text = "SERVICE_NAME=\"web_die\"\nLOG_PATTERN=\".*container die.*name=web.*\"\nLOG_FILE=\"@docker events\"\nLOG_PATTERN_EXPIRATION=\"60\"\nLOG_ALERT_LEVEL=\"CRITICAL\"\nLOG_ALERT_DESCRIPTION=\"Docker container web die\"\nLOG_ALERT_TYPE=\"docker_event\"\nDEFAULT_LOG_LINES_BEFORE=\"10\"\nLOG_LINES_AFTER=5\n";
-        let definition = definition_from_shell(Subsystem::Log, text, &file()).unwrap();
-        assert_eq!(
-            definition,
-            CheckDefinition::Log(LogDefinition {
-                pattern: ".*container die.*name=web.*".into(),
-                source: "@docker events".into(),
-                expiration: Some(Expiration::After(Duration::from_secs(60))),
-                lines_before: Some(10),
-                lines_after: Some(5),
-                alert: AlertOverrides {
-                    name: Some("Docker container web die".into()),
-                    description: Some("Docker container web die".into()),
-                    details: None,
-                    status: None,
-                    kind: Some("docker_event".into()),
-                },
-            })
-        );
-    }
-
-    #[test]
-    fn converts_service_and_dbus_checks() {
-        assert_eq!(
-            definition_from_shell(
-                Subsystem::Service,
-                "SERVICE_NAME=\"cron\"\nSERVICE_TYPE=\"systemd\"\n",
-                &file()
-            ),
-            Ok(CheckDefinition::service("cron", ServiceKind::Systemd))
-        );
-        assert_eq!(
-            definition_from_shell(
-                Subsystem::Dbus,
-                "DBUS_NAME=\"io.mender.AuthenticationManager\"\nDBUS_PATTERN=\"JwtTokenStateChange\"\nDBUS_WATCH_EXPRESSION=\"type='signal',interface='io.mender.Authentication1'\"\nDBUS_ALERT_EXPIRATION=\"0\"\n",
-                &file()
-            ),
-            Ok(CheckDefinition::dbus(
-                "io.mender.AuthenticationManager",
-                "JwtTokenStateChange",
-                "type='signal',interface='io.mender.Authentication1'",
-                Some(Expiration::Never)
-            ))
-        );
-    }
-
-    #[test]
-    fn every_problem_names_the_mender_key() {
-        let text = "LOG_PATERN=\"x\"\nLOG_FILE=\"/var/log/x\"\nLOG_PATTERN_EXPIRATION=\"soon\"\nLOG_ALERT_LEVEL=\"WARNING\"\n";
-        let messages: Vec<String> = definition_from_shell(Subsystem::Log, text, &file())
-            .unwrap_err()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        assert_eq!(
-            messages,
-            [
-                "/etc/mender-monitor/monitor.d/available/log_auth.sh: LOG_PATERN: line 1: unknown key for a log check: use one of SERVICE_NAME, LOG_PATTERN, LOG_FILE, LOG_PATTERN_EXPIRATION, LOG_ALERT_LEVEL, LOG_ALERT_DESCRIPTION, LOG_ALERT_DETAILS, LOG_ALERT_STATUS, LOG_ALERT_TYPE, DEFAULT_LOG_LINES_BEFORE, DEFAULT_LOG_LINES_AFTER, LOG_LINES_BEFORE, LOG_LINES_AFTER (or remove the line)",
-                "/etc/mender-monitor/monitor.d/available/log_auth.sh: LOG_PATTERN: missing: add LOG_PATTERN=\"<regex>\"",
-                "/etc/mender-monitor/monitor.d/available/log_auth.sh: LOG_PATTERN_EXPIRATION: line 3: invalid duration \"soon\": write seconds (30) or a number followed by a unit, for example 30s, 5m, 2h30m, or never",
-                "/etc/mender-monitor/monitor.d/available/log_auth.sh: LOG_ALERT_LEVEL: line 4: alert level \"WARNING\" is not supported, only CRITICAL: set LOG_ALERT_LEVEL=\"CRITICAL\" or remove the line",
-            ]
-        );
-    }
-
-    #[test]
-    fn service_type_must_be_known() {
-        let messages: Vec<String> = definition_from_shell(
-            Subsystem::Service,
-            "SERVICE_NAME=\"cron\"\nSERVICE_TYPE=\"upstart\"\n",
-            &file(),
-        )
-        .unwrap_err()
-        .iter()
-        .map(|problem| problem.to_string())
-        .collect();
-        assert_eq!(
-            messages,
-            ["/etc/mender-monitor/monitor.d/available/log_auth.sh: SERVICE_TYPE: line 2: unknown service type \"upstart\": use systemd, sysV or docker"]
         );
     }
 }

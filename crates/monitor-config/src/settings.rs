@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::duration::{self, Expiration};
 use crate::problem::{
     deserialize_all, lowercase_first, nested_problems, parse_yaml, NestedCheck, Problem,
 };
+use monitor_wire::duration::{self, Expiration};
 
 /// The config directory when none is given.
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/monitor";
@@ -449,6 +449,23 @@ impl Settings {
         problems
     }
 
+    /// A pattern check's expiration: its own, else `default_log_pattern_expiration`; a zero
+    /// length is never, as in Mender.
+    pub fn pattern_expiration(&self, expiration: Option<Expiration>) -> Expiration {
+        match expiration.unwrap_or(self.default_log_pattern_expiration) {
+            Expiration::After(duration) if !duration.is_zero() => Expiration::After(duration),
+            _ => Expiration::Never,
+        }
+    }
+
+    /// [`Settings::pattern_expiration`] in whole seconds, as the config push writes it;
+    /// `None` for never.
+    pub fn expire_seconds(&self, expiration: Option<Expiration>) -> Option<u64> {
+        self.pattern_expiration(expiration)
+            .duration()
+            .map(|duration| duration.as_secs())
+    }
+
     /// The local alert history, `state_dir/alerts.jsonl`.
     pub fn alert_history_path(&self) -> PathBuf {
         self.state_dir.join("alerts.jsonl")
@@ -473,131 +490,7 @@ pub fn load_settings(config_dir: &Path) -> Result<Settings, Vec<Problem>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn write_settings(text: &str) -> (tempfile::TempDir, PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join(SETTINGS_FILE_NAME);
-        fs::write(&file, text).unwrap();
-        (dir, file)
-    }
-
-    #[test]
-    fn missing_and_empty_files_give_the_defaults() {
-        let dir = tempfile::tempdir().unwrap();
-        assert_eq!(load_settings(dir.path()), Ok(Settings::default()));
-        let (dir, _) = write_settings("");
-        assert_eq!(load_settings(dir.path()), Ok(Settings::default()));
-        let (dir, _) = write_settings("# nothing set yet\n");
-        assert_eq!(load_settings(dir.path()), Ok(Settings::default()));
-    }
-
-    #[test]
-    fn defaults_are_documented_values() {
-        let settings = Settings::default();
-        assert_eq!(settings.device_id, None);
-        assert_eq!(settings.state_dir, Path::new("/var/lib/monitor"));
-        assert_eq!(settings.runtime_dir, Path::new("/run/monitor"));
-        assert_eq!(settings.flapping_interval, Duration::from_secs(600));
-        assert_eq!(settings.flapping_count_threshold, 5);
-        assert_eq!(settings.alert_log_max_age, Duration::from_secs(3600));
-        assert_eq!(
-            settings.default_log_pattern_expiration,
-            Expiration::After(Duration::from_secs(300))
-        );
-        assert_eq!(settings.log_lines_before, 30);
-        assert_eq!(settings.log_lines_after, 30);
-        assert_eq!(settings.alert_history_max_bytes, 1024 * 1024);
-        assert_eq!(
-            settings.alert_history_path(),
-            Path::new("/var/lib/monitor/alerts.jsonl")
-        );
-        assert!(settings.validate(Path::new("monitor.yaml")).is_empty());
-    }
-
-    #[test]
-    fn durations_accept_seconds_and_units() {
-        let (dir, _) = write_settings(
-            "device_id: pi-kitchen\nflapping_interval: 5m\nflapping_count_threshold: 3\nalert_log_max_age: 7200\ndefault_log_pattern_expiration: never\nlog_lines_before: 5\n",
-        );
-        let settings = load_settings(dir.path()).unwrap();
-        assert_eq!(settings.device_id.as_deref(), Some("pi-kitchen"));
-        assert_eq!(settings.flapping_interval, Duration::from_secs(300));
-        assert_eq!(settings.flapping_count_threshold, 3);
-        assert_eq!(settings.alert_log_max_age, Duration::from_secs(7200));
-        assert_eq!(settings.default_log_pattern_expiration, Expiration::Never);
-        assert_eq!(settings.log_lines_before, 5);
-        assert_eq!(settings.log_lines_after, 30);
-    }
-
-    #[test]
-    fn every_problem_is_reported_with_file_and_key() {
-        let (dir, file) = write_settings(
-            "flaping_interval: 5m\nflapping_count_threshold: many\nalert_log_max_age: 1x\nstate_dir: var/lib\nlog_lines_after: 5000\n",
-        );
-        let problems = load_settings(dir.path()).unwrap_err();
-        let messages: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        let file = file.display();
-        assert_eq!(
-            messages,
-            [
-                format!("{file}: flaping_interval: unknown key: use one of device_id, state_dir, runtime_dir, flapping_interval, flapping_count_threshold, alert_log_max_age, default_log_pattern_expiration, log_lines_before, log_lines_after, alert_history_max_bytes, checkpoint_interval, systemd, delivery, dbus"),
-                format!("{file}: flapping_count_threshold: invalid type: string \"many\", expected u32"),
-                format!("{file}: alert_log_max_age: invalid duration \"1x\": unknown unit \"x\", use ms, s, m, h or d (for example 30s, 5m, 2h30m)"),
-            ]
-        );
-    }
-
-    #[test]
-    fn semantic_problems_are_reported_together() {
-        let (dir, file) = write_settings(
-            "state_dir: var/lib\nflapping_interval: 2h\nflapping_count_threshold: 0\nlog_lines_after: 5000\n",
-        );
-        let messages: Vec<String> = load_settings(dir.path())
-            .unwrap_err()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        let file = file.display();
-        assert_eq!(
-            messages,
-            [
-                format!("{file}: state_dir: relative path \"var/lib\": use an absolute path such as /var/lib/monitor"),
-                format!("{file}: flapping_count_threshold: must be at least 1: write a number of state changes such as 5"),
-                format!("{file}: alert_log_max_age: 1h is shorter than flapping_interval (2h): flaps would be forgotten before they are counted, make it at least as long"),
-                format!("{file}: log_lines_after: 5000 lines is too many: use at most 1000"),
-            ]
-        );
-    }
-
-    #[test]
-    fn yaml_syntax_errors_name_the_file() {
-        let (dir, file) = write_settings("device_id: [unclosed\n");
-        let problems = load_settings(dir.path()).unwrap_err();
-        assert_eq!(problems.len(), 1);
-        assert_eq!(problems[0].file, file);
-        assert!(
-            problems[0].message.starts_with("invalid YAML: "),
-            "{}",
-            problems[0]
-        );
-        assert!(problems[0].message.ends_with(": fix the syntax"));
-    }
-
-    #[test]
-    fn a_list_instead_of_keys_is_one_clear_problem() {
-        let (dir, file) = write_settings("- a\n- b\n");
-        let problems = load_settings(dir.path()).unwrap_err();
-        assert_eq!(
-            problems,
-            [Problem::in_file(
-                &file,
-                "expected `key: value` lines, found a list: write one key per line"
-            )]
-        );
-    }
-}
+mod tests;
 
 #[cfg(test)]
 mod systemd_section_tests {

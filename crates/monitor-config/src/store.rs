@@ -2,15 +2,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{OsStr, OsString};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::symlink;
+use std::fs;
+use std::io;
+use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use monitor_wire::{CheckId, Subsystem};
 
-use crate::check::{resolve_check_text, Check, CheckDefinition, CheckFormat};
-use crate::mender::{definition_from_shell, rename_fields_to_mender};
+use crate::check::{resolve_check_text, Check, CheckFormat};
+use crate::kind::{rename_fields_to_mender, CheckDefinition};
 use crate::problem::{lowercase_first, Problem};
 
 /// Why a change to the check directory was refused or failed. Each message is one line
@@ -123,8 +123,10 @@ fn classify(file_name: &OsStr) -> FileName {
         return FileName::Ignored;
     };
     let extension = format.extension();
+    let subsystems: Vec<&str> = Subsystem::ALL.iter().map(|s| s.as_str()).collect();
     let rename = format!(
-        "rename the file to <subsystem>_<check>.{extension} with subsystem one of log, service, dbus, dockerevents"
+        "rename the file to <subsystem>_<check>.{extension} with subsystem one of {}",
+        subsystems.join(", ")
     );
     let Some((subsystem, check)) = stem.split_once('_') else {
         return FileName::Invalid(format!("no subsystem in the file name: {rename}"));
@@ -168,35 +170,27 @@ fn entry_exists(path: &Path) -> Result<bool, StoreError> {
     }
 }
 
-/// Writes `path` so that readers see the old file or the whole new one, never a part:
-/// a temporary file in the same directory, fsync, rename, fsync of the directory.
-fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), StoreError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let file_name = path.file_name().unwrap_or(OsStr::new("check"));
-    let mut temporary_name = OsString::from(".");
-    temporary_name.push(file_name);
-    temporary_name.push(format!(".tmp-{}", std::process::id()));
-    let temporary = dir.join(temporary_name);
-    let written = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&temporary)?;
-        file.write_all(contents)?;
-        file.sync_all()
-    })();
-    if let Err(error) = written {
-        let _ = fs::remove_file(&temporary);
-        return Err(io_error("write", &temporary)(error));
-    }
-    if let Err(error) = fs::rename(&temporary, path) {
-        let _ = fs::remove_file(&temporary);
-        return Err(io_error("write", path)(error));
-    }
-    File::open(dir)
-        .and_then(|dir| dir.sync_all())
-        .map_err(io_error("sync", dir))
+/// Writes a check file so that readers see the old file or the whole new one, never a part,
+/// and no temporary file is left behind on failure (monitor-store's atomic write), readable
+/// by everyone like any file of /etc.
+fn write_check_file(path: &Path, contents: &[u8]) -> Result<(), StoreError> {
+    monitor_store::write_atomically(path, contents).map_err(|error| match error {
+        monitor_store::StoreError::Io {
+            action,
+            path,
+            source,
+        } => StoreError::Io {
+            action,
+            path,
+            error: source,
+        },
+        other => StoreError::Io {
+            action: "write",
+            path: path.to_owned(),
+            error: io::Error::other(other.to_string()),
+        },
+    })?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o644)).map_err(io_error("write", path))
 }
 
 fn create_dir(dir: &Path) -> Result<(), StoreError> {
@@ -414,7 +408,7 @@ impl CheckDir {
         })?;
         create_dir(&self.available_dir())?;
         create_dir(&self.enabled_dir())?;
-        write_atomically(&file, yaml.as_bytes())?;
+        write_check_file(&file, yaml.as_bytes())?;
         Ok(file)
     }
 
@@ -638,7 +632,7 @@ pub fn import_mender(from: &Path, into: &CheckDir) -> Result<ImportReport, Store
                 continue;
             }
         };
-        let definition = match definition_from_shell(id.subsystem, &text, &path) {
+        let definition = match CheckDefinition::from_mender_shell(id.subsystem, &text, &path) {
             Ok(definition) => definition,
             Err(problems) => {
                 report.problems.extend(problems);

@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::Moment;
+use crate::spec::Moment;
 
 /// A time on the boot clock, in nanoseconds since boot. Negative for times before this
 /// boot: a snapshot of an earlier boot is carried over with its times where they were

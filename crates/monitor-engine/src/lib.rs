@@ -1,16 +1,19 @@
 //! The alert engine: turns what the watchers observe into Mender alerts.
 //!
-//! Watchers report [`Observation`]s for a check (a log line matched, a service's current
-//! state, a hand-made clear); the [`Engine`] keeps every check's state and decides which
-//! [`Alert`]s follow, with Mender Monitor's semantics:
+//! Watchers report [`Observation`]s for a check (a log line matched, whether a condition
+//! holds, a source that stopped or runs again, a hand-made clear); the [`Engine`] keeps
+//! every check's state and decides which [`Alert`]s follow, with Mender Monitor's semantics:
 //!
 //! - a pattern check ([`PatternCheck`]: log file, `@command`, docker events, D-Bus) turns
-//!   CRITICAL on its first match and OK once it has not matched for its [`Expiration`], or
-//!   when cleared by hand;
-//! - a service check ([`ServiceCheck`]) is CRITICAL while the service is not running, and
-//!   CRITICAL "going up and down" while it changes state more than
+//!   CRITICAL on its first match and OK once it has not matched for its expiration
+//!   (`monitor_wire::duration::Expiration`), or when cleared by hand; one whose source can
+//!   stop also says so, once per stop ([`SourceAlerts`]);
+//! - a condition check ([`ConditionCheck`]: a service not running, the agent's state
+//!   folder refusing writes) is CRITICAL while its condition holds, and, if it counts
+//!   flapping, CRITICAL "going up and down" while it changes more than
 //!   [`EngineSettings::flapping_count_threshold`] times within
-//!   [`EngineSettings::flapping_interval`]; nothing else is sent while it flaps.
+//!   [`EngineSettings::flapping_interval`]; nothing else is sent while it flaps. Its alert
+//!   names and statuses come with the spec, so a new kind of condition needs no change here.
 //!
 //! Time is an argument: every method takes `now`, a [`Moment`] on two clocks. Every duration
 //! (expiries, flapping windows) is measured on the boot clock, which counts suspend and never
@@ -26,248 +29,36 @@
 //! or persist alerts (delivery and the store do), and does not validate check files (the
 //! config crate hands it specs that are already resolved). It never sends alerts because the
 //! agent shuts down: dropping an engine emits nothing.
+//!
+//! Files: `spec.rs` what callers hand in and get back; `check.rs` a configured check;
+//! `pattern.rs` and `condition.rs` the rules of each kind of check; `snapshot.rs` (with
+//! `snapshot/`) the persisted form, old forms included.
 
 mod boot_time;
+mod check;
+mod condition;
 mod pattern;
-mod service;
 mod snapshot;
+mod spec;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use monitor_wire::control::CheckState;
-use monitor_wire::{Alert, CheckId, Details};
-use serde::{Deserialize, Serialize};
+use monitor_wire::{Alert, CheckId};
 
 use boot_time::BootTime;
-use pattern::PatternState;
-use service::ServiceState;
+use check::Check;
 pub use snapshot::Snapshot;
-
-/// The `fields` key under which the engine says why it raised an OK.
-pub const REASON_FIELD: &str = "reason";
+pub use spec::{
+    AlertText, CheckSpec, CheckView, ConditionCheck, Emitted, EngineSettings, Moment, Observation,
+    PatternCheck, SourceAlerts, REASON_FIELD,
+};
 
 /// The reason of the OK sent when a check is removed (disabled or deleted) while not OK.
 const REASON_CHECK_DISABLED: &str = "check disabled";
-/// The reason of the OK sent when a check is replaced by one of another kind, or a service
-/// check is pointed at another service.
+/// The reason of the OK sent when a check is replaced by one of another kind, or a condition
+/// check is pointed at another subject.
 const REASON_CHECK_RECONFIGURED: &str = "check reconfigured";
-
-/// The agent-wide settings of the engine (Mender's `config.sh`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EngineSettings {
-    /// `FLAPPING_INTERVAL`: the sliding window in which a service's state changes are
-    /// counted.
-    pub flapping_interval: Duration,
-    /// `FLAPPING_COUNT_THRESHOLD`: a service with more state changes than this within the
-    /// window is flapping.
-    pub flapping_count_threshold: u32,
-    /// `ALERT_LOG_MAX_AGE`: how long state changes are remembered for flap counting. When
-    /// shorter than `flapping_interval` it narrows the window to itself.
-    pub alert_log_max_age: Duration,
-}
-
-impl Default for EngineSettings {
-    /// Mender does not publish its defaults; these are ours.
-    ///
-    /// - `flapping_interval` 600 s and `flapping_count_threshold` 5: a service must go down
-    ///   and up three times within ten minutes (six changes) to be flapping. A crash loop
-    ///   under `Restart=always` gets there within seconds, while an administrator restarting
-    ///   a service by hand once or twice (two changes each) does not.
-    /// - `alert_log_max_age` 3600 s: comfortably longer than the window, so it does not
-    ///   narrow it, and with the cap of 1024 remembered changes per service it bounds memory.
-    fn default() -> Self {
-        EngineSettings {
-            flapping_interval: Duration::from_secs(600),
-            flapping_count_threshold: 5,
-            alert_log_max_age: Duration::from_secs(3600),
-        }
-    }
-}
-
-/// The time of a call, on both clocks the engine uses.
-///
-/// Durations are measured on `boot` only: it counts from boot, includes suspend (Linux's
-/// `CLOCK_BOOTTIME`) and never jumps, whereas the wall clock of a device without a real-time
-/// clock starts in 1970 (or at fake-hwclock's last save) and is stepped forward by NTP later.
-/// `wall` dates the alerts and the times shown in [`CheckView`], nothing else.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Moment {
-    pub wall: SystemTime,
-    /// Time since boot.
-    pub boot: Duration,
-}
-
-/// How long a pattern check stays CRITICAL after its last match.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Expiration {
-    /// OK once there has been no match for this long.
-    After(Duration),
-    /// CRITICAL until cleared by hand ([`Observation::Clear`]).
-    Never,
-}
-
-impl Expiration {
-    /// When a check that last matched at `last_match` turns OK; `None` for never (or a time
-    /// beyond 292 years of uptime, which is never in practice).
-    fn deadline_after(self, last_match: BootTime) -> Option<BootTime> {
-        match self {
-            Expiration::After(duration) => last_match.checked_add(duration),
-            Expiration::Never => None,
-        }
-    }
-}
-
-/// A check that raises an alert when something matches: log files, `@command` output,
-/// docker events, D-Bus signals.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct PatternCheck {
-    /// The alert name, e.g. `Log file contains ERROR`.
-    pub alert_name: String,
-    /// `subject.name`: the check name.
-    pub subject_name: String,
-    /// `subject.type`: `log`, `docker_event`, `dbus`.
-    pub subject_type: String,
-    /// `subject.status`, e.g. `LOGCONTAINS`; the OK keeps it, as Mender does.
-    pub subject_status: String,
-    /// Goes to `details.description` of every alert of this check (unless the watcher set
-    /// one on a match).
-    pub description: Option<String>,
-    pub expiration: Expiration,
-}
-
-/// A check that follows whether a service is running.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ServiceCheck {
-    /// The unit or init script name; `subject.name` and part of the alert names.
-    pub service_name: String,
-    /// `subject.type`: `systemd` or `sysv`.
-    pub subject_type: String,
-}
-
-/// What a check is, as resolved from its check file.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CheckSpec {
-    Pattern(PatternCheck),
-    Service(ServiceCheck),
-}
-
-/// What a watcher (or the user) reports about one check.
-///
-/// An observation of the wrong kind for the check (`Matched` for a service, `Service` for a
-/// pattern check) is ignored, as is `Clear` for a service.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Observation {
-    /// A pattern check matched. `details` carries what the watcher knows (line_matching,
-    /// lines_before/after, fields); the engine fills details.description from the spec when
-    /// the watcher left it None.
-    Matched { details: Details },
-    /// A service's current state, with details for a person (state, exit code...). Sent on
-    /// every change and on (re)connect re-reads; repeated equal states are not changes.
-    Service { running: bool, details: Details },
-    /// `monitorctl clear`: a CRITICAL pattern check turns OK now.
-    Clear,
-}
-
-/// An alert and the check that raised it.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Emitted {
-    pub check: CheckId,
-    pub alert: Alert,
-}
-
-/// What `monitorctl status` shows of one check.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CheckView {
-    /// `Unknown` only for a service never observed; the engine never reports `Error` (that
-    /// is the watcher's to say).
-    pub state: CheckState,
-    /// When the check entered its current state (for `Unknown` and a fresh OK pattern
-    /// check: when it was configured), on the wall clock of the `now` given to
-    /// [`Engine::view`], so a wall clock set since then shows it at its right date.
-    pub since: Option<SystemTime>,
-    /// When a CRITICAL pattern check turns OK unless it matches again; wall clock as `since`.
-    pub expires: Option<SystemTime>,
-}
-
-/// A configured check: its spec and its state, of the same kind by construction.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-enum Check {
-    Pattern {
-        spec: PatternCheck,
-        state: PatternState,
-    },
-    Service {
-        spec: ServiceCheck,
-        state: ServiceState,
-    },
-}
-
-impl Check {
-    fn fresh(spec: CheckSpec, now: Moment) -> Check {
-        match spec {
-            CheckSpec::Pattern(spec) => Check::Pattern {
-                spec,
-                state: PatternState::fresh(BootTime::of(now.boot)),
-            },
-            CheckSpec::Service(spec) => Check::Service {
-                spec,
-                state: ServiceState::fresh(BootTime::of(now.boot)),
-            },
-        }
-    }
-
-    fn observe(
-        &mut self,
-        settings: &EngineSettings,
-        observation: Observation,
-        now: Moment,
-    ) -> Option<Alert> {
-        match (self, observation) {
-            (Check::Pattern { spec, state }, Observation::Matched { details }) => {
-                state.observe_match(spec, details, now)
-            }
-            (Check::Pattern { spec, state }, Observation::Clear) => state.clear(spec, now),
-            (Check::Service { spec, state }, Observation::Service { running, details }) => {
-                state.observe(spec, settings, running, details, now)
-            }
-            _ => None,
-        }
-    }
-
-    /// Does what is due at or before `now`.
-    fn settle(&mut self, settings: &EngineSettings, now: Moment) -> Option<Alert> {
-        match self {
-            Check::Pattern { spec, state } => state.settle(spec, now),
-            Check::Service { spec, state } => state.settle(spec, settings, now),
-        }
-    }
-
-    fn deadline(&self, settings: &EngineSettings) -> Option<BootTime> {
-        match self {
-            Check::Pattern { state, .. } => state.deadline(),
-            Check::Service { state, .. } => state.deadline(settings),
-        }
-    }
-
-    /// The OK that closes whatever the check holds open, when it goes away.
-    fn close(&self, reason: &str, now: Moment) -> Option<Alert> {
-        match self {
-            Check::Pattern { spec, state } => state.close(spec, reason, now),
-            Check::Service { spec, state } => state.close(spec, reason, now),
-        }
-    }
-
-    fn view(&self, now: Moment) -> CheckView {
-        match self {
-            Check::Pattern { state, .. } => state.view(now),
-            Check::Service { state, .. } => state.view(now),
-        }
-    }
-}
 
 /// The state of every configured check, and the rules that turn observations into alerts.
 ///
@@ -300,18 +91,30 @@ impl Engine {
     ///
     /// Updating a pattern check keeps its state: a CRITICAL one then expires at its last
     /// match plus the new expiration, which may already be due; the OK comes from the next
-    /// `advance`, not from here. Updating a service check keeps its state unless it now
-    /// watches another service. A spec of the other kind, or another service, starts afresh,
-    /// with an OK first for what the old check held open.
+    /// `advance`, not from here; a changed source forgets that the old one stopped (without
+    /// an OK, as before the engine knew sources). Updating a condition check keeps its state
+    /// unless it now has another subject. A spec of the other kind, or another subject,
+    /// starts afresh, with an OK first for what the old check held open.
     pub fn configure(&mut self, check: CheckId, spec: CheckSpec, now: Moment) -> Vec<Emitted> {
         match (self.checks.get_mut(&check), spec) {
-            (Some(Check::Pattern { spec, state }), CheckSpec::Pattern(new_spec)) => {
+            (
+                Some(Check::Pattern {
+                    spec,
+                    state,
+                    source_down,
+                }),
+                CheckSpec::Pattern(new_spec),
+            ) => {
                 state.reconfigure(&new_spec);
+                // Another source (or none) is not the one that stopped.
+                if spec.source != new_spec.source {
+                    *source_down = false;
+                }
                 *spec = new_spec;
                 Vec::new()
             }
-            (Some(Check::Service { spec, .. }), CheckSpec::Service(new_spec))
-                if spec.service_name == new_spec.service_name =>
+            (Some(Check::Condition { spec, .. }), CheckSpec::Condition(new_spec))
+                if spec.subject_name == new_spec.subject_name =>
             {
                 *spec = new_spec;
                 Vec::new()
@@ -444,15 +247,6 @@ fn emitted(check: &CheckId, alert: Option<Alert>) -> Vec<Emitted> {
         })
         .into_iter()
         .collect()
-}
-
-/// `details` with the engine's reason for an OK added to its fields.
-fn with_reason(mut details: Details, reason: impl Into<String>) -> Details {
-    details.fields.insert(
-        REASON_FIELD.to_owned(),
-        serde_json::Value::String(reason.into()),
-    );
-    details
 }
 
 #[cfg(test)]

@@ -1,15 +1,15 @@
-//! Pattern checks: CRITICAL on the first match, OK after the expiration or a clear by hand.
+//! Pattern checks: CRITICAL on the first match, OK after the expiration or a clear by hand;
+//! and what such a check says about its source when the source stops.
 
 use std::time::Duration;
 
 use monitor_wire::control::CheckState;
-use monitor_wire::{Alert, Details, Level, Subject, Timestamp};
+use monitor_wire::duration::Expiration;
+use monitor_wire::{Alert, Details, Level};
 use serde::{Deserialize, Serialize};
 
 use crate::boot_time::BootTime;
-use crate::snapshot::wall::WallPatternState;
-use crate::snapshot::CarryOver;
-use crate::{with_reason, CheckView, Expiration, Moment, PatternCheck};
+use crate::spec::{with_reason, AlertParts, CheckView, Moment, PatternCheck};
 
 /// The reason of the OK sent by `monitorctl clear`.
 const REASON_CLEARED_BY_HAND: &str = "cleared by hand";
@@ -44,7 +44,7 @@ impl PatternState {
         now: Moment,
     ) -> Option<Alert> {
         let now_boot = BootTime::of(now.boot);
-        let expires = spec.expiration.deadline_after(now_boot);
+        let expires = deadline_after(spec.expiration, now_boot);
         match self {
             PatternState::Ok { .. } => {
                 *self = PatternState::Critical {
@@ -105,7 +105,7 @@ impl PatternState {
             ..
         } = self
         {
-            *expires = spec.expiration.deadline_after(*last_match);
+            *expires = deadline_after(spec.expiration, *last_match);
         }
     }
 
@@ -131,54 +131,6 @@ impl PatternState {
         }
     }
 
-    /// The same state with its times on the wall clock of `taken`, the moment of a snapshot.
-    pub(crate) fn to_wall(&self, taken: Moment) -> WallPatternState {
-        match *self {
-            PatternState::Ok { since } => WallPatternState::Ok {
-                since: since.wall(taken),
-            },
-            PatternState::Critical {
-                since,
-                last_match,
-                expires,
-            } => WallPatternState::Critical {
-                since: since.wall(taken),
-                last_match: last_match.wall(taken),
-                expires: expires.map(|expires| expires.wall(taken)),
-            },
-        }
-    }
-
-    /// A state kept on the wall clock (an old snapshot, or one from another boot) on this
-    /// boot's clock. The expiry keeps what was left of it, at most the configured expiration.
-    pub(crate) fn carried_over(
-        wall: WallPatternState,
-        spec: &PatternCheck,
-        carry: &CarryOver,
-    ) -> Self {
-        match wall {
-            WallPatternState::Ok { since } => PatternState::Ok {
-                since: carry.event(since),
-            },
-            WallPatternState::Critical {
-                since,
-                last_match,
-                expires,
-            } => {
-                let longest = match spec.expiration {
-                    Expiration::After(duration) => duration,
-                    // An expiry on a never-expiring check is a hand edit; keep what it says.
-                    Expiration::Never => Duration::MAX,
-                };
-                PatternState::Critical {
-                    since: carry.event(since),
-                    last_match: carry.event(last_match),
-                    expires: expires.map(|expires| carry.deadline(expires, longest)),
-                }
-            }
-        }
-    }
-
     fn turn_ok(
         &mut self,
         spec: &PatternCheck,
@@ -195,6 +147,47 @@ impl PatternState {
             }
         }
     }
+}
+
+/// When a check that last matched at `last_match` turns OK; `None` for never (or a time
+/// beyond 292 years of uptime, which is never in practice).
+fn deadline_after(expiration: Expiration, last_match: BootTime) -> Option<BootTime> {
+    match expiration {
+        Expiration::After(duration) => last_match.checked_add(duration),
+        Expiration::Never => None,
+    }
+}
+
+/// The source of `spec` stopped (`stopped`) or runs again: the CRITICAL of a stop, or the
+/// OK after one. Nothing when that is how it stands already (`down`: one CRITICAL per
+/// stop), or when the check has no source alerts.
+pub(crate) fn source_changed(
+    spec: &PatternCheck,
+    down: &mut bool,
+    stopped: bool,
+    message: String,
+    now: Moment,
+) -> Option<Alert> {
+    let source = spec.source.as_ref()?;
+    if std::mem::replace(down, stopped) == stopped {
+        return None;
+    }
+    let (text, level) = if stopped {
+        (&source.down, Level::Critical)
+    } else {
+        (&source.up, Level::Ok)
+    };
+    let parts = AlertParts {
+        name: &text.name,
+        subject_name: &spec.subject_name,
+        subject_type: &source.subject_type,
+        status: &text.status,
+    };
+    let details = Details {
+        description: Some(message),
+        ..Details::default()
+    };
+    Some(parts.at(level, details, now))
 }
 
 /// `30s`, or `1500ms` when the expiration is not whole seconds.
@@ -217,15 +210,11 @@ fn ok_alert(spec: &PatternCheck, reason: impl Into<String>, now: Moment) -> Aler
 }
 
 fn alert(spec: &PatternCheck, level: Level, details: Details, now: Moment) -> Alert {
-    Alert {
-        name: spec.alert_name.clone(),
-        level,
-        timestamp: Timestamp(now.wall),
-        subject: Subject {
-            name: spec.subject_name.clone(),
-            kind: spec.subject_type.clone(),
-            status: spec.subject_status.clone(),
-            details,
-        },
-    }
+    let parts = AlertParts {
+        name: &spec.alert_name,
+        subject_name: &spec.subject_name,
+        subject_type: &spec.subject_type,
+        status: &spec.subject_status,
+    };
+    parts.at(level, details, now)
 }

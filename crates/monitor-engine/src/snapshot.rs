@@ -1,15 +1,19 @@
 //! The persisted form of the engine's state, its time encoding, and how its times are
 //! carried across a reboot.
 
-pub(crate) mod wall;
+mod carry;
+pub(crate) mod service;
+mod wall;
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use monitor_wire::CheckId;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::boot_time::BootTime;
-use crate::{Check, Moment};
+use crate::check::Check;
+use crate::spec::Moment;
+use carry::{epoch_millis, CarryOver};
 use wall::{WallCheck, WallSnapshot};
 
 /// Every check's spec and state, as [`Engine::snapshot`](crate::Engine::snapshot) took it.
@@ -45,6 +49,14 @@ use wall::{WallCheck, WallSnapshot};
 /// - A service `state` holds the last observed `running` (null before the first
 ///   observation), that observation's `details`, the remembered state `changes` (oldest
 ///   first), whether it is `flapping`, and `since` when its current state began.
+/// - A service check is a condition check with a service's alert texts, stored this way
+///   since before there were condition checks. Any other condition check is `"kind":
+///   "condition"`, its `spec` a [`ConditionCheck`](crate::ConditionCheck) (`subject_name`,
+///   `subject_type`, `critical`, `ok` and `flapping` texts, each `{"name", "status"}`,
+///   `flapping` null when not counted), its `state` as a service's with `holds` (whether the
+///   condition held) in place of `running`.
+/// - A pattern check whose source stopped (and has not run again) has `"source_down":
+///   true` next to its `state`, and its spec the `source` alerts.
 ///
 /// Restored in the boot it was taken in, the times are kept. Restored in another boot (the
 /// boot clock started again), each time is placed by its wall time at the snapshot
@@ -205,138 +217,5 @@ impl<'de> Deserialize<'de> for Snapshot {
         format
             .map(|format| Snapshot { format })
             .map_err(D::Error::custom)
-    }
-}
-
-/// Places times kept on the wall clock (an old snapshot, or one of another boot) on this
-/// boot's clock, by how long before or after `wall` they are.
-pub(crate) struct CarryOver {
-    /// This boot's clock now.
-    boot: BootTime,
-    /// The wall clock now, as far as carrying over trusts it.
-    wall: SystemTime,
-}
-
-impl CarryOver {
-    /// Something that happened at `at`, on the boot clock: as long ago as on the wall
-    /// clock, before this boot if need be, and never after now.
-    pub(crate) fn event(&self, at: SystemTime) -> BootTime {
-        let age = self.wall.duration_since(at).unwrap_or_default();
-        // Only out of range for ages beyond 292 years, which no event has.
-        self.boot.checked_sub(age).unwrap_or(self.boot)
-    }
-
-    /// A deadline at `at`, on the boot clock: what is left of it, at most `longest`; one
-    /// already past is due now.
-    pub(crate) fn deadline(&self, at: SystemTime, longest: Duration) -> BootTime {
-        let left = at
-            .duration_since(self.wall)
-            .unwrap_or_default()
-            .min(longest);
-        self.boot.checked_add(left).unwrap_or(self.boot)
-    }
-}
-
-/// Milliseconds since the Unix epoch; times before it become 0, since a snapshot must
-/// always be writable and such a clock is wrong anyway.
-fn to_epoch_millis(time: SystemTime) -> u64 {
-    time.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|since_epoch| u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
-fn from_epoch_millis<E: serde::de::Error>(millis: u64) -> Result<SystemTime, E> {
-    SystemTime::UNIX_EPOCH
-        .checked_add(Duration::from_millis(millis))
-        .ok_or_else(|| {
-            E::custom(format!(
-                "time {millis} ms after the unix epoch is out of range"
-            ))
-        })
-}
-
-/// `#[serde(with)]` for a `SystemTime` as epoch milliseconds.
-pub(crate) mod epoch_millis {
-    use std::time::SystemTime;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(crate) fn serialize<S: Serializer>(
-        time: &SystemTime,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        serializer.serialize_u64(super::to_epoch_millis(*time))
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<SystemTime, D::Error> {
-        super::from_epoch_millis(u64::deserialize(deserializer)?)
-    }
-}
-
-/// `#[serde(with)]` for an `Option<SystemTime>` as epoch milliseconds or null.
-pub(crate) mod optional_epoch_millis {
-    use std::time::SystemTime;
-
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub(crate) fn serialize<S: Serializer>(
-        time: &Option<SystemTime>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        time.map(super::to_epoch_millis).serialize(serializer)
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Option<SystemTime>, D::Error> {
-        Option::<u64>::deserialize(deserializer)?
-            .map(super::from_epoch_millis)
-            .transpose()
-    }
-}
-
-/// `#[serde(with)]` for a `VecDeque<SystemTime>` as a sorted list of epoch milliseconds.
-pub(crate) mod epoch_millis_deque {
-    use std::collections::VecDeque;
-    use std::time::SystemTime;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(crate) fn serialize<S: Serializer>(
-        times: &VecDeque<SystemTime>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(times.iter().map(|&time| super::to_epoch_millis(time)))
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<VecDeque<SystemTime>, D::Error> {
-        let times = Vec::<u64>::deserialize(deserializer)?
-            .into_iter()
-            .map(super::from_epoch_millis)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(super::sorted::sort(times))
-    }
-}
-
-/// `#[serde(deserialize_with)]` for a list of times that must be sorted.
-pub(crate) mod sorted {
-    use std::collections::VecDeque;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub(crate) fn deserialize<'de, T: Deserialize<'de> + Ord, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<VecDeque<T>, D::Error> {
-        Ok(sort(Vec::deserialize(deserializer)?))
-    }
-
-    /// The flapping deadline relies on the order; a snapshot edited by hand may lack it.
-    pub(crate) fn sort<T: Ord>(mut times: Vec<T>) -> VecDeque<T> {
-        times.sort_unstable();
-        times.into()
     }
 }

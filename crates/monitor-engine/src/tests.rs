@@ -1,7 +1,10 @@
 use std::collections::BTreeMap;
-use std::time::UNIX_EPOCH;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use monitor_wire::{Level, LogLine, Subject, Subsystem, Timestamp};
+use monitor_wire::control::CheckState;
+use monitor_wire::{Details, Level, LogLine, Subject, Subsystem, Timestamp};
+
+use monitor_wire::duration::Expiration;
 
 use super::*;
 
@@ -34,14 +37,30 @@ fn pattern_spec(expiration: Expiration) -> PatternCheck {
         subject_status: "LOGCONTAINS".into(),
         description: Some("the app logged an error".into()),
         expiration,
+        source: None,
     }
 }
 
-fn service_spec() -> ServiceCheck {
-    ServiceCheck {
-        service_name: "nginx".into(),
-        subject_type: "systemd".into(),
+/// A condition check with a service's texts, as monitor-config's service kind makes them.
+fn service_condition(service_name: &str, subject_type: &str) -> ConditionCheck {
+    let text = |name: String, status: &str| AlertText {
+        name,
+        status: status.into(),
+    };
+    ConditionCheck {
+        subject_name: service_name.into(),
+        subject_type: subject_type.into(),
+        critical: text(format!("Service {service_name} not running"), "not-running"),
+        ok: text(format!("Service {service_name} not running"), "running"),
+        flapping: Some(text(
+            format!("Service {service_name} going up and down"),
+            "flapping",
+        )),
     }
+}
+
+fn service_spec() -> ConditionCheck {
+    service_condition("nginx", "systemd")
 }
 
 fn after(seconds: u64) -> Expiration {
@@ -68,8 +87,8 @@ fn matched(line: &str) -> Observation {
 }
 
 fn service(running: bool, state: &str) -> Observation {
-    Observation::Service {
-        running,
+    Observation::Condition {
+        holds: !running,
         details: details_with("state", state),
     }
 }
@@ -111,7 +130,7 @@ fn engine_with_pattern(expiration: Expiration) -> Engine {
 
 fn engine_with_service(settings: EngineSettings) -> Engine {
     let mut engine = Engine::new(settings);
-    let emitted = engine.configure(service_id(), CheckSpec::Service(service_spec()), at(0));
+    let emitted = engine.configure(service_id(), CheckSpec::Condition(service_spec()), at(0));
     assert!(emitted.is_empty());
     engine
 }
@@ -388,7 +407,7 @@ fn a_reconfigured_pattern_check_keeps_its_state_and_uses_the_new_spec() {
 fn configuring_the_other_kind_resets_with_an_ok_first() {
     let mut engine = engine_with_pattern(after(30));
     engine.observe(&log_id(), matched("ERROR"), at(10));
-    let emitted = engine.configure(log_id(), CheckSpec::Service(service_spec()), at(20));
+    let emitted = engine.configure(log_id(), CheckSpec::Condition(service_spec()), at(20));
     assert_eq!(emitted.len(), 1);
     assert_eq!(emitted[0].alert.name, "Log file contains ERROR");
     assert_eq!(emitted[0].alert.level, Level::Ok);
@@ -408,7 +427,7 @@ fn configuring_the_other_kind_resets_with_an_ok_first() {
 fn configuring_the_other_kind_over_an_ok_check_emits_nothing() {
     let mut engine = engine_with_pattern(after(30));
     assert!(engine
-        .configure(log_id(), CheckSpec::Service(service_spec()), at(20))
+        .configure(log_id(), CheckSpec::Condition(service_spec()), at(20))
         .is_empty());
 }
 
@@ -744,7 +763,7 @@ fn remembered_changes_are_capped() {
         flapping_count_threshold: 5000,
         alert_log_max_age: Duration::from_secs(1_000_000),
     };
-    let mut state = ServiceState::fresh(BootTime::of(at(0).boot));
+    let mut state = condition::ConditionState::fresh(BootTime::of(at(0).boot));
     for second in 0..3000 {
         state.observe(
             &service_spec(),
@@ -756,7 +775,7 @@ fn remembered_changes_are_capped() {
     }
     let json = serde_json::to_value(&state).unwrap();
     let changes = json["changes"].as_array().unwrap();
-    assert_eq!(changes.len(), service::MAX_REMEMBERED_CHANGES);
+    assert_eq!(changes.len(), condition::MAX_REMEMBERED_CHANGES);
     assert_eq!(
         changes.last().unwrap().as_u64(),
         Some((UP_AT_START + 2999) * 1000)
@@ -815,12 +834,9 @@ fn removing_a_running_or_unobserved_service_emits_nothing() {
 fn reconfiguring_a_service_keeps_its_state_unless_it_is_another_service() {
     let mut engine = engine_with_service(EngineSettings::default());
     engine.observe(&service_id(), service(false, "failed"), at(10));
-    let sysv = ServiceCheck {
-        subject_type: "sysv".into(),
-        ..service_spec()
-    };
+    let sysv = service_condition("nginx", "sysv");
     assert!(engine
-        .configure(service_id(), CheckSpec::Service(sysv), at(20))
+        .configure(service_id(), CheckSpec::Condition(sysv), at(20))
         .is_empty());
     assert_eq!(
         engine.view(&service_id(), at(0)).unwrap().state,
@@ -830,11 +846,8 @@ fn reconfiguring_a_service_keeps_its_state_unless_it_is_another_service() {
     assert_eq!(emitted[0].alert.subject.kind, "sysv");
 
     engine.observe(&service_id(), service(false, "failed"), at(40));
-    let other = ServiceCheck {
-        service_name: "apache".into(),
-        subject_type: "systemd".into(),
-    };
-    let emitted = engine.configure(service_id(), CheckSpec::Service(other), at(50));
+    let other = service_condition("apache", "systemd");
+    let emitted = engine.configure(service_id(), CheckSpec::Condition(other), at(50));
     assert_eq!(
         summary(&emitted),
         vec![not_running(Level::Ok, "not-running")]
@@ -1371,3 +1384,5 @@ fn a_down_first_seen_then_four_changes_over_threshold_three_is_flapping_at_the_f
         ]
     );
 }
+
+mod conditions_and_sources;

@@ -4,10 +4,11 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use monitor_engine::{
-    CheckSpec, Emitted, Engine, EngineSettings, Expiration, Moment, Observation, PatternCheck,
-    ServiceCheck, Snapshot,
+    AlertText, CheckSpec, ConditionCheck, Emitted, Engine, EngineSettings, Moment, Observation,
+    PatternCheck, Snapshot,
 };
 use monitor_wire::control::CheckState;
+use monitor_wire::duration::Expiration;
 use monitor_wire::{CheckId, Details, Level, Subsystem, Timestamp};
 use proptest::prelude::*;
 
@@ -51,7 +52,15 @@ fn pattern_spec(expiration: Expiration) -> CheckSpec {
         subject_status: "LOGCONTAINS".into(),
         description: None,
         expiration,
+        source: None,
     })
+}
+
+fn text(name: &str, status: &str) -> AlertText {
+    AlertText {
+        name: name.into(),
+        status: status.into(),
+    }
 }
 
 /// Up 1000 s, the wall clock in 2023.
@@ -155,9 +164,12 @@ fn drive(
         .into_iter()
         .chain(engine.configure(
             service_id(),
-            CheckSpec::Service(ServiceCheck {
-                service_name: "nginx".into(),
+            CheckSpec::Condition(ConditionCheck {
+                subject_name: "nginx".into(),
                 subject_type: "systemd".into(),
+                critical: text("Service nginx not running", "not-running"),
+                ok: text("Service nginx not running", "running"),
+                flapping: Some(text(GOING_UP_AND_DOWN, "flapping")),
             }),
             now,
         ));
@@ -182,8 +194,8 @@ fn drive(
             Step::Clear => engine.observe(&pattern_id(), Observation::Clear, now),
             Step::Service(running) => engine.observe(
                 &service_id(),
-                Observation::Service {
-                    running: *running,
+                Observation::Condition {
+                    holds: !*running,
                     details: Details::default(),
                 },
                 now,

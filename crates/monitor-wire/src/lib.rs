@@ -10,6 +10,8 @@
 //! - [`config_push`]: the check list pushed to `POST /api/devices/v1/devicemonitor/config`.
 //! - [`management`]: what monitor-server's management API answers.
 //! - [`backoff`]: the one capped exponential backoff every watcher and client retries with.
+//! - [`duration`]: durations as users write them (`30`, `5m`, `2h30m`) and
+//!   [`duration::Expiration`], shared by check files, `monitorctl` and the alert engine.
 //!
 //! This crate is the only one that derives `Serialize` for data leaving the process; it does
 //! no I/O and knows nothing of how alerts are produced or delivered.
@@ -17,6 +19,7 @@
 pub mod backoff;
 pub mod config_push;
 pub mod control;
+pub mod duration;
 pub mod management;
 
 use std::collections::BTreeMap;
@@ -75,11 +78,14 @@ pub struct UnknownSubsystem(pub String);
 
 impl fmt::Display for UnknownSubsystem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unknown subsystem `{}`: use one of log, service, dbus, dockerevents",
-            self.0
-        )
+        write!(f, "unknown subsystem `{}`: use one of ", self.0)?;
+        for (index, subsystem) in Subsystem::ALL.iter().enumerate() {
+            if index > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(subsystem.as_str())?;
+        }
+        Ok(())
     }
 }
 

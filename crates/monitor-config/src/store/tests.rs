@@ -1,8 +1,9 @@
 //! The check directory against real temporary directories, files and symlinks.
 
 use super::*;
-use crate::check::{CheckKind, LogSource, ServiceKind};
-use crate::duration::Expiration;
+use crate::kind::{CheckKind, DbusDefinition, LogDefinition, ServiceDefinition, ServiceKind};
+use crate::watch::LogSource;
+use monitor_wire::duration::Expiration;
 use std::time::Duration;
 
 fn temp_dir() -> (tempfile::TempDir, CheckDir) {
@@ -36,11 +37,11 @@ fn error_text(checks: &CheckDir, error: StoreError) -> String {
 }
 
 fn crasher_log() -> CheckDefinition {
-    CheckDefinition::log(
+    CheckDefinition::Log(LogDefinition::new(
         "ERROR",
         "/root/crasher.log",
         Some(Expiration::After(Duration::from_secs(5))),
-    )
+    ))
 }
 
 #[test]
@@ -111,15 +112,15 @@ fn created_files_are_short_yaml() {
         (id(Subsystem::Log, "crasher_app"), crasher_log(),
          "# log check crasher_app\npattern: ERROR\nsource: /root/crasher.log\nexpiration: 5s\n"),
         (id(Subsystem::Log, "auth"),
-         CheckDefinition::log("session opened for user [a-z0-9]* by", "@journalctl -f", Some(Expiration::Never)),
+         CheckDefinition::Log(LogDefinition::new("session opened for user [a-z0-9]* by", "@journalctl -f", Some(Expiration::Never))),
          "# log check auth\npattern: session opened for user [a-z0-9]* by\nsource: '@journalctl -f'\nexpiration: never\n"),
-        (id(Subsystem::Service, "crasher"), CheckDefinition::service("crasher", ServiceKind::SysV),
+        (id(Subsystem::Service, "crasher"), CheckDefinition::Service(ServiceDefinition::new("crasher", ServiceKind::SysV)),
          "# service check crasher\nname: crasher\ntype: sysV\n"),
         (id(Subsystem::Dockerevents, "web_die"),
-         CheckDefinition::docker_events("web", "die", Some(Expiration::After(Duration::from_secs(90)))),
+         CheckDefinition::Log(LogDefinition::docker_events("web", "die", Some(Expiration::After(Duration::from_secs(90))))),
          "# dockerevents check web_die\npattern: .*container die.*name=web.*\nsource: '@docker events'\nexpiration: 1m30s\nalert:\n  name: Docker container web die\n  description: Docker container web die\n  type: docker_event\n"),
         (id(Subsystem::Dbus, "jwt"),
-         CheckDefinition::dbus("io.mender.AuthenticationManager", "JwtTokenStateChange", "type='signal',interface='io.mender.Authentication1'", None),
+         CheckDefinition::Dbus(DbusDefinition::new("io.mender.AuthenticationManager", "JwtTokenStateChange", "type='signal',interface='io.mender.Authentication1'", None)),
          "# dbus check jwt\nbus_name: io.mender.AuthenticationManager\npattern: JwtTokenStateChange\nwatch_expression: type='signal',interface='io.mender.Authentication1'\n"),
     ];
     for (check_id, definition, expected) in cases {
@@ -164,7 +165,7 @@ fn create_refuses_duplicates_in_either_format() {
     let error = checks
         .create(
             &id(Subsystem::Service, "cron"),
-            &CheckDefinition::service("cron", ServiceKind::Systemd),
+            &CheckDefinition::Service(ServiceDefinition::new("cron", ServiceKind::Systemd)),
         )
         .unwrap_err();
     assert_eq!(
@@ -180,7 +181,7 @@ fn create_validates_before_writing() {
     let error = checks
         .create(
             &app,
-            &CheckDefinition::log("(unclosed", "var/log/app.log", None),
+            &CheckDefinition::Log(LogDefinition::new("(unclosed", "var/log/app.log", None)),
         )
         .unwrap_err();
     assert_eq!(
@@ -493,7 +494,10 @@ fn import_mender_converts_files_and_enabled_links() {
     checks
         .create(
             &id(Subsystem::Service, "mender-connect"),
-            &CheckDefinition::service("mender-connect.service", ServiceKind::Systemd),
+            &CheckDefinition::Service(ServiceDefinition::new(
+                "mender-connect.service",
+                ServiceKind::Systemd,
+            )),
         )
         .unwrap();
 

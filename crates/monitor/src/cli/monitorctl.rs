@@ -2,8 +2,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
-use monitor_config::{Expiration, ServiceKind};
+use clap::error::ErrorKind;
+use clap::{Arg, ArgAction, ArgMatches, FromArgMatches, Parser, Subcommand};
+use monitor_config::{CreateCommand, CREATE_COMMANDS};
 use monitor_wire::Subsystem;
 
 use crate::FolderArgs;
@@ -105,49 +106,87 @@ pub enum BusArg {
     User,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum Create {
-    /// A regex over a log file, or over a command's output with @command
-    #[command(
-        after_help = "Examples:\n  monitorctl create log crasher_app ERROR /root/crasher.log 5\n  monitorctl create log kernel 'Out of memory' '@journalctl -kf'"
-    )]
-    Log {
-        check: String,
-        /// Regular expression matched against each line
-        pattern: String,
-        /// Absolute path of a log file, or @command whose output is read
-        source: String,
-        /// Seconds (or 30s, 5m) without a match before the OK; 0 or never: until cleared
-        expiration: Option<Expiration>,
-    },
-    /// A systemd or SysV service (the check is named after the service)
-    #[command(after_help = "Example:\n  monitorctl create service crasher systemd")]
-    Service {
-        name: String,
-        /// systemd or sysV
-        kind: ServiceKind,
-    },
-    /// A container event from `docker events`
-    #[command(
-        after_help = "Example:\n  monitorctl create dockerevents crasher crasher-container die 15"
-    )]
-    Dockerevents {
-        check: String,
-        container: String,
-        /// die, oom, kill, restart, ...
-        action: String,
-        expiration: Option<Expiration>,
-    },
-    /// A D-Bus signal
-    #[command(
-        after_help = "Example:\n  monitorctl create dbus upower org.freedesktop.UPower '' \"type='signal'\""
-    )]
-    Dbus {
-        check: String,
-        dbus_name: String,
-        /// Regular expression matched against the signal's text; empty: every signal
-        pattern: String,
-        watch_expression: String,
-        expiration: Option<Expiration>,
-    },
+/// `monitorctl create <subsystem> ...`. The subcommands are the kinds' own
+/// ([`CREATE_COMMANDS`]: Mender's argument order, help and examples), so a new kind of check
+/// brings its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Create {
+    pub subsystem: Subsystem,
+    /// By position, as the subsystem's [`CreateCommand`] lists its arguments; `None` for an
+    /// optional one left out.
+    pub values: Vec<Option<String>>,
+}
+
+impl FromArgMatches for Create {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let Some((name, matches)) = matches.subcommand() else {
+            return Err(clap::Error::new(ErrorKind::MissingSubcommand));
+        };
+        let Some(command) = create_command(name) else {
+            return Err(clap::Error::raw(
+                ErrorKind::InvalidSubcommand,
+                format!("unrecognized subcommand '{name}'"),
+            ));
+        };
+        let values = command
+            .arguments
+            .iter()
+            .map(|argument| matches.get_one::<String>(argument.name).cloned())
+            .collect();
+        Ok(Create {
+            subsystem: command.subsystem,
+            values,
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Create::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+impl Subcommand for Create {
+    fn augment_subcommands(command: clap::Command) -> clap::Command {
+        CREATE_COMMANDS.iter().fold(command, |command, create| {
+            command.subcommand(subcommand(create))
+        })
+    }
+
+    fn augment_subcommands_for_update(command: clap::Command) -> clap::Command {
+        Create::augment_subcommands(command)
+    }
+
+    fn has_subcommand(name: &str) -> bool {
+        create_command(name).is_some()
+    }
+}
+
+fn create_command(name: &str) -> Option<&'static CreateCommand> {
+    CREATE_COMMANDS
+        .iter()
+        .find(|command| command.subsystem.as_str() == name)
+}
+
+/// What clap's derive would make of the same subcommand written as a struct.
+fn subcommand(create: &CreateCommand) -> clap::Command {
+    let command = clap::Command::new(create.subsystem.as_str())
+        .about(create.about)
+        .long_about(None)
+        .after_help(create.examples);
+    create.arguments.iter().fold(command, |command, argument| {
+        let mut arg = Arg::new(argument.name)
+            .value_name(argument.value_name)
+            .required(argument.required)
+            .action(ArgAction::Set);
+        if let Some(help) = argument.help {
+            arg = arg.help(help).long_help(None);
+        }
+        arg = match argument.check {
+            Some(check) => {
+                arg.value_parser(move |text: &str| check(text).map(|()| text.to_owned()))
+            }
+            None => arg.value_parser(clap::value_parser!(String)),
+        };
+        command.arg(arg)
+    })
 }

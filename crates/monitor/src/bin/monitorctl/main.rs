@@ -12,13 +12,11 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use monitor::cli::monitorctl::{Args, BusArg, Command, Create};
+use monitor::cli::monitorctl::{Args, BusArg, Command};
 use monitor::{ask_agent, FolderArgs};
-use monitor_config::{
-    import_mender, load_settings, Check, CheckDefinition, CheckDir, CheckKind, Settings,
-};
+use monitor_config::{import_mender, load_settings, CheckDefinition, CheckDir, Settings};
 use monitor_wire::control::{CheckStatus, DestinationStatus, Request, Response};
-use monitor_wire::{CheckId, HistoryRecord, Subsystem};
+use monitor_wire::{CheckId, HistoryRecord};
 
 mod notify_failure;
 
@@ -39,7 +37,8 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     let check_dir = CheckDir::new(&args.folders.config_dir);
     match args.command {
         Command::Create(create) => {
-            let (id, definition) = definition_of(create);
+            let (id, definition) = CheckDefinition::from_create(create.subsystem, &create.values)
+                .map_err(|message| anyhow::anyhow!("{message}"))?;
             check_dir.create(&id, &definition)?;
         }
         Command::Enable { subsystem, check } => {
@@ -122,43 +121,6 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn definition_of(create: Create) -> (CheckId, CheckDefinition) {
-    match create {
-        Create::Log {
-            check,
-            pattern,
-            source,
-            expiration,
-        } => (
-            CheckId::new(Subsystem::Log, check),
-            CheckDefinition::log(pattern, &source, expiration),
-        ),
-        Create::Service { name, kind } => (
-            CheckId::new(Subsystem::Service, name.clone()),
-            CheckDefinition::service(name, kind),
-        ),
-        Create::Dockerevents {
-            check,
-            container,
-            action,
-            expiration,
-        } => (
-            CheckId::new(Subsystem::Dockerevents, check),
-            CheckDefinition::docker_events(&container, &action, expiration),
-        ),
-        Create::Dbus {
-            check,
-            dbus_name,
-            pattern,
-            watch_expression,
-            expiration,
-        } => (
-            CheckId::new(Subsystem::Dbus, check),
-            CheckDefinition::dbus(dbus_name, pattern, watch_expression, expiration),
-        ),
-    }
-}
-
 pub(crate) fn settings(folders: &FolderArgs) -> anyhow::Result<Settings> {
     let mut settings = load_settings(&folders.config_dir).map_err(|problems| {
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -195,16 +157,6 @@ fn live_states(folders: &FolderArgs) -> HashMap<CheckId, CheckStatus> {
     }
 }
 
-fn source_of(check: &Check) -> String {
-    match &check.kind {
-        CheckKind::Log(log) => log.source.to_string(),
-        CheckKind::Service(service) => {
-            format!("{} ({})", service.unit_name(), service.kind.as_str())
-        }
-        CheckKind::Dbus(dbus) => format!("{} {}", dbus.bus_name, dbus.watch_expression),
-    }
-}
-
 fn list(folders: &FolderArgs, check_dir: &CheckDir, json: bool) -> anyhow::Result<()> {
     let loaded = check_dir.load();
     for problem in &loaded.problems {
@@ -220,7 +172,7 @@ fn list(folders: &FolderArgs, check_dir: &CheckDir, json: bool) -> anyhow::Resul
                     "subsystem": check.id.subsystem,
                     "check": check.id.name,
                     "enabled": check.enabled,
-                    "source": source_of(check),
+                    "source": check.kind.describe_source(),
                     "file": check.file,
                     "state": live.get(&check.id).map(|status| status.state),
                 })
@@ -244,7 +196,7 @@ fn list(folders: &FolderArgs, check_dir: &CheckDir, json: bool) -> anyhow::Resul
             live.get(&check.id)
                 .map_or("-", |status| status.state.as_str())
                 .into(),
-            source_of(check),
+            check.kind.describe_source(),
         ]);
     }
     print_table(&rows);

@@ -508,7 +508,10 @@ impl Agent {
                 let details = status.details();
                 let emitted = self.engine.observe(
                     &check,
-                    Observation::Service { running, details },
+                    Observation::Condition {
+                        holds: !running,
+                        details,
+                    },
                     clock::now(),
                 );
                 self.emit(emitted);
@@ -702,7 +705,10 @@ impl Agent {
                 }
                 let emitted = self.engine.observe(
                     &check,
-                    Observation::Service { running, details },
+                    Observation::Condition {
+                        holds: !running,
+                        details,
+                    },
                     clock::now(),
                 );
                 self.emit(emitted);

@@ -1,21 +1,18 @@
-//! From validated checks to what each part of the agent needs: the engine's specs, the log
-//! watcher's files, and the checks that no watcher of this version follows yet.
+//! From validated checks to what each part of the agent needs: the engine's specs, each
+//! watcher's config, and the backend's config push. What a kind of check needs comes from
+//! its module in monitor-config ([`CheckKind::engine_spec`], [`CheckKind::watch`],
+//! [`CheckKind::config_push`]); this file only hands each [`Watch`] to its watcher.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-use monitor_config::{
-    Check, CheckKind, Expiration, LoadedChecks, LogCheck, LogSource, RestartPolicy, ServiceKind,
-    Settings,
-};
+use monitor_config::{Check, CheckKind, LoadedChecks, LogSource, RestartPolicy, Settings, Watch};
 use monitor_dbus::WatchedSignal;
 use monitor_docker::WatchedContainer;
-use monitor_engine::{CheckSpec, PatternCheck, ServiceCheck};
+use monitor_engine::CheckSpec;
 use monitor_logwatch::PatternSpec;
 use monitor_systemd::WatchedService;
-use monitor_wire::config_push::{
-    CheckStatus, ConfigCheck, DbusCheckConfig, LogCheckConfig, ServiceCheckConfig, ServiceType,
-};
+use monitor_wire::config_push::ConfigCheck;
 use monitor_wire::CheckId;
 
 /// Everything the enabled checks ask of the agent.
@@ -41,6 +38,8 @@ pub struct Plan {
     pub unwatched: BTreeMap<CheckId, String>,
     /// Every enabled check, for status.
     pub enabled: Vec<CheckId>,
+    /// Every enabled check as validated, for a source that reads its own kind of check.
+    pub checks: Vec<(CheckId, CheckKind)>,
     /// Problems in check files, as users should read them.
     pub problems: Vec<String>,
     /// Every check, enabled or not, as the backend's config push shows them.
@@ -62,10 +61,9 @@ pub fn plan(settings: &Settings, loaded: LoadedChecks) -> Plan {
     plan.config_push = loaded
         .checks
         .iter()
-        .map(|check| config_check(settings, check))
+        .filter_map(|check| check.kind.config_push(&check.id, check.enabled, settings))
         .collect();
     for check in loaded.checks.into_iter().filter(|check| check.enabled) {
-        plan.enabled.push(check.id.clone());
         add_check(&mut plan, settings, check);
     }
     plan
@@ -73,19 +71,26 @@ pub fn plan(settings: &Settings, loaded: LoadedChecks) -> Plan {
 
 fn add_check(plan: &mut Plan, settings: &Settings, check: Check) {
     let id = check.id;
-    match check.kind {
-        CheckKind::Log(log) => {
-            plan.engine_checks.push((
-                id.clone(),
-                CheckSpec::Pattern(pattern_check(settings, &id, &log)),
-            ));
+    plan.enabled.push(id.clone());
+    plan.engine_checks
+        .push((id.clone(), check.kind.engine_spec(&id, settings)));
+    match check.kind.watch() {
+        // Sampled by a source of the agent's own, from `checks`.
+        None => {}
+        Some(Watch::Lines {
+            source,
+            regex,
+            lines_before,
+            lines_after,
+            details_template,
+        }) => {
             let pattern = PatternSpec {
                 check: id.clone(),
-                regex: log.regex.clone(),
-                lines_before: log.lines_before.unwrap_or(settings.log_lines_before),
-                lines_after: log.lines_after.unwrap_or(settings.log_lines_after),
+                regex,
+                lines_before: lines_before.unwrap_or(settings.log_lines_before),
+                lines_after: lines_after.unwrap_or(settings.log_lines_after),
             };
-            match &log.source {
+            match &source {
                 LogSource::File(path) => plan
                     .log_files
                     .entry(path.clone())
@@ -98,143 +103,36 @@ fn add_check(plan: &mut Plan, settings: &Settings, check: Check) {
                     .push(pattern),
             }
             plan.log_checks.insert(
-                id,
+                id.clone(),
                 LogCheckExtras {
-                    source: log.source.clone(),
-                    details_template: log.alert.details.clone(),
+                    source,
+                    details_template,
                 },
             );
         }
-        CheckKind::Service(service) if service.kind == ServiceKind::Docker => {
-            plan.engine_checks.push((
-                id.clone(),
-                CheckSpec::Service(ServiceCheck {
-                    service_name: service.name.clone(),
-                    subject_type: "docker".into(),
-                }),
-            ));
-            plan.containers.push(WatchedContainer {
-                check: id,
-                container: service.name.clone(),
-            });
-        }
-        CheckKind::Service(service) => {
-            plan.engine_checks.push((
-                id.clone(),
-                CheckSpec::Service(ServiceCheck {
-                    service_name: service.name.clone(),
-                    subject_type: service.kind.as_str().to_lowercase(),
-                }),
-            ));
-            if let Some(policy) = service.restart {
-                plan.restarts
-                    .insert(id.clone(), (service.unit_name(), policy));
+        Some(Watch::Unit { unit, restart }) => {
+            if let Some(policy) = restart {
+                plan.restarts.insert(id.clone(), (unit.clone(), policy));
             }
-            // A SysV init script is watched through the unit systemd generates for it.
             plan.services.push(WatchedService {
-                check: id,
-                unit: service.unit_name(),
+                check: id.clone(),
+                unit,
             });
         }
-        CheckKind::Dbus(dbus) => {
-            let expiration = engine_expiration(dbus.expiration, settings);
-            plan.engine_checks.push((
-                id.clone(),
-                CheckSpec::Pattern(PatternCheck {
-                    alert_name: monitor_dbus::alert_name(&dbus.watch_expression),
-                    subject_name: id.name.clone(),
-                    subject_type: "dbus".into(),
-                    subject_status: "SIGNAL".into(),
-                    description: None,
-                    expiration,
-                }),
-            ));
-            plan.signals.push(WatchedSignal {
-                check: id,
-                bus_name: dbus.bus_name,
-                pattern: dbus.regex,
-                watch_expression: dbus.watch_expression,
-            });
-        }
+        Some(Watch::Container { name }) => plan.containers.push(WatchedContainer {
+            check: id.clone(),
+            container: name,
+        }),
+        Some(Watch::Signal {
+            bus_name,
+            regex,
+            watch_expression,
+        }) => plan.signals.push(WatchedSignal {
+            check: id.clone(),
+            bus_name,
+            pattern: regex,
+            watch_expression,
+        }),
     }
-}
-
-/// A check's expiration, else the settings' default; 0 means never, as in Mender.
-fn engine_expiration(
-    expiration: Option<Expiration>,
-    settings: &Settings,
-) -> monitor_engine::Expiration {
-    match expiration.unwrap_or(settings.default_log_pattern_expiration) {
-        Expiration::After(duration) if !duration.is_zero() => {
-            monitor_engine::Expiration::After(duration)
-        }
-        _ => monitor_engine::Expiration::Never,
-    }
-}
-
-fn pattern_check(settings: &Settings, id: &CheckId, log: &LogCheck) -> PatternCheck {
-    let expiration = engine_expiration(log.expiration, settings);
-    PatternCheck {
-        alert_name: log
-            .alert
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("Log file contains {}", log.pattern)),
-        subject_name: id.name.clone(),
-        subject_type: log.alert.kind.clone().unwrap_or_else(|| "log".into()),
-        subject_status: log
-            .alert
-            .status
-            .clone()
-            .unwrap_or_else(|| "LOGCONTAINS".into()),
-        description: log.alert.description.clone(),
-        expiration,
-    }
-}
-
-fn config_check(settings: &Settings, check: &Check) -> ConfigCheck {
-    let status = if check.enabled {
-        CheckStatus::Enabled
-    } else {
-        CheckStatus::Disabled
-    };
-    let seconds =
-        |expiration: Option<Expiration>, default: Expiration| match expiration.unwrap_or(default) {
-            Expiration::After(duration) if !duration.is_zero() => Some(duration.as_secs()),
-            _ => None,
-        };
-    let name = check.id.name.clone();
-    match &check.kind {
-        CheckKind::Log(log) => ConfigCheck::log(
-            name,
-            status,
-            LogCheckConfig {
-                pattern: log.pattern.clone(),
-                path: log.source.to_string(),
-                expire_seconds: seconds(log.expiration, settings.default_log_pattern_expiration),
-            },
-        ),
-        CheckKind::Service(service) => ConfigCheck::service(
-            name,
-            status,
-            ServiceCheckConfig {
-                name: service.name.clone(),
-                kind: match service.kind {
-                    ServiceKind::Systemd => ServiceType::Systemd,
-                    ServiceKind::SysV => ServiceType::SysV,
-                    ServiceKind::Docker => ServiceType::Docker,
-                },
-            },
-        ),
-        CheckKind::Dbus(dbus) => ConfigCheck::dbus(
-            name,
-            status,
-            DbusCheckConfig {
-                name: dbus.bus_name.clone(),
-                pattern: dbus.pattern.clone(),
-                watch: dbus.watch_expression.clone(),
-                alert_expiration: seconds(dbus.expiration, settings.default_log_pattern_expiration),
-            },
-        ),
-    }
+    plan.checks.push((id, check.kind));
 }

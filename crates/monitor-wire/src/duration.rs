@@ -1,5 +1,6 @@
 //! Durations as users write them: plain seconds (`30`, Mender's form) or with units
-//! (`30s`, `5m`, `2h30m`, `1d`), and expirations that may also be `never`.
+//! (`30s`, `5m`, `2h30m`, `1d`), and [`Expiration`]s that may also be `never`: the one
+//! expiration type of check files, `monitorctl create` and the alert engine.
 
 use std::fmt;
 use std::str::FromStr;
@@ -167,7 +168,7 @@ impl fmt::Display for Expiration {
 }
 
 /// The message for a bad expiration: the duration error plus the `never` alternative.
-pub(crate) fn expiration_message(error: &DurationError) -> String {
+pub fn expiration_message(error: &DurationError) -> String {
     format!("{error}, or never")
 }
 
@@ -233,12 +234,10 @@ impl<'de> Visitor<'de> for DurationVisitor {
 
 /// Serde helpers for plain [`Duration`] fields: integers are seconds, strings use
 /// [`parse_duration`]. Zero is allowed here; callers that need a positive duration validate it.
-pub(crate) mod plain {
+pub mod plain {
     use super::*;
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Duration, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
         let expiration = deserializer.deserialize_any(DurationVisitor { allow_never: false })?;
         Ok(expiration.duration().unwrap_or(Duration::ZERO))
     }
