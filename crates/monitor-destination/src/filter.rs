@@ -19,7 +19,8 @@ impl Filter {
     }
 
     /// `min_level` CRITICAL takes CRITICALs only; `checks` (each `<subsystem>` or
-    /// `<subsystem> <check>`) takes those checks only, and every check when empty.
+    /// `<subsystem> <check>`) takes those checks only, and every check when empty (an alert
+    /// whose check is not known matches no entry).
     pub fn new(min_level: Level, checks: Vec<String>) -> Filter {
         Filter { min_level, checks }
     }
@@ -28,13 +29,18 @@ impl Filter {
         if self.min_level == Level::Critical && alert.alert.level != Level::Critical {
             return false;
         }
-        self.checks.is_empty()
-            || self.checks.iter().any(|entry| {
-                let mut words = entry.split_whitespace();
-                let subsystem = words.next().unwrap_or_default();
-                subsystem == alert.check.subsystem.as_str()
-                    && words.next().is_none_or(|name| name == alert.check.name)
-            })
+        if self.checks.is_empty() {
+            return true;
+        }
+        let Some(check) = alert.check else {
+            return false;
+        };
+        self.checks.iter().any(|entry| {
+            let mut words = entry.split_whitespace();
+            let subsystem = words.next().unwrap_or_default();
+            subsystem == check.subsystem.as_str()
+                && words.next().is_none_or(|name| name == check.name)
+        })
     }
 
     /// The alerts of `records` (oldest first, as the outbox gives them) this destination

@@ -5,8 +5,9 @@
 //! - [`Destination`]: delivers a batch of alerts about a device, optionally pushes the check
 //!   configuration, and answers with a [`Verdict`]: delivered, retry after a wait, rejected
 //!   (drop, never retry) or gone (disable).
-//! - [`OutgoingAlert`]: one alert on its way, with the check that raised it: the wire alert
-//!   does not name it (a log check may give its subject any type).
+//! - [`OutgoingAlert`]: one alert on its way, with the check that raised it when the sender
+//!   knows it: the wire alert does not name it (a log check may give its subject any type),
+//!   so the agent, which knows, says it, and monitor-server, which gets wire alerts, cannot.
 //! - [`Filter`]: which alerts a destination takes (`min_level`, `checks`). The caller applies
 //!   it, once, for every destination ([`Filter::select`] → [`Batch`]); no destination filters
 //!   by itself. [`Batch::deliver`] turns a verdict into an [`Outcome`] in the outbox's terms
@@ -100,8 +101,9 @@ pub enum Verdict {
 pub struct OutgoingAlert<'a> {
     /// The agent's number for the alert (its outbox and history key).
     pub seq: u64,
-    /// The check that raised it.
-    pub check: &'a CheckId,
+    /// The check that raised it, when the sender knows it: the agent always does;
+    /// monitor-server, which receives Mender's wire alert (naming no check), never does.
+    pub check: Option<&'a CheckId>,
     /// The alert itself, in Mender's wire shape.
     pub alert: &'a Alert,
 }
@@ -110,7 +112,7 @@ impl<'a> From<&'a HistoryRecord> for OutgoingAlert<'a> {
     fn from(record: &'a HistoryRecord) -> Self {
         OutgoingAlert {
             seq: record.seq,
-            check: &record.check,
+            check: Some(&record.check),
             alert: &record.alert,
         }
     }

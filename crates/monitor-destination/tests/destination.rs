@@ -97,6 +97,19 @@ fn the_filter_takes_levels_and_checks_as_delivery_settings_name_them() {
 }
 
 #[test]
+fn an_alert_of_no_known_check_is_taken_only_by_a_filter_naming_no_checks() {
+    let record = record(1, Subsystem::Log, "app", Level::Critical);
+    let unknown = OutgoingAlert {
+        check: None,
+        ..OutgoingAlert::from(&record)
+    };
+    assert!(Filter::everything().wants(&unknown));
+    assert!(Filter::new(Level::Critical, vec![]).wants(&unknown));
+    assert!(!Filter::new(Level::Ok, vec!["log".into()]).wants(&unknown));
+    assert!(Filter::new(Level::Ok, vec!["log".into()]).wants(&OutgoingAlert::from(&record)));
+}
+
+#[test]
 fn verdicts_become_how_far_the_records_are_done_with() {
     let records = [
         record(5, Subsystem::Log, "app", Level::Critical),

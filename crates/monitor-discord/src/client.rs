@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use monitor_destination::OutgoingAlert;
 use monitor_wire::backoff::Backoff;
-use monitor_wire::HistoryRecord;
 use reqwest::header::{HeaderMap, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use reqwest::StatusCode;
 use serde::Deserialize;
@@ -115,18 +114,6 @@ impl DiscordClient {
 
     pub fn config(&self) -> &WebhookConfig {
         &self.config
-    }
-
-    /// [`DiscordClient::deliver_alerts`] for agent history rows. Kept for monitor-server
-    /// until it moves to the `Destination` interface (`monitor_destination`); new code calls
-    /// [`DiscordClient::deliver_alerts`] or goes through [`crate::DiscordDestination`].
-    pub async fn deliver(
-        &mut self,
-        device_id: &str,
-        records: &[HistoryRecord],
-    ) -> Result<(), DeliveryFailure> {
-        let alerts: Vec<OutgoingAlert<'_>> = records.iter().map(OutgoingAlert::from).collect();
-        self.deliver_alerts(device_id, &alerts).await
     }
 
     /// Delivers these alerts (oldest first) in as few messages as the limits allow.

@@ -4,7 +4,10 @@
 //! a character boundary and puts the marker `…` inside the limit.
 
 use monitor_destination::OutgoingAlert;
-use monitor_wire::{Alert, HistoryRecord, Level, LogLine, Subsystem};
+use monitor_wire::config_push::ServiceType;
+use monitor_wire::{Alert, Level, LogLine, Subsystem};
+use serde::de::value::{Error as ValueError, StrDeserializer};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 pub(crate) const TITLE_LIMIT: usize = 256;
@@ -42,6 +45,10 @@ const CODE_FENCE_CHARACTERS: usize = 8;
 /// the limits allow (≤ 10 embeds and ≤ 6000 embed characters each). Every alert is in
 /// exactly one embed, in order.
 ///
+/// An alert's check, when known, is its embed's "Check" field; an alert of no known check
+/// (monitor-server's: the wire alert names none) shows what it says instead, its subject's
+/// type and name, in a "Subject" field. Nothing is guessed.
+///
 /// `username` is replaced by `monitor` when Discord would refuse it (empty, or containing
 /// "discord" or "clyde") and cut to 80 characters; [`crate::DiscordClient::new`] warns about
 /// that once.
@@ -77,18 +84,6 @@ pub fn render_alerts(
         messages.push(message(embeds, username.as_deref(), avatar_url));
     }
     messages
-}
-
-/// [`render_alerts`] for agent history rows. Kept for monitor-server until it moves to the
-/// `Destination` interface (`monitor_destination`); new code calls [`render_alerts`].
-pub fn render(
-    device_id: &str,
-    records: &[HistoryRecord],
-    username: Option<&str>,
-    avatar_url: Option<&str>,
-) -> Vec<Value> {
-    let alerts: Vec<OutgoingAlert<'_>> = records.iter().map(OutgoingAlert::from).collect();
-    render_alerts(device_id, &alerts, username, avatar_url)
 }
 
 fn message(embeds: Vec<Value>, username: Option<&str>, avatar_url: Option<&str>) -> Value {
@@ -181,14 +176,21 @@ impl Field {
 impl Embed {
     fn for_alert(device_id: &str, outgoing: &OutgoingAlert<'_>) -> Embed {
         let alert = outgoing.alert;
+        let (origin_label, origin) = match outgoing.check {
+            Some(check) => ("Check", check.to_string()),
+            None => (
+                "Subject",
+                format!("{} {}", alert.subject.kind, alert.subject.name),
+            ),
+        };
         let title = if alert.name.trim().is_empty() {
-            outgoing.check.to_string()
+            origin.clone()
         } else {
             alert.name.clone()
         };
         let mut fields = vec![
             Field::new("Device", device_id, true),
-            Field::new("Check", &outgoing.check.to_string(), true),
+            Field::new(origin_label, &origin, true),
             Field::new("Status", &alert.subject.status, true),
         ];
         if let Some(reason) = alert.subject.details.fields.get("reason") {
@@ -287,12 +289,25 @@ fn description(outgoing: &OutgoingAlert<'_>, limit: usize) -> Option<String> {
                 &details.lines_after,
             )),
         )
-    } else if outgoing.check.subsystem == Subsystem::Service {
+    } else if is_service(outgoing) {
         (None, intro.map(str::to_owned))
     } else {
         (intro, None)
     };
     compose_description(intro, code.as_deref(), limit)
+}
+
+/// A service's alert: its check says so; an alert of no known check says so by its subject
+/// type, a service type (`systemd`, `sysV`, `docker`, in any case) as
+/// [`monitor_wire::config_push::ServiceType`] names them.
+fn is_service(outgoing: &OutgoingAlert<'_>) -> bool {
+    match outgoing.check {
+        Some(check) => check.subsystem == Subsystem::Service,
+        None => {
+            let kind = outgoing.alert.subject.kind.to_ascii_lowercase();
+            ServiceType::deserialize(StrDeserializer::<ValueError>::new(&kind)).is_ok()
+        }
+    }
 }
 
 fn log_context(before: &[LogLine], matching: &LogLine, after: &[LogLine]) -> String {

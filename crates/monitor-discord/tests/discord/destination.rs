@@ -1,10 +1,9 @@
-//! A webhook through the `Destination` interface, and the history-row API kept for
-//! monitor-server.
+//! A webhook through the `Destination` interface.
 
 use std::time::Duration;
 
 use monitor_destination::{Destination, Verdict};
-use monitor_discord::{render, render_alerts, DiscordDestination, GlobalPause};
+use monitor_discord::{DiscordDestination, GlobalPause};
 use serde_json::json;
 
 use crate::delivery::client_for;
@@ -77,22 +76,5 @@ async fn a_deleted_webhook_is_gone_for_good() {
     assert!(
         message.contains("10015") && !message.contains(TOKEN),
         "{message}"
-    );
-}
-
-#[tokio::test]
-async fn the_history_row_api_kept_for_monitor_server_renders_and_delivers_the_same() {
-    let records = [log_crasher_critical(), service_justfail_critical()];
-    assert_eq!(
-        render(DEVICE, &records, Some("systemd"), None),
-        render_alerts(DEVICE, &outgoing(&records), Some("systemd"), None)
-    );
-
-    let standin = DiscordStandIn::start(Behaviour::default());
-    let mut client = client_for(&standin, None, None);
-    client.deliver(DEVICE, &records).await.expect("delivered");
-    assert_eq!(
-        standin.messages(),
-        render_alerts(DEVICE, &outgoing(&records), None, None)
     );
 }

@@ -1,3 +1,4 @@
+use monitor_destination::OutgoingAlert;
 use monitor_discord::render_alerts;
 use monitor_wire::{CheckId, HistoryRecord, Subsystem};
 use serde_json::{json, Value};
@@ -253,6 +254,58 @@ fn reason_that_is_not_text_is_shown_as_json_and_other_subsystems_show_text() {
         json!({"name": "Reason", "value": "{\"exit_code\":3}", "inline": false})
     );
     assert_eq!(embed["description"], "battery low");
+}
+
+/// An alert as monitor-server has it: Mender's wire alert, naming no check.
+fn of_no_known_check(record: &HistoryRecord) -> OutgoingAlert<'_> {
+    OutgoingAlert {
+        check: None,
+        ..OutgoingAlert::from(record)
+    }
+}
+
+#[test]
+fn an_alert_of_no_known_check_shows_its_subject_and_is_otherwise_rendered_alike() {
+    for record in [
+        service_justfail_critical(),
+        service_justfail_ok(),
+        log_crasher_critical(),
+        service_crasher_flapping(),
+    ] {
+        let mut expected = single_embed(record.clone());
+        expected["fields"][1] = json!({
+            "name": "Subject",
+            "value": format!("{} {}", record.alert.subject.kind, record.alert.subject.name),
+            "inline": true,
+        });
+        let messages = render_alerts(DEVICE, &[of_no_known_check(&record)], None, None);
+        assert_valid(&messages);
+        assert_eq!(messages[0]["embeds"][0], expected, "{}", record.alert.name);
+    }
+}
+
+#[test]
+fn without_a_check_a_service_is_known_by_its_subject_type() {
+    let mut record = service_justfail_critical();
+    let status = record.alert.subject.details.description.clone().unwrap();
+    for kind in ["systemd", "sysV", "sysv", "docker"] {
+        record.alert.subject.kind = kind.into();
+        let messages = render_alerts(DEVICE, &[of_no_known_check(&record)], None, None);
+        assert_eq!(
+            messages[0]["embeds"][0]["description"],
+            format!("```\n{status}\n```"),
+            "{kind}"
+        );
+    }
+    // Any other subject type: the description is text, and an empty name falls back to
+    // the subject.
+    record.alert.subject.kind = "dbus".into();
+    record.alert.name = String::new();
+    let messages = render_alerts(DEVICE, &[of_no_known_check(&record)], None, None);
+    assert_valid(&messages);
+    let embed = &messages[0]["embeds"][0];
+    assert_eq!(embed["description"], status.as_str());
+    assert_eq!(embed["title"], "dbus justfail");
 }
 
 #[test]

@@ -1,10 +1,16 @@
-//! Discord notifications through the agent's own client (`monitor-discord`): one embed per
-//! subject, red or green, within Discord's limits and rate limits.
+//! Discord notifications through the agent's own destination (`monitor-discord`'s
+//! [`DiscordDestination`]): one embed per subject, red or green, within Discord's limits and
+//! rate limits.
+//!
+//! The alerts are Mender's wire alerts, which name no check: they go out as alerts of no
+//! known check, and the embed shows their subject instead.
 
 use std::collections::HashMap;
 
-use monitor_discord::{DiscordClient, FailureKind, WebhookConfig, WebhookUrl};
-use monitor_wire::{CheckId, HistoryRecord, Subsystem};
+use monitor_destination::{Destination, OutgoingAlert, Verdict};
+use monitor_discord::{DiscordClient, DiscordDestination, GlobalPause, WebhookConfig, WebhookUrl};
+use monitor_wire::Alert;
+use tokio::time::Instant;
 
 use super::sender::{
     ChannelForm, ChannelKindSpec, ChannelSender, NewSender, Outgoing, SendFailure, SendFuture,
@@ -43,14 +49,17 @@ fn new_sender(_: &SenderSettings<'_>) -> NewSender {
         .map_err(|error| format!("cannot make the HTTP client for Discord: {error}"))?;
     Ok(Some(Box::new(DiscordSender {
         http,
-        clients: HashMap::new(),
+        pause: GlobalPause::default(),
+        destinations: HashMap::new(),
     })))
 }
 
 struct DiscordSender {
     http: reqwest::Client,
-    /// One client per channel, so each keeps its webhook's rate-limit state.
-    clients: HashMap<String, DiscordClient>,
+    /// A global rate limit or a ban hits this server's address: every webhook pauses alike.
+    pause: GlobalPause,
+    /// One destination per channel, so each keeps its webhook's rate-limit state.
+    destinations: HashMap<String, DiscordDestination>,
 }
 
 impl ChannelSender for DiscordSender {
@@ -60,88 +69,101 @@ impl ChannelSender for DiscordSender {
         digest: &'a [SubjectDigest],
     ) -> SendFuture<'a> {
         Box::pin(async move {
-            let client = match self.clients.get_mut(message.channel_id) {
-                Some(client) => client,
+            let destination = match self.destinations.get_mut(message.channel_id) {
+                Some(destination) => destination,
                 None => {
-                    let client = client(message, &self.http)?;
-                    self.clients
+                    let destination = destination(message, &self.http, &self.pause)?;
+                    self.destinations
                         .entry(message.channel_id.to_owned())
-                        .or_insert(client)
+                        .or_insert(destination)
                 }
             };
-            send(client, message, digest).await
+            send(destination, message, digest).await
         })
     }
 }
 
-fn client(channel: &Outgoing<'_>, http: &reqwest::Client) -> Result<DiscordClient, SendFailure> {
+fn destination(
+    channel: &Outgoing<'_>,
+    http: &reqwest::Client,
+    pause: &GlobalPause,
+) -> Result<DiscordDestination, SendFailure> {
     let url = WebhookUrl::parse(channel.target).map_err(|error| SendFailure::Refused {
         reason: format!("channel {}: {error}", channel.channel_name),
     })?;
-    Ok(DiscordClient::new(
+    let client = DiscordClient::new(
         WebhookConfig {
             url,
             username: Some("monitor-server".into()),
             avatar_url: None,
         },
         http.clone(),
-    ))
+    );
+    Ok(DiscordDestination::new(client, pause.clone()))
 }
 
-/// The subject's check as the agent names it, from the alert's subject type.
-fn check_of(kind: &str, name: &str) -> CheckId {
-    let subsystem = match kind {
-        "log" => Subsystem::Log,
-        "dbus" => Subsystem::Dbus,
-        "docker_event" | "dockerevents" => Subsystem::Dockerevents,
-        "monitor" => Subsystem::Monitor,
-        _ => Subsystem::Service,
-    };
-    CheckId::new(subsystem, name)
+/// The subject's latest alert, saying how many changes it stands for when more than one.
+fn latest_alert(entry: &SubjectDigest) -> Alert {
+    let mut alert = entry.latest.alert.clone();
+    if entry.changes > 1 {
+        let note = format!(
+            "{} changes since the last message; this is the latest.",
+            entry.changes
+        );
+        alert.subject.details.description = Some(match alert.subject.details.description {
+            Some(description) => format!("{note}\n{description}"),
+            None => note,
+        });
+    }
+    alert
 }
 
 async fn send(
-    client: &mut DiscordClient,
+    destination: &mut DiscordDestination,
     notification: &Outgoing<'_>,
     digest: &[SubjectDigest],
 ) -> Result<(), SendFailure> {
-    let records: Vec<HistoryRecord> = digest
+    if let Some(until) = destination.paused_until() {
+        return Err(SendFailure::Retry {
+            after: until.saturating_duration_since(Instant::now()),
+            reason: "Discord paused every webhook of this server (a global rate limit or a ban)"
+                .into(),
+        });
+    }
+    let alerts: Vec<Alert> = digest.iter().map(latest_alert).collect();
+    let outgoing: Vec<OutgoingAlert<'_>> = digest
         .iter()
-        .map(|entry| {
-            let mut alert = entry.latest.alert.clone();
-            if entry.changes > 1 {
-                let note = format!(
-                    "{} changes since the last message; this is the latest.",
-                    entry.changes
-                );
-                alert.subject.details.description = Some(match alert.subject.details.description {
-                    Some(description) => format!("{note}\n{description}"),
-                    None => note,
-                });
-            }
-            HistoryRecord {
-                seq: u64::try_from(entry.latest.id).unwrap_or_default(),
-                check: check_of(&alert.subject.kind, &alert.subject.name),
-                alert,
-            }
+        .zip(&alerts)
+        .map(|(entry, alert)| OutgoingAlert {
+            seq: u64::try_from(entry.latest.id).unwrap_or_default(),
+            check: None,
+            alert,
         })
         .collect();
-    client
-        .deliver(notification.device_name, &records)
-        .await
-        .map_err(|failure| match failure.kind {
-            FailureKind::Retry { after, .. } => SendFailure::Retry {
-                after,
-                reason: failure.message,
-            },
-            FailureKind::Rejected { status } => SendFailure::Refused {
-                reason: format!("Discord refused the message ({status}): {}", failure.message),
-            },
-            FailureKind::WebhookGone => SendFailure::Refused {
-                reason: format!(
-                    "the webhook of channel {} was deleted: remove the channel or give a new webhook",
-                    notification.channel_name
-                ),
-            },
-        })
+    for batch in outgoing.chunks(destination.batch_size()) {
+        let verdict = destination.deliver(notification.device_name, batch).await;
+        failure(verdict, notification)?;
+    }
+    Ok(())
+}
+
+/// What the notifier makes of Discord's verdict: a retry after Discord's wait, or a failure
+/// for good (refused, or the webhook deleted).
+fn failure(verdict: Verdict, channel: &Outgoing<'_>) -> Result<(), SendFailure> {
+    match verdict {
+        Verdict::Delivered => Ok(()),
+        Verdict::Retry { after, message, .. } => Err(SendFailure::Retry {
+            after,
+            reason: message,
+        }),
+        Verdict::Rejected { message } => Err(SendFailure::Refused {
+            reason: format!("Discord refused the message: {message}"),
+        }),
+        Verdict::Gone { .. } => Err(SendFailure::Refused {
+            reason: format!(
+                "the webhook of channel {} was deleted: remove the channel or give a new webhook",
+                channel.channel_name
+            ),
+        }),
+    }
 }
