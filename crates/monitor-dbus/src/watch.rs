@@ -15,6 +15,7 @@ use std::future::poll_fn;
 use std::pin::Pin;
 use std::time::Duration;
 
+use monitor_wire::backoff::Backoff;
 use monitor_wire::{CheckId, Details};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -77,29 +78,6 @@ pub(crate) async fn run(
 enum Flow {
     Continue,
     ConfigsClosed,
-}
-
-/// Capped exponential backoff.
-struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    fn new() -> Backoff {
-        Backoff {
-            next: RECONNECT_FIRST_DELAY,
-        }
-    }
-
-    fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (delay * 2).min(RECONNECT_MAX_DELAY);
-        delay
-    }
-
-    fn reset(&mut self) {
-        self.next = RECONNECT_FIRST_DELAY;
-    }
 }
 
 /// Folds a check's matches within [`COALESCE_WINDOW`] into one event.
@@ -230,7 +208,7 @@ impl Watcher {
             checks: Vec::new(),
             session: None,
             down_reported: false,
-            backoff: Backoff::new(),
+            backoff: Backoff::new(RECONNECT_FIRST_DELAY, RECONNECT_MAX_DELAY),
             reconnect_at: None,
             problems_reported: HashSet::new(),
         }
@@ -629,7 +607,7 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_the_cap_and_resets() {
-        let mut backoff = Backoff::new();
+        let mut backoff = Backoff::new(RECONNECT_FIRST_DELAY, RECONNECT_MAX_DELAY);
         let delays: Vec<_> = (0..11).map(|_| backoff.next_delay()).collect();
         assert_eq!(delays[0], Duration::from_millis(100));
         assert_eq!(delays[1], Duration::from_millis(200));

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use monitor_wire::backoff::Backoff;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -96,24 +97,24 @@ pub(crate) async fn run(
         events,
         outage_reported: false,
     };
-    let mut backoff = INITIAL_BACKOFF;
+    let mut backoff = Backoff::new(INITIAL_BACKOFF, MAX_BACKOFF);
     loop {
         match watcher.session(&mut configs, &shutdown).await? {
             SessionEnd::Stop => return Ok(()),
-            SessionEnd::EngineChanged => backoff = INITIAL_BACKOFF,
+            SessionEnd::EngineChanged => backoff.reset(),
             SessionEnd::Lost { reason, connected } => {
                 if connected {
-                    backoff = INITIAL_BACKOFF;
+                    backoff.reset();
                 }
-                tracing::warn!(socket = %watcher.engine.socket.display(), retry_in = ?backoff, "container engine lost: {reason}");
+                let retry_in = backoff.next_delay();
+                tracing::warn!(socket = %watcher.engine.socket.display(), ?retry_in, "container engine lost: {reason}");
                 if !watcher.outage_reported {
                     watcher.outage_reported = true;
                     watcher
                         .send(ContainerEvent::Disconnected { reason })
                         .await?;
                 }
-                let deadline = Instant::now() + backoff;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                let deadline = Instant::now() + retry_in;
                 loop {
                     tokio::select! {
                         _ = shutdown.cancelled() => return Ok(()),
@@ -123,7 +124,7 @@ pub(crate) async fn run(
                                 let engine_changed = config.engine != watcher.engine;
                                 watcher.replace(config);
                                 if engine_changed {
-                                    backoff = INITIAL_BACKOFF;
+                                    backoff.reset();
                                     break;
                                 }
                             }

@@ -9,6 +9,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use monitor_wire::backoff::Backoff;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -190,7 +191,7 @@ enum Ended {
 impl CommandSource {
     async fn run(mut self, started: oneshot::Sender<()>) {
         let mut started = Some(started);
-        let mut delay = self.backoff.initial;
+        let mut backoff = Backoff::new(self.backoff.initial, self.backoff.max);
         // Whether `Died` was sent and no `Recovered` since: one alert per failure streak.
         let mut failing = self.reported_down;
         loop {
@@ -215,8 +216,9 @@ impl CommandSource {
                 return;
             };
             if uptime >= self.backoff.healthy_after {
-                delay = self.backoff.initial;
+                backoff.reset();
             }
+            let delay = backoff.next_delay();
             tracing::warn!(command = %self.label, %reason, retry_in = ?delay, "command source stopped; restarting it");
             let mut alive = true;
             if !failing {
@@ -241,7 +243,6 @@ impl CommandSource {
             if !alive {
                 return;
             }
-            delay = delay.saturating_mul(2).min(self.backoff.max);
         }
     }
 

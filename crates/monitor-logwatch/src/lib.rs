@@ -29,10 +29,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use monitor_source::FilePosition;
 use monitor_wire::{CheckId, LogLine};
 use notify::{RecursiveMode, Watcher};
 use regex::bytes::Regex;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -41,18 +41,6 @@ use tail::{FileTail, ProblemChange};
 
 /// How many bytes one file may read before the others get a turn (and shutdown is checked).
 const READ_BUDGET_BYTES: usize = 4 * 1024 * 1024;
-
-/// Where reading a file got to: enough to resume after a restart, and to notice that the
-/// path now names another file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct FilePosition {
-    pub device: u64,
-    pub inode: u64,
-    /// Offset just past the last complete line read.
-    pub offset: u64,
-    /// Number of that line (1-based; 0 before the first line).
-    pub line_number: u64,
-}
 
 /// One check's pattern on a file.
 #[derive(Debug, Clone)]
@@ -376,7 +364,7 @@ pub async fn run(
 ///
 /// Each distinct command runs as `sh -c '<command>'` (like Mender) in its own process
 /// group, stdin `/dev/null`. Its stdout is matched line by line (lines capped at
-/// [`tail::MAX_LINE_BYTES`], invalid UTF-8 allowed); its stderr is only logged at debug, a
+/// `matching::MAX_LINE_BYTES`, invalid UTF-8 allowed); its stderr is only logged at debug, a
 /// few lines a second. A command that exits or cannot start is restarted with backoff
 /// (1 s doubling to 60 s, reset by 10 s up); stopping one sends SIGTERM to its group, then
 /// SIGKILL after 2 s, and reaps it.

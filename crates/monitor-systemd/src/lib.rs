@@ -20,6 +20,7 @@
 
 mod bus;
 mod status;
+mod systemctl;
 mod transitions;
 mod watch;
 
@@ -30,6 +31,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use status::UnitStatus;
+pub use systemctl::{recent_journal, restart_unit};
 
 /// Which message bus systemd is reached on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

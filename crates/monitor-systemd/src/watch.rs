@@ -15,6 +15,7 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
+use monitor_wire::backoff::Backoff;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -72,33 +73,6 @@ pub(crate) async fn run(
 enum Flow {
     Continue,
     ConfigsClosed,
-}
-
-/// Capped exponential backoff.
-struct Backoff {
-    first: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    fn new(first: Duration, max: Duration) -> Backoff {
-        Backoff {
-            first,
-            max,
-            next: first,
-        }
-    }
-
-    fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (delay * 2).min(self.max);
-        delay
-    }
-
-    fn reset(&mut self) {
-        self.next = self.first;
-    }
 }
 
 /// The live connection and what belongs to it.
