@@ -6,7 +6,13 @@
 //! engine takes (a match or a state, with the alert's details), the problems that keep a
 //! check's source from being watched and their end, the connection to what is watched, a
 //! source that stopped or runs again, and for log files the position reached (checkpointed
-//! together with the alerts it made). It does no I/O and knows no sink.
+//! together with the alerts it made). It knows no sink.
+//!
+//! [`watcher`] holds what every reconnecting watcher does alike: its run loop and its
+//! outage bookkeeping; [`bus_address`] where the D-Bus buses are.
+
+pub mod bus_address;
+pub mod watcher;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::logs::MatchContext;
 use super::on_demand::OnDemand;
-use super::{forward, Boxed, Context, Source, FORWARD_CAPACITY};
+use super::{forward, with_forwarder, Boxed, Context, Source};
 use crate::own_alerts::ConditionAlert;
 use crate::plan::Plan;
 
@@ -95,14 +95,15 @@ impl Source for Commands {
             let events = self.events.clone();
             let current = self.context.subscribe();
             self.watcher
-                .configure(config, &self.tasks, |configs, stop| async move {
-                    let (raw_sender, raw) = mpsc::channel(FORWARD_CAPACITY);
-                    let forwarder = tokio::spawn(forward(raw, events, move |event| {
-                        command_event(&current.borrow(), event)
-                    }));
-                    let result = monitor_logwatch::run_commands(configs, raw_sender, stop).await;
-                    let _ = forwarder.await;
-                    result
+                .configure(config, &self.tasks, |configs, stop| {
+                    with_forwarder(
+                        |raw| monitor_logwatch::run_commands(configs, raw, stop),
+                        |raw| {
+                            forward(raw, events, move |event| {
+                                command_event(&current.borrow(), event)
+                            })
+                        },
+                    )
                 })
                 .await;
             Vec::new()

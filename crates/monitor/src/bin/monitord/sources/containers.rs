@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::on_demand::OnDemand;
-use super::{forward, Boxed, Context, ProblemLog, Source, FORWARD_CAPACITY};
+use super::{forward, with_forwarder, Boxed, Context, ProblemLog, Source};
 
 pub struct Containers {
     events: mpsc::Sender<SourceEvent>,
@@ -85,15 +85,16 @@ impl Source for Containers {
             }
             let events = self.events.clone();
             self.watcher
-                .configure(config, &self.tasks, |configs, stop| async move {
-                    let (raw_sender, raw) = mpsc::channel(FORWARD_CAPACITY);
+                .configure(config, &self.tasks, |configs, stop| {
                     let mut problems = ProblemLog::default();
-                    let forwarder = tokio::spawn(forward(raw, events, move |event| {
-                        container_event(&mut problems, event)
-                    }));
-                    let result = monitor_docker::run(configs, raw_sender, stop).await;
-                    let _ = forwarder.await;
-                    result
+                    with_forwarder(
+                        |raw| monitor_docker::run(configs, raw, stop),
+                        |raw| {
+                            forward(raw, events, move |event| {
+                                container_event(&mut problems, event)
+                            })
+                        },
+                    )
                 })
                 .await;
             found

@@ -115,6 +115,24 @@ impl Sources {
     }
 }
 
+/// Runs a watcher (`run`, given the sending side of its own small channel) with its
+/// forwarder (`forward`, given the receiving side) on a task of its own; ends when both
+/// have ended, so nothing the watcher sent is left behind at shutdown.
+async fn with_forwarder<E, Running, Forwarding>(
+    run: impl FnOnce(mpsc::Sender<E>) -> Running,
+    forward: impl FnOnce(mpsc::Receiver<E>) -> Forwarding,
+) -> Running::Output
+where
+    Running: Future,
+    Forwarding: Future<Output = ()> + Send + 'static,
+{
+    let (sender, receiver) = mpsc::channel(FORWARD_CAPACITY);
+    let forwarder = tokio::spawn(forward(receiver));
+    let result = run(sender).await;
+    let _ = forwarder.await;
+    result
+}
+
 /// Hand each of a watcher's events, made into `SourceEvent`s by `map`, to the loop, until
 /// the watcher drops its sender or the loop is gone.
 async fn forward<E>(

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::on_demand::OnDemand;
-use super::{Boxed, Context, ProblemLog, Source, FORWARD_CAPACITY};
+use super::{with_forwarder, Boxed, Context, ProblemLog, Source};
 use crate::clock;
 
 /// Per check that restarts its unit: the unit and how often.
@@ -61,18 +61,17 @@ impl Source for Services {
             let restarts = self.restarts.subscribe();
             let restarted = self.restarted.clone();
             self.watcher
-                .configure(config, &self.tasks, move |configs, stop| async move {
-                    let (raw_sender, raw) = mpsc::channel(FORWARD_CAPACITY);
+                .configure(config, &self.tasks, move |configs, stop| {
                     let forwarder = Forwarder {
                         bus,
                         restarts,
                         restarted,
                         problems: ProblemLog::default(),
                     };
-                    let forwarder = tokio::spawn(forwarder.run(raw, events));
-                    let result = monitor_systemd::run(configs, raw_sender, stop).await;
-                    let _ = forwarder.await;
-                    result
+                    with_forwarder(
+                        |raw| monitor_systemd::run(configs, raw, stop),
+                        |raw| forwarder.run(raw, events),
+                    )
                 })
                 .await;
             Vec::new()

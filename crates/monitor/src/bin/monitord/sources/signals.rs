@@ -6,7 +6,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::on_demand::OnDemand;
-use super::{forward, Boxed, Context, ProblemLog, Source, FORWARD_CAPACITY};
+use super::{forward, with_forwarder, Boxed, Context, ProblemLog, Source};
 
 pub struct Signals {
     events: mpsc::Sender<SourceEvent>,
@@ -55,15 +55,16 @@ impl Source for Signals {
             });
             let events = self.events.clone();
             self.watcher
-                .configure(config, &self.tasks, |configs, stop| async move {
-                    let (raw_sender, raw) = mpsc::channel(FORWARD_CAPACITY);
+                .configure(config, &self.tasks, |configs, stop| {
                     let mut problems = ProblemLog::default();
-                    let forwarder = tokio::spawn(forward(raw, events, move |event| {
-                        vec![signal_event(&mut problems, event)]
-                    }));
-                    let result = monitor_dbus::run(configs, raw_sender, stop).await;
-                    let _ = forwarder.await;
-                    result
+                    with_forwarder(
+                        |raw| monitor_dbus::run(configs, raw, stop),
+                        |raw| {
+                            forward(raw, events, move |event| {
+                                vec![signal_event(&mut problems, event)]
+                            })
+                        },
+                    )
                 })
                 .await;
             Vec::new()
