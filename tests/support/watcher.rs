@@ -16,6 +16,29 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinHandle};
 use tokio_util::sync::CancellationToken;
 
+/// `struct $name(WatcherUnderTest<$config, $event, $error>)`, used as the harness itself
+/// (through `Deref`), so that a test target adds its own waits (`expect_state`) to it.
+macro_rules! watcher_under_test {
+    ($name:ident, $config:ty, $event:ty, $error:ty) => {
+        /// A running watcher and everything it sent so far.
+        struct $name(watcher::WatcherUnderTest<$config, $event, $error>);
+
+        impl std::ops::Deref for $name {
+            type Target = watcher::WatcherUnderTest<$config, $event, $error>;
+            fn deref(&self) -> &Self::Target {
+                &self.0
+            }
+        }
+
+        impl std::ops::DerefMut for $name {
+            fn deref_mut(&mut self) -> &mut Self::Target {
+                &mut self.0
+            }
+        }
+    };
+}
+pub(crate) use watcher_under_test;
+
 /// A running watcher and everything it sent so far.
 pub struct WatcherUnderTest<C, E, Err> {
     events: mpsc::Receiver<E>,
@@ -99,6 +122,27 @@ where
                 return picked;
             }
         }
+    }
+
+    /// Skips events until a state change `state` finds (`running`, and its status), with
+    /// `running` as wanted when `running` is given.
+    pub async fn expect_state_where<S: Clone>(
+        &mut self,
+        what: &str,
+        running: Option<bool>,
+        state: impl Fn(&E) -> Option<(bool, &S)>,
+    ) -> (bool, S) {
+        let what = match running {
+            Some(running) => format!("{what} running={running}"),
+            None => what.to_owned(),
+        };
+        self.expect_where(&what, |event| match state(event) {
+            Some((is, status)) if running.is_none_or(|wanted| wanted == is) => {
+                Some((is, status.clone()))
+            }
+            _ => None,
+        })
+        .await
     }
 
     /// Nothing arrives within `window`.

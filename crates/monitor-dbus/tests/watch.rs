@@ -139,21 +139,7 @@ fn signal(name: &str, bus_name: &str, pattern: &str, watch_expression: &str) -> 
     }
 }
 
-/// A running watcher and everything it sent so far.
-struct Watcher(WatcherUnderTest<SignalWatchConfig, SignalEvent, DbusWatchError>);
-
-impl std::ops::Deref for Watcher {
-    type Target = WatcherUnderTest<SignalWatchConfig, SignalEvent, DbusWatchError>;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Watcher {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.0
-    }
-}
+watcher::watcher_under_test!(Watcher, SignalWatchConfig, SignalEvent, DbusWatchError);
 
 impl Watcher {
     fn start(bus: &PrivateBus, signals: Vec<WatchedSignal>) -> Watcher {

@@ -23,21 +23,7 @@ fn check(name: &str) -> CheckId {
     CheckId::new(Subsystem::Service, name)
 }
 
-/// A running watcher and everything it sent so far.
-struct Watcher(WatcherUnderTest<ServiceWatchConfig, ServiceEvent, SystemdError>);
-
-impl std::ops::Deref for Watcher {
-    type Target = WatcherUnderTest<ServiceWatchConfig, ServiceEvent, SystemdError>;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Watcher {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.0
-    }
-}
+watcher::watcher_under_test!(Watcher, ServiceWatchConfig, ServiceEvent, SystemdError);
 
 impl Watcher {
     /// Watches `(check, unit)` pairs on the manager's bus.
@@ -63,30 +49,22 @@ impl Watcher {
 
     /// Skips events until a State of `name` with `running`.
     async fn expect_state(&mut self, name: &str, running: bool) -> UnitStatus {
-        let wanted = check(name);
-        self.expect_where(
-            &format!("State {name} running={running}"),
-            |event| match event {
-                ServiceEvent::State {
-                    check,
-                    running: r,
-                    status,
-                } if *check == wanted && *r == running => Some(status.clone()),
-                _ => None,
-            },
-        )
-        .await
+        self.state(name, Some(running)).await.1
     }
 
     /// The next State of `name`, skipping other events.
     async fn next_state(&mut self, name: &str) -> (bool, UnitStatus) {
+        self.state(name, None).await
+    }
+
+    async fn state(&mut self, name: &str, running: Option<bool>) -> (bool, UnitStatus) {
         let wanted = check(name);
-        self.expect_where(&format!("State {name}"), |event| match event {
+        self.expect_state_where(&format!("State {name}"), running, |event| match event {
             ServiceEvent::State {
                 check,
                 running,
                 status,
-            } if *check == wanted => Some((*running, status.clone())),
+            } if *check == wanted => Some((*running, status)),
             _ => None,
         })
         .await

@@ -37,20 +37,6 @@ impl Commands {
     }
 }
 
-fn match_context(plan: &Plan) -> MatchContext {
-    MatchContext {
-        checks: plan.log_checks.clone(),
-        readers: plan
-            .commands
-            .iter()
-            .map(|(command, patterns)| {
-                let checks = patterns.iter().map(|pattern| pattern.check.clone());
-                (command.clone(), checks.collect())
-            })
-            .collect(),
-    }
-}
-
 fn command_event(context: &MatchContext, event: CommandEvent) -> Vec<SourceEvent> {
     match event {
         CommandEvent::Matched { matches, .. } => vec![SourceEvent::Observed {
@@ -79,7 +65,10 @@ impl Source for Commands {
     fn configure<'a>(&'a mut self, context: &'a Context<'a>) -> Boxed<'a, Vec<SourceEvent>> {
         Box::pin(async move {
             let plan = context.plan;
-            self.context.send_replace(Arc::new(match_context(plan)));
+            let commands = plan.commands.iter();
+            let readers = commands.map(|(command, patterns)| (command.clone(), patterns));
+            self.context
+                .send_replace(Arc::new(MatchContext::new(plan, readers)));
             let config = (!plan.commands.is_empty()).then(|| CommandWatchConfig {
                 generation: context.generation,
                 commands: plan

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use monitor_config::LogSource;
-use monitor_logwatch::{LogEvent, LogMatch, LogWatchConfig, LogWatchError, WatchedFile};
+use monitor_logwatch::{
+    LogEvent, LogMatch, LogWatchConfig, LogWatchError, PatternSpec, WatchedFile,
+};
 use monitor_source::{Observed, SourceEvent};
 use monitor_wire::{CheckId, Details};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -25,15 +27,17 @@ pub struct MatchContext {
 }
 
 impl MatchContext {
-    pub fn of_files(plan: &Plan) -> MatchContext {
+    /// For the sources `readers` (a file's path or a command, with its checks' patterns).
+    pub fn new<'a>(
+        plan: &Plan,
+        readers: impl Iterator<Item = (String, &'a Vec<PatternSpec>)>,
+    ) -> MatchContext {
         MatchContext {
             checks: plan.log_checks.clone(),
-            readers: plan
-                .log_files
-                .iter()
-                .map(|(path, patterns)| {
+            readers: readers
+                .map(|(source, patterns)| {
                     let checks = patterns.iter().map(|pattern| pattern.check.clone());
-                    (path.display().to_string(), checks.collect())
+                    (source, checks.collect())
                 })
                 .collect(),
         }
@@ -163,8 +167,14 @@ impl Source for LogFiles {
                     resume: context.positions.get(path).copied(),
                 })
                 .collect();
-            self.context
-                .send_replace(Arc::new(MatchContext::of_files(context.plan)));
+            self.context.send_replace(Arc::new(MatchContext::new(
+                context.plan,
+                context
+                    .plan
+                    .log_files
+                    .iter()
+                    .map(|(path, patterns)| (path.display().to_string(), patterns)),
+            )));
             let config = LogWatchConfig {
                 generation: context.generation,
                 files,
