@@ -3,7 +3,11 @@
 //! Everything that changes state happens on this one task, in the order events arrive, so
 //! offsets, engine state and the alert history always agree. It sleeps until something
 //! happens: a watcher event, a config change, a control request, the engine's next
-//! deadline, or a batched checkpoint.
+//! deadline, or a batched checkpoint. Recording alerts is in `record.rs`, control requests
+//! in `requests.rs`.
+
+mod record;
+mod requests;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -41,9 +45,6 @@ const STOP_DEADLINE: Duration = Duration::from_secs(5);
 /// next alert is numbered past them, since the last run may have delivered alerts (from
 /// memory) whose numbers never reached the disk.
 const SEQ_RESERVE: u64 = 1_000_000;
-
-mod record;
-mod requests;
 
 pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let opened = crate::startup::open(&folders)?;

@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 use crate::plan::Plan;
 
 pub use commands::DeadCommands;
-pub use logs::LogFiles;
+use logs::LogFiles;
 
 /// How many events wait for the loop; beyond, watchers wait.
 pub const EVENT_CAPACITY: usize = 256;
