@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use monitor_source::FilePosition;
-use monitor_wire::{CheckId, LogLine};
+use monitor_wire::{CheckId, Details, LogLine};
 use notify::{RecursiveMode, Watcher};
 use regex::bytes::Regex;
 use tokio::sync::{mpsc, oneshot, Notify};
@@ -49,6 +49,36 @@ pub struct PatternSpec {
     pub regex: Regex,
     pub lines_before: usize,
     pub lines_after: usize,
+    /// What the check's alerts say about a match besides its lines.
+    pub details: Arc<MatchDetails>,
+}
+
+/// What a check's alert says about a match besides its lines: where the line was read
+/// (field `path` or `command`) and the check's `alert.details` template (field `message`,
+/// with `%line_matching` replaced by the line).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MatchDetails {
+    /// `("path", "/var/log/app.log")` or `("command", "docker events")`.
+    pub source: Option<(&'static str, String)>,
+    pub template: Option<String>,
+}
+
+impl MatchDetails {
+    /// For a check reading the file at `path`.
+    pub fn file(path: &Path, template: Option<String>) -> MatchDetails {
+        MatchDetails {
+            source: Some(("path", path.display().to_string())),
+            template,
+        }
+    }
+
+    /// For a check reading the output of `command`.
+    pub fn command(command: &str, template: Option<String>) -> MatchDetails {
+        MatchDetails {
+            source: Some(("command", command.to_owned())),
+            template,
+        }
+    }
 }
 
 /// One file to follow and the checks that read it.
@@ -79,6 +109,34 @@ pub struct LogMatch {
     /// Up to `lines_after` lines that followed it in the same read: the alert is not held
     /// back waiting for more.
     pub after: Vec<LogLine>,
+    /// The check's [`MatchDetails`].
+    pub details: Arc<MatchDetails>,
+}
+
+impl LogMatch {
+    /// The match as an alert's details: the line and its context, where it was read, and
+    /// the check's template filled in.
+    pub fn into_details(self) -> Details {
+        let mut details = Details {
+            description: None,
+            line_matching: Some(self.line),
+            lines_before: self.before,
+            lines_after: self.after,
+            fields: Default::default(),
+        };
+        if let Some((field, value)) = &self.details.source {
+            details
+                .fields
+                .insert((*field).to_owned(), value.clone().into());
+        }
+        if let (Some(template), Some(line)) = (&self.details.template, &details.line_matching) {
+            details.fields.insert(
+                "message".into(),
+                template.replace("%line_matching", &line.data).into(),
+            );
+        }
+        details
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

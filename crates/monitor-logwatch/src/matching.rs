@@ -221,6 +221,7 @@ impl<'a> MatchCollector<'a> {
                     line: log_line(number, line),
                     before: context.last(check.lines_before),
                     after: Vec::new(),
+                    details: check.details.clone(),
                 });
                 if check.lines_after > 0 {
                     self.awaiting_after
@@ -424,6 +425,7 @@ mod tests {
                 regex: Regex::new(pattern).unwrap(),
                 lines_before: index % 3,
                 lines_after: (index + 1) % 3,
+                details: Default::default(),
             })
             .collect()
     }

@@ -593,6 +593,7 @@ mod tests {
             regex: Regex::new("ERROR").unwrap(),
             lines_before: 1,
             lines_after: 0,
+            details: Default::default(),
         }];
         FileTail::new(path.to_path_buf(), checks, Start::End)
     }

@@ -129,6 +129,7 @@ fn watched(path: &Path, patterns: &[(&str, &str)], resume: Option<FilePosition>)
                 regex: Regex::new(pattern).unwrap(),
                 lines_before: 2,
                 lines_after: 2,
+                details: Default::default(),
             })
             .collect(),
         resume,

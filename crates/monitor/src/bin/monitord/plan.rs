@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use monitor_config::{
     Check, CheckKind, Expiration, LoadedChecks, LogCheck, LogSource, RestartPolicy, ServiceKind,
@@ -11,7 +12,7 @@ use monitor_config::{
 use monitor_dbus::WatchedSignal;
 use monitor_docker::WatchedContainer;
 use monitor_engine::{CheckSpec, PatternCheck, ServiceCheck};
-use monitor_logwatch::PatternSpec;
+use monitor_logwatch::{MatchDetails, PatternSpec};
 use monitor_systemd::WatchedService;
 use monitor_wire::config_push::{
     CheckStatus, ConfigCheck, DbusCheckConfig, LogCheckConfig, ServiceCheckConfig, ServiceType,
@@ -27,7 +28,7 @@ pub struct Plan {
     /// Commands whose output is read (`@command` sources), with their patterns; one process
     /// serves every check on the same command.
     pub commands: BTreeMap<String, Vec<PatternSpec>>,
-    /// Per log check: the file it reads and its `alert.details` template, if any.
+    /// Per log check: the file or command it reads.
     pub log_checks: HashMap<CheckId, LogCheckExtras>,
     /// Services to watch, each for its check.
     pub services: Vec<WatchedService>,
@@ -51,7 +52,6 @@ pub struct Plan {
 pub struct LogCheckExtras {
     /// The file, or the command (`@docker events`).
     pub source: LogSource,
-    pub details_template: Option<String>,
 }
 
 pub fn plan(settings: &Settings, loaded: LoadedChecks) -> Plan {
@@ -84,6 +84,12 @@ fn add_check(plan: &mut Plan, settings: &Settings, check: Check) {
                 regex: log.regex.clone(),
                 lines_before: log.lines_before.unwrap_or(settings.log_lines_before),
                 lines_after: log.lines_after.unwrap_or(settings.log_lines_after),
+                details: Arc::new(match &log.source {
+                    LogSource::File(path) => MatchDetails::file(path, log.alert.details.clone()),
+                    LogSource::Command(command) => {
+                        MatchDetails::command(command, log.alert.details.clone())
+                    }
+                }),
             };
             match &log.source {
                 LogSource::File(path) => plan
@@ -101,7 +107,6 @@ fn add_check(plan: &mut Plan, settings: &Settings, check: Check) {
                 id,
                 LogCheckExtras {
                     source: log.source.clone(),
-                    details_template: log.alert.details.clone(),
                 },
             );
         }

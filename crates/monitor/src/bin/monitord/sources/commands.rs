@@ -12,7 +12,7 @@ use monitor_wire::{CheckId, Level};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::logs::MatchContext;
+use super::logs::{observations, Readers};
 use super::on_demand::OnDemand;
 use super::{forward, with_forwarder, Boxed, Context, Source};
 use crate::own_alerts::ConditionAlert;
@@ -23,7 +23,7 @@ pub struct Commands {
     tasks: CancellationToken,
     /// Running while some `@command` check is enabled.
     watcher: OnDemand<CommandWatchConfig>,
-    context: watch::Sender<Arc<MatchContext>>,
+    readers: watch::Sender<Arc<Readers>>,
 }
 
 impl Commands {
@@ -32,15 +32,15 @@ impl Commands {
             events,
             tasks: tasks.clone(),
             watcher: OnDemand::new("@command"),
-            context: watch::channel(Arc::new(MatchContext::default())).0,
+            readers: watch::channel(Arc::new(Readers::default())).0,
         }
     }
 }
 
-fn command_event(context: &MatchContext, event: CommandEvent) -> Vec<SourceEvent> {
+fn command_event(readers: &Readers, event: CommandEvent) -> Vec<SourceEvent> {
     match event {
         CommandEvent::Matched { matches, .. } => vec![SourceEvent::Observed {
-            observations: context.observations(matches),
+            observations: observations(matches),
             position: None,
         }],
         CommandEvent::Died {
@@ -48,13 +48,13 @@ fn command_event(context: &MatchContext, event: CommandEvent) -> Vec<SourceEvent
             reason,
             retry_in,
         } => vec![SourceEvent::SourceDown {
-            checks: context.readers(&command),
+            checks: readers.of(&command),
             source: command,
             reason,
             retry_in,
         }],
         CommandEvent::Recovered { command } => vec![SourceEvent::SourceUp {
-            checks: context.readers(&command),
+            checks: readers.of(&command),
             source: command,
         }],
         CommandEvent::Applied { .. } => Vec::new(),
@@ -67,8 +67,7 @@ impl Source for Commands {
             let plan = context.plan;
             let commands = plan.commands.iter();
             let readers = commands.map(|(command, patterns)| (command.clone(), patterns));
-            self.context
-                .send_replace(Arc::new(MatchContext::new(plan, readers)));
+            self.readers.send_replace(Arc::new(Readers::new(readers)));
             let config = (!plan.commands.is_empty()).then(|| CommandWatchConfig {
                 generation: context.generation,
                 commands: plan
@@ -82,7 +81,7 @@ impl Source for Commands {
                     .collect(),
             });
             let events = self.events.clone();
-            let current = self.context.subscribe();
+            let current = self.readers.subscribe();
             self.watcher
                 .configure(config, &self.tasks, |configs, stop| {
                     with_forwarder(

@@ -3,99 +3,55 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use monitor_config::LogSource;
 use monitor_logwatch::{
     LogEvent, LogMatch, LogWatchConfig, LogWatchError, PatternSpec, WatchedFile,
 };
 use monitor_source::{Observed, SourceEvent};
-use monitor_wire::{CheckId, Details};
+use monitor_wire::CheckId;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{forward, Boxed, Context, Source, FORWARD_CAPACITY};
-use crate::plan::{LogCheckExtras, Plan};
 
-/// What a match needs to become an alert's details, and a path's checks; kept current by
-/// [`LogFiles::configure`] before the watcher gets the new config.
+/// The checks reading each source (a followed file's path, or a command), kept current by
+/// `configure` before the watcher gets the new config.
 #[derive(Default)]
-pub struct MatchContext {
-    /// Per log check: its source and `alert.details` template.
-    pub checks: HashMap<CheckId, LogCheckExtras>,
-    /// Per followed file, or per command: the checks reading it.
-    pub readers: HashMap<String, Vec<CheckId>>,
-}
+pub struct Readers(HashMap<String, Vec<CheckId>>);
 
-impl MatchContext {
+impl Readers {
     /// For the sources `readers` (a file's path or a command, with its checks' patterns).
-    pub fn new<'a>(
-        plan: &Plan,
-        readers: impl Iterator<Item = (String, &'a Vec<PatternSpec>)>,
-    ) -> MatchContext {
-        MatchContext {
-            checks: plan.log_checks.clone(),
-            readers: readers
+    pub fn new<'a>(readers: impl Iterator<Item = (String, &'a Vec<PatternSpec>)>) -> Readers {
+        Readers(
+            readers
                 .map(|(source, patterns)| {
                     let checks = patterns.iter().map(|pattern| pattern.check.clone());
                     (source, checks.collect())
                 })
                 .collect(),
-        }
+        )
     }
 
-    /// Matches as the engine takes them.
-    pub fn observations(&self, matches: Vec<LogMatch>) -> Vec<(CheckId, Observed)> {
-        matches
-            .into_iter()
-            .map(|found| {
-                let check = found.check.clone();
-                let details = match_details(found, self.checks.get(&check));
-                (check, Observed::Matched { details })
-            })
-            .collect()
-    }
-
-    pub fn readers(&self, source: &str) -> Vec<CheckId> {
-        self.readers.get(source).cloned().unwrap_or_default()
+    pub fn of(&self, source: &str) -> Vec<CheckId> {
+        self.0.get(source).cloned().unwrap_or_default()
     }
 }
 
-/// A matched line as an alert's details: the line and its context, the file or command it
-/// came from, and the check's `alert.details` template filled in (`message`).
-fn match_details(found: LogMatch, extras: Option<&LogCheckExtras>) -> Details {
-    let mut details = Details {
-        description: None,
-        line_matching: Some(found.line),
-        lines_before: found.before,
-        lines_after: found.after,
-        fields: Default::default(),
-    };
-    match extras.map(|extras| &extras.source) {
-        Some(LogSource::File(path)) => {
-            details
-                .fields
-                .insert("path".into(), path.display().to_string().into());
-        }
-        Some(LogSource::Command(command)) => {
-            details
-                .fields
-                .insert("command".into(), command.clone().into());
-        }
-        None => {}
-    }
-    let template = extras.and_then(|extras| extras.details_template.as_ref());
-    if let (Some(template), Some(line)) = (template, &details.line_matching) {
-        details.fields.insert(
-            "message".into(),
-            template.replace("%line_matching", &line.data).into(),
-        );
-    }
-    details
+/// Matches as the engine takes them (the watcher gave each match its check's details).
+pub fn observations(matches: Vec<LogMatch>) -> Vec<(CheckId, Observed)> {
+    matches
+        .into_iter()
+        .map(|found| {
+            let check = found.check.clone();
+            let details = found.into_details();
+            (check, Observed::Matched { details })
+        })
+        .collect()
 }
 
 pub struct LogFiles {
     configs: mpsc::Sender<LogWatchConfig>,
-    context: watch::Sender<Arc<MatchContext>>,
+    readers: watch::Sender<Arc<Readers>>,
     watcher: Option<oneshot::Receiver<Result<(), LogWatchError>>>,
     forwarder: Option<JoinHandle<()>>,
 }
@@ -111,20 +67,20 @@ impl LogFiles {
         // Bounded: a slow loop makes the log watcher wait, and the data waits in the files.
         let (raw_sender, raw) = mpsc::channel(FORWARD_CAPACITY);
         let watcher = monitor_logwatch::spawn(config_receiver, raw_sender, tasks.clone())?;
-        let (context, current) = watch::channel(Arc::new(MatchContext::default()));
+        let (readers, current) = watch::channel(Arc::new(Readers::default()));
         let forwarder = tokio::spawn(forward(raw, events, move |event| {
             log_event(&current.borrow(), event)
         }));
         Ok(LogFiles {
             configs,
-            context,
+            readers,
             watcher: Some(watcher),
             forwarder: Some(forwarder),
         })
     }
 }
 
-fn log_event(context: &MatchContext, event: LogEvent) -> Vec<SourceEvent> {
+fn log_event(readers: &Readers, event: LogEvent) -> Vec<SourceEvent> {
     match event {
         LogEvent::CaughtUp { generation } => vec![SourceEvent::CaughtUp { generation }],
         LogEvent::Read {
@@ -132,26 +88,24 @@ fn log_event(context: &MatchContext, event: LogEvent) -> Vec<SourceEvent> {
             position,
             matches,
         } => vec![SourceEvent::Observed {
-            observations: context.observations(matches),
+            observations: observations(matches),
             position: position.map(|position| (path, position)),
         }],
         // Already logged by the watcher: shown in `status` for every check on the path.
-        LogEvent::Problem { path, message } => readers_of(context, &path)
+        LogEvent::Problem { path, message } => readers
+            .of(&path.display().to_string())
             .into_iter()
             .map(|check| SourceEvent::Problem {
                 check,
                 message: message.clone(),
             })
             .collect(),
-        LogEvent::ProblemResolved { path } => readers_of(context, &path)
+        LogEvent::ProblemResolved { path } => readers
+            .of(&path.display().to_string())
             .into_iter()
             .map(|check| SourceEvent::Resolved { check })
             .collect(),
     }
-}
-
-fn readers_of(context: &MatchContext, path: &std::path::Path) -> Vec<CheckId> {
-    context.readers(&path.display().to_string())
 }
 
 impl Source for LogFiles {
@@ -167,14 +121,9 @@ impl Source for LogFiles {
                     resume: context.positions.get(path).copied(),
                 })
                 .collect();
-            self.context.send_replace(Arc::new(MatchContext::new(
-                context.plan,
-                context
-                    .plan
-                    .log_files
-                    .iter()
-                    .map(|(path, patterns)| (path.display().to_string(), patterns)),
-            )));
+            let readers = context.plan.log_files.iter();
+            let readers = readers.map(|(path, patterns)| (path.display().to_string(), patterns));
+            self.readers.send_replace(Arc::new(Readers::new(readers)));
             let config = LogWatchConfig {
                 generation: context.generation,
                 files,
