@@ -17,10 +17,11 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::matching::{scan_chunk, ContextRing, LineSplitter, MatchCollector, Prefilter};
-use crate::{
+use crate::interface::{
     BackoffSettings, CommandEvent, CommandWatchConfig, LogMatch, LogWatchError, PatternSpec,
+    WatchedCommand,
 };
+use crate::matching::{scan_chunk, ContextRing, LineSplitter, MatchCollector, Prefilter};
 
 /// Bytes read from a command's stdout at a time: with the partial line (at most
 /// `MAX_LINE_BYTES`) this is all the memory a command's output takes, whatever its rate.
@@ -99,7 +100,7 @@ pub(crate) async fn run_commands_with(
 /// Start what is new, stop what is gone, hand changed checks to what runs on. Returns one
 /// receiver per started command, fired once it was spawned (or failed to be).
 fn apply_config(
-    commands: Vec<crate::WatchedCommand>,
+    commands: Vec<WatchedCommand>,
     running: &mut HashMap<String, RunningCommand>,
     tasks: &mut JoinSet<()>,
     events: &mpsc::Sender<CommandEvent>,

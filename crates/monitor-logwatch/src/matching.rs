@@ -8,7 +8,7 @@ use monitor_wire::LogLine;
 
 use regex::bytes::{Regex, RegexBuilder};
 
-use crate::{LogMatch, PatternSpec};
+use crate::interface::{LogMatch, PatternSpec};
 
 /// Lines longer than this are matched on their first `MAX_LINE_BYTES` only.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;

@@ -8,8 +8,8 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::access::{self, OpenError};
+use crate::interface::{LogMatch, PatternSpec};
 use crate::matching::{scan_chunk, ContextRing, LineSplitter, MatchCollector, Prefilter};
-use crate::{LogMatch, PatternSpec};
 use monitor_source::FilePosition;
 
 const READ_BUFFER_BYTES: usize = 256 * 1024;

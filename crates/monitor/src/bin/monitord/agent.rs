@@ -305,7 +305,12 @@ impl Agent {
             .retain(|path, _| plan.log_files.contains_key(path));
         let (generation, found) = self
             .sources
-            .configure(&plan, &self.settings, &self.positions, &self.dead_commands)
+            .configure(
+                &plan,
+                &self.settings,
+                &self.positions,
+                &self.dead_commands.0,
+            )
             .await;
         self.generation = generation;
         self.delivery

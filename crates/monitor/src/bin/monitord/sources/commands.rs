@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::logs::{observations, Readers};
 use super::on_demand::OnDemand;
-use super::{forward, with_forwarder, Boxed, Context, Source};
+use super::source::{forward, with_forwarder, Boxed, Context, Source};
 use crate::own_alerts::ConditionAlert;
 use crate::plan::Plan;
 
@@ -76,7 +76,7 @@ impl Source for Commands {
                     .map(|(command, checks)| WatchedCommand {
                         command: command.clone(),
                         checks: checks.clone(),
-                        reported_down: context.dead_commands.0.contains(command),
+                        reported_down: context.dead_commands.contains(command),
                     })
                     .collect(),
             });

@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::on_demand::OnDemand;
-use super::{forward, with_forwarder, Boxed, Context, ProblemLog, Source};
+use super::source::{forward, with_forwarder, Boxed, Context, ProblemLog, Source};
 
 pub struct Containers {
     events: mpsc::Sender<SourceEvent>,

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{forward, Boxed, Context, Source, FORWARD_CAPACITY};
+use super::source::{forward, Boxed, Context, Source, FORWARD_CAPACITY};
 
 /// The checks reading each source (a followed file's path, or a command), kept current by
 /// `configure` before the watcher gets the new config.

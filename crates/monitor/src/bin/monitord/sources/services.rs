@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::on_demand::OnDemand;
-use super::{with_forwarder, Boxed, Context, ProblemLog, Source};
+use super::source::{with_forwarder, Boxed, Context, ProblemLog, Source};
 use crate::clock;
 
 /// Per check that restarts its unit: the unit and how often.
