@@ -25,6 +25,7 @@ mod watch;
 
 use std::fmt;
 
+use monitor_source::bus_address;
 use monitor_wire::{CheckId, Details};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -49,12 +50,11 @@ pub enum SignalBus {
 impl SignalBus {
     /// The bus's D-Bus address, read from the environment for the system and session buses.
     pub fn address(&self) -> Result<String, DbusWatchError> {
-        let variable = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
         match self {
-            SignalBus::System => Ok(variable("DBUS_SYSTEM_BUS_ADDRESS")
-                .unwrap_or_else(|| DEFAULT_SYSTEM_BUS_ADDRESS.to_owned())),
+            SignalBus::System => Ok(bus_address::system_bus_address(DEFAULT_SYSTEM_BUS_ADDRESS)),
+            // Only the variable: a dbus check names the bus it means.
             SignalBus::Session => {
-                variable("DBUS_SESSION_BUS_ADDRESS").ok_or(DbusWatchError::NoSessionBus)
+                bus_address::session_bus_address(false).ok_or(DbusWatchError::NoSessionBus)
             }
             SignalBus::Address(address) => Ok(address.clone()),
         }

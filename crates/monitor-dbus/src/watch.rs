@@ -15,6 +15,7 @@ use std::future::poll_fn;
 use std::pin::Pin;
 use std::time::Duration;
 
+use monitor_source::watcher::{self, Flow, Reconnect};
 use monitor_wire::{CheckId, Details};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -41,64 +42,48 @@ const BUS_DRIVER: &str = "org.freedesktop.DBus";
 const BUS_DRIVER_PATH: &str = "/org/freedesktop/DBus";
 
 pub(crate) async fn run(
-    mut configs: mpsc::Receiver<SignalWatchConfig>,
+    configs: mpsc::Receiver<SignalWatchConfig>,
     events: mpsc::Sender<SignalEvent>,
     shutdown: CancellationToken,
 ) -> Result<(), DbusWatchError> {
-    let first = tokio::select! {
-        biased;
-        _ = shutdown.cancelled() => return Ok(()),
-        config = configs.recv() => config,
-    };
-    let Some(first) = first else {
-        tracing::info!("no D-Bus signal config arrived before the config channel closed");
-        return Ok(());
-    };
-    let mut watcher = Watcher::new(events, first.bus.clone());
-    tokio::select! {
-        biased;
-        _ = shutdown.cancelled() => return Ok(()),
-        applied = watcher.apply_config(first) => applied?,
-    }
-    loop {
-        // Dropping a step midway is fine: it only happens at shutdown.
-        let flow = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => return Ok(()),
-            flow = watcher.step(&mut configs) => flow?,
-        };
-        if let Flow::ConfigsClosed = flow {
-            tracing::info!("the D-Bus signal config channel closed; no longer watching signals");
-            return Ok(());
+    watcher::run(
+        "D-Bus signal",
+        "signals",
+        configs,
+        shutdown,
+        |first: SignalWatchConfig| async {
+            let mut watcher = Watcher::new(events, first.bus.clone());
+            watcher.apply_config(first).await?;
+            Ok(watcher)
+        },
+    )
+    .await
+}
+
+impl watcher::Watcher for Watcher {
+    type Config = SignalWatchConfig;
+    type Error = DbusWatchError;
+
+    async fn step(
+        &mut self,
+        configs: &mut mpsc::Receiver<SignalWatchConfig>,
+    ) -> Result<Flow, DbusWatchError> {
+        match self.next_wake(configs).await {
+            Wake::Config(None) => return Ok(Flow::ConfigsClosed),
+            Wake::Config(Some(config)) => self.apply_config(config).await?,
+            Wake::Message(Some(Ok(message))) => self.on_message(&message).await?,
+            Wake::Message(Some(Err(error))) => {
+                self.lose_session(format!("the {} connection failed: {error}", self.bus))
+                    .await?
+            }
+            Wake::Message(None) => {
+                self.lose_session(format!("the {} connection closed", self.bus))
+                    .await?
+            }
+            Wake::Flush => self.flush_due().await?,
+            Wake::Connect => self.try_connect().await?,
         }
-    }
-}
-
-enum Flow {
-    Continue,
-    ConfigsClosed,
-}
-
-/// Capped exponential backoff.
-struct Backoff {
-    next: Duration,
-}
-
-impl Backoff {
-    fn new() -> Backoff {
-        Backoff {
-            next: RECONNECT_FIRST_DELAY,
-        }
-    }
-
-    fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (delay * 2).min(RECONNECT_MAX_DELAY);
-        delay
-    }
-
-    fn reset(&mut self) {
-        self.next = RECONNECT_FIRST_DELAY;
+        Ok(Flow::Continue)
     }
 }
 
@@ -213,11 +198,8 @@ struct Watcher {
     bus: SignalBus,
     checks: Vec<CheckWatch>,
     session: Option<Session>,
-    /// `Disconnected` was sent and no `Connected` since.
-    down_reported: bool,
-    backoff: Backoff,
-    /// No connection attempt before this (`None`: connect now).
-    reconnect_at: Option<Instant>,
+    /// When to connect again, and whether the outage was reported.
+    reconnect: Reconnect,
     /// `(check, message)` of every problem already sent: each is sent once.
     problems_reported: HashSet<(CheckId, String)>,
 }
@@ -229,9 +211,7 @@ impl Watcher {
             bus,
             checks: Vec::new(),
             session: None,
-            down_reported: false,
-            backoff: Backoff::new(),
-            reconnect_at: None,
+            reconnect: Reconnect::new(RECONNECT_FIRST_DELAY, RECONNECT_MAX_DELAY),
             problems_reported: HashSet::new(),
         }
     }
@@ -267,7 +247,7 @@ impl Watcher {
             .map(|check| (check.signal.check, check.coalescer))
             .collect();
         if config.bus != self.bus {
-            self.down_reported = false;
+            self.reconnect.forget_outage();
         }
         self.bus = config.bus;
         for signal in config.signals {
@@ -291,31 +271,8 @@ impl Watcher {
             }
         }
         self.session = None;
-        self.backoff.reset();
-        self.reconnect_at = None;
+        self.reconnect.start_over();
         Ok(())
-    }
-
-    async fn step(
-        &mut self,
-        configs: &mut mpsc::Receiver<SignalWatchConfig>,
-    ) -> Result<Flow, DbusWatchError> {
-        match self.next_wake(configs).await {
-            Wake::Config(None) => return Ok(Flow::ConfigsClosed),
-            Wake::Config(Some(config)) => self.apply_config(config).await?,
-            Wake::Message(Some(Ok(message))) => self.on_message(&message).await?,
-            Wake::Message(Some(Err(error))) => {
-                self.lose_session(format!("the {} connection failed: {error}", self.bus))
-                    .await?
-            }
-            Wake::Message(None) => {
-                self.lose_session(format!("the {} connection closed", self.bus))
-                    .await?
-            }
-            Wake::Flush => self.flush_due().await?,
-            Wake::Connect => self.try_connect().await?,
-        }
-        Ok(Flow::Continue)
     }
 
     async fn next_wake(&mut self, configs: &mut mpsc::Receiver<SignalWatchConfig>) -> Wake {
@@ -326,7 +283,7 @@ impl Watcher {
             .min();
         // No checks: nothing to connect for.
         let connect_at = match (&self.session, self.checks.is_empty()) {
-            (None, false) => Some(self.reconnect_at.unwrap_or_else(Instant::now)),
+            (None, false) => Some(self.reconnect.retry_at().unwrap_or_else(Instant::now)),
             _ => None,
         };
         let session = self.session.as_mut();
@@ -343,9 +300,7 @@ impl Watcher {
             Ok((session, refusals)) => {
                 tracing::info!(bus = %self.bus, checks = self.checks.len(), "watching D-Bus signals");
                 self.session = Some(session);
-                self.backoff.reset();
-                self.reconnect_at = None;
-                self.down_reported = false;
+                self.reconnect.connected();
                 self.send(SignalEvent::Connected).await?;
                 for (index, message) in refusals {
                     let check = self.checks[index].check().clone();
@@ -353,11 +308,9 @@ impl Watcher {
                 }
             }
             Err(error) => {
-                let delay = self.backoff.next_delay();
+                let (delay, new_outage) = self.reconnect.failed();
                 tracing::warn!(%error, retry_in = ?delay, "cannot watch D-Bus signals");
-                self.reconnect_at = Some(Instant::now() + delay);
-                if !self.down_reported {
-                    self.down_reported = true;
+                if new_outage {
                     self.send(SignalEvent::Disconnected {
                         reason: error.to_string(),
                     })
@@ -436,9 +389,7 @@ impl Watcher {
     async fn lose_session(&mut self, reason: String) -> Result<(), DbusWatchError> {
         tracing::warn!(%reason, "lost the D-Bus connection; reconnecting");
         self.session = None;
-        self.reconnect_at = Some(Instant::now() + self.backoff.next_delay());
-        if !self.down_reported {
-            self.down_reported = true;
+        if self.reconnect.failed().1 {
             self.send(SignalEvent::Disconnected { reason }).await?;
         }
         Ok(())
@@ -626,10 +577,11 @@ async fn sleep_until_some(deadline: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use monitor_wire::backoff::Backoff;
 
     #[test]
     fn backoff_doubles_up_to_the_cap_and_resets() {
-        let mut backoff = Backoff::new();
+        let mut backoff = Backoff::new(RECONNECT_FIRST_DELAY, RECONNECT_MAX_DELAY);
         let delays: Vec<_> = (0..11).map(|_| backoff.next_delay()).collect();
         assert_eq!(delays[0], Duration::from_millis(100));
         assert_eq!(delays[1], Duration::from_millis(200));

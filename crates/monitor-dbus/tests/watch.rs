@@ -2,6 +2,9 @@
 //! signals. Every wait is for an observed event with a deadline; "nothing arrives" is a
 //! quiet window on the event channel.
 
+#[path = "../../../tests/support/watcher.rs"]
+mod watcher;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -10,9 +13,7 @@ use monitor_dbus::{
     alert_name, run, DbusWatchError, SignalBus, SignalEvent, SignalWatchConfig, WatchedSignal,
 };
 use monitor_wire::{CheckId, Details, Subsystem};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use watcher::WatcherUnderTest;
 use zbus::Connection;
 
 const EVENT_DEADLINE: Duration = Duration::from_secs(15);
@@ -138,48 +139,15 @@ fn signal(name: &str, bus_name: &str, pattern: &str, watch_expression: &str) -> 
     }
 }
 
-/// A running watcher and everything it sent so far.
-struct Watcher {
-    events: mpsc::Receiver<SignalEvent>,
-    shutdown: CancellationToken,
-    task: Option<JoinHandle<Result<(), DbusWatchError>>>,
-    seen: Vec<SignalEvent>,
-    _configs: mpsc::Sender<SignalWatchConfig>,
-}
+watcher::watcher_under_test!(Watcher, SignalWatchConfig, SignalEvent, DbusWatchError);
 
 impl Watcher {
     fn start(bus: &PrivateBus, signals: Vec<WatchedSignal>) -> Watcher {
-        let (configs, config_receiver) = mpsc::channel(4);
-        let (event_sender, events) = mpsc::channel(64);
-        let shutdown = CancellationToken::new();
-        configs
-            .try_send(SignalWatchConfig {
-                bus: SignalBus::Address(bus.address.clone()),
-                signals,
-            })
-            .unwrap();
-        let task = tokio::spawn(run(config_receiver, event_sender, shutdown.clone()));
-        Watcher {
-            events,
-            shutdown,
-            task: Some(task),
-            seen: Vec::new(),
-            _configs: configs,
-        }
-    }
-
-    async fn next(&mut self) -> SignalEvent {
-        match tokio::time::timeout(EVENT_DEADLINE, self.events.recv()).await {
-            Ok(Some(event)) => {
-                self.seen.push(event.clone());
-                event
-            }
-            Ok(None) => panic!("the watcher stopped; events so far: {:#?}", self.seen),
-            Err(_) => panic!(
-                "no event within {EVENT_DEADLINE:?}; events so far: {:#?}",
-                self.seen
-            ),
-        }
+        let config = SignalWatchConfig {
+            bus: SignalBus::Address(bus.address.clone()),
+            signals,
+        };
+        Watcher(WatcherUnderTest::start(config, 64, EVENT_DEADLINE, run))
     }
 
     async fn expect_connected(&mut self) {
@@ -201,21 +169,12 @@ impl Watcher {
 
     /// Nothing arrives within [`QUIET_WINDOW`].
     async fn expect_quiet(&mut self) {
-        if let Ok(event) = tokio::time::timeout(QUIET_WINDOW, self.events.recv()).await {
-            panic!(
-                "expected nothing, got {event:?}; events before: {:#?}",
-                self.seen
-            );
-        }
+        self.0.expect_quiet(QUIET_WINDOW).await;
     }
 
-    async fn stop(mut self) {
-        self.shutdown.cancel();
-        let task = self.task.take().unwrap();
-        let outcome = tokio::time::timeout(EVENT_DEADLINE, task)
-            .await
-            .expect("the watcher stops in time")
-            .expect("the watcher does not panic");
+    async fn stop(self) {
+        let (ended, _) = self.0.stop().await;
+        let outcome = ended.expect("the watcher does not panic");
         assert!(outcome.is_ok(), "the watcher failed: {outcome:?}");
     }
 }

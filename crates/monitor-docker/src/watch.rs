@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use monitor_source::watcher::Reconnect;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -67,7 +68,7 @@ enum Inspection {
 /// Why a session ended.
 enum SessionEnd {
     Stop,
-    Lost { reason: String, connected: bool },
+    Lost { reason: String },
     EngineChanged,
 }
 
@@ -75,7 +76,8 @@ struct Watcher {
     engine: Engine,
     tracked: Vec<Tracked>,
     events: mpsc::Sender<ContainerEvent>,
-    outage_reported: bool,
+    /// When to connect again, and whether the outage was reported.
+    reconnect: Reconnect,
 }
 
 pub(crate) async fn run(
@@ -94,26 +96,21 @@ pub(crate) async fn run(
         engine: config.engine,
         tracked: config.containers.into_iter().map(Tracked::new).collect(),
         events,
-        outage_reported: false,
+        reconnect: Reconnect::new(INITIAL_BACKOFF, MAX_BACKOFF),
     };
-    let mut backoff = INITIAL_BACKOFF;
     loop {
         match watcher.session(&mut configs, &shutdown).await? {
             SessionEnd::Stop => return Ok(()),
-            SessionEnd::EngineChanged => backoff = INITIAL_BACKOFF,
-            SessionEnd::Lost { reason, connected } => {
-                if connected {
-                    backoff = INITIAL_BACKOFF;
-                }
-                tracing::warn!(socket = %watcher.engine.socket.display(), retry_in = ?backoff, "container engine lost: {reason}");
-                if !watcher.outage_reported {
-                    watcher.outage_reported = true;
+            SessionEnd::EngineChanged => watcher.reconnect.start_over(),
+            SessionEnd::Lost { reason } => {
+                let (retry_in, new_outage) = watcher.reconnect.failed();
+                tracing::warn!(socket = %watcher.engine.socket.display(), ?retry_in, "container engine lost: {reason}");
+                if new_outage {
                     watcher
                         .send(ContainerEvent::Disconnected { reason })
                         .await?;
                 }
-                let deadline = Instant::now() + backoff;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                let deadline = Instant::now() + retry_in;
                 loop {
                     tokio::select! {
                         _ = shutdown.cancelled() => return Ok(()),
@@ -123,7 +120,7 @@ pub(crate) async fn run(
                                 let engine_changed = config.engine != watcher.engine;
                                 watcher.replace(config);
                                 if engine_changed {
-                                    backoff = INITIAL_BACKOFF;
+                                    watcher.reconnect.start_over();
                                     break;
                                 }
                             }
@@ -144,11 +141,10 @@ impl Watcher {
         configs: &mut mpsc::Receiver<ContainerWatchConfig>,
         shutdown: &CancellationToken,
     ) -> Result<SessionEnd, DockerError> {
-        let lost = |error: DockerError, connected: bool| match error {
+        let lost = |error: DockerError| match error {
             DockerError::EventsClosed => Err(DockerError::EventsClosed),
             error => Ok(SessionEnd::Lost {
                 reason: error.to_string(),
-                connected,
             }),
         };
         let socket = self.engine.socket.clone();
@@ -159,14 +155,14 @@ impl Watcher {
         };
         let (status, body) = match opened {
             Ok(Ok(opened)) => opened,
-            Ok(Err(error)) => return lost(error, false),
+            Ok(Err(error)) => return lost(error),
             Err(_) => {
                 let error = DockerError::Timeout {
                     socket,
                     call: call.to_owned(),
                     timeout: CALL_TIMEOUT,
                 };
-                return lost(error, false);
+                return lost(error);
             }
         };
         if status != 200 {
@@ -175,18 +171,18 @@ impl Watcher {
                 status,
                 message: String::new(),
             };
-            return lost(error, false);
+            return lost(error);
         }
         let mut stream = EventStream {
             body,
             buffer: Vec::new(),
         };
-        self.outage_reported = false;
+        self.reconnect.connected();
         tracing::info!(socket = %self.engine.socket.display(), "following the container engine's events");
         self.send(ContainerEvent::Connected).await?;
         for index in 0..self.tracked.len() {
             if let Err(error) = self.refresh(index, None).await {
-                return lost(error, true);
+                return lost(error);
             }
         }
         loop {
@@ -202,7 +198,7 @@ impl Watcher {
                         let new = self.replace(config);
                         for index in new {
                             if let Err(error) = self.refresh(index, None).await {
-                                return lost(error, true);
+                                return lost(error);
                             }
                         }
                     }
@@ -210,7 +206,7 @@ impl Watcher {
                 event = stream.next_event() => match event {
                     Ok(Some(event)) => {
                         if let Err(error) = self.handle(&event).await {
-                            return lost(error, true);
+                            return lost(error);
                         }
                     }
                     Ok(None) => {
@@ -222,9 +218,9 @@ impl Watcher {
                                 "the engine ended the event stream",
                             ),
                         };
-                        return lost(error, true);
+                        return lost(error);
                     }
-                    Err(error) => return lost(error, true),
+                    Err(error) => return lost(error),
                 },
             }
         }

@@ -5,6 +5,8 @@
 
 #[path = "../../../tests/support/podman.rs"]
 mod podman;
+#[path = "../../../tests/support/watcher.rs"]
+mod watcher;
 
 use std::time::Duration;
 
@@ -14,9 +16,7 @@ use monitor_docker::{
 };
 use monitor_wire::{CheckId, Subsystem};
 use podman::{Podman, IMAGE};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use watcher::WatcherUnderTest;
 
 const EVENT_DEADLINE: Duration = Duration::from_secs(20);
 
@@ -24,123 +24,51 @@ fn check(name: &str) -> CheckId {
     CheckId::new(Subsystem::Service, name)
 }
 
-/// A running watcher and everything it sent so far.
-struct Watcher {
-    events: mpsc::Receiver<ContainerEvent>,
-    /// Kept open: a closed config channel stops the watcher.
-    _configs: mpsc::Sender<ContainerWatchConfig>,
-    shutdown: CancellationToken,
-    task: Option<JoinHandle<Result<(), DockerError>>>,
-    seen: Vec<ContainerEvent>,
-}
+watcher::watcher_under_test!(Watcher, ContainerWatchConfig, ContainerEvent, DockerError);
 
 impl Watcher {
     /// Watches containers (each its own check, named after it) on the engine.
     fn start(podman: &Podman, containers: &[&str]) -> Watcher {
-        let (configs, config_receiver) = mpsc::channel(4);
-        let (event_sender, events) = mpsc::channel(256);
-        let shutdown = CancellationToken::new();
-        configs
-            .try_send(ContainerWatchConfig {
-                engine: Engine::at(podman.socket()),
-                containers: containers
-                    .iter()
-                    .map(|name| WatchedContainer {
-                        check: check(name),
-                        container: name.to_string(),
-                    })
-                    .collect(),
-            })
-            .unwrap();
-        let task = tokio::spawn(run(config_receiver, event_sender, shutdown.clone()));
-        Watcher {
-            events,
-            _configs: configs,
-            shutdown,
-            task: Some(task),
-            seen: Vec::new(),
-        }
-    }
-
-    async fn next(&mut self) -> ContainerEvent {
-        match tokio::time::timeout(EVENT_DEADLINE, self.events.recv()).await {
-            Ok(Some(event)) => {
-                self.seen.push(event.clone());
-                event
-            }
-            Ok(None) => panic!("the watcher stopped; events so far: {:#?}", self.seen),
-            Err(_) => panic!(
-                "no event within {EVENT_DEADLINE:?}; events so far: {:#?}",
-                self.seen
-            ),
-        }
-    }
-
-    /// Skips events until one matches.
-    async fn expect(
-        &mut self,
-        what: &str,
-        matches: impl Fn(&ContainerEvent) -> bool,
-    ) -> ContainerEvent {
-        let deadline = tokio::time::Instant::now() + EVENT_DEADLINE;
-        loop {
-            let event = tokio::time::timeout_at(deadline, self.next())
-                .await
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "no {what} within {EVENT_DEADLINE:?}; events so far: {:#?}",
-                        self.seen
-                    )
-                });
-            if matches(&event) {
-                return event;
-            }
-        }
+        let config = ContainerWatchConfig {
+            engine: Engine::at(podman.socket()),
+            containers: containers
+                .iter()
+                .map(|name| WatchedContainer {
+                    check: check(name),
+                    container: name.to_string(),
+                })
+                .collect(),
+        };
+        Watcher(WatcherUnderTest::start(config, 256, EVENT_DEADLINE, run))
     }
 
     /// Skips events until a State of `name` with `running`.
     async fn expect_state(&mut self, name: &str, running: bool) -> ContainerStatus {
-        let wanted = check(name);
-        let event = self
-            .expect(&format!("State {name} running={running}"), |event| {
-                matches!(event, ContainerEvent::State { check, running: r, .. } if *check == wanted && *r == running)
-            })
-            .await;
-        match event {
-            ContainerEvent::State { status, .. } => status,
-            _ => unreachable!(),
-        }
+        self.state(name, Some(running)).await.1
     }
 
     /// The next State of `name`, skipping other events.
     async fn next_state(&mut self, name: &str) -> (bool, ContainerStatus) {
+        self.state(name, None).await
+    }
+
+    async fn state(&mut self, name: &str, running: Option<bool>) -> (bool, ContainerStatus) {
         let wanted = check(name);
-        let event = self
-            .expect(
-                &format!("State {name}"),
-                |event| matches!(event, ContainerEvent::State { check, .. } if *check == wanted),
-            )
-            .await;
-        match event {
+        self.expect_state_where(&format!("State {name}"), running, |event| match event {
             ContainerEvent::State {
-                running, status, ..
-            } => (running, status),
-            _ => unreachable!(),
-        }
+                check,
+                running,
+                status,
+            } if *check == wanted => Some((*running, status)),
+            _ => None,
+        })
+        .await
     }
 
     /// Stops the watcher and returns what it sent that was not read yet.
-    async fn stop(mut self) -> Vec<ContainerEvent> {
-        self.shutdown.cancel();
-        let task = self.task.take().unwrap();
-        let result = tokio::time::timeout(EVENT_DEADLINE, task)
-            .await
-            .expect("the watcher stops on shutdown");
+    async fn stop(self) -> Vec<ContainerEvent> {
+        let (result, rest) = self.0.stop().await;
         result.unwrap().unwrap();
-        let mut rest = Vec::new();
-        while let Ok(event) = self.events.try_recv() {
-            rest.push(event);
-        }
         rest
     }
 }

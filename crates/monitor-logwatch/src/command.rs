@@ -9,6 +9,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use monitor_wire::backoff::Backoff;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -16,10 +17,11 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::matching::{scan_chunk, ContextRing, LineSplitter, MatchCollector, Prefilter};
-use crate::{
+use crate::interface::{
     BackoffSettings, CommandEvent, CommandWatchConfig, LogMatch, LogWatchError, PatternSpec,
+    WatchedCommand,
 };
+use crate::matching::{scan_chunk, ContextRing, LineSplitter, MatchCollector, Prefilter};
 
 /// Bytes read from a command's stdout at a time: with the partial line (at most
 /// `MAX_LINE_BYTES`) this is all the memory a command's output takes, whatever its rate.
@@ -98,7 +100,7 @@ pub(crate) async fn run_commands_with(
 /// Start what is new, stop what is gone, hand changed checks to what runs on. Returns one
 /// receiver per started command, fired once it was spawned (or failed to be).
 fn apply_config(
-    commands: Vec<crate::WatchedCommand>,
+    commands: Vec<WatchedCommand>,
     running: &mut HashMap<String, RunningCommand>,
     tasks: &mut JoinSet<()>,
     events: &mpsc::Sender<CommandEvent>,
@@ -190,7 +192,7 @@ enum Ended {
 impl CommandSource {
     async fn run(mut self, started: oneshot::Sender<()>) {
         let mut started = Some(started);
-        let mut delay = self.backoff.initial;
+        let mut backoff = Backoff::new(self.backoff.initial, self.backoff.max);
         // Whether `Died` was sent and no `Recovered` since: one alert per failure streak.
         let mut failing = self.reported_down;
         loop {
@@ -215,8 +217,9 @@ impl CommandSource {
                 return;
             };
             if uptime >= self.backoff.healthy_after {
-                delay = self.backoff.initial;
+                backoff.reset();
             }
+            let delay = backoff.next_delay();
             tracing::warn!(command = %self.label, %reason, retry_in = ?delay, "command source stopped; restarting it");
             let mut alive = true;
             if !failing {
@@ -241,7 +244,6 @@ impl CommandSource {
             if !alive {
                 return;
             }
-            delay = delay.saturating_mul(2).min(self.backoff.max);
         }
     }
 

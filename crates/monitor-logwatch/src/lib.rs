@@ -2,8 +2,9 @@
 //!
 //! - [`run`] is the watcher task: it takes the set of files to follow as [`LogWatchConfig`]s
 //!   (a new one whenever checks change) and sends [`LogEvent`]s: the matches found in what it
-//!   read, with the [`FilePosition`] reached, so the caller can checkpoint offsets together
-//!   with the alert state that those lines produced.
+//!   read (each [`LogMatch`] builds its alert's details, [`LogMatch::into_details`]), with
+//!   the `monitor_source::FilePosition` reached, so the caller can checkpoint offsets
+//!   together with the alert state that those lines produced.
 //! - [`tail::FileTail`] follows one path across rotation (rename, then a new file: the old
 //!   one is finished first), truncation (copytruncate), deletion and re-creation, and lines
 //!   split across writes. Regexes run on bytes: invalid UTF-8 and over-long lines never stop it.
@@ -14,6 +15,8 @@
 //!   only logged. It restarts a command that exits with capped backoff and sends
 //!   [`CommandEvent`]s: matches, and one `Died` per failure streak (then `Recovered`).
 //!
+//! The types it is given and sends are in `interface.rs`.
+//!
 //! It watches the folders that hold the files (one inotify watch per folder, many checks on
 //! one file read it once) and never polls: an idle watcher sleeps until the kernel says a
 //! file changed. It knows nothing of alerts, expiry or delivery; it does not persist
@@ -21,176 +24,28 @@
 
 mod access;
 mod command;
+mod interface;
 mod matching;
 pub mod tail;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use monitor_wire::{CheckId, LogLine};
+use monitor_source::FilePosition;
 use notify::{RecursiveMode, Watcher};
-use regex::bytes::Regex;
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
+pub use interface::{
+    BackoffSettings, CommandEvent, CommandWatchConfig, LogEvent, LogMatch, LogWatchConfig,
+    LogWatchError, MatchDetails, PatternSpec, WatchedCommand, WatchedFile,
+};
 pub use tail::Start;
 use tail::{FileTail, ProblemChange};
 
 /// How many bytes one file may read before the others get a turn (and shutdown is checked).
 const READ_BUDGET_BYTES: usize = 4 * 1024 * 1024;
-
-/// Where reading a file got to: enough to resume after a restart, and to notice that the
-/// path now names another file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct FilePosition {
-    pub device: u64,
-    pub inode: u64,
-    /// Offset just past the last complete line read.
-    pub offset: u64,
-    /// Number of that line (1-based; 0 before the first line).
-    pub line_number: u64,
-}
-
-/// One check's pattern on a file.
-#[derive(Debug, Clone)]
-pub struct PatternSpec {
-    pub check: CheckId,
-    pub regex: Regex,
-    pub lines_before: usize,
-    pub lines_after: usize,
-}
-
-/// One file to follow and the checks that read it.
-#[derive(Debug, Clone)]
-pub struct WatchedFile {
-    pub path: PathBuf,
-    pub checks: Vec<PatternSpec>,
-    /// Where to begin if the file is not followed yet: a checkpointed position, or `None`
-    /// for "from now on" (lines already in the file are old and never alert).
-    pub resume: Option<FilePosition>,
-}
-
-/// The whole set of files to follow; files missing from a new config are let go.
-#[derive(Debug, Clone, Default)]
-pub struct LogWatchConfig {
-    /// Echoed in [`LogEvent::CaughtUp`], so the sender knows which config is live.
-    pub generation: u64,
-    pub files: Vec<WatchedFile>,
-}
-
-/// A line that matched a check's pattern, with its context.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LogMatch {
-    pub check: CheckId,
-    pub line: LogLine,
-    /// Up to `lines_before` lines that came before it (fewer right after a start or rotation).
-    pub before: Vec<LogLine>,
-    /// Up to `lines_after` lines that followed it in the same read: the alert is not held
-    /// back waiting for more.
-    pub after: Vec<LogLine>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum LogEvent {
-    /// Lines were read from `path`; `position` is where a restart would resume.
-    Read {
-        path: PathBuf,
-        position: Option<FilePosition>,
-        matches: Vec<LogMatch>,
-    },
-    /// The config of this generation was applied and every file in it read to its
-    /// current end.
-    CaughtUp { generation: u64 },
-    /// `path` is not followed: it is not a regular file (a FIFO, a device), a user who
-    /// controls the path could not read the file it names themselves, or it cannot be
-    /// opened. `message` names the path and the fix. Sent once per distinct problem (and
-    /// again when the file's checks change), already logged.
-    Problem { path: PathBuf, message: String },
-    /// After a [`LogEvent::Problem`]: `path` is followed again (or names nothing yet).
-    ProblemResolved { path: PathBuf },
-}
-
-/// One long-running command and the checks that read its stdout (Mender's `@command`
-/// log source: `@docker events`, `@journalctl -f`, `@tail -F file`).
-#[derive(Debug, Clone)]
-pub struct WatchedCommand {
-    /// The command as written after the `@`; run as `sh -c '<command>'`, like Mender does.
-    pub command: String,
-    pub checks: Vec<PatternSpec>,
-    /// Reported down already (a `Died` before the agent restarted): the new run starts in
-    /// a failure streak, so it sends `Recovered` once it stays up, and no second `Died`.
-    pub reported_down: bool,
-}
-
-/// The whole set of commands to run; commands missing from a new config are stopped, and
-/// a command kept from the previous config runs on with its new checks (no restart).
-#[derive(Debug, Clone, Default)]
-pub struct CommandWatchConfig {
-    /// Echoed in [`CommandEvent::Applied`], so the sender knows which config is live.
-    pub generation: u64,
-    /// The same command text in several entries runs once and feeds all their checks.
-    pub commands: Vec<WatchedCommand>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum CommandEvent {
-    /// Matches in what the command printed: context lines as for files (lines after are
-    /// those already printed when the match was read); line numbers count the command's
-    /// output lines since it (re)started.
-    Matched {
-        command: String,
-        matches: Vec<LogMatch>,
-    },
-    /// The command could not start or exited; it is restarted after `retry_in`. Sent once
-    /// per failure streak, not on every restart of a crash loop: the caller alerts once.
-    Died {
-        command: String,
-        /// `exited with status 3`, `killed by signal 9`, `cannot start `sh -c`: …`, with
-        /// the last line it wrote to stderr when there is one.
-        reason: String,
-        retry_in: Duration,
-    },
-    /// After a [`CommandEvent::Died`]: the command has now stayed up for
-    /// [`BackoffSettings::healthy_after`], so the streak is over. A command that prints a
-    /// line and dies again does not end its streak by printing.
-    Recovered { command: String },
-    /// Config `generation` applied: every command in it was started (or failed to start).
-    Applied { generation: u64 },
-}
-
-/// How a command that keeps dying is restarted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BackoffSettings {
-    /// Delay before the first restart; it doubles at every death in a row.
-    pub initial: Duration,
-    /// The delay never grows past this.
-    pub max: Duration,
-    /// A run this long resets the delay, and ends a failure streak with
-    /// [`CommandEvent::Recovered`].
-    pub healthy_after: Duration,
-}
-
-impl Default for BackoffSettings {
-    /// 1 s doubling to 60 s; healthy after 10 s up.
-    fn default() -> Self {
-        BackoffSettings {
-            initial: Duration::from_secs(1),
-            max: Duration::from_secs(60),
-            healthy_after: Duration::from_secs(10),
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum LogWatchError {
-    #[error("cannot start inotify: {0}; raise fs.inotify.max_user_instances")]
-    Inotify(#[source] notify::Error),
-    #[error("cannot start the log watcher's thread: {0}; raise the process or memory limits")]
-    Thread(#[source] std::io::Error),
-}
 
 /// Paths the kernel reported since the last look, shared with notify's thread.
 #[derive(Default)]
@@ -376,7 +231,7 @@ pub async fn run(
 ///
 /// Each distinct command runs as `sh -c '<command>'` (like Mender) in its own process
 /// group, stdin `/dev/null`. Its stdout is matched line by line (lines capped at
-/// [`tail::MAX_LINE_BYTES`], invalid UTF-8 allowed); its stderr is only logged at debug, a
+/// `matching::MAX_LINE_BYTES`, invalid UTF-8 allowed); its stderr is only logged at debug, a
 /// few lines a second. A command that exits or cannot start is restarted with backoff
 /// (1 s doubling to 60 s, reset by 10 s up); stopping one sends SIGTERM to its group, then
 /// SIGKILL after 2 s, and reaps it.

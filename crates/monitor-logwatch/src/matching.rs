@@ -8,8 +8,12 @@ use monitor_wire::LogLine;
 
 use regex::bytes::{Regex, RegexBuilder};
 
-use crate::tail::{ALERT_LINE_BYTES, MAX_LINE_BYTES};
-use crate::{LogMatch, PatternSpec};
+use crate::interface::{LogMatch, PatternSpec};
+
+/// Lines longer than this are matched on their first `MAX_LINE_BYTES` only.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+/// Lines carried in an alert (matching and context) are cut to this many bytes.
+pub const ALERT_LINE_BYTES: usize = 4096;
 
 /// Every check's pattern in one regex, run over a whole read instead of line by line: it
 /// finds the next line where some check may match, and the lines before it are jumped over
@@ -217,6 +221,7 @@ impl<'a> MatchCollector<'a> {
                     line: log_line(number, line),
                     before: context.last(check.lines_before),
                     after: Vec::new(),
+                    details: check.details.clone(),
                 });
                 if check.lines_after > 0 {
                     self.awaiting_after
@@ -420,6 +425,7 @@ mod tests {
                 regex: Regex::new(pattern).unwrap(),
                 lines_before: index % 3,
                 lines_after: (index + 1) % 3,
+                details: Default::default(),
             })
             .collect()
     }

@@ -8,13 +8,10 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::access::{self, OpenError};
+use crate::interface::{LogMatch, PatternSpec};
 use crate::matching::{scan_chunk, ContextRing, LineSplitter, MatchCollector, Prefilter};
-use crate::{FilePosition, LogMatch, PatternSpec};
+use monitor_source::FilePosition;
 
-/// Lines longer than this are matched on their first `MAX_LINE_BYTES` only.
-pub const MAX_LINE_BYTES: usize = 64 * 1024;
-/// Lines carried in an alert (matching and context) are cut to this many bytes.
-pub const ALERT_LINE_BYTES: usize = 4096;
 const READ_BUFFER_BYTES: usize = 256 * 1024;
 /// How many of the last bytes read are remembered to recognise a file that was truncated
 /// and written again past the old size before we looked.
@@ -596,6 +593,7 @@ mod tests {
             regex: Regex::new("ERROR").unwrap(),
             lines_before: 1,
             lines_after: 0,
+            details: Default::default(),
         }];
         FileTail::new(path.to_path_buf(), checks, Start::End)
     }

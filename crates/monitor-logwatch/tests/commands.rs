@@ -128,6 +128,7 @@ fn check(name: &str, pattern: &str, lines_before: usize, lines_after: usize) -> 
         regex: Regex::new(pattern).unwrap(),
         lines_before,
         lines_after,
+        details: Default::default(),
     }
 }
 
@@ -229,6 +230,7 @@ fn lines_a_command_prints_are_matched_with_context_and_line_numbers() {
                     line: line(2, "ERROR x"),
                     before: vec![line(1, "a")],
                     after: vec![line(3, "b")],
+                    details: Default::default(),
                 }],
             }
         );

@@ -6,9 +6,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use monitor_logwatch::{
-    FilePosition, LogEvent, LogMatch, LogWatchConfig, PatternSpec, WatchedFile,
-};
+use monitor_logwatch::{LogEvent, LogMatch, LogWatchConfig, PatternSpec, WatchedFile};
+use monitor_source::FilePosition;
 use monitor_wire::{CheckId, Subsystem};
 use regex::bytes::Regex;
 use tokio::sync::mpsc;
@@ -130,6 +129,7 @@ fn watched(path: &Path, patterns: &[(&str, &str)], resume: Option<FilePosition>)
                 regex: Regex::new(pattern).unwrap(),
                 lines_before: 2,
                 lines_after: 2,
+                details: Default::default(),
             })
             .collect(),
         resume,

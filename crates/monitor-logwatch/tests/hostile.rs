@@ -23,6 +23,7 @@ fn watched(path: &Path, check: &str) -> WatchedFile {
             regex: Regex::new("ERROR").unwrap(),
             lines_before: 0,
             lines_after: 0,
+            details: Default::default(),
         }],
         resume: None,
     }

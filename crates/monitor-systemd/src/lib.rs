@@ -20,16 +20,19 @@
 
 mod bus;
 mod status;
+mod systemctl;
 mod transitions;
 mod watch;
 
 use std::fmt;
 
+use monitor_source::bus_address;
 use monitor_wire::CheckId;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use status::UnitStatus;
+pub use systemctl::{recent_journal, restart_unit};
 
 /// Which message bus systemd is reached on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,13 +69,9 @@ impl BusAddresses {
     /// `DBUS_SYSTEM_BUS_ADDRESS` (or the default socket) and `DBUS_SESSION_BUS_ADDRESS`
     /// (or `$XDG_RUNTIME_DIR/bus`, where a user session's bus is).
     pub fn from_env() -> BusAddresses {
-        let variable = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
         BusAddresses {
-            system: variable("DBUS_SYSTEM_BUS_ADDRESS")
-                .unwrap_or_else(|| DEFAULT_SYSTEM_BUS_ADDRESS.to_owned()),
-            session: variable("DBUS_SESSION_BUS_ADDRESS").or_else(|| {
-                variable("XDG_RUNTIME_DIR").map(|runtime| format!("unix:path={runtime}/bus"))
-            }),
+            system: bus_address::system_bus_address(DEFAULT_SYSTEM_BUS_ADDRESS),
+            session: bus_address::session_bus_address(true),
         }
     }
 

@@ -15,6 +15,8 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
 
+use monitor_source::watcher::{self, Flow, Reconnect};
+use monitor_wire::backoff::Backoff;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -41,63 +43,96 @@ const SETTLE_DEADLINE: Duration = Duration::from_secs(1);
 
 pub(crate) async fn run(
     addresses: BusAddresses,
-    mut configs: mpsc::Receiver<ServiceWatchConfig>,
+    configs: mpsc::Receiver<ServiceWatchConfig>,
     events: mpsc::Sender<ServiceEvent>,
     shutdown: CancellationToken,
 ) -> Result<(), SystemdError> {
-    let first = tokio::select! {
-        biased;
-        _ = shutdown.cancelled() => return Ok(()),
-        config = configs.recv() => config,
-    };
-    let Some(first) = first else {
-        tracing::info!("no service config arrived before the config channel closed");
-        return Ok(());
-    };
-    let mut watcher = Watcher::new(addresses, events, first);
-    loop {
-        // Dropping a step midway is fine: it only happens at shutdown.
-        let flow = tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => return Ok(()),
-            flow = watcher.step(&mut configs) => flow?,
-        };
-        if let Flow::ConfigsClosed = flow {
-            tracing::info!("the service config channel closed; no longer watching services");
-            return Ok(());
+    watcher::run(
+        "service",
+        "services",
+        configs,
+        shutdown,
+        |first: ServiceWatchConfig| async { Ok(Watcher::new(addresses, events, first)) },
+    )
+    .await
+}
+
+impl watcher::Watcher for Watcher {
+    type Config = ServiceWatchConfig;
+    type Error = SystemdError;
+
+    async fn step(
+        &mut self,
+        configs: &mut mpsc::Receiver<ServiceWatchConfig>,
+    ) -> Result<Flow, SystemdError> {
+        if self.session.is_none() {
+            return self.step_disconnected(configs).await;
         }
-    }
-}
-
-enum Flow {
-    Continue,
-    ConfigsClosed,
-}
-
-/// Capped exponential backoff.
-struct Backoff {
-    first: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    fn new(first: Duration, max: Duration) -> Backoff {
-        Backoff {
-            first,
-            max,
-            next: first,
+        let wake = self.next_wake(configs).await;
+        match wake {
+            Wake::Config(None) => return Ok(Flow::ConfigsClosed),
+            Wake::Config(Some(config)) => self.apply_config(config).await?,
+            Wake::UnitSignal(index, Some(Ok(message))) => {
+                self.on_properties_changed(index, &message).await?
+            }
+            Wake::UnitSignal(_, Some(Err(error)))
+            | Wake::OwnerChanged(Some(Err(error)))
+            | Wake::Reload(Some(Err(error))) => {
+                self.lose_session(format!("the {} bus connection failed: {error}", self.bus))
+                    .await?
+            }
+            Wake::UnitSignal(_, None) | Wake::OwnerChanged(None) | Wake::Reload(None) => {
+                self.lose_session(format!("the {} bus connection closed", self.bus))
+                    .await?
+            }
+            Wake::OwnerChanged(Some(Ok(message))) => {
+                let new_owner = message
+                    .body()
+                    .deserialize::<(String, String, String)>()
+                    .map(|(_, _, new_owner)| new_owner)
+                    .unwrap_or_default();
+                let reason = if new_owner.is_empty() {
+                    format!(
+                        "systemd left the {} bus (re-executing or shutting down)",
+                        self.bus
+                    )
+                } else {
+                    format!(
+                        "systemd on the {} bus was replaced by {new_owner}",
+                        self.bus
+                    )
+                };
+                self.lose_session(reason).await?
+            }
+            Wake::Reload(Some(Ok(message))) => {
+                // Reloading(false) ends a daemon-reload: unit files may have come or gone.
+                if message.body().deserialize::<bool>().ok() == Some(false) {
+                    tracing::debug!(bus = %self.bus, "systemd reloaded; re-reading every unit");
+                    self.read_all(false).await?;
+                }
+            }
+            Wake::SafetyRead => {
+                self.next_safety_read = Instant::now() + SAFETY_READ_INTERVAL;
+                self.read_all(false).await?;
+            }
+            Wake::RetryUnits => {
+                self.unit_retry_at = None;
+                self.read_pending().await?;
+            }
+            Wake::Settle => {
+                let now = Instant::now();
+                for index in 0..self.units.len() {
+                    let due = self.units[index]
+                        .deferred_down
+                        .as_ref()
+                        .is_some_and(|deferred| deferred.until <= now);
+                    if due {
+                        self.report_running(index, false).await?;
+                    }
+                }
+            }
         }
-    }
-
-    fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (delay * 2).min(self.max);
-        delay
-    }
-
-    fn reset(&mut self) {
-        self.next = self.first;
+        Ok(Flow::Continue)
     }
 }
 
@@ -173,11 +208,8 @@ struct Watcher {
     bus: Bus,
     units: Vec<UnitWatch>,
     session: Option<Session>,
-    /// `Disconnected` was sent and no `Connected` since.
-    down_reported: bool,
-    reconnect_backoff: Backoff,
-    /// No connection attempt before this.
-    reconnect_at: Option<Instant>,
+    /// When to connect again, and whether the outage was reported.
+    reconnect: Reconnect,
     next_safety_read: Instant,
     unit_retry_backoff: Backoff,
     unit_retry_at: Option<Instant>,
@@ -195,9 +227,7 @@ impl Watcher {
             bus: config.bus,
             units: config.services.into_iter().map(UnitWatch::new).collect(),
             session: None,
-            down_reported: false,
-            reconnect_backoff: Backoff::new(RECONNECT_FIRST_DELAY, RECONNECT_MAX_DELAY),
-            reconnect_at: None,
+            reconnect: Reconnect::new(RECONNECT_FIRST_DELAY, RECONNECT_MAX_DELAY),
             next_safety_read: Instant::now() + SAFETY_READ_INTERVAL,
             unit_retry_backoff: Backoff::new(UNIT_RETRY_FIRST_DELAY, UNIT_RETRY_MAX_DELAY),
             unit_retry_at: None,
@@ -209,80 +239,6 @@ impl Watcher {
             .send(event)
             .await
             .map_err(|_| SystemdError::EventsClosed)
-    }
-
-    async fn step(
-        &mut self,
-        configs: &mut mpsc::Receiver<ServiceWatchConfig>,
-    ) -> Result<Flow, SystemdError> {
-        if self.session.is_none() {
-            return self.step_disconnected(configs).await;
-        }
-        let wake = self.next_wake(configs).await;
-        match wake {
-            Wake::Config(None) => return Ok(Flow::ConfigsClosed),
-            Wake::Config(Some(config)) => self.apply_config(config).await?,
-            Wake::UnitSignal(index, Some(Ok(message))) => {
-                self.on_properties_changed(index, &message).await?
-            }
-            Wake::UnitSignal(_, Some(Err(error)))
-            | Wake::OwnerChanged(Some(Err(error)))
-            | Wake::Reload(Some(Err(error))) => {
-                self.lose_session(format!("the {} bus connection failed: {error}", self.bus))
-                    .await?
-            }
-            Wake::UnitSignal(_, None) | Wake::OwnerChanged(None) | Wake::Reload(None) => {
-                self.lose_session(format!("the {} bus connection closed", self.bus))
-                    .await?
-            }
-            Wake::OwnerChanged(Some(Ok(message))) => {
-                let new_owner = message
-                    .body()
-                    .deserialize::<(String, String, String)>()
-                    .map(|(_, _, new_owner)| new_owner)
-                    .unwrap_or_default();
-                let reason = if new_owner.is_empty() {
-                    format!(
-                        "systemd left the {} bus (re-executing or shutting down)",
-                        self.bus
-                    )
-                } else {
-                    format!(
-                        "systemd on the {} bus was replaced by {new_owner}",
-                        self.bus
-                    )
-                };
-                self.lose_session(reason).await?
-            }
-            Wake::Reload(Some(Ok(message))) => {
-                // Reloading(false) ends a daemon-reload: unit files may have come or gone.
-                if message.body().deserialize::<bool>().ok() == Some(false) {
-                    tracing::debug!(bus = %self.bus, "systemd reloaded; re-reading every unit");
-                    self.read_all(false).await?;
-                }
-            }
-            Wake::SafetyRead => {
-                self.next_safety_read = Instant::now() + SAFETY_READ_INTERVAL;
-                self.read_all(false).await?;
-            }
-            Wake::RetryUnits => {
-                self.unit_retry_at = None;
-                self.read_pending().await?;
-            }
-            Wake::Settle => {
-                let now = Instant::now();
-                for index in 0..self.units.len() {
-                    let due = self.units[index]
-                        .deferred_down
-                        .as_ref()
-                        .is_some_and(|deferred| deferred.until <= now);
-                    if due {
-                        self.report_running(index, false).await?;
-                    }
-                }
-            }
-        }
-        Ok(Flow::Continue)
     }
 
     async fn next_wake(&mut self, configs: &mut mpsc::Receiver<ServiceWatchConfig>) -> Wake {
@@ -314,13 +270,13 @@ impl Watcher {
         &mut self,
         configs: &mut mpsc::Receiver<ServiceWatchConfig>,
     ) -> Result<Flow, SystemdError> {
-        if let Some(at) = self.reconnect_at {
+        if let Some(at) = self.reconnect.retry_at() {
             let config = tokio::select! {
                 _ = tokio::time::sleep_until(at) => None,
                 config = configs.recv() => Some(config),
             };
             match config {
-                None => self.reconnect_at = None,
+                None => self.reconnect.waited(),
                 Some(None) => return Ok(Flow::ConfigsClosed),
                 Some(Some(config)) => {
                     self.apply_config(config).await?;
@@ -332,8 +288,7 @@ impl Watcher {
             Ok(session) => {
                 tracing::info!(bus = %self.bus, "watching systemd");
                 self.session = Some(session);
-                self.reconnect_backoff.reset();
-                self.down_reported = false;
+                self.reconnect.connected();
                 self.next_safety_read = Instant::now() + SAFETY_READ_INTERVAL;
                 self.send(ServiceEvent::Connected).await?;
                 for unit in &mut self.units {
@@ -342,11 +297,9 @@ impl Watcher {
                 self.read_all(true).await?;
             }
             Err(error) => {
-                let delay = self.reconnect_backoff.next_delay();
+                let (delay, new_outage) = self.reconnect.failed();
                 tracing::warn!(%error, retry_in = ?delay, "cannot watch systemd");
-                self.reconnect_at = Some(Instant::now() + delay);
-                if !self.down_reported {
-                    self.down_reported = true;
+                if new_outage {
                     self.send(ServiceEvent::Disconnected {
                         reason: error.to_string(),
                     })
@@ -380,9 +333,7 @@ impl Watcher {
             unit.link = None;
         }
         self.unit_retry_at = None;
-        self.reconnect_at = Some(Instant::now() + self.reconnect_backoff.next_delay());
-        if !self.down_reported {
-            self.down_reported = true;
+        if self.reconnect.failed().1 {
             self.send(ServiceEvent::Disconnected { reason }).await?;
         }
         Ok(())
@@ -394,9 +345,8 @@ impl Watcher {
             self.bus = config.bus;
             self.units = config.services.into_iter().map(UnitWatch::new).collect();
             self.session = None;
-            self.down_reported = false;
-            self.reconnect_backoff.reset();
-            self.reconnect_at = None;
+            self.reconnect.forget_outage();
+            self.reconnect.start_over();
             self.unit_retry_at = None;
             return Ok(());
         }
@@ -704,50 +654,4 @@ async fn sleep_until_some(deadline: Option<Instant>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_and_resets() {
-        let mut backoff = Backoff::new(RECONNECT_FIRST_DELAY, RECONNECT_MAX_DELAY);
-        let delays: Vec<_> = (0..12).map(|_| backoff.next_delay()).collect();
-        assert_eq!(delays[0], Duration::from_millis(100));
-        assert_eq!(delays[1], Duration::from_millis(200));
-        assert_eq!(delays[8], Duration::from_millis(25_600));
-        assert_eq!(delays[9], Duration::from_secs(30));
-        assert_eq!(delays[11], Duration::from_secs(30));
-        backoff.reset();
-        assert_eq!(backoff.next_delay(), Duration::from_millis(100));
-    }
-
-    #[test]
-    fn load_problems_say_what_to_do() {
-        let status = UnitStatus {
-            load_state: "not-found".into(),
-            load_error: "Unit nothere.service not found.".into(),
-            ..UnitStatus::default()
-        };
-        assert_eq!(
-            load_problem_message(Bus::Session, "nothere.service", &status),
-            "unit nothere.service not found on the session bus (Unit nothere.service not found): install its unit file and run `systemctl --user daemon-reload`, or fix the service name in the check"
-        );
-        let masked = UnitStatus {
-            load_state: "masked".into(),
-            ..UnitStatus::default()
-        };
-        assert_eq!(
-            load_problem_message(Bus::System, "x.service", &masked),
-            "unit x.service is masked: unmask it with `systemctl unmask x.service`"
-        );
-        let broken = UnitStatus {
-            load_state: "bad-setting".into(),
-            fragment_path: "/etc/systemd/system/x.service".into(),
-            load_error: "Unit x.service has a bad unit file setting.".into(),
-            ..UnitStatus::default()
-        };
-        assert_eq!(
-            load_problem_message(Bus::System, "x.service", &broken),
-            "unit x.service failed to load (bad-setting) (Unit x.service has a bad unit file setting): fix /etc/systemd/system/x.service and run `systemctl daemon-reload`"
-        );
-    }
-}
+mod tests;

@@ -4,6 +4,8 @@
 
 #[path = "../../../tests/support/user_manager.rs"]
 mod user_manager;
+#[path = "../../../tests/support/watcher.rs"]
+mod watcher;
 
 use std::time::Duration;
 
@@ -12,10 +14,8 @@ use monitor_systemd::{
     UnitStatus, WatchedService,
 };
 use monitor_wire::{CheckId, Subsystem};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use user_manager::UserManager;
+use watcher::WatcherUnderTest;
 
 const EVENT_DEADLINE: Duration = Duration::from_secs(15);
 
@@ -23,121 +23,55 @@ fn check(name: &str) -> CheckId {
     CheckId::new(Subsystem::Service, name)
 }
 
-/// A running watcher and everything it sent so far.
-struct Watcher {
-    events: mpsc::Receiver<ServiceEvent>,
-    configs: mpsc::Sender<ServiceWatchConfig>,
-    shutdown: CancellationToken,
-    task: Option<JoinHandle<Result<(), SystemdError>>>,
-    seen: Vec<ServiceEvent>,
-}
+watcher::watcher_under_test!(Watcher, ServiceWatchConfig, ServiceEvent, SystemdError);
 
 impl Watcher {
     /// Watches `(check, unit)` pairs on the manager's bus.
     fn start(manager: &UserManager, services: &[(&str, &str)]) -> Watcher {
-        let (configs, config_receiver) = mpsc::channel(4);
-        let (event_sender, events) = mpsc::channel(64);
-        let shutdown = CancellationToken::new();
-        configs
-            .try_send(ServiceWatchConfig {
-                bus: Bus::Session,
-                services: services
-                    .iter()
-                    .map(|(name, unit)| WatchedService {
-                        check: check(name),
-                        unit: unit.to_string(),
-                    })
-                    .collect(),
-            })
-            .unwrap();
-        let task = tokio::spawn(run_on(
-            BusAddresses::session(manager.bus_address()),
-            config_receiver,
-            event_sender,
-            shutdown.clone(),
-        ));
-        Watcher {
-            events,
-            configs,
-            shutdown,
-            task: Some(task),
-            seen: Vec::new(),
-        }
-    }
-
-    async fn next(&mut self) -> ServiceEvent {
-        match tokio::time::timeout(EVENT_DEADLINE, self.events.recv()).await {
-            Ok(Some(event)) => {
-                self.seen.push(event.clone());
-                event
-            }
-            Ok(None) => panic!("the watcher stopped; events so far: {:#?}", self.seen),
-            Err(_) => panic!(
-                "no event within {EVENT_DEADLINE:?}; events so far: {:#?}",
-                self.seen
-            ),
-        }
-    }
-
-    /// Skips events until one matches.
-    async fn expect(
-        &mut self,
-        what: &str,
-        matches: impl Fn(&ServiceEvent) -> bool,
-    ) -> ServiceEvent {
-        let deadline = tokio::time::Instant::now() + EVENT_DEADLINE;
-        loop {
-            let event = tokio::time::timeout_at(deadline, self.next())
-                .await
-                .unwrap_or_else(|_| {
-                    panic!(
-                        "no {what} within {EVENT_DEADLINE:?}; events so far: {:#?}",
-                        self.seen
-                    )
-                });
-            if matches(&event) {
-                return event;
-            }
-        }
+        let config = ServiceWatchConfig {
+            bus: Bus::Session,
+            services: services
+                .iter()
+                .map(|(name, unit)| WatchedService {
+                    check: check(name),
+                    unit: unit.to_string(),
+                })
+                .collect(),
+        };
+        let addresses = BusAddresses::session(manager.bus_address());
+        Watcher(WatcherUnderTest::start(
+            config,
+            64,
+            EVENT_DEADLINE,
+            |configs, events, shutdown| run_on(addresses, configs, events, shutdown),
+        ))
     }
 
     /// Skips events until a State of `name` with `running`.
     async fn expect_state(&mut self, name: &str, running: bool) -> UnitStatus {
-        let wanted = check(name);
-        let event = self
-            .expect(&format!("State {name} running={running}"), |event| {
-                matches!(event, ServiceEvent::State { check, running: r, .. } if *check == wanted && *r == running)
-            })
-            .await;
-        match event {
-            ServiceEvent::State { status, .. } => status,
-            _ => unreachable!(),
-        }
+        self.state(name, Some(running)).await.1
     }
 
     /// The next State of `name`, skipping other events.
     async fn next_state(&mut self, name: &str) -> (bool, UnitStatus) {
-        let wanted = check(name);
-        let event = self
-            .expect(
-                &format!("State {name}"),
-                |event| matches!(event, ServiceEvent::State { check, .. } if *check == wanted),
-            )
-            .await;
-        match event {
-            ServiceEvent::State {
-                running, status, ..
-            } => (running, status),
-            _ => unreachable!(),
-        }
+        self.state(name, None).await
     }
 
-    async fn stop(mut self) {
-        self.shutdown.cancel();
-        let task = self.task.take().unwrap();
-        let result = tokio::time::timeout(EVENT_DEADLINE, task)
-            .await
-            .expect("the watcher stops on shutdown");
+    async fn state(&mut self, name: &str, running: Option<bool>) -> (bool, UnitStatus) {
+        let wanted = check(name);
+        self.expect_state_where(&format!("State {name}"), running, |event| match event {
+            ServiceEvent::State {
+                check,
+                running,
+                status,
+            } if *check == wanted => Some((*running, status)),
+            _ => None,
+        })
+        .await
+    }
+
+    async fn stop(self) {
+        let (result, _) = self.0.stop().await;
         result.unwrap().unwrap();
     }
 }

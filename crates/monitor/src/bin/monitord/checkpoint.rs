@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use monitor_engine::Snapshot;
-use monitor_logwatch::FilePosition;
+use monitor_source::FilePosition;
 use monitor_wire::HistoryRecord;
 use serde::{Deserialize, Serialize};
 

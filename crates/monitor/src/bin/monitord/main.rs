@@ -9,12 +9,16 @@ mod checkpoint;
 mod clock;
 mod control;
 mod delivery;
+mod followers;
 mod logging;
-mod on_demand;
+mod own_alerts;
 mod persist;
 mod plan;
 mod private;
 mod sd_notify;
+mod sources;
+mod startup;
+mod status;
 
 use std::process::ExitCode;
 

@@ -19,9 +19,10 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use monitor_store::{AlertHistory, Durability, Outbox};
+use monitor_wire::backoff::Backoff;
 use monitor_wire::HistoryRecord;
 use tokio::sync::watch;
 
@@ -129,7 +130,7 @@ impl Persister {
             history_seq: last_seq,
             failing: failing
                 .then(|| "the state folder did not take writes when the agent stopped".to_owned()),
-            retry_delay: FIRST_RETRY,
+            retry: Backoff::new(FIRST_RETRY, LAST_RETRY),
             retry_at: None,
         };
         let thread = std::thread::Builder::new()
@@ -205,7 +206,7 @@ struct Writer {
     history_seq: u64,
     /// Why the last round of writes failed, while it does.
     failing: Option<String>,
-    retry_delay: Duration,
+    retry: Backoff,
     retry_at: Option<Instant>,
 }
 
@@ -333,7 +334,7 @@ impl Writer {
         match outcome {
             Ok(()) => {
                 self.retry_at = None;
-                self.retry_delay = FIRST_RETRY;
+                self.retry.reset();
                 if self.failing.take().is_some() {
                     tracing::info!(
                         "the state folder takes writes again; what waited in memory is written"
@@ -346,13 +347,13 @@ impl Writer {
                     tracing::error!("{reason}; stopping with alerts and state not written (they were delivered; logs are read again from the last checkpoint)");
                     return;
                 }
+                let retry_in = self.retry.next_delay();
                 if self.failing.as_deref() != Some(reason.as_str()) {
-                    tracing::error!(retry_in = ?self.retry_delay, "{reason}; alerts are still delivered, and what could not be written waits in memory");
+                    tracing::error!(retry_in = ?retry_in, "{reason}; alerts are still delivered, and what could not be written waits in memory");
                     let _ = self.health.send_replace(Err(reason.clone()));
                 }
                 self.failing = Some(reason);
-                self.retry_at = Some(Instant::now() + self.retry_delay);
-                self.retry_delay = (self.retry_delay * 2).min(LAST_RETRY);
+                self.retry_at = Some(Instant::now() + retry_in);
                 // What failed is still pending: the outbox knows what it did not write.
                 self.shared.pending().outbox_changed = true;
             }
@@ -367,5 +368,54 @@ fn warn_if_slow(started: Instant, what: &str) {
             ?took,
             "{what} was slow (a busy or worn disk?); alerts were delivered meanwhile"
         );
+    }
+}
+
+/// Alerts the last run recorded in its checkpoint but did not get into the outbox. On a
+/// disk that refuses them they stay in memory, and the writer thread writes them later.
+pub fn recover_into_outbox(outbox: &mut Outbox, recent: &[HistoryRecord]) {
+    let last = outbox.last_seq().unwrap_or(0);
+    let missing: Vec<HistoryRecord> = recent
+        .iter()
+        .filter(|record| record.seq > last)
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        tracing::info!(
+            count = missing.len(),
+            "queueing alerts that a crash kept from the outbox"
+        );
+        if let Err(error) = outbox.append(&missing, SystemTime::now()) {
+            tracing::warn!("{error:#}; they wait in memory and are written later");
+        }
+    }
+}
+
+/// Alerts the last run recorded in its checkpoint but did not get into the history; those
+/// a full or failing disk refuses now are returned, for the writer thread.
+pub fn recover_recent_alerts(
+    history: &mut AlertHistory,
+    checkpoint: &Checkpoint,
+) -> Vec<HistoryRecord> {
+    let last = history.last_seq().unwrap_or(0);
+    let missing: Vec<HistoryRecord> = checkpoint
+        .recent_alerts
+        .iter()
+        .filter(|record| record.seq > last)
+        .cloned()
+        .collect();
+    if missing.is_empty() {
+        return missing;
+    }
+    tracing::info!(
+        count = missing.len(),
+        "recording alerts that a crash kept from the history"
+    );
+    match history.append(&missing) {
+        Ok(()) => Vec::new(),
+        Err(error) => {
+            tracing::warn!("{error:#}; they wait in memory and are written later");
+            missing
+        }
     }
 }

@@ -5,12 +5,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use monitor_config::{Check, CheckKind, LoadedChecks, LogSource, RestartPolicy, Settings, Watch};
 use monitor_dbus::WatchedSignal;
 use monitor_docker::WatchedContainer;
 use monitor_engine::CheckSpec;
-use monitor_logwatch::PatternSpec;
+use monitor_logwatch::{MatchDetails, PatternSpec};
 use monitor_systemd::WatchedService;
 use monitor_wire::config_push::ConfigCheck;
 use monitor_wire::CheckId;
@@ -24,7 +25,7 @@ pub struct Plan {
     /// Commands whose output is read (`@command` sources), with their patterns; one process
     /// serves every check on the same command.
     pub commands: BTreeMap<String, Vec<PatternSpec>>,
-    /// Per log check: the file it reads and its `alert.details` template, if any.
+    /// Per log check: the file or command it reads.
     pub log_checks: HashMap<CheckId, LogCheckExtras>,
     /// Services to watch, each for its check.
     pub services: Vec<WatchedService>,
@@ -50,7 +51,6 @@ pub struct Plan {
 pub struct LogCheckExtras {
     /// The file, or the command (`@docker events`).
     pub source: LogSource,
-    pub details_template: Option<String>,
 }
 
 pub fn plan(settings: &Settings, loaded: LoadedChecks) -> Plan {
@@ -89,6 +89,10 @@ fn add_check(plan: &mut Plan, settings: &Settings, check: Check) {
                 regex,
                 lines_before: lines_before.unwrap_or(settings.log_lines_before),
                 lines_after: lines_after.unwrap_or(settings.log_lines_after),
+                details: Arc::new(match &source {
+                    LogSource::File(path) => MatchDetails::file(path, details_template),
+                    LogSource::Command(command) => MatchDetails::command(command, details_template),
+                }),
             };
             match &source {
                 LogSource::File(path) => plan
@@ -102,13 +106,8 @@ fn add_check(plan: &mut Plan, settings: &Settings, check: Check) {
                     .or_default()
                     .push(pattern),
             }
-            plan.log_checks.insert(
-                id.clone(),
-                LogCheckExtras {
-                    source,
-                    details_template,
-                },
-            );
+            plan.log_checks
+                .insert(id.clone(), LogCheckExtras { source });
         }
         Some(Watch::Unit { unit, restart }) => {
             if let Some(policy) = restart {

@@ -1,0 +1,78 @@
+//! What every watcher tells the agent: one event type ([`SourceEvent`]) for log files,
+//! `@command` output, systemd units, D-Bus signals and containers alike, sent on one
+//! bounded channel into the agent's loop.
+//!
+//! An event is about checks, never about a watcher's own types: the observations the
+//! engine takes (a match or a state, with the alert's details), the problems that keep a
+//! check's source from being watched and their end, the connection to what is watched, a
+//! source that stopped or runs again, and for log files the position reached (checkpointed
+//! together with the alerts it made). It knows no sink.
+//!
+//! [`watcher`] holds what every reconnecting watcher does alike: its run loop and its
+//! outage bookkeeping; [`bus_address`] where the D-Bus buses are.
+
+pub mod bus_address;
+pub mod watcher;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use monitor_wire::{CheckId, Details};
+use serde::{Deserialize, Serialize};
+
+/// Where reading a file got to: enough to resume after a restart, and to notice that the
+/// path now names another file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FilePosition {
+    pub device: u64,
+    pub inode: u64,
+    /// Offset just past the last complete line read.
+    pub offset: u64,
+    /// Number of that line (1-based; 0 before the first line).
+    pub line_number: u64,
+}
+
+/// What a source showed about one check.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observed {
+    /// A line or a signal matched the check's pattern.
+    Matched { details: Details },
+    /// The watched thing runs or does not (a unit, a container).
+    State { running: bool, details: Details },
+}
+
+/// One event from a watcher.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceEvent {
+    /// What one read of a source showed, in order. A log file's read carries the position
+    /// reached after it: the position and the alerts it made are saved together.
+    Observed {
+        observations: Vec<(CheckId, Observed)>,
+        position: Option<(PathBuf, FilePosition)>,
+    },
+    /// The check's source cannot be watched (a missing unit or container, a bad match
+    /// rule, a file a user could swap): shown in `status`, with the fix. The source logs
+    /// it (once per distinct message); the receiver only records it.
+    Problem { check: CheckId, message: String },
+    /// After a `Problem`: the check's source is watched again.
+    Resolved { check: CheckId },
+    /// The watcher is (again) connected to what it watches; `message` is its log line.
+    Connected { message: &'static str },
+    /// The watcher lost what it watches and retries with backoff; sent once per outage.
+    Disconnected { message: String },
+    /// The log watcher applied config `generation` and read every file to its end.
+    CaughtUp { generation: u64 },
+    /// A source that feeds `checks` stopped (an `@command` exited) and is restarted after
+    /// `retry_in`; sent once per failure streak.
+    SourceDown {
+        source: String,
+        checks: Vec<CheckId>,
+        reason: String,
+        retry_in: Duration,
+    },
+    /// After a `SourceDown`: the source stayed up long enough to count as healthy.
+    SourceUp {
+        source: String,
+        checks: Vec<CheckId>,
+    },
+}

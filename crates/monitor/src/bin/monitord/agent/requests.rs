@@ -1,0 +1,104 @@
+//! Control requests: status, pending deliveries, reload, follow, record and clear.
+
+use monitor_engine::{Emitted, Observation};
+use monitor_wire::control::{AgentStatus, Request, Response};
+use tokio::sync::oneshot;
+
+use super::Agent;
+use crate::clock;
+
+impl Agent {
+    pub(super) async fn on_request(&mut self, request: Request, reply: oneshot::Sender<Response>) {
+        if !self.caught_up {
+            self.early_requests.push((request, reply));
+            return;
+        }
+        if let Request::Reload = request {
+            self.reload().await;
+            self.reload_replies.push((self.generation, reply));
+            return;
+        }
+        if let Request::Alerts { after, wait } = request {
+            self.followers.follow(after, wait, reply);
+            return;
+        }
+        // A clear is a person's word, which no log line or unit repeats after a crash: it
+        // is answered once it is in a written checkpoint (or after a few seconds on a
+        // stalled disk; its OK was delivered either way).
+        if matches!(request, Request::Clear { .. }) {
+            let before = self.next_seq;
+            let response = self.answer(request);
+            let newest = self.next_seq - 1;
+            if self.next_seq > before && newest > self.persister.checkpointed_seq() {
+                self.followers.reply_when_durable(newest, reply, response);
+            } else {
+                let _ = reply.send(response);
+            }
+            return;
+        }
+        let _ = reply.send(self.answer(request));
+    }
+
+    fn answer(&mut self, request: Request) -> Response {
+        match request {
+            Request::Status => {
+                let mut checks = crate::status::check_statuses(
+                    &self.plan,
+                    &self.engine,
+                    &self.source_problems,
+                    self.settings.systemd.bus,
+                );
+                // The agent's own check shows while it has something to say.
+                checks.extend(self.state_dir.status());
+                Response::Status {
+                    agent: AgentStatus {
+                        version: env!("CARGO_PKG_VERSION").into(),
+                        device_id: self.device_id.clone(),
+                        pid: std::process::id(),
+                        started: self.started,
+                    },
+                    checks,
+                    problems: self.plan.problems.clone(),
+                }
+            }
+            Request::Pending => Response::Pending {
+                destinations: self.delivery.statuses(),
+            },
+            Request::Reload | Request::Alerts { .. } => Response::Error {
+                message: "answered once the watchers caught up".into(),
+            },
+            Request::Record { check, unit, alert } => {
+                if self
+                    .plan
+                    .services
+                    .iter()
+                    .any(|service| service.unit == unit)
+                {
+                    tracing::debug!(%unit, "a failure reported from outside for a unit the agent watches itself; not recorded twice");
+                    return Response::Done;
+                }
+                tracing::info!(%unit, "recording a failure reported by monitorctl notify-failure");
+                self.emit(vec![Emitted {
+                    check,
+                    alert: *alert,
+                }]);
+                Response::Done
+            }
+            Request::Clear { check } => {
+                let now = clock::now();
+                if self.engine.view(&check, now).is_none()
+                    || self.plan.unwatched.contains_key(&check)
+                {
+                    return Response::Error {
+                        message: format!(
+                            "no watched check \"{check}\" is enabled; see monitorctl list"
+                        ),
+                    };
+                }
+                let emitted = self.engine.observe(&check, Observation::Clear, now);
+                self.emit(emitted);
+                Response::Done
+            }
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! systemd units (`service` checks): one D-Bus connection, run while some such check is
+//! enabled. A unit found down gets its journal lines, and is restarted when its check says
+//! `on_failure: restart`, both here, off the loop.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use monitor_config::{RestartPolicy, SystemdBus};
+use monitor_source::{Observed, SourceEvent};
+use monitor_systemd::{Bus, ServiceEvent, ServiceWatchConfig};
+use monitor_wire::CheckId;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::on_demand::OnDemand;
+use super::source::{with_forwarder, Boxed, Context, ProblemLog, Source};
+use crate::clock;
+
+/// Per check that restarts its unit: the unit and how often.
+type RestartPolicies = Arc<HashMap<CheckId, (String, RestartPolicy)>>;
+
+pub struct Services {
+    events: mpsc::Sender<SourceEvent>,
+    tasks: CancellationToken,
+    /// Running while some service check is enabled.
+    watcher: OnDemand<ServiceWatchConfig>,
+    /// The checks that restart their unit, as the forwarder reads them.
+    restarts: watch::Sender<RestartPolicies>,
+    /// When (on the boot clock) each `on_failure: restart` check last restarted its unit;
+    /// kept while the watcher stops and starts again.
+    restarted: Arc<Mutex<HashMap<CheckId, Vec<Duration>>>>,
+}
+
+impl Services {
+    pub fn new(events: mpsc::Sender<SourceEvent>, tasks: &CancellationToken) -> Services {
+        Services {
+            events,
+            tasks: tasks.clone(),
+            watcher: OnDemand::new("service"),
+            restarts: watch::channel(Arc::default()).0,
+            restarted: Arc::default(),
+        }
+    }
+}
+
+impl Source for Services {
+    fn configure<'a>(&'a mut self, context: &'a Context<'a>) -> Boxed<'a, Vec<SourceEvent>> {
+        Box::pin(async move {
+            let bus = match context.settings.systemd.bus {
+                SystemdBus::System => Bus::System,
+                SystemdBus::User => Bus::Session,
+            };
+            self.restarts
+                .send_replace(Arc::new(context.plan.restarts.clone()));
+            let config = (!context.plan.services.is_empty()).then(|| ServiceWatchConfig {
+                bus,
+                services: context.plan.services.clone(),
+            });
+            let events = self.events.clone();
+            let restarts = self.restarts.subscribe();
+            let restarted = self.restarted.clone();
+            self.watcher
+                .configure(config, &self.tasks, move |configs, stop| {
+                    let forwarder = Forwarder {
+                        bus,
+                        restarts,
+                        restarted,
+                        problems: ProblemLog::default(),
+                    };
+                    with_forwarder(
+                        |raw| monitor_systemd::run(configs, raw, stop),
+                        |raw| forwarder.run(raw, events),
+                    )
+                })
+                .await;
+            Vec::new()
+        })
+    }
+
+    fn finish(&mut self) -> Boxed<'_, ()> {
+        Box::pin(self.watcher.finish())
+    }
+}
+
+struct Forwarder {
+    bus: Bus,
+    restarts: watch::Receiver<RestartPolicies>,
+    restarted: Arc<Mutex<HashMap<CheckId, Vec<Duration>>>>,
+    /// Checks whose unit could not be loaded, as reported.
+    problems: ProblemLog,
+}
+
+impl Forwarder {
+    async fn run(
+        mut self,
+        mut raw: mpsc::Receiver<ServiceEvent>,
+        events: mpsc::Sender<SourceEvent>,
+    ) {
+        while let Some(event) = raw.recv().await {
+            for event in self.service_event(event).await {
+                if events.send(event).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn service_event(&mut self, event: ServiceEvent) -> Vec<SourceEvent> {
+        match event {
+            ServiceEvent::State {
+                check,
+                running,
+                status,
+            } => {
+                let mut found = Vec::new();
+                if status.load_state == "loaded" {
+                    if !running {
+                        self.remediate(&check);
+                    }
+                    if self.problems.resolved(&check) {
+                        tracing::info!(check = %check, unit = %status.unit, "unit is loaded now");
+                    }
+                    found.push(SourceEvent::Resolved {
+                        check: check.clone(),
+                    });
+                }
+                let mut details = status.details();
+                if !running {
+                    let lines = monitor_systemd::recent_journal(&status.unit, self.bus).await;
+                    if !lines.is_empty() {
+                        details.fields.insert("journal".into(), lines.into());
+                    }
+                }
+                found.push(SourceEvent::Observed {
+                    observations: vec![(check, Observed::State { running, details })],
+                    position: None,
+                });
+                found
+            }
+            ServiceEvent::Problem { check, message } => vec![self.problems.problem(check, message)],
+            ServiceEvent::Connected => vec![SourceEvent::Connected {
+                message: "connected to systemd",
+            }],
+            ServiceEvent::Disconnected { reason } => vec![SourceEvent::Disconnected {
+                message: format!("lost the connection to systemd ({reason}); reconnecting"),
+            }],
+        }
+    }
+
+    /// `on_failure: restart`: restart the unit, at most `max_restarts` times per `window`.
+    fn remediate(&mut self, check: &CheckId) {
+        let Some((unit, policy)) = self.restarts.borrow().get(check).cloned() else {
+            return;
+        };
+        // The boot clock: a wall clock set by NTP meanwhile neither forgets nor keeps restarts.
+        let now = clock::now().boot;
+        let mut restarted = self
+            .restarted
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let recent = restarted.entry(check.clone()).or_default();
+        recent.retain(|at| now.saturating_sub(*at) < policy.window);
+        if recent.len() >= policy.max_restarts as usize {
+            tracing::error!(check = %check, %unit, "not restarting the unit: {} restarts within {:?} already (on_failure.max_restarts)", recent.len(), policy.window);
+            return;
+        }
+        recent.push(now);
+        tracing::warn!(check = %check, %unit, attempt = recent.len(), "unit is not running; restarting it (on_failure: restart)");
+        monitor_systemd::restart_unit(unit, self.bus);
+    }
+}

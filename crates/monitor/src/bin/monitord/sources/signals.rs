@@ -1,0 +1,77 @@
+//! D-Bus signals (`dbus` checks): one connection, run while some such check is enabled.
+
+use monitor_dbus::{SignalBus, SignalEvent, SignalWatchConfig};
+use monitor_source::{Observed, SourceEvent};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::on_demand::OnDemand;
+use super::source::{forward, with_forwarder, Boxed, Context, ProblemLog, Source};
+
+pub struct Signals {
+    events: mpsc::Sender<SourceEvent>,
+    tasks: CancellationToken,
+    /// Running while some dbus check is enabled.
+    watcher: OnDemand<SignalWatchConfig>,
+}
+
+impl Signals {
+    pub fn new(events: mpsc::Sender<SourceEvent>, tasks: &CancellationToken) -> Signals {
+        Signals {
+            events,
+            tasks: tasks.clone(),
+            watcher: OnDemand::new("dbus"),
+        }
+    }
+}
+
+fn signal_event(problems: &mut ProblemLog, event: SignalEvent) -> SourceEvent {
+    match event {
+        SignalEvent::Matched { check, details, .. } => SourceEvent::Observed {
+            observations: vec![(check, Observed::Matched { details })],
+            position: None,
+        },
+        SignalEvent::Problem { check, message } => problems.problem(check, message),
+        SignalEvent::Connected => SourceEvent::Connected {
+            message: "listening for D-Bus signals",
+        },
+        SignalEvent::Disconnected { reason } => SourceEvent::Disconnected {
+            message: format!("lost the D-Bus connection for signals ({reason}); reconnecting"),
+        },
+    }
+}
+
+impl Source for Signals {
+    fn configure<'a>(&'a mut self, context: &'a Context<'a>) -> Boxed<'a, Vec<SourceEvent>> {
+        Box::pin(async move {
+            let bus = match context.settings.dbus.bus.as_str() {
+                "system" => SignalBus::System,
+                "session" => SignalBus::Session,
+                address => SignalBus::Address(address.to_owned()),
+            };
+            let config = (!context.plan.signals.is_empty()).then(|| SignalWatchConfig {
+                bus,
+                signals: context.plan.signals.clone(),
+            });
+            let events = self.events.clone();
+            self.watcher
+                .configure(config, &self.tasks, |configs, stop| {
+                    let mut problems = ProblemLog::default();
+                    with_forwarder(
+                        |raw| monitor_dbus::run(configs, raw, stop),
+                        |raw| {
+                            forward(raw, events, move |event| {
+                                vec![signal_event(&mut problems, event)]
+                            })
+                        },
+                    )
+                })
+                .await;
+            Vec::new()
+        })
+    }
+
+    fn finish(&mut self) -> Boxed<'_, ()> {
+        Box::pin(self.watcher.finish())
+    }
+}

@@ -1,0 +1,94 @@
+//! What every source shares: the [`Source`] shape, the [`Context`] it configures from, and
+//! the forwarding of a watcher's events into [`SourceEvent`]s.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+use monitor_config::Settings;
+use monitor_source::{FilePosition, SourceEvent};
+use monitor_wire::CheckId;
+use tokio::sync::mpsc;
+
+use crate::plan::Plan;
+
+/// How many events of one watcher wait for its forwarder.
+pub const FORWARD_CAPACITY: usize = 16;
+
+/// What a source reads to follow the plan.
+pub struct Context<'a> {
+    pub plan: &'a Plan,
+    pub settings: &'a Settings,
+    /// Where each log file was read to: a file followed anew resumes there.
+    pub positions: &'a BTreeMap<PathBuf, FilePosition>,
+    /// `@command` sources reported down and not up again.
+    pub dead_commands: &'a BTreeSet<String>,
+    /// Number of this config, echoed by the watchers once it is live.
+    pub generation: u64,
+}
+
+pub type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
+
+/// One kind of source: its watcher follows the plan.
+pub trait Source {
+    /// Start, reconfigure or stop the watcher for `context.plan`. Returns events to handle
+    /// at once (checks that cannot be watched at all).
+    fn configure<'a>(&'a mut self, context: &'a Context<'a>) -> Boxed<'a, Vec<SourceEvent>>;
+    /// Wait for the watcher to end (after the parent token was cancelled).
+    fn finish(&mut self) -> Boxed<'_, ()>;
+}
+
+/// Runs a watcher (`run`, given the sending side of its own small channel) with its
+/// forwarder (`forward`, given the receiving side) on a task of its own; ends when both
+/// have ended, so nothing the watcher sent is left behind at shutdown.
+pub async fn with_forwarder<E, Running, Forwarding>(
+    run: impl FnOnce(mpsc::Sender<E>) -> Running,
+    forward: impl FnOnce(mpsc::Receiver<E>) -> Forwarding,
+) -> Running::Output
+where
+    Running: Future,
+    Forwarding: Future<Output = ()> + Send + 'static,
+{
+    let (sender, receiver) = mpsc::channel(FORWARD_CAPACITY);
+    let forwarder = tokio::spawn(forward(receiver));
+    let result = run(sender).await;
+    let _ = forwarder.await;
+    result
+}
+
+/// Hand each of a watcher's events, made into `SourceEvent`s by `map`, to the loop, until
+/// the watcher drops its sender or the loop is gone.
+pub async fn forward<E>(
+    mut raw: mpsc::Receiver<E>,
+    events: mpsc::Sender<SourceEvent>,
+    mut map: impl FnMut(E) -> Vec<SourceEvent>,
+) {
+    while let Some(event) = raw.recv().await {
+        for event in map(event) {
+            if events.send(event).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// A check whose source cannot be watched is logged once per distinct message (the loop
+/// only records it for `status`).
+#[derive(Default)]
+pub struct ProblemLog(HashMap<CheckId, String>);
+
+impl ProblemLog {
+    pub fn problem(&mut self, check: CheckId, message: String) -> SourceEvent {
+        if self.0.get(&check) != Some(&message) {
+            tracing::warn!(check = %check, "{message}");
+        }
+        self.0.insert(check.clone(), message.clone());
+        SourceEvent::Problem { check, message }
+    }
+
+    /// The check's source is watched again; `true` if it had a problem.
+    pub fn resolved(&mut self, check: &CheckId) -> bool {
+        self.0.remove(check).is_some()
+    }
+}
