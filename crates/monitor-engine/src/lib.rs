@@ -200,6 +200,17 @@ impl Engine {
     }
 
     /// The configured checks, in order.
+    /// Whether `check`'s source stopped ([`Observation::SourceDown`]) and its OK is still owed.
+    pub fn source_down(&self, check: &CheckId) -> bool {
+        matches!(
+            self.checks.get(check),
+            Some(Check::Pattern {
+                source_down: true,
+                ..
+            })
+        )
+    }
+
     pub fn check_ids(&self) -> impl Iterator<Item = &CheckId> {
         self.checks.keys()
     }

@@ -260,11 +260,13 @@ fn a_stopped_source_is_kept_in_the_snapshot() {
         let snapshot: Snapshot = serde_json::from_str(&json).unwrap();
         let mut restored =
             Engine::restore(EngineSettings::default(), snapshot, at(10), Some(boot_id));
+        assert!(restored.source_down(&log_id()));
         assert!(restored
             .observe(&log_id(), down("stopped"), at(11))
             .is_empty());
         let emitted = restored.observe(&log_id(), up("runs again"), at(12));
         assert_eq!(emitted[0].alert.subject.status, "SOURCE_UP");
+        assert!(!restored.source_down(&log_id()));
     }
 }
 

@@ -9,17 +9,17 @@
 mod record;
 mod requests;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use monitor::FolderArgs;
 use monitor_config::{load_settings, CheckDir, Settings};
-use monitor_engine::{Engine, Observation};
+use monitor_engine::{Engine, Moment, Observation};
 use monitor_source::{FilePosition, Observed, SourceEvent};
 use monitor_store::Durability;
-use monitor_wire::control::{Request, Response};
+use monitor_wire::control::{CheckState, Request, Response};
 use monitor_wire::{CheckId, HistoryRecord, Timestamp};
 use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::time::Instant;
@@ -33,7 +33,7 @@ use crate::own_alerts::StateDirCheck;
 use crate::persist::{Persister, SharedOutbox};
 use crate::plan::{plan, Plan};
 use crate::sd_notify::SystemdNotifier;
-use crate::sources::{DeadCommands, Sources, EVENT_CAPACITY};
+use crate::sources::{self, Sources, EVENT_CAPACITY};
 use crate::startup::{engine_settings, watch_config};
 
 /// Edits to check files settle for this long before they are read (an editor's
@@ -74,7 +74,12 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
         outbox.clone(),
         storage_health_sender,
         checkpointed_sender,
-        checkpoint.state_dir_unwritable.is_some(),
+        // Its OK is owed: the engine (or a checkpoint of an older version) says it is CRITICAL.
+        checkpoint.state_dir_unwritable.is_some()
+            || opened
+                .engine
+                .view(&StateDirCheck::id(), clock::now())
+                .is_some_and(|view| view.state == CheckState::Critical),
     )?;
     let device_id = monitor::destinations::device_id(&opened.settings);
     let mut agent = Agent {
@@ -88,10 +93,11 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
         outbox,
         enqueued,
         followers: Followers::default(),
-        state_dir: StateDirCheck::new(
-            opened.settings.state_dir.clone(),
-            checkpoint.state_dir_unwritable,
-        ),
+        state_dir: StateDirCheck::new(opened.settings.state_dir.clone()),
+        restored: Restored {
+            dead_commands: checkpoint.dead_commands,
+            state_dir_unwritable: checkpoint.state_dir_unwritable,
+        },
         stopping: false,
         device_id,
         folders,
@@ -108,7 +114,6 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
         checkpoint_due: None,
         caught_up: false,
         sources,
-        dead_commands: DeadCommands(checkpoint.dead_commands),
         source_problems: HashMap::new(),
         notifier: SystemdNotifier::from_environment(),
         reload_replies: Vec::new(),
@@ -146,8 +151,9 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
             Some((request, reply)) = requests.recv() => agent.on_request(request, reply).await,
             Ok(()) = storage_health.changed() => {
                 let health = storage_health.borrow_and_update().clone();
-                let alert = agent.state_dir.on_health(health, SystemTime::now());
-                agent.emit(alert.into_iter().collect());
+                let observation = agent.state_dir.observe(health);
+                let emitted = agent.engine.observe(&StateDirCheck::id(), observation, clock::now());
+                agent.emit(emitted);
             }
             _ = sleep_until(agent.followers.followers_due()) => agent.followers.answer_followers(),
             Ok(()) = checkpointed.changed() => agent.answer_durable_replies(),
@@ -204,6 +210,13 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
     Ok(())
 }
 
+/// See [`Agent::restore_from_older_checkpoint`].
+#[derive(Default)]
+struct Restored {
+    dead_commands: BTreeSet<String>,
+    state_dir_unwritable: Option<String>,
+}
+
 struct Agent {
     folders: FolderArgs,
     settings: Settings,
@@ -229,8 +242,9 @@ struct Agent {
     caught_up: bool,
     /// The watchers, following the plan.
     sources: Sources,
-    /// `@command` sources reported dead and not recovered yet.
-    dead_commands: DeadCommands,
+    /// What a checkpoint of an older version kept outside the engine, until the first
+    /// reload hands it over.
+    restored: Restored,
     /// Alerts go to the destinations from here at once; `enqueued` wakes them.
     outbox: SharedOutbox,
     enqueued: watch::Sender<u64>,
@@ -275,7 +289,9 @@ impl Agent {
                 }
             }
         }
-        let plan = plan(&self.settings, self.check_dir.load());
+        let mut plan = plan(&self.settings, self.check_dir.load());
+        plan.engine_checks
+            .push((StateDirCheck::id(), StateDirCheck::spec()));
         let known: HashSet<&String> = self.plan.problems.iter().collect();
         for problem in plan
             .problems
@@ -301,16 +317,23 @@ impl Agent {
             emitted.extend(self.engine.remove(&id, now));
         }
 
+        self.restore_from_older_checkpoint(&plan, now);
+        // `@command` sources whose stop the engine holds: a new run starts in its streak.
+        let down: BTreeSet<String> = plan
+            .commands
+            .iter()
+            .filter(|(_, patterns)| {
+                patterns
+                    .iter()
+                    .any(|pattern| self.engine.source_down(&pattern.check))
+            })
+            .map(|(command, _)| command.clone())
+            .collect();
         self.positions
             .retain(|path, _| plan.log_files.contains_key(path));
         let (generation, found) = self
             .sources
-            .configure(
-                &plan,
-                &self.settings,
-                &self.positions,
-                &self.dead_commands.0,
-            )
+            .configure(&plan, &self.settings, &self.positions, &down)
             .await;
         self.generation = generation;
         self.delivery
@@ -319,7 +342,6 @@ impl Agent {
         let watched: HashSet<&CheckId> = plan.engine_checks.iter().map(|(id, _)| id).collect();
         self.source_problems
             .retain(|check, _| watched.contains(check) && !plan.unwatched.contains_key(check));
-        self.dead_commands.keep_only(&plan);
         self.plan = plan;
         for event in found {
             self.on_source_event(event).await;
@@ -380,21 +402,46 @@ impl Agent {
                 reason,
                 retry_in,
             } => {
-                let (emitted, message) = self
-                    .dead_commands
-                    .down(&source, &checks, &reason, retry_in, now.wall);
+                let message = sources::commands::stopped(&source, &reason, retry_in);
+                let mut emitted = Vec::new();
                 for check in checks {
+                    let observation = Observation::SourceDown {
+                        message: message.clone(),
+                    };
+                    emitted.extend(self.engine.observe(&check, observation, now));
                     self.source_problems.insert(check, message.clone());
                 }
                 self.emit(emitted);
             }
             SourceEvent::SourceUp { source, checks } => {
-                for check in &checks {
-                    self.source_problems.remove(check);
+                let message = sources::commands::runs_again(&source);
+                let mut emitted = Vec::new();
+                for check in checks {
+                    self.source_problems.remove(&check);
+                    let observation = Observation::SourceUp {
+                        message: message.clone(),
+                    };
+                    emitted.extend(self.engine.observe(&check, observation, now));
                 }
-                let emitted = self.dead_commands.up(&source, &checks, now.wall);
                 self.emit(emitted);
             }
+        }
+    }
+
+    /// A checkpoint of an older version kept the stopped `@command` sources and the state
+    /// folder's CRITICAL outside the engine: the engine takes them over (their CRITICALs
+    /// were sent by that run, so the alerts are not made again), and owes their OKs.
+    fn restore_from_older_checkpoint(&mut self, plan: &Plan, now: Moment) {
+        for command in std::mem::take(&mut self.restored.dead_commands) {
+            for pattern in plan.commands.get(&command).into_iter().flatten() {
+                let message = format!("@{command} stopped");
+                let observation = Observation::SourceDown { message };
+                let _ = self.engine.observe(&pattern.check, observation, now);
+            }
+        }
+        if let Some(reason) = self.restored.state_dir_unwritable.take() {
+            let observation = self.state_dir.observe(Err(reason));
+            let _ = self.engine.observe(&StateDirCheck::id(), observation, now);
         }
     }
 

@@ -26,12 +26,12 @@ pub struct Checkpoint {
     pub engine: Option<Snapshot>,
     /// Alerts of the latest emission; appended to the history at start if it lacks them.
     pub recent_alerts: Vec<HistoryRecord>,
-    /// `@command` sources reported down (a CRITICAL sent) and not back yet: their OK is
-    /// still owed after a restart.
-    #[serde(default)]
+    /// Written by versions before the engine kept these (read once at start, never
+    /// written): `@command` sources reported down, whose OK was still owed.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub dead_commands: BTreeSet<String>,
-    /// Why the state folder did not take writes, when the agent said so (a CRITICAL sent).
-    #[serde(default)]
+    /// Likewise: why the state folder did not take writes, when a CRITICAL was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_dir_unwritable: Option<String>,
     /// The number of the next alert after a restart: past every alert the run that wrote
     /// this may have made (it reserves numbers ahead, since it delivers before writing).

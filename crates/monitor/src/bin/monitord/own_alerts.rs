@@ -1,108 +1,95 @@
-//! Alerts the agent makes itself, about a condition rather than a match: its state folder
-//! not taking writes (check `monitor state_dir`), and (through `sources::commands`) an
-//! `@command` source that stopped.
+//! The agent's own check on its state folder (`monitor state_dir`): a condition in the
+//! engine like any other, CRITICAL while the folder refuses writes and OK once a round of
+//! writes succeeds, so its state is checkpointed with the rest.
 
 use std::path::PathBuf;
-use std::time::SystemTime;
 
-use monitor_engine::Emitted;
+use monitor_engine::{AlertText, CheckSpec, ConditionCheck, Engine, Moment, Observation};
 use monitor_wire::control::{CheckState, CheckStatus};
-use monitor_wire::{Alert, CheckId, Details, Level, Subject, Subsystem, Timestamp};
+use monitor_wire::{CheckId, Details, Subsystem};
 
 use crate::persist::{StorageHealth, MAX_UNWRITTEN_ALERTS};
 
 /// The name of the agent's own check on its state folder (`monitor state_dir`).
 const STATE_DIR_CHECK: &str = "state_dir";
+/// The alert's name, CRITICAL and OK alike.
+const ALERT_NAME: &str = "Monitor state folder not writable";
 
-/// What a condition is called, and its subject's status while it holds and once it is over.
-pub struct ConditionAlert<'a> {
-    pub check: CheckId,
-    pub name: String,
-    pub kind: &'a str,
-    pub statuses: [&'a str; 2],
-}
-
-impl ConditionAlert<'_> {
-    pub fn at(self, level: Level, message: String, now: SystemTime) -> Emitted {
-        let [holds, over] = self.statuses;
-        let alert = Alert {
-            name: self.name,
-            level,
-            timestamp: Timestamp(now),
-            subject: Subject {
-                name: self.check.name.clone(),
-                kind: self.kind.into(),
-                status: if level == Level::Critical {
-                    holds
-                } else {
-                    over
-                }
-                .into(),
-                details: Details {
-                    description: Some(message),
-                    ..Details::default()
-                },
-            },
-        };
-        Emitted {
-            check: self.check,
-            alert,
-        }
-    }
-}
-
-/// The agent's own check on its state folder.
 pub struct StateDirCheck {
     state_dir: PathBuf,
-    /// Why the state folder does not take writes, while the agent says so (CRITICAL sent).
-    pub unwritable: Option<String>,
+    /// Why the folder refused writes, as last said (the detail `status` shows).
+    reason: Option<String>,
 }
 
 impl StateDirCheck {
-    pub fn new(state_dir: PathBuf, unwritable: Option<String>) -> StateDirCheck {
+    pub fn new(state_dir: PathBuf) -> StateDirCheck {
         StateDirCheck {
             state_dir,
-            unwritable,
+            reason: None,
         }
     }
 
-    /// The state folder stopped or started taking writes: the agent's own CRITICAL or OK.
-    pub fn on_health(&mut self, health: StorageHealth, now: SystemTime) -> Option<Emitted> {
-        let (level, message) = match (health, &self.unwritable) {
-            (Err(reason), None) => {
+    pub fn id() -> CheckId {
+        CheckId::new(Subsystem::Monitor, STATE_DIR_CHECK)
+    }
+
+    /// The engine's spec of the check: no flapping, the folder's own texts.
+    pub fn spec() -> CheckSpec {
+        let text = |status: &str| AlertText {
+            name: ALERT_NAME.into(),
+            status: status.into(),
+        };
+        CheckSpec::Condition(ConditionCheck {
+            subject_name: STATE_DIR_CHECK.into(),
+            subject_type: "monitor".into(),
+            critical: text("NOT_WRITABLE"),
+            ok: text("WRITABLE"),
+            flapping: None,
+        })
+    }
+
+    /// The state folder stopped or started taking writes: what the engine observes.
+    pub fn observe(&mut self, health: StorageHealth) -> Observation {
+        let (holds, message) = match health {
+            Err(reason) => {
                 let message = format!(
                     "{} does not take writes: {reason}; alerts are still delivered, and up to {MAX_UNWRITTEN_ALERTS} wait in memory for the history. Free space or repair the disk",
                     self.state_dir.display()
                 );
-                self.unwritable = Some(message.clone());
-                (Level::Critical, message)
+                // The first reason of an episode is the one its CRITICAL gave.
+                (true, self.reason.get_or_insert(message).clone())
             }
-            (Ok(()), Some(_)) => {
-                self.unwritable = None;
-                let message = format!("{} takes writes again", self.state_dir.display());
-                (Level::Ok, message)
+            Ok(()) => {
+                self.reason = None;
+                (
+                    false,
+                    format!("{} takes writes again", self.state_dir.display()),
+                )
             }
-            _ => return None,
         };
-        Some(
-            ConditionAlert {
-                check: CheckId::new(Subsystem::Monitor, STATE_DIR_CHECK),
-                name: "Monitor state folder not writable".into(),
-                kind: "monitor",
-                statuses: ["NOT_WRITABLE", "WRITABLE"],
-            }
-            .at(level, message, now),
-        )
+        Observation::Condition {
+            holds,
+            details: Details {
+                description: Some(message),
+                ..Details::default()
+            },
+        }
     }
 
-    /// Shown in `status` while it has something to say.
-    pub fn status(&self) -> Option<CheckStatus> {
-        self.unwritable.as_ref().map(|reason| CheckStatus {
-            check: CheckId::new(Subsystem::Monitor, STATE_DIR_CHECK),
+    /// Shown in `status` while it is CRITICAL.
+    pub fn status(&self, engine: &Engine, now: Moment) -> Option<CheckStatus> {
+        let view = engine.view(&Self::id(), now)?;
+        (view.state == CheckState::Critical).then(|| CheckStatus {
+            check: Self::id(),
             state: CheckState::Critical,
             since: None,
             expires: None,
-            detail: Some(reason.clone()),
+            detail: Some(self.reason.clone().unwrap_or_else(|| {
+                format!(
+                    "{} did not take writes before monitord restarted; writing is retried",
+                    self.state_dir.display()
+                )
+            })),
         })
     }
 }

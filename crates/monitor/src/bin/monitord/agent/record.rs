@@ -80,8 +80,9 @@ impl Agent {
             positions: self.positions.clone(),
             engine: Some(self.engine.snapshot(clock::now(), self.boot_id.as_deref())),
             recent_alerts: self.recent_alerts.clone(),
-            dead_commands: self.dead_commands.0.clone(),
-            state_dir_unwritable: self.state_dir.unwritable.clone(),
+            // Until the first reload hands them to the engine.
+            dead_commands: self.restored.dead_commands.clone(),
+            state_dir_unwritable: self.restored.state_dir_unwritable.clone(),
             next_seq: self.next_seq + if self.stopping { 0 } else { SEQ_RESERVE },
             ..Checkpoint::default()
         }

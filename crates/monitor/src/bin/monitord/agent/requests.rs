@@ -49,7 +49,7 @@ impl Agent {
                     self.settings.systemd.bus,
                 );
                 // The agent's own check shows while it has something to say.
-                checks.extend(self.state_dir.status());
+                checks.extend(self.state_dir.status(&self.engine, clock::now()));
                 Response::Status {
                     agent: AgentStatus {
                         version: env!("CARGO_PKG_VERSION").into(),
@@ -86,7 +86,9 @@ impl Agent {
             }
             Request::Clear { check } => {
                 let now = clock::now();
+                // The agent's own checks (`monitor state_dir`) are not a person's to clear.
                 if self.engine.view(&check, now).is_none()
+                    || !self.plan.enabled.contains(&check)
                     || self.plan.unwatched.contains_key(&check)
                 {
                     return Response::Error {

@@ -1,22 +1,18 @@
 //! `@command` sources: one process per command, run while some check reads it; a command
-//! that dies is the agent's own alert about the source, once per failure streak.
+//! that dies is reported to the engine (`Observation::SourceDown`) for each check reading
+//! it, which alerts once per failure streak.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use monitor_engine::Emitted;
 use monitor_logwatch::{CommandEvent, CommandWatchConfig, WatchedCommand};
 use monitor_source::SourceEvent;
-use monitor_wire::{CheckId, Level};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::logs::{observations, Readers};
 use super::on_demand::OnDemand;
 use super::source::{forward, with_forwarder, Boxed, Context, Source};
-use crate::own_alerts::ConditionAlert;
-use crate::plan::Plan;
 
 pub struct Commands {
     events: mpsc::Sender<SourceEvent>,
@@ -103,72 +99,18 @@ impl Source for Commands {
     }
 }
 
-/// Commands reported dead (once per failure streak: a CRITICAL sent) and not recovered
-/// yet; their OK is still owed after a restart, so the checkpoint carries them.
-#[derive(Debug, Default, Clone)]
-pub struct DeadCommands(pub BTreeSet<String>);
-
-impl DeadCommands {
-    /// A source that died: a CRITICAL for each check reading it, once per failure streak.
-    /// Returns the alerts and the problem to show in `status`.
-    pub fn down(
-        &mut self,
-        command: &str,
-        checks: &[CheckId],
-        reason: &str,
-        retry_in: Duration,
-        now: SystemTime,
-    ) -> (Vec<Emitted>, String) {
-        tracing::warn!(command = %command, retry_in = ?retry_in, "the command of an @command check stopped: {reason}");
-        let message = format!(
-            "@{command} stopped: {reason}; restarting it in {}s",
-            retry_in.as_secs().max(1)
-        );
-        let alerts = if self.0.insert(command.to_owned()) {
-            checks
-                .iter()
-                .map(|check| {
-                    source_alert_for(check.clone(), command, Level::Critical, &message, now)
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        (alerts, message)
-    }
-
-    /// A source that runs again: its OK, if its CRITICAL was sent.
-    pub fn up(&mut self, command: &str, checks: &[CheckId], now: SystemTime) -> Vec<Emitted> {
-        tracing::info!(command = %command, "the command of an @command check runs again");
-        if !self.0.remove(command) {
-            return Vec::new();
-        }
-        let message = format!("@{command} runs again");
-        checks
-            .iter()
-            .map(|check| source_alert_for(check.clone(), command, Level::Ok, &message, now))
-            .collect()
-    }
-
-    /// Commands no check reads any more are forgotten.
-    pub fn keep_only(&mut self, plan: &Plan) {
-        self.0.retain(|command| plan.commands.contains_key(command));
-    }
+/// A command that stopped, as `status` shows it and its CRITICAL says (the engine sends
+/// one per failure streak, for each check reading it).
+pub fn stopped(command: &str, reason: &str, retry_in: Duration) -> String {
+    tracing::warn!(command = %command, retry_in = ?retry_in, "the command of an @command check stopped: {reason}");
+    format!(
+        "@{command} stopped: {reason}; restarting it in {}s",
+        retry_in.as_secs().max(1)
+    )
 }
 
-/// The alert about an `@command` source itself (not about what it printed).
-pub fn source_alert_for(
-    check: CheckId,
-    command: &str,
-    level: Level,
-    message: &str,
-    now: SystemTime,
-) -> Emitted {
-    ConditionAlert {
-        check,
-        name: format!("Log source @{command} stopped"),
-        kind: "log",
-        statuses: ["SOURCE_DOWN", "SOURCE_UP"],
-    }
-    .at(level, message.to_owned(), now)
+/// A command that runs again, as its OK says.
+pub fn runs_again(command: &str) -> String {
+    tracing::info!(command = %command, "the command of an @command check runs again");
+    format!("@{command} runs again")
 }

@@ -8,7 +8,7 @@
 //! subprocess and never learns a watcher's types. A full channel makes the forwarder wait,
 //! and so the watcher: the data waits in the files, the bus or the pipe.
 
-mod commands;
+pub mod commands;
 mod containers;
 mod logs;
 mod on_demand;
@@ -26,7 +26,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::plan::Plan;
 
-pub use commands::DeadCommands;
 use logs::LogFiles;
 use source::{Context, Source};
 
