@@ -52,11 +52,8 @@ pub use kind::{
 };
 pub use mender::{parse_shell_assignments, ShellAssignment, ShellSyntaxError};
 pub use problem::Problem;
-pub use settings::{
-    load_settings, BackendAuth, BackendSettings, DbusSettings, DeliverySettings, DiscordSettings,
-    MinLevel, Settings, SystemdBus, SystemdSettings, DEFAULT_CONFIG_DIR, MAX_CONTEXT_LINES,
-    SETTINGS_FILE_NAME,
-};
+// Every settings type: a destination's settings struct needs no line here.
+pub use settings::*;
 pub use store::{
     import_mender, is_valid_check_name, CheckDir, ImportReport, ImportedCheck, LoadedChecks,
     SkippedCheck, StoreError,

@@ -8,8 +8,7 @@
 //!    filter, start), and its `Destination` unless a crate of its own has one;
 //! 2. this file: `mod <kind>;` and one line in [`plan_destinations`];
 //! 3. monitor-config's `settings.rs`: its settings struct and its field of
-//!    `DeliverySettings` (monitor-config's `lib.rs` too while it re-exports settings types
-//!    one by one rather than with `settings::*`).
+//!    `DeliverySettings` (monitor-config re-exports every settings type).
 //!
 //! The delivery task, `notify-failure`, the filter, the outbox and `monitorctl status` need
 //! no change.
