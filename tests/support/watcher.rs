@@ -4,7 +4,8 @@
 //!
 //! Shared by several test targets through
 //! `#[path = "../../../tests/support/watcher.rs"] mod watcher;`, so it uses only `std`,
-//! `tokio` and `tokio-util`.
+//! `tokio`, `tokio-util` and what every watcher crate depends on (`monitor-source`,
+//! `monitor-wire`).
 
 #![allow(dead_code)] // each test target uses a different part of it
 
@@ -12,12 +13,14 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::time::Duration;
 
+use monitor_source::WatcherEvent;
+use monitor_wire::{CheckId, Subsystem};
 use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 /// `struct $name(WatcherUnderTest<$config, $event, $error>)`, used as the harness itself
-/// (through `Deref`), so that a test target adds its own waits (`expect_state`) to it.
+/// (through `Deref`), so that a test target adds its own waits (`expect_matched`) to it.
 macro_rules! watcher_under_test {
     ($name:ident, $config:ty, $event:ty, $error:ty) => {
         /// A running watcher and everything it sent so far.
@@ -124,27 +127,6 @@ where
         }
     }
 
-    /// Skips events until a state change `state` finds (`running`, and its status), with
-    /// `running` as wanted when `running` is given.
-    pub async fn expect_state_where<S: Clone>(
-        &mut self,
-        what: &str,
-        running: Option<bool>,
-        state: impl Fn(&E) -> Option<(bool, &S)>,
-    ) -> (bool, S) {
-        let what = match running {
-            Some(running) => format!("{what} running={running}"),
-            None => what.to_owned(),
-        };
-        self.expect_where(&what, |event| match state(event) {
-            Some((is, status)) if running.is_none_or(|wanted| wanted == is) => {
-                Some((is, status.clone()))
-            }
-            _ => None,
-        })
-        .await
-    }
-
     /// Nothing arrives within `window`.
     pub async fn expect_quiet(&mut self, window: Duration) {
         if let Ok(event) = tokio::time::timeout(window, self.events.recv()).await {
@@ -168,5 +150,44 @@ where
             rest.push(event);
         }
         (ended, rest)
+    }
+}
+
+/// The waits for states, of a watcher of things that run (units, containers), whose checks
+/// are service checks.
+impl<C, S, Err> WatcherUnderTest<C, WatcherEvent<S>, Err>
+where
+    S: Clone + Debug,
+    Err: Send + 'static,
+{
+    /// Skips events until a State of the check `name` with `running`.
+    pub async fn expect_state(&mut self, name: &str, running: bool) -> S {
+        self.state(name, Some(running)).await.1
+    }
+
+    /// The next State of the check `name`, skipping other events.
+    pub async fn next_state(&mut self, name: &str) -> (bool, S) {
+        self.state(name, None).await
+    }
+
+    /// Skips events until a State of the check `name`, with `running` as wanted when
+    /// `running` is given.
+    async fn state(&mut self, name: &str, running: Option<bool>) -> (bool, S) {
+        let wanted = CheckId::new(Subsystem::Service, name);
+        let what = match running {
+            Some(running) => format!("State {name} running={running}"),
+            None => format!("State {name}"),
+        };
+        self.expect_where(&what, |event| match event {
+            WatcherEvent::State {
+                check,
+                running: is,
+                status,
+            } if *check == wanted && running.is_none_or(|want| want == *is) => {
+                Some((*is, status.clone()))
+            }
+            _ => None,
+        })
+        .await
     }
 }

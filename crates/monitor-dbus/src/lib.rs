@@ -15,18 +15,19 @@
 //! bus goes away the watcher says so ([`SignalEvent::Disconnected`]) and reconnects with
 //! capped backoff, re-adding every rule. It does not wake up while nothing arrives.
 //!
-//! [`alert_name`] is Mender's alert name for a check. This crate does not decide what is an
-//! alert or when it expires (the engine does), does not call methods on anybody but the bus
-//! itself, and does not eavesdrop or become a bus monitor.
+//! This crate does not decide what is an alert, what it is called or when it expires (the
+//! engine and the check's config do), does not call methods on anybody but the bus itself,
+//! and does not eavesdrop or become a bus monitor.
 
 mod render;
 mod rule;
 mod watch;
 
+use std::convert::Infallible;
 use std::fmt;
 
-use monitor_source::bus_address;
-use monitor_wire::{CheckId, Details};
+use monitor_source::{bus_address, WatcherEvent};
+use monitor_wire::CheckId;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -92,29 +93,21 @@ pub struct SignalWatchConfig {
     pub signals: Vec<WatchedSignal>,
 }
 
-/// What the watcher observed.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SignalEvent {
-    /// A signal matched a check. `text` is the signal as one line ([`render_signal`]);
-    /// `details.description` is the same text, and `details.fields` hold `sender`, `path`,
-    /// `interface`, `member` (strings, when the signal has them), `args` (a JSON array) and,
-    /// when earlier matches of the same check within 100 ms were folded into this one,
-    /// `coalesced` (how many).
-    Matched {
-        check: CheckId,
-        text: String,
-        details: Details,
-    },
-    /// The check's watch expression or sender name is invalid, or the bus refused it: sent
-    /// once; the check is not watched until a config fixes it.
-    Problem { check: CheckId, message: String },
-    /// Connected to the bus with every rule registered; signals sent from now on are seen.
-    /// Sent after every (re)connection, also after a new config (which connects anew).
-    Connected,
-    /// The bus was lost or could not be reached; the watcher retries with backoff. Sent once
-    /// per outage.
-    Disconnected { reason: String },
-}
+/// What the watcher observed ([`WatcherEvent`]; never a `State`, so its status type is
+/// [`Infallible`]).
+///
+/// - `Matched`: a signal matched a check. `text` is the signal as one line
+///   ([`render_signal`]); `details.description` is the same text, and `details.fields` hold
+///   `sender`, `path`, `interface`, `member` (strings, when the signal has them), `args` (a
+///   JSON array) and, when earlier matches of the same check within 100 ms were folded into
+///   this one, `coalesced` (how many).
+/// - `Problem`: the check's watch expression or sender name is invalid, or the bus refused
+///   it: sent once; the check is not watched until a config fixes it.
+/// - `Connected`: connected to the bus with every rule registered; signals sent from now on
+///   are seen. Sent after every (re)connection, also after a new config (which connects anew).
+/// - `Disconnected`: the bus was lost or could not be reached; the watcher retries with
+///   backoff. Sent once per outage.
+pub type SignalEvent = WatcherEvent<Infallible>;
 
 /// Why the bus could not be watched. Every message says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -148,21 +141,6 @@ pub enum DbusWatchError {
     EventsClosed,
 }
 
-/// Mender's alert name for a `dbus` check: `D-Bus signal arrived on bus <watch expression
-/// without quotes>`, or `D-Bus signal arrived on bus system bus` when the expression is empty.
-pub fn alert_name(watch_expression: &str) -> String {
-    let unquoted: String = watch_expression
-        .chars()
-        .filter(|character| !matches!(character, '\'' | '"'))
-        .collect();
-    let unquoted = unquoted.trim();
-    if unquoted.is_empty() {
-        "D-Bus signal arrived on bus system bus".to_owned()
-    } else {
-        format!("D-Bus signal arrived on bus {unquoted}")
-    }
-}
-
 /// Watches the signals of the latest config from `configs` and sends what it observes to
 /// `events`. Waits for the first config.
 ///
@@ -176,18 +154,4 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), DbusWatchError> {
     watch::run(configs, events, shutdown).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn alert_names_follow_mender() {
-        assert_eq!(
-            alert_name("type='signal',interface='org.example.Sensor'"),
-            "D-Bus signal arrived on bus type=signal,interface=org.example.Sensor"
-        );
-        assert_eq!(alert_name(""), "D-Bus signal arrived on bus system bus");
-    }
 }

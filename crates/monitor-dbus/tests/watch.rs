@@ -9,9 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use monitor_dbus::{
-    alert_name, run, DbusWatchError, SignalBus, SignalEvent, SignalWatchConfig, WatchedSignal,
-};
+use monitor_dbus::{run, DbusWatchError, SignalBus, SignalEvent, SignalWatchConfig, WatchedSignal};
 use monitor_wire::{CheckId, Details, Subsystem};
 use watcher::WatcherUnderTest;
 use zbus::Connection;
@@ -423,13 +421,4 @@ async fn a_restarted_bus_is_reconnected_and_rules_re_added() {
     assert!(text.contains("\"hot after\""), "{text}");
     watcher.expect_quiet().await;
     watcher.stop().await;
-}
-
-#[test]
-fn alert_names_are_menders() {
-    assert_eq!(
-        alert_name("type='signal',interface='org.example.Sensor'"),
-        "D-Bus signal arrived on bus type=signal,interface=org.example.Sensor"
-    );
-    assert_eq!(alert_name(""), "D-Bus signal arrived on bus system bus");
 }

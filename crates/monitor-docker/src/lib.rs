@@ -28,6 +28,7 @@ mod watch;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use monitor_source::WatcherEvent;
 use monitor_wire::CheckId;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -91,33 +92,21 @@ pub struct ContainerWatchConfig {
     pub containers: Vec<WatchedContainer>,
 }
 
-/// What the watcher observed.
-// `State` is much larger than the others; boxing its status would cost an allocation per
-// event and make every consumer's pattern match clumsier, for no gain on a channel.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq)]
-pub enum ContainerEvent {
-    /// The container's state: sent for every watched container when it is first inspected
-    /// and after each reconnect (even if unchanged), then whenever `running` changes: a `die`
-    /// event is a `running: false`, a `start` event a `running: true`, with the status
-    /// inspected right after (a down's status says not running and carries the event's exit
-    /// code even when the engine already restarted the container). A restart count that grew
-    /// while the engine was unreachable is sent as a down and an up after the reconnect.
-    State {
-        check: CheckId,
-        running: bool,
-        status: ContainerStatus,
-    },
-    /// The container does not exist: sent once per finding (with a `State` that is not
-    /// running), with a message a person can act on.
-    Problem { check: CheckId, message: String },
-    /// The watcher is (again) connected to the engine and follows its events; a `State` for
-    /// every container follows.
-    Connected,
-    /// The engine was lost (or could not be reached); the watcher retries with backoff.
-    /// Sent once per outage.
-    Disconnected { reason: String },
-}
+/// What the watcher observed ([`WatcherEvent`]; never a `Matched`).
+///
+/// - `State`: the container's state, sent for every watched container when it is first
+///   inspected and after each reconnect (even if unchanged), then whenever `running` changes:
+///   a `die` event is a `running: false`, a `start` event a `running: true`, with the status
+///   inspected right after (a down's status says not running and carries the event's exit
+///   code even when the engine already restarted the container). A restart count that grew
+///   while the engine was unreachable is sent as a down and an up after the reconnect.
+/// - `Problem`: the container does not exist: sent once per finding (with a `State` that is
+///   not running), with a message a person can act on.
+/// - `Connected`: the watcher is (again) connected to the engine and follows its events; a
+///   `State` for every container follows.
+/// - `Disconnected`: the engine was lost (or could not be reached); the watcher retries with
+///   backoff. Sent once per outage.
+pub type ContainerEvent = WatcherEvent<ContainerStatus>;
 
 /// Why the engine could not be watched or read. Every message says what to do.
 #[derive(Debug, thiserror::Error)]

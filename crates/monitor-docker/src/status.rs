@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use monitor_source::WatchedStatus;
 use monitor_wire::Details;
 use serde::Deserialize;
 use serde_json::Value as Json;
@@ -190,6 +191,12 @@ fn readable_time(value: &str) -> String {
     match humantime::parse_rfc3339(value) {
         Ok(time) => humantime::format_rfc3339_seconds(time).to_string(),
         Err(_) => value.to_owned(),
+    }
+}
+
+impl WatchedStatus for ContainerStatus {
+    fn details(&self) -> Details {
+        ContainerStatus::details(self)
     }
 }
 

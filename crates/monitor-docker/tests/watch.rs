@@ -11,8 +11,7 @@ mod watcher;
 use std::time::Duration;
 
 use monitor_docker::{
-    run, ContainerEvent, ContainerStatus, ContainerWatchConfig, DockerError, Engine,
-    WatchedContainer,
+    run, ContainerEvent, ContainerWatchConfig, DockerError, Engine, WatchedContainer,
 };
 use monitor_wire::{CheckId, Subsystem};
 use podman::{Podman, IMAGE};
@@ -40,29 +39,6 @@ impl Watcher {
                 .collect(),
         };
         Watcher(WatcherUnderTest::start(config, 256, EVENT_DEADLINE, run))
-    }
-
-    /// Skips events until a State of `name` with `running`.
-    async fn expect_state(&mut self, name: &str, running: bool) -> ContainerStatus {
-        self.state(name, Some(running)).await.1
-    }
-
-    /// The next State of `name`, skipping other events.
-    async fn next_state(&mut self, name: &str) -> (bool, ContainerStatus) {
-        self.state(name, None).await
-    }
-
-    async fn state(&mut self, name: &str, running: Option<bool>) -> (bool, ContainerStatus) {
-        let wanted = check(name);
-        self.expect_state_where(&format!("State {name}"), running, |event| match event {
-            ContainerEvent::State {
-                check,
-                running,
-                status,
-            } if *check == wanted => Some((*running, status)),
-            _ => None,
-        })
-        .await
     }
 
     /// Stops the watcher and returns what it sent that was not read yet.

@@ -8,11 +8,14 @@
 //! source that stopped or runs again, and for log files the position reached (checkpointed
 //! together with the alerts it made). It knows no sink.
 //!
-//! [`watcher`] holds what every reconnecting watcher does alike: its run loop and its
-//! outage bookkeeping; [`bus_address`] where the D-Bus buses are.
+//! [`watcher`] holds what every reconnecting watcher does alike: the events it sends
+//! ([`WatcherEvent`], made into `SourceEvent`s by the agent), its run loop and its outage
+//! bookkeeping; [`bus_address`] where the D-Bus buses are.
 
 pub mod bus_address;
 pub mod watcher;
+
+pub use watcher::{WatchedStatus, WatcherEvent};
 
 use std::path::PathBuf;
 use std::time::Duration;

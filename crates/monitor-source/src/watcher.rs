@@ -1,14 +1,75 @@
-//! What every reconnecting watcher does alike: wait for its first config, run turn after
-//! turn until shutdown or until its configs stop, and keep its outage bookkeeping (report a
-//! loss once per outage, retry with capped backoff, start over on success).
+//! What every reconnecting watcher does alike: the events it sends ([`WatcherEvent`]), wait
+//! for its first config, run turn after turn until shutdown or until its configs stop, and
+//! keep its outage bookkeeping (report a loss once per outage, retry with capped backoff,
+//! start over on success).
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::time::Duration;
 
 use monitor_wire::backoff::Backoff;
+use monitor_wire::{CheckId, Details};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+/// What a watcher (of systemd units, containers or D-Bus signals) observed, in its own
+/// terms: the state of a watched thing with its status `S`, or a matched signal. The agent
+/// turns it into [`SourceEvent`](crate::SourceEvent)s about checks.
+///
+/// A watcher of things that run (units, containers) sends `State`s and never `Matched`; the
+/// signal watcher sends `Matched` and never `State` (its `S` is [`Infallible`]).
+// `State` is much larger than the others; boxing its status would cost an allocation per
+// event and make every consumer's pattern match clumsier, for no gain on a channel.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum WatcherEvent<S> {
+    /// The watched thing's state: sent for every watched thing when it is first read and
+    /// after each reconnect (even if unchanged), then whenever `running` changes, with the
+    /// latest status. A crash seen only through a restart counter is sent as a
+    /// `running: false` and a `running: true`.
+    State {
+        check: CheckId,
+        running: bool,
+        status: S,
+    },
+    /// A signal matched a check. `text` is the signal as one line; `details` are the
+    /// alert's (`details.description` the same text).
+    Matched {
+        check: CheckId,
+        text: String,
+        details: Details,
+    },
+    /// The check's source cannot be watched (the thing does not exist or failed to load, a
+    /// watch expression is invalid or refused): sent once per finding, with a message a
+    /// person can act on.
+    Problem { check: CheckId, message: String },
+    /// The watcher is (again) connected to what it watches; for a watcher of states, a
+    /// `State` for every watched thing follows.
+    Connected,
+    /// What is watched was lost (or could not be reached); the watcher retries with
+    /// backoff. Sent once per outage.
+    Disconnected { reason: String },
+}
+
+/// A watched thing's status, as an alert shows it.
+pub trait WatchedStatus {
+    /// The alert's details: a description and the status as fields.
+    fn details(&self) -> Details;
+
+    /// The watched thing is there to be watched (a unit that loaded): a problem its check
+    /// had is over.
+    fn found(&self) -> bool {
+        true
+    }
+}
+
+/// The signal watcher has no states.
+impl WatchedStatus for Infallible {
+    fn details(&self) -> Details {
+        match *self {}
+    }
+}
 
 /// After a turn: go on, or stop because the sender of configs is gone.
 pub enum Flow {

@@ -26,7 +26,7 @@ mod watch;
 
 use std::fmt;
 
-use monitor_source::bus_address;
+use monitor_source::{bus_address, WatcherEvent};
 use monitor_wire::CheckId;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -107,31 +107,19 @@ pub struct ServiceWatchConfig {
     pub services: Vec<WatchedService>,
 }
 
-/// What the watcher observed.
-// `State` is much larger than the others; boxing its status would cost an allocation per
-// event and make every consumer's pattern match clumsier, for no gain on a channel.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq)]
-pub enum ServiceEvent {
-    /// The unit's state: sent for every watched unit when it is first read and after each
-    /// reconnect (even if unchanged), then whenever `running` changes. A crash seen only
-    /// through `NRestarts` is sent as a `running: false` and a `running: true`, both with the
-    /// latest status.
-    State {
-        check: CheckId,
-        running: bool,
-        status: UnitStatus,
-    },
-    /// The unit does not exist, is masked or failed to load, or systemd refused its name:
-    /// sent once per finding, with a message a person can act on.
-    Problem { check: CheckId, message: String },
-    /// The watcher is (again) connected to the bus and subscribed to systemd; a `State` for
-    /// every unit follows.
-    Connected,
-    /// The bus or systemd was lost (or could not be reached); the watcher retries with backoff.
-    /// Sent once per outage.
-    Disconnected { reason: String },
-}
+/// What the watcher observed ([`WatcherEvent`]; never a `Matched`).
+///
+/// - `State`: the unit's state, sent for every watched unit when it is first read and after
+///   each reconnect (even if unchanged), then whenever `running` changes. A crash seen only
+///   through `NRestarts` is sent as a `running: false` and a `running: true`, both with the
+///   latest status.
+/// - `Problem`: the unit does not exist, is masked or failed to load, or systemd refused its
+///   name: sent once per finding, with a message a person can act on.
+/// - `Connected`: the watcher is (again) connected to the bus and subscribed to systemd; a
+///   `State` for every unit follows.
+/// - `Disconnected`: the bus or systemd was lost (or could not be reached); the watcher
+///   retries with backoff. Sent once per outage.
+pub type ServiceEvent = WatcherEvent<UnitStatus>;
 
 /// Why systemd could not be watched or read. Every message says what to do.
 #[derive(Debug, thiserror::Error)]

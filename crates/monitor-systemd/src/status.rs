@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
+use monitor_source::WatchedStatus;
 use monitor_wire::Details;
 use serde_json::Value as Json;
 use zbus::zvariant::Value;
@@ -324,6 +325,17 @@ fn exit_status_name(status: i32) -> Option<&'static str> {
         245 => "BPF",
         _ => return None,
     })
+}
+
+impl WatchedStatus for UnitStatus {
+    fn details(&self) -> Details {
+        UnitStatus::details(self)
+    }
+
+    /// The unit is loaded (a missing or masked unit is its check's problem).
+    fn found(&self) -> bool {
+        self.load_state == "loaded"
+    }
 }
 
 #[cfg(test)]

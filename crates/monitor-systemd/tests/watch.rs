@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use monitor_systemd::{
     read_unit_on, run_on, Bus, BusAddresses, ServiceEvent, ServiceWatchConfig, SystemdError,
-    UnitStatus, WatchedService,
+    WatchedService,
 };
 use monitor_wire::{CheckId, Subsystem};
 use user_manager::UserManager;
@@ -45,29 +45,6 @@ impl Watcher {
             EVENT_DEADLINE,
             |configs, events, shutdown| run_on(addresses, configs, events, shutdown),
         ))
-    }
-
-    /// Skips events until a State of `name` with `running`.
-    async fn expect_state(&mut self, name: &str, running: bool) -> UnitStatus {
-        self.state(name, Some(running)).await.1
-    }
-
-    /// The next State of `name`, skipping other events.
-    async fn next_state(&mut self, name: &str) -> (bool, UnitStatus) {
-        self.state(name, None).await
-    }
-
-    async fn state(&mut self, name: &str, running: Option<bool>) -> (bool, UnitStatus) {
-        let wanted = check(name);
-        self.expect_state_where(&format!("State {name}"), running, |event| match event {
-            ServiceEvent::State {
-                check,
-                running,
-                status,
-            } if *check == wanted => Some((*running, status)),
-            _ => None,
-        })
-        .await
     }
 
     async fn stop(self) {

@@ -1,13 +1,13 @@
 //! Containers (`service <name> docker` checks): the engine's event stream, followed while
 //! some such check is enabled.
 
-use monitor_docker::{ContainerEvent, ContainerWatchConfig};
-use monitor_source::{Observed, SourceEvent};
+use monitor_docker::ContainerWatchConfig;
+use monitor_source::SourceEvent;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::on_demand::OnDemand;
-use super::source::{forward, with_forwarder, Boxed, Context, ProblemLog, Source};
+use super::source::{forward_watcher, with_forwarder, Boxed, Connection, Context, Source};
 
 pub struct Containers {
     events: mpsc::Sender<SourceEvent>,
@@ -26,39 +26,10 @@ impl Containers {
     }
 }
 
-fn container_event(problems: &mut ProblemLog, event: ContainerEvent) -> Vec<SourceEvent> {
-    match event {
-        ContainerEvent::State {
-            check,
-            running,
-            status,
-        } => {
-            problems.resolved(&check);
-            vec![
-                SourceEvent::Resolved {
-                    check: check.clone(),
-                },
-                SourceEvent::Observed {
-                    observations: vec![(
-                        check,
-                        Observed::State {
-                            running,
-                            details: status.details(),
-                        },
-                    )],
-                    position: None,
-                },
-            ]
-        }
-        ContainerEvent::Problem { check, message } => vec![problems.problem(check, message)],
-        ContainerEvent::Connected => vec![SourceEvent::Connected {
-            message: "connected to the Docker engine",
-        }],
-        ContainerEvent::Disconnected { reason } => vec![SourceEvent::Disconnected {
-            message: format!("lost the Docker engine ({reason}); reconnecting"),
-        }],
-    }
-}
+const DOCKER: Connection = Connection {
+    connected: "connected to the Docker engine",
+    lost: "the Docker engine",
+};
 
 impl Source for Containers {
     fn configure<'a>(&'a mut self, context: &'a Context<'a>) -> Boxed<'a, Vec<SourceEvent>> {
@@ -86,14 +57,9 @@ impl Source for Containers {
             let events = self.events.clone();
             self.watcher
                 .configure(config, &self.tasks, |configs, stop| {
-                    let mut problems = ProblemLog::default();
                     with_forwarder(
                         |raw| monitor_docker::run(configs, raw, stop),
-                        |raw| {
-                            forward(raw, events, move |event| {
-                                container_event(&mut problems, event)
-                            })
-                        },
+                        |raw| forward_watcher(raw, events, &DOCKER),
                     )
                 })
                 .await;

@@ -2,10 +2,12 @@
 //! is one file here, registered in [`Sources::new`]; every watcher's events reach the loop
 //! as [`SourceEvent`]s on one bounded channel.
 //!
-//! A watcher keeps its own event type and channel (small and bounded); a forwarding task
-//! next to it turns its events into `SourceEvent`s about checks (building a match's
-//! details, looking up a unit's journal, restarting a unit), so the loop never waits on a
-//! subprocess and never learns a watcher's types. A full channel makes the forwarder wait,
+//! A watcher sends on a small bounded channel of its own (the unit, container and signal
+//! watchers alike a `monitor_source::WatcherEvent`); a forwarding task next to it turns
+//! its events into `SourceEvent`s about checks (one mapping for those three,
+//! `source::watcher_event`; building a match's details, looking up a unit's journal,
+//! restarting a unit), so the loop never waits on a subprocess and never learns a
+//! watcher's types. A full channel makes the forwarder wait,
 //! and so the watcher: the data waits in the files, the bus or the pipe.
 
 pub mod commands;

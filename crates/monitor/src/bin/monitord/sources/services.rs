@@ -7,15 +7,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use monitor_config::{RestartPolicy, SystemdBus};
-use monitor_source::{Observed, SourceEvent};
+use monitor_source::{SourceEvent, WatchedStatus, WatcherEvent};
 use monitor_systemd::{Bus, ServiceEvent, ServiceWatchConfig};
 use monitor_wire::CheckId;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::on_demand::OnDemand;
-use super::source::{with_forwarder, Boxed, Context, ProblemLog, Source};
+use super::source::{
+    state_events, watcher_event, with_forwarder, Boxed, Connection, Context, ProblemLog, Source,
+};
 use crate::clock;
+
+const SYSTEMD: Connection = Connection {
+    connected: "connected to systemd",
+    lost: "the connection to systemd",
+};
 
 /// Per check that restarts its unit: the unit and how often.
 type RestartPolicies = Arc<HashMap<CheckId, (String, RestartPolicy)>>;
@@ -106,46 +113,35 @@ impl Forwarder {
         }
     }
 
+    /// A unit's state is mapped here: a loaded unit found down is restarted if its check
+    /// says so, and a down's details get the unit's journal lines. Anything else is mapped
+    /// as for every watcher.
     async fn service_event(&mut self, event: ServiceEvent) -> Vec<SourceEvent> {
-        match event {
-            ServiceEvent::State {
-                check,
-                running,
-                status,
-            } => {
-                let mut found = Vec::new();
-                if status.load_state == "loaded" {
-                    if !running {
-                        self.remediate(&check);
-                    }
-                    if self.problems.resolved(&check) {
-                        tracing::info!(check = %check, unit = %status.unit, "unit is loaded now");
-                    }
-                    found.push(SourceEvent::Resolved {
-                        check: check.clone(),
-                    });
-                }
-                let mut details = status.details();
-                if !running {
-                    let lines = monitor_systemd::recent_journal(&status.unit, self.bus).await;
-                    if !lines.is_empty() {
-                        details.fields.insert("journal".into(), lines.into());
-                    }
-                }
-                found.push(SourceEvent::Observed {
-                    observations: vec![(check, Observed::State { running, details })],
-                    position: None,
-                });
-                found
+        let WatcherEvent::State {
+            check,
+            running,
+            status,
+        } = event
+        else {
+            return watcher_event(&mut self.problems, &SYSTEMD, event);
+        };
+        let found = status.found();
+        if found {
+            if !running {
+                self.remediate(&check);
             }
-            ServiceEvent::Problem { check, message } => vec![self.problems.problem(check, message)],
-            ServiceEvent::Connected => vec![SourceEvent::Connected {
-                message: "connected to systemd",
-            }],
-            ServiceEvent::Disconnected { reason } => vec![SourceEvent::Disconnected {
-                message: format!("lost the connection to systemd ({reason}); reconnecting"),
-            }],
+            if self.problems.resolved(&check) {
+                tracing::info!(check = %check, unit = %status.unit, "unit is loaded now");
+            }
         }
+        let mut details = status.details();
+        if !running {
+            let lines = monitor_systemd::recent_journal(&status.unit, self.bus).await;
+            if !lines.is_empty() {
+                details.fields.insert("journal".into(), lines.into());
+            }
+        }
+        state_events(check, running, found, details)
     }
 
     /// `on_failure: restart`: restart the unit, at most `max_restarts` times per `window`.

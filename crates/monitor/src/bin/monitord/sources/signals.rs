@@ -1,12 +1,12 @@
 //! D-Bus signals (`dbus` checks): one connection, run while some such check is enabled.
 
-use monitor_dbus::{SignalBus, SignalEvent, SignalWatchConfig};
-use monitor_source::{Observed, SourceEvent};
+use monitor_dbus::{SignalBus, SignalWatchConfig};
+use monitor_source::SourceEvent;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::on_demand::OnDemand;
-use super::source::{forward, with_forwarder, Boxed, Context, ProblemLog, Source};
+use super::source::{forward_watcher, with_forwarder, Boxed, Connection, Context, Source};
 
 pub struct Signals {
     events: mpsc::Sender<SourceEvent>,
@@ -25,21 +25,10 @@ impl Signals {
     }
 }
 
-fn signal_event(problems: &mut ProblemLog, event: SignalEvent) -> SourceEvent {
-    match event {
-        SignalEvent::Matched { check, details, .. } => SourceEvent::Observed {
-            observations: vec![(check, Observed::Matched { details })],
-            position: None,
-        },
-        SignalEvent::Problem { check, message } => problems.problem(check, message),
-        SignalEvent::Connected => SourceEvent::Connected {
-            message: "listening for D-Bus signals",
-        },
-        SignalEvent::Disconnected { reason } => SourceEvent::Disconnected {
-            message: format!("lost the D-Bus connection for signals ({reason}); reconnecting"),
-        },
-    }
-}
+const DBUS: Connection = Connection {
+    connected: "listening for D-Bus signals",
+    lost: "the D-Bus connection for signals",
+};
 
 impl Source for Signals {
     fn configure<'a>(&'a mut self, context: &'a Context<'a>) -> Boxed<'a, Vec<SourceEvent>> {
@@ -56,14 +45,9 @@ impl Source for Signals {
             let events = self.events.clone();
             self.watcher
                 .configure(config, &self.tasks, |configs, stop| {
-                    let mut problems = ProblemLog::default();
                     with_forwarder(
                         |raw| monitor_dbus::run(configs, raw, stop),
-                        |raw| {
-                            forward(raw, events, move |event| {
-                                vec![signal_event(&mut problems, event)]
-                            })
-                        },
+                        |raw| forward_watcher(raw, events, &DBUS),
                     )
                 })
                 .await;

@@ -1,5 +1,6 @@
 //! What every source shares: the [`Source`] shape, the [`Context`] it configures from, and
-//! the forwarding of a watcher's events into [`SourceEvent`]s.
+//! the forwarding of a watcher's events into [`SourceEvent`]s (for the watchers of units,
+//! containers and signals alike: [`watcher_event`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
@@ -7,8 +8,8 @@ use std::path::PathBuf;
 use std::pin::Pin;
 
 use monitor_config::Settings;
-use monitor_source::{FilePosition, SourceEvent};
-use monitor_wire::CheckId;
+use monitor_source::{FilePosition, Observed, SourceEvent, WatchedStatus, WatcherEvent};
+use monitor_wire::{CheckId, Details};
 use tokio::sync::mpsc;
 
 use crate::plan::Plan;
@@ -91,4 +92,78 @@ impl ProblemLog {
     pub fn resolved(&mut self, check: &CheckId) -> bool {
         self.0.remove(check).is_some()
     }
+}
+
+/// How a watcher's connection events read in the log: `connected` as is, a loss as
+/// "lost {lost} ({reason}); reconnecting".
+pub struct Connection {
+    pub connected: &'static str,
+    pub lost: &'static str,
+}
+
+/// Hand a watcher's events, made into `SourceEvent`s by [`watcher_event`], to the loop.
+pub async fn forward_watcher<S: WatchedStatus>(
+    raw: mpsc::Receiver<WatcherEvent<S>>,
+    events: mpsc::Sender<SourceEvent>,
+    connection: &'static Connection,
+) {
+    let mut problems = ProblemLog::default();
+    forward(raw, events, move |event| {
+        watcher_event(&mut problems, connection, event)
+    })
+    .await
+}
+
+/// A watcher's event as the loop takes it: a state (after `Resolved` when the watched thing
+/// is there) or a match is an observation of its check, a problem is logged once.
+pub fn watcher_event<S: WatchedStatus>(
+    problems: &mut ProblemLog,
+    connection: &Connection,
+    event: WatcherEvent<S>,
+) -> Vec<SourceEvent> {
+    match event {
+        WatcherEvent::State {
+            check,
+            running,
+            status,
+        } => {
+            let found = status.found();
+            if found {
+                problems.resolved(&check);
+            }
+            state_events(check, running, found, status.details())
+        }
+        WatcherEvent::Matched { check, details, .. } => vec![SourceEvent::Observed {
+            observations: vec![(check, Observed::Matched { details })],
+            position: None,
+        }],
+        WatcherEvent::Problem { check, message } => vec![problems.problem(check, message)],
+        WatcherEvent::Connected => vec![SourceEvent::Connected {
+            message: connection.connected,
+        }],
+        WatcherEvent::Disconnected { reason } => vec![SourceEvent::Disconnected {
+            message: format!("lost {} ({reason}); reconnecting", connection.lost),
+        }],
+    }
+}
+
+/// A watched thing's state with its alert's `details`, preceded by `Resolved` when it was
+/// `found` (its check's problem, if any, is over).
+pub fn state_events(
+    check: CheckId,
+    running: bool,
+    found: bool,
+    details: Details,
+) -> Vec<SourceEvent> {
+    let mut events = Vec::with_capacity(2);
+    if found {
+        events.push(SourceEvent::Resolved {
+            check: check.clone(),
+        });
+    }
+    events.push(SourceEvent::Observed {
+        observations: vec![(check, Observed::State { running, details })],
+        position: None,
+    });
+    events
 }
