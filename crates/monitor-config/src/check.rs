@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use monitor_wire::CheckId;
+use monitor_wire::{CheckId, Subsystem};
 
 use crate::kind::{rename_fields_to_mender, CheckDefinition, CheckKind};
 use crate::problem::Problem;
@@ -41,6 +41,17 @@ pub struct Check {
     /// Whether `enabled/` has an entry for it.
     pub enabled: bool,
     pub kind: CheckKind,
+}
+
+impl Check {
+    /// Whether this check is among those `<subsystem>` names on a command line: its own
+    /// subsystem's, and for `dockerevents` also a log check over docker events (alert type
+    /// `docker_event`), which is how `create dockerevents` and Mender store them.
+    pub fn is_in(&self, subsystem: Subsystem) -> bool {
+        self.id.subsystem == subsystem
+            || (subsystem == Subsystem::Dockerevents
+                && matches!(&self.kind, CheckKind::Log(log) if log.alert.kind.as_deref() == Some("docker_event")))
+    }
 }
 
 /// Reads a check file's text in either format into a definition.

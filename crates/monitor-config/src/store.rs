@@ -17,7 +17,7 @@ use crate::problem::{lowercase_first, Problem};
 /// that says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("invalid check name \"{name}\": use letters, digits, '.', '_' and '-', starting with a letter or digit")]
+    #[error("invalid check name \"{name}\": {}", CHECK_NAME_RULE)]
     InvalidName { name: String },
     #[error("no check \"{id}\" in {}: create it first with monitorctl create {} ...", .dir.display(), .id.subsystem)]
     UnknownCheck { id: CheckId, dir: PathBuf },
@@ -31,6 +31,8 @@ pub enum StoreError {
     },
     #[error("{}", join_problems(.0))]
     Invalid(Vec<Problem>),
+    #[error("{} is a log check but not over docker events (its alert type is not docker_event): address it as log {name}", .file.display())]
+    NotDockerEvents { name: String, file: PathBuf },
     #[error("{} is a regular file, not a link into available/: move it into available/ or delete it", .path.display())]
     NotALink { path: PathBuf },
     #[error("{} has no available/ folder: point to Mender's monitor.d folder (usually /etc/mender-monitor/monitor.d)", .path.display())]
@@ -63,14 +65,29 @@ fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) 
     }
 }
 
-/// Whether `name` can name a check: `[A-Za-z0-9][A-Za-z0-9._-]*`. Keeps names usable as file
-/// names and out of `..` and `/` tricks.
+/// What a check name may hold, for messages.
+const CHECK_NAME_RULE: &str = "use at most 200 ASCII letters, digits and '.', '_', '-', '@', '\\', ':', '+', not starting with '.' or '-'";
+
+/// The longest check name: `dockerevents_<name>.yaml` must stay within the 255 bytes of a
+/// file name, with room to spare for the temporary file of an atomic write.
+const MAX_CHECK_NAME_LENGTH: usize = 200;
+
+/// Whether `name` can name a check: ASCII letters, digits and `._-@\:+`, not starting with
+/// `.` or `-`, at most 200 characters. Wide enough for systemd unit names (template
+/// instances `getty@tty1`, escaped `foo\x2dbar`, `sys-devices-x.device`), as Mender's file
+/// names allow; narrow enough that a name is one file name component (no `/`, no `..`, no
+/// hidden or option-like file), one word in `<subsystem> <check>` (no whitespace) and
+/// harmless in a terminal (no control characters).
 pub fn is_valid_check_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|first| first.is_ascii_alphanumeric())
-        && chars.all(|next| next.is_ascii_alphanumeric() || matches!(next, '.' | '_' | '-'))
+    let allowed = |next: char| {
+        next.is_ascii_alphanumeric() || matches!(next, '.' | '_' | '-' | '@' | '\\' | ':' | '+')
+    };
+    name.len() <= MAX_CHECK_NAME_LENGTH
+        && name
+            .chars()
+            .next()
+            .is_some_and(|first| first != '.' && first != '-')
+        && name.chars().all(allowed)
 }
 
 fn check_name(id: &CheckId) -> Result<(), StoreError> {
@@ -136,7 +153,7 @@ fn classify(file_name: &OsStr) -> FileName {
     };
     if !is_valid_check_name(check) {
         return FileName::Invalid(format!(
-            "invalid check name \"{check}\": rename the file, a check name starts with a letter or digit and holds only letters, digits, '.', '_' and '-'"
+            "invalid check name \"{check}\": rename the file, {CHECK_NAME_RULE}"
         ));
     }
     FileName::Check {
@@ -195,6 +212,43 @@ fn write_check_file(path: &Path, contents: &[u8]) -> Result<(), StoreError> {
 
 fn create_dir(dir: &Path) -> Result<(), StoreError> {
     fs::create_dir_all(dir).map_err(io_error("create directory", dir))
+}
+
+/// Whether a log check file is over docker events: its alert type (`LOG_ALERT_TYPE`, YAML
+/// `alert.type`) is `docker_event`. Read leniently, so that a file with an unrelated
+/// mistake is still recognised (its problems are reported when it is loaded).
+fn is_docker_events_file(file: &Path) -> bool {
+    let Ok(text) = fs::read_to_string(file) else {
+        return false;
+    };
+    let docker_event = |kind: Option<&str>| kind.map(str::trim) == Some("docker_event");
+    match classify(file.file_name().unwrap_or_default()) {
+        FileName::Check {
+            format: CheckFormat::MenderShell,
+            ..
+        } => {
+            let (assignments, _) = crate::mender::parse_shell_assignments(&text);
+            docker_event(
+                assignments
+                    .iter()
+                    .rev()
+                    .find(|assignment| assignment.key == "LOG_ALERT_TYPE")
+                    .map(|assignment| assignment.value.as_str()),
+            )
+        }
+        FileName::Check {
+            format: CheckFormat::Yaml,
+            ..
+        } => serde_norway::from_str::<serde_norway::Value>(&text).is_ok_and(|value| {
+            docker_event(
+                value
+                    .get("alert")
+                    .and_then(|alert| alert.get("type"))
+                    .and_then(serde_norway::Value::as_str),
+            )
+        }),
+        FileName::Ignored | FileName::Invalid(_) => false,
+    }
 }
 
 /// Every check of a config directory that could be read, and everything wrong with the rest.
@@ -371,16 +425,55 @@ impl CheckDir {
         LoadedChecks { checks, problems }
     }
 
+    /// The id a new check is stored under: its own, except that a `dockerevents` check is a
+    /// `log` check (`available/log_<check>.yaml`), as Mender stores it (`log_<check>.sh`),
+    /// so that `log <check>` addresses it and its alerts and config push say `log <check>`.
+    pub fn stored_id(id: &CheckId) -> CheckId {
+        match id.subsystem {
+            Subsystem::Dockerevents => CheckId::new(Subsystem::Log, id.name.clone()),
+            _ => id.clone(),
+        }
+    }
+
+    /// The check that `<subsystem> <check>` on a command line means. Its own id, except
+    /// `dockerevents <check>` when there is no `dockerevents_<check>` file (made by older
+    /// versions) but a log check `log_<check>` over docker events (its alert type is
+    /// `docker_event`: made by `create dockerevents`, or Mender's): then `log <check>`.
+    /// A missing check resolves to itself; the verb then says it does not exist.
+    pub fn resolve(&self, id: &CheckId) -> Result<CheckId, StoreError> {
+        check_name(id)?;
+        if id.subsystem != Subsystem::Dockerevents || self.existing_entry(id)?.is_some() {
+            return Ok(id.clone());
+        }
+        let log = CheckDir::stored_id(id);
+        let Some(file) = self.existing_entry(&log)? else {
+            return Ok(id.clone());
+        };
+        if is_docker_events_file(&file) {
+            Ok(log)
+        } else {
+            Err(StoreError::NotDockerEvents {
+                name: id.name.clone(),
+                file,
+            })
+        }
+    }
+
     /// Writes `available/<subsystem>_<check>.yaml` atomically, after validating the
-    /// definition. Refuses an id that already has a file or an enabled entry. Creates
-    /// available/ and enabled/ if they are missing. Does not enable the check.
+    /// definition; a `dockerevents` check is written as a log check (see
+    /// [`CheckDir::stored_id`]). Refuses an id that already has a file or an enabled entry
+    /// (for `dockerevents`, under either name). Creates available/ and enabled/ if they are
+    /// missing. Does not enable the check.
     pub fn create(
         &self,
         id: &CheckId,
         definition: &CheckDefinition,
     ) -> Result<PathBuf, StoreError> {
         check_name(id)?;
-        let file = self.available_dir().join(CheckFormat::Yaml.file_name(id));
+        let stored = CheckDir::stored_id(id);
+        let file = self
+            .available_dir()
+            .join(CheckFormat::Yaml.file_name(&stored));
         if !definition.fits(id.subsystem) {
             return Err(StoreError::Invalid(vec![Problem::in_file(
                 &file,
@@ -394,11 +487,13 @@ impl CheckDir {
             )]));
         }
         definition.resolve(&file).map_err(StoreError::Invalid)?;
-        if let Some(existing) = self.existing_entry(id)? {
-            return Err(StoreError::AlreadyExists {
-                id: id.clone(),
-                file: existing,
-            });
+        for taken in [id, &stored] {
+            if let Some(existing) = self.existing_entry(taken)? {
+                return Err(StoreError::AlreadyExists {
+                    id: taken.clone(),
+                    file: existing,
+                });
+            }
         }
         let yaml = definition.to_yaml(id).map_err(|error| {
             StoreError::Invalid(vec![Problem::in_file(
@@ -454,8 +549,9 @@ impl CheckDir {
     }
 
     /// Links `enabled/<file>` to `../available/<file>`. Already enabled is fine; a dangling
-    /// link of the same name is replaced.
+    /// link of the same name is replaced. `id` is resolved as [`CheckDir::resolve`] says.
     pub fn enable(&self, id: &CheckId) -> Result<(), StoreError> {
+        let id = &self.resolve(id)?;
         let Some(file) = self.find(id)? else {
             // A check written by hand straight into enabled/ is enabled already.
             for format in [CheckFormat::Yaml, CheckFormat::MenderShell] {
@@ -489,7 +585,9 @@ impl CheckDir {
 
     /// Removes the check's entry in enabled/. Not enabled is fine. A regular file there (a
     /// check written by hand into enabled/) is moved into available/ rather than lost.
+    /// `id` is resolved as [`CheckDir::resolve`] says.
     pub fn disable(&self, id: &CheckId) -> Result<(), StoreError> {
+        let id = &self.resolve(id)?;
         let mut known = self.find(id)?.is_some();
         for format in [CheckFormat::Yaml, CheckFormat::MenderShell] {
             let file_name = format.file_name(id);
@@ -519,8 +617,9 @@ impl CheckDir {
     }
 
     /// Removes the check's enabled entry and its file (both formats, if both exist).
+    /// `id` is resolved as [`CheckDir::resolve`] says.
     pub fn delete(&self, id: &CheckId) -> Result<(), StoreError> {
-        check_name(id)?;
+        let id = &self.resolve(id)?;
         let mut found = false;
         // Links first, so that an interrupted delete leaves no dangling link.
         for dir in [self.enabled_dir(), self.available_dir()] {
@@ -615,6 +714,8 @@ pub fn import_mender(from: &Path, into: &CheckDir) -> Result<ImportReport, Store
     }
 
     for (id, (path, name)) in sources {
+        // A hand-written `dockerevents_<check>.sh` becomes a log check, as create makes it.
+        let id = CheckDir::stored_id(&id);
         if let Some(existing) = into.existing_entry(&id)? {
             report.skipped.push(SkippedCheck { id, existing });
             continue;

@@ -139,11 +139,11 @@ fn created_files_are_short_yaml() {
         [
             "log auth",
             "log crasher_app",
+            "log web_die",
             "service crasher",
             "dbus jwt",
-            "dockerevents web_die"
         ],
-        "sorted by id"
+        "sorted by id; a dockerevents check is a log check, as in Mender"
     );
 }
 
@@ -195,7 +195,7 @@ fn create_validates_before_writing() {
         .unwrap_err();
     assert_eq!(
         error.to_string(),
-        "invalid check name \"../../etc/passwd\": use letters, digits, '.', '_' and '-', starting with a letter or digit"
+        "invalid check name \"../../etc/passwd\": use at most 200 ASCII letters, digits and '.', '_', '-', '@', '\\', ':', '+', not starting with '.' or '-'"
     );
 
     let error = checks
@@ -298,7 +298,7 @@ fn file_names_decide_subsystem_and_name() {
         shown(&checks, &loaded.problems),
         [
             "DIR/available/files_app.yaml: unknown subsystem \"files\": rename the file to <subsystem>_<check>.yaml with subsystem one of log, service, dbus, dockerevents",
-            "DIR/available/log_-app.yaml: invalid check name \"-app\": rename the file, a check name starts with a letter or digit and holds only letters, digits, '.', '_' and '-'",
+            "DIR/available/log_-app.yaml: invalid check name \"-app\": rename the file, use at most 200 ASCII letters, digits and '.', '_', '-', '@', '\\', ':', '+', not starting with '.' or '-'",
             "DIR/available/log_other.yml: check files end in .yaml: rename the file to log_other.yaml",
             "DIR/available/logapp.yaml: no subsystem in the file name: rename the file to <subsystem>_<check>.yaml with subsystem one of log, service, dbus, dockerevents",
         ]
@@ -585,10 +585,204 @@ fn unreadable_directories_are_problems_not_panics() {
 
 #[test]
 fn check_names() {
-    for good in ["crasher_app", "mender-connect", "a", "9lives", "cron.timer"] {
+    let longest = "a".repeat(200);
+    for good in [
+        "crasher_app",
+        "mender-connect",
+        "a",
+        "9lives",
+        "cron.timer",
+        "_x",
+        "getty@tty1",
+        "foo\\x2dbar",
+        "sys-devices-platform-serial8250-tty-ttyS0.device",
+        "dev-disk-by\\x2duuid-1234.swap",
+        "systemd-fsck@dev-disk-by\\x2dlabel-boot.service",
+        "user@1000.service",
+        "a:b+c",
+        &longest,
+    ] {
         assert!(is_valid_check_name(good), "{good}");
     }
-    for bad in ["", "-x", "_x", ".hidden", "a b", "a/b", "..", "é"] {
-        assert!(!is_valid_check_name(bad), "{bad}");
+    let too_long = "a".repeat(201);
+    for bad in [
+        "",
+        "-x",
+        ".hidden",
+        "..",
+        "a b",
+        "a\tb",
+        "a\nb",
+        "a\u{1b}[31m",
+        "a/b",
+        "../x",
+        "a\0b",
+        "é",
+        "a*b",
+        "$(x)",
+        "a'b",
+        &too_long,
+    ] {
+        assert!(!is_valid_check_name(bad), "{bad:?}");
     }
+}
+
+#[test]
+fn dockerevents_checks_are_stored_and_addressed_as_log_checks_like_mender() {
+    let (_dir, checks) = temp_dir();
+    let docker = id(Subsystem::Dockerevents, "container_web_restart");
+    let log = id(Subsystem::Log, "container_web_restart");
+    let definition = CheckDefinition::Log(LogDefinition::docker_events("web", "restart", None));
+
+    let file = checks.create(&docker, &definition).unwrap();
+    assert_eq!(
+        file,
+        checks
+            .available_dir()
+            .join("log_container_web_restart.yaml")
+    );
+    assert_eq!(checks.resolve(&docker).unwrap(), log);
+    assert_eq!(checks.resolve(&log).unwrap(), log);
+    for taken in [&docker, &log] {
+        let error = checks.create(taken, &definition).unwrap_err();
+        assert!(matches!(error, StoreError::AlreadyExists { .. }), "{error}");
+    }
+
+    checks.enable(&docker).unwrap();
+    let link = checks.enabled_dir().join("log_container_web_restart.yaml");
+    assert!(fs::metadata(&link).is_ok());
+    let loaded = checks.load();
+    assert_eq!(loaded.problems, []);
+    assert_eq!(loaded.checks.len(), 1);
+    let check = &loaded.checks[0];
+    assert_eq!(check.id, log, "its id in alerts, status and config push");
+    assert!(check.enabled);
+    assert!(check.is_in(Subsystem::Dockerevents) && check.is_in(Subsystem::Log));
+    assert!(!check.is_in(Subsystem::Service));
+
+    checks.disable(&log).unwrap();
+    assert!(fs::symlink_metadata(&link).is_err());
+    checks.enable(&log).unwrap();
+    checks.disable(&docker).unwrap();
+    assert!(fs::symlink_metadata(&link).is_err());
+    checks.delete(&docker).unwrap();
+    assert!(!file.exists());
+    assert!(matches!(
+        checks.enable(&docker).unwrap_err(),
+        StoreError::UnknownCheck { .. }
+    ));
+}
+
+#[test]
+fn mender_and_older_dockerevents_files_answer_to_dockerevents() {
+    let (_dir, checks) = temp_dir();
+    let available = checks.available_dir();
+    // As Mender's ctl-lib.sh writes it.
+    write(
+        &available.join("log_mender_made.sh"),
+        "SERVICE_NAME=\"mender_made\"\nLOG_PATTERN=\".*container die.*name=web.*\"\nLOG_FILE=\"@docker events\"\nLOG_ALERT_DESCRIPTION=\"Docker container web die\"\nLOG_ALERT_TYPE=docker_event\n",
+    );
+    write(
+        &available.join("log_plain.sh"),
+        "LOG_PATTERN=\"ERROR\"\nLOG_FILE=\"/var/log/app.log\"\n",
+    );
+    // Made by `create dockerevents` before it wrote log checks.
+    write(
+        &available.join("dockerevents_older.yaml"),
+        "pattern: .*container die.*name=db.*\nsource: '@docker events'\nalert:\n  type: docker_event\n",
+    );
+
+    checks
+        .enable(&id(Subsystem::Dockerevents, "mender_made"))
+        .unwrap();
+    assert!(fs::metadata(checks.enabled_dir().join("log_mender_made.sh")).is_ok());
+
+    let older = id(Subsystem::Dockerevents, "older");
+    assert_eq!(checks.resolve(&older).unwrap(), older);
+    checks.enable(&older).unwrap();
+    assert!(fs::metadata(checks.enabled_dir().join("dockerevents_older.yaml")).is_ok());
+
+    let error = checks
+        .enable(&id(Subsystem::Dockerevents, "plain"))
+        .unwrap_err();
+    assert_eq!(
+        error_text(&checks, error),
+        "DIR/available/log_plain.sh is a log check but not over docker events (its alert type is not docker_event): address it as log plain"
+    );
+
+    let loaded = checks.load();
+    assert_eq!(loaded.problems, []);
+    let ids: Vec<String> = loaded
+        .checks
+        .iter()
+        .map(|check| check.id.to_string())
+        .collect();
+    assert_eq!(ids, ["log mender_made", "log plain", "dockerevents older"]);
+    let docker: Vec<String> = loaded
+        .checks
+        .iter()
+        .filter(|check| check.is_in(Subsystem::Dockerevents))
+        .map(|check| check.id.to_string())
+        .collect();
+    assert_eq!(docker, ["log mender_made", "dockerevents older"]);
+}
+
+#[test]
+fn systemd_unit_names_survive_file_name_id_and_enable_link() {
+    let (_dir, checks) = temp_dir();
+    for name in [
+        "getty@tty1",
+        "foo\\x2dbar",
+        "systemd-fsck@dev-disk-by\\x2dlabel-boot.service",
+    ] {
+        let service = id(Subsystem::Service, name);
+        let definition =
+            CheckDefinition::Service(ServiceDefinition::new(name, ServiceKind::Systemd));
+        let file = checks.create(&service, &definition).unwrap();
+        assert_eq!(
+            file,
+            checks.available_dir().join(format!("service_{name}.yaml"))
+        );
+        checks.enable(&service).unwrap();
+    }
+    let loaded = checks.load();
+    assert_eq!(loaded.problems, []);
+    let names: Vec<(&str, bool, String)> = loaded
+        .checks
+        .iter()
+        .map(|check| {
+            (
+                check.id.name.as_str(),
+                check.enabled,
+                check.kind.describe_source(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (
+                "foo\\x2dbar",
+                true,
+                "foo\\x2dbar.service (systemd)".to_owned()
+            ),
+            (
+                "getty@tty1",
+                true,
+                "getty@tty1.service (systemd)".to_owned()
+            ),
+            (
+                "systemd-fsck@dev-disk-by\\x2dlabel-boot.service",
+                true,
+                "systemd-fsck@dev-disk-by\\x2dlabel-boot.service (systemd)".to_owned()
+            ),
+        ]
+    );
+    let error = checks
+        .create(
+            &id(Subsystem::Service, "../escape"),
+            &CheckDefinition::Service(ServiceDefinition::new("x", ServiceKind::Systemd)),
+        )
+        .unwrap_err();
+    assert!(matches!(error, StoreError::InvalidName { .. }), "{error}");
 }
