@@ -12,7 +12,8 @@
 //! - [`Settings`] and [`load_settings`]: `monitor.yaml`, with documented defaults.
 //! - [`CheckDir`]: reads every check ([`CheckDir::load`] gives [`Check`]s, each with a
 //!   validated [`CheckKind`]), and creates, enables, disables and deletes them the way
-//!   `mender-monitorctl` does. [`import_mender`] converts a Mender `monitor.d` folder.
+//!   `mender-monitorctl` does. [`import_mender`] converts a Mender `monitor.d` folder,
+//!   [`convert_mender_settings`] and [`merge_settings`] Mender's `config.sh`.
 //! - One module per kind of check (`kind/log.rs`, `kind/service.rs`, `kind/dbus.rs`), each
 //!   with everything about its kind, and `kind/mod.rs`, the one place that lists the kinds:
 //!   [`CheckDefinition`] (a check file's content as written; `monitorctl create` builds one
@@ -37,6 +38,7 @@ mod check;
 mod create;
 mod kind;
 mod mender;
+mod mender_settings;
 mod pattern;
 mod problem;
 mod settings;
@@ -51,6 +53,10 @@ pub use kind::{
     UnknownServiceKind, CREATE_COMMANDS, MENDER_DBUS_KEYS, MENDER_LOG_KEYS, MENDER_SERVICE_KEYS,
 };
 pub use mender::{parse_shell_assignments, ShellAssignment, ShellSyntaxError};
+pub use mender_settings::{
+    convert_mender_settings, merge_settings, CarriedSetting, MenderSettings, NotCarried, Unplaced,
+    MENDER_CONFIG_FILE,
+};
 pub use problem::Problem;
 // Every settings type: a destination's settings struct needs no line here.
 pub use settings::*;

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use monitor_wire::{CheckId, Subsystem};
 
 use crate::check::{resolve_check_text, Check, CheckFormat};
-use crate::kind::{rename_fields_to_mender, CheckDefinition};
+use crate::kind::{rename_fields_to_mender, CheckDefinition, CheckKind, LogCheck};
 use crate::problem::{lowercase_first, Problem};
+use crate::watch::LogSource;
 
 /// Why a change to the check directory was refused or failed. Each message is one line
 /// that says what to do.
@@ -658,6 +659,9 @@ pub struct ImportedCheck {
     pub file: PathBuf,
     /// Whether it was enabled in the Mender folder, and so is enabled here.
     pub enabled: bool,
+    /// The command of an `@command` source, which monitord runs (`sh -c`, as its own user)
+    /// once the check is enabled: worth a look before enabling an import.
+    pub command: Option<String>,
 }
 
 /// A Mender check not imported because the target already has one of that id.
@@ -741,14 +745,21 @@ pub fn import_mender(from: &Path, into: &CheckDir) -> Result<ImportReport, Store
             }
         };
         // Validate against the Mender file, so that problems name it and its keys.
-        if let Err(problems) = definition.resolve(&path) {
-            report.problems.extend(
-                problems
-                    .into_iter()
-                    .map(|problem| rename_fields_to_mender(id.subsystem, problem)),
-            );
-            continue;
-        }
+        let command = match definition.resolve(&path) {
+            Ok(CheckKind::Log(LogCheck {
+                source: LogSource::Command(command),
+                ..
+            })) => Some(command),
+            Ok(_) => None,
+            Err(problems) => {
+                report.problems.extend(
+                    problems
+                        .into_iter()
+                        .map(|problem| rename_fields_to_mender(id.subsystem, problem)),
+                );
+                continue;
+            }
+        };
         let file = into.create(&id, &definition)?;
         let is_enabled = enabled_names.contains(name);
         if is_enabled {
@@ -758,6 +769,7 @@ pub fn import_mender(from: &Path, into: &CheckDir) -> Result<ImportReport, Store
             id,
             file,
             enabled: is_enabled,
+            command,
         });
     }
     Ok(report)

@@ -502,17 +502,24 @@ fn import_mender_converts_files_and_enabled_links() {
         .unwrap();
 
     let report = import_mender(mender.path(), &checks).unwrap();
-    let imported: Vec<(String, bool)> = report
+    let imported: Vec<(String, bool, Option<&str>)> = report
         .imported
         .iter()
-        .map(|check| (check.id.to_string(), check.enabled))
+        .map(|check| {
+            (
+                check.id.to_string(),
+                check.enabled,
+                check.command.as_deref(),
+            )
+        })
         .collect();
     assert_eq!(
         imported,
         [
-            ("log auth_root_session".to_owned(), true),
-            ("log web_die".to_owned(), false)
-        ]
+            ("log auth_root_session".to_owned(), true, None),
+            ("log web_die".to_owned(), false, Some("docker events"))
+        ],
+        "a command source is named, so that import-mender can say what monitord will run"
     );
     assert_eq!(
         report.skipped,
