@@ -41,7 +41,8 @@ fn create_writes_mender_shaped_checks_for_every_subsystem() {
         fs::read_to_string(available.join("log_crasher_app.yaml")).unwrap(),
         "# log check crasher_app\npattern: ERROR\nsource: /root/crasher.log\nexpiration: 5s\n"
     );
-    let docker = fs::read_to_string(available.join("dockerevents_crashing.yaml")).unwrap();
+    // A log check, as Mender stores it (`log_<check>`).
+    let docker = fs::read_to_string(available.join("log_crashing.yaml")).unwrap();
     assert!(
         docker.contains("pattern: .*container die.*name=crasher-container.*"),
         "{docker}"
@@ -57,17 +58,17 @@ fn create_writes_mender_shaped_checks_for_every_subsystem() {
     assert!(list.status.success());
     assert_eq!(
         stdout(&list),
-        "SUBSYSTEM     CHECK        ENABLED  STATE  SOURCE\n\
-         log           crasher_app  no       -      /root/crasher.log\n\
-         service       crasher      yes      -      crasher.service (systemd)\n\
-         dbus          upower       no       -      org.freedesktop.UPower type='signal'\n\
-         dockerevents  crashing     no       -      @docker events\n"
+        "SUBSYSTEM  CHECK        ENABLED  STATE  SOURCE\n\
+         log        crasher_app  no       -      /root/crasher.log\n\
+         log        crashing     no       -      @docker events\n\
+         service    crasher      yes      -      crasher.service (systemd)\n\
+         dbus       upower       no       -      org.freedesktop.UPower type='signal'\n"
     );
     let json: serde_json::Value =
         serde_json::from_slice(&sandbox.monitorctl(&["list", "--json"]).stdout).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 4);
-    assert_eq!(json[1]["check"], "crasher");
-    assert_eq!(json[1]["enabled"], true);
+    assert_eq!(json[2]["check"], "crasher");
+    assert_eq!(json[2]["enabled"], true);
 }
 
 #[test]

@@ -28,6 +28,7 @@ mod delivery;
 mod examples;
 mod hostile_paths;
 mod log_checks;
+mod mender_cli;
 mod mender_client;
 mod server;
 mod services;

@@ -54,8 +54,8 @@ pub use kind::{
 };
 pub use mender::{parse_shell_assignments, ShellAssignment, ShellSyntaxError};
 pub use mender_settings::{
-    convert_mender_settings, merge_settings, CarriedSetting, MenderSettings, NotCarried, Unplaced,
-    MENDER_CONFIG_FILE,
+    convert_mender_settings, merge_settings, CarriedSetting, MenderSettings, MergedSettings,
+    NotCarried, Unplaced, MENDER_CONFIG_FILE,
 };
 pub use problem::Problem;
 // Every settings type: a destination's settings struct needs no line here.

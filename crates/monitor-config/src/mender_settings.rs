@@ -25,6 +25,15 @@ pub struct CarriedSetting {
     pub mender_key: String,
 }
 
+impl CarriedSetting {
+    /// The value as written in `monitor.yaml` (`120`, `never`).
+    pub fn value_text(&self) -> String {
+        serde_norway::to_string(&self.value)
+            .map(|text| text.trim_end().to_owned())
+            .unwrap_or_default()
+    }
+}
+
 /// One Mender setting (or line) not carried over, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotCarried {
@@ -205,16 +214,28 @@ pub struct Unplaced {
     pub reason: String,
 }
 
+/// What [`merge_settings`] made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergedSettings {
+    /// The new text of `monitor.yaml`.
+    pub text: String,
+    /// Settings of a section that is not there and cannot be made up.
+    pub unplaced: Vec<Unplaced>,
+    /// What is wrong with `text` as settings (an `alert_log_max_age` shorter than the
+    /// `flapping_interval`): write it only when this is empty.
+    pub problems: Vec<Problem>,
+}
+
 /// The text of `monitor.yaml` with `carried` set in it: `existing` (the current file's
 /// text, or `None` when there is none) keeps every other key (but not its comments). A
 /// setting of a section that is not there and cannot be made up (`delivery.backend` needs
-/// an `auth`) is returned as unplaced. The result is validated as settings: any problem
-/// (an `alert_log_max_age` shorter than the `flapping_interval`) is returned instead.
+/// an `auth`) is returned as unplaced. The result is validated as settings. `Err` when
+/// `existing` is not a YAML map.
 pub fn merge_settings(
     existing: Option<&str>,
     carried: &[CarriedSetting],
     file: &Path,
-) -> Result<(String, Vec<Unplaced>), Vec<Problem>> {
+) -> Result<MergedSettings, Vec<Problem>> {
     let mut root = match existing.map(serde_norway::from_str::<Value>) {
         None => Value::Mapping(Mapping::new()),
         Some(Ok(Value::Null)) => Value::Mapping(Mapping::new()),
@@ -238,12 +259,11 @@ pub fn merge_settings(
         if place(&mut root, &path, setting.value.clone()).is_err() {
             let (last, sections) = path.split_last().expect("keys are not empty");
             let section = sections.join(".");
-            let value = serde_norway::to_string(&setting.value).unwrap_or_default();
             unplaced.push(Unplaced {
                 setting: setting.clone(),
                 reason: format!(
                     "monitor.yaml has no {section} section: add {last}: {} under {section} once you configure one",
-                    value.trim_end()
+                    setting.value_text()
                 ),
             });
         }
@@ -254,8 +274,12 @@ pub fn merge_settings(
             format!("cannot write the settings as YAML: {error}"),
         )]
     })?;
-    Settings::from_yaml(&text, file)?;
-    Ok((text, unplaced))
+    let problems = Settings::from_yaml(&text, file).err().unwrap_or_default();
+    Ok(MergedSettings {
+        text,
+        unplaced,
+        problems,
+    })
 }
 
 /// Sets `path` (sections, then the key) in `map`, making the sections that are missing,
@@ -411,9 +435,11 @@ FLAPPING_INTERVAL=180
                 mender_key: "CONFPUSH_INTERVAL".into(),
             },
         ];
-        let (text, unplaced) = merge_settings(None, &carried, file).unwrap();
+        let merged = merge_settings(None, &carried, file).unwrap();
+        assert_eq!(merged.problems, []);
+        let unplaced = merged.unplaced;
         assert_eq!(
-            text,
+            merged.text,
             "flapping_interval: 120\ndelivery:\n  alert_offline_store_max_count: 500\n"
         );
         assert_eq!(unplaced.len(), 1);
@@ -424,10 +450,11 @@ FLAPPING_INTERVAL=180
 
         let existing =
             "device_id: pi\nflapping_interval: 60\ndelivery:\n  backend:\n    auth: mender\n";
-        let (text, unplaced) = merge_settings(Some(existing), &carried, file).unwrap();
-        assert_eq!(unplaced, []);
+        let merged = merge_settings(Some(existing), &carried, file).unwrap();
+        assert_eq!(merged.unplaced, []);
+        assert_eq!(merged.problems, []);
         assert_eq!(
-            text,
+            merged.text,
             "device_id: pi\nflapping_interval: 120\ndelivery:\n  backend:\n    auth: mender\n    config_push_interval: 300\n  alert_offline_store_max_count: 500\n"
         );
 
@@ -436,12 +463,13 @@ FLAPPING_INTERVAL=180
             value: Value::Number(60.into()),
             mender_key: "ALERT_LOG_MAX_AGE".into(),
         }];
-        let problems = merge_settings(None, &short_memory, file).unwrap_err();
+        let problems = merge_settings(None, &short_memory, file).unwrap().problems;
         assert!(
             problems[0]
                 .to_string()
                 .contains("shorter than flapping_interval"),
             "{problems:?}"
         );
+        assert!(merge_settings(Some("- a list\n"), &carried, file).is_err());
     }
 }

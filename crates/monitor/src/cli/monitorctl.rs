@@ -30,19 +30,40 @@ pub enum Command {
     Create(Create),
     /// Enable a check: the agent starts watching it within a second
     #[command(after_help = "Example:\n  monitorctl enable log crasher_app")]
-    Enable { subsystem: Subsystem, check: String },
+    Enable {
+        subsystem: Subsystem,
+        check: String,
+        #[command(flatten)]
+        extra: ExtraArguments,
+    },
     /// Disable a check: the agent stops watching it (a CRITICAL check sends its OK)
     #[command(after_help = "Example:\n  monitorctl disable service crasher")]
-    Disable { subsystem: Subsystem, check: String },
+    Disable {
+        subsystem: Subsystem,
+        check: String,
+        #[command(flatten)]
+        extra: ExtraArguments,
+    },
     /// Delete a check's file (and its enabled link)
     #[command(after_help = "Example:\n  monitorctl delete log crasher_app")]
-    Delete { subsystem: Subsystem, check: String },
+    Delete {
+        subsystem: Subsystem,
+        check: String,
+        #[command(flatten)]
+        extra: ExtraArguments,
+    },
     /// List every check, with its live state when the agent runs
-    #[command(after_help = "Example:\n  monitorctl list --json")]
+    #[command(
+        after_help = "Examples:\n  monitorctl list --json\n  monitorctl list dockerevents\n  monitorctl list service getty@tty1"
+    )]
     List {
         /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
+        /// Only the checks of this subsystem (dockerevents also lists log checks over docker events)
+        subsystem: Option<Subsystem>,
+        /// Only this check
+        check: Option<String>,
     },
     /// Check monitor.yaml and every check file; print every problem at once
     #[command(after_help = "Example:\n  monitorctl --config-dir /etc/monitor validate")]
@@ -74,13 +95,26 @@ pub enum Command {
     },
     /// Clear a CRITICAL pattern check by hand (sends its OK); for checks without expiration
     #[command(after_help = "Example:\n  monitorctl clear log kernel_oops")]
-    Clear { subsystem: Subsystem, check: String },
-    /// Convert a Mender Monitor installation's check files into this agent's
-    #[command(after_help = "Example:\n  monitorctl import-mender /etc/mender-monitor/monitor.d")]
+    Clear {
+        subsystem: Subsystem,
+        check: String,
+        #[command(flatten)]
+        extra: ExtraArguments,
+    },
+    /// Convert a Mender Monitor installation's check files and settings into this agent's
+    #[command(
+        after_help = "Examples:\n  monitorctl import-mender /etc/mender-monitor/monitor.d\n  monitorctl import-mender --mender-config /backup/config.sh --merge-settings\n\nThe settings of Mender's config.sh are written to CONFIG_DIR/monitor.yaml when there is\nnone yet; an existing monitor.yaml is left as it is and the lines to add are printed,\nunless --merge-settings sets them in it (its old text is kept as monitor.yaml.orig)."
+    )]
     ImportMender {
         /// Mender's monitor.d folder (with available/ and enabled/)
         #[arg(default_value = "/etc/mender-monitor/monitor.d")]
         from: PathBuf,
+        /// Mender's settings file [default: /usr/share/mender-monitor/config/config.sh, skipped when missing]
+        #[arg(long, value_name = "FILE")]
+        mender_config: Option<PathBuf>,
+        /// Set the imported settings in an existing monitor.yaml (other keys are kept, comments are not)
+        #[arg(long)]
+        merge_settings: bool,
     },
     /// Report a failed unit: for `OnFailure=monitor-failure@%n.service` and `ExecStopPost=`
     #[command(
@@ -98,6 +132,15 @@ pub enum Command {
     },
     /// Print the version
     Version,
+}
+
+/// Trailing arguments that Mender's `mender-monitorctl` tolerates and ignores, as in its
+/// own tutorial's `mender-monitorctl delete service countdown systemd`: accepted, so that
+/// Mender's commands and scripts work unchanged, and named on stderr.
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
+pub struct ExtraArguments {
+    #[arg(hide = true, num_args = 0..)]
+    pub ignored: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -1,9 +1,10 @@
 //! `monitorctl`: manage checks (Mender's `mender-monitorctl` verbs and argument order) and
 //! look at a running agent.
 //!
-//! Exit codes: 0 on success (create, enable, disable, delete, clear and import print nothing
-//! then, as Mender's tool), 1 when the command failed (one line on stderr says why and what
-//! to do), 2 for a command line that does not parse.
+//! Exit codes: 0 on success (create, enable, disable, delete and clear print nothing then,
+//! as Mender's tool, except one line on stderr naming the trailing arguments they ignore, as
+//! Mender's tool ignores them), 1 when the command failed (one line on stderr says why and
+//! what to do), 2 for a command line that does not parse.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -12,12 +13,13 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use monitor::cli::monitorctl::{Args, BusArg, Command};
+use monitor::cli::monitorctl::{Args, BusArg, Command, ExtraArguments};
 use monitor::{ask_agent, FolderArgs};
 use monitor_config::{import_mender, load_settings, CheckDefinition, CheckDir, Settings};
 use monitor_wire::control::{CheckStatus, DestinationStatus, Request, Response};
-use monitor_wire::{CheckId, HistoryRecord};
+use monitor_wire::{CheckId, HistoryRecord, Subsystem};
 
+mod import_settings;
 mod notify_failure;
 
 fn main() -> ExitCode {
@@ -41,19 +43,38 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .map_err(|message| anyhow::anyhow!("{message}"))?;
             check_dir.create(&id, &definition)?;
         }
-        Command::Enable { subsystem, check } => {
+        Command::Enable {
+            subsystem,
+            check,
+            extra,
+        } => {
+            warn_ignored(&extra);
             check_dir.enable(&CheckId::new(subsystem, check))?;
             tell_agent_to_reload(&args.folders);
         }
-        Command::Disable { subsystem, check } => {
+        Command::Disable {
+            subsystem,
+            check,
+            extra,
+        } => {
+            warn_ignored(&extra);
             check_dir.disable(&CheckId::new(subsystem, check))?;
             tell_agent_to_reload(&args.folders);
         }
-        Command::Delete { subsystem, check } => {
+        Command::Delete {
+            subsystem,
+            check,
+            extra,
+        } => {
+            warn_ignored(&extra);
             check_dir.delete(&CheckId::new(subsystem, check))?;
             tell_agent_to_reload(&args.folders);
         }
-        Command::List { json } => list(&args.folders, &check_dir, json)?,
+        Command::List {
+            json,
+            subsystem,
+            check,
+        } => list(&args.folders, &check_dir, json, subsystem, check.as_deref())?,
         Command::Validate => return validate(&args.folders, &check_dir),
         Command::Alerts {
             pending: true,
@@ -64,10 +85,15 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             follow, json, last, ..
         } => alerts(&args.folders, follow, json, last)?,
         Command::Status { json } => status(&args.folders, json)?,
-        Command::Clear { subsystem, check } => {
+        Command::Clear {
+            subsystem,
+            check,
+            extra,
+        } => {
+            warn_ignored(&extra);
             let settings = settings(&args.folders)?;
             let request = Request::Clear {
-                check: CheckId::new(subsystem, check),
+                check: check_dir.resolve(&CheckId::new(subsystem, check))?,
             };
             match ask_agent(&settings.runtime_dir, &request)? {
                 Some(Response::Done) => {}
@@ -76,7 +102,11 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 None => bail!("{}", not_running(&settings)),
             }
         }
-        Command::ImportMender { from } => {
+        Command::ImportMender {
+            from,
+            mender_config,
+            merge_settings,
+        } => {
             let report = import_mender(&from, &check_dir)?;
             for imported in &report.imported {
                 let state = if imported.enabled {
@@ -90,6 +120,19 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                     imported.file.display()
                 );
             }
+            for imported in &report.imported {
+                if let Some(command) = &imported.command {
+                    println!(
+                        "{} runs a command: monitord will run `{command}` with sh -c, as its own user{}",
+                        imported.id,
+                        if imported.enabled {
+                            ""
+                        } else {
+                            ", once the check is enabled"
+                        }
+                    );
+                }
+            }
             for skipped in &report.skipped {
                 println!(
                     "skipped {}: {} exists already",
@@ -100,7 +143,9 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             for problem in &report.problems {
                 eprintln!("{problem}");
             }
-            if !report.problems.is_empty() {
+            let settings_imported =
+                import_settings::run(&args.folders, mender_config.as_deref(), merge_settings)?;
+            if !report.problems.is_empty() || !settings_imported {
                 tell_agent_to_reload(&args.folders);
                 return Ok(ExitCode::from(1));
             }
@@ -157,11 +202,39 @@ fn live_states(folders: &FolderArgs) -> HashMap<CheckId, CheckStatus> {
     }
 }
 
-fn list(folders: &FolderArgs, check_dir: &CheckDir, json: bool) -> anyhow::Result<()> {
-    let loaded = check_dir.load();
+/// Mender's tool ignores arguments past the ones a verb takes; so do we, saying so.
+fn warn_ignored(extra: &ExtraArguments) {
+    if extra.ignored.is_empty() {
+        return;
+    }
+    let quoted: Vec<String> = extra
+        .ignored
+        .iter()
+        .map(|argument| format!("{argument:?}"))
+        .collect();
+    eprintln!(
+        "monitorctl: ignoring extra argument{} {} (Mender's mender-monitorctl ignores {} too)",
+        if quoted.len() == 1 { "" } else { "s" },
+        quoted.join(" "),
+        if quoted.len() == 1 { "it" } else { "them" }
+    );
+}
+
+fn list(
+    folders: &FolderArgs,
+    check_dir: &CheckDir,
+    json: bool,
+    subsystem: Option<Subsystem>,
+    name: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut loaded = check_dir.load();
     for problem in &loaded.problems {
         eprintln!("warning: {problem}");
     }
+    loaded.checks.retain(|check| {
+        subsystem.is_none_or(|subsystem| check.is_in(subsystem))
+            && name.is_none_or(|name| check.id.name == name)
+    });
     let live = live_states(folders);
     if json {
         let rows: Vec<serde_json::Value> = loaded
