@@ -488,7 +488,11 @@ impl CheckDir {
             )]));
         }
         definition.resolve(&file).map_err(StoreError::Invalid)?;
-        for taken in [id, &stored] {
+        // In Mender `log <check>` and `dockerevents <check>` are one file, and the config
+        // push names both `<check>.sh`: an older `dockerevents_<check>` takes the name too.
+        let older_docker_events = CheckId::new(Subsystem::Dockerevents, stored.name.clone());
+        let older = (stored.subsystem == Subsystem::Log).then_some(&older_docker_events);
+        for taken in [Some(id), Some(&stored), older].into_iter().flatten() {
             if let Some(existing) = self.existing_entry(taken)? {
                 return Err(StoreError::AlreadyExists {
                     id: taken.clone(),

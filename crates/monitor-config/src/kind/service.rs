@@ -89,8 +89,18 @@ pub struct ServiceCheck {
 }
 
 /// Unit name suffixes that systemd knows and a service check may watch.
-const UNIT_SUFFIXES: [&str; 7] = [
-    ".service", ".socket", ".timer", ".mount", ".target", ".path", ".scope",
+const UNIT_SUFFIXES: [&str; 11] = [
+    ".service",
+    ".socket",
+    ".timer",
+    ".mount",
+    ".target",
+    ".path",
+    ".scope",
+    ".device",
+    ".swap",
+    ".automount",
+    ".slice",
 ];
 
 impl ServiceCheck {

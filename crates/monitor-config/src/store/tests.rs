@@ -706,6 +706,14 @@ fn mender_and_older_dockerevents_files_answer_to_dockerevents() {
 
     let older = id(Subsystem::Dockerevents, "older");
     assert_eq!(checks.resolve(&older).unwrap(), older);
+    // One name in Mender (and in the config push): `create log older` is refused.
+    let error = checks
+        .create(&id(Subsystem::Log, "older"), &crasher_log())
+        .unwrap_err();
+    assert_eq!(
+        error_text(&checks, error),
+        "check \"dockerevents older\" already exists (DIR/available/dockerevents_older.yaml): delete it first or pick another name"
+    );
     checks.enable(&older).unwrap();
     assert!(fs::metadata(checks.enabled_dir().join("dockerevents_older.yaml")).is_ok());
 
@@ -741,6 +749,7 @@ fn systemd_unit_names_survive_file_name_id_and_enable_link() {
         "getty@tty1",
         "foo\\x2dbar",
         "systemd-fsck@dev-disk-by\\x2dlabel-boot.service",
+        "sys-devices-platform-serial8250-tty-ttyS0.device",
     ] {
         let service = id(Subsystem::Service, name);
         let definition =
@@ -777,6 +786,11 @@ fn systemd_unit_names_survive_file_name_id_and_enable_link() {
                 "getty@tty1",
                 true,
                 "getty@tty1.service (systemd)".to_owned()
+            ),
+            (
+                "sys-devices-platform-serial8250-tty-ttyS0.device",
+                true,
+                "sys-devices-platform-serial8250-tty-ttyS0.device (systemd)".to_owned()
             ),
             (
                 "systemd-fsck@dev-disk-by\\x2dlabel-boot.service",
