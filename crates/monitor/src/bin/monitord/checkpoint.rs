@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use monitor_engine::Snapshot;
 use monitor_source::FilePosition;
-use monitor_wire::HistoryRecord;
+use monitor_wire::{CheckId, HistoryRecord};
 use serde::{Deserialize, Serialize};
 
 pub const CHECKPOINT_FILE_NAME: &str = "checkpoint.json";
@@ -22,7 +22,7 @@ const VERSION: u32 = 1;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Checkpoint {
     pub version: u32,
-    pub positions: BTreeMap<PathBuf, FilePosition>,
+    pub positions: Positions,
     pub engine: Option<Snapshot>,
     /// Alerts of the latest emission; appended to the history at start if it lacks them.
     pub recent_alerts: Vec<HistoryRecord>,
@@ -51,6 +51,22 @@ impl Default for Checkpoint {
             next_seq: 0,
         }
     }
+}
+
+/// Where each followed log file was read to.
+pub type Positions = BTreeMap<PathBuf, SavedPosition>;
+
+/// A log file's position and the checks it covers: they read every line before it, so a
+/// restart resumes them there; any other check on the file is new to it and reads what
+/// the file holds, as its `from` says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedPosition {
+    #[serde(flatten)]
+    pub position: FilePosition,
+    /// `None` in checkpoints of versions that kept one position for every check: it covers
+    /// every check on the file when the agent starts (they had all read to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen_by: Option<BTreeSet<CheckId>>,
 }
 
 /// Read the checkpoint; a missing one is a first start, an unreadable one is set aside.
