@@ -8,6 +8,10 @@
 //! - [`tail::FileTail`] follows one path across rotation (rename, then a new file: the old
 //!   one is finished first), truncation (copytruncate), deletion and re-creation, and lines
 //!   split across writes. Regexes run on bytes: invalid UTF-8 and over-long lines never stop it.
+//!   A check new to a file reads what it holds ([`ReadFrom::Start`]: at most the last
+//!   [`LogWatchConfig::first_read_limit`] bytes) or only what comes ([`ReadFrom::End`]); a
+//!   position says which checks it covers (`seen_by`), and lines a check has read are
+//!   never read again for it.
 //!
 //! - [`run_commands`] runs Mender's `@command` sources (`@docker events`, `@journalctl -f`):
 //!   each distinct command once, as `sh -c '<command>'` in its own process group, its stdout

@@ -5,7 +5,9 @@
 //! Recovery rule: a restart resumes every file where the checkpoint says and restores the
 //! engine's state as it was at that moment, so lines after the checkpoint are read again
 //! and produce exactly the alerts they produced before (none were recorded past it: an
-//! emission writes the checkpoint before the history).
+//! emission writes the checkpoint before the history). Each position names the checks
+//! it covers; a check on the file that it does not cover (added since) reads what the
+//! file holds before it, alone, as it would have without the restart.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -96,7 +98,7 @@ fn set_aside(path: &Path, why: &str) -> anyhow::Result<Checkpoint> {
     tracing::warn!(
         path = %path.display(),
         kept = %PathBuf::from(&aside).display(),
-        "cannot read the checkpoint ({why}); starting without it: logs are followed from their end"
+        "cannot read the checkpoint ({why}); starting without it: log checks read what their files hold again (their last log_first_read_limit bytes)"
     );
     Ok(Checkpoint::default())
 }
