@@ -780,6 +780,84 @@ mod tests {
             .collect()
     }
 
+    fn check(name: &str, lines_after: usize) -> PatternSpec {
+        PatternSpec {
+            check: CheckId::new(Subsystem::Log, name),
+            regex: Regex::new("ERROR").unwrap(),
+            lines_before: 1,
+            lines_after,
+            details: Default::default(),
+            from: ReadFrom::Start,
+        }
+    }
+
+    #[test]
+    fn a_window_that_starts_on_a_line_boundary_keeps_that_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, "ERROR   1\nERROR   2\nERROR   3\n").unwrap();
+        let mut tail = FileTail::new(path.clone(), vec![check("new", 0)], Start::End);
+        tail.set_first_read_limit(20);
+        assert_eq!(
+            lines(&tail.poll(1 << 20)),
+            vec![("ERROR   2", 2), ("ERROR   3", 3)]
+        );
+        assert!(tail
+            .seen_by()
+            .contains(&CheckId::new(Subsystem::Log, "new")));
+        assert_eq!(tail.poll(1 << 20).matches, vec![]);
+    }
+
+    /// The lines after an old match may be past the position; a partial line there is
+    /// not one, and every check reads it once it is complete.
+    #[test]
+    fn a_first_read_takes_lines_after_from_past_the_position_and_leaves_them_to_everyone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, "ERROR old\n").unwrap();
+        let mut tail = FileTail::new(path.clone(), vec![check("first", 0)], Start::End);
+        assert_eq!(lines(&tail.poll(1 << 20)), vec![("ERROR old", 1)]);
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut file, b"next\npart").unwrap();
+        assert_eq!(tail.poll(1 << 20).matches, vec![]);
+
+        tail.set_checks(vec![check("first", 0), check("second", 3)]);
+        let outcome = tail.poll(1 << 20);
+        assert_eq!(lines(&outcome), vec![("ERROR old", 1)]);
+        assert_eq!(outcome.matches[0].check.name, "second");
+        let after: Vec<_> = outcome.matches[0]
+            .after
+            .iter()
+            .map(|line| line.data.as_str())
+            .collect();
+        assert_eq!(after, vec!["next"]);
+
+        std::io::Write::write_all(&mut file, b"ial ERROR\n").unwrap();
+        let outcome = tail.poll(1 << 20);
+        let mut checks: Vec<_> = outcome
+            .matches
+            .iter()
+            .map(|found| {
+                (
+                    found.check.name.as_str(),
+                    found.line.data.as_str(),
+                    found.line.line_number,
+                )
+            })
+            .collect();
+        checks.sort();
+        assert_eq!(
+            checks,
+            vec![
+                ("first", "partial ERROR", 3),
+                ("second", "partial ERROR", 3)
+            ]
+        );
+    }
+
     #[test]
     fn a_file_cut_and_rewritten_to_the_same_size_between_two_reads_is_read_again() {
         let dir = tempfile::tempdir().unwrap();
