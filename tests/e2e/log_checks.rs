@@ -497,3 +497,173 @@ fn a_full_stderr_pipe_nobody_reads_does_not_stop_the_agent() {
     drop(agent);
     filler.join().unwrap();
 }
+
+fn line_data(lines: &serde_json::Value) -> Vec<String> {
+    lines
+        .as_array()
+        .unwrap_or_else(|| panic!("a list of lines: {lines:#}"))
+        .iter()
+        .map(|line| line["data"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Ports Mender's `test_monitorclient_logs_and_surround` (`tests/tests/test_monitor_client.py`
+/// in mendersoftware/integration): 63 lines, the match and 63 more lines are in the file
+/// before the check is created with the CLI; the new check reads them and sends one
+/// CRITICAL with the default 30 lines before and 30 after.
+#[test]
+fn a_new_check_reads_what_the_file_holds_with_30_lines_around_the_match() {
+    let sandbox = Sandbox::new();
+    let log = sandbox.path("mylog.log");
+    let _agent = sandbox.start_agent();
+    let mut alerts = sandbox.follow_alerts();
+
+    let mut text = String::new();
+    for index in 1..=63 {
+        text.push_str(&format!("some line {index} before\n"));
+    }
+    text.push_str("pam_unix(sshd:session): session opened for user root by (uid=0)\n");
+    for index in 1..=63 {
+        text.push_str(&format!("some line {index} after\n"));
+    }
+    fs::write(&log, text).unwrap();
+    let pattern = r"session opened for user \w+";
+    sandbox.monitorctl_quietly(&["create", "log", "mylog", pattern, log.to_str().unwrap()]);
+    sandbox.monitorctl_quietly(&["enable", "log", "mylog"]);
+
+    let (_, critical) = alerts.expect("CRITICAL", "log mylog");
+    assert_eq!(critical["name"], format!("Log file contains {pattern}"));
+    let details = &critical["subject"]["details"];
+    assert_eq!(
+        details["line_matching"]["data"],
+        "pam_unix(sshd:session): session opened for user root by (uid=0)"
+    );
+    assert_eq!(details["line_matching"]["line_number"], 64);
+    let before = line_data(&details["lines_before"]);
+    let after = line_data(&details["lines_after"]);
+    assert_eq!(before.len(), 30, "{before:?}");
+    assert_eq!(after.len(), 30, "{after:?}");
+    assert_eq!(before[0], "some line 34 before");
+    assert_eq!(before[29], "some line 63 before");
+    assert_eq!(after[0], "some line 1 after");
+    assert_eq!(after[29], "some line 30 after");
+
+    // Once: a clear makes the OK, a new line the next CRITICAL, and nothing came between.
+    sandbox.monitorctl_quietly(&["clear", "log", "mylog"]);
+    alerts.expect("OK", "log mylog");
+    append(&log, "sentinel: session opened for user sentinel\n");
+    let (_, sentinel) = alerts.expect("CRITICAL", "log mylog");
+    assert_eq!(
+        sentinel["subject"]["details"]["line_matching"]["data"],
+        "sentinel: session opened for user sentinel"
+    );
+}
+
+/// A check added on a file another check follows reads what the file held; the check
+/// that had read it does not read it again.
+#[test]
+fn a_check_added_on_a_followed_file_gets_the_old_match_and_the_first_check_does_not() {
+    let sandbox = Sandbox::new();
+    let log = sandbox.path("app.log");
+    fs::write(&log, "").unwrap();
+    let source = log.to_str().unwrap();
+    sandbox.monitorctl_quietly(&["create", "log", "first", "ERROR", source, "never"]);
+    sandbox.monitorctl_quietly(&["enable", "log", "first"]);
+    let _agent = sandbox.start_agent();
+    let mut alerts = sandbox.follow_alerts();
+    append(&log, "before\nERROR old\nafter\n");
+    alerts.expect("CRITICAL", "log first");
+    sandbox.monitorctl_quietly(&["clear", "log", "first"]);
+    alerts.expect("OK", "log first");
+
+    sandbox.monitorctl_quietly(&["create", "log", "second", "ERROR", source, "never"]);
+    sandbox.monitorctl_quietly(&["enable", "log", "second"]);
+    let (_, second) = alerts.expect("CRITICAL", "log second");
+    let details = &second["subject"]["details"];
+    assert_eq!(details["line_matching"]["data"], "ERROR old");
+    assert_eq!(line_data(&details["lines_before"]), ["before"]);
+    assert_eq!(line_data(&details["lines_after"]), ["after"]);
+
+    // The sentinel: the first check's next CRITICAL is for the new line.
+    append(&log, "ERROR new\n");
+    let (_, first) = alerts.expect("CRITICAL", "log first");
+    assert_eq!(
+        first["subject"]["details"]["line_matching"]["data"],
+        "ERROR new"
+    );
+    alerts.assert_quiet_for(Duration::from_millis(300));
+}
+
+/// `from: end`: today's "from now on" for the check that asks for it.
+#[test]
+fn a_check_from_the_end_reads_only_what_comes() {
+    let sandbox = Sandbox::new();
+    let log = sandbox.path("app.log");
+    fs::write(&log, "ERROR old\n").unwrap();
+    let config = sandbox.config_dir();
+    fs::create_dir_all(config.join("available")).unwrap();
+    fs::write(
+        config.join("available/log_recent.yaml"),
+        format!(
+            "pattern: ERROR\nsource: {}\nexpiration: never\nfrom: end\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    let _agent = sandbox.start_agent();
+    let mut alerts = sandbox.follow_alerts();
+    sandbox.monitorctl_quietly(&["enable", "log", "recent"]);
+    append(&log, "ERROR new\n");
+    let (_, critical) = alerts.expect("CRITICAL", "log recent");
+    assert_eq!(
+        critical["subject"]["details"]["line_matching"]["data"],
+        "ERROR new"
+    );
+    assert_eq!(
+        critical["subject"]["details"]["line_matching"]["line_number"],
+        2
+    );
+}
+
+/// A file bigger than `log_first_read_limit`: a new check reads its last bytes from the
+/// first whole line in them; a match before them is not read.
+#[test]
+fn a_first_read_goes_back_only_log_first_read_limit_bytes() {
+    let sandbox = Sandbox::new();
+    fs::write(
+        sandbox.config_dir().join("monitor.yaml"),
+        "log_first_read_limit: 4096\n",
+    )
+    .unwrap();
+    let log = sandbox.path("big.log");
+    let mut text = String::from("ERROR too old to be read\n");
+    // 100 lines of 100 bytes: the window of 4096 bytes starts inside line 61.
+    for index in 2..=101 {
+        text.push_str(&format!("{:<99}\n", format!("filler line {index}")));
+    }
+    text.push_str("ERROR recent enough\n");
+    fs::write(&log, text).unwrap();
+    let _agent = sandbox.start_agent();
+    let mut alerts = sandbox.follow_alerts();
+    sandbox.monitorctl_quietly(&[
+        "create",
+        "log",
+        "big",
+        "ERROR",
+        log.to_str().unwrap(),
+        "never",
+    ]);
+    sandbox.monitorctl_quietly(&["enable", "log", "big"]);
+
+    // The first match read makes the CRITICAL: had the old line been read, it would be it.
+    let (_, critical) = alerts.expect("CRITICAL", "log big");
+    let details = &critical["subject"]["details"];
+    assert_eq!(details["line_matching"]["data"], "ERROR recent enough");
+    assert_eq!(details["line_matching"]["line_number"], 102);
+    let before = line_data(&details["lines_before"]);
+    assert_eq!(before.len(), 30);
+    assert_eq!(before[29].trim_end(), "filler line 101");
+    sandbox.monitorctl_quietly(&["clear", "log", "big"]);
+    alerts.expect("OK", "log big");
+    alerts.assert_quiet_for(Duration::from_millis(300));
+}

@@ -197,3 +197,79 @@ fn a_state_folder_in_a_folder_others_can_write_is_refused() {
         "{message}"
     );
 }
+
+fn line_matching(alert: &serde_json::Value) -> &str {
+    alert["subject"]["details"]["line_matching"]["data"]
+        .as_str()
+        .unwrap()
+}
+
+/// A check reads what the file held once: after a `kill -9` it resumes at its checkpointed
+/// position; a check added while the agent was down reads what the file held, alone.
+#[test]
+fn after_kill_9_a_check_does_not_read_again_and_a_check_added_meanwhile_reads_the_file() {
+    let sandbox = Sandbox::new();
+    let log = sandbox.path("app.log");
+    fs::write(&log, "before\nERROR old\n").unwrap();
+    let source = log.display().to_string();
+    sandbox.monitorctl_quietly(&["create", "log", "first", "ERROR", &source, "never"]);
+    sandbox.monitorctl_quietly(&["enable", "log", "first"]);
+    let agent = sandbox.start_agent();
+    let mut alerts = sandbox.follow_alerts();
+    let (_, critical) = alerts.expect("CRITICAL", "log first");
+    assert_eq!(line_matching(&critical), "ERROR old");
+    sandbox.monitorctl_quietly(&["clear", "log", "first"]);
+    alerts.expect("OK", "log first");
+
+    agent.kill_hard();
+    sandbox.monitorctl_quietly(&["create", "log", "second", "ERROR", &source, "never"]);
+    sandbox.monitorctl_quietly(&["enable", "log", "second"]);
+    let _agent = sandbox.start_agent();
+    let (_, second) = alerts.expect("CRITICAL", "log second");
+    assert_eq!(line_matching(&second), "ERROR old");
+    // The sentinel: the first check's next CRITICAL is for a line written now.
+    append(&log, "ERROR after the restart\n");
+    let (_, first) = alerts.expect("CRITICAL", "log first");
+    assert_eq!(line_matching(&first), "ERROR after the restart");
+    alerts.assert_quiet_for(std::time::Duration::from_millis(300));
+}
+
+/// A checkpoint of a version that kept one position per file (no `seen_by`): the position
+/// covers every check on the file, as it did then, so none reads the file again.
+#[test]
+fn a_position_from_an_older_checkpoint_covers_every_check_on_the_file() {
+    let sandbox = Sandbox::new();
+    let log = sandbox.path("app.log");
+    fs::write(&log, "ERROR old\n").unwrap();
+    let source = log.display().to_string();
+    for name in ["one", "two"] {
+        sandbox.monitorctl_quietly(&["create", "log", name, "ERROR", &source, "never"]);
+        sandbox.monitorctl_quietly(&["enable", "log", name]);
+    }
+    let agent = sandbox.start_agent();
+    let mut alerts = sandbox.follow_alerts();
+    for _ in 0..2 {
+        alerts.expect_level("CRITICAL");
+    }
+    for name in ["one", "two"] {
+        sandbox.monitorctl_quietly(&["clear", "log", name]);
+        alerts.expect("OK", &format!("log {name}"));
+    }
+    agent.stop();
+
+    let checkpoint_path = sandbox.state_dir().join("checkpoint.json");
+    let mut checkpoint: serde_json::Value =
+        serde_json::from_slice(&fs::read(&checkpoint_path).unwrap()).unwrap();
+    let positions = checkpoint["positions"].as_object_mut().unwrap();
+    let position = positions.get_mut(&source).unwrap().as_object_mut().unwrap();
+    assert!(position.remove("seen_by").is_some(), "{position:?}");
+    fs::write(&checkpoint_path, serde_json::to_vec(&checkpoint).unwrap()).unwrap();
+
+    let _agent = sandbox.start_agent();
+    append(&log, "ERROR new\n");
+    for _ in 0..2 {
+        let (_, critical) = alerts.expect_level("CRITICAL");
+        assert_eq!(line_matching(&critical), "ERROR new");
+    }
+    alerts.assert_quiet_for(std::time::Duration::from_millis(300));
+}

@@ -64,4 +64,4 @@ pub use store::{
     import_mender, is_valid_check_name, CheckDir, ImportReport, ImportedCheck, LoadedChecks,
     SkippedCheck, StoreError,
 };
-pub use watch::{LogSource, LogSourceError, RestartPolicy, Watch};
+pub use watch::{LogSource, LogSourceError, ReadFrom, RestartPolicy, Watch};

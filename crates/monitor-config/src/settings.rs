@@ -65,6 +65,11 @@ pub struct Settings {
     /// Lines sent after a matching log line (`DEFAULT_LOG_LINES_AFTER`). Default 30.
     #[serde(default = "default_log_lines")]
     pub log_lines_after: usize,
+    /// How far back a log check new to a file reads what the file already holds: at most
+    /// this many bytes before its end, from the first whole line in them (older lines are
+    /// not read). A check with `from: end` reads none. Default 1 MiB.
+    #[serde(default = "default_log_first_read_limit")]
+    pub log_first_read_limit: u64,
     /// Size of `state_dir/alerts.jsonl` (the local alert history) before it rotates.
     /// Default 1 MiB.
     #[serde(default = "default_alert_history_max_bytes")]
@@ -281,6 +286,10 @@ fn default_log_lines() -> usize {
     30
 }
 
+fn default_log_first_read_limit() -> u64 {
+    1024 * 1024
+}
+
 fn default_alert_history_max_bytes() -> u64 {
     1024 * 1024
 }
@@ -301,6 +310,7 @@ impl Default for Settings {
             default_log_pattern_expiration: default_log_pattern_expiration(),
             log_lines_before: default_log_lines(),
             log_lines_after: default_log_lines(),
+            log_first_read_limit: default_log_first_read_limit(),
             alert_history_max_bytes: default_alert_history_max_bytes(),
             checkpoint_interval: default_checkpoint_interval(),
             systemd: SystemdSettings::default(),

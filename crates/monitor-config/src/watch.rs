@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 /// What one check asks the agent to watch.
 #[derive(Debug, Clone)]
 pub enum Watch {
@@ -20,6 +22,9 @@ pub enum Watch {
         lines_after: Option<usize>,
         /// The check's `alert.details` template, filled in for each match.
         details_template: Option<String>,
+        /// Where the check begins on a file it has not read yet (a command's output is a
+        /// stream, read from when the command starts).
+        from: ReadFrom,
     },
     /// Whether a systemd unit runs (a SysV init script through the unit systemd makes
     /// for it), restarting it when found not running if `restart` says so.
@@ -35,6 +40,24 @@ pub enum Watch {
         regex: Option<regex::bytes::Regex>,
         watch_expression: String,
     },
+}
+
+/// Where a log check begins on a file it has not read yet (`from:` in our YAML; Mender's
+/// agent reads what the file holds). Lines a check has read are never read again for it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadFrom {
+    /// What the file already holds (its last `log_first_read_limit` bytes), then what comes.
+    #[default]
+    Start,
+    /// Only the lines written once the check is live.
+    End,
+}
+
+impl ReadFrom {
+    pub fn is_start(&self) -> bool {
+        *self == ReadFrom::Start
+    }
 }
 
 /// A validated restart policy: at most `max_restarts` within `window`.

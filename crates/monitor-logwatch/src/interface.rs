@@ -1,6 +1,7 @@
 //! The watcher's interface: what it is given (the files and commands, each with its checks'
 //! patterns) and what it sends back.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,21 @@ pub struct PatternSpec {
     pub lines_after: usize,
     /// What the check's alerts say about a match besides its lines.
     pub details: Arc<MatchDetails>,
+    /// Where the check begins on a file it has not read yet (`@command` output is a
+    /// stream: always from when the command starts).
+    pub from: ReadFrom,
+}
+
+/// Where a check begins reading a file it has never read: the file's position covers the
+/// checks that read it already, and only those skip what came before it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// What the file already holds (its last [`LogWatchConfig::first_read_limit`] bytes,
+    /// from the first whole line in them), then every line written after.
+    #[default]
+    Start,
+    /// Only the lines written from now on.
+    End,
 }
 
 /// What a check's alert says about a match besides its lines: where the line was read
@@ -54,16 +70,36 @@ pub struct WatchedFile {
     pub path: PathBuf,
     pub checks: Vec<PatternSpec>,
     /// Where to begin if the file is not followed yet: a checkpointed position, or `None`
-    /// for "from now on" (lines already in the file are old and never alert).
+    /// for the file's end (each check then reads what is before it as its
+    /// [`PatternSpec::from`] says).
     pub resume: Option<FilePosition>,
+    /// The checks that read every line before `resume` already: the others read what is
+    /// before it as their [`PatternSpec::from`] says. Ignored without `resume`.
+    pub seen_by: BTreeSet<CheckId>,
 }
 
 /// The whole set of files to follow; files missing from a new config are let go.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LogWatchConfig {
     /// Echoed in [`LogEvent::CaughtUp`], so the sender knows which config is live.
     pub generation: u64,
     pub files: Vec<WatchedFile>,
+    /// How far back a check new to a file reads what the file holds ([`ReadFrom::Start`]):
+    /// at most this many bytes before where the file is read to.
+    pub first_read_limit: u64,
+}
+
+/// 1 MiB, as the settings' `log_first_read_limit`.
+pub const DEFAULT_FIRST_READ_LIMIT: u64 = 1024 * 1024;
+
+impl Default for LogWatchConfig {
+    fn default() -> Self {
+        LogWatchConfig {
+            generation: 0,
+            files: Vec::new(),
+            first_read_limit: DEFAULT_FIRST_READ_LIMIT,
+        }
+    }
 }
 
 /// A line that matched a check's pattern, with its context.
@@ -108,10 +144,12 @@ impl LogMatch {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum LogEvent {
-    /// Lines were read from `path`; `position` is where a restart would resume.
+    /// Lines were read from `path`; `position` is where a restart would resume, for the
+    /// checks in `seen_by` (the others read the file as new to them).
     Read {
         path: PathBuf,
         position: Option<FilePosition>,
+        seen_by: BTreeSet<CheckId>,
         matches: Vec<LogMatch>,
     },
     /// The config of this generation was applied and every file in it read to its

@@ -8,6 +8,10 @@
 //! - [`tail::FileTail`] follows one path across rotation (rename, then a new file: the old
 //!   one is finished first), truncation (copytruncate), deletion and re-creation, and lines
 //!   split across writes. Regexes run on bytes: invalid UTF-8 and over-long lines never stop it.
+//!   A check new to a file reads what it holds ([`ReadFrom::Start`]: at most the last
+//!   [`LogWatchConfig::first_read_limit`] bytes) or only what comes ([`ReadFrom::End`]); a
+//!   position says which checks it covers (`seen_by`), and lines a check has read are
+//!   never read again for it.
 //!
 //! - [`run_commands`] runs Mender's `@command` sources (`@docker events`, `@journalctl -f`):
 //!   each distinct command once, as `sh -c '<command>'` in its own process group, its stdout
@@ -28,18 +32,20 @@ mod interface;
 mod matching;
 pub mod tail;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use monitor_source::FilePosition;
+use monitor_wire::CheckId;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio_util::sync::CancellationToken;
 
 pub use interface::{
     BackoffSettings, CommandEvent, CommandWatchConfig, LogEvent, LogMatch, LogWatchConfig,
-    LogWatchError, MatchDetails, PatternSpec, WatchedCommand, WatchedFile,
+    LogWatchError, MatchDetails, PatternSpec, ReadFrom, WatchedCommand, WatchedFile,
+    DEFAULT_FIRST_READ_LIMIT,
 };
 pub use tail::Start;
 use tail::{FileTail, ProblemChange};
@@ -124,9 +130,10 @@ pub async fn run(
     let mut tails: HashMap<PathBuf, FileTail> = HashMap::new();
     let mut folders = FolderWatches::default();
     let mut dirty: HashSet<PathBuf> = HashSet::new();
-    // The position last sent for each path: a file first opened at its end (nothing read)
-    // is reported too, so the caller can save where it starts before lines come.
-    let mut reported: HashMap<PathBuf, FilePosition> = HashMap::new();
+    // The position last sent for each path, and the checks it covers: a file first opened
+    // at its end (nothing read) is reported too, so the caller can save where it starts
+    // before lines come, and so is a check that has read what the file held.
+    let mut reported: HashMap<PathBuf, (FilePosition, BTreeSet<CheckId>)> = HashMap::new();
     let mut announce_caught_up: Option<u64> = None;
 
     loop {
@@ -204,14 +211,19 @@ pub async fn run(
                 }
             }
             let position = tail.position();
-            let moved = position.is_some_and(|position| reported.get(&path) != Some(&position));
+            let moved = position.is_some_and(|position| {
+                reported.get(&path).is_none_or(|(reported, seen_by)| {
+                    *reported != position || seen_by != tail.seen_by()
+                })
+            });
             if outcome.progressed || !outcome.matches.is_empty() || moved {
                 if let Some(position) = position {
-                    reported.insert(path.clone(), position);
+                    reported.insert(path.clone(), (position, tail.seen_by().clone()));
                 }
                 let event = LogEvent::Read {
                     path: path.clone(),
                     position,
+                    seen_by: tail.seen_by().clone(),
                     matches: outcome.matches,
                 };
                 if events.send(event).await.is_err() {
@@ -266,17 +278,25 @@ fn apply_config(
     let wanted: HashSet<PathBuf> = config.files.iter().map(|file| file.path.clone()).collect();
     tails.retain(|path, _| wanted.contains(path));
     for file in config.files {
-        match tails.get_mut(&file.path) {
-            Some(tail) => tail.set_checks(file.checks),
-            None => {
-                let start = file.resume.map_or(Start::End, Start::Resume);
-                tracing::debug!(path = %file.path.display(), ?start, "following log file");
-                tails.insert(
-                    file.path.clone(),
-                    FileTail::new(file.path.clone(), file.checks, start),
-                );
+        let tail = match tails.entry(file.path.clone()) {
+            std::collections::hash_map::Entry::Occupied(entry) => {
+                let tail = entry.into_mut();
+                tail.set_checks(file.checks);
+                tail
             }
-        }
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let start = match file.resume {
+                    Some(position) => Start::Resume {
+                        position,
+                        seen_by: file.seen_by,
+                    },
+                    None => Start::End,
+                };
+                tracing::debug!(path = %file.path.display(), ?start, "following log file");
+                entry.insert(FileTail::new(file.path.clone(), file.checks, start))
+            }
+        };
+        tail.set_first_read_limit(config.first_read_limit);
         // Read what is there (a resumed position, a file that appeared) right away.
         dirty.insert(file.path);
     }

@@ -197,6 +197,11 @@ impl<'a> MatchCollector<'a> {
         !self.awaiting_after.is_empty()
     }
 
+    /// From now on lines only complete the lines after earlier matches.
+    pub(crate) fn stop_matching(&mut self) {
+        self.checks = &[];
+    }
+
     pub(crate) fn into_matches(self) -> Vec<LogMatch> {
         self.matches
     }
@@ -415,6 +420,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::interface::ReadFrom;
 
     fn checks(patterns: &[&str]) -> Vec<PatternSpec> {
         patterns
@@ -426,6 +432,7 @@ mod tests {
                 lines_before: index % 3,
                 lines_after: (index + 1) % 3,
                 details: Default::default(),
+                from: ReadFrom::Start,
             })
             .collect()
     }

@@ -2,15 +2,17 @@
 //! matching and context. Synchronous and free of inotify, so every rule is testable with
 //! plain file operations.
 
+use std::collections::BTreeSet;
 use std::fs::{File, Metadata};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::access::{self, OpenError};
-use crate::interface::{LogMatch, PatternSpec};
+use crate::interface::{LogMatch, PatternSpec, ReadFrom, DEFAULT_FIRST_READ_LIMIT};
 use crate::matching::{scan_chunk, ContextRing, LineSplitter, MatchCollector, Prefilter};
 use monitor_source::FilePosition;
+use monitor_wire::CheckId;
 
 const READ_BUFFER_BYTES: usize = 256 * 1024;
 /// How many of the last bytes read are remembered to recognise a file that was truncated
@@ -18,11 +20,15 @@ const READ_BUFFER_BYTES: usize = 256 * 1024;
 const FINGERPRINT_BYTES: usize = 32;
 
 /// Where to begin following a path the first time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Start {
-    /// Continue where a checkpoint left off (same file, or the file it was rotated to).
-    Resume(FilePosition),
-    /// Only lines written from now on: what is in the file already is old.
+    /// Continue where a checkpoint left off (same file, or the file it was rotated to);
+    /// `seen_by` read every line before it already.
+    Resume {
+        position: FilePosition,
+        seen_by: BTreeSet<CheckId>,
+    },
+    /// At the end of what the file holds now, which no check has read yet.
     End,
 }
 
@@ -173,10 +179,21 @@ pub struct FileTail {
     problem: Option<String>,
     /// A change of `problem` not yet handed out by [`FileTail::poll`].
     problem_change: Option<ProblemChange>,
+    /// The checks that read every line before the position: the others have not, and
+    /// only they read what is before it (see [`FileTail::poll`]).
+    seen_by: BTreeSet<CheckId>,
+    /// Checks new to the file that read what it holds before the position at the next poll.
+    catching_up: Vec<PatternSpec>,
+    /// How far back they read, in bytes.
+    first_read_limit: u64,
 }
 
 impl FileTail {
     pub fn new(path: PathBuf, checks: Vec<PatternSpec>, start: Start) -> FileTail {
+        let seen_by = match &start {
+            Start::Resume { seen_by, .. } => seen_by.clone(),
+            Start::End => BTreeSet::new(),
+        };
         let mut tail = FileTail {
             path,
             checks: Vec::new(),
@@ -187,6 +204,9 @@ impl FileTail {
             buffer: vec![0; READ_BUFFER_BYTES],
             problem: None,
             problem_change: None,
+            seen_by,
+            catching_up: Vec::new(),
+            first_read_limit: DEFAULT_FIRST_READ_LIMIT,
         };
         tail.set_checks(checks);
         tail.begin(start);
@@ -234,14 +254,41 @@ impl FileTail {
         &self.path
     }
 
+    /// The checks from now on. A check the position does not cover yet reads the file
+    /// from where its [`PatternSpec::from`] says; a check let go is forgotten, so it is
+    /// new again if it comes back.
     pub fn set_checks(&mut self, checks: Vec<PatternSpec>) {
         // Checks that are new to the path learn of its problem too.
         if let Some(problem) = &self.problem {
             self.problem_change = Some(ProblemChange::Found(problem.clone()));
         }
+        self.seen_by
+            .retain(|seen| checks.iter().any(|check| check.check == *seen));
+        self.catching_up.clear();
+        for check in &checks {
+            if self.seen_by.contains(&check.check) {
+                continue;
+            }
+            match check.from {
+                ReadFrom::End => {
+                    self.seen_by.insert(check.check.clone());
+                }
+                ReadFrom::Start => self.catching_up.push(check.clone()),
+            }
+        }
         self.context.fit_to(&checks);
         self.prefilter = Prefilter::for_checks(&checks);
         self.checks = checks;
+    }
+
+    /// How far back a check new to the file reads what it holds, in bytes.
+    pub fn set_first_read_limit(&mut self, bytes: u64) {
+        self.first_read_limit = bytes;
+    }
+
+    /// The checks that [`FileTail::position`] covers: they read every line before it.
+    pub fn seen_by(&self) -> &BTreeSet<CheckId> {
+        &self.seen_by
     }
 
     /// The position a checkpoint should record, when a file is open.
@@ -259,7 +306,7 @@ impl FileTail {
                     }
                 }
             }
-            Start::Resume(position) => {
+            Start::Resume { position, .. } => {
                 let same_file = opened.as_ref().is_some_and(|current| {
                     current.device == position.device && current.inode == position.inode
                 });
@@ -394,6 +441,20 @@ impl FileTail {
                 current.seek_to(0, 0);
                 self.context.clear();
             }
+            if !self.catching_up.is_empty() {
+                match read_before(
+                    current,
+                    &self.path,
+                    &self.catching_up,
+                    self.first_read_limit,
+                    &mut self.buffer,
+                ) {
+                    Ok(found) => outcome.matches.extend(found),
+                    Err(error) => {
+                        tracing::warn!(path = %self.path.display(), %error, "cannot read what the log file held for its new checks; they read what comes from now on")
+                    }
+                }
+            }
             let read = read_lines(
                 current,
                 &self.path,
@@ -411,7 +472,11 @@ impl FileTail {
                 self.follow_path_change(&mut collector, &mut outcome, retired_bytes);
             }
         }
-        outcome.matches = collector.into_matches();
+        // Read what was before the position for them, or nothing was there (no file: it
+        // is read from its start by every check once it appears).
+        self.seen_by
+            .extend(self.catching_up.drain(..).map(|check| check.check));
+        outcome.matches.extend(collector.into_matches());
         outcome.problem = self.problem_change.take();
         self.checks = checks;
         self.prefilter = prefilter;
@@ -459,6 +524,114 @@ impl FileTail {
         }
         if self.open_current().is_some() {
             outcome.more = true;
+        }
+    }
+}
+
+/// The lines before `open`'s position, matched for `checks` only (checks new to the file,
+/// which have not read them): at most `limit` bytes, from the first whole line in them.
+/// A match's lines after may run past the position, as far as the file is written now.
+fn read_before(
+    open: &OpenFile,
+    path: &Path,
+    checks: &[PatternSpec],
+    limit: u64,
+    buffer: &mut [u8],
+) -> io::Result<Vec<LogMatch>> {
+    let end = open.line_offset;
+    let mut start = end.saturating_sub(limit);
+    if start > 0 {
+        // The byte before the window ends a line, or the window begins mid-line.
+        let Some(newline) = find_newline(&open.file, start - 1, end, buffer)? else {
+            return Ok(Vec::new());
+        };
+        start = newline + 1;
+    }
+    // Counted first, so the lines carry their numbers in the file.
+    let mut lines_in_window = 0;
+    let mut offset = start;
+    while offset < end {
+        let want = buffer
+            .len()
+            .min(usize::try_from(end - offset).unwrap_or(usize::MAX));
+        let count = read_some_at(&open.file, &mut buffer[..want], offset)?;
+        if count == 0 {
+            break;
+        }
+        lines_in_window += memchr::memchr_iter(b'\n', &buffer[..count]).count() as u64;
+        offset += count as u64;
+    }
+    let mut lines = LineSplitter::default();
+    lines.reset(open.lines.line_number.saturating_sub(lines_in_window));
+    let mut context = ContextRing::default();
+    context.fit_to(checks);
+    let prefilter = Prefilter::for_checks(checks);
+    let source = path.display();
+    let mut collector = MatchCollector::new(checks, &prefilter, &source);
+    offset = start;
+    while offset < end {
+        let want = buffer
+            .len()
+            .min(usize::try_from(end - offset).unwrap_or(usize::MAX));
+        let count = read_some_at(&open.file, &mut buffer[..want], offset)?;
+        if count == 0 {
+            break;
+        }
+        scan_chunk(
+            &mut lines,
+            &mut context,
+            &mut collector,
+            &buffer[..count],
+            &source,
+            |_, _| true,
+        );
+        offset += count as u64;
+    }
+    // Lines after a match near the position: those written already, matched by nobody
+    // here (every check reads them next, from the position).
+    collector.stop_matching();
+    let size = open.file.metadata()?.len().min(end.saturating_add(limit));
+    while collector.is_awaiting_after() && offset < size {
+        let want = buffer
+            .len()
+            .min(usize::try_from(size - offset).unwrap_or(usize::MAX));
+        let count = read_some_at(&open.file, &mut buffer[..want], offset)?;
+        if count == 0 {
+            break;
+        }
+        lines.feed(&buffer[..count], &source, |number, line, _| {
+            collector.line(&mut context, number, line);
+            collector.is_awaiting_after()
+        });
+        offset += count as u64;
+    }
+    Ok(collector.into_matches())
+}
+
+/// The offset of the first newline in `file` from `from` on, before `end`.
+fn find_newline(file: &File, from: u64, end: u64, buffer: &mut [u8]) -> io::Result<Option<u64>> {
+    let mut offset = from;
+    while offset < end {
+        let want = buffer
+            .len()
+            .min(usize::try_from(end - offset).unwrap_or(usize::MAX));
+        let count = read_some_at(file, &mut buffer[..want], offset)?;
+        if count == 0 {
+            break;
+        }
+        if let Some(index) = memchr::memchr(b'\n', &buffer[..count]) {
+            return Ok(Some(offset + index as u64));
+        }
+        offset += count as u64;
+    }
+    Ok(None)
+}
+
+fn read_some_at(file: &File, buffer: &mut [u8], offset: u64) -> io::Result<usize> {
+    loop {
+        match file.read_at(buffer, offset) {
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            result => return result,
         }
     }
 }
@@ -594,6 +767,7 @@ mod tests {
             lines_before: 1,
             lines_after: 0,
             details: Default::default(),
+            from: ReadFrom::Start,
         }];
         FileTail::new(path.to_path_buf(), checks, Start::End)
     }
@@ -604,6 +778,84 @@ mod tests {
             .iter()
             .map(|found| (found.line.data.as_str(), found.line.line_number))
             .collect()
+    }
+
+    fn check(name: &str, lines_after: usize) -> PatternSpec {
+        PatternSpec {
+            check: CheckId::new(Subsystem::Log, name),
+            regex: Regex::new("ERROR").unwrap(),
+            lines_before: 1,
+            lines_after,
+            details: Default::default(),
+            from: ReadFrom::Start,
+        }
+    }
+
+    #[test]
+    fn a_window_that_starts_on_a_line_boundary_keeps_that_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, "ERROR   1\nERROR   2\nERROR   3\n").unwrap();
+        let mut tail = FileTail::new(path.clone(), vec![check("new", 0)], Start::End);
+        tail.set_first_read_limit(20);
+        assert_eq!(
+            lines(&tail.poll(1 << 20)),
+            vec![("ERROR   2", 2), ("ERROR   3", 3)]
+        );
+        assert!(tail
+            .seen_by()
+            .contains(&CheckId::new(Subsystem::Log, "new")));
+        assert_eq!(tail.poll(1 << 20).matches, vec![]);
+    }
+
+    /// The lines after an old match may be past the position; a partial line there is
+    /// not one, and every check reads it once it is complete.
+    #[test]
+    fn a_first_read_takes_lines_after_from_past_the_position_and_leaves_them_to_everyone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, "ERROR old\n").unwrap();
+        let mut tail = FileTail::new(path.clone(), vec![check("first", 0)], Start::End);
+        assert_eq!(lines(&tail.poll(1 << 20)), vec![("ERROR old", 1)]);
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut file, b"next\npart").unwrap();
+        assert_eq!(tail.poll(1 << 20).matches, vec![]);
+
+        tail.set_checks(vec![check("first", 0), check("second", 3)]);
+        let outcome = tail.poll(1 << 20);
+        assert_eq!(lines(&outcome), vec![("ERROR old", 1)]);
+        assert_eq!(outcome.matches[0].check.name, "second");
+        let after: Vec<_> = outcome.matches[0]
+            .after
+            .iter()
+            .map(|line| line.data.as_str())
+            .collect();
+        assert_eq!(after, vec!["next"]);
+
+        std::io::Write::write_all(&mut file, b"ial ERROR\n").unwrap();
+        let outcome = tail.poll(1 << 20);
+        let mut checks: Vec<_> = outcome
+            .matches
+            .iter()
+            .map(|found| {
+                (
+                    found.check.name.as_str(),
+                    found.line.data.as_str(),
+                    found.line.line_number,
+                )
+            })
+            .collect();
+        checks.sort();
+        assert_eq!(
+            checks,
+            vec![
+                ("first", "partial ERROR", 3),
+                ("second", "partial ERROR", 3)
+            ]
+        );
     }
 
     #[test]

@@ -10,7 +10,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use monitor_logwatch::{
-    BackoffSettings, CommandEvent, CommandWatchConfig, LogMatch, PatternSpec, WatchedCommand,
+    BackoffSettings, CommandEvent, CommandWatchConfig, LogMatch, PatternSpec, ReadFrom,
+    WatchedCommand,
 };
 use monitor_wire::{CheckId, LogLine, Subsystem};
 use regex::bytes::Regex;
@@ -129,6 +130,7 @@ fn check(name: &str, pattern: &str, lines_before: usize, lines_after: usize) -> 
         lines_before,
         lines_after,
         details: Default::default(),
+        from: ReadFrom::Start,
     }
 }
 

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use monitor_logwatch::{LogEvent, LogMatch, LogWatchConfig, PatternSpec, WatchedFile};
+use monitor_logwatch::{LogEvent, LogMatch, LogWatchConfig, PatternSpec, ReadFrom, WatchedFile};
 use monitor_source::FilePosition;
 use monitor_wire::{CheckId, Subsystem};
 use regex::bytes::Regex;
@@ -50,10 +50,24 @@ impl Harness {
             .send(LogWatchConfig {
                 generation: 1,
                 files,
+                ..LogWatchConfig::default()
             })
             .await
             .unwrap();
         self.wait_caught_up().await;
+    }
+
+    /// [`Harness::follow`], collecting the matches read until the config is live.
+    async fn follow_and_collect(&mut self, config: LogWatchConfig) -> Vec<LogMatch> {
+        self.configs.send(config).await.unwrap();
+        let mut found = Vec::new();
+        loop {
+            match self.next_event().await {
+                LogEvent::CaughtUp { .. } => return found,
+                LogEvent::Read { matches, .. } => found.extend(matches),
+                LogEvent::Problem { .. } | LogEvent::ProblemResolved { .. } => {}
+            }
+        }
     }
 
     async fn wait_caught_up(&mut self) {
@@ -119,20 +133,42 @@ fn check(name: &str) -> CheckId {
     CheckId::new(Subsystem::Log, name)
 }
 
+/// `path` read by checks `(name, pattern)` that read what the file holds; a `resume`
+/// position covers all of them.
 fn watched(path: &Path, patterns: &[(&str, &str)], resume: Option<FilePosition>) -> WatchedFile {
+    let from = patterns
+        .iter()
+        .map(|(name, pattern)| (*name, *pattern, ReadFrom::Start));
+    let mut file = watched_from(path, &from.collect::<Vec<_>>(), resume);
+    file.seen_by = file
+        .checks
+        .iter()
+        .map(|pattern| pattern.check.clone())
+        .collect();
+    file
+}
+
+/// `path` read by checks `(name, pattern, from)`; a `resume` position covers none of them.
+fn watched_from(
+    path: &Path,
+    patterns: &[(&str, &str, ReadFrom)],
+    resume: Option<FilePosition>,
+) -> WatchedFile {
     WatchedFile {
         path: path.to_path_buf(),
         checks: patterns
             .iter()
-            .map(|(name, pattern)| PatternSpec {
+            .map(|(name, pattern, from)| PatternSpec {
                 check: check(name),
                 regex: Regex::new(pattern).unwrap(),
                 lines_before: 2,
                 lines_after: 2,
                 details: Default::default(),
+                from: *from,
             })
             .collect(),
         resume,
+        seen_by: Default::default(),
     }
 }
 
@@ -157,13 +193,17 @@ fn log_path(dir: &tempfile::TempDir) -> PathBuf {
 }
 
 #[tokio::test]
-async fn new_lines_match_with_context_and_old_lines_never_do() {
+async fn new_lines_match_with_context_and_old_lines_never_do_from_the_end() {
     let dir = tempfile::tempdir().unwrap();
     let path = log_path(&dir);
     fs::write(&path, "ERROR old one\nfine\n").unwrap();
     let mut harness = Harness::start();
     harness
-        .follow(vec![watched(&path, &[("errors", "ERROR")], None)])
+        .follow(vec![watched_from(
+            &path,
+            &[("errors", "ERROR", ReadFrom::End)],
+            None,
+        )])
         .await;
 
     append(&path, b"one\ntwo\nERROR: Crashing...\nthree\nfour\nfive\n");
@@ -406,6 +446,7 @@ async fn resuming_reads_exactly_the_lines_written_since_the_checkpoint() {
         .send(LogWatchConfig {
             generation: 1,
             files: vec![watched(&path, &[("errors", "ERROR")], Some(position))],
+            ..LogWatchConfig::default()
         })
         .await
         .unwrap();
@@ -440,6 +481,7 @@ async fn resuming_after_a_rotation_while_down_finishes_the_rotated_file_first() 
         .send(LogWatchConfig {
             generation: 1,
             files: vec![watched(&path, &[("errors", "ERROR")], Some(position))],
+            ..LogWatchConfig::default()
         })
         .await
         .unwrap();
@@ -476,6 +518,186 @@ async fn truncation_rewritten_past_the_old_size_before_the_next_read_is_noticed(
     assert_eq!(
         data(&harness.matches(1).await),
         vec![("ERROR two".to_string(), 1)]
+    );
+    harness.stop().await;
+}
+
+fn context(lines: &[monitor_wire::LogLine]) -> Vec<(String, u64)> {
+    lines
+        .iter()
+        .map(|line| (line.data.clone(), line.line_number))
+        .collect()
+}
+
+/// Mender's agent reads what a file holds when a check on it is new (its
+/// `test_monitorclient_logs_and_surround` writes the lines before it creates the check).
+#[tokio::test]
+async fn a_new_check_reads_what_the_file_holds_with_its_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    fs::write(&path, "one\ntwo\nthree\nERROR old\nfour\nfive\nsix\n").unwrap();
+    let mut harness = Harness::start();
+    let found = harness
+        .follow_and_collect(LogWatchConfig {
+            generation: 1,
+            files: vec![watched_from(
+                &path,
+                &[("errors", "ERROR", ReadFrom::Start)],
+                None,
+            )],
+            ..LogWatchConfig::default()
+        })
+        .await;
+    assert_eq!(data(&found), vec![("ERROR old".to_string(), 4)]);
+    assert_eq!(
+        context(&found[0].before),
+        vec![("two".to_string(), 2), ("three".to_string(), 3)]
+    );
+    assert_eq!(
+        context(&found[0].after),
+        vec![("four".to_string(), 5), ("five".to_string(), 6)]
+    );
+    // Then what comes, once.
+    append(&path, b"ERROR new\n");
+    assert_eq!(
+        data(&harness.matches(1).await),
+        vec![("ERROR new".to_string(), 8)]
+    );
+    harness.stop().await;
+}
+
+/// Only the last `first_read_limit` bytes, from the first whole line in them.
+#[tokio::test]
+async fn a_first_read_goes_back_at_most_the_limit_from_a_whole_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    // 10 lines of 10 bytes; the window of 25 bytes starts inside line 8.
+    let mut text = String::new();
+    for index in 1..=10 {
+        text.push_str(&format!("ERROR {index:>3}\n"));
+    }
+    fs::write(&path, &text).unwrap();
+    let mut harness = Harness::start();
+    let found = harness
+        .follow_and_collect(LogWatchConfig {
+            generation: 1,
+            files: vec![watched_from(
+                &path,
+                &[("errors", "ERROR", ReadFrom::Start)],
+                None,
+            )],
+            first_read_limit: 25,
+        })
+        .await;
+    assert_eq!(
+        data(&found),
+        vec![("ERROR   9".to_string(), 9), ("ERROR  10".to_string(), 10)]
+    );
+    assert_eq!(
+        context(&found[1].before),
+        vec![("ERROR   9".to_string(), 9)]
+    );
+    harness.stop().await;
+}
+
+/// A check added on a followed file reads what the file held; the check that read it
+/// already does not read it again.
+#[tokio::test]
+async fn a_check_added_on_a_followed_file_reads_the_old_lines_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    fs::write(&path, "").unwrap();
+    let mut harness = Harness::start();
+    let first = ("first", "ERROR", ReadFrom::Start);
+    harness
+        .follow(vec![watched_from(&path, &[first], None)])
+        .await;
+    append(&path, b"before\nERROR old\nafter\n");
+    let found = harness.matches(1).await;
+    assert_eq!(found[0].check, check("first"));
+
+    let second = ("second", "ERROR", ReadFrom::Start);
+    let late = ("late", "ERROR", ReadFrom::End);
+    let found = harness
+        .follow_and_collect(LogWatchConfig {
+            generation: 2,
+            files: vec![watched_from(&path, &[first, second, late], None)],
+            ..LogWatchConfig::default()
+        })
+        .await;
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(found[0].check, check("second"));
+    assert_eq!(data(&found), vec![("ERROR old".to_string(), 2)]);
+    assert_eq!(context(&found[0].before), vec![("before".to_string(), 1)]);
+    assert_eq!(context(&found[0].after), vec![("after".to_string(), 3)]);
+
+    // From now on all three read every line, once.
+    append(&path, b"ERROR new\n");
+    let mut checks: Vec<_> = harness
+        .matches(3)
+        .await
+        .into_iter()
+        .map(|found| (found.check.name, found.line.line_number))
+        .collect();
+    checks.sort();
+    assert_eq!(
+        checks,
+        vec![
+            ("first".to_string(), 4),
+            ("late".to_string(), 4),
+            ("second".to_string(), 4)
+        ]
+    );
+    harness.stop().await;
+}
+
+/// A resumed position covers the checks that read the file before; a check it does not
+/// cover (added while the watcher was down) reads what is before it, alone.
+#[tokio::test]
+async fn resuming_reads_the_old_lines_only_for_checks_the_position_does_not_cover() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    fs::write(&path, "ERROR seen\n").unwrap();
+    let mut harness = Harness::start();
+    let old = ("old", "ERROR", ReadFrom::Start);
+    let found = harness
+        .follow_and_collect(LogWatchConfig {
+            generation: 1,
+            files: vec![watched_from(&path, &[old], None)],
+            ..LogWatchConfig::default()
+        })
+        .await;
+    assert_eq!(data(&found), vec![("ERROR seen".to_string(), 1)]);
+    let position = harness.last_position.unwrap();
+    harness.stop().await;
+
+    append(&path, b"ERROR while down\n");
+    let mut file = watched_from(
+        &path,
+        &[old, ("new", "ERROR", ReadFrom::Start)],
+        Some(position),
+    );
+    file.seen_by.insert(check("old"));
+    let mut harness = Harness::start();
+    let found = harness
+        .follow_and_collect(LogWatchConfig {
+            generation: 1,
+            files: vec![file],
+            ..LogWatchConfig::default()
+        })
+        .await;
+    let mut seen: Vec<_> = found
+        .iter()
+        .map(|found| (found.check.name.as_str(), found.line.data.as_str()))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            ("new", "ERROR seen"),
+            ("new", "ERROR while down"),
+            ("old", "ERROR while down")
+        ]
     );
     harness.stop().await;
 }

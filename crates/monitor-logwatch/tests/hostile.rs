@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use monitor_logwatch::{LogEvent, LogWatchConfig, PatternSpec, WatchedFile};
+use monitor_logwatch::{LogEvent, LogWatchConfig, PatternSpec, ReadFrom, WatchedFile};
 use monitor_wire::{CheckId, Subsystem};
 use regex::bytes::Regex;
 use tokio::sync::mpsc;
@@ -24,8 +24,10 @@ fn watched(path: &Path, check: &str) -> WatchedFile {
             lines_before: 0,
             lines_after: 0,
             details: Default::default(),
+            from: ReadFrom::Start,
         }],
         resume: None,
+        seen_by: Default::default(),
     }
 }
 
@@ -91,6 +93,7 @@ async fn a_fifo_in_place_of_the_file_is_one_problem_until_a_regular_file_replace
         .send(LogWatchConfig {
             generation: 1,
             files: vec![watched(&path, "app"), watched(&sentinel, "sentinel")],
+            ..LogWatchConfig::default()
         })
         .await
         .unwrap();

@@ -17,6 +17,7 @@ pub mod watcher;
 
 pub use watcher::{WatchedStatus, WatcherEvent};
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -35,6 +36,15 @@ pub struct FilePosition {
     pub line_number: u64,
 }
 
+/// Where reading a log file got to, and the checks that read every line before it (a
+/// check new to the file is not among them until it has read what the file held).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileProgress {
+    pub path: PathBuf,
+    pub position: FilePosition,
+    pub seen_by: BTreeSet<CheckId>,
+}
+
 /// What a source showed about one check.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Observed {
@@ -51,7 +61,7 @@ pub enum SourceEvent {
     /// reached after it: the position and the alerts it made are saved together.
     Observed {
         observations: Vec<(CheckId, Observed)>,
-        position: Option<(PathBuf, FilePosition)>,
+        position: Option<FileProgress>,
     },
     /// The check's source cannot be watched (a missing unit or container, a bad match
     /// rule, a file a user could swap): shown in `status`, with the fix. The source logs

@@ -16,7 +16,7 @@ use crate::mender::MenderValues;
 use crate::pattern::compile_pattern;
 use crate::problem::{deserialize_all, nested_problems, NestedCheck, Problem};
 use crate::settings::{Settings, MAX_CONTEXT_LINES};
-use crate::watch::{LogSource, Watch};
+use crate::watch::{LogSource, ReadFrom, Watch};
 
 /// What a log check's alerts say instead of the defaults (Mender's `LOG_ALERT_*`).
 /// Also the `alert:` map of a log check file.
@@ -62,6 +62,8 @@ pub struct LogCheck {
     /// `None`: use the settings' `log_lines_after`.
     pub lines_after: Option<usize>,
     pub alert: AlertOverrides,
+    /// Where the check begins on a file it has not read yet.
+    pub from: ReadFrom,
 }
 
 /// A log (or dockerevents) check file.
@@ -84,6 +86,11 @@ pub struct LogDefinition {
     /// What the alert says instead of the defaults.
     #[serde(default, skip_serializing_if = "AlertOverrides::is_empty")]
     pub alert: AlertOverrides,
+    /// `start` (the default): a check new to a file reads what the file holds (at most
+    /// the settings' `log_first_read_limit`); `end`: only lines written from then on.
+    /// `@command` output is read from when the command starts either way.
+    #[serde(default, skip_serializing_if = "ReadFrom::is_start")]
+    pub from: ReadFrom,
 }
 
 impl LogDefinition {
@@ -96,6 +103,7 @@ impl LogDefinition {
             lines_before: None,
             lines_after: None,
             alert: AlertOverrides::default(),
+            from: ReadFrom::Start,
         }
     }
 
@@ -116,6 +124,7 @@ impl LogDefinition {
                 kind: Some("docker_event".to_owned()),
                 ..AlertOverrides::default()
             },
+            from: ReadFrom::Start,
         }
     }
 
@@ -182,6 +191,7 @@ impl LogDefinition {
                 lines_before: self.lines_before,
                 lines_after: self.lines_after,
                 alert: self.alert.clone(),
+                from: self.from,
             }),
             _ => Err(problems),
         }
@@ -248,6 +258,7 @@ impl LogDefinition {
             lines_before,
             lines_after,
             alert,
+            from: ReadFrom::Start,
         })
     }
 
@@ -376,6 +387,7 @@ impl LogCheck {
             lines_before: self.lines_before,
             lines_after: self.lines_after,
             details_template: self.alert.details.clone(),
+            from: self.from,
         }
     }
 

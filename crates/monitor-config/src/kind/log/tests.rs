@@ -45,6 +45,7 @@ fn a_log_definition_reports_every_problem() {
             status: Some(" ".to_owned()),
             ..AlertOverrides::default()
         },
+        from: ReadFrom::Start,
     };
     let fields: Vec<Option<String>> = CheckDefinition::Log(definition)
         .resolve(&file())
@@ -111,6 +112,46 @@ fn written_yaml_is_short_and_reads_back() {
     );
 }
 
+/// `from: end` keeps "from now on" for a check; a wrong value says which ones exist.
+#[test]
+fn from_is_start_or_end() {
+    let yaml = "pattern: ERROR\nsource: /var/log/app.log\nfrom: end\n";
+    let Ok(CheckDefinition::Log(definition)) =
+        CheckDefinition::from_yaml(Subsystem::Log, yaml, &file())
+    else {
+        panic!("from: end is read");
+    };
+    assert_eq!(definition.from, ReadFrom::End);
+    let id = CheckId::new(Subsystem::Log, "app");
+    let written = CheckDefinition::Log(definition.clone())
+        .to_yaml(&id)
+        .unwrap();
+    assert!(written.contains("from: end\n"), "{written}");
+    let check = definition.resolve(&file()).unwrap();
+    assert!(matches!(
+        check.watch(),
+        Watch::Lines {
+            from: ReadFrom::End,
+            ..
+        }
+    ));
+    // The default is not written.
+    let default = CheckDefinition::Log(LogDefinition::new("ERROR", "/var/log/app.log", None));
+    assert!(!default.to_yaml(&id).unwrap().contains("from"));
+
+    let problems = CheckDefinition::from_yaml(
+        Subsystem::Log,
+        "pattern: ERROR\nsource: /var/log/app.log\nfrom: beginning\n",
+        &file(),
+    )
+    .unwrap_err();
+    let messages: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        messages,
+        ["/etc/monitor/available/log_app.yaml: from: unknown variant `beginning`, expected `start` or `end`"]
+    );
+}
+
 #[test]
 fn yaml_problems_cover_every_key() {
     let problems = CheckDefinition::from_yaml(
@@ -123,7 +164,7 @@ fn yaml_problems_cover_every_key() {
     assert_eq!(
         messages,
         [
-            "/etc/monitor/available/log_app.yaml: pattren: unknown key: use one of pattern, source, expiration, lines_before, lines_after, alert",
+            "/etc/monitor/available/log_app.yaml: pattren: unknown key: use one of pattern, source, expiration, lines_before, lines_after, alert, from",
             "/etc/monitor/available/log_app.yaml: expiration: invalid duration \"soon\": write seconds (30) or a number followed by a unit, for example 30s, 5m, 2h30m, or never",
             "/etc/monitor/available/log_app.yaml: alert.colour: unknown key: use one of name, description, details, status, type",
             "/etc/monitor/available/log_app.yaml: pattern: missing: add a `pattern:` line",
@@ -152,6 +193,7 @@ fn converts_a_log_check_with_overrides() {
                 status: None,
                 kind: Some("docker_event".into()),
             },
+            from: ReadFrom::Start,
         })
     );
 }

@@ -9,15 +9,14 @@
 mod record;
 mod requests;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::path::PathBuf;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use monitor::FolderArgs;
 use monitor_config::{load_settings, CheckDir, Settings};
 use monitor_engine::{Engine, Moment, Observation};
-use monitor_source::{FilePosition, Observed, SourceEvent};
+use monitor_source::{FileProgress, Observed, SourceEvent};
 use monitor_store::Durability;
 use monitor_wire::control::{CheckState, Request, Response};
 use monitor_wire::{CheckId, HistoryRecord, Timestamp};
@@ -25,6 +24,7 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::checkpoint::{Positions, SavedPosition};
 use crate::clock;
 use crate::control::{self, ControlRequest};
 use crate::delivery::Delivery;
@@ -227,7 +227,7 @@ struct Agent {
     boot_id: Option<String>,
     plan: Plan,
     delivery: Delivery,
-    positions: BTreeMap<PathBuf, FilePosition>,
+    positions: Positions,
     persister: Persister,
     next_seq: u64,
     /// Alerts not yet known to be durable in the history; every checkpoint carries them.
@@ -358,14 +358,27 @@ impl Agent {
                 position,
             } => {
                 let mut new_file = false;
-                if let Some((path, position)) = position {
-                    let previous = self.positions.insert(path, position);
+                if let Some(FileProgress {
+                    path,
+                    position,
+                    seen_by,
+                }) = position
+                {
+                    let saved = SavedPosition {
+                        position,
+                        seen_by: Some(seen_by),
+                    };
+                    let previous = self.positions.insert(path, saved);
                     // A file followed for the first time, or another file at the path (a
                     // rotation): saved at once, or a crash before the next interval would
                     // start it from its end again and skip the lines written meanwhile.
-                    new_file = previous.is_none_or(|previous| {
-                        (previous.device, previous.inode) != (position.device, position.inode)
-                    });
+                    new_file = previous.is_none_or(
+                        |SavedPosition {
+                             position: previous, ..
+                         }| {
+                            (previous.device, previous.inode) != (position.device, position.inode)
+                        },
+                    );
                     self.schedule_checkpoint();
                 }
                 let mut emitted = Vec::new();

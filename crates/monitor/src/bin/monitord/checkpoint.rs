@@ -5,7 +5,9 @@
 //! Recovery rule: a restart resumes every file where the checkpoint says and restores the
 //! engine's state as it was at that moment, so lines after the checkpoint are read again
 //! and produce exactly the alerts they produced before (none were recorded past it: an
-//! emission writes the checkpoint before the history).
+//! emission writes the checkpoint before the history). Each position names the checks
+//! it covers; a check on the file that it does not cover (added since) reads what the
+//! file holds before it, alone, as it would have without the restart.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -13,7 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use monitor_engine::Snapshot;
 use monitor_source::FilePosition;
-use monitor_wire::HistoryRecord;
+use monitor_wire::{CheckId, HistoryRecord};
 use serde::{Deserialize, Serialize};
 
 pub const CHECKPOINT_FILE_NAME: &str = "checkpoint.json";
@@ -22,7 +24,7 @@ const VERSION: u32 = 1;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Checkpoint {
     pub version: u32,
-    pub positions: BTreeMap<PathBuf, FilePosition>,
+    pub positions: Positions,
     pub engine: Option<Snapshot>,
     /// Alerts of the latest emission; appended to the history at start if it lacks them.
     pub recent_alerts: Vec<HistoryRecord>,
@@ -53,6 +55,22 @@ impl Default for Checkpoint {
     }
 }
 
+/// Where each followed log file was read to.
+pub type Positions = BTreeMap<PathBuf, SavedPosition>;
+
+/// A log file's position and the checks it covers: they read every line before it, so a
+/// restart resumes them there; any other check on the file is new to it and reads what
+/// the file holds, as its `from` says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedPosition {
+    #[serde(flatten)]
+    pub position: FilePosition,
+    /// `None` in checkpoints of versions that kept one position for every check: it covers
+    /// every check on the file when the agent starts (they had all read to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen_by: Option<BTreeSet<CheckId>>,
+}
+
 /// Read the checkpoint; a missing one is a first start, an unreadable one is set aside.
 pub fn load(state_dir: &Path) -> anyhow::Result<Checkpoint> {
     let path = state_dir.join(CHECKPOINT_FILE_NAME);
@@ -80,7 +98,7 @@ fn set_aside(path: &Path, why: &str) -> anyhow::Result<Checkpoint> {
     tracing::warn!(
         path = %path.display(),
         kept = %PathBuf::from(&aside).display(),
-        "cannot read the checkpoint ({why}); starting without it: logs are followed from their end"
+        "cannot read the checkpoint ({why}); starting without it: log checks read what their files hold again (their last log_first_read_limit bytes)"
     );
     Ok(Checkpoint::default())
 }

@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use monitor_config::{Check, CheckKind, LoadedChecks, LogSource, RestartPolicy, Settings, Watch};
+use monitor_config::{
+    Check, CheckKind, LoadedChecks, LogSource, ReadFrom, RestartPolicy, Settings, Watch,
+};
 use monitor_dbus::WatchedSignal;
 use monitor_docker::WatchedContainer;
 use monitor_engine::CheckSpec;
@@ -83,6 +85,7 @@ fn add_check(plan: &mut Plan, settings: &Settings, check: Check) {
             lines_before,
             lines_after,
             details_template,
+            from,
         }) => {
             let pattern = PatternSpec {
                 check: id.clone(),
@@ -93,6 +96,10 @@ fn add_check(plan: &mut Plan, settings: &Settings, check: Check) {
                     LogSource::File(path) => MatchDetails::file(path, details_template),
                     LogSource::Command(command) => MatchDetails::command(command, details_template),
                 }),
+                from: match from {
+                    ReadFrom::Start => monitor_logwatch::ReadFrom::Start,
+                    ReadFrom::End => monitor_logwatch::ReadFrom::End,
+                },
             };
             match &source {
                 LogSource::File(path) => plan

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use monitor_logwatch::{
     LogEvent, LogMatch, LogWatchConfig, LogWatchError, PatternSpec, WatchedFile,
 };
-use monitor_source::{Observed, SourceEvent};
+use monitor_source::{FileProgress, Observed, SourceEvent};
 use monitor_wire::CheckId;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -86,10 +86,15 @@ fn log_event(readers: &Readers, event: LogEvent) -> Vec<SourceEvent> {
         LogEvent::Read {
             path,
             position,
+            seen_by,
             matches,
         } => vec![SourceEvent::Observed {
             observations: observations(matches),
-            position: position.map(|position| (path, position)),
+            position: position.map(|position| FileProgress {
+                path,
+                position,
+                seen_by,
+            }),
         }],
         // Already logged by the watcher: shown in `status` for every check on the path.
         LogEvent::Problem { path, message } => readers
@@ -115,10 +120,20 @@ impl Source for LogFiles {
                 .plan
                 .log_files
                 .iter()
-                .map(|(path, checks)| WatchedFile {
-                    path: path.clone(),
-                    checks: checks.clone(),
-                    resume: context.positions.get(path).copied(),
+                .map(|(path, checks)| {
+                    let saved = context.positions.get(path);
+                    WatchedFile {
+                        path: path.clone(),
+                        checks: checks.clone(),
+                        resume: saved.map(|saved| saved.position),
+                        // A checkpoint of an older version: every check then on the file
+                        // had read to its position.
+                        seen_by: saved
+                            .and_then(|saved| saved.seen_by.clone())
+                            .unwrap_or_else(|| {
+                                checks.iter().map(|check| check.check.clone()).collect()
+                            }),
+                    }
                 })
                 .collect();
             let readers = context.plan.log_files.iter();
@@ -127,6 +142,7 @@ impl Source for LogFiles {
             let config = LogWatchConfig {
                 generation: context.generation,
                 files,
+                first_read_limit: context.settings.log_first_read_limit,
             };
             if self.configs.send(config).await.is_err() {
                 tracing::error!(

@@ -18,14 +18,14 @@ mod services;
 mod signals;
 mod source;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::collections::BTreeSet;
 
 use monitor_config::Settings;
-use monitor_source::{FilePosition, SourceEvent};
+use monitor_source::SourceEvent;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::checkpoint::Positions;
 use crate::plan::Plan;
 
 use logs::LogFiles;
@@ -63,7 +63,7 @@ impl Sources {
         &mut self,
         plan: &Plan,
         settings: &Settings,
-        positions: &BTreeMap<PathBuf, FilePosition>,
+        positions: &Positions,
         dead_commands: &BTreeSet<String>,
     ) -> (u64, Vec<SourceEvent>) {
         self.generation += 1;

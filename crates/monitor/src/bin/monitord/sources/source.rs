@@ -2,16 +2,16 @@
 //! the forwarding of a watcher's events into [`SourceEvent`]s (for the watchers of units,
 //! containers and signals alike: [`watcher_event`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::Pin;
 
 use monitor_config::Settings;
-use monitor_source::{FilePosition, Observed, SourceEvent, WatchedStatus, WatcherEvent};
+use monitor_source::{Observed, SourceEvent, WatchedStatus, WatcherEvent};
 use monitor_wire::{CheckId, Details};
 use tokio::sync::mpsc;
 
+use crate::checkpoint::Positions;
 use crate::plan::Plan;
 
 /// How many events of one watcher wait for its forwarder.
@@ -22,7 +22,7 @@ pub struct Context<'a> {
     pub plan: &'a Plan,
     pub settings: &'a Settings,
     /// Where each log file was read to: a file followed anew resumes there.
-    pub positions: &'a BTreeMap<PathBuf, FilePosition>,
+    pub positions: &'a Positions,
     /// `@command` sources reported down and not up again.
     pub dead_commands: &'a BTreeSet<String>,
     /// Number of this config, echoed by the watchers once it is live.
