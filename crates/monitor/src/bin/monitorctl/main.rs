@@ -1,7 +1,7 @@
 //! `monitorctl`: manage checks (Mender's `mender-monitorctl` verbs and argument order) and
 //! look at a running agent.
 //!
-//! Exit codes: 0 on success (create, enable, disable, delete, clear and import print nothing
+//! Exit codes: 0 on success (create, enable, disable, delete, clear, raise and import print nothing
 //! then, as Mender's tool), 1 when the command failed (one line on stderr says why and what
 //! to do), 2 for a command line that does not parse.
 
@@ -12,11 +12,11 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use monitor::cli::monitorctl::{Args, BusArg, Command};
+use monitor::cli::monitorctl::{Args, BusArg, Command, RaiseLevel};
 use monitor::{ask_agent, FolderArgs};
 use monitor_config::{import_mender, load_settings, CheckDefinition, CheckDir, Settings};
 use monitor_wire::control::{CheckStatus, DestinationStatus, Request, Response};
-use monitor_wire::{CheckId, HistoryRecord};
+use monitor_wire::{CheckId, HistoryRecord, Level};
 
 mod notify_failure;
 
@@ -74,6 +74,35 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Some(Response::Error { message }) => bail!("{message}"),
                 Some(other) => bail!("unexpected answer from monitord: {other:?}"),
                 None => bail!("{}", not_running(&settings)),
+            }
+        }
+        Command::Raise {
+            level,
+            subject,
+            name,
+            details,
+            status,
+            subject_type,
+        } => {
+            let settings = settings(&args.folders)?;
+            let request = Request::Raise {
+                level: match level {
+                    RaiseLevel::Critical => Level::Critical,
+                    RaiseLevel::Ok => Level::Ok,
+                },
+                subject,
+                name,
+                details,
+                status,
+                subject_type,
+            };
+            match ask_agent(&settings.runtime_dir, &request)? {
+                Some(Response::Done) => {}
+                Some(Response::Error { message }) => bail!("{message}"),
+                Some(other) => bail!("unexpected answer from monitord: {other:?}"),
+                // Not queued: only the agent knows whether the subject is CRITICAL already,
+                // and a script run again after the agent starts raises it then.
+                None => bail!("the alert was not raised: {}", not_running(&settings)),
             }
         }
         Command::ImportMender { from } => {
