@@ -30,6 +30,7 @@ mod hostile_paths;
 mod log_checks;
 mod mender_cli;
 mod mender_client;
+mod raise;
 mod server;
 mod services;
 mod signals;

@@ -1,5 +1,6 @@
 //! The agent and monitor-server together: `monitord` in `auth: token` mode reports to a real
-//! server (SQLite) over real HTTP, and the alerts show in the management API.
+//! server (SQLite) over real HTTP, and the alerts show in the management API and in Mender's
+//! inventory API.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -124,6 +125,41 @@ impl Management {
         })
     }
 
+    /// GET a path of Mender's inventory management API.
+    pub(crate) fn inventory(&self, path: &str) -> Value {
+        self.runtime.block_on(async {
+            let response = self
+                .client
+                .get(format!("{}/api/management/v1/inventory{path}", self.url))
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                response.status().is_success(),
+                "{path}: {}",
+                response.status()
+            );
+            response.json().await.unwrap()
+        })
+    }
+
+    /// `(alerts, alert_count)` as Mender's `get_alerts_and_alert_count_for_device`
+    /// (`tests/tests/test_monitor_client.py`, mendersoftware/integration) reads them: the
+    /// attributes of scope `monitor` in the device's inventory.
+    fn alerts_and_alert_count(&self, devid: &str) -> (Value, Value) {
+        let inventory = self.inventory(&format!("/devices/{devid}"));
+        let attribute = |name: &str| {
+            inventory["attributes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|item| item["scope"] == "monitor" && item["name"] == name)
+                .map_or(Value::Null, |item| item["value"].clone())
+        };
+        (attribute("alerts"), attribute("alert_count"))
+    }
+
     fn device(&self) -> Value {
         let (devices, _) = self.get("/devices");
         devices[0].clone()
@@ -218,4 +254,71 @@ fn the_agent_in_token_mode_reports_to_monitor_server() {
         "the device token is not logged"
     );
     assert!(!agent.log().contains(&token), "{}", agent.log());
+}
+
+/// A script's alert (`monitorctl raise`) reaches monitor-server, where Mender's suite finds
+/// it: `alerts` and `alert_count` in scope `monitor` of the inventory API, and the latest
+/// alerts from `level_from=CRITICAL`, oldest first.
+#[test]
+fn a_raised_alert_shows_in_menders_inventory_attributes_on_monitor_server() {
+    let server_binary = server_binary();
+    let database = ServerDatabase::sqlite();
+    let token = database.admin_ok(&server_binary, &["device", "add", "pi-raise"], None);
+    database.admin_ok(
+        &server_binary,
+        &["user", "add", EMAIL, "--password-stdin"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    let server = ServerProcess::start(&server_binary, &database, &[]);
+    let management = Management::login(&server.url);
+    let sandbox = Sandbox::new();
+    fs::write(sandbox.path("token"), &token).unwrap();
+    fs::write(
+        sandbox.config_dir().join("monitor.yaml"),
+        format!(
+            "delivery:\n  backend:\n    url: {}\n    auth: token\n    token_file: {}\n",
+            server.url,
+            sandbox.path("token").display()
+        ),
+    )
+    .unwrap();
+    let _agent = sandbox.start_agent();
+    let mut alerts = sandbox.follow_alerts();
+    let devid = management.device()["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        management.alerts_and_alert_count(&devid),
+        (Value::Bool(false), Value::from(0))
+    );
+
+    for subject in ["disk_root", "backup"] {
+        sandbox.monitorctl_quietly(&["raise", "CRITICAL", subject]);
+        alerts.expect("CRITICAL", &format!("monitor {subject}"));
+    }
+    sandbox.monitorctl_quietly(&["raise", "OK", "disk_root"]);
+    alerts.expect("OK", "monitor disk_root");
+    eventually("the server has the three alerts", || {
+        management
+            .get(&format!("/devices/{devid}/alerts"))
+            .1
+            .as_deref()
+            == Some("3")
+    });
+    assert_eq!(
+        management.alerts_and_alert_count(&devid),
+        (Value::Bool(true), Value::from(1))
+    );
+    let (latest, total) = management.get(&format!("/devices/{devid}/alerts/latest"));
+    assert_eq!(total.as_deref(), Some("2"));
+    assert_eq!(
+        latest[0]["subject"]["name"], "backup",
+        "oldest first: {latest}"
+    );
+    assert_eq!(latest[1]["subject"]["name"], "disk_root", "{latest}");
+    let (critical, _) = management.get(&format!(
+        "/devices/{devid}/alerts/latest?level_from=CRITICAL"
+    ));
+    assert_eq!(critical.as_array().unwrap().len(), 1, "{critical}");
+    assert_eq!(critical[0]["subject"]["type"], "script");
+    let listed = management.inventory("/devices?monitor/alerts=true");
+    assert_eq!(listed[0]["id"], devid.as_str());
 }

@@ -199,7 +199,15 @@ impl Engine {
         self.checks.get(check).map(|state| state.view(now))
     }
 
-    /// The configured checks, in order.
+    /// The spec `check` was configured with, e.g. to change one field of a check that no
+    /// file describes (a subject raised by `monitorctl raise`, restored from a snapshot).
+    pub fn spec(&self, check: &CheckId) -> Option<CheckSpec> {
+        self.checks.get(check).map(|state| match state {
+            Check::Pattern { spec, .. } => CheckSpec::Pattern(spec.clone()),
+            Check::Condition { spec, .. } => CheckSpec::Condition(spec.clone()),
+        })
+    }
+
     /// Whether `check`'s source stopped ([`Observation::SourceDown`]) and its OK is still owed.
     pub fn source_down(&self, check: &CheckId) -> bool {
         matches!(
@@ -211,6 +219,7 @@ impl Engine {
         )
     }
 
+    /// The configured checks, in order.
     pub fn check_ids(&self) -> impl Iterator<Item = &CheckId> {
         self.checks.keys()
     }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Alert, CheckId, Timestamp};
+use crate::{Alert, CheckId, Level, Timestamp};
 
 /// The socket's file name inside `runtime_dir`.
 pub const SOCKET_FILE_NAME: &str = "monitord.sock";
@@ -23,6 +23,26 @@ pub enum Request {
         check: CheckId,
         unit: String,
         alert: Box<Alert>,
+    },
+    /// `monitorctl raise`: a script's own alert about `subject` (Mender's
+    /// `monitor_send_alert`), through the engine: CRITICAL once until an OK (a `raise OK`, or
+    /// `monitorctl clear monitor <subject>`); an OK for a subject that is not CRITICAL sends
+    /// nothing. Fields left out keep what the subject's CRITICAL said, or the defaults.
+    Raise {
+        level: Level,
+        subject: String,
+        /// The alert's name (Mender's "alert_description").
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        /// `details.description` (Mender's "alert_details").
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        details: Option<String>,
+        /// `subject.status`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<String>,
+        /// `subject.type`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subject_type: Option<String>,
     },
     /// What each delivery destination has not taken yet, and why.
     Pending,
@@ -151,5 +171,19 @@ mod tests {
             serde_json::to_string(&Request::Status).unwrap(),
             r#"{"request":"status"}"#
         );
+        let raise = Request::Raise {
+            level: Level::Critical,
+            subject: "disk_root".into(),
+            name: Some("Disk / above 90%".into()),
+            details: None,
+            status: None,
+            subject_type: None,
+        };
+        let json = serde_json::to_string(&raise).unwrap();
+        assert_eq!(
+            json,
+            r#"{"request":"raise","level":"CRITICAL","subject":"disk_root","name":"Disk / above 90%"}"#
+        );
+        assert_eq!(serde_json::from_str::<Request>(&json).unwrap(), raise);
     }
 }

@@ -1,5 +1,6 @@
 //! The management API: log in, tokens, devices with their open alerts, alert history, the
-//! checks a device pushed, admission, channels and mute.
+//! latest alert per subject, the checks a device pushed, admission, channels and mute (all
+//! of it, per device, and per kind of channel as Mender's email switch).
 
 use std::time::{Duration, SystemTime};
 
@@ -11,14 +12,14 @@ use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use base64::Engine as _;
 use monitor_wire::management::{ManagedDevice, StoredAlert as WireAlert};
-use monitor_wire::Timestamp;
+use monitor_wire::{Level, Timestamp};
 use serde::Deserialize;
 
 use super::auth::AuthenticatedUser;
 use super::error::{plain_text, with_total, ApiError};
 use super::state::AppState;
 use crate::fleet::{parse_status, DeviceHealth};
-use crate::storage::{AlertQuery, Channel, Device, StoredAlert};
+use crate::storage::{AlertQuery, Channel, Device, LatestQuery, StoredAlert};
 
 pub(super) fn routes() -> Router<AppState> {
     let devices = "/api/management/v1/devicemonitor/devices";
@@ -48,6 +49,10 @@ pub(super) fn routes() -> Router<AppState> {
             delete(remove_channel),
         )
         .route(&format!("{settings}/mute"), put(set_global_mute))
+        .route(
+            &format!("{settings}/global/channel/alerts/{{channel}}/status"),
+            get(channel_kind_status).put(set_channel_kind_status),
+        )
 }
 
 /// A JSON body, or 400 with serde's reason.
@@ -176,6 +181,25 @@ struct AlertsQuery {
 /// The most alerts one page holds.
 const MAX_PER_PAGE: u64 = 500;
 
+/// `per_page`: 20 unless given, 1 to [`MAX_PER_PAGE`].
+fn per_page(given: Option<u64>) -> Result<u64, ApiError> {
+    let per_page = given.unwrap_or(20);
+    if per_page == 0 || per_page > MAX_PER_PAGE {
+        return Err(ApiError::BadRequest(format!(
+            "per_page: give 1 to {MAX_PER_PAGE}"
+        )));
+    }
+    Ok(per_page)
+}
+
+/// `page`: 1 unless given; pages count from 1.
+fn page_number(given: Option<u64>) -> Result<u64, ApiError> {
+    match given.unwrap_or(1) {
+        0 => Err(ApiError::BadRequest("page: pages count from 1".into())),
+        page => Ok(page),
+    }
+}
+
 /// `GET …/devices/{id}/alerts`: the history, newest first unless `sort_ascending`, paged,
 /// with the number of matching alerts in `X-Total-Count`.
 async fn device_alerts(
@@ -185,19 +209,9 @@ async fn device_alerts(
     request: Result<Query<AlertsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let request = query(request)?;
-    let per_page = request.per_page.unwrap_or(20);
-    if per_page == 0 || per_page > MAX_PER_PAGE {
-        return Err(ApiError::BadRequest(format!(
-            "per_page: give 1 to {MAX_PER_PAGE}"
-        )));
-    }
-    let page = request.page.unwrap_or(1);
-    if page == 0 {
-        return Err(ApiError::BadRequest("page: pages count from 1".into()));
-    }
     let alert_query = AlertQuery {
-        page,
-        per_page,
+        page: page_number(request.page)?,
+        per_page: per_page(request.per_page)?,
         issued_after: parse_time("issued_after", request.issued_after.as_deref())?,
         issued_before: parse_time("issued_before", request.issued_before.as_deref())?,
         ascending: request.sort_ascending.unwrap_or(false),
@@ -219,15 +233,57 @@ fn parse_time(field: &str, text: Option<&str>) -> Result<Option<SystemTime>, Api
     .transpose()
 }
 
-/// `GET …/devices/{id}/alerts/latest`: the latest alert of each subject.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LatestAlertsQuery {
+    #[serde(default)]
+    page: Option<u64>,
+    #[serde(default)]
+    per_page: Option<u64>,
+    #[serde(default)]
+    level_from: Option<String>,
+}
+
+/// `level_from` as Mender's API takes it: a severity, the least one shown.
+fn parse_level_from(text: &str) -> Result<Level, ApiError> {
+    match text {
+        "OK" => Ok(Level::Ok),
+        // Severities between OK and CRITICAL: this server stores none, so "at least
+        // WARNING" is CRITICAL.
+        "WARNING" | "CRITICAL" => Ok(Level::Critical),
+        other => Err(ApiError::BadRequest(format!(
+            "level_from: `{other}` is not a level: use OK, WARNING or CRITICAL"
+        ))),
+    }
+}
+
+/// `GET …/devices/{id}/alerts/latest`: the latest alert of each subject at `level_from` or
+/// above (default OK: all), oldest first as Mender answers, paged (`page` from 1,
+/// `per_page` 1 to 500, default 20), with the number of subjects in `X-Total-Count`.
 async fn latest_alerts(
     State(state): State<AppState>,
     _user: AuthenticatedUser,
     Path(id): Path<String>,
-) -> Result<Json<Vec<WireAlert>>, ApiError> {
+    request: Result<Query<LatestAlertsQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let request = query(request)?;
+    let latest_query = LatestQuery {
+        page: page_number(request.page)?,
+        per_page: per_page(request.per_page)?,
+        level_from: request
+            .level_from
+            .as_deref()
+            .map(parse_level_from)
+            .transpose()?
+            .unwrap_or(Level::Ok),
+    };
     let device = state.fleet.device(&id).await?;
-    let alerts = state.fleet.latest_alerts(&device).await?;
-    Ok(Json(alerts.into_iter().map(wire_alert).collect()))
+    let (alerts, total) = state
+        .fleet
+        .latest_alerts_page(&device, &latest_query)
+        .await?;
+    let alerts: Vec<WireAlert> = alerts.into_iter().map(wire_alert).collect();
+    Ok(with_total(total, Json(alerts)))
 }
 
 fn wire_alert(stored: StoredAlert) -> WireAlert {
@@ -303,6 +359,39 @@ async fn set_global_mute(
     request: Result<Json<MuteChange>, JsonRejection>,
 ) -> Result<StatusCode, ApiError> {
     state.fleet.set_global_mute(body(request)?.muted).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChannelKindStatus {
+    enabled: bool,
+}
+
+/// `GET …/settings/global/channel/alerts/{channel}/status`: `{"enabled": bool}`.
+async fn channel_kind_status(
+    State(state): State<AppState>,
+    _user: AuthenticatedUser,
+    Path(channel): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let enabled = state.fleet.channel_kind_enabled(&channel).await?;
+    Ok(Json(serde_json::json!({ "enabled": enabled })))
+}
+
+/// `PUT …/settings/global/channel/alerts/{channel}/status` with `{"enabled": bool}`, as
+/// Mender's UI turns email alerts off and on: `enabled: false` mutes every channel of that
+/// kind (`email` or `discord`) for every device; the other kind still notifies.
+async fn set_channel_kind_status(
+    State(state): State<AppState>,
+    _user: AuthenticatedUser,
+    Path(channel): Path<String>,
+    request: Result<Json<ChannelKindStatus>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let enabled = body(request)?.enabled;
+    state
+        .fleet
+        .set_channel_kind_enabled(&channel, enabled)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -12,6 +12,7 @@ mod auth;
 mod device;
 mod error;
 mod health;
+mod inventory;
 mod management;
 mod rate_limit;
 mod state;
@@ -27,9 +28,10 @@ pub fn device_routes() -> Router<AppState> {
     admission::routes().merge(device::routes())
 }
 
-/// The management API: log in, tokens, devices and their alerts, channels, mute.
+/// The management API: log in, tokens, devices and their alerts, channels, mute, and
+/// Mender's inventory API (read only).
 pub fn management_routes() -> Router<AppState> {
-    management::routes()
+    management::routes().merge(inventory::routes())
 }
 
 /// `/healthz` and `/metrics`.

@@ -10,6 +10,7 @@
 mod admission;
 mod devices;
 mod error;
+mod inventory;
 mod notifications;
 mod reports;
 mod service;
@@ -17,6 +18,7 @@ mod sessions;
 
 pub use devices::{count_by_status, parse_status, DeviceHealth, NEVER_SEEN};
 pub use error::{Entity, FleetError};
+pub use inventory::{AttributeFilter, DeviceInventory, ScopedAttribute};
 pub use reports::InventoryAttribute;
 pub use service::Fleet;
 pub use sessions::SESSION_LIFETIME;

@@ -45,4 +45,21 @@ impl Fleet {
     pub async fn set_global_mute(&self, muted: bool) -> Result<(), FleetError> {
         Ok(self.store.set_global_mute(muted).await?)
     }
+
+    /// Whether the channels of a kind (`email`, `discord`) are on for every device.
+    pub async fn channel_kind_enabled(&self, kind: &str) -> Result<bool, FleetError> {
+        let kind: ChannelKind = kind.parse().map_err(FleetError::Invalid)?;
+        Ok(!self.store.channel_kind_muted(kind).await?)
+    }
+
+    /// Turns the channels of a kind off or on again for every device; the global mute and a
+    /// device's mute still apply on top.
+    pub async fn set_channel_kind_enabled(
+        &self,
+        kind: &str,
+        enabled: bool,
+    ) -> Result<(), FleetError> {
+        let kind: ChannelKind = kind.parse().map_err(FleetError::Invalid)?;
+        Ok(self.store.set_channel_kind_muted(kind, !enabled).await?)
+    }
 }

@@ -9,7 +9,7 @@ use monitor_wire::Alert;
 use super::error::{Entity, FleetError};
 use super::service::Fleet;
 use crate::storage::{
-    AlertQuery, Device, DeviceDocument, RecordedAlerts, StorageError, StoredAlert,
+    AlertQuery, Device, DeviceDocument, LatestQuery, RecordedAlerts, StorageError, StoredAlert,
 };
 
 /// The longest alert name, and subject name, type or status, in characters.
@@ -192,6 +192,16 @@ impl Fleet {
     /// The latest alert of each of the device's subjects, newest first.
     pub async fn latest_alerts(&self, device: &Device) -> Result<Vec<StoredAlert>, FleetError> {
         Ok(self.store.latest_alerts(&device.id).await?)
+    }
+
+    /// A page of the latest alert of each subject from a level on, oldest first, and how
+    /// many there are in all.
+    pub async fn latest_alerts_page(
+        &self,
+        device: &Device,
+        query: &LatestQuery,
+    ) -> Result<(Vec<StoredAlert>, u64), FleetError> {
+        Ok(self.store.latest_alerts_page(&device.id, query).await?)
     }
 
     /// One alert by its id, with its device.

@@ -1,4 +1,5 @@
-//! Reading alerts: a device's history, one alert, the latest per subject, counts per hour.
+//! Reading alerts: a device's history, one alert, the latest per subject (all, or a page
+//! from a level on), counts per hour.
 
 use std::time::SystemTime;
 
@@ -27,6 +28,17 @@ pub struct AlertQuery {
     pub issued_after: Option<SystemTime>,
     pub issued_before: Option<SystemTime>,
     pub ascending: bool,
+}
+
+/// A page of the latest alert of each of a device's subjects, oldest first, as Mender's
+/// `…/alerts/latest` answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LatestQuery {
+    /// 1-based.
+    pub page: u64,
+    pub per_page: u64,
+    /// Only subjects whose latest alert is at least this severe.
+    pub level_from: Level,
 }
 
 pub(super) const ALERT_COLUMNS: &str =
@@ -124,6 +136,39 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(alert_from_row).collect()
+    }
+    /// A page of the latest alert of each of the device's subjects at `level_from` or
+    /// above, oldest first, and how many there are in all.
+    pub async fn latest_alerts_page(
+        &self,
+        device_id: &str,
+        query: &LatestQuery,
+    ) -> Result<(Vec<StoredAlert>, u64), StorageError> {
+        // Constants only, never the request's text.
+        let levels = match query.level_from {
+            Level::Ok => "'OK', 'CRITICAL'",
+            Level::Critical => "'CRITICAL'",
+        };
+        let from = "FROM subjects s JOIN alerts a ON a.id = s.alert_id";
+        let filter = format!("s.device_id = $1 AND a.level IN ({levels})");
+        let total: i64 = sqlx::query(&format!("SELECT COUNT(*) AS total {from} WHERE {filter}"))
+            .bind(device_id)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("total")?;
+        let per_page = query.per_page.clamp(1, 500);
+        let offset = query.page.saturating_sub(1).saturating_mul(per_page);
+        let rows = sqlx::query(&format!(
+            "SELECT {ALERT_COLUMNS} {from} WHERE {filter} \
+             ORDER BY a.timestamp ASC, a.id ASC LIMIT $2 OFFSET $3"
+        ))
+        .bind(device_id)
+        .bind(i64::try_from(per_page).unwrap_or(i64::MAX))
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        let alerts = rows.iter().map(alert_from_row).collect::<Result<_, _>>()?;
+        Ok((alerts, u64::try_from(total).unwrap_or(0)))
     }
 }
 

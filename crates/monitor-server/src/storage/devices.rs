@@ -246,6 +246,18 @@ impl Store {
         rows.iter().map(device_from_row).collect()
     }
 
+    /// Every device with the inventory its Mender client reported last (JSON), by name.
+    pub async fn devices_with_inventory(
+        &self,
+    ) -> Result<Vec<(Device, Option<String>)>, StorageError> {
+        let sql =
+            format!("SELECT {DEVICE_COLUMNS}, d.inventory FROM devices d ORDER BY d.name, d.id");
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| Ok((device_from_row(row)?, row.try_get("inventory")?)))
+            .collect()
+    }
+
     /// Sets a device's status; returns whether it exists.
     pub async fn set_device_status(
         &self,

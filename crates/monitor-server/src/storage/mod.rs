@@ -23,7 +23,7 @@ mod sql;
 mod store;
 mod users;
 
-pub use alerts::{AlertQuery, StoredAlert};
+pub use alerts::{AlertQuery, LatestQuery, StoredAlert};
 pub use devices::{Device, DeviceDocument, DeviceStatus};
 pub use notifications::{Channel, ClaimedNotification};
 pub use recording::RecordedAlerts;

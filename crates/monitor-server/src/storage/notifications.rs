@@ -62,7 +62,7 @@ pub struct ClaimedNotification {
 }
 
 /// The channels a new alert of `device_id` goes to: none while the device or everything is
-/// muted.
+/// muted, and none of a kind that is muted.
 pub(super) async fn notification_targets(
     transaction: &mut Transaction<'_, Any>,
     device_id: &str,
@@ -83,9 +83,14 @@ pub(super) async fn notification_targets(
     {
         return Ok(Vec::new());
     }
-    let rows = sqlx::query("SELECT id FROM channels ORDER BY id")
-        .fetch_all(&mut **transaction)
-        .await?;
+    // A kind muted tenant-wide (`notifications.<kind>.muted`) leaves its channels out.
+    let rows = sqlx::query(
+        "SELECT c.id FROM channels c WHERE NOT EXISTS (SELECT 1 FROM settings s \
+         WHERE s.key = 'notifications.' || c.kind || '.muted' AND s.value = 'true') \
+         ORDER BY c.id",
+    )
+    .fetch_all(&mut **transaction)
+    .await?;
     rows.iter()
         .map(|row| row.try_get("id").map_err(StorageError::from))
         .collect()

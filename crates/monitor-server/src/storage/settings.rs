@@ -1,12 +1,20 @@
-//! Settings every replica shares: the global mute and secrets made once.
+//! Settings every replica shares: the global mute, the mute of a kind of channel, and
+//! secrets made once.
 
 use sqlx::Row;
 
 use super::sql::StorageError;
 use super::store::Store;
+use crate::notify::ChannelKind;
 
 /// The global mute setting's key: `"true"` while every device's notifications are off.
 pub(super) const GLOBAL_MUTE: &str = "notifications.muted";
+
+/// The key that mutes every channel of one kind, `"true"` while muted (Mender's
+/// `…/settings/global/channel/alerts/{channel}/status`).
+fn channel_kind_mute(kind: ChannelKind) -> String {
+    format!("notifications.{}.muted", kind.as_str())
+}
 
 impl Store {
     async fn setting(&self, key: &str) -> Result<Option<String>, StorageError> {
@@ -41,6 +49,24 @@ impl Store {
     pub async fn set_global_mute(&self, muted: bool) -> Result<(), StorageError> {
         self.set_setting(GLOBAL_MUTE, if muted { "true" } else { "false" })
             .await
+    }
+
+    /// Whether every channel of this kind is muted.
+    pub async fn channel_kind_muted(&self, kind: ChannelKind) -> Result<bool, StorageError> {
+        Ok(self.setting(&channel_kind_mute(kind)).await?.as_deref() == Some("true"))
+    }
+
+    /// Mutes or unmutes every channel of this kind, for every device.
+    pub async fn set_channel_kind_muted(
+        &self,
+        kind: ChannelKind,
+        muted: bool,
+    ) -> Result<(), StorageError> {
+        self.set_setting(
+            &channel_kind_mute(kind),
+            if muted { "true" } else { "false" },
+        )
+        .await
     }
 
     /// A random secret every replica shares: made by the first one that asks.

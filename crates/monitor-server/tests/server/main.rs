@@ -15,6 +15,7 @@ mod browser;
 mod cli;
 mod dashboard;
 mod device_api;
+mod inventory_api;
 mod management_api;
 mod notifications;
 mod replicas;

@@ -22,17 +22,74 @@ on_both_engines! {
         assert_eq!(total, Some(1));
         assert_eq!(devices[0]["alert_count"], 1, "{devices}");
 
-        let (latest, _) = fixture.manage(&format!("/devices/{id}/alerts/latest")).await;
-        let latest: Vec<_> = latest.as_array().unwrap().iter()
-            .map(|alert| (alert["subject"]["name"].as_str().unwrap().to_owned(), alert["level"].as_str().unwrap().to_owned()))
-            .collect();
-        assert_eq!(latest, [("app".to_owned(), "OK".to_owned()), ("nginx".to_owned(), "CRITICAL".to_owned())]);
+        let (latest, total) = fixture.manage(&format!("/devices/{id}/alerts/latest")).await;
+        assert_eq!(total, Some(2));
+        assert_eq!(subjects_and_levels(&latest), [("nginx", "CRITICAL"), ("app", "OK")], "oldest first");
 
         fixture.post_alerts(&json!([alert("nginx", "OK", 30)])).await;
         let (open, _) = fixture.manage("/devices?has_alerts=true").await;
         assert_eq!(open, json!([]));
         let (device, _) = fixture.manage(&format!("/devices/{id}")).await;
         assert_eq!((device["alert_count"].clone(), device["alerts"].clone()), (json!(0), json!(false)));
+    }
+}
+
+/// (subject, level) of each alert of an answer.
+fn subjects_and_levels(alerts: &serde_json::Value) -> Vec<(&str, &str)> {
+    alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|alert| {
+            (
+                alert["subject"]["name"].as_str().unwrap(),
+                alert["level"].as_str().unwrap(),
+            )
+        })
+        .collect()
+}
+
+on_both_engines! {
+    /// `…/alerts/latest` as Mender documents it ("List latest alerts"): oldest first, paged
+    /// with `page` and `per_page`, and `level_from` keeps the subjects whose latest alert is
+    /// at least that severe; a level it does not know is a 400 that lists the levels.
+    async fn latest_alerts_page_oldest_first_from_a_level(database) {
+        let fixture = Fixture::start(database).await;
+        fixture.post_alerts(&json!([
+            alert("a", "CRITICAL", 1), alert("b", "OK", 2), alert("c", "CRITICAL", 3),
+            alert("d", "CRITICAL", 4), alert("e", "OK", 5),
+        ])).await;
+        let id = fixture.device_id("pi-1").await;
+        let latest = format!("/devices/{id}/alerts/latest");
+
+        let (page, total) = fixture.manage(&format!("{latest}?per_page=2")).await;
+        assert_eq!(total, Some(5));
+        assert_eq!(subjects_and_levels(&page), [("a", "CRITICAL"), ("b", "OK")]);
+        let (page, _) = fixture.manage(&format!("{latest}?per_page=2&page=3")).await;
+        assert_eq!(subjects_and_levels(&page), [("e", "OK")]);
+
+        let (critical, total) = fixture.manage(&format!("{latest}?level_from=CRITICAL")).await;
+        assert_eq!(total, Some(3));
+        assert_eq!(subjects_and_levels(&critical), [("a", "CRITICAL"), ("c", "CRITICAL"), ("d", "CRITICAL")]);
+        let (critical, _) = fixture.manage(&format!("{latest}?level_from=CRITICAL&per_page=1&page=2")).await;
+        assert_eq!(subjects_and_levels(&critical), [("c", "CRITICAL")]);
+        let (warning, _) = fixture.manage(&format!("{latest}?level_from=WARNING")).await;
+        assert_eq!(warning.as_array().unwrap().len(), 3, "nothing here is between OK and CRITICAL");
+        let (all, _) = fixture.manage(&format!("{latest}?level_from=OK")).await;
+        assert_eq!(all.as_array().unwrap().len(), 5);
+
+        for (query, expected) in [
+            ("level_from=critical", "level_from: `critical` is not a level: use OK, WARNING or CRITICAL"),
+            ("per_page=0", "per_page: give 1 to 500"),
+            ("per_page=501", "per_page: give 1 to 500"),
+            ("page=0", "page: pages count from 1"),
+        ] {
+            let bad = fixture.client.get(fixture.url(&format!("/api/management/v1/devicemonitor{latest}?{query}")))
+                .bearer_auth(&fixture.user_token).send().await.unwrap();
+            assert_eq!(bad.status(), StatusCode::BAD_REQUEST, "{query}");
+            let answer: serde_json::Value = bad.json().await.unwrap();
+            assert_eq!(answer["error"], expected, "{query}");
+        }
     }
 }
 

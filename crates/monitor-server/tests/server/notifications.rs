@@ -1,6 +1,7 @@
 //! Notifications: email to a local SMTP server, Discord to the stand-in that enforces
 //! Discord's rules; state changes only, at most one message per interval and channel for a
-//! flapping device, mute, retries, and one message however many replicas run.
+//! flapping device, mute (per device, everything, and per kind of channel as Mender's email
+//! switch), retries, and one message however many replicas run.
 
 use std::time::Duration;
 
@@ -165,6 +166,41 @@ on_both_engines! {
         fixture.post_alerts(&json!([alert("app", "CRITICAL", 3)])).await;
         eventually_outbox(&fixture, (1, 0, 0)).await;
         assert_eq!(discord.messages().len(), 1);
+    }
+}
+
+on_both_engines! {
+    /// Mender's email switch, `PUT …/settings/global/channel/alerts/email/status
+    /// {"enabled": false}` (its UI's `changeNotificationSetting`), turns email off for every
+    /// device while Discord still notifies; `enabled: true` turns it back on.
+    async fn menders_email_switch_mutes_email_channels_only(database) {
+        let sink = tokio::task::spawn_blocking(SmtpSink::start).await.unwrap();
+        let discord = DiscordStandIn::start(Behaviour::default());
+        let (_directory, config) = config_file("notify_interval: 1s\n");
+        let fixture = Fixture::start_with(database, &["--config", &config, "--smtp-url", &sink.url()]).await;
+        fixture.database.admin_ok(binary(), &["channel", "email", "ops@example.com"], None);
+        discord_channel(&fixture, &discord);
+        let email_status = "/settings/global/channel/alerts/email/status";
+        let (status, _) = fixture.manage(email_status).await;
+        assert_eq!(status, json!({"enabled": true}));
+
+        assert_eq!(fixture.manage_put(email_status, &json!({"enabled": false})).await, reqwest::StatusCode::NO_CONTENT);
+        let (status, _) = fixture.manage(email_status).await;
+        assert_eq!(status, json!({"enabled": false}));
+        fixture.post_alerts(&json!([alert("app", "CRITICAL", 1)])).await;
+        // Only Discord's message was queued: an email would be waiting or sent too.
+        eventually_outbox(&fixture, (1, 0, 0)).await;
+        assert_eq!(discord.messages().len(), 1);
+
+        assert_eq!(fixture.manage_put(email_status, &json!({"enabled": true})).await, reqwest::StatusCode::NO_CONTENT);
+        fixture.post_alerts(&json!([alert("app", "OK", 2)])).await;
+        eventually_outbox(&fixture, (3, 0, 0)).await;
+        // The first email is the OK: the CRITICAL was never emailed.
+        let mail = tokio::task::spawn_blocking(move || sink.next(DEADLINE)).await.unwrap();
+        assert_eq!(mail.header("Subject").as_deref(), Some("OK: Monitor Alert for app is OK on pi-1"));
+
+        assert_eq!(fixture.manage_put("/settings/global/channel/alerts/sms/status", &json!({"enabled": false})).await, reqwest::StatusCode::BAD_REQUEST);
+        assert_eq!(fixture.manage_put(email_status, &json!({"enabled": "no"})).await, reqwest::StatusCode::BAD_REQUEST);
     }
 }
 

@@ -94,12 +94,38 @@ pub enum Command {
         json: bool,
     },
     /// Clear a CRITICAL pattern check by hand (sends its OK); for checks without expiration
-    #[command(after_help = "Example:\n  monitorctl clear log kernel_oops")]
+    #[command(
+        after_help = "Examples:\n  monitorctl clear log kernel_oops\n  monitorctl clear monitor disk_root    (a subject raised by monitorctl raise)"
+    )]
     Clear {
+        #[arg(value_parser = clear_subsystem)]
         subsystem: Subsystem,
         check: String,
         #[command(flatten)]
         extra: ExtraArguments,
+    },
+    /// Raise a script's own alert (Mender's monitor_send_alert): CRITICAL once, until OK
+    #[command(
+        after_help = "Examples:\n  monitorctl raise CRITICAL disk_root --name 'Disk / above 90%' --details \"$(df -h /)\"\n  monitorctl raise OK disk_root\n\nThe running agent sends it through its engine to the history and every destination:\none CRITICAL however often it is raised, until `raise OK` (or `monitorctl clear monitor\n<subject>`); an OK for a subject that is not CRITICAL sends nothing. The state survives\nrestarts. When monitord is not running nothing is sent and monitorctl exits 1."
+    )]
+    Raise {
+        /// CRITICAL or OK
+        #[arg(value_enum, ignore_case = true)]
+        level: RaiseLevel,
+        /// What the alert is about (subject.name); one CRITICAL per subject at a time
+        subject: String,
+        /// The alert's name, Mender's "alert_description" [default: <subject> raised by a script]
+        #[arg(long)]
+        name: Option<String>,
+        /// The alert's description text, Mender's "alert_details"
+        #[arg(long)]
+        details: Option<String>,
+        /// subject.status [default: raised for CRITICAL, cleared for OK]
+        #[arg(long)]
+        status: Option<String>,
+        /// subject.type [default: script]
+        #[arg(long = "type", value_name = "TYPE")]
+        subject_type: Option<String>,
     },
     /// Convert a Mender Monitor installation's check files and settings into this agent's
     #[command(
@@ -141,6 +167,27 @@ pub enum Command {
 pub struct ExtraArguments {
     #[arg(hide = true, num_args = 0..)]
     pub ignored: Vec<String>,
+}
+
+/// The level of `monitorctl raise`, as Mender writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RaiseLevel {
+    #[value(name = "CRITICAL")]
+    Critical,
+    #[value(name = "OK")]
+    Ok,
+}
+
+/// `clear`'s subsystem: a check file's, or `monitor` for a subject raised by `raise`.
+fn clear_subsystem(text: &str) -> Result<Subsystem, String> {
+    match text {
+        "monitor" => Ok(Subsystem::Monitor),
+        text => text
+            .parse()
+            .map_err(|error: monitor_wire::UnknownSubsystem| {
+                format!("{error}, or monitor for a subject raised by monitorctl raise")
+            }),
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

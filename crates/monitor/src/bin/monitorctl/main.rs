@@ -1,10 +1,10 @@
 //! `monitorctl`: manage checks (Mender's `mender-monitorctl` verbs and argument order) and
 //! look at a running agent.
 //!
-//! Exit codes: 0 on success (create, enable, disable, delete and clear print nothing then,
-//! as Mender's tool, except one line on stderr naming the trailing arguments they ignore, as
-//! Mender's tool ignores them), 1 when the command failed (one line on stderr says why and
-//! what to do), 2 for a command line that does not parse.
+//! Exit codes: 0 on success (create, enable, disable, delete, clear, raise and import print
+//! nothing then, as Mender's tool, except one line on stderr naming the trailing arguments
+//! they ignore, as Mender's tool ignores them), 1 when the command failed (one line on
+//! stderr says why and what to do), 2 for a command line that does not parse.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -13,11 +13,11 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use monitor::cli::monitorctl::{Args, BusArg, Command, ExtraArguments};
+use monitor::cli::monitorctl::{Args, BusArg, Command, ExtraArguments, RaiseLevel};
 use monitor::{ask_agent, FolderArgs};
 use monitor_config::{import_mender, load_settings, CheckDefinition, CheckDir, Settings};
 use monitor_wire::control::{CheckStatus, DestinationStatus, Request, Response};
-use monitor_wire::{CheckId, HistoryRecord, Subsystem};
+use monitor_wire::{CheckId, HistoryRecord, Level, Subsystem};
 
 mod import_settings;
 mod notify_failure;
@@ -92,14 +92,48 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         } => {
             warn_ignored(&extra);
             let settings = settings(&args.folders)?;
-            let request = Request::Clear {
-                check: check_dir.resolve(&CheckId::new(subsystem, check))?,
+            let check = CheckId::new(subsystem, check);
+            // A raised subject has no check file to find; its name is the agent's to check.
+            let check = if subsystem == Subsystem::Monitor {
+                check
+            } else {
+                check_dir.resolve(&check)?
             };
+            let request = Request::Clear { check };
             match ask_agent(&settings.runtime_dir, &request)? {
                 Some(Response::Done) => {}
                 Some(Response::Error { message }) => bail!("{message}"),
                 Some(other) => bail!("unexpected answer from monitord: {other:?}"),
                 None => bail!("{}", not_running(&settings)),
+            }
+        }
+        Command::Raise {
+            level,
+            subject,
+            name,
+            details,
+            status,
+            subject_type,
+        } => {
+            let settings = settings(&args.folders)?;
+            let request = Request::Raise {
+                level: match level {
+                    RaiseLevel::Critical => Level::Critical,
+                    RaiseLevel::Ok => Level::Ok,
+                },
+                subject,
+                name,
+                details,
+                status,
+                subject_type,
+            };
+            match ask_agent(&settings.runtime_dir, &request)? {
+                Some(Response::Done) => {}
+                Some(Response::Error { message }) => bail!("{message}"),
+                Some(other) => bail!("unexpected answer from monitord: {other:?}"),
+                // Not queued: only the agent knows whether the subject is CRITICAL already,
+                // and a script run again after the agent starts raises it then.
+                None => bail!("the alert was not raised: {}", not_running(&settings)),
             }
         }
         Command::ImportMender {

@@ -4,8 +4,9 @@
 //! offsets, engine state and the alert history always agree. It sleeps until something
 //! happens: a watcher event, a config change, a control request, the engine's next
 //! deadline, or a batched checkpoint. Recording alerts is in `record.rs`, control requests
-//! in `requests.rs`.
+//! in `requests.rs`, alerts raised by scripts (`monitorctl raise`) in `raised.rs`.
 
+mod raised;
 mod record;
 mod requests;
 
@@ -307,10 +308,11 @@ impl Agent {
             emitted.extend(self.engine.configure(id.clone(), spec.clone(), now));
         }
         let wanted: HashSet<_> = plan.engine_checks.iter().map(|(id, _)| id).collect();
+        // Subjects raised by scripts have no check file: they stay until their OK.
         let removed: Vec<_> = self
             .engine
             .check_ids()
-            .filter(|id| !wanted.contains(*id))
+            .filter(|id| !wanted.contains(*id) && !raised::is_raised(id))
             .cloned()
             .collect();
         for id in removed {

@@ -1,9 +1,10 @@
-//! Control requests: status, pending deliveries, reload, follow, record and clear.
+//! Control requests: status, pending deliveries, reload, follow, record, raise and clear.
 
 use monitor_engine::{Emitted, Observation};
 use monitor_wire::control::{AgentStatus, Request, Response};
 use tokio::sync::oneshot;
 
+use super::raised::{self, Raise};
 use super::Agent;
 use crate::clock;
 
@@ -22,10 +23,10 @@ impl Agent {
             self.followers.follow(after, wait, reply);
             return;
         }
-        // A clear is a person's word, which no log line or unit repeats after a crash: it
-        // is answered once it is in a written checkpoint (or after a few seconds on a
-        // stalled disk; its OK was delivered either way).
-        if matches!(request, Request::Clear { .. }) {
+        // A clear or a raise is a person's (or a script's) word, which no log line or unit
+        // repeats after a crash: it is answered once it is in a written checkpoint (or
+        // after a few seconds on a stalled disk; its alert was delivered either way).
+        if matches!(request, Request::Clear { .. } | Request::Raise { .. }) {
             let before = self.next_seq;
             let response = self.answer(request);
             let newest = self.next_seq - 1;
@@ -50,6 +51,7 @@ impl Agent {
                 );
                 // The agent's own check shows while it has something to say.
                 checks.extend(self.state_dir.status(&self.engine, clock::now()));
+                checks.extend(raised::statuses(&self.engine));
                 Response::Status {
                     agent: AgentStatus {
                         version: env!("CARGO_PKG_VERSION").into(),
@@ -84,6 +86,22 @@ impl Agent {
                 }]);
                 Response::Done
             }
+            Request::Raise {
+                level,
+                subject,
+                name,
+                details,
+                status,
+                subject_type,
+            } => self.raise(Raise {
+                level,
+                subject,
+                name,
+                details,
+                status,
+                subject_type,
+            }),
+            Request::Clear { check } if raised::is_raised(&check) => self.clear_raised(&check),
             Request::Clear { check } => {
                 let now = clock::now();
                 // The agent's own checks (`monitor state_dir`) are not a person's to clear.
