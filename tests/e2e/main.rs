@@ -29,6 +29,7 @@ mod examples;
 mod hostile_paths;
 mod log_checks;
 mod mender_client;
+mod mender_scenarios;
 mod server;
 mod services;
 mod signals;
