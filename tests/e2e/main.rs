@@ -30,6 +30,7 @@ mod hostile_paths;
 mod log_checks;
 mod mender_cli;
 mod mender_client;
+mod mender_scenarios;
 mod raise;
 mod server;
 mod services;
