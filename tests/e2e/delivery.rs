@@ -157,7 +157,7 @@ fn a_backend_outage_and_a_kill_9_lose_and_repeat_no_alert() {
     let configs = runtime().block_on(backend.wait_for_configs(1, Duration::from_secs(60)));
     let pushed = configs.last().unwrap().as_array().unwrap().clone();
     assert_eq!(pushed.len(), 6, "{pushed:#?}");
-    assert_eq!(pushed[0]["name"], "event1");
+    assert_eq!(pushed[0]["name"], "event1.sh");
     assert_eq!(pushed[0]["type"], "log");
     assert_eq!(pushed[0]["status"], "enabled");
     assert_eq!(pushed[0]["log"]["pattern"], "^event-1$");
@@ -260,4 +260,74 @@ fn on_failure_reaches_discord_with_the_agent_down() {
         shown.contains(&format!("discord:{WEBHOOK_ID}  0")),
         "{shown}"
     );
+}
+
+/// Writes `monitor.yaml` with a backend at `backend` in token mode (`extra` is YAML under
+/// `backend:`, indented by four spaces).
+fn with_backend(sandbox: &Sandbox, backend: &DeviceMonitorStandIn, extra: &str) {
+    fs::write(sandbox.path("token"), DEFAULT_TOKEN).unwrap();
+    fs::write(
+        sandbox.config_dir().join("monitor.yaml"),
+        format!(
+            "delivery:\n  backend:\n    url: {}\n    auth: token\n    token_file: {}\n{extra}",
+            backend.url(),
+            sandbox.path("token").display()
+        ),
+    )
+    .unwrap();
+}
+
+/// Ports Mender's `test_monitorclient_send_configuration_data`: services crond and dbus and
+/// log checks syslog and clientlogs, created and enabled with the CLI, are pushed as exactly
+/// `crond.sh`, `dbus.sh` (service), `syslog.sh`, `clientlogs.sh` (log), all enabled; a
+/// disabled check is not pushed (Mender pushes enabled checks only).
+#[test]
+fn the_config_push_names_enabled_checks_as_mender_does() {
+    let backend = DeviceMonitorStandIn::start();
+    let sandbox = Sandbox::new();
+    with_backend(&sandbox, &backend, "");
+    let syslog = sandbox.path("syslog");
+    fs::write(&syslog, "").unwrap();
+    for (kind, name, rest) in [
+        ("service", "crond", vec!["systemd"]),
+        ("service", "dbus", vec!["systemd"]),
+        ("log", "syslog", vec!["root.*access", syslog.to_str().unwrap()]),
+        (
+            "log",
+            "clientlogs",
+            vec!["[Ee]rror.*", "@journalctl -u mender-authd -f"],
+        ),
+        ("log", "unused", vec!["never", syslog.to_str().unwrap()]),
+    ] {
+        let mut create = vec!["create", kind, name];
+        create.extend(rest);
+        sandbox.monitorctl_quietly(&create);
+        if name != "unused" {
+            sandbox.monitorctl_quietly(&["enable", kind, name]);
+        }
+    }
+    let _agent = sandbox.start_agent();
+
+    let configs = runtime().block_on(backend.wait_for_configs(1, Duration::from_secs(30)));
+    let mut pushed: Vec<(String, String, String)> = configs[0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|check| {
+            (
+                check["name"].as_str().unwrap().to_owned(),
+                check["type"].as_str().unwrap().to_owned(),
+                check["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    pushed.sort();
+    let expected = [
+        ("clientlogs.sh", "log"),
+        ("crond.sh", "service"),
+        ("dbus.sh", "service"),
+        ("syslog.sh", "log"),
+    ]
+    .map(|(name, kind)| (name.to_owned(), kind.to_owned(), "enabled".to_owned()));
+    assert_eq!(pushed, expected, "{configs:#?}");
 }
