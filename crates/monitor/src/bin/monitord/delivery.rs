@@ -310,9 +310,7 @@ impl Worker {
             }
         }
     }
-}
 
-impl Worker {
     /// Keeps the alerts the destination refused on their own in the dead-letter file (off
     /// the loop: it fsyncs); `false` when that could not be written.
     async fn dead_letter(&self, rejected: &[Rejection], records: &[HistoryRecord]) -> bool {
@@ -353,7 +351,7 @@ impl Worker {
         match written {
             Ok(Ok(())) => true,
             Ok(Err(error)) => {
-                tracing::error!(destination = %self.name, "cannot keep the refused alerts aside: {error}; they stay in the outbox and are tried again in {}s", DEAD_LETTER_RETRY.as_secs());
+                tracing::error!(destination = %self.name, "cannot keep the refused alerts aside: {error}; make sure {} is writable and not full: they stay in the outbox and are tried again in {}s", self.state_dir.display(), DEAD_LETTER_RETRY.as_secs());
                 false
             }
             Err(error) => {
