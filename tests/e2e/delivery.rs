@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::devicemonitor_standin::{DeviceMonitorStandIn, DEFAULT_TOKEN, MENDER_DETAILS_KEYS};
-use crate::discord_standin::{Behaviour, DiscordStandIn};
+use crate::discord_standin::{Behaviour, DiscordStandIn, Scripted};
 use crate::harness::{append, eventually, stdout, Sandbox};
 use crate::mender_auth_standin::MenderAuthStandIn;
 use crate::services::install_failure_handler;
@@ -644,4 +644,55 @@ fn a_batch_over_the_body_limit_is_split_and_its_critical_arrives() {
     );
     assert_eq!(rejected[0]["shortened"], true, "kept bounded");
     assert_eq!(backend.alerts().len(), 3);
+}
+
+/// Issue 16 item 14, Discord: a 400 for a message is no longer the end of the alerts in it:
+/// the batch is split and sent again in parts, so alerts that were fine all arrive, and
+/// nothing is kept aside when no alert is refused on its own.
+#[test]
+fn a_discord_400_splits_the_batch_and_loses_no_alert() {
+    let discord = DiscordStandIn::start(Behaviour::default());
+    // A 503 first, so that the three wait together for the retry, which gets the 400.
+    discord.script([
+        Scripted::ServerError(503),
+        Scripted::Json {
+            status: 400,
+            body: serde_json::json!({"message": "Invalid Form Body", "code": 50035}),
+        },
+    ]);
+    let mut sandbox = Sandbox::new();
+    with_discord(&mut sandbox, &discord, "");
+    let log = sandbox.path("app.log");
+    fs::write(&log, "").unwrap();
+    for event in 1..=3 {
+        log_check(
+            &sandbox,
+            &format!("event{event}"),
+            &format!("^event-{event}$"),
+            &log,
+        );
+    }
+    let _agent = sandbox.start_agent();
+    let mut alerts = sandbox.follow_alerts();
+    append(&log, "event-1\nevent-2\nevent-3\n");
+    for _ in 1..=3 {
+        alerts.expect_level("CRITICAL");
+    }
+    eventually("Discord got the three embeds", || {
+        discord.embeds().len() >= 3
+    });
+    let mut titles: Vec<String> = discord
+        .embeds()
+        .iter()
+        .map(|embed| embed["title"].as_str().unwrap().to_owned())
+        .collect();
+    titles.sort();
+    titles.dedup();
+    assert_eq!(titles.len(), 3, "{titles:?}");
+    assert!(
+        discord.statuses().contains(&400),
+        "{:?}",
+        discord.statuses()
+    );
+    assert!(rejected_json(&sandbox).is_empty());
 }
