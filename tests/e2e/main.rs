@@ -11,6 +11,8 @@ mod discord_standin;
 #[path = "../support/faultfs.rs"]
 mod faultfs;
 mod harness;
+#[path = "../support/mender_auth_standin.rs"]
+mod mender_auth_standin;
 #[path = "../support/monitor_server.rs"]
 mod monitor_server;
 #[path = "../support/podman.rs"]

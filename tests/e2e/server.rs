@@ -226,7 +226,7 @@ fn the_agent_in_token_mode_reports_to_monitor_server() {
         config.as_array().is_some_and(|checks| {
             checks
                 .iter()
-                .any(|check| check["name"] == "app" && check["log"]["pattern"] == "ERROR")
+                .any(|check| check["name"] == "app.sh" && check["log"]["pattern"] == "ERROR")
         })
     });
 

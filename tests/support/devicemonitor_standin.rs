@@ -14,7 +14,12 @@
 //! Both need `Authorization: Bearer <an accepted token>` (401 otherwise). Controls:
 //! [`DeviceMonitorStandIn::set_down`] (503), [`DeviceMonitorStandIn::set_refusing`] (closes
 //! connections without an answer), [`DeviceMonitorStandIn::fail_next`],
-//! [`DeviceMonitorStandIn::rate_limit_next`] (429 + `Retry-After`). It records every accepted
+//! [`DeviceMonitorStandIn::rate_limit_next`] (429 + `Retry-After`),
+//! [`DeviceMonitorStandIn::set_strict_details`] (400 for a `subject.details` key outside
+//! Mender's public schema, as a schema-validating server answers),
+//! [`DeviceMonitorStandIn::refuse_alerts_named`] (400 for a request holding an alert whose
+//! name contains a marker) and [`DeviceMonitorStandIn::set_body_limit`] (413 for a bigger
+//! body, as a proxy's `client_max_body_size` answers). It records every accepted
 //! alert and config and every request. The server runs on a thread with its own runtime, so it
 //! works from plain `#[test]`s, `#[tokio::test]`s (even with paused time) and across tests;
 //! dropping it stops it.
@@ -68,7 +73,19 @@ struct State {
     configs: Vec<Value>,
     requests: Vec<RecordedRequest>,
     refused_connections: usize,
+    strict_details: bool,
+    refused_marker: Option<String>,
+    body_limit: Option<usize>,
 }
+
+/// The keys of an alert's `subject.details` in Mender's public schema
+/// (`mendersoftware/gui` `AlertDetails.ts`).
+pub const MENDER_DETAILS_KEYS: [&str; 4] = [
+    "description",
+    "line_matching",
+    "lines_before",
+    "lines_after",
+];
 
 struct Shared {
     state: Mutex<State>,
@@ -112,6 +129,9 @@ impl DeviceMonitorStandIn {
                 configs: Vec::new(),
                 requests: Vec::new(),
                 refused_connections: 0,
+                strict_details: false,
+                refused_marker: None,
+                body_limit: None,
             }),
             alert_count: tokio::sync::watch::Sender::new(0),
             config_count: tokio::sync::watch::Sender::new(0),
@@ -183,6 +203,23 @@ impl DeviceMonitorStandIn {
                 retry_after_secs: Some(retry_after_secs),
             });
         }
+    }
+
+    /// While strict, a request holding an alert whose `subject.details` has a key outside
+    /// [`MENDER_DETAILS_KEYS`] gets 400 naming the item and the key.
+    pub fn set_strict_details(&self, strict: bool) {
+        self.shared.state().strict_details = strict;
+    }
+
+    /// From now on a request holding an alert whose name contains `marker` gets 400 naming
+    /// the item (`None`: no more).
+    pub fn refuse_alerts_named(&self, marker: Option<&str>) {
+        self.shared.state().refused_marker = marker.map(str::to_owned);
+    }
+
+    /// From now on a request whose body is longer than `bytes` gets 413 (`None`: no limit).
+    pub fn set_body_limit(&self, bytes: Option<usize>) {
+        self.shared.state().body_limit = bytes;
     }
 
     /// Every accepted alert, in arrival order.
@@ -403,6 +440,15 @@ fn answer(
             )
         }
     }
+    if let Some(limit) = state.body_limit.filter(|limit| body.len() > *limit) {
+        return reply(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "request body of {} bytes is over the {limit}-byte limit",
+                body.len()
+            ),
+        );
+    }
     let json: Value = match serde_json::from_slice(body) {
         Ok(json) => json,
         Err(error) => {
@@ -426,6 +472,32 @@ fn answer(
     for (index, item) in items.iter().enumerate() {
         if let Err(reason) = validate(item) {
             return reply(StatusCode::BAD_REQUEST, format!("item {index}: {reason}"));
+        }
+        if path != ALERT_PATH {
+            continue;
+        }
+        if let Some(marker) = &state.refused_marker {
+            let name = item["name"].as_str().unwrap_or_default();
+            if name.contains(marker.as_str()) {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    format!("item {index}: name {name:?} is not accepted"),
+                );
+            }
+        }
+        if state.strict_details {
+            let details = item["subject"]["details"].as_object();
+            if let Some(key) = details
+                .into_iter()
+                .flatten()
+                .map(|(key, _)| key)
+                .find(|key| !MENDER_DETAILS_KEYS.contains(&key.as_str()))
+            {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    format!("item {index}: subject.details.{key} is not allowed"),
+                );
+            }
         }
     }
     if path == ALERT_PATH {

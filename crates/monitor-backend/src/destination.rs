@@ -11,8 +11,9 @@ use crate::{BackendClient, BackendFailure, BackendFailureKind};
 const BATCH_SIZE: usize = 16;
 
 /// The devicemonitor backend as a destination: alert batches, and the check list pushed
-/// at start, on every change and every `config_push_interval`. A batch it finds invalid is
-/// rejected (dropped); everything else is retried with the client's backoff.
+/// at start, on every change and every `config_push_interval`. A batch it finds invalid or
+/// too big (400, 413, 422) is rejected, which the caller answers by splitting it; everything
+/// else is retried with the client's backoff.
 #[derive(Debug)]
 pub struct BackendDestination {
     client: BackendClient,
@@ -62,6 +63,7 @@ fn verdict(result: Result<(), BackendFailure>) -> Verdict {
             message: failure.message,
         },
         BackendFailureKind::Discard { .. } => Verdict::Rejected {
+            delivered: 0,
             message: failure.message,
         },
     }

@@ -9,7 +9,11 @@
 //! - [`BackendFailure`] tells the caller what to do with a batch that was not accepted:
 //!   [`BackendFailureKind::Retry`] it after a delay (exponential backoff with jitter, kept in
 //!   the client across calls, or the server's `Retry-After`) or
-//!   [`BackendFailureKind::Discard`] it (the backend found it invalid).
+//!   [`BackendFailureKind::Discard`] it (the backend found it invalid or too big: the
+//!   caller splits it to find the alerts at fault, see `monitor_destination::Batch`).
+//! - In `auth: mender` mode (Hosted Mender) alerts carry Mender's detail fields only: the
+//!   agent's others are folded into `description` (`mender_schema`), since devicemonitor
+//!   validates requests; `auth: token` (monitor-server) sends every field.
 //! - [`BackendDestination`]: the client as a `monitor_destination::Destination` (alerts, and
 //!   the check list pushed at start, on change and every `config_push_interval`).
 //! - [`http_client`] builds the `reqwest` client the agent hands in: rustls with the
@@ -23,6 +27,7 @@ mod backoff;
 mod destination;
 mod http;
 mod mender_auth;
+mod mender_schema;
 
 use std::fmt;
 use std::time::Duration;
@@ -98,8 +103,9 @@ pub enum BackendFailureKind {
     /// after `after` (exponential backoff with jitter from 1 s doubling to 5 min, counted over
     /// consecutive failures and reset by a success).
     Retry { after: Duration },
-    /// 400 (also 413 and 422): the backend will never take this batch; discard it. The client
-    /// has logged it (with the backend's reason) at `warn`.
+    /// 400 (also 413 and 422): the backend will never take this batch as it is: send its
+    /// alerts in smaller batches to find the one at fault, and never send that one again.
+    /// The client has logged it (with the backend's reason) at `warn`.
     Discard { status: u16 },
 }
 
@@ -180,9 +186,9 @@ impl BackendClient {
         }
     }
 
-    /// Posts these alerts, unchanged (original timestamps), as one JSON array to
-    /// [`ALERT_PATH`]. The caller keeps batches small (16 or fewer). An empty batch sends
-    /// nothing.
+    /// Posts these alerts (original timestamps; in Mender mode with their details in Mender's
+    /// schema) as one JSON array to [`ALERT_PATH`]. The caller keeps batches small (16 or
+    /// fewer). An empty batch sends nothing.
     pub async fn send_alerts(
         &mut self,
         alerts: &[OutgoingAlert<'_>],
@@ -190,8 +196,20 @@ impl BackendClient {
         if alerts.is_empty() {
             return Ok(());
         }
-        let wire: Vec<&Alert> = alerts.iter().map(|outgoing| outgoing.alert).collect();
-        let body = serde_json::to_vec(&wire).expect("alerts serialize to JSON");
+        let body = match self.credentials {
+            CredentialSource::Fixed(_) => {
+                let wire: Vec<&Alert> = alerts.iter().map(|outgoing| outgoing.alert).collect();
+                serde_json::to_vec(&wire)
+            }
+            CredentialSource::Mender(_) => {
+                let wire: Vec<Alert> = alerts
+                    .iter()
+                    .map(|outgoing| mender_schema::mender_schema(outgoing.alert))
+                    .collect();
+                serde_json::to_vec(&wire)
+            }
+        }
+        .expect("alerts serialize to JSON");
         let first = alerts.first().map_or(0, |outgoing| outgoing.seq);
         let last = alerts.last().map_or(0, |outgoing| outgoing.seq);
         let what = format!("alerts {first}..={last}");
@@ -216,7 +234,7 @@ impl BackendClient {
                 // The backend answered: it is reachable, so this is no reason to back off.
                 self.backoff.reset();
                 let message = format!("{what}: {message}");
-                tracing::warn!(status = status.as_u16(), "{message}; discarding them");
+                tracing::warn!(status = status.as_u16(), "{message}");
                 Err(BackendFailure {
                     kind: BackendFailureKind::Discard {
                         status: status.as_u16(),
@@ -311,9 +329,11 @@ impl BackendClient {
             | StatusCode::PAYLOAD_TOO_LARGE
             | StatusCode::UNPROCESSABLE_ENTITY => Outcome::Discard {
                 status,
-                message: format!(
-                    "POST {url}: the backend refused them as invalid ({status}{reason})"
-                ),
+                message: if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    format!("POST {url}: the backend refused them as too large ({status}{reason})")
+                } else {
+                    format!("POST {url}: the backend refused them as invalid ({status}{reason})")
+                },
             },
             StatusCode::TOO_MANY_REQUESTS => {
                 let at_least = retry_after.unwrap_or(Duration::ZERO);

@@ -605,7 +605,7 @@ async fn as_a_destination_failures_become_verdicts_and_the_config_is_pushed() {
         .deliver("device", &outgoing(std::slice::from_ref(&invalid)))
         .await;
     assert!(
-        matches!(&verdict, Verdict::Rejected { message } if message.contains("alerts 3..=3")),
+        matches!(&verdict, Verdict::Rejected { delivered: 0, message } if message.contains("alerts 3..=3")),
         "{verdict:?}"
     );
 

@@ -4,14 +4,16 @@
 //!
 //! - [`Destination`]: delivers a batch of alerts about a device, optionally pushes the check
 //!   configuration, and answers with a [`Verdict`]: delivered, retry after a wait, rejected
-//!   (drop, never retry) or gone (disable).
+//!   (never retry as it is) or gone (disable).
 //! - [`OutgoingAlert`]: one alert on its way, with the check that raised it when the sender
 //!   knows it: the wire alert does not name it (a log check may give its subject any type),
 //!   so the agent, which knows, says it, and monitor-server, which gets wire alerts, cannot.
 //! - [`Filter`]: which alerts a destination takes (`min_level`, `checks`). The caller applies
 //!   it, once, for every destination ([`Filter::select`] → [`Batch`]); no destination filters
-//!   by itself. [`Batch::deliver`] turns a verdict into an [`Outcome`] in the outbox's terms
-//!   (how far its records are done with).
+//!   by itself. [`Batch::deliver`] turns verdicts into an [`Outcome`] in the outbox's terms
+//!   (how far its records are done with); a rejected batch is split until only the alerts
+//!   refused on their own are left ([`Rejection`]), so one bad alert never takes others
+//!   with it.
 //! - [`PlannedDestination`]: a destination resolved from settings (name, identity, filter)
 //!   and how to start it, so that settings are checked once and clients built only when
 //!   needed.
@@ -36,7 +38,7 @@ use monitor_wire::config_push::ConfigCheck;
 use monitor_wire::{Alert, CheckId, HistoryRecord};
 use tokio::time::Instant;
 
-pub use batch::{Batch, Outcome};
+pub use batch::{Batch, Outcome, Rejection};
 pub use filter::Filter;
 
 /// What [`Destination::deliver`] and [`Destination::push_config`] return.
@@ -88,9 +90,12 @@ pub enum Verdict {
         after: Duration,
         message: String,
     },
-    /// Refused for good (the destination found them invalid, or the caller's credentials
-    /// can never post them): drop the batch, never retry it.
-    Rejected { message: String },
+    /// The first `delivered` alerts were taken; the rest was refused for good (the
+    /// destination found them invalid, or too big): never send those together again.
+    /// [`Batch::deliver`] splits them to find the alerts at fault; an alert refused on its
+    /// own is a [`Rejection`]. The message is the destination's reason (its answer,
+    /// shortened, never a secret).
+    Rejected { delivered: usize, message: String },
     /// The destination no longer exists (a deleted webhook): disable it until its settings
     /// change.
     Gone { message: String },

@@ -4,7 +4,9 @@
 use std::collections::VecDeque;
 use std::time::{Duration, UNIX_EPOCH};
 
-use monitor_destination::{Destination, Filter, Outcome, OutgoingAlert, Verdict, VerdictFuture};
+use monitor_destination::{
+    Destination, Filter, Outcome, OutgoingAlert, Rejection, Verdict, VerdictFuture,
+};
 use monitor_wire::{Alert, CheckId, Details, HistoryRecord, Level, Subject, Subsystem, Timestamp};
 
 fn record(seq: u64, subsystem: Subsystem, check: &str, level: Level) -> HistoryRecord {
@@ -128,9 +130,16 @@ fn verdicts_become_how_far_the_records_are_done_with() {
         Verdict::Delivered,
         retry(0),
         retry(1),
+        // The pair is refused: it is split, 5 is refused alone, 7 is taken.
         Verdict::Rejected {
+            delivered: 0,
             message: "never".into(),
         },
+        Verdict::Rejected {
+            delivered: 0,
+            message: "never 5".into(),
+        },
+        Verdict::Delivered,
         Verdict::Gone {
             message: "deleted".into(),
         },
@@ -142,24 +151,34 @@ fn verdicts_become_how_far_the_records_are_done_with() {
         }
         outcomes
     });
-    assert_eq!(destination.received, vec![vec![5, 7]; 5]);
+    let mut expected = vec![vec![5, 7]; 4];
+    expected.extend([vec![5], vec![7], vec![5, 7]]);
+    assert_eq!(destination.received, expected);
     assert_eq!(
         outcomes,
         [
-            Outcome::Done { through: 8 },
+            Outcome::Done {
+                through: 8,
+                rejected: vec![]
+            },
             Outcome::Retry {
                 through: None,
                 after: Duration::from_secs(3),
-                message: "later".into()
+                message: "later".into(),
+                rejected: vec![]
             },
             Outcome::Retry {
                 through: Some(5),
                 after: Duration::from_secs(3),
-                message: "later".into()
+                message: "later".into(),
+                rejected: vec![]
             },
-            Outcome::Dropped {
+            Outcome::Done {
                 through: 8,
-                message: "never".into()
+                rejected: vec![Rejection {
+                    seq: 5,
+                    message: "never 5".into()
+                }]
             },
             Outcome::Disable {
                 message: "deleted".into()
@@ -174,6 +193,12 @@ fn a_batch_nothing_in_which_is_wanted_is_done_without_a_delivery() {
     let batch = Filter::new(Level::Critical, vec![]).select(&records);
     let mut destination = scripted([]);
     let outcome = runtime().block_on(batch.deliver(&mut destination, "device"));
-    assert_eq!(outcome, Outcome::Done { through: 9 });
+    assert_eq!(
+        outcome,
+        Outcome::Done {
+            through: 9,
+            rejected: vec![]
+        }
+    );
     assert!(destination.received.is_empty());
 }

@@ -76,7 +76,8 @@ pub enum FailureKind {
     /// should pause that long (Discord's global rate limit, or a Cloudflare ban of the
     /// address, which hits every webhook alike).
     Retry { after: Duration, global: bool },
-    /// Never retry these records: Discord refused them (400, 401, 403, 413, ...).
+    /// Never send these records together again: Discord refused them (400, 401, 403, 413,
+    /// ...); the caller splits them to find the one at fault.
     Rejected { status: u16 },
     /// The webhook was deleted (404, Unknown Webhook): stop using it and say so.
     WebhookGone,
@@ -234,7 +235,7 @@ impl DiscordClient {
             (403, Some(error)) if rate_limit.present => (
                 FailureKind::Rejected { status: code },
                 format!(
-                    "discord webhook {webhook} answered 403 forbidden ({}): the webhook may not post to its channel; check its permissions, the records are dropped",
+                    "discord webhook {webhook} answered 403 forbidden ({}): the webhook may not post to its channel; check its permissions",
                     error.describe()
                 ),
             ),
@@ -267,20 +268,20 @@ impl DiscordClient {
                 (
                     FailureKind::Rejected { status: code },
                     format!(
-                        "discord rejected a message for webhook {webhook} as invalid (400, {detail}): the records are dropped; check `username` and `avatar_url`, otherwise report this bug in monitor"
+                        "discord rejected a message for webhook {webhook} as invalid (400, {detail}): check `username` and `avatar_url`, otherwise report this bug in monitor"
                     ),
                 )
             }
             (401, _) => (
                 FailureKind::Rejected { status: code },
                 format!(
-                    "discord webhook {webhook} answered 401 unauthorized: its token is wrong; copy the webhook URL again, the records are dropped"
+                    "discord webhook {webhook} answered 401 unauthorized: its token is wrong; copy the webhook URL again"
                 ),
             ),
             (413, _) => (
                 FailureKind::Rejected { status: code },
                 format!(
-                    "discord refused a message for webhook {webhook} as too large (413): the records are dropped; report this bug in monitor"
+                    "discord refused a message for webhook {webhook} as too large (413): report this bug in monitor"
                 ),
             ),
             (408, _) | (500..=599, _) => {
@@ -300,7 +301,7 @@ impl DiscordClient {
             (_, error) => (
                 FailureKind::Rejected { status: code },
                 format!(
-                    "discord webhook {webhook} answered {status} ({}): the records are dropped; check the webhook URL",
+                    "discord webhook {webhook} answered {status} ({}): check the webhook URL",
                     error.map_or_else(|| excerpt(body), |error| error.describe())
                 ),
             ),

@@ -42,8 +42,8 @@ impl GlobalPause {
 }
 
 /// One webhook as a destination. Failures become verdicts: retries (a global one pauses
-/// every webhook sharing `pause`), rejections (400, 401, 403, 413, ...: dropped) and a
-/// deleted webhook (gone).
+/// every webhook sharing `pause`), rejections (400, 401, 403, 413, ...: split by the caller
+/// until the refused alerts are found) and a deleted webhook (gone).
 #[derive(Debug)]
 pub struct DiscordDestination {
     client: DiscordClient,
@@ -85,7 +85,9 @@ impl Destination for DiscordDestination {
                         message: failure.message,
                     }
                 }
+                // The first messages may have been taken: only the rest is split.
                 FailureKind::Rejected { .. } => Verdict::Rejected {
+                    delivered: failure.delivered,
                     message: failure.message,
                 },
                 FailureKind::WebhookGone => Verdict::Gone {

@@ -8,6 +8,8 @@
 //!   size (it rotates once to `alerts.jsonl.1`). [`read_history`] reads both files back.
 //!
 //! - [`Outbox`]: what each delivery destination has not taken yet, with its own progress.
+//! - [`append_rejected`] and [`read_rejected`]: the dead-letter file, alerts a destination
+//!   refused on their own (`rejected.jsonl`, bounded, private).
 //!
 //! It does not decide when to write (the agent batches checkpoints to spare SD cards) and
 //! knows nothing of what a checkpoint contains.
@@ -20,7 +22,12 @@ use std::path::{Path, PathBuf};
 use monitor_wire::{Alert, CheckId, HistoryRecord};
 
 mod outbox;
+mod rejected;
 pub use outbox::{Outbox, OutboxLimits, OUTBOX_FOLDER};
+pub use rejected::{
+    append_rejected, read_rejected, MAX_RECORD_BYTES, REJECTED_FILE_NAME, REJECTED_MAX_BYTES,
+    ROTATED_REJECTED_FILE_NAME,
+};
 
 /// The alert history's file name in `state_dir`.
 pub const HISTORY_FILE_NAME: &str = "alerts.jsonl";

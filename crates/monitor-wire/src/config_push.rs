@@ -2,6 +2,11 @@
 //! a JSON array of [`ConfigCheck`], each `{name, status, type}` plus the one settings object
 //! its `type` names (`log`, `service` or `dbus`). Absent optional fields are left out.
 //!
+//! As Mender's agent does, the agent pushes its enabled checks only, each named after its
+//! Mender check file, `<check>.sh` (Mender's `test_monitorclient_send_configuration_data`
+//! expects `crond.sh`, `syslog.sh`, ... all `enabled`); `status` stays in the shape, which
+//! allows `disabled`, for servers that keep what older agents pushed.
+//!
 //! Docker-events checks are pushed as `log` checks (they are log checks over `@docker events`
 //! underneath, as in Mender). Build checks with [`ConfigCheck::log`], [`ConfigCheck::service`]
 //! and [`ConfigCheck::dbus`], which keep `type` and the settings object consistent.
@@ -136,7 +141,7 @@ mod tests {
     fn checks_serialize_in_mender_shape_without_absent_fields() {
         let checks = vec![
             ConfigCheck::log(
-                "auth",
+                "auth.sh",
                 CheckStatus::Enabled,
                 LogCheckConfig {
                     pattern: "session opened for user [a-z]*".into(),
@@ -145,7 +150,7 @@ mod tests {
                 },
             ),
             ConfigCheck::log(
-                "app",
+                "app.sh",
                 CheckStatus::Disabled,
                 LogCheckConfig {
                     pattern: "panic".into(),
@@ -154,7 +159,7 @@ mod tests {
                 },
             ),
             ConfigCheck::service(
-                "sshd",
+                "sshd.sh",
                 CheckStatus::Enabled,
                 ServiceCheckConfig {
                     name: "sshd".into(),
@@ -162,7 +167,7 @@ mod tests {
                 },
             ),
             ConfigCheck::dbus(
-                "usb",
+                "usb.sh",
                 CheckStatus::Enabled,
                 DbusCheckConfig {
                     name: "org.freedesktop.UDisks2".into(),
@@ -176,10 +181,10 @@ mod tests {
         assert_eq!(
             json,
             concat!(
-                r#"[{"name":"auth","status":"enabled","type":"log","log":{"pattern":"session opened for user [a-z]*","path":"/var/log/auth.log","expire_seconds":300}},"#,
-                r#"{"name":"app","status":"disabled","type":"log","log":{"pattern":"panic","path":"@journalctl -f"}},"#,
-                r#"{"name":"sshd","status":"enabled","type":"service","service":{"name":"sshd","type":"sysV"}},"#,
-                r#"{"name":"usb","status":"enabled","type":"dbus","dbus":{"name":"org.freedesktop.UDisks2","pattern":"InterfacesAdded","watch":"type='signal'"}}]"#
+                r#"[{"name":"auth.sh","status":"enabled","type":"log","log":{"pattern":"session opened for user [a-z]*","path":"/var/log/auth.log","expire_seconds":300}},"#,
+                r#"{"name":"app.sh","status":"disabled","type":"log","log":{"pattern":"panic","path":"@journalctl -f"}},"#,
+                r#"{"name":"sshd.sh","status":"enabled","type":"service","service":{"name":"sshd","type":"sysV"}},"#,
+                r#"{"name":"usb.sh","status":"enabled","type":"dbus","dbus":{"name":"org.freedesktop.UDisks2","pattern":"InterfacesAdded","watch":"type='signal'"}}]"#
             )
         );
         assert_eq!(

@@ -9,6 +9,7 @@
 //!   agent's control socket.
 //! - [`config_push`]: the check list pushed to `POST /api/devices/v1/devicemonitor/config`.
 //! - [`management`]: what monitor-server's management API answers.
+//! - [`rejected`]: the agent's dead-letter file, alerts a destination refused on their own.
 //! - [`backoff`]: the one capped exponential backoff every watcher and client retries with.
 //! - [`duration`]: durations as users write them (`30`, `5m`, `2h30m`) and
 //!   [`duration::Expiration`], shared by check files, `monitorctl` and the alert engine.
@@ -21,6 +22,7 @@ pub mod config_push;
 pub mod control;
 pub mod duration;
 pub mod management;
+pub mod rejected;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -182,8 +182,10 @@ impl CheckKind {
         }
     }
 
-    /// The check as the backend's config push shows it; `None` for a kind Mender's config
-    /// push has no type for (it is then left out).
+    /// The check as the backend's config push shows it, named `<check>.sh` as Mender names
+    /// its check files (whatever the file here, YAML too, so a Mender server and its users
+    /// see the names they know); `None` for a kind Mender's config push has no type for (it
+    /// is then left out). The agent pushes enabled checks only, as Mender does.
     pub fn config_push(
         &self,
         id: &CheckId,
@@ -195,11 +197,13 @@ impl CheckKind {
         } else {
             CheckStatus::Disabled
         };
-        Some(match self {
+        let mut pushed = match self {
             CheckKind::Log(check) => check.config_push(id, status, settings),
             CheckKind::Service(check) => check.config_push(id, status),
             CheckKind::Dbus(check) => check.config_push(id, status, settings),
-        })
+        };
+        pushed.name = format!("{}.sh", id.name);
+        Some(pushed)
     }
 
     /// What the agent's watchers must watch for the check; `None` for a kind the agent

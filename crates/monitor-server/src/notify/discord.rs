@@ -156,7 +156,7 @@ fn failure(verdict: Verdict, channel: &Outgoing<'_>) -> Result<(), SendFailure> 
             after,
             reason: message,
         }),
-        Verdict::Rejected { message } => Err(SendFailure::Refused {
+        Verdict::Rejected { message, .. } => Err(SendFailure::Refused {
             reason: format!("Discord refused the message: {message}"),
         }),
         Verdict::Gone { .. } => Err(SendFailure::Refused {

@@ -70,7 +70,7 @@ pub enum Command {
     Validate,
     /// Show the alert history (state_dir/alerts.jsonl)
     #[command(
-        after_help = "Examples:\n  monitorctl alerts --last 20\n  monitorctl alerts --follow --json"
+        after_help = "Examples:\n  monitorctl alerts --last 20\n  monitorctl alerts --follow --json\n  monitorctl alerts --rejected"
     )]
     Alerts {
         /// Keep printing new alerts as they are recorded
@@ -85,6 +85,10 @@ pub enum Command {
         /// What each delivery destination has not taken yet, and why
         #[arg(long, conflicts_with_all = ["follow", "last"])]
         pending: bool,
+        /// Alerts a destination refused even on their own (400, 413), with its reason
+        /// (state_dir/rejected.jsonl); they are never sent again
+        #[arg(long, conflicts_with_all = ["follow", "last", "pending"])]
+        rejected: bool,
     },
     /// Live state of every check, from the running agent
     #[command(after_help = "Example:\n  monitorctl status")]

@@ -82,6 +82,11 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             ..
         } => pending(&args.folders, json)?,
         Command::Alerts {
+            rejected: true,
+            json,
+            ..
+        } => rejected(&args.folders, json)?,
+        Command::Alerts {
             follow, json, last, ..
         } => alerts(&args.folders, follow, json, last)?,
         Command::Status { json } => status(&args.folders, json)?,
@@ -468,6 +473,37 @@ fn pending(folders: &FolderArgs, json: bool) -> anyhow::Result<()> {
         ]);
     }
     print_table(&rows);
+    Ok(())
+}
+
+/// The dead-letter file: alerts a destination refused on their own, oldest first.
+fn rejected(folders: &FolderArgs, json: bool) -> anyhow::Result<()> {
+    let settings = settings(folders)?;
+    let records = monitor_store::read_rejected(&settings.state_dir)?;
+    let mut stdout = std::io::stdout().lock();
+    if records.is_empty() && !json {
+        writeln!(stdout, "no alert was refused by a destination")?;
+    }
+    for rejected in &records {
+        if json {
+            serde_json::to_writer(&mut stdout, rejected)?;
+            writeln!(stdout)?;
+            continue;
+        }
+        let alert = &rejected.record.alert;
+        writeln!(
+            stdout,
+            "{}  {}  {:<8}  {}  {}  (alert {} of {})\n    reason: {}",
+            rejected.rejected_at,
+            rejected.destination,
+            alert.level.to_string(),
+            rejected.record.check,
+            alert.name,
+            rejected.record.seq,
+            alert.timestamp,
+            rejected.reason
+        )?;
+    }
     Ok(())
 }
 

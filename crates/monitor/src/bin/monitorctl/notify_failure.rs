@@ -129,6 +129,7 @@ fn deliver_directly(settings: &Settings, record: HistoryRecord) -> anyhow::Resul
         let outcome = if batch.is_empty() {
             Ok(Outcome::Done {
                 through: record.seq,
+                rejected: Vec::new(),
             })
         } else {
             (destination.start)().map(|mut started| {
@@ -142,21 +143,26 @@ fn deliver_directly(settings: &Settings, record: HistoryRecord) -> anyhow::Resul
                         through: None,
                         after: Duration::ZERO,
                         message: format!("no answer within {DIRECT_DEADLINE:?}"),
+                        rejected: Vec::new(),
                     })
                 })
             })
         };
         match outcome {
-            Ok(Outcome::Done { through }) => outbox.acknowledge(&destination.name, through)?,
-            Ok(
-                Outcome::Dropped { message, .. }
-                | Outcome::Retry { message, .. }
-                | Outcome::Disable { message },
-            )
-            | Err(message) => eprintln!(
-                "warning: {}: {message}; the alert waits in the outbox for monitord",
-                destination.name
+            Ok(Outcome::Done { through, rejected }) if rejected.is_empty() => {
+                outbox.acknowledge(&destination.name, through)?
+            }
+            // The agent keeps a refused alert aside (its dead-letter file): left to it.
+            Ok(Outcome::Done { rejected, .. }) => eprintln!(
+                "warning: {}: {}; the alert waits in the outbox for monitord",
+                destination.name, rejected[0].message
             ),
+            Ok(Outcome::Retry { message, .. } | Outcome::Disable { message }) | Err(message) => {
+                eprintln!(
+                    "warning: {}: {message}; the alert waits in the outbox for monitord",
+                    destination.name
+                )
+            }
         }
     }
     Ok(())

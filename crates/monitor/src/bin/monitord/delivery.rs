@@ -7,19 +7,23 @@
 //! what the destination is done with, in memory too: the persist thread writes both to disk
 //! in parallel, so no delivery ever waits on an fsync (a crash in between resends, never
 //! loses). A destination that fails keeps its records (retry after the delay it was given);
-//! one that refuses them for good has them dropped and logged; one that is gone (a deleted
+//! a batch it refuses for good is split until only the alerts it refuses on their own are
+//! left, and those go to the dead-letter file (`state_dir/rejected.jsonl`, shown by
+//! `monitorctl alerts --rejected`), never silently away; one that is gone (a deleted
 //! Discord webhook) disables itself, loudly.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use monitor::destinations::{outbox_limits, plan_destinations};
 use monitor_config::Settings;
-use monitor_destination::{Destination, Filter, Outcome, PlannedDestination, Verdict};
+use monitor_destination::{Destination, Filter, Outcome, PlannedDestination, Rejection, Verdict};
 use monitor_wire::config_push::ConfigCheck;
 use monitor_wire::control::DestinationStatus;
-use monitor_wire::Timestamp;
+use monitor_wire::rejected::RejectedRecord;
+use monitor_wire::{HistoryRecord, Timestamp};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -28,6 +32,8 @@ use crate::persist::{lock, OutboxWriter, SharedOutbox};
 
 /// When pushing the configuration failed, try again after at least this long.
 const CONFIG_RETRY: Duration = Duration::from_secs(30);
+/// When the dead-letter file cannot be written, try the refused alerts again after this long.
+const DEAD_LETTER_RETRY: Duration = Duration::from_secs(30);
 
 /// A running destination task, as the loop knows it.
 struct Running {
@@ -136,6 +142,7 @@ impl Delivery {
                 writer: self.writer.clone(),
                 status: status.clone(),
                 stop: stop.clone(),
+                state_dir: settings.state_dir.clone(),
             };
             tokio::spawn(worker.run(destination, filter, self.device_id.clone(), pushes));
             tracing::info!(destination = %name, "delivering alerts");
@@ -178,6 +185,8 @@ struct Worker {
     writer: OutboxWriter,
     status: Arc<Mutex<DestinationStatus>>,
     stop: CancellationToken,
+    /// Where the dead-letter file is.
+    state_dir: PathBuf,
 }
 
 impl Worker {
@@ -222,7 +231,7 @@ impl Worker {
                     }
                 }
                 let outcome = batch.deliver(destination.as_mut(), &device_id).await;
-                if !self.settle(outcome).await {
+                if !self.settle(outcome, &records).await {
                     return;
                 }
                 continue;
@@ -249,24 +258,20 @@ impl Worker {
         let (after, message) = match verdict {
             Verdict::Delivered => return every,
             Verdict::Retry { after, message, .. } => (after.max(CONFIG_RETRY), message),
-            Verdict::Rejected { message } | Verdict::Gone { message } => (every, message),
+            Verdict::Rejected { message, .. } | Verdict::Gone { message } => (every, message),
         };
         tracing::warn!(destination = %self.name, "pushing the check configuration failed: {message}");
         after
     }
 
-    /// Apply an outcome; `false` when the destination is done for.
-    async fn settle(&mut self, outcome: Outcome) -> bool {
+    /// Apply an outcome for `records` (what the batch was made of); `false` when the
+    /// destination is done for.
+    async fn settle(&mut self, outcome: Outcome, records: &[HistoryRecord]) -> bool {
         match outcome {
-            Outcome::Done { through } => {
-                self.acknowledge(through);
-                let mut status = self.status();
-                status.last_error = None;
-                status.retry_at = None;
-                true
-            }
-            Outcome::Dropped { through, message } => {
-                tracing::error!(destination = %self.name, "the destination refused these alerts for good; dropping them: {message}");
+            Outcome::Done { through, rejected } => {
+                if !self.dead_letter(&rejected, records).await {
+                    return self.retry_rejected(&rejected, records).await;
+                }
                 self.acknowledge(through);
                 let mut status = self.status();
                 status.last_error = None;
@@ -277,7 +282,11 @@ impl Worker {
                 through,
                 after,
                 message,
+                rejected,
             } => {
+                if !self.dead_letter(&rejected, records).await {
+                    return self.retry_rejected(&rejected, records).await;
+                }
                 if let Some(through) = through {
                     self.acknowledge(through);
                 }
@@ -299,6 +308,80 @@ impl Worker {
                 status.last_error = Some(message);
                 false
             }
+        }
+    }
+
+    /// Keeps the alerts the destination refused on their own in the dead-letter file (off
+    /// the loop: it fsyncs); `false` when that could not be written.
+    async fn dead_letter(&self, rejected: &[Rejection], records: &[HistoryRecord]) -> bool {
+        if rejected.is_empty() {
+            return true;
+        }
+        let now = Timestamp::now();
+        let letters: Vec<RejectedRecord> = rejected
+            .iter()
+            .filter_map(|rejection| {
+                let record = records.iter().find(|record| record.seq == rejection.seq)?;
+                Some(RejectedRecord {
+                    destination: self.name.clone(),
+                    rejected_at: now,
+                    reason: rejection.message.clone(),
+                    shortened: false,
+                    record: record.clone(),
+                })
+            })
+            .collect();
+        for letter in &letters {
+            tracing::error!(
+                destination = %self.name,
+                seq = letter.record.seq,
+                "the destination refused alert {} `{}` ({}) even on its own; it will not be sent again and is kept in {}: see `monitorctl alerts --rejected`: {}",
+                letter.record.seq,
+                letter.record.alert.name,
+                letter.record.check,
+                self.state_dir.join(monitor_store::REJECTED_FILE_NAME).display(),
+                letter.reason
+            );
+        }
+        let state_dir = self.state_dir.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            monitor_store::append_rejected(&state_dir, &letters)
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => true,
+            Ok(Err(error)) => {
+                tracing::error!(destination = %self.name, "cannot keep the refused alerts aside: {error}; make sure {} is writable and not full: they stay in the outbox and are tried again in {}s", self.state_dir.display(), DEAD_LETTER_RETRY.as_secs());
+                false
+            }
+            Err(error) => {
+                tracing::error!(destination = %self.name, "cannot keep the refused alerts aside: {error}; they stay in the outbox");
+                false
+            }
+        }
+    }
+
+    /// The dead-letter file could not be written: what came before the first refused alert
+    /// is done with, the rest stays in the outbox and is tried again later.
+    async fn retry_rejected(&mut self, rejected: &[Rejection], records: &[HistoryRecord]) -> bool {
+        let first = rejected.iter().map(|rejection| rejection.seq).min();
+        let before = records
+            .iter()
+            .take_while(|record| Some(record.seq) < first)
+            .last()
+            .map(|record| record.seq);
+        if let Some(through) = before {
+            self.acknowledge(through);
+        }
+        {
+            let mut status = self.status();
+            status.last_error =
+                Some("refused alerts cannot be written to the dead-letter file".to_owned());
+            status.retry_at = Some(Timestamp(SystemTime::now() + DEAD_LETTER_RETRY));
+        }
+        tokio::select! {
+            _ = self.stop.cancelled() => false,
+            _ = tokio::time::sleep(DEAD_LETTER_RETRY) => true,
         }
     }
 }

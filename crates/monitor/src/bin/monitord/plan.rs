@@ -45,7 +45,8 @@ pub struct Plan {
     pub checks: Vec<(CheckId, CheckKind)>,
     /// Problems in check files, as users should read them.
     pub problems: Vec<String>,
-    /// Every check, enabled or not, as the backend's config push shows them.
+    /// Every enabled check as the backend's config push shows them (Mender pushes enabled
+    /// checks only: "Store configuration data on enabled checks", monitor-client 1.1.0).
     pub config_push: Vec<ConfigCheck>,
 }
 
@@ -63,6 +64,7 @@ pub fn plan(settings: &Settings, loaded: LoadedChecks) -> Plan {
     plan.config_push = loaded
         .checks
         .iter()
+        .filter(|check| check.enabled)
         .filter_map(|check| check.kind.config_push(&check.id, check.enabled, settings))
         .collect();
     for check in loaded.checks.into_iter().filter(|check| check.enabled) {
