@@ -566,10 +566,12 @@ fn validate_check(check: &Value) -> Result<(), String> {
         other => return Err(format!("status must be enabled or disabled, not {other}")),
     }
     let kind = non_empty_string(check, "type")?;
-    let required: &[&str] = match kind {
-        "log" => &["pattern", "path"],
-        "service" => &["name", "type"],
-        "dbus" => &["name", "pattern", "watch"],
+    // A D-Bus check's pattern and match rule may be empty (every signal; the whole bus),
+    // as in Mender's own check files and its docs' `create dbus ... u-power "" ...`.
+    let (required, may_be_empty): (&[&str], &[&str]) = match kind {
+        "log" => (&["pattern", "path"], &[]),
+        "service" => (&["name", "type"], &[]),
+        "dbus" => (&["name"], &["pattern", "watch"]),
         other => return Err(format!("type must be log, service or dbus, not {other}")),
     };
     let settings = check
@@ -577,6 +579,11 @@ fn validate_check(check: &Value) -> Result<(), String> {
         .ok_or_else(|| format!("{kind} is required for type {kind}"))?;
     for field in required {
         non_empty_string(settings, field).map_err(|reason| format!("{kind}.{reason}"))?;
+    }
+    for field in may_be_empty {
+        if !settings.get(*field).is_some_and(Value::is_string) {
+            return Err(format!("{kind}.{field} must be a string"));
+        }
     }
     Ok(())
 }
