@@ -5,17 +5,7 @@
 use std::time::{Duration, SystemTime};
 
 use crate::harness::Sandbox;
-use crate::podman::Podman;
-
-/// One podman engine at a time: two in parallel stall each other's API here (shared
-/// libpod locks), which would test podman, not the agent.
-static ONE_ENGINE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn one_engine() -> std::sync::MutexGuard<'static, ()> {
-    ONE_ENGINE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
+use crate::podman::{one_engine, Podman};
 
 fn sandbox_on(podman: &Podman, settings: &str) -> Sandbox {
     let mut sandbox = Sandbox::new();

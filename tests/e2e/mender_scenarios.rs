@@ -1057,17 +1057,12 @@ fn dbus_bus_filter(target: Target) {
 // ---------------------------------------------------------------------------------------
 // Docker events
 
-/// One podman engine at a time in this module (two in parallel stall each other here).
-static ONE_ENGINE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 /// Ports `test_monitorclient_dockerevents` with the real `docker` CLI on podman instead of
 /// Mender's fake `docker` script: `create dockerevents container_mycontainer_restart
 /// mycontainer restart <expiration>` (32 s there, 2 s here); `docker restart mycontainer`
 /// gives CRITICAL `Docker container mycontainer restart`, then the OK once it expires.
 fn dockerevents(target: Target) {
-    let _engine = ONE_ENGINE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _engine = crate::podman::one_engine();
     let Some(podman) = Podman::start() else {
         return;
     };
