@@ -187,8 +187,14 @@ fn dbus_name_is_a_label_and_sender_filters() {
     while critical.len() < 3 {
         let (_, alert) = alerts.expect_level("CRITICAL");
         let check = crate::harness::describe_check(&alert);
-        assert_ne!(check, "dbus nobody", "a sender filter let through {alert:#}");
-        assert!(critical.insert(check, alert).is_none(), "one CRITICAL per check");
+        assert_ne!(
+            check, "dbus nobody",
+            "a sender filter let through {alert:#}"
+        );
+        assert!(
+            critical.insert(check, alert).is_none(),
+            "one CRITICAL per check"
+        );
     }
     let test = &critical["dbus test"];
     assert_eq!(test["name"], "D-Bus signal arrived on bus system bus");

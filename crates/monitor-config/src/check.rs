@@ -51,9 +51,8 @@ pub(crate) fn parse_check_text(
     file: &Path,
 ) -> Result<(CheckDefinition, Vec<Problem>), Vec<Problem>> {
     match format {
-        CheckFormat::Yaml => {
-            CheckDefinition::from_yaml(id.subsystem, text, file).map(|checked| (checked, Vec::new()))
-        }
+        CheckFormat::Yaml => CheckDefinition::from_yaml(id.subsystem, text, file)
+            .map(|checked| (checked, Vec::new())),
         CheckFormat::MenderShell => {
             CheckDefinition::from_mender_shell_with_warnings(id.subsystem, text, file)
         }

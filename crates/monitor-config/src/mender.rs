@@ -345,10 +345,13 @@ fn closest_key(key: &str, known: &[&'static str]) -> Option<&'static str> {
         .map(|candidate| (shared_words(candidate), *candidate))
         .filter(|(shared, _)| *shared >= 2)
         // The first of equals: the kind lists its main keys first.
-        .fold(None, |best: Option<(usize, &'static str)>, next| match best {
-            Some(best) if best.0 >= next.0 => Some(best),
-            _ => Some(next),
-        })
+        .fold(
+            None,
+            |best: Option<(usize, &'static str)>, next| match best {
+                Some(best) if best.0 >= next.0 => Some(best),
+                _ => Some(next),
+            },
+        )
         .map(|(_, candidate)| candidate)
 }
 
@@ -583,7 +586,10 @@ LOG_ALERT_STATUS=it\'s" here"
             closest_key("LOG_PATERN_EXPIRATION", log),
             Some("LOG_PATTERN_EXPIRATION")
         );
-        assert_eq!(closest_key("LOG_ALERT_COLOUR", log), Some("LOG_ALERT_LEVEL"));
+        assert_eq!(
+            closest_key("LOG_ALERT_COLOUR", log),
+            Some("LOG_ALERT_LEVEL")
+        );
         assert_eq!(closest_key("COLOUR", log), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
     }

@@ -236,7 +236,10 @@ impl DbusCheck {
     /// one, and the match rule.
     pub fn describe_source(&self) -> String {
         match &self.sender {
-            Some(sender) => format!("{} sender={sender} {}", self.bus_name, self.watch_expression),
+            Some(sender) => format!(
+                "{} sender={sender} {}",
+                self.bus_name, self.watch_expression
+            ),
             None => format!("{} {}", self.bus_name, self.watch_expression),
         }
     }

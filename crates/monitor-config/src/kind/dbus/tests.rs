@@ -61,10 +61,9 @@ fn dbus_name_is_a_label_that_filters_nothing() {
         assert_eq!(sender, None, "{label}");
         assert!(regex.is_none());
         assert_eq!(watch_expression, "");
-        let CheckSpec::Pattern(spec) = check.engine_spec(
-            &CheckId::new(Subsystem::Dbus, "test"),
-            &Settings::default(),
-        ) else {
+        let CheckSpec::Pattern(spec) =
+            check.engine_spec(&CheckId::new(Subsystem::Dbus, "test"), &Settings::default())
+        else {
             panic!("not a pattern check");
         };
         assert_eq!(spec.alert_name, "D-Bus signal arrived on bus system bus");
@@ -74,7 +73,8 @@ fn dbus_name_is_a_label_that_filters_nothing() {
 
 #[test]
 fn sender_filters_and_must_be_a_bus_name() {
-    let yaml = "bus_name: upower\nsender: org.freedesktop.UPower\nwatch_expression: type='signal'\n";
+    let yaml =
+        "bus_name: upower\nsender: org.freedesktop.UPower\nwatch_expression: type='signal'\n";
     let definition = CheckDefinition::from_yaml(Subsystem::Dbus, yaml, &file()).unwrap();
     let CheckKind::Dbus(check) = definition.resolve(&file()).unwrap() else {
         panic!("not a dbus check");
@@ -96,8 +96,14 @@ fn sender_filters_and_must_be_a_bus_name() {
     for (bad, reason) in [
         ("upower", "it needs at least two elements separated by dots"),
         ("org..UPower", "an element between dots is empty"),
-        ("org.free desktop", "only letters, digits, _ and - may appear between the dots"),
-        ("org.2fast", "an element of a well-known name cannot start with a digit"),
+        (
+            "org.free desktop",
+            "only letters, digits, _ and - may appear between the dots",
+        ),
+        (
+            "org.2fast",
+            "an element of a well-known name cannot start with a digit",
+        ),
         ("", "it is empty"),
     ] {
         definition.sender = Some(bad.to_owned());
@@ -128,11 +134,14 @@ fn dbus_expiration_keys_and_default() {
         else {
             panic!("not a pattern check");
         };
-        (spec.expiration, check.config_push(
-            &CheckId::new(Subsystem::Dbus, "test"),
-            monitor_wire::config_push::CheckStatus::Enabled,
-            &settings,
-        ))
+        (
+            spec.expiration,
+            check.config_push(
+                &CheckId::new(Subsystem::Dbus, "test"),
+                monitor_wire::config_push::CheckStatus::Enabled,
+                &settings,
+            ),
+        )
     };
     let seconds = |seconds| Expiration::After(std::time::Duration::from_secs(seconds));
     assert_eq!(expiration("DBUS_NAME=test\n").0, seconds(60));

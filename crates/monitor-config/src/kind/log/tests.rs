@@ -170,10 +170,9 @@ fn mender_description_is_the_name_and_details_the_description() {
     let CheckKind::Log(check) = definition.resolve(&mender_file()).unwrap() else {
         panic!("not a log check");
     };
-    let CheckSpec::Pattern(spec) = check.engine_spec(
-        &CheckId::new(Subsystem::Log, "usb"),
-        &Settings::default(),
-    ) else {
+    let CheckSpec::Pattern(spec) =
+        check.engine_spec(&CheckId::new(Subsystem::Log, "usb"), &Settings::default())
+    else {
         panic!("not a pattern check");
     };
     assert_eq!(spec.alert_name, "USB device gone");

@@ -230,7 +230,11 @@ fn validate(folders: &FolderArgs, check_dir: &CheckDir) -> anyhow::Result<ExitCo
     }
     let loaded = check_dir.load();
     // Warnings are about checks that run regardless: shown, not counted as failures.
-    for warning in loaded.problems.iter().filter(|problem| problem.is_warning()) {
+    for warning in loaded
+        .problems
+        .iter()
+        .filter(|problem| problem.is_warning())
+    {
         eprintln!("warning: {warning}");
     }
     problems.extend(
