@@ -347,16 +347,51 @@ fn alert_overrides_and_context_settings_shape_the_alert() {
     fs::write(
         config.join("available/log_custom.yaml"),
         format!(
-            "pattern: 'fail(ed|ure)'\nsource: {}\nexpiration: never\nlines_before: 1\nlines_after: 1\nalert:\n  name: App failed\n  description: the app logged a failure\n  details: 'saw: %line_matching'\n  status: APPFAILED\n  type: app\n",
+            "pattern: 'fail(ed|ure)'\nsource: {}\nexpiration: never\nlines_before: 1\nlines_after: 1\nalert:\n  name: App failed\n  description: 'the app logged a failure, saw: %line_matching'\n  status: APPFAILED\n  type: app\n",
             log.display()
         ),
     )
     .unwrap();
     sandbox.monitorctl_quietly(&["enable", "log", "custom"]);
-    let _agent = sandbox.start_agent();
+    // The same as Mender writes it: LOG_ALERT_DESCRIPTION is the alert's name and
+    // LOG_ALERT_DETAILS its description. A key Mender does not know is ignored with a
+    // warning, as Mender (which sources the file) ignores it.
+    fs::write(
+        config.join("available/log_mender.sh"),
+        format!(
+            "SERVICE_NAME=\"mender\"\nLOG_FILE=\"{}\"\nLOG_PATTERN=\"no disk\"\nLOG_ALERT_DESCRIPTION=\"Disk gone\"\nLOG_ALERT_DETAILS=\"Alert was raised due to:%line_matching\"\nLOG_PATERN_EXPIRATION=32\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    sandbox.monitorctl_quietly(&["enable", "log", "mender"]);
+    let validate = sandbox.monitorctl(&["validate"]);
+    let warnings = crate::harness::stderr(&validate);
+    assert!(validate.status.success(), "{warnings}");
+    assert!(
+        warnings.contains("log_mender.sh: LOG_PATERN_EXPIRATION: line 6: unknown key for a log check, ignored: Mender ignores it too; remove it or use LOG_PATTERN_EXPIRATION if you meant it"),
+        "{warnings}"
+    );
+    let agent = sandbox.start_agent();
     let mut alerts = sandbox.follow_alerts();
     append(&log, "one\ntwo\nstartup failed: no disk\nthree\nfour\n");
-    let (_, alert) = alerts.expect("CRITICAL", "log custom");
+    let mut critical = std::collections::BTreeMap::new();
+    while critical.len() < 2 {
+        let (_, alert) = alerts.expect_level("CRITICAL");
+        critical.insert(crate::harness::describe_check(&alert), alert);
+    }
+    let mender = &critical["log mender"];
+    assert_eq!(mender["name"], "Disk gone");
+    assert_eq!(
+        mender["subject"]["details"]["description"],
+        "Alert was raised due to:startup failed: no disk"
+    );
+    assert!(
+        agent.log().contains("LOG_PATERN_EXPIRATION"),
+        "the agent logs the warning: {}",
+        agent.log()
+    );
+    let alert = &critical["log custom"];
     assert_eq!(alert["name"], "App failed");
     let subject = &alert["subject"];
     assert_eq!(
@@ -364,8 +399,11 @@ fn alert_overrides_and_context_settings_shape_the_alert() {
         (Some("app"), Some("APPFAILED"))
     );
     let details = &subject["details"];
-    assert_eq!(details["description"], "the app logged a failure");
-    assert_eq!(details["message"], "saw: startup failed: no disk");
+    assert_eq!(
+        details["description"],
+        "the app logged a failure, saw: startup failed: no disk"
+    );
+    assert!(details.get("message").is_none(), "{details}");
     assert_eq!(
         details["lines_before"],
         serde_json::json!([{"line_number": 2, "data": "two"}])

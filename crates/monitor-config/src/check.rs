@@ -54,33 +54,40 @@ impl Check {
     }
 }
 
-/// Reads a check file's text in either format into a definition.
+/// Reads a check file's text in either format into a definition, with its warnings.
 pub(crate) fn parse_check_text(
     id: &CheckId,
     format: CheckFormat,
     text: &str,
     file: &Path,
-) -> Result<CheckDefinition, Vec<Problem>> {
+) -> Result<(CheckDefinition, Vec<Problem>), Vec<Problem>> {
     match format {
-        CheckFormat::Yaml => CheckDefinition::from_yaml(id.subsystem, text, file),
-        CheckFormat::MenderShell => CheckDefinition::from_mender_shell(id.subsystem, text, file),
+        CheckFormat::Yaml => CheckDefinition::from_yaml(id.subsystem, text, file)
+            .map(|checked| (checked, Vec::new())),
+        CheckFormat::MenderShell => {
+            CheckDefinition::from_mender_shell_with_warnings(id.subsystem, text, file)
+        }
     }
 }
 
-/// Reads and validates a check file's text in either format. Problems in a Mender file name
-/// its keys (`LOG_PATTERN`), not ours.
+/// Reads and validates a check file's text in either format: the check and its warnings
+/// (problems that do not stop it), or every problem. Problems in a Mender file name its keys
+/// (`LOG_PATTERN`), not ours.
 pub(crate) fn resolve_check_text(
     id: &CheckId,
     format: CheckFormat,
     text: &str,
     file: &Path,
-) -> Result<CheckKind, Vec<Problem>> {
-    let definition = parse_check_text(id, format, text, file)?;
-    definition.resolve(file).map_err(|problems| match format {
-        CheckFormat::Yaml => problems,
-        CheckFormat::MenderShell => problems
-            .into_iter()
-            .map(|problem| rename_fields_to_mender(id.subsystem, problem))
-            .collect(),
-    })
+) -> Result<(CheckKind, Vec<Problem>), Vec<Problem>> {
+    let (definition, warnings) = parse_check_text(id, format, text, file)?;
+    match definition.resolve(file) {
+        Ok(kind) => Ok((kind, warnings)),
+        Err(problems) => {
+            let problems = problems.into_iter().map(|problem| match format {
+                CheckFormat::Yaml => problem,
+                CheckFormat::MenderShell => rename_fields_to_mender(id.subsystem, problem),
+            });
+            Err(warnings.into_iter().chain(problems).collect())
+        }
+    }
 }

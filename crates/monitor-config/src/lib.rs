@@ -28,7 +28,9 @@
 //!   `monitor_wire::duration`'s, shared with the engine.
 //!
 //! Mender's `.sh` check files are parsed as data and never run: values that need a shell
-//! (`$VAR`, `$(...)`) are refused with a problem rather than guessed.
+//! (`$VAR`, `$(...)`) are refused with a problem rather than guessed. A key no kind reads is
+//! ignored, as Mender (which sources the file) ignores it, with a warning ([`Severity`]):
+//! the check runs regardless.
 //!
 //! This crate does no watching and no alerting, and keeps no state: it only reads and
 //! writes configuration files. It does not watch the directory for changes either; the
@@ -57,7 +59,7 @@ pub use mender_settings::{
     convert_mender_settings, merge_settings, CarriedSetting, MenderSettings, MergedSettings,
     NotCarried, Unplaced, MENDER_CONFIG_FILE,
 };
-pub use problem::Problem;
+pub use problem::{Problem, Severity};
 // Every settings type: a destination's settings struct needs no line here.
 pub use settings::*;
 pub use store::{

@@ -4,6 +4,11 @@
 //! (double, single or no quotes, `export`, comments, `\"` inside double quotes) and refuse
 //! what would need a shell to mean something (`$VAR`, `$(...)`, backquotes, pipes), so that
 //! a value never silently differs from what Mender would have used.
+//!
+//! A key the check's kind does not read is ignored, as it is by Mender, which sources the
+//! file and reads only its own variables (its own test suite writes `DBUS_WATCH_PATTERN`,
+//! which it does not read): the check is kept, and the key reported as a warning, naming the
+//! closest known key when there is one.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -282,12 +287,12 @@ pub(crate) fn read_values<'a>(
         file_problems: errors
             .into_iter()
             .map(|error| Problem {
-                file: file.to_owned(),
                 field: error.key,
-                message: error.message,
+                ..Problem::in_file(file, error.message)
             })
             .collect(),
         problems: Vec::new(),
+        warnings: Vec::new(),
     };
     for assignment in assignments {
         match known.iter().find(|key| **key == assignment.key) {
@@ -297,28 +302,86 @@ pub(crate) fn read_values<'a>(
                     .values
                     .insert(key, (assignment.value, assignment.line));
             }
-            None => values.file_problems.push(Problem::at_field(
-                file,
-                assignment.key,
-                format!(
-                    "line {}: unknown key for a {subsystem} check: use one of {} (or remove the line)",
-                    assignment.line,
-                    known.join(", ")
-                ),
-            )),
+            None => {
+                let advice = match closest_key(&assignment.key, known) {
+                    Some(closest) => format!("remove it or use {closest} if you meant it"),
+                    None => format!("remove it, or use one of {}", known.join(", ")),
+                };
+                values.warnings.push(Problem::warning_at_field(
+                    file,
+                    assignment.key,
+                    format!(
+                        "line {}: unknown key for a {subsystem} check, ignored: Mender ignores it too; {advice}",
+                        assignment.line
+                    ),
+                ));
+            }
         }
     }
     values
+}
+
+/// The known key `key` was most likely meant to be: one a typo away (`LOG_PATERN`), else
+/// the one that shares the most leading words, at least two (`DBUS_WATCH_PATTERN` for
+/// `DBUS_WATCH_EXPRESSION`). `None` when nothing is close.
+fn closest_key(key: &str, known: &[&'static str]) -> Option<&'static str> {
+    let typo_distance = (key.len() / 4).max(1);
+    let by_typo = known
+        .iter()
+        .map(|candidate| (edit_distance(key, candidate), *candidate))
+        .filter(|(distance, _)| *distance <= typo_distance)
+        .min_by_key(|(distance, _)| *distance);
+    if let Some((_, candidate)) = by_typo {
+        return Some(candidate);
+    }
+    let shared_words = |candidate: &str| {
+        key.split('_')
+            .zip(candidate.split('_'))
+            .take_while(|(ours, theirs)| ours == theirs)
+            .count()
+    };
+    known
+        .iter()
+        .map(|candidate| (shared_words(candidate), *candidate))
+        .filter(|(shared, _)| *shared >= 2)
+        // The first of equals: the kind lists its main keys first.
+        .fold(
+            None,
+            |best: Option<(usize, &'static str)>, next| match best {
+                Some(best) if best.0 >= next.0 => Some(best),
+                _ => Some(next),
+            },
+        )
+        .map(|(_, candidate)| candidate)
+}
+
+/// Levenshtein distance over bytes (keys are ASCII).
+fn edit_distance(first: &str, second: &str) -> usize {
+    let second = second.as_bytes();
+    let mut previous: Vec<usize> = (0..=second.len()).collect();
+    for (row, &byte) in first.as_bytes().iter().enumerate() {
+        let mut current = vec![row + 1; second.len() + 1];
+        for column in 0..second.len() {
+            let substitution = previous[column] + usize::from(byte != second[column]);
+            current[column + 1] = substitution
+                .min(previous[column + 1] + 1)
+                .min(current[column] + 1);
+        }
+        previous = current;
+    }
+    previous[second.len()]
 }
 
 /// The known keys of one file, and the problems found while converting them.
 pub(crate) struct MenderValues<'a> {
     pub(crate) file: &'a Path,
     values: BTreeMap<&'static str, (String, usize)>,
-    /// Lines that are not assignments, unknown keys, a file no kind reads.
+    /// Lines that are not assignments, a file no kind reads.
     file_problems: Vec<Problem>,
     /// What the kind found wrong with the values.
     pub(crate) problems: Vec<Problem>,
+    /// Keys no kind reads: ignored, as Mender ignores them.
+    warnings: Vec<Problem>,
 }
 
 impl MenderValues<'_> {
@@ -327,14 +390,22 @@ impl MenderValues<'_> {
         self.file_problems.push(problem);
     }
 
-    /// The definition the kind made, unless anything was wrong: then every problem, those
-    /// of the file's lines first.
-    pub(crate) fn finish<T>(self, definition: Option<T>) -> Result<T, Vec<Problem>> {
-        let mut problems = self.file_problems;
-        problems.extend(self.problems);
+    /// The definition the kind made and its warnings, unless anything was wrong: then every
+    /// problem, warnings included, those of the file's lines first.
+    pub(crate) fn finish<T>(
+        self,
+        definition: Option<T>,
+    ) -> Result<(T, Vec<Problem>), Vec<Problem>> {
         match definition {
-            Some(definition) if problems.is_empty() => Ok(definition),
-            _ => Err(problems),
+            Some(definition) if self.file_problems.is_empty() && self.problems.is_empty() => {
+                Ok((definition, self.warnings))
+            }
+            _ => {
+                let mut problems = self.file_problems;
+                problems.extend(self.warnings);
+                problems.extend(self.problems);
+                Err(problems)
+            }
         }
     }
 
@@ -473,5 +544,53 @@ LOG_ALERT_STATUS=it\'s" here"
                 line: 3
             }]
         );
+    }
+
+    /// Mender sources the file and ignores what it does not read: so do we, with a warning
+    /// that names the key, its line and the key probably meant.
+    #[test]
+    fn unknown_keys_are_warnings_and_the_check_is_kept() {
+        let file = Path::new("/etc/monitor/available/dbus_test.sh");
+        let known = &crate::kind::MENDER_DBUS_KEYS;
+        let text = "DBUS_NAME=test\nDBUS_WATCH_PATTERN=type='signal',interface='io.mender.Authentication1'\nDBUS_PATERN=x\nCOLOUR=red\n";
+        let values = read_values(Subsystem::Dbus, known, text, file);
+        let (name, warnings) = values.finish(Some("kept")).unwrap();
+        assert_eq!(name, "kept");
+        assert!(warnings.iter().all(Problem::is_warning));
+        assert_eq!(
+            warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            [
+                "/etc/monitor/available/dbus_test.sh: DBUS_WATCH_PATTERN: line 2: unknown key for a dbus check, ignored: Mender ignores it too; remove it or use DBUS_WATCH_EXPRESSION if you meant it",
+                "/etc/monitor/available/dbus_test.sh: DBUS_PATERN: line 3: unknown key for a dbus check, ignored: Mender ignores it too; remove it or use DBUS_PATTERN if you meant it",
+                "/etc/monitor/available/dbus_test.sh: COLOUR: line 4: unknown key for a dbus check, ignored: Mender ignores it too; remove it, or use one of DBUS_NAME, DBUS_PATTERN, DBUS_WATCH_EXPRESSION, DBUS_ALERT_EXPIRATION, DBUS_PATTERN_EXPIRATION",
+            ]
+        );
+
+        // With a real problem, the file is refused and the warnings are listed with it.
+        let values = read_values(Subsystem::Dbus, known, "COLOUR=red\nA=$HOME\n", file);
+        let problems = values.finish(Some("refused")).unwrap_err();
+        assert_eq!(
+            problems
+                .iter()
+                .map(|problem| (problem.field.as_deref(), problem.is_warning()))
+                .collect::<Vec<_>>(),
+            [(Some("A"), false), (Some("COLOUR"), true)]
+        );
+    }
+
+    #[test]
+    fn closest_keys() {
+        let log = &crate::kind::MENDER_LOG_KEYS;
+        assert_eq!(closest_key("LOG_PATERN", log), Some("LOG_PATTERN"));
+        assert_eq!(
+            closest_key("LOG_PATERN_EXPIRATION", log),
+            Some("LOG_PATTERN_EXPIRATION")
+        );
+        assert_eq!(
+            closest_key("LOG_ALERT_COLOUR", log),
+            Some("LOG_ALERT_LEVEL")
+        );
+        assert_eq!(closest_key("COLOUR", log), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 }

@@ -9,7 +9,8 @@ use serde_norway::{Mapping, Value};
 /// One thing wrong with a configuration file: which file, which field (if known), and what
 /// to do about it.
 ///
-/// Displays as `<file>: <field>: <message>`, or `<file>: <message>` without a field.
+/// Displays as `<file>: <field>: <message>`, or `<file>: <message>` without a field; the
+/// severity is not part of it, so each caller says it its own way.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Problem {
     pub file: PathBuf,
@@ -17,6 +18,17 @@ pub struct Problem {
     pub field: Option<String>,
     /// Lowercase, no trailing period, says what to do.
     pub message: String,
+    pub severity: Severity,
+}
+
+/// Whether a problem keeps its check (or the settings) from being used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    /// The check is refused until the file is fixed.
+    #[default]
+    Error,
+    /// The check runs regardless (a key Mender ignores, so we do too); worth fixing.
+    Warning,
 }
 
 impl Problem {
@@ -26,6 +38,7 @@ impl Problem {
             file: file.into(),
             field: None,
             message: message.into(),
+            severity: Severity::Error,
         }
     }
 
@@ -39,7 +52,25 @@ impl Problem {
             file: file.into(),
             field: Some(field.into()),
             message: message.into(),
+            severity: Severity::Error,
         }
+    }
+
+    /// Something about one field that does not stop the check from running.
+    pub fn warning_at_field(
+        file: impl Into<PathBuf>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Problem {
+            severity: Severity::Warning,
+            ..Problem::at_field(file, field, message)
+        }
+    }
+
+    /// Whether the check (or settings) it is about is used regardless.
+    pub fn is_warning(&self) -> bool {
+        self.severity == Severity::Warning
     }
 }
 

@@ -56,9 +56,13 @@ pub struct Settings {
     )]
     pub alert_log_max_age: Duration,
     /// How long a log alert stays CRITICAL after the last match when its check says nothing
-    /// (`DEFAULT_LOG_PATTERN_EXPIRATION_SECONDS`). Default 5 minutes.
-    #[serde(default = "default_log_pattern_expiration")]
+    /// (`DEFAULT_LOG_PATTERN_EXPIRATION_SECONDS`). Default never: until cleared, as in
+    /// Mender ("this Alert will remain unless a manual alert cleaning is performed").
+    #[serde(default = "default_pattern_expiration")]
     pub default_log_pattern_expiration: Expiration,
+    /// The same for D-Bus checks (`DEFAULT_DBUS_ALERT_EXPIRATION_SECONDS`). Default never.
+    #[serde(default = "default_pattern_expiration")]
+    pub default_dbus_alert_expiration: Expiration,
     /// Lines sent before a matching log line (`DEFAULT_LOG_LINES_BEFORE`). Default 30.
     #[serde(default = "default_log_lines")]
     pub log_lines_before: usize,
@@ -278,8 +282,8 @@ fn default_alert_log_max_age() -> Duration {
     Duration::from_secs(3600)
 }
 
-fn default_log_pattern_expiration() -> Expiration {
-    Expiration::After(Duration::from_secs(300))
+fn default_pattern_expiration() -> Expiration {
+    Expiration::Never
 }
 
 fn default_log_lines() -> usize {
@@ -307,7 +311,8 @@ impl Default for Settings {
             flapping_interval: default_flapping_interval(),
             flapping_count_threshold: default_flapping_count_threshold(),
             alert_log_max_age: default_alert_log_max_age(),
-            default_log_pattern_expiration: default_log_pattern_expiration(),
+            default_log_pattern_expiration: default_pattern_expiration(),
+            default_dbus_alert_expiration: default_pattern_expiration(),
             log_lines_before: default_log_lines(),
             log_lines_after: default_log_lines(),
             log_first_read_limit: default_log_first_read_limit(),
@@ -459,27 +464,44 @@ impl Settings {
         problems
     }
 
-    /// A pattern check's expiration: its own, else `default_log_pattern_expiration`; a zero
+    /// A log check's expiration: its own, else `default_log_pattern_expiration`; a zero
     /// length is never, as in Mender.
     pub fn pattern_expiration(&self, expiration: Option<Expiration>) -> Expiration {
-        match expiration.unwrap_or(self.default_log_pattern_expiration) {
-            Expiration::After(duration) if !duration.is_zero() => Expiration::After(duration),
-            _ => Expiration::Never,
-        }
+        nonzero_or_never(expiration.unwrap_or(self.default_log_pattern_expiration))
+    }
+
+    /// A D-Bus check's expiration: its own, else `default_dbus_alert_expiration`; a zero
+    /// length is never.
+    pub fn dbus_alert_expiration(&self, expiration: Option<Expiration>) -> Expiration {
+        nonzero_or_never(expiration.unwrap_or(self.default_dbus_alert_expiration))
     }
 
     /// [`Settings::pattern_expiration`] in whole seconds, as the config push writes it;
     /// `None` for never.
     pub fn expire_seconds(&self, expiration: Option<Expiration>) -> Option<u64> {
-        self.pattern_expiration(expiration)
-            .duration()
-            .map(|duration| duration.as_secs())
+        whole_seconds(self.pattern_expiration(expiration))
+    }
+
+    /// [`Settings::dbus_alert_expiration`] in whole seconds; `None` for never.
+    pub fn dbus_expire_seconds(&self, expiration: Option<Expiration>) -> Option<u64> {
+        whole_seconds(self.dbus_alert_expiration(expiration))
     }
 
     /// The local alert history, `state_dir/alerts.jsonl`.
     pub fn alert_history_path(&self) -> PathBuf {
         self.state_dir.join("alerts.jsonl")
     }
+}
+
+fn nonzero_or_never(expiration: Expiration) -> Expiration {
+    match expiration {
+        Expiration::After(duration) if !duration.is_zero() => Expiration::After(duration),
+        _ => Expiration::Never,
+    }
+}
+
+fn whole_seconds(expiration: Expiration) -> Option<u64> {
+    expiration.duration().map(|duration| duration.as_secs())
 }
 
 /// Loads `config_dir/monitor.yaml`. A missing or empty file gives the defaults; otherwise

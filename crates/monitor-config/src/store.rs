@@ -257,7 +257,8 @@ fn is_docker_events_file(file: &Path) -> bool {
 pub struct LoadedChecks {
     /// Sorted by id.
     pub checks: Vec<Check>,
-    /// Sorted by file; the problems of one file in the order they were found.
+    /// Sorted by file; the problems of one file in the order they were found. Warnings
+    /// ([`Problem::is_warning`]) are about checks that were loaded regardless.
     pub problems: Vec<Problem>,
 }
 
@@ -412,13 +413,17 @@ impl CheckDir {
                 }
             };
             match resolve_check_text(&id, format, &text, &file) {
-                Ok(kind) => checks.push(Check {
-                    enabled: enabled_names.contains(&name),
-                    id,
-                    file,
-                    format,
-                    kind,
-                }),
+                Ok((kind, warnings)) => {
+                    // The check runs; its warnings are listed with the problems.
+                    problems.extend(warnings);
+                    checks.push(Check {
+                        enabled: enabled_names.contains(&name),
+                        id,
+                        file,
+                        format,
+                        kind,
+                    })
+                }
                 Err(file_problems) => problems.extend(file_problems),
             }
         }

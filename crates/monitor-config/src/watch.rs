@@ -20,7 +20,8 @@ pub enum Watch {
         lines_before: Option<usize>,
         /// `None`: the settings' `log_lines_after`.
         lines_after: Option<usize>,
-        /// The check's `alert.details` template, filled in for each match.
+        /// The check's `alert.description` (Mender's `LOG_ALERT_DETAILS`): the alert's
+        /// `details.description`, with `%line_matching` replaced by the line of each match.
         details_template: Option<String>,
         /// Where the check begins on a file it has not read yet (a command's output is a
         /// stream, read from when the command starts).
@@ -34,9 +35,10 @@ pub enum Watch {
     },
     /// Whether a container of the local Docker (or Podman) engine runs.
     Container { name: String },
-    /// D-Bus signals matching a match rule, from a bus name, and a regex over their text.
+    /// D-Bus signals matching a match rule and a regex over their text, from `sender` when
+    /// it is set (a valid bus name), else from anybody.
     Signal {
-        bus_name: String,
+        sender: Option<String>,
         regex: Option<regex::bytes::Regex>,
         watch_expression: String,
     },

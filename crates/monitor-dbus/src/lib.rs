@@ -2,7 +2,8 @@
 //! (`create dbus <check> <dbus_name> <pattern> <watch_expression> [expiration]`).
 //!
 //! [`run`] connects to one bus ([`SignalBus`]), registers every check's watch expression as a
-//! match rule (`AddMatch`; a check's `dbus_name` restricts the rule to that sender), renders
+//! match rule (`AddMatch`; a check's optional `sender` restricts the rule to that bus name;
+//! Mender's `DBUS_NAME` is only a label and never reaches this crate), renders
 //! each arriving signal as one line of text ([`render_signal`], like `dbus-monitor`), and
 //! sends a [`SignalEvent::Matched`] for every check whose rule matches the signal and whose
 //! pattern matches the text. One connection carries the signals of all rules, so the watcher
@@ -76,9 +77,10 @@ impl fmt::Display for SignalBus {
 #[derive(Debug, Clone)]
 pub struct WatchedSignal {
     pub check: CheckId,
-    /// Mender's `DBUS_NAME`: only signals from this sender (a well-known or unique bus name)
-    /// count, unless the watch expression names a `sender=` itself. Empty: any sender.
-    pub bus_name: String,
+    /// Only signals from this sender (a well-known or unique bus name) count; `None`: any
+    /// sender, or the one the watch expression names with `sender=`. Not Mender's
+    /// `DBUS_NAME`, which is a label.
+    pub sender: Option<String>,
     /// Matched against the signal's text ([`render_signal`]); `None`: every signal.
     pub pattern: Option<regex::bytes::Regex>,
     /// A D-Bus match rule as users write it, e.g.
@@ -101,7 +103,7 @@ pub struct SignalWatchConfig {
 ///   `sender`, `path`, `interface`, `member` (strings, when the signal has them), `args` (a
 ///   JSON array) and, when earlier matches of the same check within 100 ms were folded into
 ///   this one, `coalesced` (how many).
-/// - `Problem`: the check's watch expression or sender name is invalid, or the bus refused
+/// - `Problem`: the check's watch expression or sender is invalid, or the bus refused
 ///   it: sent once; the check is not watched until a config fixes it.
 /// - `Connected`: connected to the bus with every rule registered; signals sent from now on
 ///   are seen. Sent after every (re)connection, also after a new config (which connects anew).

@@ -24,22 +24,30 @@ pub(crate) struct ResolvedRule {
 
 const EXAMPLE: &str = "write it like type='signal',interface='org.example.Foo'";
 
-/// Resolves a check's watch expression and `DBUS_NAME`. The error is a message for people.
-pub(crate) fn resolve(watch_expression: &str, bus_name: &str) -> Result<ResolvedRule, String> {
+/// Resolves a check's watch expression and its optional `sender`. The error is a message
+/// for people.
+pub(crate) fn resolve(
+    watch_expression: &str,
+    sender: Option<&str>,
+) -> Result<ResolvedRule, String> {
     let quoted = format!("watch expression \"{watch_expression}\"");
     let mut pairs = parse(watch_expression).map_err(|error| format!("{quoted}: {error}"))?;
-    let bus_name = bus_name.trim();
     let has = |pairs: &[(String, String)], key: &str| pairs.iter().any(|(k, _)| k == key);
     if !has(&pairs, "type") {
         pairs.insert(0, ("type".to_owned(), "signal".to_owned()));
     }
-    if !bus_name.is_empty() && !has(&pairs, "sender") {
-        if let Err(error) = BusName::try_from(bus_name) {
+    if let Some(sender) = sender.map(str::trim) {
+        if has(&pairs, "sender") {
             return Err(format!(
-                "D-Bus name \"{bus_name}\" is not a valid bus name ({error}); use a name like org.example.Service, or leave it empty for any sender"
+                "{quoted} names a sender and the check's sender is \"{sender}\" too: keep one of them"
             ));
         }
-        pairs.push(("sender".to_owned(), bus_name.to_owned()));
+        if let Err(error) = BusName::try_from(sender) {
+            return Err(format!(
+                "sender \"{sender}\" is not a valid bus name ({error}); use a name like org.example.Service, or remove it for any sender"
+            ));
+        }
+        pairs.push(("sender".to_owned(), sender.to_owned()));
     }
     let rule = build(&pairs).map_err(|error| format!("{quoted}: {error}"))?;
     let well_known_sender = match rule.sender() {
@@ -203,7 +211,7 @@ mod tests {
     fn rules_are_read_like_dbus_daemon_reads_them() {
         let resolved = resolve(
             " type='signal', interface=org.example.Sensor ,arg0='it'\\''s hot'",
-            "",
+            None,
         )
         .unwrap();
         assert_eq!(
@@ -214,7 +222,8 @@ mod tests {
 
     #[test]
     fn signals_only_and_the_sender_is_added() {
-        let resolved = resolve("interface='org.example.Sensor'", "org.example.Owner").unwrap();
+        let resolved =
+            resolve("interface='org.example.Sensor'", Some("org.example.Owner")).unwrap();
         assert_eq!(
             resolved.add_match,
             "type='signal',interface='org.example.Sensor',sender='org.example.Owner'"
@@ -223,10 +232,13 @@ mod tests {
             resolved.well_known_sender.as_deref(),
             Some("org.example.Owner")
         );
-        let own_sender = resolve("sender=':1.7'", "org.example.Owner").unwrap();
+        let own_sender = resolve("sender=':1.7'", None).unwrap();
         assert_eq!(own_sender.add_match, "type='signal',sender=':1.7'");
         assert_eq!(own_sender.well_known_sender, None);
-        assert_eq!(resolve("", "").unwrap().add_match, "type='signal'");
+        assert_eq!(resolve("", None).unwrap().add_match, "type='signal'");
+        assert!(resolve("sender=':1.7'", Some("org.example.Owner"))
+            .unwrap_err()
+            .contains("keep one of them"));
     }
 
     #[test]
@@ -243,11 +255,11 @@ mod tests {
             ("type='signal',type='signal'", "given twice"),
             ("arg64='x'", "unknown key `arg64`"),
         ] {
-            let error = resolve(rule, "").unwrap_err();
+            let error = resolve(rule, None).unwrap_err();
             assert!(error.contains(expected), "{rule}: {error}");
         }
-        assert!(resolve("", "not a name")
+        assert!(resolve("", Some("not a name"))
             .unwrap_err()
-            .contains("D-Bus name"));
+            .contains("not a valid bus name"));
     }
 }

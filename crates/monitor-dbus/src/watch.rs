@@ -251,7 +251,7 @@ impl Watcher {
         }
         self.bus = config.bus;
         for signal in config.signals {
-            match rule::resolve(&signal.watch_expression, &signal.bus_name) {
+            match rule::resolve(&signal.watch_expression, signal.sender.as_deref()) {
                 Ok(resolved) => {
                     let coalescer = previous.remove(&signal.check).unwrap_or_default();
                     self.checks.push(CheckWatch {

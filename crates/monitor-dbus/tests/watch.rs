@@ -128,10 +128,11 @@ fn check(name: &str) -> CheckId {
     CheckId::new(Subsystem::Dbus, name)
 }
 
-fn signal(name: &str, bus_name: &str, pattern: &str, watch_expression: &str) -> WatchedSignal {
+/// A check; `sender` empty: from anybody.
+fn signal(name: &str, sender: &str, pattern: &str, watch_expression: &str) -> WatchedSignal {
     WatchedSignal {
         check: check(name),
-        bus_name: bus_name.to_owned(),
+        sender: (!sender.is_empty()).then(|| sender.to_owned()),
         pattern: (!pattern.is_empty()).then(|| regex::bytes::Regex::new(pattern).unwrap()),
         watch_expression: watch_expression.to_owned(),
     }
@@ -259,7 +260,7 @@ async fn without_a_pattern_every_signal_of_the_rule_matches() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_bus_name_restricts_the_check_to_that_sender() {
+async fn a_sender_restricts_the_check_to_that_bus_name() {
     let Some(bus) = PrivateBus::start() else {
         return;
     };

@@ -85,8 +85,10 @@ impl ConditionState {
                     return None;
                 }
                 course.since = now_boot;
+                // Mender: the threshold is the "amount of flaps which need to happen within
+                // the FLAPPING_INTERVAL to create a flapping alert", so reaching it flaps.
                 if changes_within_window(&course.changes, settings, now_boot)
-                    > settings.flapping_count_threshold as usize
+                    >= flapping_threshold(settings)
                 {
                     course.flapping = true;
                     return Some(alert(
@@ -120,22 +122,22 @@ impl ConditionState {
         }
     }
 
-    /// When a flapping episode ends: the first time at which no more than the threshold of
-    /// the remembered changes lie within the window. With the changes sorted, that is the
-    /// change `threshold` places before the newest, plus the window.
+    /// When a flapping episode ends: the first time at which fewer than the threshold of
+    /// the remembered changes lie within the window (Mender leaves flapping when the count
+    /// goes below the threshold). With the changes sorted, that is when the change
+    /// `threshold - 1` places before the newest leaves the window.
     pub(crate) fn deadline(&self, settings: &EngineSettings) -> Option<BootTime> {
         let course = &self.course;
         if !course.flapping {
             return None;
         }
-        let threshold = settings.flapping_count_threshold as usize;
         match course
             .changes
             .len()
-            .checked_sub(threshold.saturating_add(1))
+            .checked_sub(flapping_threshold(settings))
         {
             Some(index) => course.changes[index].checked_add(flapping_window(settings)),
-            // No more changes than the threshold (settings raised, or a snapshot taken under
+            // Fewer changes than the threshold (settings raised, or a snapshot taken under
             // other settings): calm already.
             None => Some(course.since),
         }
@@ -223,6 +225,12 @@ fn alert(
 /// relying on pruning, keeps counts and deadlines independent of when pruning happened.
 fn flapping_window(settings: &EngineSettings) -> Duration {
     settings.flapping_interval.min(settings.alert_log_max_age)
+}
+
+/// How many changes within the window make a condition flap. The settings refuse 0; an
+/// engine handed 0 anyway treats it as 1, so a single change does not flap forever.
+fn flapping_threshold(settings: &EngineSettings) -> usize {
+    (settings.flapping_count_threshold as usize).max(1)
 }
 
 /// The changes in `(now - window, now]` on the boot clock. Changes after `now` (not made by

@@ -10,7 +10,7 @@
 //!   stop also says so, once per stop ([`SourceAlerts`]);
 //! - a condition check ([`ConditionCheck`]: a service not running, the agent's state
 //!   folder refusing writes) is CRITICAL while its condition holds, and, if it counts
-//!   flapping, CRITICAL "going up and down" while it changes more than
+//!   flapping, CRITICAL "going up and down" while it changes at least
 //!   [`EngineSettings::flapping_count_threshold`] times within
 //!   [`EngineSettings::flapping_interval`]; nothing else is sent while it flaps. Its alert
 //!   names and statuses come with the spec, so a new kind of condition needs no change here.

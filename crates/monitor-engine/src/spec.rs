@@ -17,8 +17,9 @@ pub struct EngineSettings {
     /// `FLAPPING_INTERVAL`: the sliding window in which a service's state changes are
     /// counted.
     pub flapping_interval: Duration,
-    /// `FLAPPING_COUNT_THRESHOLD`: a service with more state changes than this within the
-    /// window is flapping.
+    /// `FLAPPING_COUNT_THRESHOLD`: a service with this many state changes within the window
+    /// is flapping, and calms once fewer lie within it (Mender: the "amount of flaps which
+    /// need to happen within the FLAPPING_INTERVAL to create a flapping alert").
     pub flapping_count_threshold: u32,
     /// `ALERT_LOG_MAX_AGE`: how long state changes are remembered for flap counting. When
     /// shorter than `flapping_interval` it narrows the window to itself.
@@ -28,8 +29,8 @@ pub struct EngineSettings {
 impl Default for EngineSettings {
     /// Mender does not publish its defaults; these are ours.
     ///
-    /// - `flapping_interval` 600 s and `flapping_count_threshold` 5: a service must go down
-    ///   and up three times within ten minutes (six changes) to be flapping. A crash loop
+    /// - `flapping_interval` 600 s and `flapping_count_threshold` 5: a service must change
+    ///   five times within ten minutes (down, up, down, up, down) to be flapping. A crash loop
     ///   under `Restart=always` gets there within seconds, while an administrator restarting
     ///   a service by hand once or twice (two changes each) does not.
     /// - `alert_log_max_age` 3600 s: comfortably longer than the window, so it does not
@@ -105,8 +106,8 @@ pub struct SourceAlerts {
 
 /// A check that follows whether a condition holds: a service not running, a disk too full,
 /// the agent's state folder refusing writes. CRITICAL while it holds, OK once it no longer
-/// does, and, when `flapping` is set, one CRITICAL "going up and down" while it changes more
-/// than [`EngineSettings::flapping_count_threshold`] times within
+/// does, and, when `flapping` is set, one CRITICAL "going up and down" while it changes at
+/// least [`EngineSettings::flapping_count_threshold`] times within
 /// [`EngineSettings::flapping_interval`] (nothing else is sent while it flaps).
 ///
 /// Every text comes from the check's kind; the engine knows no kind of condition.

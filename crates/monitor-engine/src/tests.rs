@@ -135,11 +135,11 @@ fn engine_with_service(settings: EngineSettings) -> Engine {
     engine
 }
 
-/// Threshold 2 in a 100 s window: the third change within 100 s is flapping.
+/// Threshold 3 in a 100 s window: the third change within 100 s is flapping.
 fn small_flapping_settings() -> EngineSettings {
     EngineSettings {
         flapping_interval: Duration::from_secs(100),
-        flapping_count_threshold: 2,
+        flapping_count_threshold: 3,
         alert_log_max_age: Duration::from_secs(1000),
     }
 }
@@ -570,12 +570,12 @@ fn changes_below_the_threshold_give_running_and_not_running_alerts() {
 }
 
 #[test]
-fn more_changes_than_the_threshold_within_the_interval_is_flapping() {
+fn reaching_the_threshold_within_the_interval_is_flapping() {
     let mut engine = engine_with_service(small_flapping_settings());
     engine.observe(&service_id(), service(true, "active"), at(0));
     engine.observe(&service_id(), service(false, "failed"), at(10));
     engine.observe(&service_id(), service(true, "active"), at(20));
-    // The third change in 100 s: more than 2.
+    // The third change in 100 s: the threshold is reached.
     let emitted = engine.observe(&service_id(), service(false, "failed"), at(30));
     assert_eq!(summary(&emitted), vec![flapping()]);
     assert_eq!(emitted[0].alert.subject.kind, "systemd");
@@ -651,7 +651,7 @@ fn nothing_is_sent_while_flapping() {
 }
 
 #[test]
-fn flapping_ends_exactly_when_the_count_drops_to_the_threshold() {
+fn flapping_ends_exactly_when_the_count_drops_below_the_threshold() {
     let mut engine = flapping_engine();
     engine.observe(&service_id(), service(true, "active"), at(40));
     engine.observe(&service_id(), service(false, "failed"), at(50));
@@ -1239,7 +1239,7 @@ fn restoring_after_a_reboot_never_leaves_more_than_the_configured_expiry() {
 fn a_flapping_service_restored_after_a_reboot_calms_within_the_window() {
     let mut engine = flapping_engine();
     engine.observe(&service_id(), service(true, "active"), at(40));
-    // Changes at 10, 20, 30, 40; calm at 120 (threshold 2: when 20 leaves the window).
+    // Changes at 10, 20, 30, 40; calm at 120 (threshold 3: when 20 leaves the window).
     assert_eq!(engine.next_deadline(), Some(at(120).boot));
     let snapshot = engine.snapshot(at(50), Some(BOOT_ID));
 
@@ -1356,8 +1356,12 @@ fn a_version_1_snapshot_is_restored_by_the_wall_clock() {
     assert_eq!(restored.advance(now).len(), 1);
 }
 
+/// Mender's tutorial: "FLAPPING_COUNT_THRESHOLD — Amount of flaps which need to happen
+/// within the FLAPPING_INTERVAL to create a flapping alert", and it sets the threshold to 3
+/// "to trigger a flapping alert as soon as there are 3 flaps". So the third change within
+/// the interval flaps (not the fourth), and the episode ends once fewer than 3 lie within it.
 #[test]
-fn a_down_first_seen_then_four_changes_over_threshold_three_is_flapping_at_the_fourth() {
+fn threshold_three_flaps_as_soon_as_there_are_three_flaps() {
     let mut engine = engine_with_service(EngineSettings {
         flapping_interval: Duration::from_secs(6),
         flapping_count_threshold: 3,
@@ -1365,7 +1369,8 @@ fn a_down_first_seen_then_four_changes_over_threshold_three_is_flapping_at_the_f
     });
     let id = service_id();
     let mut names = Vec::new();
-    for (second, running) in [(0, false), (1, true), (2, false), (3, true), (4, false)] {
+    // Seen down first (not a flap), then three changes at 1, 2 and 3.
+    for (second, running) in [(0, false), (1, true), (2, false), (3, true)] {
         for emitted in engine.observe(&id, service(running, "x"), at(second)) {
             names.push((emitted.alert.level, emitted.alert.name));
         }
@@ -1376,12 +1381,18 @@ fn a_down_first_seen_then_four_changes_over_threshold_three_is_flapping_at_the_f
             (Level::Critical, "Service nginx not running".to_string()),
             (Level::Ok, "Service nginx not running".to_string()),
             (Level::Critical, "Service nginx not running".to_string()),
-            (Level::Ok, "Service nginx not running".to_string()),
             (
                 Level::Critical,
                 "Service nginx going up and down".to_string()
             ),
         ]
+    );
+    // Changes at 1, 2, 3 in a 6 s window: two remain once the one at 1 leaves, at 7.
+    assert_eq!(engine.next_deadline(), Some(at(7).boot));
+    assert!(engine.advance(at(6)).is_empty());
+    assert_eq!(
+        summary(&engine.advance(at(7))),
+        vec![not_running(Level::Ok, "running")]
     );
 }
 

@@ -112,6 +112,12 @@ fn settings() -> impl Strategy<Value = EngineSettings> {
     })
 }
 
+/// The changes that make a service flap: the settings' threshold, which the engine reads
+/// as 1 when it is 0.
+fn threshold(settings: &EngineSettings) -> usize {
+    (settings.flapping_count_threshold as usize).max(1)
+}
+
 /// Whole milliseconds, as the snapshot keeps them; mostly short gaps, so that services flap.
 fn delta() -> impl Strategy<Value = Duration> {
     prop_oneof![
@@ -239,10 +245,10 @@ fn levels_of(records: &[Record], check: &CheckId) -> Vec<Level> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
-    /// 1. No "going up and down" unless more than the threshold of changes happened within
-    /// the flapping interval before it (the change that triggers it included).
+    /// 1. No "going up and down" unless the threshold of changes (at least one) happened
+    /// within the flapping interval before it (the change that triggers it included).
     #[test]
-    fn flapping_needs_more_changes_than_the_threshold(
+    fn flapping_needs_the_threshold_of_changes(
         settings in settings(),
         expiration in expiration(),
         steps in steps(),
@@ -267,7 +273,7 @@ proptest! {
                     .filter(|&&at| at > window_start && at <= now.boot)
                     .count();
                 assert!(
-                    recent > settings.flapping_count_threshold as usize,
+                    recent >= threshold(&settings),
                     "{recent} changes within the interval, threshold {}",
                     settings.flapping_count_threshold
                 );
@@ -275,8 +281,8 @@ proptest! {
         });
     }
 
-    /// After `advance(now)` a service is flapping exactly while more than the threshold of
-    /// changes lie within the window (narrowed by `alert_log_max_age`): episodes end on time.
+    /// After `advance(now)` a service is flapping exactly while the threshold of changes (at
+    /// least one) lie within the window (narrowed by `alert_log_max_age`): episodes end on time.
     #[test]
     fn flapping_ends_when_the_rate_drops(
         settings in settings(),
@@ -304,7 +310,7 @@ proptest! {
                 let flapping = engine.view(&service_id(), now).unwrap().state == CheckState::Flapping;
                 assert_eq!(
                     flapping,
-                    recent > settings.flapping_count_threshold as usize,
+                    recent >= threshold(&settings),
                     "{recent} changes within the window"
                 );
             }

@@ -37,8 +37,8 @@ pub enum ReadFrom {
 }
 
 /// What a check's alert says about a match besides its lines: where the line was read
-/// (field `path` or `command`) and the check's `alert.details` template (field `message`,
-/// with `%line_matching` replaced by the line).
+/// (field `path` or `command`) and the check's description template (Mender's
+/// `LOG_ALERT_DETAILS`: `details.description`, with `%line_matching` replaced by the line).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MatchDetails {
     /// `("path", "/var/log/app.log")` or `("command", "docker events")`.
@@ -133,10 +133,7 @@ impl LogMatch {
                 .insert((*field).to_owned(), value.clone().into());
         }
         if let (Some(template), Some(line)) = (&self.details.template, &details.line_matching) {
-            details.fields.insert(
-                "message".into(),
-                template.replace("%line_matching", &line.data).into(),
-            );
+            details.description = Some(template.replace("%line_matching", &line.data));
         }
         details
     }
@@ -241,4 +238,41 @@ pub enum LogWatchError {
     Inotify(#[source] notify::Error),
     #[error("cannot start the log watcher's thread: {0}; raise the process or memory limits")]
     Thread(#[source] std::io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use monitor_wire::Subsystem;
+
+    /// Mender's `LOG_ALERT_DETAILS` (`alert.description`) is the alert's description text,
+    /// with `%line_matching` replaced by the line.
+    #[test]
+    fn the_template_is_the_description_with_the_line() {
+        let line = LogLine {
+            line_number: 3,
+            data: "container restart 0a1b (image=alpine, name=mycontainer)".into(),
+        };
+        let found = LogMatch {
+            check: CheckId::new(Subsystem::Log, "restart"),
+            line: line.clone(),
+            before: Vec::new(),
+            after: Vec::new(),
+            details: Arc::new(MatchDetails::command(
+                "docker events",
+                Some("Alert was raised due to:%line_matching".into()),
+            )),
+        };
+        let details = found.into_details();
+        assert_eq!(
+            details.description.as_deref(),
+            Some("Alert was raised due to:container restart 0a1b (image=alpine, name=mycontainer)")
+        );
+        assert_eq!(details.line_matching, Some(line));
+        assert_eq!(
+            details.fields.keys().collect::<Vec<_>>(),
+            ["command"],
+            "no non-Mender `message` field"
+        );
+    }
 }

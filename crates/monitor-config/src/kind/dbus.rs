@@ -1,5 +1,10 @@
-//! D-Bus checks: a signal on the system bus (from a bus name, matching a match rule, its
-//! text matching a regex), CRITICAL on arrival and OK after the expiration, as in Mender.
+//! D-Bus checks: a signal on the system bus (matching a match rule, its text matching a
+//! regex, optionally from one sender), CRITICAL on arrival and OK after the expiration, as in
+//! Mender.
+//!
+//! Mender's `DBUS_NAME` (our `bus_name`, the key kept for compatibility) is "the name of the
+//! watcher": a label, never a filter (Mender's own examples use `test`, `u-power`, `upower`).
+//! Restricting a check to one sender is our optional `sender:`, which no Mender key sets.
 
 use std::path::Path;
 
@@ -20,15 +25,18 @@ use crate::watch::Watch;
 /// A validated D-Bus check.
 #[derive(Debug, Clone)]
 pub struct DbusCheck {
-    /// The bus name to watch (Mender's `DBUS_NAME`); may be empty. No whitespace.
+    /// Mender's `DBUS_NAME`: the watcher's label, any text; it filters nothing.
     pub bus_name: String,
+    /// Only signals from this sender (a valid well-known or unique bus name) count; `None`:
+    /// any sender.
+    pub sender: Option<String>,
     /// The regex over signals as `dbus-monitor` prints them; empty matches every signal.
     pub pattern: String,
     /// `pattern`, compiled; `None` when the pattern is empty.
     pub regex: Option<regex::bytes::Regex>,
     /// A D-Bus match rule (`type='signal',interface='...'`); empty watches the whole system bus.
     pub watch_expression: String,
-    /// `None`: use the settings' `default_log_pattern_expiration`.
+    /// `None`: use the settings' `default_dbus_alert_expiration`.
     pub expiration: Option<Expiration>,
 }
 
@@ -36,8 +44,12 @@ pub struct DbusCheck {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DbusDefinition {
-    /// The bus name to watch (Mender's `DBUS_NAME`).
+    /// The watcher's label (Mender's `DBUS_NAME`); any text, it filters nothing.
     pub bus_name: String,
+    /// Only signals from this bus name count (`sender=` in the match rule); absent: any
+    /// sender. Not a Mender key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
     /// The regex over signals; empty (or absent) matches every signal.
     #[serde(default = "empty_text")]
     pub pattern: String,
@@ -63,6 +75,7 @@ impl DbusDefinition {
     ) -> Self {
         DbusDefinition {
             bus_name: bus_name.into(),
+            sender: None,
             pattern: pattern.into(),
             watch_expression: watch_expression.into(),
             expiration,
@@ -77,15 +90,16 @@ impl DbusDefinition {
     /// Validates the definition: every problem, each naming `file` and its field.
     pub fn resolve(&self, file: &Path) -> Result<DbusCheck, Vec<Problem>> {
         let mut problems = Vec::new();
-        if self.bus_name.contains(char::is_whitespace) {
-            problems.push(Problem::at_field(
-                file,
-                "bus_name",
-                format!(
-                    "invalid bus name \"{}\": write a D-Bus name without spaces, for example io.mender.AuthenticationManager",
-                    self.bus_name
-                ),
-            ));
+        if let Some(sender) = &self.sender {
+            if let Err(reason) = check_bus_name(sender) {
+                problems.push(Problem::at_field(
+                    file,
+                    "sender",
+                    format!(
+                        "\"{sender}\" is not a D-Bus bus name ({reason}): write a name such as org.freedesktop.UPower or :1.42, or remove the line to accept any sender"
+                    ),
+                ));
+            }
         }
         let regex = if self.pattern.is_empty() {
             None
@@ -99,6 +113,7 @@ impl DbusDefinition {
         }
         Ok(DbusCheck {
             bus_name: self.bus_name.clone(),
+            sender: self.sender.clone(),
             pattern: self.pattern.clone(),
             regex,
             watch_expression: self.watch_expression.clone(),
@@ -107,21 +122,26 @@ impl DbusDefinition {
     }
 }
 
-/// The keys a Mender D-Bus check file may set.
-pub const MENDER_DBUS_KEYS: [&str; 4] = [
+/// The keys a Mender D-Bus check file may set. Mender's docs name the expiration both
+/// `DBUS_ALERT_EXPIRATION` and `DBUS_PATTERN_EXPIRATION`; both are read, the first winning.
+pub const MENDER_DBUS_KEYS: [&str; 5] = [
     "DBUS_NAME",
     "DBUS_PATTERN",
     "DBUS_WATCH_EXPRESSION",
     "DBUS_ALERT_EXPIRATION",
+    "DBUS_PATTERN_EXPIRATION",
 ];
 
 impl DbusDefinition {
     /// Converts a Mender D-Bus check file's values; problems name Mender's keys.
     pub(crate) fn from_mender(values: &mut MenderValues) -> Option<Self> {
-        let bus_name = values.required("DBUS_NAME", "<bus name>");
-        let expiration = values.expiration("DBUS_ALERT_EXPIRATION");
+        let bus_name = values.required("DBUS_NAME", "<label>");
+        let expiration = values
+            .expiration("DBUS_ALERT_EXPIRATION")
+            .or_else(|| values.expiration("DBUS_PATTERN_EXPIRATION"));
         Some(DbusDefinition {
             bus_name: bus_name?,
+            sender: None,
             pattern: values.optional("DBUS_PATTERN").unwrap_or_default(),
             watch_expression: values.optional("DBUS_WATCH_EXPRESSION").unwrap_or_default(),
             expiration,
@@ -144,10 +164,14 @@ impl DbusDefinition {
         subsystem: Subsystem::Dbus,
         about: "A D-Bus signal",
         examples:
-            "Example:\n  monitorctl create dbus upower org.freedesktop.UPower '' \"type='signal'\"",
+            "Example:\n  monitorctl create dbus battery upower '' \"type='signal',interface='org.freedesktop.UPower'\"",
         arguments: &[
             CreateArgument::text("check", "CHECK", None),
-            CreateArgument::text("dbus_name", "DBUS_NAME", None),
+            CreateArgument::text(
+                "dbus_name",
+                "DBUS_NAME",
+                Some("A label for the watcher, as in Mender; it does not filter signals (add sender: to the check file for that)"),
+            ),
             CreateArgument::text(
                 "pattern",
                 "PATTERN",
@@ -176,7 +200,7 @@ impl DbusCheck {
             subject_type: "dbus".into(),
             subject_status: "SIGNAL".into(),
             description: None,
-            expiration: settings.pattern_expiration(self.expiration),
+            expiration: settings.dbus_alert_expiration(self.expiration),
             source: None,
         })
     }
@@ -195,23 +219,66 @@ impl DbusCheck {
                 name: self.bus_name.clone(),
                 pattern: self.pattern.clone(),
                 watch: self.watch_expression.clone(),
-                alert_expiration: settings.expire_seconds(self.expiration),
+                alert_expiration: settings.dbus_expire_seconds(self.expiration),
             },
         )
     }
 
     pub fn watch(&self) -> Watch {
         Watch::Signal {
-            bus_name: self.bus_name.clone(),
+            sender: self.sender.clone(),
             regex: self.regex.clone(),
             watch_expression: self.watch_expression.clone(),
         }
     }
 
-    /// What `monitorctl list` shows as its source: the bus name and the match rule.
+    /// What `monitorctl list` shows as its source: the label, the sender when there is
+    /// one, and the match rule.
     pub fn describe_source(&self) -> String {
-        format!("{} {}", self.bus_name, self.watch_expression)
+        match &self.sender {
+            Some(sender) => format!(
+                "{} sender={sender} {}",
+                self.bus_name, self.watch_expression
+            ),
+            None => format!("{} {}", self.bus_name, self.watch_expression),
+        }
     }
+}
+
+/// Whether `name` is a D-Bus bus name as the specification defines it: a unique name
+/// (`:1.42`) or a well-known one (`org.freedesktop.UPower`), at most 255 bytes, of two or
+/// more dot-separated elements of `[A-Za-z0-9_-]`, a well-known one's not starting with a
+/// digit. The error says which rule is broken.
+fn check_bus_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("it is empty");
+    }
+    if name.len() > 255 {
+        return Err("it is longer than 255 bytes");
+    }
+    let (unique, elements) = match name.strip_prefix(':') {
+        Some(rest) => (true, rest),
+        None => (false, name),
+    };
+    let elements: Vec<&str> = elements.split('.').collect();
+    if elements.len() < 2 {
+        return Err("it needs at least two elements separated by dots");
+    }
+    for element in elements {
+        if element.is_empty() {
+            return Err("an element between dots is empty");
+        }
+        if !element
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
+        {
+            return Err("only letters, digits, _ and - may appear between the dots");
+        }
+        if !unique && element.starts_with(|first: char| first.is_ascii_digit()) {
+            return Err("an element of a well-known name cannot start with a digit");
+        }
+    }
+    Ok(())
 }
 
 /// Mender's alert name for a `dbus` check: `D-Bus signal arrived on bus <watch expression

@@ -20,16 +20,25 @@ use crate::watch::{LogSource, ReadFrom, Watch};
 
 /// What a log check's alerts say instead of the defaults (Mender's `LOG_ALERT_*`).
 /// Also the `alert:` map of a log check file.
+///
+/// Mender's names are confusing: its `LOG_ALERT_DESCRIPTION` is the alert's *name* (the
+/// `alert_description` argument of `monitor_send_alert`, an email's subject), and its
+/// `LOG_ALERT_DETAILS` is the alert's description text. Here `name` is the name and
+/// `description` the text, so `LOG_ALERT_DESCRIPTION` reads into `name` and
+/// `LOG_ALERT_DETAILS` into `description`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertOverrides {
-    /// The alert name; default `Log file contains <pattern>`.
+    /// The alert name (Mender's `LOG_ALERT_DESCRIPTION`); default `Log file contains
+    /// <pattern>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// `details.description` of the alert.
+    /// The alert's `details.description` (Mender's `LOG_ALERT_DETAILS`); `%line_matching`
+    /// in it becomes the matching line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// Free text for the alert details; may hold `%line_matching`.
+    /// The old name of `description`, still read so that existing files keep working;
+    /// never written, and refused next to `description`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub details: Option<String>,
     /// `subject.status`; default `LOGCONTAINS`.
@@ -44,6 +53,11 @@ impl AlertOverrides {
     /// Nothing overridden.
     pub fn is_empty(&self) -> bool {
         *self == AlertOverrides::default()
+    }
+
+    /// The description template: `description`, or the old `details`.
+    pub fn description_template(&self) -> Option<&str> {
+        self.description.as_deref().or(self.details.as_deref())
     }
 }
 
@@ -110,8 +124,11 @@ impl LogDefinition {
     /// `monitorctl create dockerevents <check> <container> <action> [expiration]`: a log
     /// check over `docker events`, exactly as Mender builds it. The container and action are
     /// put into the pattern unescaped, as Mender does, so `die|kill` works as a regex.
+    ///
+    /// Mender's `ctl-lib.sh` writes `LOG_ALERT_DESCRIPTION="Docker container <c> <a>"` (the
+    /// alert's name), `LOG_ALERT_DETAILS="Alert was raised due to:%line_matching"`,
+    /// `LOG_ALERT_STATUS=DOCKEREVENTS_CONTAINER_EVENT` and `LOG_ALERT_TYPE=docker_event`.
     pub fn docker_events(container: &str, action: &str, expiration: Option<Expiration>) -> Self {
-        let title = format!("Docker container {container} {action}");
         LogDefinition {
             pattern: format!(".*container {action}.*name={container}.*"),
             source: "@docker events".to_owned(),
@@ -119,10 +136,11 @@ impl LogDefinition {
             lines_before: None,
             lines_after: None,
             alert: AlertOverrides {
-                name: Some(title.clone()),
-                description: Some(title),
+                name: Some(format!("Docker container {container} {action}")),
+                description: Some("Alert was raised due to:%line_matching".to_owned()),
+                details: None,
+                status: Some("DOCKEREVENTS_CONTAINER_EVENT".to_owned()),
                 kind: Some("docker_event".to_owned()),
-                ..AlertOverrides::default()
             },
             from: ReadFrom::Start,
         }
@@ -182,6 +200,13 @@ impl LogDefinition {
                 ));
             }
         }
+        if self.alert.description.is_some() && self.alert.details.is_some() {
+            problems.push(Problem::at_field(
+                file,
+                "alert.details",
+                "the old name of alert.description, which is set too: keep only alert.description",
+            ));
+        }
         match (regex, source) {
             (Some(regex), Some(source)) if problems.is_empty() => Ok(LogCheck {
                 pattern: self.pattern.clone(),
@@ -197,6 +222,9 @@ impl LogDefinition {
         }
     }
 }
+
+/// What a description template says for "the matching line", as in Mender.
+const LINE_MATCHING: &str = "%line_matching";
 
 /// The keys a Mender log (or dockerevents) check file may set.
 pub const MENDER_LOG_KEYS: [&str; 13] = [
@@ -236,20 +264,14 @@ impl LogDefinition {
         let lines_after = values
             .lines("LOG_LINES_AFTER")
             .or_else(|| values.lines("DEFAULT_LOG_LINES_AFTER"));
-        let description = values.optional("LOG_ALERT_DESCRIPTION");
-        let kind = values.optional("LOG_ALERT_TYPE");
-        // Mender names docker event alerts after their description (`Docker container web die`).
-        let name = if kind.as_deref() == Some("docker_event") {
-            description.clone()
-        } else {
-            None
-        };
+        // Mender's LOG_ALERT_DESCRIPTION is the alert's name, its LOG_ALERT_DETAILS the
+        // description text (see `AlertOverrides`).
         let alert = AlertOverrides {
-            name,
-            description,
-            details: values.optional("LOG_ALERT_DETAILS"),
+            name: values.optional("LOG_ALERT_DESCRIPTION"),
+            description: values.optional("LOG_ALERT_DETAILS"),
+            details: None,
             status: values.optional("LOG_ALERT_STATUS"),
-            kind,
+            kind: values.optional("LOG_ALERT_TYPE"),
         };
         Some(LogDefinition {
             pattern: pattern?,
@@ -270,8 +292,8 @@ impl LogDefinition {
             "expiration" => Some("LOG_PATTERN_EXPIRATION"),
             "lines_before" => Some("LOG_LINES_BEFORE"),
             "lines_after" => Some("LOG_LINES_AFTER"),
-            "alert.name" | "alert.description" => Some("LOG_ALERT_DESCRIPTION"),
-            "alert.details" => Some("LOG_ALERT_DETAILS"),
+            "alert.name" => Some("LOG_ALERT_DESCRIPTION"),
+            "alert.description" | "alert.details" => Some("LOG_ALERT_DETAILS"),
             "alert.status" => Some("LOG_ALERT_STATUS"),
             "alert.type" => Some("LOG_ALERT_TYPE"),
             _ => None,
@@ -356,7 +378,13 @@ impl LogCheck {
                 .status
                 .clone()
                 .unwrap_or_else(|| "LOGCONTAINS".into()),
-            description: self.alert.description.clone(),
+            // A template naming the line is filled in by the watcher for each match; the
+            // engine's own alerts (the OK) then carry no description.
+            description: self
+                .alert
+                .description_template()
+                .filter(|template| !template.contains(LINE_MATCHING))
+                .map(str::to_owned),
             expiration: settings.pattern_expiration(self.expiration),
             source,
         })
@@ -386,7 +414,7 @@ impl LogCheck {
             regex: self.regex.clone(),
             lines_before: self.lines_before,
             lines_after: self.lines_after,
-            details_template: self.alert.details.clone(),
+            details_template: self.alert.description_template().map(str::to_owned),
             from: self.from,
         }
     }

@@ -85,12 +85,25 @@ impl CheckDefinition {
     }
 
     /// Reads a Mender check file (`KEY="value"` lines) into a definition, without running
-    /// it. Problems name Mender's keys (`LOG_PATTERN`) and lines.
+    /// it. Problems name Mender's keys (`LOG_PATTERN`) and lines. Warnings (keys Mender
+    /// ignores too) are dropped: [`CheckDefinition::from_mender_shell_with_warnings`] keeps
+    /// them.
     pub fn from_mender_shell(
         subsystem: Subsystem,
         text: &str,
         file: &Path,
     ) -> Result<Self, Vec<Problem>> {
+        Self::from_mender_shell_with_warnings(subsystem, text, file)
+            .map(|(definition, _warnings)| definition)
+    }
+
+    /// [`CheckDefinition::from_mender_shell`], with the warnings of a file that converts:
+    /// problems of [`Severity::Warning`](crate::Severity::Warning), about keys that are ignored.
+    pub fn from_mender_shell_with_warnings(
+        subsystem: Subsystem,
+        text: &str,
+        file: &Path,
+    ) -> Result<(Self, Vec<Problem>), Vec<Problem>> {
         let mut values = mender::read_values(subsystem, mender_keys(subsystem), text, file);
         let definition = match subsystem {
             Subsystem::Log | Subsystem::Dockerevents => {

@@ -28,10 +28,12 @@ fn defaults_are_documented_values() {
     assert_eq!(settings.flapping_interval, Duration::from_secs(600));
     assert_eq!(settings.flapping_count_threshold, 5);
     assert_eq!(settings.alert_log_max_age, Duration::from_secs(3600));
-    assert_eq!(
-        settings.default_log_pattern_expiration,
-        Expiration::After(Duration::from_secs(300))
-    );
+    // Mender: a log alert with no expiration "will remain unless a manual alert cleaning
+    // is performed"; D-Bus alerts have their own default.
+    assert_eq!(settings.default_log_pattern_expiration, Expiration::Never);
+    assert_eq!(settings.default_dbus_alert_expiration, Expiration::Never);
+    assert_eq!(settings.pattern_expiration(None), Expiration::Never);
+    assert_eq!(settings.expire_seconds(None), None);
     assert_eq!(settings.log_lines_before, 30);
     assert_eq!(settings.log_lines_after, 30);
     assert_eq!(settings.alert_history_max_bytes, 1024 * 1024);
@@ -45,7 +47,7 @@ fn defaults_are_documented_values() {
 #[test]
 fn durations_accept_seconds_and_units() {
     let (dir, _) = write_settings(
-        "device_id: pi-kitchen\nflapping_interval: 5m\nflapping_count_threshold: 3\nalert_log_max_age: 7200\ndefault_log_pattern_expiration: never\nlog_lines_before: 5\n",
+        "device_id: pi-kitchen\nflapping_interval: 5m\nflapping_count_threshold: 3\nalert_log_max_age: 7200\ndefault_log_pattern_expiration: never\ndefault_dbus_alert_expiration: 90\nlog_lines_before: 5\n",
     );
     let settings = load_settings(dir.path()).unwrap();
     assert_eq!(settings.device_id.as_deref(), Some("pi-kitchen"));
@@ -53,6 +55,21 @@ fn durations_accept_seconds_and_units() {
     assert_eq!(settings.flapping_count_threshold, 3);
     assert_eq!(settings.alert_log_max_age, Duration::from_secs(7200));
     assert_eq!(settings.default_log_pattern_expiration, Expiration::Never);
+    assert_eq!(
+        settings.default_dbus_alert_expiration,
+        Expiration::After(Duration::from_secs(90))
+    );
+    // Each kind falls back on its own default; a check's own expiration wins.
+    assert_eq!(
+        settings.dbus_alert_expiration(None),
+        Expiration::After(Duration::from_secs(90))
+    );
+    assert_eq!(settings.pattern_expiration(None), Expiration::Never);
+    assert_eq!(
+        settings.dbus_alert_expiration(Some(Expiration::After(Duration::from_secs(5)))),
+        Expiration::After(Duration::from_secs(5))
+    );
+    assert_eq!(settings.dbus_expire_seconds(None), Some(90));
     assert_eq!(settings.log_lines_before, 5);
     assert_eq!(settings.log_lines_after, 30);
 }
@@ -68,7 +85,7 @@ fn every_problem_is_reported_with_file_and_key() {
     assert_eq!(
         messages,
         [
-            format!("{file}: flaping_interval: unknown key: use one of device_id, state_dir, runtime_dir, flapping_interval, flapping_count_threshold, alert_log_max_age, default_log_pattern_expiration, log_lines_before, log_lines_after, log_first_read_limit, alert_history_max_bytes, checkpoint_interval, systemd, delivery, dbus"),
+            format!("{file}: flaping_interval: unknown key: use one of device_id, state_dir, runtime_dir, flapping_interval, flapping_count_threshold, alert_log_max_age, default_log_pattern_expiration, default_dbus_alert_expiration, log_lines_before, log_lines_after, log_first_read_limit, alert_history_max_bytes, checkpoint_interval, systemd, delivery, dbus"),
             format!("{file}: flapping_count_threshold: invalid type: string \"many\", expected u32"),
             format!("{file}: alert_log_max_age: invalid duration \"1x\": unknown unit \"x\", use ms, s, m, h or d (for example 30s, 5m, 2h30m)"),
         ]

@@ -118,7 +118,7 @@ fn created_files_are_short_yaml() {
          "# service check crasher\nname: crasher\ntype: sysV\n"),
         (id(Subsystem::Dockerevents, "web_die"),
          CheckDefinition::Log(LogDefinition::docker_events("web", "die", Some(Expiration::After(Duration::from_secs(90))))),
-         "# dockerevents check web_die\npattern: .*container die.*name=web.*\nsource: '@docker events'\nexpiration: 1m30s\nalert:\n  name: Docker container web die\n  description: Docker container web die\n  type: docker_event\n"),
+         "# dockerevents check web_die\npattern: .*container die.*name=web.*\nsource: '@docker events'\nexpiration: 1m30s\nalert:\n  name: Docker container web die\n  description: Alert was raised due to:%line_matching\n  status: DOCKEREVENTS_CONTAINER_EVENT\n  type: docker_event\n"),
         (id(Subsystem::Dbus, "jwt"),
          CheckDefinition::Dbus(DbusDefinition::new("io.mender.AuthenticationManager", "JwtTokenStateChange", "type='signal',interface='io.mender.Authentication1'", None)),
          "# dbus check jwt\nbus_name: io.mender.AuthenticationManager\npattern: JwtTokenStateChange\nwatch_expression: type='signal',interface='io.mender.Authentication1'\n"),
@@ -434,8 +434,22 @@ fn mender_files_load_in_place_and_problems_name_mender_keys() {
     assert!(check.enabled);
     assert_eq!(
         shown(&checks, &loaded.problems),
-        ["DIR/available/log_broken.sh: COLOUR: line 3: unknown key for a log check: use one of SERVICE_NAME, LOG_PATTERN, LOG_FILE, LOG_PATTERN_EXPIRATION, LOG_ALERT_LEVEL, LOG_ALERT_DESCRIPTION, LOG_ALERT_DETAILS, LOG_ALERT_STATUS, LOG_ALERT_TYPE, DEFAULT_LOG_LINES_BEFORE, DEFAULT_LOG_LINES_AFTER, LOG_LINES_BEFORE, LOG_LINES_AFTER (or remove the line)"]
+        [
+            "DIR/available/log_broken.sh: COLOUR: line 3: unknown key for a log check, ignored: Mender ignores it too; remove it, or use one of SERVICE_NAME, LOG_PATTERN, LOG_FILE, LOG_PATTERN_EXPIRATION, LOG_ALERT_LEVEL, LOG_ALERT_DESCRIPTION, LOG_ALERT_DETAILS, LOG_ALERT_STATUS, LOG_ALERT_TYPE, DEFAULT_LOG_LINES_BEFORE, DEFAULT_LOG_LINES_AFTER, LOG_LINES_BEFORE, LOG_LINES_AFTER",
+            "DIR/available/log_broken.sh: LOG_PATTERN: regex parse error: unclosed character class at column 1 of \"[a-\" — fix the pattern",
+            "DIR/available/log_broken.sh: LOG_FILE: relative path \"auth.log\": use an absolute path (starting with /), or @command to read a command's output",
+        ]
     );
+    // An unknown key alone is a warning: the check is loaded, as Mender would run it.
+    fs::write(
+        available.join("log_broken.sh"),
+        "LOG_PATTERN=\"x\"\nLOG_FILE=\"/var/log/auth.log\"\nCOLOUR=red\n",
+    )
+    .unwrap();
+    let loaded = checks.load();
+    assert_eq!(loaded.checks.len(), 2);
+    assert_eq!(loaded.problems.len(), 1);
+    assert!(loaded.problems[0].is_warning(), "{:?}", loaded.problems);
     fs::write(
         available.join("log_broken.sh"),
         "LOG_PATTERN=\"[a-\"\nLOG_FILE=\"auth.log\"\n",
@@ -545,7 +559,7 @@ fn import_mender_converts_files_and_enabled_links() {
     );
     assert_eq!(
         fs::read_to_string(checks.available_dir().join("log_web_die.yaml")).unwrap(),
-        "# log check web_die\npattern: .*container die.*name=web.*\nsource: '@docker events'\nexpiration: 1m\nalert:\n  name: Docker container web die\n  description: Docker container web die\n  type: docker_event\n"
+        "# log check web_die\npattern: .*container die.*name=web.*\nsource: '@docker events'\nexpiration: 1m\nalert:\n  name: Docker container web die\n  type: docker_event\n"
     );
     assert_eq!(
         fs::read_link(checks.enabled_dir().join("log_auth_root_session.yaml")).unwrap(),

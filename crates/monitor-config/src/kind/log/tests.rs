@@ -85,7 +85,11 @@ fn docker_events_are_log_checks_like_menders() {
     );
     assert_eq!(
         check.alert.description.as_deref(),
-        Some("Docker container web die")
+        Some("Alert was raised due to:%line_matching")
+    );
+    assert_eq!(
+        check.alert.status.as_deref(),
+        Some("DOCKEREVENTS_CONTAINER_EVENT")
     );
     assert_eq!(check.alert.kind.as_deref(), Some("docker_event"));
     assert!(definition.fits(Subsystem::Dockerevents));
@@ -188,7 +192,7 @@ fn converts_a_log_check_with_overrides() {
             lines_after: Some(5),
             alert: AlertOverrides {
                 name: Some("Docker container web die".into()),
-                description: Some("Docker container web die".into()),
+                description: None,
                 details: None,
                 status: None,
                 kind: Some("docker_event".into()),
@@ -196,6 +200,100 @@ fn converts_a_log_check_with_overrides() {
             from: ReadFrom::Start,
         })
     );
+}
+
+/// Mender's LOG_ALERT_DESCRIPTION is the alert's name for every log check (not only docker
+/// events), and LOG_ALERT_DETAILS, `%line_matching` filled in, its description text.
+#[test]
+fn mender_description_is_the_name_and_details_the_description() {
+    let text = "LOG_PATTERN=\"usb disconnect\"\nLOG_FILE=\"/var/log/kern.log\"\nLOG_ALERT_DESCRIPTION=\"USB device gone\"\nLOG_ALERT_DETAILS=\"seen: %line_matching\"\n";
+    let definition =
+        CheckDefinition::from_mender_shell(Subsystem::Log, text, &mender_file()).unwrap();
+    let CheckKind::Log(check) = definition.resolve(&mender_file()).unwrap() else {
+        panic!("not a log check");
+    };
+    let CheckSpec::Pattern(spec) =
+        check.engine_spec(&CheckId::new(Subsystem::Log, "usb"), &Settings::default())
+    else {
+        panic!("not a pattern check");
+    };
+    assert_eq!(spec.alert_name, "USB device gone");
+    assert_eq!(spec.subject_status, "LOGCONTAINS");
+    // Filled in per match by the watcher; the engine's OK has no line to name.
+    assert_eq!(spec.description, None);
+    let Watch::Lines {
+        details_template, ..
+    } = check.watch()
+    else {
+        panic!("not a lines watch");
+    };
+    assert_eq!(details_template.as_deref(), Some("seen: %line_matching"));
+}
+
+/// `alert.details` is the old name of `alert.description`: read alone, refused next to it.
+#[test]
+fn alert_details_is_an_old_name_of_description() {
+    let source = "pattern: x\nsource: /var/log/x\n";
+    let definition = CheckDefinition::from_yaml(
+        Subsystem::Log,
+        &format!("{source}alert:\n  details: 'saw %line_matching'\n"),
+        &file(),
+    )
+    .unwrap();
+    let CheckKind::Log(check) = definition.resolve(&file()).unwrap() else {
+        panic!("not a log check");
+    };
+    let Watch::Lines {
+        details_template, ..
+    } = check.watch()
+    else {
+        panic!("not a lines watch");
+    };
+    assert_eq!(details_template.as_deref(), Some("saw %line_matching"));
+
+    let both = CheckDefinition::from_yaml(
+        Subsystem::Log,
+        &format!("{source}alert:\n  description: a\n  details: b\n"),
+        &file(),
+    )
+    .unwrap();
+    let messages: Vec<String> = both
+        .resolve(&file())
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        messages,
+        ["/etc/monitor/available/log_app.yaml: alert.details: the old name of alert.description, which is set too: keep only alert.description"]
+    );
+}
+
+/// What Mender's `ctl-lib.sh` writes for `create dockerevents`.
+#[test]
+fn docker_events_are_what_mender_writes() {
+    let definition = LogDefinition::docker_events("mycontainer", "restart", None);
+    assert_eq!(
+        definition.alert,
+        AlertOverrides {
+            name: Some("Docker container mycontainer restart".into()),
+            description: Some("Alert was raised due to:%line_matching".into()),
+            details: None,
+            status: Some("DOCKEREVENTS_CONTAINER_EVENT".into()),
+            kind: Some("docker_event".into()),
+        }
+    );
+    let check = definition.resolve(&file()).unwrap();
+    let CheckSpec::Pattern(spec) = check.engine_spec(
+        &CheckId::new(Subsystem::Dockerevents, "container_mycontainer_restart"),
+        &Settings::default(),
+    ) else {
+        panic!("not a pattern check");
+    };
+    assert_eq!(spec.alert_name, "Docker container mycontainer restart");
+    assert_eq!(spec.subject_status, "DOCKEREVENTS_CONTAINER_EVENT");
+    assert_eq!(spec.subject_type, "docker_event");
+    assert_eq!(spec.expiration, Expiration::Never);
 }
 
 #[test]
@@ -210,7 +308,7 @@ fn every_problem_names_the_mender_key() {
     assert_eq!(
         messages,
         [
-            "/etc/mender-monitor/monitor.d/available/log_auth.sh: LOG_PATERN: line 1: unknown key for a log check: use one of SERVICE_NAME, LOG_PATTERN, LOG_FILE, LOG_PATTERN_EXPIRATION, LOG_ALERT_LEVEL, LOG_ALERT_DESCRIPTION, LOG_ALERT_DETAILS, LOG_ALERT_STATUS, LOG_ALERT_TYPE, DEFAULT_LOG_LINES_BEFORE, DEFAULT_LOG_LINES_AFTER, LOG_LINES_BEFORE, LOG_LINES_AFTER (or remove the line)",
+            "/etc/mender-monitor/monitor.d/available/log_auth.sh: LOG_PATERN: line 1: unknown key for a log check, ignored: Mender ignores it too; remove it or use LOG_PATTERN if you meant it",
             "/etc/mender-monitor/monitor.d/available/log_auth.sh: LOG_PATTERN: missing: add LOG_PATTERN=\"<regex>\"",
             "/etc/mender-monitor/monitor.d/available/log_auth.sh: LOG_PATTERN_EXPIRATION: line 3: invalid duration \"soon\": write seconds (30) or a number followed by a unit, for example 30s, 5m, 2h30m, or never",
             "/etc/mender-monitor/monitor.d/available/log_auth.sh: LOG_ALERT_LEVEL: line 4: alert level \"WARNING\" is not supported, only CRITICAL: set LOG_ALERT_LEVEL=\"CRITICAL\" or remove the line",

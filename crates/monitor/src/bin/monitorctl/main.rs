@@ -341,7 +341,21 @@ fn validate(folders: &FolderArgs, check_dir: &CheckDir) -> anyhow::Result<ExitCo
         problems.extend(settings_problems.iter().map(ToString::to_string));
     }
     let loaded = check_dir.load();
-    problems.extend(loaded.problems.iter().map(ToString::to_string));
+    // Warnings are about checks that run regardless: shown, not counted as failures.
+    for warning in loaded
+        .problems
+        .iter()
+        .filter(|problem| problem.is_warning())
+    {
+        eprintln!("warning: {warning}");
+    }
+    problems.extend(
+        loaded
+            .problems
+            .iter()
+            .filter(|problem| !problem.is_warning())
+            .map(ToString::to_string),
+    );
     if problems.is_empty() {
         let enabled = loaded.checks.iter().filter(|check| check.enabled).count();
         println!(

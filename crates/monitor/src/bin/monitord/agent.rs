@@ -301,6 +301,14 @@ impl Agent {
         {
             tracing::error!("{problem}; this check is not watched until the file is fixed");
         }
+        let known: HashSet<&String> = self.plan.warnings.iter().collect();
+        for warning in plan
+            .warnings
+            .iter()
+            .filter(|warning| !known.contains(warning))
+        {
+            tracing::warn!("{warning}; the check runs regardless");
+        }
 
         let now = clock::now();
         let mut emitted = Vec::new();

@@ -43,8 +43,10 @@ pub struct Plan {
     pub enabled: Vec<CheckId>,
     /// Every enabled check as validated, for a source that reads its own kind of check.
     pub checks: Vec<(CheckId, CheckKind)>,
-    /// Problems in check files, as users should read them.
+    /// Problems in check files, as users should read them: their checks do not run.
     pub problems: Vec<String>,
+    /// Warnings about check files whose checks run regardless (a key Mender ignores too).
+    pub warnings: Vec<String>,
     /// Every enabled check as the backend's config push shows them (Mender pushes enabled
     /// checks only: "Store configuration data on enabled checks", monitor-client 1.1.0).
     pub config_push: Vec<ConfigCheck>,
@@ -57,8 +59,13 @@ pub struct LogCheckExtras {
 }
 
 pub fn plan(settings: &Settings, loaded: LoadedChecks) -> Plan {
+    let (warnings, problems): (Vec<_>, Vec<_>) = loaded
+        .problems
+        .iter()
+        .partition(|problem| problem.is_warning());
     let mut plan = Plan {
-        problems: loaded.problems.iter().map(ToString::to_string).collect(),
+        problems: problems.iter().map(ToString::to_string).collect(),
+        warnings: warnings.iter().map(ToString::to_string).collect(),
         ..Plan::default()
     };
     plan.config_push = loaded
@@ -132,12 +139,12 @@ fn add_check(plan: &mut Plan, settings: &Settings, check: Check) {
             container: name,
         }),
         Some(Watch::Signal {
-            bus_name,
+            sender,
             regex,
             watch_expression,
         }) => plan.signals.push(WatchedSignal {
             check: id.clone(),
-            bus_name,
+            sender,
             pattern: regex,
             watch_expression,
         }),
