@@ -76,9 +76,14 @@ pub enum FailureKind {
     /// should pause that long (Discord's global rate limit, or a Cloudflare ban of the
     /// address, which hits every webhook alike).
     Retry { after: Duration, global: bool },
-    /// Never send these records together again: Discord refused them (400, 401, 403, 413,
-    /// ...); the caller splits them to find the one at fault.
+    /// Never send these records together again: Discord refused them (400, 413, ...); the
+    /// caller splits them to find the one at fault.
     Rejected { status: u16 },
+    /// The webhook may not post at all (401: its token is wrong; 403 from Discord itself:
+    /// no access to its channel): no record can get through until its settings change, and
+    /// splitting would only send Discord more invalid requests (which earn a ban). Stop,
+    /// keep the records, and say so.
+    Unauthorized { status: u16 },
     /// The webhook was deleted (404, Unknown Webhook): stop using it and say so.
     WebhookGone,
 }
@@ -233,7 +238,7 @@ impl DiscordClient {
                 )
             }
             (403, Some(error)) if rate_limit.present => (
-                FailureKind::Rejected { status: code },
+                FailureKind::Unauthorized { status: code },
                 format!(
                     "discord webhook {webhook} answered 403 forbidden ({}): the webhook may not post to its channel; check its permissions",
                     error.describe()
@@ -273,7 +278,7 @@ impl DiscordClient {
                 )
             }
             (401, _) => (
-                FailureKind::Rejected { status: code },
+                FailureKind::Unauthorized { status: code },
                 format!(
                     "discord webhook {webhook} answered 401 unauthorized: its token is wrong; copy the webhook URL again"
                 ),

@@ -42,7 +42,7 @@ impl GlobalPause {
 }
 
 /// One webhook as a destination. Failures become verdicts: retries (a global one pauses
-/// every webhook sharing `pause`), rejections (400, 401, 403, 413, ...: split by the caller
+/// every webhook sharing `pause`), rejections (400, 413, ...: split by the caller
 /// until the refused alerts are found) and a deleted webhook (gone).
 #[derive(Debug)]
 pub struct DiscordDestination {
@@ -88,6 +88,9 @@ impl Destination for DiscordDestination {
                 // The first messages may have been taken: only the rest is split.
                 FailureKind::Rejected { .. } => Verdict::Rejected {
                     delivered: failure.delivered,
+                    message: failure.message,
+                },
+                FailureKind::Unauthorized { .. } => Verdict::Gone {
                     message: failure.message,
                 },
                 FailureKind::WebhookGone => Verdict::Gone {

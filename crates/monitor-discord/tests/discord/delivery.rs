@@ -219,7 +219,8 @@ async fn a_cloudflare_ban_cools_down_for_a_minute_growing_and_pauses_every_webho
         .await
         .expect("delivered");
 
-    // A 403 from Discord itself (JSON, rate-limit headers) is a refusal, not a ban.
+    // A 403 from Discord itself (JSON, rate-limit headers) says the webhook may not post:
+    // not a ban, and no record of the batch is at fault.
     standin.script([Scripted::Json {
         status: 403,
         body: json!({"message": "Missing Access", "code": 50001}),
@@ -228,7 +229,7 @@ async fn a_cloudflare_ban_cools_down_for_a_minute_growing_and_pauses_every_webho
         .deliver_alerts(DEVICE, &outgoing(&records))
         .await
         .unwrap_err();
-    assert_eq!(rejected.kind, FailureKind::Rejected { status: 403 });
+    assert_eq!(rejected.kind, FailureKind::Unauthorized { status: 403 });
     assert!(!rejected.kind.is_retryable());
     assert_no_token(&rejected);
 }
@@ -272,7 +273,10 @@ async fn an_invalid_form_body_is_rejected_and_never_retried() {
     assert_no_token(&failure);
     assert_eq!(standin.request_count(), 1);
 
-    for status in [401, 413] {
+    for (status, kind) in [
+        (401, FailureKind::Unauthorized { status: 401 }),
+        (413, FailureKind::Rejected { status: 413 }),
+    ] {
         standin.script([Scripted::Json {
             status,
             body: json!({"message": "no", "code": 0}),
@@ -282,7 +286,8 @@ async fn an_invalid_form_body_is_rejected_and_never_retried() {
             .deliver_alerts(DEVICE, &outgoing(&[service_justfail_critical()]))
             .await
             .unwrap_err();
-        assert_eq!(failure.kind, FailureKind::Rejected { status });
+        assert_eq!(failure.kind, kind);
+        assert!(!failure.kind.is_retryable());
     }
 }
 

@@ -159,9 +159,11 @@ fn failure(verdict: Verdict, channel: &Outgoing<'_>) -> Result<(), SendFailure> 
         Verdict::Rejected { message, .. } => Err(SendFailure::Refused {
             reason: format!("Discord refused the message: {message}"),
         }),
-        Verdict::Gone { .. } => Err(SendFailure::Refused {
+        // Deleted (404), a wrong token (401) or no access to its channel (403): the
+        // destination's message says which, without the webhook's token.
+        Verdict::Gone { message } => Err(SendFailure::Refused {
             reason: format!(
-                "the webhook of channel {} was deleted: remove the channel or give a new webhook",
+                "the webhook of channel {} cannot post ({message}): remove the channel or give a new webhook",
                 channel.channel_name
             ),
         }),
