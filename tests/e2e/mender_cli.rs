@@ -220,6 +220,7 @@ ALERT_LOG_MAX_AGE=7200
 DEFAULT_LOG_LINES_BEFORE=10
 DEFAULT_LOG_LINES_AFTER=5
 DEFAULT_LOG_PATTERN_EXPIRATION_SECONDS=300
+DEFAULT_DBUS_ALERT_EXPIRATION_SECONDS=0
 ALERT_OFFLINE_STORE_MAX_COUNT=500
 ALERT_STORE_MAX_RECORD_AGE_S=86400
 CONFPUSH_INTERVAL=300
@@ -240,7 +241,7 @@ fn import_mender_carries_config_sh_and_names_the_commands_monitord_will_run() {
     .unwrap();
     fs::write(
         mender.join("available/log_syslog.sh"),
-        "SERVICE_NAME=\"syslog\"\nLOG_PATTERN=\"root.*access\"\nLOG_FILE=\"/var/log/syslog\"\n",
+        "SERVICE_NAME=\"syslog\"\nLOG_PATTERN=\"root.*access\"\nLOG_FILE=\"/var/log/syslog\"\nLOG_PATERN_EXPIRATION=30\n",
     )
     .unwrap();
     std::os::unix::fs::symlink(
@@ -260,6 +261,14 @@ fn import_mender_carries_config_sh_and_names_the_commands_monitord_will_run() {
         config_sh.to_str().unwrap(),
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
+    // A key Mender ignores too is left out, with a warning that names it and the fix.
+    let warned = stderr(&output);
+    assert!(
+        warned.contains("warning: ")
+            && warned.contains("LOG_PATERN_EXPIRATION")
+            && warned.contains("use LOG_PATTERN_EXPIRATION if you meant it"),
+        "{warned}"
+    );
     let printed = stdout(&output);
     let config_sh_shown = config_sh.display();
     let settings_shown = settings_file.display();
@@ -282,6 +291,7 @@ fn import_mender_carries_config_sh_and_names_the_commands_monitord_will_run() {
              \x20 log_lines_before: 10 (from DEFAULT_LOG_LINES_BEFORE)\n\
              \x20 log_lines_after: 5 (from DEFAULT_LOG_LINES_AFTER)\n\
              \x20 default_log_pattern_expiration: 300 (from DEFAULT_LOG_PATTERN_EXPIRATION_SECONDS)\n\
+             \x20 default_dbus_alert_expiration: never (from DEFAULT_DBUS_ALERT_EXPIRATION_SECONDS)\n\
              \x20 delivery.alert_offline_store_max_count: 500 (from ALERT_OFFLINE_STORE_MAX_COUNT)\n\
              \x20 delivery.alert_store_max_record_age: 86400 (from ALERT_STORE_MAX_RECORD_AGE_S)\n",
             available = sandbox.config_dir().join("available").display(),

@@ -658,6 +658,8 @@ pub struct ImportReport {
     pub skipped: Vec<SkippedCheck>,
     /// Mender files that could not be converted; the others were imported regardless.
     pub problems: Vec<Problem>,
+    /// What was left out of checks that were imported (a key Mender ignores too).
+    pub warnings: Vec<Problem>,
 }
 
 /// One Mender check written as our YAML.
@@ -746,13 +748,14 @@ pub fn import_mender(from: &Path, into: &CheckDir) -> Result<ImportReport, Store
                 continue;
             }
         };
-        let definition = match CheckDefinition::from_mender_shell(id.subsystem, &text, &path) {
-            Ok(definition) => definition,
-            Err(problems) => {
-                report.problems.extend(problems);
-                continue;
-            }
-        };
+        let (definition, warnings) =
+            match CheckDefinition::from_mender_shell_with_warnings(id.subsystem, &text, &path) {
+                Ok(converted) => converted,
+                Err(problems) => {
+                    report.problems.extend(problems);
+                    continue;
+                }
+            };
         // Validate against the Mender file, so that problems name it and its keys.
         let command = match definition.resolve(&path) {
             Ok(CheckKind::Log(LogCheck {
@@ -774,6 +777,7 @@ pub fn import_mender(from: &Path, into: &CheckDir) -> Result<ImportReport, Store
         if is_enabled {
             into.enable(&id)?;
         }
+        report.warnings.extend(warnings);
         report.imported.push(ImportedCheck {
             id,
             file,

@@ -179,6 +179,9 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                     skipped.existing.display()
                 );
             }
+            for warning in &report.warnings {
+                eprintln!("warning: {warning}");
+            }
             for problem in &report.problems {
                 eprintln!("{problem}");
             }
