@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 pub const IMAGE: &str = "localhost/bb:latest";
 /// The apt packages that provide what is needed.
 /// (`docker.io` only where the image has no `docker` CLI of its own.)
+pub const APT_PACKAGES: &str = "podman runc busybox-static (and docker.io for the docker CLI)";
 
 /// One podman engine at a time in a test process: two in parallel stall each other's API
 /// here (shared libpod locks), which would test podman, not the agent. Every test that
@@ -36,7 +37,6 @@ pub fn one_engine() -> std::sync::MutexGuard<'static, ()> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
-pub const APT_PACKAGES: &str = "podman runc busybox-static (and docker.io for the docker CLI)";
 
 const START_DEADLINE: Duration = Duration::from_secs(30);
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
