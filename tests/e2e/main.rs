@@ -33,6 +33,7 @@ mod log_checks;
 mod mender_cli;
 mod mender_client;
 mod mender_scenarios;
+mod private_bus;
 mod raise;
 mod server;
 mod services;

@@ -16,10 +16,8 @@
 //! edits Mender's own store through its shell library).
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::symlink;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -28,6 +26,7 @@ use crate::devicemonitor_standin::{DeviceMonitorStandIn, ALERT_PATH, DEFAULT_TOK
 use crate::harness::{append, eventually, stdout, Agent, AlertFollower, Sandbox, DEADLINE};
 use crate::monitor_server::{ServerDatabase, ServerProcess};
 use crate::podman::Podman;
+use crate::private_bus::PrivateBus;
 use crate::server::{server_binary, Management, EMAIL, PASSWORD};
 use crate::user_manager::UserManager;
 
@@ -882,77 +881,6 @@ fn send_configuration_data(target: Target) {
 
 // ---------------------------------------------------------------------------------------
 // D-Bus
-
-/// A `dbus-daemon` of our own; killed on drop.
-struct PrivateBus {
-    _directory: tempfile::TempDir,
-    address: String,
-    daemon: Child,
-}
-
-impl PrivateBus {
-    fn start() -> Option<PrivateBus> {
-        let directory = tempfile::tempdir().unwrap();
-        let address = format!("unix:path={}", directory.path().join("bus").display());
-        let spawned = Command::new("dbus-daemon")
-            .args([
-                "--session",
-                "--nofork",
-                "--print-address",
-                &format!("--address={address}"),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn();
-        let mut daemon = match spawned {
-            Ok(daemon) => daemon,
-            Err(error) => {
-                let reason =
-                    format!("dbus-daemon cannot run ({error}): install the dbus-daemon package");
-                assert!(
-                    std::env::var("CI").as_deref() != Ok("true"),
-                    "CI=true: {reason}"
-                );
-                eprintln!("skipping: {reason}");
-                return None;
-            }
-        };
-        // Ready once it prints its address.
-        let mut line = String::new();
-        BufReader::new(daemon.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.starts_with("unix:"), "dbus-daemon said {line:?}");
-        Some(PrivateBus {
-            _directory: directory,
-            address,
-            daemon,
-        })
-    }
-
-    /// `dbus-send` a signal `interface.member` with one string argument.
-    fn send(&self, interface: &str, member: &str, text: &str) {
-        let status = Command::new("dbus-send")
-            .args([
-                &format!("--bus={}", self.address),
-                "--type=signal",
-                "/org/example/Watched",
-                &format!("{interface}.{member}"),
-                &format!("string:{text}"),
-            ])
-            .status()
-            .expect("dbus-send runs");
-        assert!(status.success());
-    }
-}
-
-impl Drop for PrivateBus {
-    fn drop(&mut self) {
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
-    }
-}
 
 /// Waits until the agent logs `needle`; at the deadline, fails with what it logged as
 /// problems (why a check is not watched).
