@@ -73,6 +73,10 @@ pub fn router(state: AppState) -> Router {
         .merge(api::health_routes())
         .merge(dashboard::routes())
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.limits.max_body_bytes,
+            api::read_whole_body,
+        ))
         .with_state(state)
 }
 

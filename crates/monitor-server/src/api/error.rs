@@ -15,7 +15,11 @@ pub enum ApiError {
     Unauthorized(String),
     NotFound(String),
     Conflict(String),
-    TooManyRequests { retry_after: Duration },
+    /// 413: the request body is over `max_body_bytes`.
+    TooLarge(String),
+    TooManyRequests {
+        retry_after: Duration,
+    },
     Internal(String),
 }
 
@@ -41,6 +45,7 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized(message) => (StatusCode::UNAUTHORIZED, message),
             ApiError::NotFound(message) => (StatusCode::NOT_FOUND, message),
             ApiError::Conflict(message) => (StatusCode::CONFLICT, message),
+            ApiError::TooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, message),
             ApiError::TooManyRequests { retry_after } => {
                 let seconds = retry_after.as_secs().max(1);
                 let mut response = (

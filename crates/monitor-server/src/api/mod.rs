@@ -9,6 +9,7 @@
 
 mod admission;
 mod auth;
+mod body;
 mod device;
 mod error;
 mod health;
@@ -18,6 +19,7 @@ mod rate_limit;
 mod state;
 
 pub use auth::{AuthenticatedDevice, AuthenticatedUser};
+pub use body::read_whole_body;
 pub use error::ApiError;
 pub use state::AppState;
 

@@ -74,6 +74,70 @@ on_both_engines! {
 }
 
 on_both_engines! {
+    /// A connection serves the next request even when a request's body comes a moment after
+    /// its headers and its route needs no body (here a 401 before any body is read): hyper
+    /// closes a connection whose body was not read when the answer went out, without saying
+    /// so, and Go's client in mender-client then failed its next request with a broken pipe.
+    async fn a_body_sent_late_never_costs_the_connection(database) {
+        use std::io::{Read, Write};
+        let fixture = Fixture::start(database).await;
+        let address = fixture.url("").trim_start_matches("http://").to_owned();
+        let body = r#"{"device_provides":{}}"#;
+        let outcome = tokio::task::spawn_blocking(move || {
+            let mut stream = std::net::TcpStream::connect(&address).unwrap();
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_millis(300)))
+                .unwrap();
+            write!(
+                stream,
+                "POST /api/devices/v2/deployments/device/deployments/next HTTP/1.1\r\nHost: x\r\n\
+                 Authorization: Bearer not-a-token\r\nContent-Type: application/json\r\n\
+                 Content-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .unwrap();
+            // An answer before the body is what made the old server drop the connection
+            // once the body came: the server reads the body first.
+            let mut answers = Vec::new();
+            let mut buffer = [0u8; 4096];
+            if let Ok(read) = stream.read(&mut buffer) {
+                answers.extend_from_slice(&buffer[..read]);
+            }
+            assert!(
+                answers.is_empty(),
+                "answered before the body was read: {}",
+                String::from_utf8_lossy(&answers)
+            );
+            stream.write_all(body.as_bytes()).unwrap();
+            stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+            while !String::from_utf8_lossy(&answers).contains("401 Unauthorized") {
+                let read = stream.read(&mut buffer).unwrap();
+                assert!(read > 0, "closed before the first answer");
+                answers.extend_from_slice(&buffer[..read]);
+            }
+            let second = stream
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                .and_then(|()| {
+                    let mut text = Vec::new();
+                    while !String::from_utf8_lossy(&text).contains("\r\n\r\n") {
+                        let read = stream.read(&mut buffer)?;
+                        if read == 0 {
+                            break;
+                        }
+                        text.extend_from_slice(&buffer[..read]);
+                    }
+                    Ok(String::from_utf8_lossy(&text).into_owned())
+                });
+            second.map_err(|error| error.to_string())
+        })
+        .await
+        .unwrap();
+        let second = outcome.expect("the connection takes a second request");
+        assert!(second.starts_with("HTTP/1.1 200"), "second answer: {second:?}");
+    }
+}
+
+on_both_engines! {
     /// Unknown tokens, rejected and decommissioned devices get 401; a device accepted again
     /// reports again.
     async fn only_accepted_devices_with_their_token_may_report(database) {
