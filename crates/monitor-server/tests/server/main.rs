@@ -17,6 +17,7 @@ mod dashboard;
 mod device_api;
 mod inventory_api;
 mod management_api;
+mod migration;
 mod notifications;
 mod replicas;
 
