@@ -14,13 +14,15 @@ use monitor_server::settings::{FileSettings, Settings};
 use monitor_server::storage::{Device, DeviceStatus, Store};
 use tokio_util::sync::CancellationToken;
 
+mod backup;
+
 #[derive(Parser)]
 #[command(
     name = "monitor-server",
     version,
     args_override_self = true,
     about = "A self-hosted backend for monitord's alerts, speaking Mender's devicemonitor API",
-    after_help = "Examples:\n  monitor-server --data-dir ./data                 serve on 127.0.0.1:8080 with SQLite in ./data\n  monitor-server --data-dir ./data device add pi-kitchen   print the token for the agent\n  echo \"$PASSWORD\" | monitor-server --data-dir ./data user add admin@example.com --password-stdin\n  MONITOR_SERVER_DATABASE_URL=postgres://monitor:…@db/monitor monitor-server --listen 0.0.0.0:8080"
+    after_help = "Examples:\n  monitor-server --data-dir ./data                 serve on 127.0.0.1:8080 with SQLite in ./data\n  monitor-server --data-dir ./data device add pi-kitchen   print the token for the agent\n  monitor-server --data-dir ./data backup ./monitor-server-backup.db   copy the database while serving\n  echo \"$PASSWORD\" | monitor-server --data-dir ./data user add admin@example.com --password-stdin\n  MONITOR_SERVER_DATABASE_URL=postgres://monitor:…@db/monitor monitor-server --listen 0.0.0.0:8080"
 )]
 struct Cli {
     #[command(flatten)]
@@ -62,6 +64,8 @@ struct GlobalArgs {
 enum Command {
     /// Serve the device and management APIs (what runs without a command).
     Serve,
+    /// Copy the SQLite database to a file while the server runs (PostgreSQL: use pg_dump).
+    Backup(backup::BackupArgs),
     #[command(flatten)]
     Admin(AdminCommand),
 }
@@ -214,9 +218,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         cli.global.database_url,
         cli.global.smtp_url,
     )?;
+    let command = match cli.command.unwrap_or(Command::Serve) {
+        // It opens the database itself, and a PostgreSQL one not at all.
+        Command::Backup(args) => return backup::backup(&settings.database, args).await,
+        command => command,
+    };
     let store = monitor_server::open_store(&settings.database).await?;
-    let result = match cli.command.unwrap_or(Command::Serve) {
+    let result = match command {
         Command::Serve => serve(settings, store.clone()).await,
+        Command::Backup(_) => unreachable!("handled above"),
         Command::Admin(command) => admin(store.clone(), command).await,
     };
     store.close().await;

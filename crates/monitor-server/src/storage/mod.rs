@@ -11,9 +11,11 @@
 //!
 //! One file per section, each adding its methods to [`Store`]: `devices`, `alerts`,
 //! `recording` (the one write path of alerts), `users` (and their tokens), `settings`,
-//! `notifications` (channels and the outbox).
+//! `notifications` (channels and the outbox), `backup` (a copy of a SQLite database
+//! while serving).
 
 mod alerts;
+mod backup;
 mod devices;
 mod migrations;
 mod notifications;
@@ -24,6 +26,7 @@ mod store;
 mod users;
 
 pub use alerts::{AlertQuery, LatestQuery, StoredAlert};
+pub use backup::{BackupError, Overwrite};
 pub use devices::{Device, DeviceDocument, DeviceStatus};
 pub use notifications::{Channel, ClaimedNotification};
 pub use recording::RecordedAlerts;

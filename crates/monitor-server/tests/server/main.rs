@@ -11,6 +11,7 @@ mod smtp_sink;
 
 mod admission;
 mod api;
+mod backup;
 mod browser;
 mod cli;
 mod dashboard;
