@@ -12,6 +12,7 @@ mod smtp_sink;
 mod admission;
 mod api;
 mod backup;
+mod balancer;
 mod browser;
 mod cli;
 mod dashboard;
