@@ -81,3 +81,30 @@ fn source_key(extensions: &Extensions) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_of(peer: &str) -> String {
+        let mut extensions = Extensions::new();
+        extensions.insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+        source_key(&extensions)
+    }
+
+    #[test]
+    fn an_ipv6_host_counts_as_its_64_and_a_mapped_ipv4_as_itself() {
+        assert_eq!(key_of("192.0.2.7:4000"), "192.0.2.7");
+        assert_eq!(key_of("[::ffff:192.0.2.7]:4000"), "192.0.2.7");
+        assert_eq!(
+            key_of("[2001:db8:1:2:aaaa::1]:4000"),
+            key_of("[2001:db8:1:2:bbbb::9]:5000")
+        );
+        assert_eq!(key_of("[2001:db8:1:2::1]:4000"), "2001:db8:1:2::/64");
+        assert_ne!(
+            key_of("[2001:db8:1:3::1]:4000"),
+            key_of("[2001:db8:1:2::1]:4000")
+        );
+        assert_eq!(source_key(&Extensions::new()), "unknown");
+    }
+}
