@@ -87,8 +87,8 @@ on_both_engines! {
 
         // Another address: devices 3 to 5 join, and the pending list keeps the newest four.
         let other = client_from(2);
-        for number in 3..6 {
-            let (status, body, _) = ask_from(&other, &fixture, &keys[number], &identity(number), "", None).await;
+        for (number, key) in keys.iter().enumerate().take(6).skip(3) {
+            let (status, body, _) = ask_from(&other, &fixture, key, &identity(number), "", None).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "device {number}: {body}");
         }
         let names: Vec<String> = pending(&fixture).await.iter()
