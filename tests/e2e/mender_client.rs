@@ -167,6 +167,21 @@ fn menders_own_client_joins_and_monitord_reports_through_it() {
         pending().is_some()
     });
     let id = pending().unwrap()["id"].as_str().unwrap().to_owned();
+    // The README's line, run on the client's own key file, prints the fingerprint the
+    // server shows for it.
+    let key_file = directory.path().join("data").join("mender-agent.pem");
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl pkey -in '{}' -pubout -outform DER | sha256sum",
+            key_file.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let on_the_device = String::from_utf8(output.stdout).unwrap();
+    let on_the_device = on_the_device.split_whitespace().next().unwrap();
+    assert_eq!(pending().unwrap()["key_sha256"], on_the_device);
     let log_before_accepting = fs::read_to_string(&client_log).unwrap().len();
     assert_eq!(
         management.put(

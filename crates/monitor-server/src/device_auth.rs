@@ -74,22 +74,10 @@ const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
 impl PublicKey {
     /// Reads a PEM `PUBLIC KEY` (SubjectPublicKeyInfo).
     pub fn from_pem(pem: &str) -> Result<PublicKey, AdmissionError> {
-        let problem = |text: &str| AdmissionError::PublicKey(text.to_owned());
-        let body = pem
-            .trim()
-            .strip_prefix("-----BEGIN PUBLIC KEY-----")
-            .and_then(|rest| rest.trim_end().strip_suffix("-----END PUBLIC KEY-----"))
-            .ok_or_else(|| {
-                problem(
-                    "not a PEM public key (-----BEGIN PUBLIC KEY----- … -----END PUBLIC KEY-----)",
-                )
-            })?;
-        let base64: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-        let der = base64::engine::general_purpose::STANDARD
-            .decode(base64)
-            .map_err(|error| AdmissionError::PublicKey(format!("the PEM's base64: {error}")))?;
-        PublicKey::from_spki(&der).ok_or_else(|| {
-            problem("an RSA, ECDSA P-256 or Ed25519 SubjectPublicKeyInfo was expected")
+        PublicKey::from_spki(&spki_der(pem)?).ok_or_else(|| {
+            AdmissionError::PublicKey(
+                "an RSA, ECDSA P-256 or Ed25519 SubjectPublicKeyInfo was expected".into(),
+            )
         })
     }
 
@@ -137,6 +125,37 @@ impl PublicKey {
                 )
             })
     }
+}
+
+/// The DER (SubjectPublicKeyInfo) inside a PEM `PUBLIC KEY`.
+fn spki_der(pem: &str) -> Result<Vec<u8>, AdmissionError> {
+    let body = pem
+        .trim()
+        .strip_prefix("-----BEGIN PUBLIC KEY-----")
+        .and_then(|rest| rest.trim_end().strip_suffix("-----END PUBLIC KEY-----"))
+        .ok_or_else(|| {
+            AdmissionError::PublicKey(
+                "not a PEM public key (-----BEGIN PUBLIC KEY----- … -----END PUBLIC KEY-----)"
+                    .into(),
+            )
+        })?;
+    let base64: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(base64)
+        .map_err(|error| AdmissionError::PublicKey(format!("the PEM's base64: {error}")))
+}
+
+/// A public key's fingerprint as a user compares it with the device's: the SHA-256 of its
+/// DER SubjectPublicKeyInfo in lowercase hex, exactly what
+/// `openssl pkey -in <private key> -pubout -outform DER | sha256sum` prints on the device.
+/// Hex rather than ssh's base64 so that line needs no other tool; all 64 digits are shown,
+/// since a short prefix is cheap to match with a key made for the purpose.
+pub fn key_fingerprint(pem: &str) -> Result<String, AdmissionError> {
+    let der = spki_der(pem)?;
+    Ok(hex::encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        &der,
+    )))
 }
 
 /// One DER element with `tag` at the start of `input`: its contents and what follows.
@@ -220,6 +239,18 @@ mod tests {
         ));
         let not_a_key = pem(&[0x30, 0x03, 0x02, 0x01, 0x00]);
         assert!(PublicKey::from_pem(&not_a_key).is_err());
+    }
+
+    #[test]
+    fn a_fingerprint_is_the_sha256_of_the_der_key_in_hex() {
+        let spki = [
+            0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00, 1, 2, 3, 4, 5,
+            6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28,
+            29, 30, 31, 32,
+        ];
+        let expected = hex::encode(ring::digest::digest(&ring::digest::SHA256, &spki));
+        assert_eq!(key_fingerprint(&pem(&spki)).unwrap(), expected);
+        assert_eq!(expected.len(), 64);
     }
 
     #[test]

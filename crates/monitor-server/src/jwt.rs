@@ -51,9 +51,16 @@ impl JwtKeys {
 
     /// A token for `device_id`, valid from `now` for [`DEVICE_TOKEN_LIFETIME`].
     pub fn issue(&self, device_id: &str, now: SystemTime) -> String {
-        let issued = seconds(now);
+        self.issue_with_id(device_id, &crate::credentials::new_id(), now)
+    }
+
+    /// The token with id (`jti`) `token_id` for `device_id`, issued at `issued_at`: the
+    /// same inputs (and key) give the same token, so a token can be handed out again
+    /// without being stored.
+    pub fn issue_with_id(&self, device_id: &str, token_id: &str, issued_at: SystemTime) -> String {
+        let issued = seconds(issued_at);
         let claims = Claims {
-            jti: crate::credentials::new_id(),
+            jti: token_id.to_owned(),
             sub: device_id.to_owned(),
             iat: issued,
             exp: issued + DEVICE_TOKEN_LIFETIME.as_secs(),

@@ -104,13 +104,17 @@ pub async fn serve(
     .context("cannot read the device-token key from the database")?;
     let notifier = tokio::spawn(notifier.run(shutdown.clone()));
     let router = router(state);
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown({
-            let shutdown = shutdown.clone();
-            async move { shutdown.cancelled().await }
-        })
-        .await
-        .context("the HTTP server failed");
+    // The peer address limits new pending devices per source (`auth_requests`).
+    let served = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown({
+        let shutdown = shutdown.clone();
+        async move { shutdown.cancelled().await }
+    })
+    .await
+    .context("the HTTP server failed");
     shutdown.cancel();
     if tokio::time::timeout(NOTIFIER_STOP_DEADLINE, notifier)
         .await

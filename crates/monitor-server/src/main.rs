@@ -98,7 +98,8 @@ enum AdminCommand {
 enum DeviceCommand {
     /// Add an accepted device and print its token (for the agent's `auth: token`).
     Add { name: String },
-    /// List devices with their open alerts.
+    /// List devices with their open alerts; `--status pending` shows each one's identity
+    /// and key fingerprint, to compare with the device's before accepting it.
     List {
         /// Only devices with this status (pending, accepted, rejected, decommissioned).
         #[arg(long)]
@@ -106,9 +107,17 @@ enum DeviceCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Accept a pending (or rejected) device.
-    Accept { device: String },
-    /// Reject a device: it gets 401 until accepted.
+    /// Accept a pending (or rejected) device, by id (or by name or MAC when only one device
+    /// has it); it prints the key fingerprint it accepted.
+    Accept {
+        device: String,
+        /// The SHA-256 fingerprint read on the device (see the README); the device's key
+        /// must have it, or nothing is accepted.
+        #[arg(long, value_name = "HEX")]
+        key_sha256: Option<String>,
+    },
+    /// Reject a device (by id, or by name or MAC when only one device has it): it gets 401
+    /// until accepted.
     Reject { device: String },
     /// Take a device out of service for good; its history stays.
     Decommission { device: String },
@@ -336,13 +345,22 @@ async fn device_command(fleet: &Fleet, command: DeviceCommand) -> anyhow::Result
                 .transpose()
                 .map_err(cli_error)?;
             let devices = fleet.devices(status, false).await.map_err(cli_error)?;
-            print_devices(&devices, json)?;
+            if status == Some(DeviceStatus::Pending) && !json {
+                print_pending_devices(&devices)?;
+            } else {
+                print_devices(&devices, json)?;
+            }
         }
-        DeviceCommand::Accept { device } => {
-            set_status(fleet, &device, DeviceStatus::Accepted).await?
+        DeviceCommand::Accept { device, key_sha256 } => {
+            accept(fleet, &device, key_sha256.as_deref()).await?
         }
         DeviceCommand::Reject { device } => {
-            set_status(fleet, &device, DeviceStatus::Rejected).await?
+            let device = fleet.device_to_admit(&device).await.map_err(cli_error)?;
+            fleet
+                .set_device_status(&device, DeviceStatus::Rejected)
+                .await
+                .map_err(cli_error)?;
+            eprintln!("rejected {} (id {})", device.name, device.id);
         }
         DeviceCommand::Decommission { device } => {
             set_status(fleet, &device, DeviceStatus::Decommissioned).await?
@@ -360,8 +378,38 @@ async fn device_command(fleet: &Fleet, command: DeviceCommand) -> anyhow::Result
     Ok(())
 }
 
+/// Accepts the device `key` names, unambiguously, and only with the fingerprint given.
+async fn accept(fleet: &Fleet, key: &str, key_sha256: Option<&str>) -> anyhow::Result<()> {
+    let device = fleet.device_to_admit(key).await.map_err(cli_error)?;
+    let fingerprint = device.key_fingerprint.as_deref();
+    if let Some(expected) = key_sha256 {
+        let expected = expected.trim().to_ascii_lowercase();
+        if fingerprint != Some(expected.as_str()) {
+            anyhow::bail!(
+                "device {} (id {}) has the key SHA-256 {}, not {expected}: nothing accepted; \
+                 check the fingerprint on the device (see the README) and `monitor-server device list --status pending`",
+                device.name,
+                device.id,
+                fingerprint.unwrap_or("none (a token device)")
+            );
+        }
+    }
+    fleet
+        .set_device_status(&device, DeviceStatus::Accepted)
+        .await
+        .map_err(cli_error)?;
+    eprintln!(
+        "accepted {} (id {}, identity {}, key SHA-256 {})",
+        device.name,
+        device.id,
+        device.identity.as_deref().unwrap_or("none"),
+        fingerprint.unwrap_or("none (a token device)")
+    );
+    Ok(())
+}
+
 async fn set_status(fleet: &Fleet, key: &str, status: DeviceStatus) -> anyhow::Result<()> {
-    let device = fleet.device_by_id_or_name(key).await.map_err(cli_error)?;
+    let device = fleet.device_to_admit(key).await.map_err(cli_error)?;
     fleet
         .set_device_status(&device, status)
         .await
@@ -381,6 +429,8 @@ fn print_devices(devices: &[Device], json: bool) -> anyhow::Result<()> {
                     "alert_count": DeviceHealth::of(device).open_alerts(),
                     "muted": device.muted,
                     "last_seen_at": device.last_seen_at.map(|at| monitor_wire::Timestamp(at).to_string()),
+                    "identity_data": device.identity,
+                    "key_sha256": device.key_fingerprint,
                 })
             })
             .collect();
@@ -409,6 +459,47 @@ fn print_devices(devices: &[Device], json: bool) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// Pending devices as a user compares them with the devices: id (what `device accept`
+/// takes), identity, and the key's fingerprint, oldest first.
+fn print_pending_devices(devices: &[Device]) -> anyhow::Result<()> {
+    let mut devices: Vec<&Device> = devices.iter().collect();
+    devices.sort_by_key(|device| device.created_at);
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<36} {:<20} {:<64} {:<20} IDENTITY",
+        "ID", "ASKED", "KEY SHA-256", "MAC"
+    )?;
+    for device in devices {
+        writeln!(
+            out,
+            "{:<36} {:<20} {:<64} {:<20} {}",
+            device.id,
+            humantime::format_rfc3339_seconds(device.created_at).to_string(),
+            device.key_fingerprint.as_deref().unwrap_or("-"),
+            printable(&device.identity_mac().unwrap_or_else(|| "-".into())),
+            device.identity.as_deref().unwrap_or("-"),
+        )?;
+    }
+    Ok(())
+}
+
+/// What a device sent, with control characters escaped: a device's MAC must not move the
+/// cursor or recolour the terminal of whoever lists it (the identity itself is canonical
+/// JSON, whose strings are escaped already).
+fn printable(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 /// The first line of standard input, without its line ending.

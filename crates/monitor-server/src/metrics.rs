@@ -60,6 +60,8 @@ pub struct Metrics {
     /// Alert requests refused as invalid (400).
     pub alert_requests_rejected: Counter,
     pub configs_received: Counter,
+    /// Pending devices dropped because more asked to join than `max_pending_devices`.
+    pub pending_devices_dropped: Counter,
     /// Time to validate and store one accepted alert request.
     pub alert_request_seconds: Histogram,
 }
@@ -87,6 +89,11 @@ impl Metrics {
                 "monitor_server_configs_received_total",
                 "Check configurations pushed by devices.",
                 &self.configs_received,
+            ),
+            (
+                "monitor_server_pending_devices_dropped_total",
+                "Pending devices dropped, oldest first, past max_pending_devices.",
+                &self.pending_devices_dropped,
             ),
         ];
         for (name, help, counter) in counters {

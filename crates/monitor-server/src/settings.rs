@@ -39,6 +39,12 @@ pub struct FileSettings {
     /// Requests a device may make per minute on average before it gets 429.
     #[serde(default)]
     pub device_requests_per_minute: Option<u32>,
+    /// New pending devices one source address may add per minute before it gets 429.
+    #[serde(default)]
+    pub pending_devices_per_minute: Option<u32>,
+    /// The most pending devices kept; past it the oldest pending are dropped.
+    #[serde(default)]
+    pub max_pending_devices: Option<u64>,
     /// The SMTP relay for email channels (`smtp://host:25`, `smtps://user:password@host`);
     /// better given by environment (it may hold a password).
     #[serde(default)]
@@ -59,8 +65,8 @@ impl FileSettings {
         serde_norway::from_str(&text).map_err(|error| {
             anyhow::anyhow!(
                 "{}: {error} (the fields are listen, data_dir, database_url, max_body_bytes, \
-                 max_alerts_per_request, device_requests_per_minute, smtp_url, email_from, \
-                 notify_interval)",
+                 max_alerts_per_request, device_requests_per_minute, pending_devices_per_minute, \
+                 max_pending_devices, smtp_url, email_from, notify_interval)",
                 path.display()
             )
         })
@@ -111,6 +117,11 @@ pub struct Limits {
     pub max_alerts_per_request: usize,
     /// Requests a device may make per minute, on average, before getting 429.
     pub device_requests_per_minute: u32,
+    /// New pending devices one source address may add per minute (bursts as large) before
+    /// its `auth_requests` get 429.
+    pub pending_devices_per_minute: u32,
+    /// The most pending devices kept; past it the oldest pending are dropped.
+    pub max_pending_devices: u64,
 }
 
 impl Default for Limits {
@@ -119,6 +130,8 @@ impl Default for Limits {
             max_body_bytes: 1024 * 1024,
             max_alerts_per_request: 500,
             device_requests_per_minute: 600,
+            pending_devices_per_minute: 10,
+            max_pending_devices: 500,
         }
     }
 }
@@ -207,6 +220,12 @@ impl Settings {
                 device_requests_per_minute: file
                     .device_requests_per_minute
                     .unwrap_or(defaults.device_requests_per_minute),
+                pending_devices_per_minute: file
+                    .pending_devices_per_minute
+                    .unwrap_or(defaults.pending_devices_per_minute),
+                max_pending_devices: file
+                    .max_pending_devices
+                    .unwrap_or(defaults.max_pending_devices),
             },
         })
     }

@@ -21,6 +21,13 @@ pub struct ManagedDevice {
     pub created_at: Timestamp,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen_at: Option<Timestamp>,
+    /// The identity a device that asked to join sent (`auth_requests`), canonical JSON.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_data: Option<String>,
+    /// The SHA-256 of its public key's DER, hex: what tells two devices with one identity
+    /// apart (the README says how to read it on the device).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_sha256: Option<String>,
 }
 
 /// An alert as the server stored it.

@@ -160,6 +160,8 @@ fn managed_device(device: Device) -> ManagedDevice {
         muted: device.muted,
         created_at: Timestamp(device.created_at),
         last_seen_at: device.last_seen_at.map(Timestamp),
+        identity_data: device.identity,
+        key_sha256: device.key_fingerprint,
     }
 }
 

@@ -22,6 +22,8 @@ pub struct AppState {
     /// Wakes this replica's notifier when alerts were queued for notification.
     pub notifier_wake: Arc<Notify>,
     pub(super) rate_limiter: Arc<RateLimiter>,
+    /// New pending devices per source address (`auth_requests`).
+    pub(super) pending_rate_limiter: Arc<RateLimiter>,
 }
 
 impl AppState {
@@ -33,6 +35,7 @@ impl AppState {
         notifier_wake: Arc<Notify>,
     ) -> Result<Self, StorageError> {
         let rate_limiter = Arc::new(RateLimiter::new(limits.device_requests_per_minute));
+        let pending_rate_limiter = Arc::new(RateLimiter::new(limits.pending_devices_per_minute));
         Ok(AppState {
             fleet: Fleet::open(store).await?,
             metrics: Arc::new(Metrics::default()),
@@ -40,6 +43,7 @@ impl AppState {
             notify_interval,
             notifier_wake,
             rate_limiter,
+            pending_rate_limiter,
         })
     }
 }

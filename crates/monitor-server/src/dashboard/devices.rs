@@ -122,11 +122,16 @@ pub(super) async fn pending_page(
         h1 { "Pending devices" }
         @if pending.is_empty() { p { "No device is waiting." } }
         @else {
+            p.hint { "Accept a device only when its key SHA-256 is the one read on the device: "
+                code { "openssl pkey -in /var/lib/mender/mender-agent.pem -pubout -outform DER | sha256sum" }
+                ". Two devices may claim one MAC address; the key tells them apart." }
             div.table-wrap { table id="pending" {
-                thead { tr { th { "Device" } th { "Asked" } th {} } }
+                thead { tr { th { "Device" } th { "Identity" } th { "Key SHA-256" } th { "Asked" } th {} } }
                 tbody { @for device in &pending {
-                    tr data-name=(device.name) {
-                        td { (device.name) }
+                    tr data-name=(device.name) data-id=(device.id) {
+                        td { (device.name) br; small { "id " code { (device.id) } } }
+                        td { code { (device.identity.as_deref().unwrap_or("-")) } }
+                        td.fingerprint { code { (device.key_fingerprint.as_deref().unwrap_or("-")) } }
                         td { (ago(Some(device.created_at), now)) }
                         td.actions {
                             (status_button(&device.id, "accepted", "Accept", "accept"))

@@ -157,6 +157,8 @@ mod tests {
             created_at: std::time::UNIX_EPOCH,
             last_seen_at: None,
             alert_count: 2,
+            identity: None,
+            key_fingerprint: None,
         };
         let inventory = DeviceInventory::of(
             device,

@@ -16,6 +16,7 @@ mod reports;
 mod service;
 mod sessions;
 
+pub use admission::{Admission, PendingLimits};
 pub use devices::{count_by_status, parse_status, DeviceHealth, NEVER_SEEN};
 pub use error::{Entity, FleetError};
 pub use inventory::{AttributeFilter, DeviceInventory, ScopedAttribute};

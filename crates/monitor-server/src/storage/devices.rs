@@ -9,6 +9,7 @@ use sqlx::Row;
 use super::sql::{from_millis, now_millis, to_millis, StorageError};
 use super::store::Store;
 use crate::credentials::new_id;
+use crate::device_auth::key_fingerprint;
 
 /// Where a device stands in admission.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +66,18 @@ pub struct Device {
     pub last_seen_at: Option<SystemTime>,
     /// Subjects whose latest alert is CRITICAL.
     pub alert_count: u64,
+    /// The identity it asked to join with (canonical JSON), for devices that asked.
+    pub identity: Option<String>,
+    /// Its key's fingerprint ([`key_fingerprint`]), for devices that asked with a key.
+    pub key_fingerprint: Option<String>,
+}
+
+impl Device {
+    /// The MAC address in its identity, if it has one.
+    pub fn identity_mac(&self) -> Option<String> {
+        let identity: serde_json::Value = serde_json::from_str(self.identity.as_deref()?).ok()?;
+        identity.get("mac")?.as_str().map(str::to_owned)
+    }
 }
 
 /// What a device pushes about itself, kept as JSON.
@@ -86,6 +99,7 @@ impl DeviceDocument {
 }
 
 const DEVICE_COLUMNS: &str = "d.id, d.name, d.status, d.muted, d.created_at, d.last_seen_at, \
+     d.identity_data, d.public_key, \
      (SELECT COUNT(*) FROM subjects s WHERE s.device_id = d.id AND s.level = 'CRITICAL') AS alert_count";
 
 impl Store {
@@ -122,33 +136,32 @@ impl Store {
             created_at: from_millis(now),
             last_seen_at: None,
             alert_count: 0,
+            identity: None,
+            key_fingerprint: None,
         })
     }
 
-    /// The device with this (canonical) identity, and the public key it was admitted with.
-    pub async fn device_by_identity(
-        &self,
-        identity: &str,
-    ) -> Result<Option<(Device, Option<String>)>, StorageError> {
+    /// The devices that asked with this (canonical) identity, each with its own key.
+    pub async fn devices_by_identity(&self, identity: &str) -> Result<Vec<Device>, StorageError> {
         let sql = format!(
-            "SELECT {DEVICE_COLUMNS}, d.public_key FROM devices d WHERE d.identity_data = $1"
+            "SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.identity_data = $1 ORDER BY d.created_at"
         );
-        let row = sqlx::query(&sql)
+        let rows = sqlx::query(&sql)
             .bind(identity)
-            .fetch_optional(&self.pool)
+            .fetch_all(&self.pool)
             .await?;
-        row.map(|row| Ok((device_from_row(&row)?, row.try_get("public_key")?)))
-            .transpose()
+        rows.iter().map(device_from_row).collect()
     }
 
     /// Adds a device that asked to join with an identity and a public key. Its name is
     /// `name`, or `name` with a suffix when another device has that name; a device with the
-    /// same identity made meanwhile (by another request or replica) is a conflict.
+    /// same identity and key made meanwhile (by another request or replica) is a conflict.
     pub async fn add_identified_device(
         &self,
         name: &str,
         identity: &str,
         public_key: &str,
+        fingerprint: &str,
         status: DeviceStatus,
     ) -> Result<Device, StorageError> {
         let id = new_id();
@@ -156,23 +169,28 @@ impl Store {
         let mut candidate = name.to_owned();
         for attempt in 0.. {
             let result = sqlx::query(
-                "INSERT INTO devices (id, name, status, identity_data, public_key, muted, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, 0, $6)",
+                "INSERT INTO devices (id, name, status, identity_data, public_key, key_fingerprint, muted, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 0, $7)",
             )
             .bind(&id)
             .bind(&candidate)
             .bind(status.as_str())
             .bind(identity)
             .bind(public_key)
+            .bind(fingerprint)
             .bind(now)
             .execute(&self.pool)
             .await;
             match result {
                 Ok(_) => break,
                 Err(sqlx::Error::Database(error)) if error.is_unique_violation() && attempt < 5 => {
-                    if self.device_by_identity(identity).await?.is_some() {
+                    let twins = self.devices_by_identity(identity).await?;
+                    if twins
+                        .iter()
+                        .any(|twin| twin.key_fingerprint.as_deref() == Some(fingerprint))
+                    {
                         return Err(StorageError::Conflict(
-                            "a device with this identity exists already".into(),
+                            "a device with this identity and key exists already".into(),
                         ));
                     }
                     candidate = format!("{name}-{}", &id[..4 + attempt]);
@@ -188,7 +206,57 @@ impl Store {
             created_at: from_millis(now),
             last_seen_at: None,
             alert_count: 0,
+            identity: Some(identity.to_owned()),
+            key_fingerprint: Some(fingerprint.to_owned()),
         })
+    }
+
+    /// Drops the oldest pending devices beyond the newest `keep`; returns how many went.
+    pub async fn drop_oldest_pending(&self, keep: u64) -> Result<u64, StorageError> {
+        let result = sqlx::query(
+            "DELETE FROM devices WHERE status = 'pending' AND id NOT IN \
+             (SELECT id FROM devices WHERE status = 'pending' \
+              ORDER BY created_at DESC, id DESC LIMIT $1)",
+        )
+        .bind(i64::try_from(keep).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected())
+    }
+
+    /// The device token issued last to a device: its id (`jti`) and when it was issued.
+    pub async fn device_token_issued(
+        &self,
+        device_id: &str,
+    ) -> Result<Option<(String, SystemTime)>, StorageError> {
+        let row = sqlx::query(
+            "SELECT device_token_id, device_token_issued_at FROM devices WHERE id = $1",
+        )
+        .bind(device_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let id: Option<String> = row.try_get("device_token_id")?;
+        let at: Option<i64> = row.try_get("device_token_issued_at")?;
+        Ok(id.zip(at).map(|(id, at)| (id, from_millis(at))))
+    }
+
+    /// Notes the device token issued last to a device (its id and time, never the token).
+    pub async fn set_device_token_issued(
+        &self,
+        device_id: &str,
+        token_id: &str,
+        at: SystemTime,
+    ) -> Result<(), StorageError> {
+        sqlx::query(
+            "UPDATE devices SET device_token_id = $1, device_token_issued_at = $2 WHERE id = $3",
+        )
+        .bind(token_id)
+        .bind(to_millis(at))
+        .bind(device_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Replaces a device's token (for `device token`), returning whether the device exists.
@@ -337,5 +405,9 @@ fn device_from_row(row: &AnyRow) -> Result<Device, StorageError> {
             .try_get::<Option<i64>, _>("last_seen_at")?
             .map(from_millis),
         alert_count: u64::try_from(row.try_get::<i64, _>("alert_count")?).unwrap_or(0),
+        identity: row.try_get("identity_data")?,
+        key_fingerprint: row
+            .try_get::<Option<String>, _>("public_key")?
+            .and_then(|pem| key_fingerprint(&pem).ok()),
     })
 }

@@ -143,6 +143,22 @@ CREATE TABLE notification_alerts (
         description: "device inventory (Mender clients' attributes)",
         sql: "ALTER TABLE devices ADD COLUMN inventory TEXT;",
     },
+    Migration {
+        version: 5,
+        description: "admission: one device per identity and key, the device token issued last",
+        // Two devices may claim one identity (an impostor and the real one): each identity
+        // and key is a device of its own, told apart by its key's fingerprint. Devices
+        // admitted before have no fingerprint stored (NULLs never collide); it is computed
+        // from their key wherever it is shown or compared.
+        sql: r#"
+DROP INDEX devices_identity;
+ALTER TABLE devices ADD COLUMN key_fingerprint TEXT;
+ALTER TABLE devices ADD COLUMN device_token_id TEXT;
+ALTER TABLE devices ADD COLUMN device_token_issued_at BIGINT;
+CREATE UNIQUE INDEX devices_identity_key ON devices (identity_data, key_fingerprint);
+CREATE INDEX devices_by_status_age ON devices (status, created_at);
+"#,
+    },
 ];
 
 /// Brings the schema up to date; returns the version it is at.

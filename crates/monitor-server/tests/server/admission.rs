@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::api::{alert, binary, Fixture};
 use crate::on_both_engines;
 
-const AUTH_PATH: &str = "/api/devices/v1/authentication/auth_requests";
+pub(crate) const AUTH_PATH: &str = "/api/devices/v1/authentication/auth_requests";
 const ALERT_PATH: &str = "/api/devices/v1/devicemonitor/alert";
 
 #[derive(Clone, Copy, Debug)]
@@ -72,11 +72,11 @@ impl DeviceKey {
         DeviceKey { directory, kind }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.directory.path().join(name)
     }
 
-    fn public_pem(&self) -> String {
+    pub(crate) fn public_pem(&self) -> String {
         String::from_utf8(openssl(&[
             "pkey",
             "-in",
@@ -87,7 +87,7 @@ impl DeviceKey {
     }
 
     /// `X-MEN-Signature` for `body`.
-    fn sign(&self, body: &[u8]) -> String {
+    pub(crate) fn sign(&self, body: &[u8]) -> String {
         let message = self.path("body");
         std::fs::write(&message, body).unwrap();
         let (key, message) = (self.path("private.pem"), message);
@@ -115,6 +115,28 @@ pub(crate) async fn ask(
     tenant_token: &str,
     signer: Option<&DeviceKey>,
 ) -> (StatusCode, String) {
+    let response = ask_from(
+        &fixture.client,
+        fixture,
+        key,
+        identity,
+        tenant_token,
+        signer,
+    )
+    .await;
+    (response.0, response.1)
+}
+
+/// [`ask`] with a client of one's own (another source address), with the response's
+/// `Retry-After`.
+pub(crate) async fn ask_from(
+    client: &reqwest::Client,
+    fixture: &Fixture,
+    key: &DeviceKey,
+    identity: &serde_json::Value,
+    tenant_token: &str,
+    signer: Option<&DeviceKey>,
+) -> (StatusCode, String, Option<String>) {
     let body = serde_json::to_vec(&json!({
         "id_data": identity.to_string(),
         "pubkey": key.public_pem(),
@@ -122,8 +144,7 @@ pub(crate) async fn ask(
     }))
     .unwrap();
     let signature = signer.unwrap_or(key).sign(&body);
-    let response = fixture
-        .client
+    let response = client
         .post(fixture.url(AUTH_PATH))
         .header("content-type", "application/json")
         .header("x-men-signature", signature)
@@ -131,7 +152,15 @@ pub(crate) async fn ask(
         .send()
         .await
         .unwrap();
-    (response.status(), response.text().await.unwrap())
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|value| value.to_str().unwrap().to_owned());
+    (
+        response.status(),
+        response.text().await.unwrap(),
+        retry_after,
+    )
 }
 
 async fn post_with(fixture: &Fixture, token: &str, second: u64) -> StatusCode {
@@ -201,8 +230,8 @@ on_both_engines! {
 }
 
 on_both_engines! {
-    /// A signature by another key, another key for a known identity, and malformed requests
-    /// are refused; none of them makes a device.
+    /// A signature by another key and malformed requests are refused and make no device;
+    /// another key for a known identity makes a second pending device.
     async fn forged_and_malformed_requests_are_refused(database) {
         let fixture = Fixture::start(database).await;
         let key = DeviceKey::generate(KeyType::Ed25519);
@@ -215,9 +244,13 @@ on_both_engines! {
         assert_eq!(devices.as_array().unwrap().len(), 1, "only pi-1: {devices}");
 
         assert_eq!(ask(&fixture, &key, &identity, "", None).await.0, StatusCode::UNAUTHORIZED);
+        // Another key for the same identity is a device of its own, pending: it takes
+        // nothing from the first (admission_limits.rs tells the two apart).
         let (status, body) = ask(&fixture, &thief, &identity, "", None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
-        assert!(body.contains("known with another key"), "{body}");
+        assert!(body.contains("the device is pending"), "{body}");
+        let (pending, _) = fixture.manage("/devices?status=pending").await;
+        assert_eq!(pending.as_array().unwrap().len(), 2, "{pending}");
 
         for (body, reason) in [
             (json!({"id_data": "[1]", "pubkey": key.public_pem()}), "id_data must be a JSON object"),

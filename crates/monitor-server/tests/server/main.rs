@@ -10,6 +10,7 @@ mod postgres;
 mod smtp_sink;
 
 mod admission;
+mod admission_limits;
 mod api;
 mod backup;
 mod balancer;
