@@ -143,6 +143,16 @@ CREATE TABLE notification_alerts (
         description: "device inventory (Mender clients' attributes)",
         sql: "ALTER TABLE devices ADD COLUMN inventory TEXT;",
     },
+    Migration {
+        version: 5,
+        description: "user tokens say whether they are a login session or an API token",
+        // Sessions were the tokens named after the login surface, with an expiry.
+        sql: r#"
+ALTER TABLE api_tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'api';
+UPDATE api_tokens SET kind = 'session'
+    WHERE expires_at IS NOT NULL AND name IN ('session', 'dashboard');
+"#,
+    },
 ];
 
 /// Brings the schema up to date; returns the version it is at.

@@ -19,6 +19,8 @@ mod inventory_api;
 mod management_api;
 mod notifications;
 mod replicas;
+mod revocation;
+mod secrets;
 
 /// Runs an async test body once on SQLite and once on PostgreSQL:
 /// `on_both_engines! { async fn name(database) { ... } }` makes `name::sqlite` and
