@@ -244,7 +244,7 @@ fn expiry(
     if let Some(lifetime) = lifetime {
         if lifetime.is_zero() || lifetime > MAX_TOKEN_LIFETIME {
             return Err(FleetError::Invalid(format!(
-                "expires_in: give 1 to {} seconds (ten years)",
+                "expires_in: a token lasts 1 to {} seconds (ten years): give a lifetime in that range",
                 MAX_TOKEN_LIFETIME.as_secs()
             )));
         }

@@ -119,6 +119,8 @@ on_both_engines! {
             let (status, body) = make_token(&fixture, &session, json!({"name": "bad", "expires_in": expires_in})).await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{expires_in}: {body}");
         }
+        let (_, body) = make_token(&fixture, &session, json!({"name": "bad", "expires_in": u64::MAX})).await;
+        assert!(body.contains("a token lasts 1 to 315360000 seconds (ten years)"), "{body}");
         assert_eq!(get_status(&fixture, DEVICES, &session).await, StatusCode::OK, "still serving");
 
         let child_id = listed.as_array().unwrap().iter().find(|token| token["name"] == "child").unwrap()["id"]
@@ -246,6 +248,14 @@ async fn the_command_line_lists_and_revokes() {
     assert_eq!(
         get_status(&fixture, DEVICES, &token).await,
         StatusCode::UNAUTHORIZED
+    );
+    let eternal =
+        fixture
+            .database
+            .admin(binary(), &["token", "add", EMAIL, "--expires", "11y"], None);
+    assert_eq!(eternal.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&eternal.stderr).contains("a token lasts 1 to 315360000 seconds")
     );
     let again = fixture
         .database
