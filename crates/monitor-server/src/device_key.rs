@@ -250,10 +250,6 @@ impl DeviceKeys {
         })
     }
 
-    pub fn location(&self) -> &DeviceKeyLocation {
-        &self.location
-    }
-
     /// The keys now: the file is read again when it changed (a rotation).
     fn current(&self) -> Arc<JwtKeys> {
         if let DeviceKeyLocation::File(path) = &self.location {
