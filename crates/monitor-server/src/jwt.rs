@@ -1,8 +1,9 @@
 //! The device JWTs the server issues after admission (HS256, as Mender's device tokens
 //! carry `sub` = device id and `mender.device: true`).
 //!
-//! The signing key lives in the database (`settings`), made once by whichever replica comes
-//! first, so every replica accepts every replica's tokens. A token is checked against the
+//! The signing key lives apart from the database, in its own file (`crate::device_key`,
+//! which also rotates it); replicas are given the same file, so every replica accepts every
+//! replica's tokens. A token is checked against the
 //! device's current status on every request, so rejecting or decommissioning a device
 //! takes effect at once, before the token expires.
 

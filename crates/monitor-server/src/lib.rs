@@ -21,6 +21,7 @@ pub mod api;
 pub mod credentials;
 pub mod dashboard;
 pub mod device_auth;
+pub mod device_key;
 pub mod fleet;
 pub mod jwt;
 pub mod metrics;
@@ -50,7 +51,13 @@ pub async fn open_store(database: &Database) -> anyhow::Result<Store> {
     match database {
         Database::Sqlite(path) => {
             if let Some(directory) = path.parent() {
-                std::fs::create_dir_all(directory).with_context(|| {
+                // Only the server's user needs to look inside (the key file lives here too).
+                std::os::unix::fs::DirBuilderExt::mode(
+                    std::fs::DirBuilder::new().recursive(true),
+                    0o700,
+                )
+                .create(directory)
+                .with_context(|| {
                     format!("cannot create the data directory {}", directory.display())
                 })?;
             }
@@ -99,9 +106,10 @@ pub async fn serve(
         settings.limits.clone(),
         settings.notify_interval,
         wake,
+        settings.device_key.clone(),
     )
     .await
-    .context("cannot read the device-token key from the database")?;
+    .context("cannot load the device-token key")?;
     let notifier = tokio::spawn(notifier.run(shutdown.clone()));
     let router = router(state);
     // The peer address limits new pending devices per source (`auth_requests`).

@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use monitor_server::fleet::{parse_status, DeviceHealth, Entity, Fleet, FleetError, NEVER_SEEN};
+use monitor_server::device_key::{self, DeviceKeyLocation};
+use monitor_server::fleet::{
+    parse_status, DeviceHealth, Entity, Fleet, FleetError, TokenMaker, NEVER_SEEN,
+};
 use monitor_server::settings::{FileSettings, Settings};
 use monitor_server::storage::{Device, DeviceStatus, Store};
 use tokio_util::sync::CancellationToken;
@@ -58,6 +61,11 @@ struct GlobalArgs {
         hide_env_values = true
     )]
     smtp_url: Option<String>,
+    /// The device-token signing key's file (made 0600 at first start) [default:
+    /// <data-dir>/device-token.key; with --database-url, none: the key stays in the
+    /// database]. Give every replica the same file.
+    #[arg(long, global = true, env = "MONITOR_SERVER_KEY_FILE")]
+    key_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -92,6 +100,18 @@ enum AdminCommand {
     Mute(MuteArgs),
     /// Turn notifications back on, for one device or all.
     Unmute(MuteArgs),
+    /// The device-token signing key.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Make a new signing key: device JWTs signed with the old one get 401 and their
+    /// devices authenticate again (tokens from `device add` are not JWTs and keep working).
+    /// A running server picks up a new key file by itself; with the key in PostgreSQL,
+    /// restart every replica; with a key file and replicas, copy the new file to each.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -134,6 +154,17 @@ enum UserCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+    /// List the users.
+    List,
+    /// Remove a user (email or id) with all their sessions and API tokens.
+    Remove { user: String },
+    /// Set a user's password, read from the first line of standard input; their sessions end.
+    Password {
+        user: String,
+        /// Read the password from standard input (required: it never goes on a command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -147,6 +178,14 @@ enum TokenCommand {
         #[arg(long, value_parser = humantime::parse_duration)]
         expires: Option<Duration>,
     },
+    /// List sessions and API tokens (of one user with --user), never their secrets.
+    List {
+        /// Only this user's (email or id).
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke a session or API token by id (from `token list`).
+    Remove { id: String },
 }
 
 #[derive(Subcommand)]
@@ -160,6 +199,11 @@ enum EnrollmentCommand {
         #[arg(long, value_parser = humantime::parse_duration)]
         expires: Option<Duration>,
     },
+    /// List enrollment tokens (never their secrets).
+    List,
+    /// Remove an enrollment token by id (from `enrollment list`): devices presenting it
+    /// are no longer accepted at once.
+    Remove { id: String },
 }
 
 #[derive(Subcommand)]
@@ -216,10 +260,12 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let file = match &cli.global.config {
+    let mut file = match &cli.global.config {
         Some(path) => FileSettings::load(path)?,
         None => FileSettings::default(),
     };
+    // Flags (and environment) win over the file.
+    file.key_file = cli.global.key_file.or(file.key_file);
     let settings = Settings::resolve(
         file,
         cli.global.listen,
@@ -236,40 +282,52 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let result = match command {
         Command::Serve => serve(settings, store.clone()).await,
         Command::Backup(_) => unreachable!("handled above"),
-        Command::Admin(command) => admin(store.clone(), command).await,
+        Command::Admin(AdminCommand::Key(KeyCommand::Rotate)) => {
+            rotate_key(&store, &settings.device_key).await
+        }
+        Command::Admin(command) => admin(store.clone(), &settings.device_key, command).await,
     };
     store.close().await;
     result
 }
 
-/// An administrator's task on the fleet.
-async fn admin(store: Store, command: AdminCommand) -> anyhow::Result<()> {
-    let fleet = Fleet::open(store)
+/// `key rotate`: a new device-token key where the key lives (without opening the fleet,
+/// which would refuse a missing or mismatched key file: rotating is the way out of that).
+async fn rotate_key(store: &Store, location: &DeviceKeyLocation) -> anyhow::Result<()> {
+    device_key::rotate(store, location)
         .await
-        .context("cannot read the device-token key from the database")?;
+        .context("cannot rotate the device-token key")?;
+    match location {
+        DeviceKeyLocation::File(path) => eprintln!(
+            "new device-token key in {}: devices authenticate again at their next request (copy the file to every replica)",
+            path.display()
+        ),
+        DeviceKeyLocation::Database => eprintln!(
+            "new device-token key in the database: restart every replica; devices then authenticate again"
+        ),
+    }
+    Ok(())
+}
+
+/// An administrator's task on the fleet.
+async fn admin(
+    store: Store,
+    device_key: &DeviceKeyLocation,
+    command: AdminCommand,
+) -> anyhow::Result<()> {
+    let fleet = Fleet::open(store, device_key.clone())
+        .await
+        .context("cannot load the device-token key")?;
     let fleet = &fleet;
     match command {
         AdminCommand::Device(command) => device_command(fleet, command).await,
-        AdminCommand::User(UserCommand::Add { email, .. }) => add_user(fleet, &email).await,
-        AdminCommand::Token(TokenCommand::Add {
-            email,
-            name,
-            expires,
-        }) => add_token(fleet, &email, &name, expires).await,
-        AdminCommand::Enrollment(EnrollmentCommand::Add { name, expires }) => {
-            let token = fleet
-                .add_enrollment_token(&name, expires)
-                .await
-                .map_err(cli_error)?;
-            eprintln!(
-                "enrollment token `{name}`, shown only once: devices presenting it are accepted at once"
-            );
-            println!("{token}");
-            Ok(())
-        }
+        AdminCommand::User(command) => user_command(fleet, command).await,
+        AdminCommand::Token(command) => token_command(fleet, command).await,
+        AdminCommand::Enrollment(command) => enrollment_command(fleet, command).await,
         AdminCommand::Channel(command) => channel_command(fleet, command).await,
         AdminCommand::Mute(args) => mute(fleet, args.device.as_deref(), true).await,
         AdminCommand::Unmute(args) => mute(fleet, args.device.as_deref(), false).await,
+        AdminCommand::Key(KeyCommand::Rotate) => unreachable!("rotated before opening the fleet"),
     }
 }
 
@@ -291,13 +349,28 @@ fn cli_error(error: FleetError) -> anyhow::Error {
             what: Entity::User,
             key,
         } => anyhow::anyhow!(
-            "no user `{key}`: add one with `monitor-server user add {key} --password-stdin`"
+            "no user `{key}`: `monitor-server user list` shows the users; add one with `monitor-server user add <email> --password-stdin`"
+        ),
+        FleetError::NotFound {
+            what: Entity::Token,
+            key,
+        } => anyhow::anyhow!("no token `{key}`: `monitor-server token list` shows the ids"),
+        FleetError::NotFound {
+            what: Entity::EnrollmentToken,
+            key,
+        } => anyhow::anyhow!(
+            "no enrollment token `{key}`: `monitor-server enrollment list` shows the ids"
         ),
         other => anyhow::Error::new(other),
     }
 }
 
 async fn serve(settings: Settings, store: Store) -> anyhow::Result<()> {
+    if settings.device_key == DeviceKeyLocation::Database {
+        tracing::warn!(
+            "the device-token signing key is kept in the database, so a leaked database lets anyone report as a device: give every replica the same --key-file"
+        );
+    }
     let listener = monitor_server::bind(settings.listen).await?;
     let address = listener.local_addr()?;
     tracing::info!(database = ?settings.database, "listening on http://{address}");
@@ -512,26 +585,130 @@ fn read_stdin_line(what: &str) -> anyhow::Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
-async fn add_user(fleet: &Fleet, email: &str) -> anyhow::Result<()> {
-    let password = read_stdin_line("password")?;
-    let user = fleet.add_user(email, &password).await.map_err(cli_error)?;
-    eprintln!("added user {} (id {})", user.email, user.id);
+fn shown_time(at: Option<std::time::SystemTime>) -> String {
+    at.map_or_else(
+        || "never".to_owned(),
+        |at| humantime::format_rfc3339_seconds(at).to_string(),
+    )
+}
+
+async fn user_command(fleet: &Fleet, command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Add { email, .. } => {
+            let password = read_stdin_line("password")?;
+            let user = fleet.add_user(&email, &password).await.map_err(cli_error)?;
+            eprintln!("added user {} (id {})", user.email, user.id);
+        }
+        UserCommand::List => {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{:<36} EMAIL", "ID")?;
+            for user in fleet.users().await.map_err(cli_error)? {
+                writeln!(out, "{:<36} {}", user.id, user.email)?;
+            }
+        }
+        UserCommand::Remove { user } => {
+            let user = fleet.user_by_id_or_email(&user).await.map_err(cli_error)?;
+            fleet.remove_user(&user).await.map_err(cli_error)?;
+            eprintln!("removed user {} with their sessions and tokens", user.email);
+        }
+        UserCommand::Password { user, .. } => {
+            let user = fleet.user_by_id_or_email(&user).await.map_err(cli_error)?;
+            let password = read_stdin_line("password")?;
+            fleet
+                .set_password(&user, &password)
+                .await
+                .map_err(cli_error)?;
+            eprintln!("new password for {}; their sessions ended", user.email);
+        }
+    }
     Ok(())
 }
 
-async fn add_token(
-    fleet: &Fleet,
-    email: &str,
-    name: &str,
-    expires: Option<Duration>,
-) -> anyhow::Result<()> {
-    let user = fleet.user_by_email(email).await.map_err(cli_error)?;
-    let token = fleet
-        .add_api_token(&user, name, expires)
-        .await
-        .map_err(cli_error)?;
-    eprintln!("API token `{name}` for {email}, shown only once:");
-    println!("{token}");
+async fn token_command(fleet: &Fleet, command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Add {
+            email,
+            name,
+            expires,
+        } => {
+            let user = fleet.user_by_email(&email).await.map_err(cli_error)?;
+            let token = fleet
+                .add_api_token(&user, &name, expires, TokenMaker::Administrator)
+                .await
+                .map_err(cli_error)?;
+            eprintln!("API token `{name}` for {email}, shown only once:");
+            println!("{token}");
+        }
+        TokenCommand::List { user } => {
+            let user = match user {
+                Some(key) => Some(fleet.user_by_id_or_email(&key).await.map_err(cli_error)?),
+                None => None,
+            };
+            let tokens = fleet.user_tokens(user.as_ref()).await.map_err(cli_error)?;
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "{:<36} {:<24} {:<8} {:<20} {:<20} NAME",
+                "ID", "USER", "KIND", "CREATED", "EXPIRES"
+            )?;
+            for token in tokens {
+                writeln!(
+                    out,
+                    "{:<36} {:<24} {:<8} {:<20} {:<20} {}",
+                    token.id,
+                    token.user_email,
+                    token.kind.as_str(),
+                    shown_time(Some(token.created_at)),
+                    shown_time(token.expires_at),
+                    token.name
+                )?;
+            }
+        }
+        TokenCommand::Remove { id } => {
+            fleet
+                .remove_user_token(&id, None)
+                .await
+                .map_err(cli_error)?;
+            eprintln!("revoked token {id}");
+        }
+    }
+    Ok(())
+}
+
+async fn enrollment_command(fleet: &Fleet, command: EnrollmentCommand) -> anyhow::Result<()> {
+    match command {
+        EnrollmentCommand::Add { name, expires } => {
+            let token = fleet
+                .add_enrollment_token(&name, expires, TokenMaker::Administrator)
+                .await
+                .map_err(cli_error)?;
+            eprintln!(
+                "enrollment token `{name}`, shown only once: devices presenting it are accepted at once"
+            );
+            println!("{token}");
+        }
+        EnrollmentCommand::List => {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{:<36} {:<20} {:<20} NAME", "ID", "CREATED", "EXPIRES")?;
+            for token in fleet.enrollment_tokens().await.map_err(cli_error)? {
+                writeln!(
+                    out,
+                    "{:<36} {:<20} {:<20} {}",
+                    token.id,
+                    shown_time(Some(token.created_at)),
+                    shown_time(token.expires_at),
+                    token.name
+                )?;
+            }
+        }
+        EnrollmentCommand::Remove { id } => {
+            fleet
+                .remove_enrollment_token(&id)
+                .await
+                .map_err(cli_error)?;
+            eprintln!("removed enrollment token {id}");
+        }
+    }
     Ok(())
 }
 

@@ -8,6 +8,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde::Deserialize;
 
+use crate::device_key::{DeviceKeyLocation, KEY_FILE_NAME};
+
 /// `30s`, `5m`, or plain seconds.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -56,6 +58,10 @@ pub struct FileSettings {
     /// the first at once, the rest together at the end of the interval.
     #[serde(default)]
     pub notify_interval: Option<String>,
+    /// The device-token signing key's file [default: `<data_dir>/device-token.key`; with
+    /// PostgreSQL, none: the key stays in the database]. Replicas need the same file.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
 }
 
 impl FileSettings {
@@ -66,7 +72,7 @@ impl FileSettings {
             anyhow::anyhow!(
                 "{}: {error} (the fields are listen, data_dir, database_url, max_body_bytes, \
                  max_alerts_per_request, device_requests_per_minute, pending_devices_per_minute, \
-                 max_pending_devices, smtp_url, email_from, notify_interval)",
+                 max_pending_devices, smtp_url, email_from, notify_interval, key_file)",
                 path.display()
             )
         })
@@ -163,6 +169,8 @@ pub struct Settings {
     /// Email channels are served only with an SMTP relay.
     pub smtp: Option<SmtpSettings>,
     pub notify_interval: Duration,
+    /// Where the device-token signing key lives.
+    pub device_key: DeviceKeyLocation,
 }
 
 pub const DEFAULT_NOTIFY_INTERVAL: Duration = Duration::from_secs(300);
@@ -190,6 +198,15 @@ impl Settings {
                     .join(DATABASE_FILE),
             ),
         };
+        // Next to the database, never in it; PostgreSQL has no data directory that replicas
+        // share, so there it is a file only when given (see `device_key`).
+        let device_key = match (&file.key_file, &database) {
+            (Some(path), _) => DeviceKeyLocation::File(path.clone()),
+            (None, Database::Sqlite(path)) => {
+                DeviceKeyLocation::File(path.parent().unwrap_or(Path::new(".")).join(KEY_FILE_NAME))
+            }
+            (None, Database::Url(_)) => DeviceKeyLocation::Database,
+        };
         let notify_interval = match &file.notify_interval {
             Some(text) => parse_duration(text).map_err(|error| {
                 anyhow::anyhow!(
@@ -206,6 +223,7 @@ impl Settings {
                 .unwrap_or_else(|| EMAIL_DEFAULT_FROM.to_owned()),
         });
         Ok(Settings {
+            device_key,
             smtp,
             notify_interval,
             listen: listen

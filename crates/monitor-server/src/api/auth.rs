@@ -7,7 +7,7 @@ use axum::http::request::Parts;
 
 use super::error::ApiError;
 use super::state::AppState;
-use crate::storage::{Device, User};
+use crate::storage::{Device, User, UserToken};
 
 fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
     let value = parts
@@ -46,5 +46,21 @@ impl FromRequestParts<AppState> for AuthenticatedUser {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let user = state.fleet.user_for_token(bearer_token(parts)?).await?;
         Ok(AuthenticatedUser(user))
+    }
+}
+
+/// The user a management-API request comes from and the session or token it used (to
+/// end it, or to bound what it makes).
+pub struct AuthenticatedToken {
+    pub user: User,
+    pub token: UserToken,
+}
+
+impl FromRequestParts<AppState> for AuthenticatedToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let (user, token) = state.fleet.user_and_token(bearer_token(parts)?).await?;
+        Ok(AuthenticatedToken { user, token })
     }
 }

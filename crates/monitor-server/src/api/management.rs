@@ -1,8 +1,8 @@
-//! The management API: log in, tokens, devices with their open alerts, alert history, the
+//! The management API: log in, devices with their open alerts, alert history, the
 //! latest alert per subject, the checks a device pushed, admission, channels and mute (all
 //! of it, per device, and per kind of channel as Mender's email switch).
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -26,10 +26,6 @@ pub(super) fn routes() -> Router<AppState> {
     let settings = "/api/management/v1/devicemonitor/settings";
     Router::new()
         .route("/api/management/v1/useradm/auth/login", post(login))
-        .route(
-            "/api/management/v1/useradm/settings/tokens",
-            post(add_token),
-        )
         .route(devices, get(list_devices))
         .route(&format!("{devices}/{{id}}"), get(get_device))
         .route(&format!("{devices}/{{id}}/alerts"), get(device_alerts))
@@ -56,7 +52,7 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 /// A JSON body, or 400 with serde's reason.
-fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+pub(super) fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     body.map(|Json(value)| value)
         .map_err(|error| ApiError::BadRequest(error.body_text()))
 }
@@ -87,30 +83,6 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let decoded = String::from_utf8(decoded).ok()?;
     let (email, password) = decoded.split_once(':')?;
     Some((email.to_owned(), password.to_owned()))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NewToken {
-    name: String,
-    /// Seconds until the token expires; none: it does not expire.
-    #[serde(default)]
-    expires_in: Option<u64>,
-}
-
-/// `POST /api/management/v1/useradm/settings/tokens`: a personal API token, shown once.
-async fn add_token(
-    State(state): State<AppState>,
-    AuthenticatedUser(user): AuthenticatedUser,
-    request: Result<Json<NewToken>, JsonRejection>,
-) -> Result<Response, ApiError> {
-    let request = body(request)?;
-    let lifetime = request.expires_in.map(Duration::from_secs);
-    let token = state
-        .fleet
-        .add_api_token(&user, &request.name, lifetime)
-        .await?;
-    Ok(plain_text(token))
 }
 
 #[derive(Deserialize)]

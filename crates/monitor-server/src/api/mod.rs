@@ -7,6 +7,7 @@
 //! [`Metrics`](crate::metrics::Metrics) counters. Errors answer `{"error": "<what to do>"}`
 //! as Mender's services do.
 
+mod accounts;
 mod admission;
 mod auth;
 mod body;
@@ -18,7 +19,7 @@ mod management;
 mod rate_limit;
 mod state;
 
-pub use auth::{AuthenticatedDevice, AuthenticatedUser};
+pub use auth::{AuthenticatedDevice, AuthenticatedToken, AuthenticatedUser};
 pub use body::read_whole_body;
 pub use error::ApiError;
 pub use state::AppState;
@@ -30,10 +31,12 @@ pub fn device_routes() -> Router<AppState> {
     admission::routes().merge(device::routes())
 }
 
-/// The management API: log in, tokens, devices and their alerts, channels, mute, and
+/// The management API: log in and out, users, tokens, enrollment tokens, devices and their alerts, channels, mute, and
 /// Mender's inventory API (read only).
 pub fn management_routes() -> Router<AppState> {
-    management::routes().merge(inventory::routes())
+    management::routes()
+        .merge(accounts::routes())
+        .merge(inventory::routes())
 }
 
 /// `/healthz` and `/metrics`.

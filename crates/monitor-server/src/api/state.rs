@@ -6,10 +6,11 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::rate_limit::RateLimiter;
+use crate::device_key::{DeviceKeyError, DeviceKeyLocation};
 use crate::fleet::Fleet;
 use crate::metrics::Metrics;
 use crate::settings::Limits;
-use crate::storage::{StorageError, Store};
+use crate::storage::Store;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -27,17 +28,18 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The state for a server on `store`; reads (or makes) the JWT key every replica shares.
+    /// The state for a server on `store`; reads (or makes) the device-token key.
     pub async fn new(
         store: Store,
         limits: Limits,
         notify_interval: Duration,
         notifier_wake: Arc<Notify>,
-    ) -> Result<Self, StorageError> {
+        device_key: DeviceKeyLocation,
+    ) -> Result<Self, DeviceKeyError> {
         let rate_limiter = Arc::new(RateLimiter::new(limits.device_requests_per_minute));
         let pending_rate_limiter = Arc::new(RateLimiter::new(limits.pending_devices_per_minute));
         Ok(AppState {
-            fleet: Fleet::open(store).await?,
+            fleet: Fleet::open(store, device_key).await?,
             metrics: Arc::new(Metrics::default()),
             limits: Arc::new(limits),
             notify_interval,

@@ -5,7 +5,9 @@
 //! server (no script needed); a post whose `Origin` is another site is refused. Pages:
 //! devices (with a fleet chart, live badges), pending devices, a device (latest alert per
 //! subject, paged history, pushed checks, its chart, mute), an alert (its log lines with
-//! the matching one marked, export as `.log`), and notification settings.
+//! the matching one marked, export as `.log`), and settings (notifications; sessions,
+//! tokens, users and enrollment tokens, each revocable). Logging out ends the session in
+//! the database.
 //!
 //! Like the API, the pages parse, call [`Fleet`](crate::fleet::Fleet) and render; a
 //! refusal becomes a [`PageError`] in one place (`page.rs`).
@@ -47,5 +49,17 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/ui/settings/channels/{id}/remove",
             post(settings::remove_channel),
+        )
+        .route(
+            "/ui/settings/tokens/{id}/remove",
+            post(settings::remove_token),
+        )
+        .route(
+            "/ui/settings/users/{id}/remove",
+            post(settings::remove_user),
+        )
+        .route(
+            "/ui/settings/enrollment_tokens/{id}/remove",
+            post(settings::remove_enrollment_token),
         )
 }

@@ -121,11 +121,25 @@ pub(super) async fn login(
     Ok(response)
 }
 
-pub(super) async fn logout() -> Response {
+/// Ends the session in the database (the old cookie no longer works anywhere), then
+/// forgets the cookie.
+pub(super) async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    refuse_other_sites(&headers)?;
+    if let Some(token) = session_token(&headers) {
+        state.fleet.log_out(&token).await?;
+    }
     let mut response = Redirect::to("/ui/login").into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_static("monitor_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
     );
-    response
+    Ok(response)
+}
+
+/// The session token of a dashboard request, if it has one (to mark it in lists).
+pub(super) fn current_session(headers: &HeaderMap) -> Option<String> {
+    session_token(headers)
 }

@@ -1,22 +1,46 @@
-//! Notification settings: the global mute and the channels.
+//! Settings: the global mute and the channels; sessions and API tokens, users and
+//! enrollment tokens, each listed with a button that revokes it.
+
+use std::time::SystemTime;
 
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use maud::html;
 use serde::Deserialize;
 
 use super::page::{render, MuteForm, PageError};
-use super::session::DashboardUser;
+use super::session::{current_session, DashboardUser};
 use crate::api::AppState;
 use crate::notify::ChannelKind;
 
+fn shown_time(at: Option<SystemTime>) -> String {
+    at.map_or_else(
+        || "never".to_owned(),
+        |at| humantime::format_rfc3339_seconds(at).to_string(),
+    )
+}
+
 pub(super) async fn settings_page(
     State(state): State<AppState>,
+    headers: HeaderMap,
     DashboardUser(user): DashboardUser,
 ) -> Result<Response, PageError> {
     let muted = state.fleet.global_mute().await?;
     let channels = state.fleet.channels().await?;
+    let this_session = match current_session(&headers) {
+        Some(token) => state
+            .fleet
+            .user_and_token(&token)
+            .await
+            .ok()
+            .map(|(_, token)| token.id),
+        None => None,
+    };
+    let tokens = state.fleet.user_tokens(Some(&user)).await?;
+    let users = state.fleet.users().await?;
+    let enrollment_tokens = state.fleet.enrollment_tokens().await?;
     let body = html! {
         h1 { "Notifications" }
         form.inline method="post" action="/ui/settings/mute" {
@@ -50,8 +74,52 @@ pub(super) async fn settings_page(
                 button type="submit" { "Add" }
             }
         }
+        h1 { "Access" }
+        h2 { "Your sessions and API tokens" }
+        div.table-wrap { table id="tokens" {
+            thead { tr { th { "Name" } th { "Kind" } th { "Created" } th { "Expires" } th {} } }
+            tbody { @for token in &tokens {
+                tr data-id=(token.id) {
+                    td { (token.name) @if this_session.as_deref() == Some(token.id.as_str()) { " (this session)" } }
+                    td { (token.kind.as_str()) }
+                    td { (shown_time(Some(token.created_at))) }
+                    td { (shown_time(token.expires_at)) }
+                    td { form.inline method="post" action={ "/ui/settings/tokens/" (token.id) "/remove" } {
+                        button type="submit" { "Revoke" }
+                    } }
+                }
+            } }
+        } }
+        h2 { "Users" }
+        div.table-wrap { table id="users" {
+            tbody { @for listed in &users {
+                tr data-id=(listed.id) {
+                    td { (listed.email) @if listed.id == user.id { " (you)" } }
+                    td { form.inline method="post" action={ "/ui/settings/users/" (listed.id) "/remove" } {
+                        button type="submit" { "Remove" }
+                    } }
+                }
+            } }
+        } }
+        h2 { "Enrollment tokens" }
+        @if enrollment_tokens.is_empty() { p { "No enrollment token: new devices wait for a user to accept them." } }
+        @else {
+            div.table-wrap { table id="enrollment-tokens" {
+                thead { tr { th { "Name" } th { "Created" } th { "Expires" } th {} } }
+                tbody { @for token in &enrollment_tokens {
+                    tr data-id=(token.id) {
+                        td { (token.name) }
+                        td { (shown_time(Some(token.created_at))) }
+                        td { (shown_time(token.expires_at)) }
+                        td { form.inline method="post" action={ "/ui/settings/enrollment_tokens/" (token.id) "/remove" } {
+                            button type="submit" { "Remove" }
+                        } }
+                    }
+                } }
+            } }
+        }
     };
-    Ok(render("Notifications", &user, body))
+    Ok(render("Settings", &user, body))
 }
 
 pub(super) async fn set_global_mute(
@@ -97,5 +165,36 @@ pub(super) async fn remove_channel(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     state.fleet.remove_channel(&id).await?;
+    Ok(Redirect::to("/ui/settings").into_response())
+}
+
+/// Revokes one of the user's own sessions or tokens (this one too: then the next page is
+/// the login).
+pub(super) async fn remove_token(
+    State(state): State<AppState>,
+    DashboardUser(user): DashboardUser,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    state.fleet.remove_user_token(&id, Some(&user)).await?;
+    Ok(Redirect::to("/ui/settings").into_response())
+}
+
+/// Removes a user with their sessions and tokens.
+pub(super) async fn remove_user(
+    State(state): State<AppState>,
+    DashboardUser(_user): DashboardUser,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let user = state.fleet.user_by_id(&id).await?;
+    state.fleet.remove_user(&user).await?;
+    Ok(Redirect::to("/ui/settings").into_response())
+}
+
+pub(super) async fn remove_enrollment_token(
+    State(state): State<AppState>,
+    DashboardUser(_user): DashboardUser,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    state.fleet.remove_enrollment_token(&id).await?;
     Ok(Redirect::to("/ui/settings").into_response())
 }

@@ -38,6 +38,7 @@ impl Fleet {
             let device_id = self
                 .jwt
                 .verify(token, SystemTime::now())
+                .await
                 .map_err(|error| FleetError::Unauthorized(error.to_string()))?;
             self.store.device(&device_id).await?
         } else {

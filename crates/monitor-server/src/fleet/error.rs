@@ -9,6 +9,8 @@ pub enum Entity {
     Alert,
     Channel,
     User,
+    Token,
+    EnrollmentToken,
 }
 
 impl Entity {
@@ -18,6 +20,8 @@ impl Entity {
             Entity::Alert => "alert",
             Entity::Channel => "channel",
             Entity::User => "user",
+            Entity::Token => "token",
+            Entity::EnrollmentToken => "enrollment token",
         }
     }
 }

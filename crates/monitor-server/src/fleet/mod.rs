@@ -22,4 +22,4 @@ pub use error::{Entity, FleetError};
 pub use inventory::{AttributeFilter, DeviceInventory, ScopedAttribute};
 pub use reports::InventoryAttribute;
 pub use service::Fleet;
-pub use sessions::SESSION_LIFETIME;
+pub use sessions::{TokenMaker, MAX_TOKEN_LIFETIME, SESSION_LIFETIME};

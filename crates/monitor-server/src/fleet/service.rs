@@ -3,27 +3,27 @@
 use std::sync::Arc;
 
 use super::error::FleetError;
-use crate::jwt::JwtKeys;
-use crate::storage::{StorageError, Store};
-
-/// The `settings` key of the device-JWT signing key.
-const DEVICE_JWT_SECRET: &str = "device_jwt.hs256_key";
+use crate::device_key::{DeviceKeyError, DeviceKeyLocation, DeviceKeys};
+use crate::storage::Store;
 
 /// The fleet's rules over one store; cheap to clone.
 #[derive(Clone)]
 pub struct Fleet {
     pub(super) store: Store,
-    /// Signs and checks device JWTs (the key is shared through the database).
-    pub(super) jwt: Arc<JwtKeys>,
+    /// Signs and checks device JWTs (the key is in its own file; see `device_key`).
+    pub(super) jwt: Arc<DeviceKeys>,
 }
 
 impl Fleet {
-    /// The fleet on `store`; reads (or makes) the JWT key every replica shares.
-    pub async fn open(store: Store) -> Result<Fleet, StorageError> {
-        let secret = store.shared_secret(DEVICE_JWT_SECRET).await?;
+    /// The fleet on `store`; reads (or makes) the device-token key where it lives.
+    pub async fn open(
+        store: Store,
+        device_key: DeviceKeyLocation,
+    ) -> Result<Fleet, DeviceKeyError> {
+        let jwt = DeviceKeys::open(store.clone(), device_key).await?;
         Ok(Fleet {
             store,
-            jwt: Arc::new(JwtKeys::new(&secret)),
+            jwt: Arc::new(jwt),
         })
     }
 

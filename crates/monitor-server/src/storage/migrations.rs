@@ -159,6 +159,16 @@ CREATE UNIQUE INDEX devices_identity_key ON devices (identity_data, key_fingerpr
 CREATE INDEX devices_by_status_age ON devices (status, created_at);
 "#,
     },
+    Migration {
+        version: 6,
+        description: "user tokens say whether they are a login session or an API token",
+        // Sessions were the tokens named after the login surface, with an expiry.
+        sql: r#"
+ALTER TABLE api_tokens ADD COLUMN kind TEXT NOT NULL DEFAULT 'api';
+UPDATE api_tokens SET kind = 'session'
+    WHERE expires_at IS NOT NULL AND name IN ('session', 'dashboard');
+"#,
+    },
 ];
 
 /// Brings the schema up to date; returns the version it is at.

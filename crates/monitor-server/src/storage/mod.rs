@@ -32,4 +32,4 @@ pub use notifications::{Channel, ClaimedNotification};
 pub use recording::RecordedAlerts;
 pub use sql::{Engine, StorageError};
 pub use store::Store;
-pub use users::User;
+pub use users::{EnrollmentToken, User, UserToken, UserTokenKind};

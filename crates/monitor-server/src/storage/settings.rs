@@ -17,7 +17,7 @@ fn channel_kind_mute(kind: ChannelKind) -> String {
 }
 
 impl Store {
-    async fn setting(&self, key: &str) -> Result<Option<String>, StorageError> {
+    pub(crate) async fn setting(&self, key: &str) -> Result<Option<String>, StorageError> {
         let row = sqlx::query("SELECT value FROM settings WHERE key = $1")
             .bind(key)
             .fetch_optional(&self.pool)
@@ -28,7 +28,7 @@ impl Store {
         })
     }
 
-    async fn set_setting(&self, key: &str, value: &str) -> Result<(), StorageError> {
+    pub(crate) async fn set_setting(&self, key: &str, value: &str) -> Result<(), StorageError> {
         sqlx::query(
             "INSERT INTO settings (key, value) VALUES ($1, $2) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -38,6 +38,33 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    pub(crate) async fn remove_setting(&self, key: &str) -> Result<(), StorageError> {
+        sqlx::query("DELETE FROM settings WHERE key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Sets `key` to `value` unless it has a value already; returns the value it has now
+    /// (so that of replicas racing, every one learns which value won).
+    pub(crate) async fn claim_setting(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<String, StorageError> {
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        self.setting(key)
+            .await?
+            .ok_or_else(|| StorageError::Corrupt(format!("the setting {key} vanished")))
     }
 
     /// Whether every device's notifications are muted.

@@ -25,6 +25,11 @@ pub enum StorageError {
     Conflict(String),
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
+    #[error("{}: {error}: the server must be able to create and change its database files", path.display())]
+    File {
+        path: std::path::PathBuf,
+        error: std::io::Error,
+    },
 }
 
 impl StorageError {

@@ -21,8 +21,13 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating it if needed) the SQLite database at `path`, in WAL mode.
+    /// Opens (creating it if needed) the SQLite database at `path`, in WAL mode; it and its
+    /// `-wal` and `-shm` files are 0600 whatever the umask.
     pub async fn open_sqlite(path: &Path) -> Result<Store, StorageError> {
+        make_private(path).map_err(|error| StorageError::File {
+            path: path.to_owned(),
+            error,
+        })?;
         let url = format!("sqlite://{}?mode=rwc", path.display());
         Store::open(&url, Engine::Sqlite).await
     }
@@ -99,4 +104,24 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Creates the database file 0600 if missing, and makes it and its companions 0600. SQLite
+/// creates `-wal` and `-shm` with the database file's mode, so they follow.
+fn make_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)?;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+            _ => {}
+        }
+    }
+    Ok(())
 }

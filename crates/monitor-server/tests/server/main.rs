@@ -23,6 +23,8 @@ mod management_api;
 mod migration;
 mod notifications;
 mod replicas;
+mod revocation;
+mod secrets;
 
 /// Runs an async test body once on SQLite and once on PostgreSQL:
 /// `on_both_engines! { async fn name(database) { ... } }` makes `name::sqlite` and
