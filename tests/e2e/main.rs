@@ -29,6 +29,7 @@ mod cross;
 mod delivery;
 mod examples;
 mod hostile_paths;
+mod hygiene;
 mod log_checks;
 mod mender_cli;
 mod mender_client;

@@ -1,15 +1,14 @@
 //! The agent's settings: `monitor.yaml` in the config directory.
 
 use std::fs;
-use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::problem::{
-    deserialize_all, lowercase_first, nested_problems, parse_yaml, NestedCheck, Problem,
-};
+use crate::check::read_config_file;
+use crate::problem::{deserialize_all, nested_problems, parse_yaml, NestedCheck, Problem};
 use monitor_wire::duration::{self, Expiration};
 
 /// The config directory when none is given.
@@ -21,6 +20,12 @@ pub const SETTINGS_FILE_NAME: &str = "monitor.yaml";
 /// The most context lines a log alert may carry before or after the matching line; more
 /// would make alerts too big for the backend and the device's history.
 pub const MAX_CONTEXT_LINES: usize = 1000;
+
+/// The most a check file or `monitor.yaml` may hold: 1 MiB, a thousand times what either
+/// needs. A larger file is a problem and is never read into memory (a log or an image
+/// dropped into `available/` by mistake would otherwise cost its size in RAM, on every
+/// reload).
+pub const MAX_CONFIG_FILE_BYTES: u64 = 1024 * 1024;
 
 /// The agent's settings, from `monitor.yaml`. Every key is optional; a missing or empty file
 /// gives [`Settings::default`]. The Mender `config.sh` name of a setting is given where there
@@ -343,6 +348,39 @@ impl Settings {
         }
     }
 
+    /// A warning for each secret file these settings name (`delivery.backend.token_file`,
+    /// `delivery.discord[N].webhook_url_file`) that its group or others can read, naming the
+    /// file and the fix. Such files are still used: a warning, not a refusal. `file` is the
+    /// settings file, for the warnings; a secret file that cannot be read is left to the
+    /// destination, which says so.
+    pub fn secret_file_warnings(&self, file: &Path) -> Vec<Problem> {
+        let backend = self.delivery.backend.iter().filter_map(|backend| {
+            Some((
+                "delivery.backend.token_file".to_owned(),
+                backend.token_file.as_ref()?,
+            ))
+        });
+        let discord = self
+            .delivery
+            .discord
+            .iter()
+            .enumerate()
+            .filter_map(|(index, discord)| {
+                Some((
+                    format!("delivery.discord[{index}].webhook_url_file"),
+                    discord.webhook_url_file.as_ref()?,
+                ))
+            });
+        backend
+            .chain(discord)
+            .filter_map(|(field, secret)| {
+                let mode = fs::metadata(secret).ok()?.permissions().mode();
+                let message = secret_file_exposure(secret, mode)?;
+                Some(Problem::warning_at_field(file, field, message))
+            })
+            .collect()
+    }
+
     /// Every rule serde cannot express, each as a problem of `file`.
     pub fn validate(&self, file: &Path) -> Vec<Problem> {
         let mut problems = Vec::new();
@@ -504,20 +542,28 @@ fn whole_seconds(expiration: Expiration) -> Option<u64> {
     expiration.duration().map(|duration| duration.as_secs())
 }
 
+/// What is wrong with a secret file (a token, a webhook URL) of permission bits `mode` that
+/// its group or others can read, and the fix; `None` when only its owner can.
+pub fn secret_file_exposure(file: &Path, mode: u32) -> Option<String> {
+    if mode & 0o044 == 0 {
+        return None;
+    }
+    Some(format!(
+        "{} holds a secret and can be read by its group or others (mode {:04o}): run chmod 600 {}",
+        file.display(),
+        mode & 0o7777,
+        file.display()
+    ))
+}
+
 /// Loads `config_dir/monitor.yaml`. A missing or empty file gives the defaults; otherwise
 /// every problem of the file is returned at once.
 pub fn load_settings(config_dir: &Path) -> Result<Settings, Vec<Problem>> {
     let file = config_dir.join(SETTINGS_FILE_NAME);
-    match fs::read_to_string(&file) {
+    match read_config_file(&file) {
         Ok(text) => Settings::from_yaml(&text, &file),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Settings::default()),
-        Err(error) => Err(vec![Problem::in_file(
-            &file,
-            format!(
-                "cannot read: {}: check the file's permissions",
-                lowercase_first(&error)
-            ),
-        )]),
+        Err(error) if error.is_not_found() => Ok(Settings::default()),
+        Err(error) => Err(vec![Problem::in_file(&file, error.to_string())]),
     }
 }
 

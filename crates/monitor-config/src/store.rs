@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use monitor_wire::{CheckId, Subsystem};
 
-use crate::check::{resolve_check_text, Check, CheckFormat};
+use crate::check::{read_config_file, resolve_check_text, Check, CheckFormat};
 use crate::kind::{rename_fields_to_mender, CheckDefinition, CheckKind, LogCheck};
 use crate::problem::{lowercase_first, Problem};
 use crate::watch::LogSource;
@@ -219,7 +219,7 @@ fn create_dir(dir: &Path) -> Result<(), StoreError> {
 /// `alert.type`) is `docker_event`. Read leniently, so that a file with an unrelated
 /// mistake is still recognised (its problems are reported when it is loaded).
 fn is_docker_events_file(file: &Path) -> bool {
-    let Ok(text) = fs::read_to_string(file) else {
+    let Ok(text) = read_config_file(file) else {
         return false;
     };
     let docker_event = |kind: Option<&str>| kind.map(str::trim) == Some("docker_event");
@@ -399,16 +399,10 @@ impl CheckDir {
             let Some((file, format, name)) = files.into_iter().next() else {
                 continue;
             };
-            let text = match fs::read_to_string(&file) {
+            let text = match read_config_file(&file) {
                 Ok(text) => text,
                 Err(error) => {
-                    problems.push(Problem::in_file(
-                        &file,
-                        format!(
-                            "cannot read: {}: check the file's permissions",
-                            lowercase_first(&error)
-                        ),
-                    ));
+                    problems.push(Problem::in_file(&file, error.to_string()));
                     continue;
                 }
             };
@@ -735,16 +729,12 @@ pub fn import_mender(from: &Path, into: &CheckDir) -> Result<ImportReport, Store
             report.skipped.push(SkippedCheck { id, existing });
             continue;
         }
-        let text = match fs::read_to_string(&path) {
+        let text = match read_config_file(&path) {
             Ok(text) => text,
             Err(error) => {
-                report.problems.push(Problem::in_file(
-                    &path,
-                    format!(
-                        "cannot read: {}: check the file's permissions",
-                        lowercase_first(&error)
-                    ),
-                ));
+                report
+                    .problems
+                    .push(Problem::in_file(&path, error.to_string()));
                 continue;
             }
         };

@@ -32,7 +32,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use status::UnitStatus;
-pub use systemctl::{recent_journal, restart_unit};
+pub use systemctl::{recent_journal, restart, restart_unit};
 
 /// Which message bus systemd is reached on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -60,6 +60,10 @@ pub enum Command {
         /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
+        /// Print control characters and bidi overrides as they are, instead of as visible
+        /// escapes (`\x1b`, `\r`, `\u{202e}`); only for a terminal you trust the log with
+        #[arg(long, conflicts_with = "json")]
+        raw: bool,
         /// Only the checks of this subsystem (dockerevents also lists log checks over docker events)
         subsystem: Option<Subsystem>,
         /// Only this check
@@ -79,6 +83,10 @@ pub enum Command {
         /// Print JSON lines (the Mender alert with seq and check) instead of text
         #[arg(long)]
         json: bool,
+        /// Print control characters and bidi overrides as they are, instead of as visible
+        /// escapes (`\x1b`, `\r`, `\u{202e}`); only for a terminal you trust the log with
+        #[arg(long, conflicts_with = "json")]
+        raw: bool,
         /// Only the newest N alerts
         #[arg(long, short = 'n', value_name = "N")]
         last: Option<usize>,
@@ -96,6 +104,10 @@ pub enum Command {
         /// Print JSON instead of text
         #[arg(long)]
         json: bool,
+        /// Print control characters and bidi overrides as they are, instead of as visible
+        /// escapes (`\x1b`, `\r`, `\u{202e}`); only for a terminal you trust the log with
+        #[arg(long, conflicts_with = "json")]
+        raw: bool,
     },
     /// Clear a CRITICAL pattern check by hand (sends its OK); for checks without expiration
     #[command(
@@ -283,4 +295,103 @@ fn subcommand(create: &CreateCommand) -> clap::Command {
         };
         command.arg(arg)
     })
+}
+
+/// `text` as a terminal can show it without obeying it: every control character (C0 such as
+/// ESC, CR, BS and newline; DEL; C1) and every bidi override or isolate becomes a visible
+/// escape (`\x1b`, `\r`, `\u{202e}`). Log lines, names and details come from whatever wrote
+/// the log, so printed raw, `ESC [2K CR` could erase a CRITICAL and draw a fake OK on the
+/// reader's terminal. Backslashes are left as they are: the text stays readable, and
+/// `--json` is there for exact bytes.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for character in text.chars() {
+        match character {
+            '\n' => escaped.push_str("\\n"),
+            '\r' => escaped.push_str("\\r"),
+            '\t' => escaped.push_str("\\t"),
+            character if (character as u32) < 0x80 && needs_escape(character) => {
+                escaped.push_str(&format!("\\x{:02x}", character as u32))
+            }
+            character if needs_escape(character) => {
+                escaped.push_str(&format!("\\u{{{:x}}}", character as u32))
+            }
+            character => escaped.push(character),
+        }
+    }
+    std::borrow::Cow::Owned(escaped)
+}
+
+/// JSON text with the characters JSON itself leaves raw (DEL, C1 controls, bidi overrides:
+/// serde_json escapes only C0) written as `\u` escapes, so `--json` read on a terminal is as
+/// harmless as the text output; the value it parses to is unchanged. Outside strings JSON
+/// is plain ASCII (its C0 characters are whitespace between values, which stays), so every
+/// such character is inside a string.
+pub fn escape_json_controls(json: &str) -> std::borrow::Cow<'_, str> {
+    let left_raw_by_json = |character: char| character >= '\u{7f}' && needs_escape(character);
+    if !json.chars().any(left_raw_by_json) {
+        return std::borrow::Cow::Borrowed(json);
+    }
+    let mut escaped = String::with_capacity(json.len() + 8);
+    for character in json.chars() {
+        if left_raw_by_json(character) {
+            // Every such character is in the Basic Multilingual Plane: one `\uXXXX`.
+            escaped.push_str(&format!("\\u{:04x}", character as u32));
+        } else {
+            escaped.push(character);
+        }
+    }
+    std::borrow::Cow::Owned(escaped)
+}
+
+/// Controls (C0, DEL, C1) and the bidi formatting characters that reorder what follows them
+/// (LRM, RLM, ALM, the embeddings and overrides U+202A..U+202E, the isolates U+2066..U+2069).
+fn needs_escape(character: char) -> bool {
+    character.is_control()
+        || matches!(
+            character,
+            '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_controls_and_bidi_overrides_become_visible_escapes() {
+        assert_eq!(
+            escape_controls("\u{1b}[2K\rOK\u{8}\u{7f}\u{9b}31m\u{202e}txt.exe\tend\n"),
+            "\\x1b[2K\\rOK\\x08\\x7f\\u{9b}31m\\u{202e}txt.exe\\tend\\n"
+        );
+        assert_eq!(
+            escape_controls("plain text, ünïcode, C:\\x"),
+            "plain text, ünïcode, C:\\x"
+        );
+        assert!(matches!(
+            escape_controls("nothing to do"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+
+    #[test]
+    fn json_keeps_its_value_and_loses_what_a_terminal_would_obey() {
+        let value = serde_json::json!({ "line": "\u{1b}[2K\r\u{9b}2K\u{202e}OK\u{7f}" });
+        let json = serde_json::to_string_pretty(&value).unwrap();
+        let escaped = escape_json_controls(&json);
+        assert!(
+            !escaped
+                .chars()
+                .any(|character| (character.is_control() && character != '\n')
+                    || ('\u{202a}'..='\u{202e}').contains(&character)),
+            "{escaped}"
+        );
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&escaped).unwrap(),
+            value
+        );
+    }
 }

@@ -6,6 +6,7 @@
 //! they ignore, as Mender's tool ignores them), 1 when the command failed (one line on
 //! stderr says why and what to do), 2 for a command line that does not parse.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
@@ -13,7 +14,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use monitor::cli::monitorctl::{Args, BusArg, Command, ExtraArguments, RaiseLevel};
+use monitor::cli::monitorctl::{
+    escape_controls, escape_json_controls, Args, BusArg, Command, ExtraArguments, RaiseLevel,
+};
 use monitor::{ask_agent, FolderArgs};
 use monitor_config::{import_mender, load_settings, CheckDefinition, CheckDir, Settings};
 use monitor_wire::control::{CheckStatus, DestinationStatus, Request, Response};
@@ -72,24 +75,37 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Command::List {
             json,
+            raw,
             subsystem,
             check,
-        } => list(&args.folders, &check_dir, json, subsystem, check.as_deref())?,
+        } => list(
+            &args.folders,
+            &check_dir,
+            Format::of(json, raw),
+            subsystem,
+            check.as_deref(),
+        )?,
         Command::Validate => return validate(&args.folders, &check_dir),
         Command::Alerts {
             pending: true,
             json,
+            raw,
             ..
-        } => pending(&args.folders, json)?,
+        } => pending(&args.folders, Format::of(json, raw))?,
         Command::Alerts {
             rejected: true,
             json,
+            raw,
             ..
-        } => rejected(&args.folders, json)?,
+        } => rejected(&args.folders, Format::of(json, raw))?,
         Command::Alerts {
-            follow, json, last, ..
-        } => alerts(&args.folders, follow, json, last)?,
-        Command::Status { json } => status(&args.folders, json)?,
+            follow,
+            json,
+            raw,
+            last,
+            ..
+        } => alerts(&args.folders, follow, Format::of(json, raw), last)?,
+        Command::Status { json, raw } => status(&args.folders, Format::of(json, raw))?,
         Command::Clear {
             subsystem,
             check,
@@ -217,6 +233,43 @@ pub(crate) fn settings(folders: &FolderArgs) -> anyhow::Result<Settings> {
     Ok(settings)
 }
 
+/// How a command that shows what logs and the agent say prints it. Text is escaped unless
+/// `--raw`: a log line is whatever its writer put there, terminal escapes included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Escaped,
+    Raw,
+}
+
+impl Format {
+    fn of(json: bool, raw: bool) -> Format {
+        match (json, raw) {
+            (true, _) => Format::Json,
+            (false, true) => Format::Raw,
+            (false, false) => Format::Escaped,
+        }
+    }
+
+    /// `text` as printed in this format's text output.
+    fn show(self, text: &str) -> Cow<'_, str> {
+        match self {
+            Format::Raw => Cow::Borrowed(text),
+            Format::Json | Format::Escaped => escape_controls(text),
+        }
+    }
+}
+
+/// JSON as printed: what JSON leaves raw (C1 controls, bidi overrides) escaped too.
+fn json_text(value: &impl serde::Serialize, pretty: bool) -> anyhow::Result<String> {
+    let json = if pretty {
+        serde_json::to_string_pretty(value)?
+    } else {
+        serde_json::to_string(value)?
+    };
+    Ok(escape_json_controls(&json).into_owned())
+}
+
 fn not_running(settings: &Settings) -> String {
     format!(
         "monitord is not running (no control socket at {}); start it, e.g. systemctl start monitord",
@@ -265,20 +318,20 @@ fn warn_ignored(extra: &ExtraArguments) {
 fn list(
     folders: &FolderArgs,
     check_dir: &CheckDir,
-    json: bool,
+    format: Format,
     subsystem: Option<Subsystem>,
     name: Option<&str>,
 ) -> anyhow::Result<()> {
     let mut loaded = check_dir.load();
     for problem in &loaded.problems {
-        eprintln!("warning: {problem}");
+        eprintln!("warning: {}", format.show(&problem.to_string()));
     }
     loaded.checks.retain(|check| {
         subsystem.is_none_or(|subsystem| check.is_in(subsystem))
             && name.is_none_or(|name| check.id.name == name)
     });
     let live = live_states(folders);
-    if json {
+    if format == Format::Json {
         let rows: Vec<serde_json::Value> = loaded
             .checks
             .iter()
@@ -293,7 +346,7 @@ fn list(
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        println!("{}", json_text(&rows, true)?);
         return Ok(());
     }
     let mut rows = vec![[
@@ -314,18 +367,24 @@ fn list(
             check.kind.describe_source(),
         ]);
     }
-    print_table(&rows);
+    print_table(&rows, format);
     Ok(())
 }
 
-fn print_table<const N: usize>(rows: &[[String; N]]) {
+/// Columns as wide as their widest cell, each cell shown in `format` first, so an escape
+/// counts for what it prints.
+fn print_table<const N: usize>(rows: &[[String; N]], format: Format) {
+    let rows: Vec<[String; N]> = rows
+        .iter()
+        .map(|row| row.clone().map(|cell| format.show(&cell).into_owned()))
+        .collect();
     let mut widths = [0; N];
-    for row in rows {
+    for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
-    for row in rows {
+    for row in &rows {
         let mut line = String::new();
         for (index, (cell, width)) in row.iter().zip(widths).enumerate() {
             if index + 1 == N {
@@ -340,8 +399,17 @@ fn print_table<const N: usize>(rows: &[[String; N]]) {
 
 fn validate(folders: &FolderArgs, check_dir: &CheckDir) -> anyhow::Result<ExitCode> {
     let mut problems: Vec<String> = Vec::new();
-    if let Err(settings_problems) = load_settings(&folders.config_dir) {
-        problems.extend(settings_problems.iter().map(ToString::to_string));
+    match load_settings(&folders.config_dir) {
+        // Used regardless, as the agent uses them: shown, not counted as failures.
+        Ok(settings) => {
+            let file = folders.config_dir.join(monitor_config::SETTINGS_FILE_NAME);
+            for warning in settings.secret_file_warnings(&file) {
+                eprintln!("warning: {warning}");
+            }
+        }
+        Err(settings_problems) => {
+            problems.extend(settings_problems.iter().map(ToString::to_string))
+        }
     }
     let loaded = check_dir.load();
     // Warnings are about checks that run regardless: shown, not counted as failures.
@@ -378,7 +446,7 @@ fn validate(folders: &FolderArgs, check_dir: &CheckDir) -> anyhow::Result<ExitCo
     Ok(ExitCode::from(1))
 }
 
-fn status(folders: &FolderArgs, json: bool) -> anyhow::Result<()> {
+fn status(folders: &FolderArgs, format: Format) -> anyhow::Result<()> {
     let settings = settings(folders)?;
     let response = ask_agent(&settings.runtime_dir, &Request::Status)?;
     let Some(Response::Status {
@@ -393,14 +461,17 @@ fn status(folders: &FolderArgs, json: bool) -> anyhow::Result<()> {
             None => bail!("{}", not_running(&settings)),
         }
     };
-    if json {
+    if format == Format::Json {
         let value = serde_json::json!({ "agent": agent, "checks": checks, "problems": problems });
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        println!("{}", json_text(&value, true)?);
         return Ok(());
     }
     println!(
         "monitord {} on {} (pid {}, since {})",
-        agent.version, agent.device_id, agent.pid, agent.started
+        format.show(&agent.version),
+        format.show(&agent.device_id),
+        agent.pid,
+        agent.started
     );
     let mut rows = vec![[
         "CHECK".to_string(),
@@ -420,16 +491,16 @@ fn status(folders: &FolderArgs, json: bool) -> anyhow::Result<()> {
             detail,
         ]);
     }
-    print_table(&rows);
+    print_table(&rows, format);
     for problem in &problems {
-        println!("problem: {problem}");
+        println!("problem: {}", format.show(problem));
     }
     Ok(())
 }
 
 /// The agent knows the last error and the next retry; without it, the outbox on disk
 /// still says what waits.
-fn pending(folders: &FolderArgs, json: bool) -> anyhow::Result<()> {
+fn pending(folders: &FolderArgs, format: Format) -> anyhow::Result<()> {
     let settings = settings(folders)?;
     let destinations = match ask_agent(&settings.runtime_dir, &Request::Pending)? {
         Some(Response::Pending { destinations }) => destinations,
@@ -459,8 +530,8 @@ fn pending(folders: &FolderArgs, json: bool) -> anyhow::Result<()> {
                 .collect()
         }
     };
-    if json {
-        println!("{}", serde_json::to_string_pretty(&destinations)?);
+    if format == Format::Json {
+        println!("{}", json_text(&destinations, true)?);
         return Ok(());
     }
     if destinations.is_empty() {
@@ -489,22 +560,21 @@ fn pending(folders: &FolderArgs, json: bool) -> anyhow::Result<()> {
             destination.last_error.clone().unwrap_or_else(|| "-".into()),
         ]);
     }
-    print_table(&rows);
+    print_table(&rows, format);
     Ok(())
 }
 
 /// The dead-letter file: alerts a destination refused on their own, oldest first.
-fn rejected(folders: &FolderArgs, json: bool) -> anyhow::Result<()> {
+fn rejected(folders: &FolderArgs, format: Format) -> anyhow::Result<()> {
     let settings = settings(folders)?;
     let records = monitor_store::read_rejected(&settings.state_dir)?;
     let mut stdout = std::io::stdout().lock();
-    if records.is_empty() && !json {
+    if records.is_empty() && format != Format::Json {
         writeln!(stdout, "no alert was refused by a destination")?;
     }
     for rejected in &records {
-        if json {
-            serde_json::to_writer(&mut stdout, rejected)?;
-            writeln!(stdout)?;
+        if format == Format::Json {
+            writeln!(stdout, "{}", json_text(rejected, false)?)?;
             continue;
         }
         let alert = &rejected.record.alert;
@@ -512,13 +582,13 @@ fn rejected(folders: &FolderArgs, json: bool) -> anyhow::Result<()> {
             stdout,
             "{}  {}  {:<8}  {}  {}  (alert {} of {})\n    reason: {}",
             rejected.rejected_at,
-            rejected.destination,
+            format.show(&rejected.destination),
             alert.level.to_string(),
-            rejected.record.check,
-            alert.name,
+            format.show(&rejected.record.check.to_string()),
+            format.show(&alert.name),
             rejected.record.seq,
             alert.timestamp,
-            rejected.reason
+            format.show(&rejected.reason)
         )?;
     }
     Ok(())
@@ -527,7 +597,7 @@ fn rejected(folders: &FolderArgs, json: bool) -> anyhow::Result<()> {
 fn alerts(
     folders: &FolderArgs,
     follow: bool,
-    json: bool,
+    format: Format,
     last: Option<usize>,
 ) -> anyhow::Result<()> {
     let settings = settings(folders)?;
@@ -554,7 +624,7 @@ fn alerts(
     let mut newest = records.last().map_or(0, |record| record.seq);
     let mut stdout = std::io::stdout().lock();
     for record in &records[skip..] {
-        print_record(&mut stdout, record, json)?;
+        print_record(&mut stdout, record, format)?;
     }
     if !follow {
         return Ok(());
@@ -572,7 +642,7 @@ fn alerts(
         for record in &records {
             if record.seq > newest {
                 newest = record.seq;
-                print_record(&mut stdout, record, json)?;
+                print_record(&mut stdout, record, format)?;
             }
         }
         stdout.flush()?;
@@ -580,7 +650,7 @@ fn alerts(
     follow_history(&state_dir, |record| {
         if record.seq > newest {
             newest = record.seq;
-            print_record(&mut stdout, record, json)?;
+            print_record(&mut stdout, record, format)?;
             stdout.flush()?;
         }
         Ok(())
@@ -637,10 +707,13 @@ fn may_hold_new_records(event: &notify::Event) -> bool {
         })
 }
 
-fn print_record(out: &mut impl Write, record: &HistoryRecord, json: bool) -> anyhow::Result<()> {
-    if json {
-        serde_json::to_writer(&mut *out, record)?;
-        writeln!(out)?;
+fn print_record(
+    out: &mut impl Write,
+    record: &HistoryRecord,
+    format: Format,
+) -> anyhow::Result<()> {
+    if format == Format::Json {
+        writeln!(out, "{}", json_text(record, false)?)?;
         return Ok(());
     }
     let alert = &record.alert;
@@ -665,6 +738,6 @@ fn print_record(out: &mut impl Write, record: &HistoryRecord, json: bool) -> any
     {
         line.push_str(&format!("  ({reason})"));
     }
-    writeln!(out, "{line}")?;
+    writeln!(out, "{}", format.show(&line))?;
     Ok(())
 }
