@@ -17,8 +17,9 @@ use serde::Deserialize;
 
 use super::auth::AuthenticatedUser;
 use super::error::{plain_text, with_total, ApiError};
+use super::login_guard::ClientAddress;
 use super::state::AppState;
-use crate::fleet::{parse_status, DeviceHealth};
+use crate::fleet::{parse_status, DeviceHealth, FleetError};
 use crate::storage::{AlertQuery, Channel, Device, LatestQuery, StoredAlert};
 
 pub(super) fn routes() -> Router<AppState> {
@@ -69,13 +70,28 @@ fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
 }
 
 /// `POST /api/management/v1/useradm/auth/login` with HTTP Basic credentials: a session token
-/// as plain text, as Mender's useradm answers.
-async fn login(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+/// as plain text, as Mender's useradm answers; 429 or 503 with `Retry-After` when the
+/// [`LoginGuard`](super::LoginGuard) says to wait.
+async fn login(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let (email, password) = basic_credentials(&headers).ok_or_else(|| {
         ApiError::Unauthorized("log in with HTTP Basic authentication (email and password)".into())
     })?;
-    let token = state.fleet.log_in(&email, password, "session").await?;
-    Ok(plain_text(token))
+    let attempt = match state.login_guard.begin(address, &email).await {
+        Ok(attempt) => attempt,
+        Err(refusal) => return Ok(refusal.into_response()),
+    };
+    match state.fleet.log_in(&email, password, "session").await {
+        Ok(token) => Ok(plain_text(token)),
+        Err(error @ FleetError::Unauthorized(_)) => {
+            attempt.failed();
+            Err(error.into())
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
@@ -93,9 +109,24 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
 #[serde(deny_unknown_fields)]
 struct NewToken {
     name: String,
-    /// Seconds until the token expires; none: it does not expire.
+    /// Seconds until the token expires, 1 to [`MAX_TOKEN_SECONDS`]; none: it does not expire.
     #[serde(default)]
     expires_in: Option<u64>,
+}
+
+/// The longest `expires_in`: a year, as Mender's useradm allows for personal access tokens.
+const MAX_TOKEN_SECONDS: u64 = 365 * 24 * 3600;
+
+/// `expires_in` as a lifetime: 1 s to a year. A larger one would overflow the expiry time.
+fn token_lifetime(expires_in: Option<u64>) -> Result<Option<Duration>, ApiError> {
+    match expires_in {
+        None => Ok(None),
+        Some(seconds @ 1..=MAX_TOKEN_SECONDS) => Ok(Some(Duration::from_secs(seconds))),
+        Some(seconds) => Err(ApiError::BadRequest(format!(
+            "expires_in: {seconds} is out of range: give 1 to {MAX_TOKEN_SECONDS} seconds (a year), \
+             or leave it out for a token that does not expire"
+        ))),
+    }
 }
 
 /// `POST /api/management/v1/useradm/settings/tokens`: a personal API token, shown once.
@@ -105,7 +136,7 @@ async fn add_token(
     request: Result<Json<NewToken>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let request = body(request)?;
-    let lifetime = request.expires_in.map(Duration::from_secs);
+    let lifetime = token_lifetime(request.expires_in)?;
     let token = state
         .fleet
         .add_api_token(&user, &request.name, lifetime)

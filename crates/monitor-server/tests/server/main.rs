@@ -16,9 +16,11 @@ mod cli;
 mod dashboard;
 mod device_api;
 mod inventory_api;
+mod login;
 mod management_api;
 mod notifications;
 mod replicas;
+mod robustness;
 
 /// Runs an async test body once on SQLite and once on PostgreSQL:
 /// `on_both_engines! { async fn name(database) { ... } }` makes `name::sqlite` and
