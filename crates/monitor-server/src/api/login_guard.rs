@@ -377,7 +377,7 @@ mod tests {
     const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2));
 
     fn blocked(guard: &LoginGuard, address: IpAddr, account: &str, now: Instant) -> Option<u64> {
-        match guard.admit(address, account, now) {
+        match guard.admit(address, &account_key(account), now) {
             Ok(()) => None,
             Err(refusal) => Some(refusal.retry_after_seconds()),
         }
