@@ -23,6 +23,7 @@
 //! counts, which costs an attacker a restart they cannot cause.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -34,6 +35,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::fleet::FleetError;
 
 /// The failure from one address that starts its delays (the ones before are free: typos, a
 /// script with an old password).
@@ -190,21 +193,57 @@ impl Failures {
     }
 }
 
-/// One login being checked: holds its turn at the password check until dropped. Say how
-/// it went with [`LoginAttempt::failed`]; one that ends otherwise (a database error, a
-/// success) counts nothing.
-pub struct LoginAttempt<'a> {
-    guard: &'a LoginGuard,
-    address: IpAddr,
-    account: String,
-    _turn: OwnedSemaphorePermit,
+/// A place among the logins waiting for a turn, given back when dropped.
+struct WaitingPlace<'a>(&'a AtomicUsize);
+
+impl<'a> WaitingPlace<'a> {
+    fn take(waiting: &'a AtomicUsize) -> Option<Self> {
+        let place = WaitingPlace(waiting);
+        (waiting.fetch_add(1, Ordering::SeqCst) < MAX_WAITING).then_some(place)
+    }
 }
 
-impl LoginAttempt<'_> {
-    /// The password was wrong (or the account unknown: the same to the guard).
-    pub fn failed(self) {
-        self.guard
-            .record_failure(self.address, &self.account, Instant::now());
+impl Drop for WaitingPlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// One login's turn at the password check: [`LoginAttempt::check`] runs the check.
+pub struct LoginAttempt {
+    guard: Arc<LoginGuard>,
+    address: IpAddr,
+    account: String,
+    turn: OwnedSemaphorePermit,
+}
+
+impl LoginAttempt {
+    /// Runs `log_in` (`Fleet::log_in`) to its end on a task of its own, holding the turn:
+    /// a client that hangs up drops its request, but its Argon2 check on the blocking pool
+    /// goes on, and must go on counting against the cap. A wrong password (or an unknown
+    /// account: the same to the guard) counts as a failure.
+    pub async fn check<F>(self, log_in: F) -> Result<String, FleetError>
+    where
+        F: Future<Output = Result<String, FleetError>> + Send + 'static,
+    {
+        let checked = tokio::spawn(async move {
+            let result = log_in.await;
+            if matches!(result, Err(FleetError::Unauthorized(_))) {
+                self.guard
+                    .record_failure(self.address, &self.account, Instant::now());
+            }
+            drop(self.turn);
+            result
+        })
+        .await;
+        match checked {
+            Ok(result) => result,
+            // The catch-panic layer answers it, as any other panic.
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            Err(error) => Err(FleetError::Unauthorized(format!(
+                "the login was not checked ({error}): try again"
+            ))),
+        }
     }
 }
 
@@ -234,10 +273,10 @@ impl LoginGuard {
 
     /// A turn to check a password for `email` from `address`, or why not now.
     pub async fn begin(
-        &self,
+        self: &Arc<Self>,
         address: Option<IpAddr>,
         email: &str,
-    ) -> Result<LoginAttempt<'_>, LoginRefusal> {
+    ) -> Result<LoginAttempt, LoginRefusal> {
         let address = address.map_or(IpAddr::from([0, 0, 0, 0]), address_key);
         let account = account_key(email);
         self.admit(address, &account, Instant::now())?;
@@ -248,20 +287,18 @@ impl LoginGuard {
         // Failures counted while this one waited may block it now.
         self.admit(address, &account, Instant::now())?;
         Ok(LoginAttempt {
-            guard: self,
+            guard: self.clone(),
             address,
             account,
-            _turn: turn,
+            turn,
         })
     }
 
     async fn wait_for_turn(&self) -> Result<OwnedSemaphorePermit, LoginRefusal> {
-        if self.waiting.fetch_add(1, Ordering::SeqCst) >= MAX_WAITING {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-            return Err(LoginRefusal::Busy);
-        }
+        // Counted out on drop too: a client that hangs up while waiting drops this future.
+        let place = WaitingPlace::take(&self.waiting).ok_or(LoginRefusal::Busy)?;
         let turn = tokio::time::timeout(self.max_wait, self.checks.clone().acquire_owned()).await;
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        drop(place);
         match turn {
             Ok(Ok(turn)) => Ok(turn),
             _ => Err(LoginRefusal::Busy),
@@ -476,14 +513,60 @@ mod tests {
 
     #[tokio::test]
     async fn password_checks_past_the_cap_wait_then_get_busy() {
-        let guard = LoginGuard {
+        let guard = Arc::new(LoginGuard {
             max_wait: Duration::from_millis(20),
             ..LoginGuard::new(1)
-        };
+        });
         let first = guard.begin(Some(A), "a@example.com").await.expect("a turn");
         let refusal = guard.begin(Some(B), "b@example.com").await.err();
         assert_eq!(refusal, Some(LoginRefusal::Busy));
         drop(first);
         assert!(guard.begin(Some(B), "b@example.com").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_login_given_up_while_waiting_leaves_its_place() {
+        let guard = Arc::new(LoginGuard::new(1));
+        let first = guard.begin(Some(A), "a@example.com").await.expect("a turn");
+        for _ in 0..MAX_WAITING * 2 {
+            // Polled once (it takes a place and waits), then dropped: a client hanging up.
+            let waiting = guard.begin(Some(B), "b@example.com");
+            let _ = tokio::time::timeout(Duration::from_millis(1), waiting).await;
+        }
+        assert_eq!(guard.waiting.load(Ordering::SeqCst), 0);
+        drop(first);
+        assert!(guard.begin(Some(B), "b@example.com").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_check_given_up_by_its_client_holds_its_turn_until_it_ends() {
+        let guard = Arc::new(LoginGuard {
+            max_wait: Duration::from_millis(20),
+            ..LoginGuard::new(1)
+        });
+        let attempt = guard.begin(Some(A), "a@example.com").await.expect("a turn");
+        let (finish, finished) = tokio::sync::oneshot::channel::<()>();
+        let check = attempt.check(async move {
+            let _ = finished.await;
+            Err(FleetError::Unauthorized("wrong email or password".into()))
+        });
+        // The client hangs up: the request (and this future) is dropped mid-check.
+        let _ = tokio::time::timeout(Duration::from_millis(5), check).await;
+        let refusal = guard.begin(Some(B), "b@example.com").await.err();
+        assert_eq!(refusal, Some(LoginRefusal::Busy), "the check still runs");
+        finish.send(()).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match guard.begin(Some(B), "b@example.com").await {
+                Ok(_) => break,
+                Err(refusal) => assert!(Instant::now() < deadline, "{refusal:?}"),
+            }
+        }
+        let failures = guard
+            .lock()
+            .addresses
+            .get(&A)
+            .map(|failures| failures.count);
+        assert_eq!(failures, Some(1), "its failure was counted");
     }
 }

@@ -19,7 +19,7 @@ use super::auth::AuthenticatedUser;
 use super::error::{plain_text, with_total, ApiError};
 use super::login_guard::ClientAddress;
 use super::state::AppState;
-use crate::fleet::{parse_status, DeviceHealth, FleetError};
+use crate::fleet::{parse_status, DeviceHealth};
 use crate::storage::{AlertQuery, Channel, Device, LatestQuery, StoredAlert};
 
 pub(super) fn routes() -> Router<AppState> {
@@ -84,14 +84,11 @@ async fn login(
         Ok(attempt) => attempt,
         Err(refusal) => return Ok(refusal.into_response()),
     };
-    match state.fleet.log_in(&email, password, "session").await {
-        Ok(token) => Ok(plain_text(token)),
-        Err(error @ FleetError::Unauthorized(_)) => {
-            attempt.failed();
-            Err(error.into())
-        }
-        Err(error) => Err(error.into()),
-    }
+    let fleet = state.fleet.clone();
+    let token = attempt
+        .check(async move { fleet.log_in(&email, password, "session").await })
+        .await?;
+    Ok(plain_text(token))
 }
 
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {

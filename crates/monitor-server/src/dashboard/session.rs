@@ -108,14 +108,13 @@ pub(super) async fn login(
             return Ok(refusal.with_retry_after(page));
         }
     };
-    let token = match state
-        .fleet
-        .log_in(&form.email, form.password, "dashboard")
-        .await
-    {
+    let fleet = state.fleet.clone();
+    let checked = attempt
+        .check(async move { fleet.log_in(&form.email, form.password, "dashboard").await })
+        .await;
+    let token = match checked {
         Ok(token) => token,
         Err(FleetError::Unauthorized(_)) => {
-            attempt.failed();
             return Ok(Redirect::to("/ui/login?failed=1").into_response());
         }
         Err(error) => return Err(error.into()),
