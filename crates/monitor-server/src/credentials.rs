@@ -75,6 +75,21 @@ pub fn hash_password(password: &str) -> String {
         .to_string()
 }
 
+/// Whether `password` matches the stored hash of an account; for an account that does not
+/// exist (`None`) it is never a match, but the same work is done against a dummy hash, so
+/// the time a login takes does not tell whether its account exists.
+pub fn verify_password_of_account(password: &str, stored_hash: Option<&str>) -> bool {
+    static DUMMY_HASH: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| hash_password(&hex::encode(random_bytes::<16>())));
+    match stored_hash {
+        Some(stored_hash) => verify_password(password, stored_hash),
+        None => {
+            let _ = verify_password(password, &DUMMY_HASH);
+            false
+        }
+    }
+}
+
 /// Whether `password` matches a hash made by [`hash_password`].
 pub fn verify_password(password: &str, stored_hash: &str) -> bool {
     PasswordHash::new(stored_hash).is_ok_and(|hash| {
@@ -96,6 +111,14 @@ mod tests {
         assert!(!verify_password("correct horse ", &hash));
         assert!(!verify_password("correct horse", "not a hash"));
         assert_ne!(hash, hash_password("correct horse"), "salted");
+    }
+
+    #[test]
+    fn an_unknown_account_never_matches() {
+        let hash = hash_password("correct horse");
+        assert!(verify_password_of_account("correct horse", Some(&hash)));
+        assert!(!verify_password_of_account("correct horse", None));
+        assert!(!verify_password_of_account("", None));
     }
 
     #[test]

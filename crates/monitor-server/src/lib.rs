@@ -72,18 +72,22 @@ pub async fn open_store(database: &Database) -> anyhow::Result<Store> {
 }
 
 /// The whole HTTP surface: the device API, the management API, the dashboard, `/healthz`
-/// and `/metrics`, with the body limit over all of them.
+/// and `/metrics`, with the body limit over all of them, and a panic in any of them
+/// answered 500 (the others go on).
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(api::device_routes())
         .merge(api::management_routes())
         .merge(api::health_routes())
         .merge(dashboard::routes())
+        .merge(api::panic_test_routes())
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
+        .layer(axum::middleware::from_fn(api::replace_nul_characters))
         .layer(axum::middleware::from_fn_with_state(
             state.limits.max_body_bytes,
             api::read_whole_body,
         ))
+        .layer(axum::middleware::from_fn(api::catch_panic))
         .with_state(state)
 }
 
@@ -111,8 +115,10 @@ pub async fn serve(
     .await
     .context("cannot load the device-token key")?;
     let notifier = tokio::spawn(notifier.run(shutdown.clone()));
+    api::warn_if_built_to_abort();
     let router = router(state);
-    // The peer address limits new pending devices per source (`auth_requests`).
+    // The peer address limits new pending devices per source (`auth_requests`) and the
+    // login guard counts failures per client address (`api::ClientAddress`).
     let served = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),

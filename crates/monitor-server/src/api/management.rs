@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use super::auth::AuthenticatedUser;
 use super::error::{plain_text, with_total, ApiError};
+use super::login_guard::ClientAddress;
 use super::state::AppState;
 use crate::fleet::{parse_status, DeviceHealth};
 use crate::storage::{AlertQuery, Channel, Device, LatestQuery, StoredAlert};
@@ -65,12 +66,24 @@ fn query<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
 }
 
 /// `POST /api/management/v1/useradm/auth/login` with HTTP Basic credentials: a session token
-/// as plain text, as Mender's useradm answers.
-async fn login(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+/// as plain text, as Mender's useradm answers; 429 or 503 with `Retry-After` when the
+/// [`LoginGuard`](super::LoginGuard) says to wait.
+async fn login(
+    State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let (email, password) = basic_credentials(&headers).ok_or_else(|| {
         ApiError::Unauthorized("log in with HTTP Basic authentication (email and password)".into())
     })?;
-    let token = state.fleet.log_in(&email, password, "session").await?;
+    let attempt = match state.login_guard.begin(address, &email).await {
+        Ok(attempt) => attempt,
+        Err(refusal) => return Ok(refusal.into_response()),
+    };
+    let fleet = state.fleet.clone();
+    let token = attempt
+        .check(async move { fleet.log_in(&email, password, "session").await })
+        .await?;
     Ok(plain_text(token))
 }
 

@@ -11,17 +11,23 @@ mod accounts;
 mod admission;
 mod auth;
 mod body;
+mod catch_panic;
 mod device;
 mod error;
 mod health;
 mod inventory;
+mod login_guard;
 mod management;
+mod nul;
 mod rate_limit;
 mod state;
 
 pub use auth::{AuthenticatedDevice, AuthenticatedToken, AuthenticatedUser};
 pub use body::read_whole_body;
+pub use catch_panic::{catch_panic, panic_test_routes, warn_if_built_to_abort};
 pub use error::ApiError;
+pub use login_guard::{ClientAddress, LoginAttempt, LoginGuard, LoginRefusal};
+pub use nul::replace_nul_characters;
 pub use state::AppState;
 
 use axum::Router;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use super::login_guard::LoginGuard;
 use super::rate_limit::RateLimiter;
 use crate::device_key::{DeviceKeyError, DeviceKeyLocation};
 use crate::fleet::Fleet;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub notify_interval: Duration,
     /// Wakes this replica's notifier when alerts were queued for notification.
     pub notifier_wake: Arc<Notify>,
+    /// Caps and throttles password checks (the API's and the dashboard's logins).
+    pub login_guard: Arc<LoginGuard>,
     pub(super) rate_limiter: Arc<RateLimiter>,
     /// New pending devices per source address (`auth_requests`).
     pub(super) pending_rate_limiter: Arc<RateLimiter>,
@@ -44,6 +47,7 @@ impl AppState {
             limits: Arc::new(limits),
             notify_interval,
             notifier_wake,
+            login_guard: Arc::new(LoginGuard::default()),
             rate_limiter,
             pending_rate_limiter,
         })

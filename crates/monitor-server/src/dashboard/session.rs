@@ -9,7 +9,7 @@ use maud::html;
 use serde::Deserialize;
 
 use super::page::{page, PageError};
-use crate::api::AppState;
+use crate::api::{AppState, ClientAddress};
 use crate::fleet::{FleetError, SESSION_LIFETIME};
 use crate::storage::User;
 
@@ -92,20 +92,30 @@ pub(super) struct LoginForm {
     password: String,
 }
 
+/// Logs in, through the same [`LoginGuard`](crate::api::LoginGuard) as the API: when it
+/// says to wait, an error page with the status and `Retry-After`.
 pub(super) async fn login(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, PageError> {
     refuse_other_sites(&headers)?;
-    let token = match state
-        .fleet
-        .log_in(&form.email, form.password, "dashboard")
-        .await
-    {
+    let attempt = match state.login_guard.begin(address, &form.email).await {
+        Ok(attempt) => attempt,
+        Err(refusal) => {
+            let page = PageError::Status(refusal.status(), refusal.message()).into_response();
+            return Ok(refusal.with_retry_after(page));
+        }
+    };
+    let fleet = state.fleet.clone();
+    let checked = attempt
+        .check(async move { fleet.log_in(&form.email, form.password, "dashboard").await })
+        .await;
+    let token = match checked {
         Ok(token) => token,
         Err(FleetError::Unauthorized(_)) => {
-            return Ok(Redirect::to("/ui/login?failed=1").into_response())
+            return Ok(Redirect::to("/ui/login?failed=1").into_response());
         }
         Err(error) => return Err(error.into()),
     };

@@ -10,7 +10,9 @@ use std::time::{Duration, SystemTime};
 
 use super::error::{Entity, FleetError};
 use super::service::Fleet;
-use crate::credentials::{hash_password, new_token, token_hash, verify_password, TokenKind};
+use crate::credentials::{
+    hash_password, new_token, token_hash, verify_password_of_account, TokenKind,
+};
 use crate::storage::{EnrollmentToken, User, UserToken, UserTokenKind};
 
 /// How long a login lasts (the API's session token and the dashboard's cookie alike).
@@ -32,25 +34,26 @@ pub enum TokenMaker<'a> {
 
 impl Fleet {
     /// Checks an email and password and, when they match, makes a session token (named
-    /// `label`, lasting [`SESSION_LIFETIME`]).
+    /// `label`, lasting [`SESSION_LIFETIME`]). Callers over the network hold a turn of the
+    /// [`LoginGuard`](crate::api::LoginGuard) around it.
     pub async fn log_in(
         &self,
         email: &str,
         password: String,
         label: &str,
     ) -> Result<String, FleetError> {
-        let refused = || FleetError::Unauthorized("wrong email or password".into());
-        let Some(user) = self.store.user_by_email(email.trim()).await? else {
-            return Err(refused());
+        let user = self.store.user_by_email(email.trim()).await?;
+        // Argon2 is slow on purpose; keep it off the async workers. An unknown account is
+        // checked against a dummy hash: the same work, so the time tells nothing.
+        let stored = user.as_ref().map(|user| user.password_hash.clone());
+        let matches = tokio::task::spawn_blocking(move || {
+            verify_password_of_account(&password, stored.as_deref())
+        })
+        .await
+        .unwrap_or(false);
+        let Some(user) = user.filter(|_| matches) else {
+            return Err(FleetError::Unauthorized("wrong email or password".into()));
         };
-        // Argon2 is slow on purpose; keep it off the async workers.
-        let stored = user.password_hash.clone();
-        let matches = tokio::task::spawn_blocking(move || verify_password(&password, &stored))
-            .await
-            .unwrap_or(false);
-        if !matches {
-            return Err(refused());
-        }
         // Logins are rare: a good moment to forget sessions that ran out.
         self.store.remove_expired_tokens(SystemTime::now()).await?;
         let token = new_token(TokenKind::User);

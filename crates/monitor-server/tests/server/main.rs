@@ -19,11 +19,13 @@ mod cli;
 mod dashboard;
 mod device_api;
 mod inventory_api;
+mod login;
 mod management_api;
 mod migration;
 mod notifications;
 mod replicas;
 mod revocation;
+mod robustness;
 mod secrets;
 
 /// Runs an async test body once on SQLite and once on PostgreSQL:
