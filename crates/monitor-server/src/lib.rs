@@ -23,6 +23,8 @@ pub mod dashboard;
 pub mod device_auth;
 pub mod fleet;
 pub mod jwt;
+pub mod listener;
+pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod settings;
@@ -42,6 +44,7 @@ use tokio::sync::Notify;
 
 use crate::api::AppState;
 use crate::notify::notifier::Notifier;
+use crate::notify::TargetPolicy;
 use crate::settings::{Database, Settings};
 use crate::storage::Store;
 
@@ -77,14 +80,16 @@ pub fn router(state: AppState) -> Router {
             state.limits.max_body_bytes,
             api::read_whole_body,
         ))
+        .layer(axum::middleware::from_fn(listener::security_headers))
         .with_state(state)
 }
 
 /// How long a notification in flight may take to finish at shutdown.
 const NOTIFIER_STOP_DEADLINE: Duration = Duration::from_secs(10);
 
-/// Serves the API on `listener`, and sends notifications, until `shutdown`; then lets
-/// requests in flight finish and the notification being sent, with a deadline.
+/// Serves the API on `listener` (over TLS when the settings give a certificate, reloaded on
+/// SIGHUP), and sends notifications, until `shutdown`; then lets requests in flight finish
+/// and the notification being sent, with a deadline.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     store: Store,
@@ -92,8 +97,13 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let wake = Arc::new(Notify::new());
-    let notifier = Notifier::new(store.clone(), settings.smtp.as_ref(), wake.clone())
-        .map_err(anyhow::Error::msg)?;
+    let notifier = Notifier::new(
+        store.clone(),
+        settings.smtp.as_ref(),
+        TargetPolicy::allowing_private(settings.allow_private_targets),
+        wake.clone(),
+    )
+    .map_err(anyhow::Error::msg)?;
     let state = AppState::new(
         store.clone(),
         settings.limits.clone(),
@@ -102,15 +112,21 @@ pub async fn serve(
     )
     .await
     .context("cannot read the device-token key from the database")?;
+    let tls = match &settings.listener.tls {
+        Some(files) => {
+            let certificate = Arc::new(listener::TlsCertificate::load(files.clone())?);
+            tokio::spawn(reload_on_hangup(certificate.clone(), shutdown.clone()));
+            Some(certificate)
+        }
+        None => None,
+    };
+    let mut state = state;
+    state.fleet = state
+        .fleet
+        .with_private_targets(settings.allow_private_targets);
     let notifier = tokio::spawn(notifier.run(shutdown.clone()));
-    let router = router(state);
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown({
-            let shutdown = shutdown.clone();
-            async move { shutdown.cancelled().await }
-        })
-        .await
-        .context("the HTTP server failed");
+    let router = router(state).layer(axum::Extension(settings.metrics.clone()));
+    listener::serve_connections(listener, router, &settings.listener, tls, shutdown.clone()).await;
     shutdown.cancel();
     if tokio::time::timeout(NOTIFIER_STOP_DEADLINE, notifier)
         .await
@@ -119,7 +135,29 @@ pub async fn serve(
         tracing::warn!("a notification was still being sent at shutdown; another replica or the next start sends it");
     }
     store.close().await;
-    served
+    Ok(())
+}
+
+/// Reads the TLS certificate and key again at each SIGHUP (a renewed certificate), keeping
+/// the one in use when the new files are wrong. Connections open meanwhile go on.
+async fn reload_on_hangup(certificate: Arc<listener::TlsCertificate>, shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot listen for SIGHUP: the TLS certificate is read at start only");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = hangup.recv() => {}
+        }
+        match certificate.reload() {
+            Ok(()) => tracing::info!("SIGHUP: reloaded the TLS certificate and key"),
+            Err(error) => {
+                tracing::error!("SIGHUP: {error:#}; still serving the previous certificate")
+            }
+        }
+    }
 }
 
 /// Binds the listening socket, saying which address to use instead if it is taken.

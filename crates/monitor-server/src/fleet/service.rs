@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::error::FleetError;
 use crate::jwt::JwtKeys;
+use crate::notify::TargetPolicy;
 use crate::storage::{StorageError, Store};
 
 /// The `settings` key of the device-JWT signing key.
@@ -15,6 +16,8 @@ pub struct Fleet {
     pub(super) store: Store,
     /// Signs and checks device JWTs (the key is shared through the database).
     pub(super) jwt: Arc<JwtKeys>,
+    /// Where channels may send (see `with_private_targets`).
+    pub(super) targets: TargetPolicy,
 }
 
 impl Fleet {
@@ -24,6 +27,7 @@ impl Fleet {
         Ok(Fleet {
             store,
             jwt: Arc::new(JwtKeys::new(&secret)),
+            targets: TargetPolicy::default(),
         })
     }
 

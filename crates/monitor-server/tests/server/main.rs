@@ -8,6 +8,8 @@ mod monitor_server;
 #[path = "../../../../tests/support/postgres.rs"]
 mod postgres;
 mod smtp_sink;
+#[path = "../../../../tests/support/tls_certificates.rs"]
+mod tls_certificates;
 
 mod admission;
 mod api;
@@ -15,10 +17,12 @@ mod browser;
 mod cli;
 mod dashboard;
 mod device_api;
+mod hygiene;
 mod inventory_api;
 mod management_api;
 mod notifications;
 mod replicas;
+mod tls;
 
 /// Runs an async test body once on SQLite and once on PostgreSQL:
 /// `on_both_engines! { async fn name(database) { ... } }` makes `name::sqlite` and
