@@ -294,7 +294,9 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
         (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        // Not `no-referrer`: with it, browsers send `Origin: null` on the dashboard's own
+        // form posts, which the cross-site check then refuses.
+        (header::REFERRER_POLICY, "same-origin"),
     ] {
         headers
             .entry(name)

@@ -56,13 +56,23 @@ pub fn escape_line(line: &[u8], ansi: bool) -> Vec<u8> {
         None => (line, &b""[..]),
     };
     let mut escaped = Vec::with_capacity(line.len());
-    for &byte in body {
+    let mut bytes = body.iter().copied().peekable();
+    while let Some(byte) = bytes.next() {
         match byte {
             b'\n' => escaped.extend_from_slice(b"\\n"),
             b'\r' => escaped.extend_from_slice(b"\\r"),
             b'\t' => escaped.push(b'\t'),
             0x1b if ansi => escaped.push(byte),
             0x00..=0x1f | 0x7f => escaped.extend_from_slice(format!("\\x{byte:02x}").as_bytes()),
+            // C1 controls (U+0080 to U+009F, UTF-8 `C2 80` to `C2 9F`) act as escapes in
+            // some terminals.
+            0xc2 if bytes
+                .peek()
+                .is_some_and(|next| (0x80..=0x9f).contains(next)) =>
+            {
+                let control = bytes.next().unwrap_or_default();
+                escaped.extend_from_slice(format!("\\u{{{control:x}}}").as_bytes());
+            }
             _ => escaped.push(byte),
         }
     }

@@ -144,7 +144,7 @@ on_both_engines! {
             assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{what}: {csp}");
             assert_eq!(headers["x-frame-options"], "DENY", "{what}");
             assert_eq!(headers["x-content-type-options"], "nosniff", "{what}");
-            assert_eq!(headers["referrer-policy"], "no-referrer", "{what}");
+            assert_eq!(headers["referrer-policy"], "same-origin", "{what}");
             assert!(headers.get("strict-transport-security").is_none(), "{what}");
         }
         // The dashboard has no inline script for the policy to block: its live update is a file.
