@@ -3,8 +3,8 @@
 //!
 //! - [`serve_connections`]: accepts up to `max_connections` at once (the rest wait in the
 //!   kernel's backlog), cuts off a client that does not send its headers within
-//!   `header_timeout` (also while idle between requests, and for the TLS handshake) or its
-//!   body within `body_timeout`, and serves each request with the router.
+//!   `header_timeout` (and the TLS handshake), its body within `body_timeout`, or nothing
+//!   for `idle_timeout` between requests, and serves each request with the router.
 //! - [`TlsCertificate`]: the certificate and key, read again on SIGHUP; a connection keeps
 //!   the configuration it started with, so a reload drops none.
 //! - [`security_headers`]: CSP, framing, sniffing, referrer, and with TLS HSTS and `Secure`
@@ -13,9 +13,9 @@
 use std::convert::Infallible;
 use std::future::Future as _;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use axum::extract::Request;
@@ -24,11 +24,11 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum::Router;
 use hyper::body::{Frame, Incoming, SizeHint};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
@@ -134,6 +134,7 @@ pub async fn serve_connections(
     let timeouts = Timeouts {
         header: settings.header_timeout,
         body: settings.body_timeout,
+        idle: settings.idle_timeout,
     };
     loop {
         let slot = tokio::select! {
@@ -182,6 +183,134 @@ pub async fn serve_connections(
 struct Timeouts {
     header: Duration,
     body: Duration,
+    idle: Duration,
+}
+
+/// Where a connection is, for its timeouts: hyper's own header timeout also runs while a
+/// connection idles between requests, so a client reusing a connection at that moment
+/// would find it closed under its request. Here idling has its own, longer, timeout
+/// (longer than the usual clients' pool timeout of 90 s, so they close first), and the
+/// header timeout starts with the first byte of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for a request's headers since then (a new connection starts here).
+    ReadingHead { since: Instant },
+    /// A request is being served (its body has `body_timeout`).
+    Serving,
+    /// Between requests since then.
+    Idle { since: Instant },
+}
+
+struct ConnectionClock {
+    phase: Mutex<Phase>,
+    changed: Notify,
+}
+
+impl ConnectionClock {
+    fn new() -> Self {
+        ConnectionClock {
+            phase: Mutex::new(Phase::ReadingHead {
+                since: Instant::now(),
+            }),
+            changed: Notify::new(),
+        }
+    }
+
+    fn phase(&self) -> Phase {
+        *self
+            .phase
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn set(&self, phase: Phase) {
+        *self
+            .phase
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner()) = phase;
+        self.changed.notify_one();
+    }
+
+    fn bytes_arrived(&self) {
+        if let Phase::Idle { .. } = self.phase() {
+            self.set(Phase::ReadingHead {
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// Returns when the connection has been idle, or reading a request's headers, for too
+    /// long; says which.
+    async fn expired(&self, timeouts: Timeouts) -> &'static str {
+        loop {
+            let changed = self.changed.notified();
+            let phase = self.phase();
+            let (deadline, what) = match phase {
+                Phase::ReadingHead { since } => (
+                    since + timeouts.header,
+                    "headers not sent within header_timeout",
+                ),
+                Phase::Idle { since } => (since + timeouts.idle, "idle for idle_timeout"),
+                Phase::Serving => {
+                    changed.await;
+                    continue;
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    if self.phase() == phase {
+                        return what;
+                    }
+                }
+                _ = changed => {}
+            }
+        }
+    }
+}
+
+/// A connection's stream, telling its clock when bytes arrive.
+struct ClockedStream<S> {
+    inner: S,
+    clock: Arc<ConnectionClock>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for ClockedStream<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buffer: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buffer.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(context, buffer);
+        if buffer.filled().len() > before {
+            self.clock.bytes_arrived();
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for ClockedStream<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+        buffer: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(context, buffer)
+    }
+
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(context)
+    }
+
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(context)
+    }
 }
 
 async fn serve_connection<S>(
@@ -193,31 +322,45 @@ async fn serve_connection<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-        let router = router.clone();
-        let mut request =
-            request.map(|body| axum::body::Body::new(TimedBody::new(body, timeouts.body)));
-        request.extensions_mut().insert(ServedOverTls(over_tls));
-        async move {
-            Ok::<_, Infallible>(
-                router
+    let clock = Arc::new(ConnectionClock::new());
+    let stream = ClockedStream {
+        inner: stream,
+        clock: clock.clone(),
+    };
+    let service = hyper::service::service_fn({
+        let clock = clock.clone();
+        move |request: hyper::Request<Incoming>| {
+            clock.set(Phase::Serving);
+            let router = router.clone();
+            let clock = clock.clone();
+            let mut request =
+                request.map(|body| axum::body::Body::new(TimedBody::new(body, timeouts.body)));
+            request.extensions_mut().insert(ServedOverTls(over_tls));
+            async move {
+                let response = router
                     .oneshot(request)
                     .await
-                    .unwrap_or_else(|never| match never {}),
-            )
+                    .unwrap_or_else(|never| match never {});
+                clock.set(Phase::Idle {
+                    since: Instant::now(),
+                });
+                Ok::<_, Infallible>(response)
+            }
         }
     });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(timeouts.header);
-    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    let connection =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     let result = tokio::select! {
         result = connection.as_mut() => result,
         _ = shutdown.cancelled() => {
             connection.as_mut().graceful_shutdown();
             connection.await
+        }
+        why = clock.expired(timeouts) => {
+            // Dropping the connection closes it.
+            tracing::debug!("connection closed: {why}");
+            return;
         }
     };
     if let Err(error) = result {

@@ -62,6 +62,9 @@ pub struct FileSettings {
     /// How long a client may take to send a request's body once its headers arrived (`30s`).
     #[serde(default)]
     pub body_timeout: Option<String>,
+    /// How long a connection may idle between requests (`120s`).
+    #[serde(default)]
+    pub idle_timeout: Option<String>,
     /// The most connections served at once; more wait until one closes.
     #[serde(default)]
     pub max_connections: Option<usize>,
@@ -84,7 +87,7 @@ impl FileSettings {
             anyhow::anyhow!(
                 "{}: {error} (the fields are listen, data_dir, database_url, max_body_bytes, \
                  max_alerts_per_request, device_requests_per_minute, smtp_url, email_from, \
-                 notify_interval, tls_cert, tls_key, header_timeout, body_timeout, \
+                 notify_interval, tls_cert, tls_key, header_timeout, body_timeout, idle_timeout, \
                  max_connections, metrics_public, metrics_token_file, allow_private_targets)",
                 path.display()
             )
@@ -181,12 +184,16 @@ pub struct ListenerSettings {
     pub header_timeout: Duration,
     /// A client that has not sent a request's body within this (after its headers) is cut off.
     pub body_timeout: Duration,
+    /// A connection idle between requests for this long is closed; longer than clients'
+    /// usual pool timeout (90 s), so that they close first and never reuse a closing one.
+    pub idle_timeout: Duration,
     /// Connections served at once; the others wait in the kernel's backlog.
     pub max_connections: usize,
 }
 
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 /// Who may read `/metrics`.
@@ -276,6 +283,7 @@ impl Settings {
                 DEFAULT_HEADER_TIMEOUT,
             )?,
             body_timeout: duration_field("body_timeout", &file.body_timeout, DEFAULT_BODY_TIMEOUT)?,
+            idle_timeout: duration_field("idle_timeout", &file.idle_timeout, DEFAULT_IDLE_TIMEOUT)?,
             max_connections: match file.max_connections {
                 Some(0) => anyhow::bail!("max_connections: 0 would serve nobody: give at least 1"),
                 Some(count) => count,

@@ -93,6 +93,61 @@ async fn slow_clients_are_cut_off_while_others_are_served() {
     healthy(&server).await;
 }
 
+/// Reads one answer with a `Content-Length` body from a connection kept open.
+fn read_answer(stream: &mut TcpStream) -> String {
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut received = Vec::new();
+    let mut byte = [0u8; 1];
+    while !received.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).unwrap(), 1, "closed mid-answer");
+        received.push(byte[0]);
+    }
+    let head = String::from_utf8(received).unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|line| {
+            line.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(str::to_owned)
+        })
+        .expect("a content-length")
+        .trim()
+        .parse()
+        .unwrap();
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body).unwrap();
+    head + &String::from_utf8_lossy(&body)
+}
+
+/// A connection idle between requests is not cut at the header timeout (a client reusing it
+/// then would find it closing under its request), only at `idle_timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_last_until_the_idle_timeout() {
+    let (_directory, config) = config_file("header_timeout: 1s\nidle_timeout: 3s\n");
+    let database = ServerDatabase::sqlite();
+    let server = ServerProcess::start(binary(), &database, &["--config", &config]);
+    let address = address(&server);
+    tokio::task::spawn_blocking(move || {
+        let mut stream = TcpStream::connect(&address).unwrap();
+        let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+        stream.write_all(request).unwrap();
+        assert!(read_answer(&mut stream).starts_with("HTTP/1.1 200"));
+        // Idle for twice the header timeout: what is measured here is a duration.
+        std::thread::sleep(Duration::from_secs(2));
+        stream.write_all(request).unwrap();
+        assert!(read_answer(&mut stream).starts_with("HTTP/1.1 200"));
+        let idle_since = Instant::now();
+        read_until_closed(&mut stream);
+        let idle = idle_since.elapsed();
+        assert!(
+            idle >= Duration::from_secs(2) && idle < Duration::from_secs(15),
+            "closed after {idle:?}"
+        );
+    })
+    .await
+    .unwrap();
+}
+
 /// With `max_connections: 1`, a client that holds the only connection makes the next wait
 /// until it is cut off, and no longer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
