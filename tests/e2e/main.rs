@@ -19,6 +19,8 @@ mod monitor_server;
 mod podman;
 #[path = "../support/postgres.rs"]
 mod postgres;
+#[path = "../support/tls_certificates.rs"]
+mod tls_certificates;
 #[path = "../support/user_manager.rs"]
 mod user_manager;
 

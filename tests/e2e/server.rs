@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::harness::{append, eventually, monitord_binary, Sandbox};
 use crate::monitor_server::{ServerDatabase, ServerProcess};
+use crate::tls_certificates::TestCertificates;
 
 pub(crate) const EMAIL: &str = "ops@example.com";
 pub(crate) const PASSWORD: &str = "a long enough password";
@@ -254,6 +255,94 @@ fn the_agent_in_token_mode_reports_to_monitor_server() {
         "the device token is not logged"
     );
     assert!(!agent.log().contains(&token), "{}", agent.log());
+}
+
+/// The open alerts of a device, from `monitor-server device list` on the server's database.
+fn open_alerts(server_binary: &Path, database: &ServerDatabase, device: &str) -> u64 {
+    let list = database.admin_ok(server_binary, &["device", "list", "--json"], None);
+    let devices: Value = serde_json::from_str(&list).unwrap();
+    devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|entry| entry["name"] == device)
+        .and_then(|entry| entry["alert_count"].as_u64())
+        .unwrap_or_else(|| panic!("no device {device} in {list}"))
+}
+
+/// monitor-server serving HTTPS with a certificate from a test CA: the agent whose
+/// `ca_file` is another CA refuses the server and keeps its alert; with the CA that signed
+/// the certificate, the alert arrives.
+#[test]
+fn the_agent_reaches_monitor_server_over_tls_through_its_ca_file() {
+    let server_binary = server_binary();
+    let served = TestCertificates::generate();
+    let other = TestCertificates::generate();
+    let database = ServerDatabase::sqlite();
+    let token = database.admin_ok(&server_binary, &["device", "add", "pi-tls"], None);
+    let (cert, key) = (served.cert(), served.key());
+    let server = ServerProcess::start(
+        &server_binary,
+        &database,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        server.url.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.url
+    );
+
+    let sandbox = Sandbox::new();
+    fs::write(sandbox.path("token"), &token).unwrap();
+    let trust = |ca: &Path| {
+        fs::write(
+            sandbox.config_dir().join("monitor.yaml"),
+            format!(
+                "delivery:\n  backend:\n    url: {}\n    auth: token\n    token_file: {}\n    ca_file: {}\n",
+                server.url,
+                sandbox.path("token").display(),
+                ca.display()
+            ),
+        )
+        .unwrap()
+    };
+    trust(&other.ca());
+    let log = sandbox.path("app.log");
+    fs::write(&log, "starting\n").unwrap();
+    sandbox.monitorctl_quietly(&[
+        "create",
+        "log",
+        "app",
+        "ERROR",
+        log.to_str().unwrap(),
+        "never",
+    ]);
+    sandbox.monitorctl_quietly(&["enable", "log", "app"]);
+    let agent = sandbox.start_agent();
+    let mut alerts = sandbox.follow_alerts();
+    append(&log, "ERROR over TLS\n");
+    alerts.expect("CRITICAL", "log app");
+    eventually("the agent refused the server's certificate", || {
+        agent.log().contains("invalid peer certificate")
+    });
+    assert_eq!(open_alerts(&server_binary, &database, "pi-tls"), 0);
+    agent.stop();
+
+    trust(&served.ca());
+    let agent = sandbox.start_agent();
+    eventually("the alert kept by the agent arrived over TLS", || {
+        open_alerts(&server_binary, &database, "pi-tls") == 1
+    });
+    assert!(
+        !agent.log().contains("invalid peer certificate"),
+        "{}",
+        agent.log()
+    );
 }
 
 /// A script's alert (`monitorctl raise`) reaches monitor-server, where Mender's suite finds

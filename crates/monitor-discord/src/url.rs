@@ -174,6 +174,16 @@ impl WebhookUrl {
         text.replace(&self.token, "***")
     }
 
+    /// `https` or `http`, lowercase.
+    pub fn scheme(&self) -> &str {
+        &self.scheme
+    }
+
+    /// The host as given, with its port if one was given.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
     /// The webhook's id (not a secret).
     pub fn id(&self) -> &str {
         &self.id

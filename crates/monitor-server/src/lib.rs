@@ -24,6 +24,8 @@ pub mod device_auth;
 pub mod device_key;
 pub mod fleet;
 pub mod jwt;
+pub mod listener;
+pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod settings;
@@ -43,6 +45,7 @@ use tokio::sync::Notify;
 
 use crate::api::AppState;
 use crate::notify::notifier::Notifier;
+use crate::notify::TargetPolicy;
 use crate::settings::{Database, Settings};
 use crate::storage::Store;
 
@@ -88,14 +91,16 @@ pub fn router(state: AppState) -> Router {
             api::read_whole_body,
         ))
         .layer(axum::middleware::from_fn(api::catch_panic))
+        .layer(axum::middleware::from_fn(listener::security_headers))
         .with_state(state)
 }
 
 /// How long a notification in flight may take to finish at shutdown.
 const NOTIFIER_STOP_DEADLINE: Duration = Duration::from_secs(10);
 
-/// Serves the API on `listener`, and sends notifications, until `shutdown`; then lets
-/// requests in flight finish and the notification being sent, with a deadline.
+/// Serves the API on `listener` (over TLS when the settings give a certificate, reloaded on
+/// SIGHUP), and sends notifications, until `shutdown`; then lets requests in flight finish
+/// and the notification being sent, with a deadline.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     store: Store,
@@ -103,8 +108,13 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let wake = Arc::new(Notify::new());
-    let notifier = Notifier::new(store.clone(), settings.smtp.as_ref(), wake.clone())
-        .map_err(anyhow::Error::msg)?;
+    let notifier = Notifier::new(
+        store.clone(),
+        settings.smtp.as_ref(),
+        TargetPolicy::allowing_private(settings.allow_private_targets),
+        wake.clone(),
+    )
+    .map_err(anyhow::Error::msg)?;
     let state = AppState::new(
         store.clone(),
         settings.limits.clone(),
@@ -114,21 +124,25 @@ pub async fn serve(
     )
     .await
     .context("cannot load the device-token key")?;
+    let tls = match &settings.listener.tls {
+        Some(files) => {
+            let certificate = Arc::new(listener::TlsCertificate::load(files.clone())?);
+            tokio::spawn(reload_on_hangup(certificate.clone(), shutdown.clone()));
+            Some(certificate)
+        }
+        None => None,
+    };
+    let mut state = state;
+    state.fleet = state
+        .fleet
+        .with_private_targets(settings.allow_private_targets);
     let notifier = tokio::spawn(notifier.run(shutdown.clone()));
     api::warn_if_built_to_abort();
-    let router = router(state);
-    // The peer address limits new pending devices per source (`auth_requests`) and the
-    // login guard counts failures per client address (`api::ClientAddress`).
-    let served = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown({
-        let shutdown = shutdown.clone();
-        async move { shutdown.cancelled().await }
-    })
-    .await
-    .context("the HTTP server failed");
+    let router = router(state).layer(axum::Extension(settings.metrics.clone()));
+    // `serve_connections` gives every request its peer address (`ConnectInfo`): it limits
+    // new pending devices per source (`auth_requests`), and the login guard counts
+    // failures per client address (`api::ClientAddress`).
+    listener::serve_connections(listener, router, &settings.listener, tls, shutdown.clone()).await;
     shutdown.cancel();
     if tokio::time::timeout(NOTIFIER_STOP_DEADLINE, notifier)
         .await
@@ -137,7 +151,29 @@ pub async fn serve(
         tracing::warn!("a notification was still being sent at shutdown; another replica or the next start sends it");
     }
     store.close().await;
-    served
+    Ok(())
+}
+
+/// Reads the TLS certificate and key again at each SIGHUP (a renewed certificate), keeping
+/// the one in use when the new files are wrong. Connections open meanwhile go on.
+async fn reload_on_hangup(certificate: Arc<listener::TlsCertificate>, shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot listen for SIGHUP: the TLS certificate is read at start only");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = hangup.recv() => {}
+        }
+        match certificate.reload() {
+            Ok(()) => tracing::info!("SIGHUP: reloaded the TLS certificate and key"),
+            Err(error) => {
+                tracing::error!("SIGHUP: {error:#}; still serving the previous certificate")
+            }
+        }
+    }
 }
 
 /// Binds the listening socket, saying which address to use instead if it is taken.

@@ -13,7 +13,7 @@ use monitor_server::device_key::{self, DeviceKeyLocation};
 use monitor_server::fleet::{
     parse_status, DeviceHealth, Entity, Fleet, FleetError, TokenMaker, NEVER_SEEN,
 };
-use monitor_server::settings::{FileSettings, Settings};
+use monitor_server::settings::{ExposureFlags, FileSettings, Settings};
 use monitor_server::storage::{Device, DeviceStatus, Store};
 use tokio_util::sync::CancellationToken;
 
@@ -25,7 +25,7 @@ mod backup;
     version,
     args_override_self = true,
     about = "A self-hosted backend for monitord's alerts, speaking Mender's devicemonitor API",
-    after_help = "Examples:\n  monitor-server --data-dir ./data                 serve on 127.0.0.1:8080 with SQLite in ./data\n  monitor-server --data-dir ./data device add pi-kitchen   print the token for the agent\n  monitor-server --data-dir ./data backup ./monitor-server-backup.db   copy the database while serving\n  echo \"$PASSWORD\" | monitor-server --data-dir ./data user add admin@example.com --password-stdin\n  MONITOR_SERVER_DATABASE_URL=postgres://monitor:…@db/monitor monitor-server --listen 0.0.0.0:8080"
+    after_help = "Examples:\n  monitor-server --data-dir ./data                 serve on 127.0.0.1:8080 with SQLite in ./data\n  monitor-server --data-dir ./data device add pi-kitchen   print the token for the agent\n  monitor-server --data-dir ./data backup ./monitor-server-backup.db   copy the database while serving\n  echo \"$PASSWORD\" | monitor-server --data-dir ./data user add admin@example.com --password-stdin\n  MONITOR_SERVER_DATABASE_URL=postgres://monitor:…@db/monitor monitor-server --listen 0.0.0.0:8443 --tls-cert cert.pem --tls-key key.pem"
 )]
 struct Cli {
     #[command(flatten)]
@@ -66,6 +66,31 @@ struct GlobalArgs {
     /// database]. Give every replica the same file.
     #[arg(long, global = true, env = "MONITOR_SERVER_KEY_FILE")]
     key_file: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key. SIGHUP reloads both.
+    #[arg(
+        long,
+        global = true,
+        env = "MONITOR_SERVER_TLS_CERT",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(
+        long,
+        global = true,
+        env = "MONITOR_SERVER_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+    /// Serve /metrics without a token (by default it needs an API token or the metrics token).
+    #[arg(long, global = true, env = "MONITOR_SERVER_METRICS_PUBLIC")]
+    metrics_public: bool,
+    /// A file whose first line is a bearer token /metrics accepts (for a Prometheus scraper).
+    #[arg(long, global = true, env = "MONITOR_SERVER_METRICS_TOKEN_FILE")]
+    metrics_token_file: Option<PathBuf>,
+    /// Let Discord channels post to any host, not only discord.com (a relay or a stand-in).
+    #[arg(long, global = true, env = "MONITOR_SERVER_ALLOW_PRIVATE_TARGETS")]
+    allow_private_targets: bool,
 }
 
 #[derive(Subcommand)]
@@ -238,9 +263,12 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // reqwest (Discord) and lettre (SMTP) use rustls with ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // What a device or a user sent (a MAC, a name) may hold a newline or an escape:
+        // every line is escaped as it is written, so none can forge or hide a log line.
+        .with_writer(monitor_server::logging::EscapedStderr { ansi })
+        .with_ansi(ansi)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MONITOR_SERVER_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -272,6 +300,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         cli.global.data_dir,
         cli.global.database_url,
         cli.global.smtp_url,
+        ExposureFlags {
+            tls_cert: cli.global.tls_cert,
+            tls_key: cli.global.tls_key,
+            metrics_public: cli.global.metrics_public,
+            metrics_token_file: cli.global.metrics_token_file,
+            allow_private_targets: cli.global.allow_private_targets,
+        },
     )?;
     let command = match cli.command.unwrap_or(Command::Serve) {
         // It opens the database itself, and a PostgreSQL one not at all.
@@ -285,7 +320,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(AdminCommand::Key(KeyCommand::Rotate)) => {
             rotate_key(&store, &settings.device_key).await
         }
-        Command::Admin(command) => admin(store.clone(), &settings.device_key, command).await,
+        Command::Admin(command) => {
+            admin(
+                store.clone(),
+                &settings.device_key,
+                settings.allow_private_targets,
+                command,
+            )
+            .await
+        }
     };
     store.close().await;
     result
@@ -313,11 +356,13 @@ async fn rotate_key(store: &Store, location: &DeviceKeyLocation) -> anyhow::Resu
 async fn admin(
     store: Store,
     device_key: &DeviceKeyLocation,
+    allow_private_targets: bool,
     command: AdminCommand,
 ) -> anyhow::Result<()> {
     let fleet = Fleet::open(store, device_key.clone())
         .await
-        .context("cannot load the device-token key")?;
+        .context("cannot load the device-token key")?
+        .with_private_targets(allow_private_targets);
     let fleet = &fleet;
     match command {
         AdminCommand::Device(command) => device_command(fleet, command).await,
@@ -371,11 +416,27 @@ async fn serve(settings: Settings, store: Store) -> anyhow::Result<()> {
             "the device-token signing key is kept in the database, so a leaked database lets anyone report as a device: give every replica the same --key-file"
         );
     }
+    if let Some(files) = &settings.listener.tls {
+        // Fail before saying "listening" when the certificate cannot be served.
+        monitor_server::listener::TlsCertificate::load(files.clone())?;
+    }
     let listener = monitor_server::bind(settings.listen).await?;
     let address = listener.local_addr()?;
-    tracing::info!(database = ?settings.database, "listening on http://{address}");
+    let scheme = if settings.listener.tls.is_some() {
+        "https"
+    } else {
+        if !address.ip().is_loopback() {
+            tracing::warn!(
+                "serving plain HTTP on {address}, beyond this machine: passwords, sessions and \
+                 device tokens cross the network readable; give --tls-cert and --tls-key (or \
+                 put a TLS proxy in front and listen on 127.0.0.1)"
+            );
+        }
+        "http"
+    };
+    tracing::info!(database = ?settings.database, metrics = ?settings.metrics, "listening on {scheme}://{address}");
     // Tests and scripts read the address (the port may have been chosen by the system).
-    println!("listening on http://{address}");
+    println!("listening on {scheme}://{address}");
     std::io::stdout().flush().ok();
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));

@@ -62,6 +62,33 @@ pub struct FileSettings {
     /// PostgreSQL, none: the key stays in the database]. Replicas need the same file.
     #[serde(default)]
     pub key_file: Option<PathBuf>,
+    /// The certificate chain (PEM) to serve HTTPS with; needs `tls_key`. Read again on SIGHUP.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// How long a client may take to send a request's headers (`10s`).
+    #[serde(default)]
+    pub header_timeout: Option<String>,
+    /// How long a client may take to send a request's body once its headers arrived (`30s`).
+    #[serde(default)]
+    pub body_timeout: Option<String>,
+    /// How long a connection may idle between requests (`120s`).
+    #[serde(default)]
+    pub idle_timeout: Option<String>,
+    /// The most connections served at once; more wait until one closes.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// Serve `/metrics` to anyone (without it, a bearer token is needed).
+    #[serde(default)]
+    pub metrics_public: Option<bool>,
+    /// A file holding the bearer token `/metrics` also accepts (besides API tokens).
+    #[serde(default)]
+    pub metrics_token_file: Option<PathBuf>,
+    /// Let Discord channels post anywhere, not only to Discord (a relay or stand-in on the LAN).
+    #[serde(default)]
+    pub allow_private_targets: Option<bool>,
 }
 
 impl FileSettings {
@@ -72,7 +99,9 @@ impl FileSettings {
             anyhow::anyhow!(
                 "{}: {error} (the fields are listen, data_dir, database_url, max_body_bytes, \
                  max_alerts_per_request, device_requests_per_minute, pending_devices_per_minute, \
-                 max_pending_devices, smtp_url, email_from, notify_interval, key_file)",
+                 max_pending_devices, smtp_url, email_from, notify_interval, key_file, tls_cert, \
+                 tls_key, header_timeout, body_timeout, idle_timeout, max_connections, \
+                 metrics_public, metrics_token_file, allow_private_targets)",
                 path.display()
             )
         })
@@ -160,6 +189,63 @@ impl std::fmt::Debug for SmtpSettings {
     }
 }
 
+/// The certificate and key HTTPS is served with (PEM files, read again on SIGHUP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// How the listener treats connections: TLS, and how long and how many clients may hold it.
+#[derive(Debug, Clone)]
+pub struct ListenerSettings {
+    pub tls: Option<TlsFiles>,
+    /// A client that has not sent a request's headers within this is cut off.
+    pub header_timeout: Duration,
+    /// A client that has not sent a request's body within this (after its headers) is cut off.
+    pub body_timeout: Duration,
+    /// A connection idle between requests for this long is closed; longer than clients'
+    /// usual pool timeout (90 s), so that they close first and never reuse a closing one.
+    pub idle_timeout: Duration,
+    /// Connections served at once; the others wait in the kernel's backlog.
+    pub max_connections: usize,
+}
+
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// Who may read `/metrics`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum MetricsAccess {
+    /// Anyone (`--metrics-public`).
+    Public,
+    /// A user's API token, or this token (from `--metrics-token-file`) when given.
+    BearerToken(Option<String>),
+}
+
+impl std::fmt::Debug for MetricsAccess {
+    /// Never shows the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MetricsAccess::Public => write!(f, "public"),
+            MetricsAccess::BearerToken(None) => write!(f, "API tokens"),
+            MetricsAccess::BearerToken(Some(_)) => write!(f, "API tokens and the metrics token"),
+        }
+    }
+}
+
+/// The flags for what `serve` exposes and to whom; each is also a field of the file.
+#[derive(Debug, Default, Clone)]
+pub struct ExposureFlags {
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub metrics_public: bool,
+    pub metrics_token_file: Option<PathBuf>,
+    pub allow_private_targets: bool,
+}
+
 /// The settings a run uses.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -171,6 +257,10 @@ pub struct Settings {
     pub notify_interval: Duration,
     /// Where the device-token signing key lives.
     pub device_key: DeviceKeyLocation,
+    pub listener: ListenerSettings,
+    pub metrics: MetricsAccess,
+    /// Discord channels may post to any host, not only Discord's.
+    pub allow_private_targets: bool,
 }
 
 pub const DEFAULT_NOTIFY_INTERVAL: Duration = Duration::from_secs(300);
@@ -187,6 +277,7 @@ impl Settings {
         data_dir: Option<PathBuf>,
         database_url: Option<String>,
         smtp_url: Option<String>,
+        exposure: ExposureFlags,
     ) -> anyhow::Result<Settings> {
         let defaults = Limits::default();
         let database = match database_url.or(file.database_url) {
@@ -207,13 +298,39 @@ impl Settings {
             }
             (None, Database::Url(_)) => DeviceKeyLocation::Database,
         };
-        let notify_interval = match &file.notify_interval {
-            Some(text) => parse_duration(text).map_err(|error| {
-                anyhow::anyhow!(
-                    "notify_interval: `{text}` is not a duration such as 5m or 30s ({error})"
-                )
-            })?,
-            None => DEFAULT_NOTIFY_INTERVAL,
+        let notify_interval = duration_field(
+            "notify_interval",
+            &file.notify_interval,
+            DEFAULT_NOTIFY_INTERVAL,
+        )?;
+        let listener = ListenerSettings {
+            tls: tls_files(
+                exposure.tls_cert.or(file.tls_cert.clone()),
+                exposure.tls_key.or(file.tls_key.clone()),
+            )?,
+            header_timeout: duration_field(
+                "header_timeout",
+                &file.header_timeout,
+                DEFAULT_HEADER_TIMEOUT,
+            )?,
+            body_timeout: duration_field("body_timeout", &file.body_timeout, DEFAULT_BODY_TIMEOUT)?,
+            idle_timeout: duration_field("idle_timeout", &file.idle_timeout, DEFAULT_IDLE_TIMEOUT)?,
+            max_connections: match file.max_connections {
+                Some(0) => anyhow::bail!("max_connections: 0 would serve nobody: give at least 1"),
+                Some(count) => count,
+                None => DEFAULT_MAX_CONNECTIONS,
+            },
+        };
+        let metrics = if exposure.metrics_public || file.metrics_public == Some(true) {
+            MetricsAccess::Public
+        } else {
+            match exposure
+                .metrics_token_file
+                .or(file.metrics_token_file.clone())
+            {
+                Some(path) => MetricsAccess::BearerToken(Some(read_metrics_token(&path)?)),
+                None => MetricsAccess::BearerToken(None),
+            }
         };
         let smtp = smtp_url.or(file.smtp_url).map(|url| SmtpSettings {
             url,
@@ -224,6 +341,10 @@ impl Settings {
         });
         Ok(Settings {
             device_key,
+            listener,
+            metrics,
+            allow_private_targets: exposure.allow_private_targets
+                || file.allow_private_targets == Some(true),
             smtp,
             notify_interval,
             listen: listen
@@ -247,6 +368,51 @@ impl Settings {
             },
         })
     }
+}
+
+/// A duration field of the file, or its default.
+fn duration_field(
+    field: &str,
+    text: &Option<String>,
+    default: Duration,
+) -> anyhow::Result<Duration> {
+    match text {
+        Some(text) => parse_duration(text).map_err(|error| {
+            anyhow::anyhow!("{field}: `{text}` is not a duration such as 5m or 30s ({error})")
+        }),
+        None => Ok(default),
+    }
+}
+
+fn tls_files(cert: Option<PathBuf>, key: Option<PathBuf>) -> anyhow::Result<Option<TlsFiles>> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles { cert, key })),
+        (None, None) => Ok(None),
+        (Some(_), None) => anyhow::bail!(
+            "tls_cert is given without tls_key: give both, or neither to serve plain HTTP"
+        ),
+        (None, Some(_)) => anyhow::bail!(
+            "tls_key is given without tls_cert: give both, or neither to serve plain HTTP"
+        ),
+    }
+}
+
+/// The first line of the metrics token file.
+fn read_metrics_token(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "{}: cannot read the metrics token (metrics_token_file)",
+            path.display()
+        )
+    })?;
+    let token = text.lines().next().unwrap_or_default().trim().to_owned();
+    if token.is_empty() {
+        anyhow::bail!(
+            "{}: the metrics token file is empty: put a long random token on its first line",
+            path.display()
+        );
+    }
+    Ok(token)
 }
 
 #[cfg(test)]

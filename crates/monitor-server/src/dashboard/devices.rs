@@ -81,16 +81,12 @@ pub(super) async fn devices_page(
         div.table-wrap {
             table id="devices" {
                 thead { tr { th { "Device" } th { "Alerts" } th { "Last seen" } th {} } }
-                tbody id="device-rows" data-source=(rows_url) { (rows(&devices, now)) }
+                tbody id="device-rows" data-source=(rows_url) data-refresh-millis=(LIVE_UPDATE_MILLIS) { (rows(&devices, now)) }
             }
         }
         h2 { "Alerts per hour, whole fleet (UTC)" }
         (PreEscaped(chart::alerts_per_hour(&counts, now)))
-        script { (PreEscaped(format!(
-            "setInterval(async()=>{{const b=document.getElementById('device-rows');\
-             try{{const r=await fetch(b.dataset.source,{{credentials:'same-origin'}});\
-             if(r.ok){{b.innerHTML=await r.text();}}}}catch(e){{}}}},{LIVE_UPDATE_MILLIS});"
-        ))) }
+        script src="/ui/live.js" defer {}
     };
     Ok(render("Devices", &user, body))
 }

@@ -33,6 +33,7 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(|| async { Redirect::to("/ui/devices") }))
         .route("/ui", get(|| async { Redirect::to("/ui/devices") }))
         .route("/ui/style.css", get(page::stylesheet))
+        .route("/ui/live.js", get(page::live_update_script))
         .route("/ui/login", get(session::login_page).post(session::login))
         .route("/ui/logout", post(session::logout))
         .route("/ui/devices", get(devices::devices_page))

@@ -63,6 +63,16 @@ pub(super) async fn stylesheet() -> impl IntoResponse {
     )
 }
 
+pub(super) async fn live_update_script() -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/javascript"),
+        )],
+        include_str!("live.js"),
+    )
+}
+
 pub(super) fn page(title: &str, user: Option<&User>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)

@@ -2,10 +2,19 @@
 
 use super::error::{Entity, FleetError};
 use super::service::Fleet;
-use crate::notify::ChannelKind;
+use crate::notify::{ChannelKind, TargetPolicy};
 use crate::storage::Channel;
 
 impl Fleet {
+    /// The fleet letting channels post to any host (`--allow-private-targets`), not only
+    /// to Discord's own.
+    pub fn with_private_targets(self, allowed: bool) -> Fleet {
+        Fleet {
+            targets: TargetPolicy::allowing_private(allowed),
+            ..self
+        }
+    }
+
     pub async fn channels(&self) -> Result<Vec<Channel>, FleetError> {
         Ok(self.store.channels().await?)
     }
@@ -19,7 +28,8 @@ impl Fleet {
     ) -> Result<Channel, FleetError> {
         let kind: ChannelKind = kind.parse().map_err(FleetError::Invalid)?;
         let target = target.trim();
-        kind.validate_target(target).map_err(FleetError::Invalid)?;
+        kind.validate_target(target, self.targets)
+            .map_err(FleetError::Invalid)?;
         let name = name.trim();
         if name.is_empty() {
             return Err(FleetError::Invalid("name: give the channel a name".into()));

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::error::FleetError;
 use crate::device_key::{DeviceKeyError, DeviceKeyLocation, DeviceKeys};
+use crate::notify::TargetPolicy;
 use crate::storage::Store;
 
 /// The fleet's rules over one store; cheap to clone.
@@ -12,6 +13,8 @@ pub struct Fleet {
     pub(super) store: Store,
     /// Signs and checks device JWTs (the key is in its own file; see `device_key`).
     pub(super) jwt: Arc<DeviceKeys>,
+    /// Where channels may send (see `with_private_targets`).
+    pub(super) targets: TargetPolicy,
 }
 
 impl Fleet {
@@ -24,6 +27,7 @@ impl Fleet {
         Ok(Fleet {
             store,
             jwt: Arc::new(jwt),
+            targets: TargetPolicy::default(),
         })
     }
 

@@ -16,6 +16,7 @@ use super::sender::{
     ChannelForm, ChannelKindSpec, ChannelSender, NewSender, Outgoing, SendFailure, SendFuture,
     SenderSettings, SubjectDigest,
 };
+use super::TargetPolicy;
 
 /// Discord channels: a webhook URL, a secret shown redacted.
 pub(super) const KIND: ChannelKindSpec = ChannelKindSpec {
@@ -32,10 +33,38 @@ pub(super) const KIND: ChannelKindSpec = ChannelKindSpec {
     new_sender,
 };
 
-fn validate_target(target: &str) -> Result<(), String> {
-    WebhookUrl::parse(target)
-        .map(|_| ())
-        .map_err(|error| format!("target: {error}"))
+/// Discord's own webhook hosts; anything else needs `--allow-private-targets`.
+const DISCORD_HOSTS: [&str; 6] = [
+    "discord.com",
+    "discordapp.com",
+    "canary.discord.com",
+    "ptb.discord.com",
+    "canary.discordapp.com",
+    "ptb.discordapp.com",
+];
+
+fn validate_target(target: &str, policy: TargetPolicy) -> Result<(), String> {
+    let url = WebhookUrl::parse(target).map_err(|error| format!("target: {error}"))?;
+    allowed(&url, policy).map_err(|error| format!("target: {error}"))
+}
+
+/// Whether the policy lets the server post to the webhook's host.
+fn allowed(url: &WebhookUrl, policy: TargetPolicy) -> Result<(), String> {
+    if policy == TargetPolicy::AnyHost {
+        return Ok(());
+    }
+    let host = url.host().to_ascii_lowercase();
+    let host = host.strip_suffix(":443").unwrap_or(&host);
+    if url.scheme() == "https" && DISCORD_HOSTS.contains(&host) {
+        return Ok(());
+    }
+    Err(format!(
+        "the webhook URL must be https://discord.com/api/webhooks/… (or discordapp.com, \
+         canary. or ptb.), not {}://{}: start the server with --allow-private-targets to \
+         post to a relay or a stand-in on your network",
+        url.scheme(),
+        url.host()
+    ))
 }
 
 fn shown_target(target: &str) -> String {
@@ -43,12 +72,15 @@ fn shown_target(target: &str) -> String {
         .map_or_else(|_| "<invalid webhook URL>".to_owned(), |url| url.redacted())
 }
 
-fn new_sender(_: &SenderSettings<'_>) -> NewSender {
+fn new_sender(settings: &SenderSettings<'_>) -> NewSender {
     let http = reqwest::Client::builder()
+        // A redirect could lead away from Discord's hosts, past the target rule.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|error| format!("cannot make the HTTP client for Discord: {error}"))?;
     Ok(Some(Box::new(DiscordSender {
         http,
+        targets: settings.targets,
         pause: GlobalPause::default(),
         destinations: HashMap::new(),
     })))
@@ -56,6 +88,7 @@ fn new_sender(_: &SenderSettings<'_>) -> NewSender {
 
 struct DiscordSender {
     http: reqwest::Client,
+    targets: TargetPolicy,
     /// A global rate limit or a ban hits this server's address: every webhook pauses alike.
     pause: GlobalPause,
     /// One destination per channel, so each keeps its webhook's rate-limit state.
@@ -72,7 +105,7 @@ impl ChannelSender for DiscordSender {
             let destination = match self.destinations.get_mut(message.channel_id) {
                 Some(destination) => destination,
                 None => {
-                    let destination = destination(message, &self.http, &self.pause)?;
+                    let destination = destination(message, self.targets, &self.http, &self.pause)?;
                     self.destinations
                         .entry(message.channel_id.to_owned())
                         .or_insert(destination)
@@ -85,10 +118,15 @@ impl ChannelSender for DiscordSender {
 
 fn destination(
     channel: &Outgoing<'_>,
+    targets: TargetPolicy,
     http: &reqwest::Client,
     pause: &GlobalPause,
 ) -> Result<DiscordDestination, SendFailure> {
     let url = WebhookUrl::parse(channel.target).map_err(|error| SendFailure::Refused {
+        reason: format!("channel {}: {error}", channel.channel_name),
+    })?;
+    // A channel stored before the rule, or by a server started with the flag.
+    allowed(&url, targets).map_err(|error| SendFailure::Refused {
         reason: format!("channel {}: {error}", channel.channel_name),
     })?;
     let client = DiscordClient::new(

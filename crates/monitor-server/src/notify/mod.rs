@@ -23,6 +23,28 @@ use std::str::FromStr;
 
 use sender::{ChannelForm, ChannelKindSpec, NewSender, SenderSettings};
 
+/// Where channels may send. A webhook URL is typed in by a user: without a rule, a "Discord"
+/// channel could make the server post to any host it reaches (a router's admin page, a cloud
+/// metadata address).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TargetPolicy {
+    /// Discord channels post to Discord's own hosts, over HTTPS.
+    #[default]
+    PublicServicesOnly,
+    /// Any host (`--allow-private-targets`): a relay or a stand-in on the LAN.
+    AnyHost,
+}
+
+impl TargetPolicy {
+    pub fn allowing_private(allowed: bool) -> TargetPolicy {
+        if allowed {
+            TargetPolicy::AnyHost
+        } else {
+            TargetPolicy::PublicServicesOnly
+        }
+    }
+}
+
 /// Where notifications go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ChannelKind {
@@ -46,9 +68,10 @@ impl ChannelKind {
         self.spec().name
     }
 
-    /// Checks a target (an address, a webhook URL); the message starts with `target: `.
-    pub fn validate_target(self, target: &str) -> Result<(), String> {
-        (self.spec().validate_target)(target)
+    /// Checks a target (an address, a webhook URL) and that the policy lets the server send
+    /// there; the message starts with `target: `.
+    pub fn validate_target(self, target: &str, policy: TargetPolicy) -> Result<(), String> {
+        (self.spec().validate_target)(target, policy)
     }
 
     /// The target as it may be shown: an address as it is, a webhook URL (a secret)

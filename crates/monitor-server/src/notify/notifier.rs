@@ -8,7 +8,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::sender::{digest, ChannelSender, Outgoing, SendFailure, SenderSettings};
-use super::ChannelKind;
+use super::{ChannelKind, TargetPolicy};
 
 use crate::settings::SmtpSettings;
 use crate::storage::{ClaimedNotification, Store};
@@ -34,9 +34,10 @@ impl Notifier {
     pub fn new(
         store: Store,
         smtp: Option<&SmtpSettings>,
+        targets: TargetPolicy,
         wake: Arc<Notify>,
     ) -> Result<Notifier, String> {
-        let settings = SenderSettings { smtp };
+        let settings = SenderSettings { smtp, targets };
         let mut senders = HashMap::new();
         for kind in ChannelKind::ALL {
             if let Some(sender) = kind.new_sender(&settings)? {

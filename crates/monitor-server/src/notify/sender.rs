@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use super::TargetPolicy;
 use crate::settings::SmtpSettings;
 use crate::storage::StoredAlert;
 
@@ -13,8 +14,9 @@ use crate::storage::StoredAlert;
 pub struct ChannelKindSpec {
     /// As stored and as users write it.
     pub name: &'static str,
-    /// Checks a target; the message starts with `target: `.
-    pub validate_target: fn(&str) -> Result<(), String>,
+    /// Checks a target and that the policy lets the server send there; the message starts
+    /// with `target: `.
+    pub validate_target: fn(&str, TargetPolicy) -> Result<(), String>,
     /// The target as it may be shown (a secret redacted).
     pub shown_target: fn(&str) -> String,
     /// The channel's name when the user gives none.
@@ -31,6 +33,8 @@ pub type NewSender = Result<Option<Box<dyn ChannelSender>>, String>;
 /// What the server's settings give the senders.
 pub struct SenderSettings<'a> {
     pub smtp: Option<&'a SmtpSettings>,
+    /// Checked again before each channel's first message, for channels stored before.
+    pub targets: TargetPolicy,
 }
 
 /// The dashboard's form to add a channel of a kind.

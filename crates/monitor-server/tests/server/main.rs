@@ -8,6 +8,8 @@ mod monitor_server;
 #[path = "../../../../tests/support/postgres.rs"]
 mod postgres;
 mod smtp_sink;
+#[path = "../../../../tests/support/tls_certificates.rs"]
+mod tls_certificates;
 
 mod admission;
 mod admission_limits;
@@ -18,6 +20,7 @@ mod browser;
 mod cli;
 mod dashboard;
 mod device_api;
+mod hygiene;
 mod inventory_api;
 mod login;
 mod management_api;
@@ -27,6 +30,7 @@ mod replicas;
 mod revocation;
 mod robustness;
 mod secrets;
+mod tls;
 
 /// Runs an async test body once on SQLite and once on PostgreSQL:
 /// `on_both_engines! { async fn name(database) { ... } }` makes `name::sqlite` and

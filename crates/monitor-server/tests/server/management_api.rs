@@ -180,7 +180,7 @@ on_both_engines! {
         assert_eq!(health.status(), StatusCode::OK);
         fixture.post_alerts(&json!([alert("app", "CRITICAL", 1), alert("app", "OK", 2)])).await;
         fixture.post_alerts(&json!([alert("app", "OK", 2)])).await;
-        let metrics = fixture.client.get(fixture.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let metrics = fixture.client.get(fixture.url("/metrics")).bearer_auth(&fixture.user_token).send().await.unwrap().text().await.unwrap();
         for expected in [
             "monitor_server_alerts_received_total 3",
             "monitor_server_alerts_stored_total 2",

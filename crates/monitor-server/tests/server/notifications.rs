@@ -16,23 +16,25 @@ use crate::smtp_sink::SmtpSink;
 const DEADLINE: Duration = Duration::from_secs(30);
 const WEBHOOK_TOKEN: &str = "secret-token-of-the-webhook";
 
-/// A config file for the server: `notify_interval` and the rest.
+/// A config file for the server: `notify_interval` and the rest, and Discord channels
+/// allowed to post to the stand-in on 127.0.0.1.
 fn config_file(text: &str) -> (tempfile::TempDir, String) {
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("server.yaml");
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(&path, format!("{text}allow_private_targets: true\n")).unwrap();
     let path = path.display().to_string();
     (directory, path)
 }
 
 /// The outbox's counts from `/metrics`: (sent, failed, waiting).
 async fn outbox(fixture: &Fixture) -> (u64, u64, u64) {
-    outbox_at(&fixture.client, &fixture.server.url).await
+    outbox_at(&fixture.client, &fixture.server.url, &fixture.user_token).await
 }
 
-async fn outbox_at(client: &reqwest::Client, url: &str) -> (u64, u64, u64) {
+async fn outbox_at(client: &reqwest::Client, url: &str, token: &str) -> (u64, u64, u64) {
     let text = client
         .get(format!("{url}/metrics"))
+        .bearer_auth(token)
         .send()
         .await
         .unwrap()
@@ -68,7 +70,13 @@ async fn eventually_outbox(fixture: &Fixture, expected: (u64, u64, u64)) {
 fn discord_channel(fixture: &Fixture, discord: &DiscordStandIn) {
     fixture.database.admin_ok(
         binary(),
-        &["channel", "discord", "ops", "--webhook-url-stdin"],
+        &[
+            "channel",
+            "discord",
+            "ops",
+            "--webhook-url-stdin",
+            "--allow-private-targets",
+        ],
         Some(&format!("{}\n", discord.url("4242", WEBHOOK_TOKEN))),
     );
 }
@@ -153,7 +161,7 @@ on_both_engines! {
     /// Nothing is queued for a muted device or while everything is muted; unmuted, it is.
     async fn muted_devices_queue_nothing(database) {
         let discord = DiscordStandIn::start(Behaviour::default());
-        let fixture = Fixture::start(database).await;
+        let fixture = Fixture::start_with(database, &["--allow-private-targets"]).await;
         discord_channel(&fixture, &discord);
         fixture.database.admin_ok(binary(), &["mute", "--device", "pi-1"], None);
         fixture.post_alerts(&json!([alert("app", "CRITICAL", 1)])).await;
