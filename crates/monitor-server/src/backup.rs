@@ -42,5 +42,15 @@ pub async fn backup(database: &Database, args: BackupArgs) -> anyhow::Result<()>
     store.close().await;
     result.with_context(|| format!("no backup of {database:?} was made"))?;
     eprintln!("backed up {database:?} to {}", args.file.display());
+    // The key is kept apart on purpose (a leaked backup lets nobody report as a device),
+    // and a restore needs it: a server refuses a database whose key file is missing.
+    let key_file = path
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .join(monitor_server::device_key::KEY_FILE_NAME);
+    eprintln!(
+        "the device-token key is not in the backup: keep a copy of {} (or of your --key-file) with it; a restore needs both",
+        key_file.display()
+    );
     Ok(())
 }

@@ -223,6 +223,21 @@ async fn a_backup_taken_while_serving_holds_every_acknowledged_alert() {
         unreachable!()
     };
     std::fs::copy(&target, restored_dir.path().join("monitor-server.db")).unwrap();
+    // The key is not in the backup (the backup says so); a restore takes it from the
+    // original data directory.
+    assert!(
+        stderr(&output).contains("device-token.key"),
+        "{}",
+        stderr(&output)
+    );
+    let ServerDatabase::Sqlite(original_dir) = &fixture.database else {
+        unreachable!()
+    };
+    std::fs::copy(
+        original_dir.path().join("device-token.key"),
+        restored_dir.path().join("device-token.key"),
+    )
+    .unwrap();
     let server = ServerProcess::start(binary(), &restored, &[]);
     let client = client();
     let session = login(&client, &server.url, EMAIL, PASSWORD).await;

@@ -150,7 +150,12 @@ async fn two_replicas_on_one_postgresql_act_as_one() {
     });
     let config_dir = tempfile::tempdir().unwrap();
     let config = config_dir.path().join("server.yaml");
-    std::fs::write(&config, "notify_interval: 1s\n").unwrap();
+    // The Discord stand-in is on 127.0.0.1, which channels may only post to when allowed.
+    std::fs::write(
+        &config,
+        "notify_interval: 1s\nallow_private_targets: true\n",
+    )
+    .unwrap();
     let args = ["--config", config.to_str().unwrap()];
     let (first, second) = std::thread::scope(|scope| {
         let first = scope.spawn(|| ServerProcess::start(binary(), &database, &args));
@@ -167,7 +172,13 @@ async fn two_replicas_on_one_postgresql_act_as_one() {
     );
     database.admin_ok(
         binary(),
-        &["channel", "discord", "ops", "--webhook-url-stdin"],
+        &[
+            "channel",
+            "discord",
+            "ops",
+            "--webhook-url-stdin",
+            "--allow-private-targets",
+        ],
         Some(&format!(
             "{}\n",
             discord.url("4242", "replica-webhook-token")
