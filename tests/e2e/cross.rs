@@ -156,3 +156,210 @@ fn the_aarch64_musl_agent_raises_critical_then_ok_under_emulation() {
 fn the_armv7_agent_raises_critical_then_ok_under_emulation() {
     runs_the_seed_crasher_scenario(&ARMV7_GNUEABIHF);
 }
+
+/// A monitor-server package from `cross/build.sh`, with what `file` says of its binary and
+/// how to run it here.
+struct ServerPackage {
+    arch: &'static str,
+    target: Target,
+}
+
+const SERVER_PACKAGES: [ServerPackage; 3] = [
+    ServerPackage {
+        arch: "arm64",
+        target: AARCH64_MUSL,
+    },
+    ServerPackage {
+        arch: "armhf",
+        target: ARMV7_GNUEABIHF,
+    },
+    ServerPackage {
+        arch: "amd64",
+        target: Target {
+            triple: "x86_64-unknown-linux-gnu",
+            runner: &[],
+            architecture: "x86-64",
+        },
+    },
+];
+
+/// The settings `config/systemd/monitor-server.service` must keep: a system user of its
+/// own, private state, and the file system read-only around it.
+const SERVER_UNIT_HARDENING: [&str; 8] = [
+    "User=monitor-server",
+    "StateDirectory=monitor-server",
+    "StateDirectoryMode=0700",
+    "ProtectSystem=strict",
+    "NoNewPrivileges=yes",
+    "CapabilityBoundingSet=\n",
+    "PrivateTmp=yes",
+    "SystemCallFilter=@system-service",
+];
+
+/// `dist/monitor-server_<version>_<arch>.deb`, or `None` (outside CI) when it is missing.
+fn server_package(arch: &str) -> Option<PathBuf> {
+    let deb = repository_root().join("dist").join(format!(
+        "monitor-server_{}_{arch}.deb",
+        env!("CARGO_PKG_VERSION")
+    ));
+    if deb.is_file() {
+        return Some(deb);
+    }
+    let problem = format!("{} is missing; run cross/build.sh", deb.display());
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{problem}");
+    eprintln!("skipped: {problem}");
+    None
+}
+
+fn dpkg_deb(args: &[&str], deb: &std::path::Path) -> String {
+    let output = Command::new("dpkg-deb")
+        .args(args)
+        .arg(deb)
+        .output()
+        .expect("dpkg-deb runs (apt-get install dpkg; cross/build.sh needs it too)");
+    assert!(output.status.success(), "dpkg-deb {args:?}: {output:?}");
+    stdout(&output)
+}
+
+/// Each monitor-server package: its control fields, its files with their owners and modes,
+/// a conffile for the settings, the hardened unit, and a binary of its architecture that
+/// starts (under qemu-user for the ARM ones).
+#[test]
+fn the_server_packages_hold_a_hardened_service_and_a_binary_of_their_architecture() {
+    for package in &SERVER_PACKAGES {
+        let Some(deb) = server_package(package.arch) else {
+            continue;
+        };
+        let version = env!("CARGO_PKG_VERSION");
+        let control = dpkg_deb(&["--info"], &deb);
+        for field in [
+            "Package: monitor-server".to_owned(),
+            format!("Version: {version}"),
+            format!("Architecture: {}", package.arch),
+            "Section: net".to_owned(),
+        ] {
+            assert!(
+                control.lines().any(|line| line.trim() == field),
+                "{}: no `{field}` in {control}",
+                deb.display()
+            );
+        }
+        assert!(
+            control.contains("Depends: ") && control.contains("adduser"),
+            "postinst makes a system user with adduser: {control}"
+        );
+
+        let contents = dpkg_deb(&["--contents"], &deb);
+        for (mode, path) in [
+            ("-rwxr-xr-x", "./usr/bin/monitor-server"),
+            (
+                "-rw-r--r--",
+                "./usr/lib/systemd/system/monitor-server.service",
+            ),
+            // May hold the PostgreSQL and SMTP passwords.
+            ("-rw-------", "./etc/default/monitor-server"),
+            ("-rw-r--r--", "./usr/share/doc/monitor-server/copyright"),
+        ] {
+            assert!(
+                contents.lines().any(|line| line.starts_with(mode)
+                    && line.contains(" root/root ")
+                    && line.ends_with(&format!(" {path}"))),
+                "{}: {path} is missing or not {mode} root/root:\n{contents}",
+                deb.display()
+            );
+        }
+        assert!(
+            !contents.contains("./var/lib/monitor-server"),
+            "the state directory is made by postinst and systemd, owned by the service user"
+        );
+
+        let extracted = tempfile::tempdir().unwrap();
+        let output = Command::new("dpkg-deb")
+            .arg("--control")
+            .arg(&deb)
+            .arg(extracted.path().join("DEBIAN"))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let conffiles = std::fs::read_to_string(extracted.path().join("DEBIAN/conffiles"))
+            .expect("a conffiles list");
+        assert_eq!(conffiles.trim(), "/etc/default/monitor-server");
+        let postinst = std::fs::read_to_string(extracted.path().join("DEBIAN/postinst")).unwrap();
+        assert!(postinst.contains("adduser --system"), "{postinst}");
+
+        let output = Command::new("dpkg-deb")
+            .arg("--extract")
+            .arg(&deb)
+            .arg(extracted.path())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let unit = std::fs::read_to_string(
+            extracted
+                .path()
+                .join("usr/lib/systemd/system/monitor-server.service"),
+        )
+        .unwrap();
+        for setting in SERVER_UNIT_HARDENING {
+            assert!(
+                unit.contains(&format!("\n{setting}")),
+                "the unit lost `{}`",
+                setting.trim()
+            );
+        }
+
+        let binary = extracted.path().join("usr/bin/monitor-server");
+        let file = Command::new("file").arg(&binary).output().unwrap();
+        assert!(
+            stdout(&file).contains(package.target.architecture),
+            "{}: {}",
+            package.arch,
+            stdout(&file)
+        );
+        let mut command = match package.target.runner {
+            [] => Command::new(&binary),
+            [emulator, rest @ ..] => {
+                let mut command = Command::new(emulator);
+                command.args(rest).arg(&binary);
+                command
+            }
+        };
+        let output = command.arg("--version").output().unwrap_or_else(|error| {
+            panic!("{}: run monitor-server --version: {error}", package.arch)
+        });
+        assert!(output.status.success(), "{}: {output:?}", package.arch);
+        assert_eq!(stdout(&output).trim(), format!("monitor-server {version}"));
+    }
+}
+
+/// `systemd-analyze security` rates the server's unit as well hardened: an exposure of 2.0
+/// or less ("OK"; 1.1 when this was written).
+#[test]
+fn systemd_analyze_rates_the_server_unit_well_hardened() {
+    let unit = repository_root().join("config/systemd/monitor-server.service");
+    let output = match Command::new("systemd-analyze")
+        .args(["security", "--offline=yes", "--threshold=20", "--no-pager"])
+        .arg(&unit)
+        .output()
+    {
+        Ok(output) => output,
+        Err(error) => {
+            let problem = format!("systemd-analyze cannot run ({error}); apt-get install systemd");
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "{problem}");
+            eprintln!("skipped: {problem}");
+            return;
+        }
+    };
+    let report = stdout(&output);
+    let exposure = report
+        .lines()
+        .find_map(|line| {
+            line.split("Overall exposure level for monitor-server.service: ")
+                .nth(1)
+        })
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|number| number.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no exposure level in: {report}{}", stderr(&output)));
+    assert!(exposure <= 2.0, "exposure {exposure}:\n{report}");
+    assert!(output.status.success(), "{report}{}", stderr(&output));
+}
