@@ -100,7 +100,7 @@ server_targets() {
 }
 
 build() {
-    local args=() server_args=()
+    local args=() server_args=() servers=()
     for target in "${targets[@]}"; do
         args+=(--target "$(zig_target "$target")")
     done
