@@ -363,3 +363,79 @@ fn systemd_analyze_rates_the_server_unit_well_hardened() {
     assert!(exposure <= 2.0, "exposure {exposure}:\n{report}");
     assert!(output.status.success(), "{report}{}", stderr(&output));
 }
+
+/// The amd64 server package installs on Debian (in a container from the local Debian base):
+/// postinst makes the system user and its private state directory, the admin commands run
+/// as that user, and a purge removes the binary and the data.
+#[test]
+fn the_amd64_server_package_installs_makes_its_user_and_purges() {
+    let Some(deb) = server_package("amd64") else {
+        return;
+    };
+    if let Some(missing) = crate::podman::missing_deploy_tools() {
+        let problem = format!(
+            "installing {} needs {missing}; install the apt packages {} {}",
+            deb.display(),
+            crate::podman::APT_PACKAGES,
+            crate::podman::DEPLOY_APT_PACKAGES
+        );
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "{problem}");
+        eprintln!("skipped: {problem}");
+        return;
+    }
+    let _engine = crate::podman::one_engine();
+    let Some(podman) = crate::podman::Podman::start() else {
+        return;
+    };
+    let target = std::path::Path::new(crate::harness::monitord_binary())
+        .ancestors()
+        .nth(2)
+        .expect("the target folder")
+        .join("container-base");
+    let base = podman.import_debian_base(&target);
+    let package = deb.file_name().unwrap().to_string_lossy().into_owned();
+    let script = format!(
+        r#"set -eu
+dpkg -i /dist/{package} >/dev/null
+getent passwd monitor-server
+stat -c 'state %U %G %a' /var/lib/monitor-server
+stat -c 'settings %U %a' /etc/default/monitor-server
+runuser -u monitor-server -- monitor-server device add pi-package | sed 's/^.*$/token printed/'
+find /var/lib/monitor-server -mindepth 1 ! -user monitor-server | sed 's/^/not the service user: /'
+dpkg --purge monitor-server >/dev/null
+[ -e /usr/bin/monitor-server ] || echo 'purged binary'
+[ -e /var/lib/monitor-server ] || echo 'purged data'
+"#
+    );
+    let dist = format!("{}:/dist:ro", deb.parent().unwrap().display());
+    let output = podman.podman(&[
+        "run",
+        "--rm",
+        "--network=none",
+        "-v",
+        &dist,
+        base,
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let report = stdout(&output);
+    assert!(output.status.success(), "{report}{}", stderr(&output));
+    assert!(
+        report.contains("monitor-server:x:") && report.contains(":/var/lib/monitor-server:"),
+        "{report}"
+    );
+    for line in [
+        "state monitor-server monitor-server 700",
+        "settings root 600",
+        "token printed",
+        "purged binary",
+        "purged data",
+    ] {
+        assert!(
+            report.lines().any(|seen| seen == line),
+            "no `{line}` in:\n{report}"
+        );
+    }
+    assert!(!report.contains("not the service user"), "{report}");
+}
