@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Build monitord and monitorctl for the Raspberry Pi (and amd64), then package them.
+# Build monitord and monitorctl for the Raspberry Pi (and amd64), and monitor-server for
+# the targets that get a package, then package them.
 #
 #   cross/build.sh                                  every target below, and the packages
 #   cross/build.sh armv7-unknown-linux-gnueabihf    only these targets (and their packages)
+#   MONITOR_SERVER=0 cross/build.sh                 the agent only (no monitor-server)
 #
 # Writes, under dist/ (or $MONITOR_DIST):
 #   <target>/monitord, <target>/monitorctl     stripped release binaries
+#   <target>/monitor-server                    stripped, profile release-server (unwinds on panic)
 #   monitor_<version>_<arch>.deb               for arm64 (the static musl build), armhf, amd64
+#   monitor-server_<version>_<arch>.deb        the same three architectures
 #   monitor-<version>-<target>.tar.xz          the binaries, units and default config
 #   sizes.tsv                                  binary sizes per target (bench/ reads it)
 #
@@ -86,8 +90,17 @@ install_tools() {
     export PATH="$tools/bin:$PATH"
 }
 
+# The targets monitor-server is built for: those with a package (the server runs on a
+# Pi or a small VM, and is installed from its .deb there).
+server_targets() {
+    [ "${MONITOR_SERVER:-1}" != 0 ] || return 0
+    for target in "${targets[@]}"; do
+        [ -z "$(deb_arch "$target")" ] || echo "$target"
+    done
+}
+
 build() {
-    local args=()
+    local args=() server_args=() servers=()
     for target in "${targets[@]}"; do
         args+=(--target "$(zig_target "$target")")
     done
@@ -98,6 +111,20 @@ build() {
         for binary in monitord monitorctl; do
             cp "$target_dir/$target/release/$binary" "$dist/$target/$binary"
         done
+    done
+
+    mapfile -t servers < <(server_targets)
+    [ ${#servers[@]} -gt 0 ] || return 0
+    for target in "${servers[@]}"; do
+        server_args+=(--target "$(zig_target "$target")")
+    done
+    # Its own profile (panic = "unwind"), so its own build of every dependency.
+    say "cargo zigbuild --profile release-server -p monitor-server ${server_args[*]}"
+    local started=$SECONDS
+    cargo zigbuild --profile release-server --locked -p monitor-server "${server_args[@]}"
+    say "monitor-server built for ${#servers[@]} targets in $((SECONDS - started)) s"
+    for target in "${servers[@]}"; do
+        cp "$target_dir/$target/release-server/monitor-server" "$dist/$target/monitor-server"
     done
 }
 
@@ -111,14 +138,17 @@ render_docs() {
 report_sizes() {
     local sizes=$dist/sizes.tsv over=0
     printf 'target\tbinary\tbytes\n' >"$sizes"
-    printf '\n%-32s %-11s %10s %9s\n' target binary bytes MiB
+    printf '\n%-32s %-14s %10s %9s\n' target binary bytes MiB
     for target in "${targets[@]}"; do
-        for binary in monitord monitorctl; do
+        local binaries=(monitord monitorctl)
+        # monitor-server has no size budget; its size is reported.
+        if grep -qx "$target" <(server_targets); then binaries+=(monitor-server); fi
+        for binary in "${binaries[@]}"; do
             local bytes
             bytes=$(stat -c %s "$dist/$target/$binary")
             printf '%s\t%s\t%s\n' "$target" "$binary" "$bytes" >>"$sizes"
             awk -v t="$target" -v b="$binary" -v n="$bytes" \
-                'BEGIN { printf "%-32s %-11s %10d %9.2f\n", t, b, n, n / 1048576 }'
+                'BEGIN { printf "%-32s %-14s %10d %9.2f\n", t, b, n, n / 1048576 }'
             if [ "$target" = armv7-unknown-linux-gnueabihf ] && [ "$binary" = monitord ] \
                 && [ "$bytes" -ge "$armv7_monitord_budget" ]; then
                 echo "error: monitord for armv7 is over its budget of 6 MiB ($bytes bytes)" >&2
@@ -130,7 +160,7 @@ report_sizes() {
             *-gnu | *-gnueabihf)
                 # What the Pi's glibc must at least be: 2.28 (Buster), as zig was asked.
                 local needs
-                needs=$(readelf -W --dyn-syms "$dist/$target/monitord" "$dist/$target/monitorctl" \
+                needs=$(for binary in "${binaries[@]}"; do readelf -W --dyn-syms "$dist/$target/$binary"; done \
                     | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -n1)
                 echo "  $target: needs $needs"
                 if [ "$(printf '%s\n' "$needs" GLIBC_2.28 | sort -V | tail -n1)" != GLIBC_2.28 ]; then
@@ -245,6 +275,100 @@ EOF
     say "$deb"
 }
 
+# monitor-server's .deb: the binary, its hardened unit, a settings file, and the system
+# user the unit runs as.
+package_server_deb() {
+    local target=$1 arch=$2
+    local root=$dist/deb-server-$arch
+    rm -rf "$root"
+    install -d "$root/DEBIAN" "$root/usr/bin" "$root/usr/lib/systemd/system" \
+        "$root/etc/default" "$root/usr/share/doc/monitor-server"
+    install -m 0755 "$dist/$target/monitor-server" "$root/usr/bin/"
+    install -m 0644 config/systemd/monitor-server.service "$root/usr/lib/systemd/system/"
+    # It may hold the PostgreSQL and SMTP passwords: root's only (systemd reads it as root).
+    install -m 0600 config/monitor-server.default "$root/etc/default/monitor-server"
+    install -m 0644 README.md "$root/usr/share/doc/monitor-server/"
+    cat >"$root/usr/share/doc/monitor-server/copyright" <<EOF
+Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: monitor
+Files: *
+License: Apache-2.0
+ On Debian systems the full text is in /usr/share/common-licenses/Apache-2.0.
+EOF
+
+    local depends="adduser"
+    case $target in
+        *-gnu | *-gnueabihf) depends="libc6 (>= 2.28), $depends" ;;
+    esac
+    cat >"$root/DEBIAN/control" <<EOF
+Package: monitor-server
+Version: $version
+Architecture: $arch
+Maintainer: monitor developers <monitor@example.invalid>
+Installed-Size: $(du -sk --exclude=DEBIAN "$root" | cut -f1)
+Depends: $depends
+Recommends: systemd
+Suggests: postgresql
+Section: net
+Priority: optional
+Homepage: https://example.invalid/monitor
+Description: self-hosted backend for monitord's alerts (Mender devicemonitor API)
+ monitor-server receives the alerts of monitord agents (and of Mender's own
+ client) over Mender's devicemonitor API, keeps them in SQLite or PostgreSQL,
+ shows them on a dashboard and in the management API, and sends notifications
+ by email and to Discord webhooks.
+EOF
+    echo /etc/default/monitor-server >"$root/DEBIAN/conffiles"
+    cat >"$root/DEBIAN/postinst" <<'POSTINST'
+#!/bin/sh
+# The service runs as the system user monitor-server; it is installed, not started
+# (systemctl enable --now monitor-server).
+set -e
+if [ "$1" = configure ]; then
+    if ! getent passwd monitor-server >/dev/null; then
+        adduser --system --group --quiet --home /var/lib/monitor-server --no-create-home \
+            --gecos monitor-server monitor-server
+    fi
+    # The admin commands run as that user before the first start, on the same files.
+    install -d -o monitor-server -g monitor-server -m 0700 /var/lib/monitor-server
+    if [ -d /run/systemd/system ]; then
+        systemctl daemon-reload || true
+        # An upgrade restarts a running server on the new binary.
+        if [ -n "$2" ] && systemctl is-active --quiet monitor-server.service; then
+            systemctl restart monitor-server.service || true
+        fi
+    fi
+fi
+exit 0
+POSTINST
+    cat >"$root/DEBIAN/prerm" <<'PRERM'
+#!/bin/sh
+set -e
+if [ "$1" = remove ] && [ -d /run/systemd/system ]; then
+    systemctl disable --now monitor-server.service >/dev/null 2>&1 || true
+fi
+exit 0
+PRERM
+    cat >"$root/DEBIAN/postrm" <<'POSTRM'
+#!/bin/sh
+set -e
+if [ "$1" = purge ]; then
+    # The database and the signing key. The system user stays (Debian's practice: files
+    # it owned elsewhere, such as backups, keep a known owner).
+    rm -rf /var/lib/monitor-server
+fi
+if [ -d /run/systemd/system ]; then
+    systemctl daemon-reload || true
+fi
+exit 0
+POSTRM
+    chmod 0755 "$root/DEBIAN/postinst" "$root/DEBIAN/prerm" "$root/DEBIAN/postrm"
+    local deb=$dist/monitor-server_${version}_$arch.deb
+    dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >/dev/null
+    rm -rf "$root"
+    say "$deb"
+}
+
 package_tarball() {
     local target=$1
     local name=monitor-$version-$target
@@ -270,4 +394,7 @@ for target in "${targets[@]}"; do
     arch=$(deb_arch "$target")
     [ -z "$arch" ] || package_deb "$target" "$arch"
     package_tarball "$target"
+done
+for target in $(server_targets); do
+    package_server_deb "$target" "$(deb_arch "$target")"
 done

@@ -39,6 +39,7 @@ mod mender_scenarios;
 mod private_bus;
 mod raise;
 mod server;
+mod server_container;
 mod services;
 mod signals;
 mod state;

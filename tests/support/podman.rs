@@ -324,3 +324,186 @@ fn on_path(program: &str) -> bool {
         std::env::split_paths(&path).any(|directory| directory.join(program).is_file())
     })
 }
+
+/// A Debian base image made on this machine (no registry is reachable): debootstrap's
+/// `minbase` of bookworm with CA certificates and PostgreSQL, so that one base serves both
+/// the monitor-server image and a PostgreSQL image.
+pub const DEBIAN_BASE_IMAGE: &str = "localhost/monitor-debian-base:bookworm";
+/// What the deployment tests need besides [`APT_PACKAGES`].
+pub const DEPLOY_APT_PACKAGES: &str = "podman-compose debootstrap";
+const DEBIAN_BASE_PACKAGES: &str = "ca-certificates,postgresql";
+/// The cached root file system, named after what is in it.
+const DEBIAN_BASE_TARBALL: &str = "debian-bookworm-minbase-ca-postgresql-nojit.tar";
+/// Left out of the image: what debootstrap mounts or makes, caches, documentation, and
+/// PostgreSQL's JIT with the LLVM it loads (a quarter of the size; without its plugin
+/// PostgreSQL runs without JIT, which the tests' small queries never use).
+const DEBIAN_BASE_EXCLUDES: [&str; 12] = [
+    "./proc/*",
+    "./sys/*",
+    "./dev/*",
+    "./var/cache/apt/archives/*.deb",
+    "./var/lib/apt/lists/*",
+    "./usr/share/doc/*",
+    "./usr/share/man/*",
+    "./usr/share/locale/*",
+    "./usr/lib/postgresql/*/lib/llvmjit*",
+    "./usr/lib/postgresql/*/lib/bitcode",
+    "./usr/lib/*-linux-gnu/libLLVM-*",
+    "./usr/lib/*-linux-gnu/libz3.so*",
+];
+
+impl Podman {
+    /// Imports [`DEBIAN_BASE_IMAGE`] into this engine from a root file system cached in
+    /// `cache_dir` (made with debootstrap on the first run: 3 to 5 minutes here, mostly
+    /// downloading and unpacking; a 250 MB tarball that later runs only import).
+    pub fn import_debian_base(&self, cache_dir: &Path) -> &'static str {
+        if self
+            .podman(&["image", "exists", DEBIAN_BASE_IMAGE])
+            .status
+            .success()
+        {
+            return DEBIAN_BASE_IMAGE;
+        }
+        let tarball = debian_base_tarball(cache_dir);
+        let output = self.podman(&["import", &tarball.to_string_lossy(), DEBIAN_BASE_IMAGE]);
+        assert!(
+            output.status.success(),
+            "podman import {} failed: {}; delete the file to make it again",
+            tarball.display(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        DEBIAN_BASE_IMAGE
+    }
+
+    /// An executable `podman` with this engine's storage and settings, for tools that run
+    /// podman themselves (podman-compose's `--podman-path`).
+    pub fn wrapper(&self) -> PathBuf {
+        let path = self.dir.path().join("podman-wrapper");
+        if !path.exists() {
+            let command = self.podman_command();
+            let quote = |text: &std::ffi::OsStr| format!("'{}'", text.to_string_lossy());
+            let mut script = String::from("#!/bin/sh\n");
+            for (name, value) in command.get_envs() {
+                if let Some(value) = value {
+                    script.push_str(&format!(
+                        "export {}={}\n",
+                        name.to_string_lossy(),
+                        quote(value)
+                    ));
+                }
+            }
+            script.push_str("exec podman");
+            for arg in command.get_args() {
+                script.push(' ');
+                script.push_str(&quote(arg));
+            }
+            script.push_str(" \"$@\"\n");
+            fs::write(&path, script).expect("write the podman wrapper");
+            let mut permissions = fs::metadata(&path).expect("the wrapper").permissions();
+            std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+            fs::set_permissions(&path, permissions).expect("make the wrapper executable");
+        }
+        path
+    }
+}
+
+/// What is missing for the deployment tests (podman-compose, debootstrap), if anything.
+pub fn missing_deploy_tools() -> Option<String> {
+    if let Some(missing) = missing_component() {
+        return Some(missing);
+    }
+    let missing: Vec<String> = ["podman-compose", "debootstrap"]
+        .into_iter()
+        .filter(|program| !on_path(program) && !Path::new("/usr/sbin").join(program).is_file())
+        .map(|program| format!("`{program}` is not installed"))
+        .collect();
+    (!missing.is_empty()).then(|| missing.join(", "))
+}
+
+/// The cached root file system of [`DEBIAN_BASE_IMAGE`], made with debootstrap from the
+/// machine's Debian mirror when it is not there yet.
+pub fn debian_base_tarball(cache_dir: &Path) -> PathBuf {
+    let tarball = cache_dir.join(DEBIAN_BASE_TARBALL);
+    if tarball.is_file() {
+        return tarball;
+    }
+    fs::create_dir_all(cache_dir).expect("create the base image cache directory");
+    // Per process, so that two test runs making it at once do not mix their files; the
+    // tarball appears by a rename, whole.
+    let root = cache_dir.join(format!("rootfs-{}", std::process::id()));
+    let log = cache_dir.join("debootstrap.log");
+    let mirror = debian_mirror();
+    let status = Command::new("debootstrap")
+        .args([
+            "--variant=minbase",
+            &format!("--include={DEBIAN_BASE_PACKAGES}"),
+        ])
+        .arg("bookworm")
+        .arg(&root)
+        .arg(&mirror)
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(&log).expect("create debootstrap.log"))
+        .stderr(
+            fs::File::options()
+                .append(true)
+                .open(&log)
+                .expect("open debootstrap.log"),
+        )
+        .status()
+        .expect("run debootstrap");
+    if !status.success() {
+        // debootstrap mounts these while it runs; a failure can leave them mounted.
+        for mount in ["proc", "sys"] {
+            let _ = Command::new("umount").arg(root.join(mount)).status();
+        }
+        let _ = fs::remove_dir_all(&root);
+        panic!(
+            "debootstrap of bookworm from {mirror} failed ({status}); its log is {}:\n{}",
+            log.display(),
+            fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+    let partial = cache_dir.join(format!("{DEBIAN_BASE_TARBALL}.{}", std::process::id()));
+    let mut tar = Command::new("tar");
+    tar.arg("-C").arg(&root);
+    for pattern in DEBIAN_BASE_EXCLUDES {
+        tar.arg(format!("--exclude={pattern}"));
+    }
+    let status = tar
+        .arg("-cf")
+        .arg(&partial)
+        .arg(".")
+        .status()
+        .expect("run tar");
+    assert!(status.success(), "tar of {} failed", root.display());
+    fs::rename(&partial, &tarball).expect("put the base image tarball in place");
+    let _ = fs::remove_dir_all(&root);
+    tarball
+}
+
+/// The machine's Debian mirror, from apt's sources (deb822 or one-line format).
+fn debian_mirror() -> String {
+    let mut sources = String::new();
+    for path in [
+        "/etc/apt/sources.list.d/debian.sources",
+        "/etc/apt/sources.list",
+    ] {
+        sources.push_str(&fs::read_to_string(path).unwrap_or_default());
+        sources.push('\n');
+    }
+    sources
+        .lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            if let Some(uris) = line.strip_prefix("URIs:") {
+                uris.split_whitespace().next()
+            } else if let Some(rest) = line.strip_prefix("deb ") {
+                rest.split_whitespace().find(|part| part.contains("://"))
+            } else {
+                None
+            }
+        })
+        .find(|uri| uri.trim_end_matches('/').ends_with("/debian"))
+        .unwrap_or("http://deb.debian.org/debian")
+        .to_owned()
+}

@@ -98,13 +98,14 @@ pub fn router(state: AppState) -> Router {
 /// How long a notification in flight may take to finish at shutdown.
 const NOTIFIER_STOP_DEADLINE: Duration = Duration::from_secs(10);
 
-/// Serves the API on `listener` (over TLS when the settings give a certificate, reloaded on
-/// SIGHUP), and sends notifications, until `shutdown`; then lets requests in flight finish
+/// Serves the API on `listener` (over TLS when the settings give a certificate, reloaded at
+/// each SIGHUP `hangup` reports: see [`handle_hangup`]), and sends notifications, until `shutdown`; then lets requests in flight finish
 /// and the notification being sent, with a deadline.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     store: Store,
     settings: &Settings,
+    hangup: tokio::signal::unix::Signal,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let wake = Arc::new(Notify::new());
@@ -125,13 +126,10 @@ pub async fn serve(
     .await
     .context("cannot load the device-token key")?;
     let tls = match &settings.listener.tls {
-        Some(files) => {
-            let certificate = Arc::new(listener::TlsCertificate::load(files.clone())?);
-            tokio::spawn(reload_on_hangup(certificate.clone(), shutdown.clone()));
-            Some(certificate)
-        }
+        Some(files) => Some(Arc::new(listener::TlsCertificate::load(files.clone())?)),
         None => None,
     };
+    tokio::spawn(reload_on_hangup(hangup, tls.clone(), shutdown.clone()));
     let mut state = state;
     state.fleet = state
         .fleet
@@ -155,18 +153,22 @@ pub async fn serve(
 }
 
 /// Reads the TLS certificate and key again at each SIGHUP (a renewed certificate), keeping
-/// the one in use when the new files are wrong. Connections open meanwhile go on.
-async fn reload_on_hangup(certificate: Arc<listener::TlsCertificate>, shutdown: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
-        tracing::error!("cannot listen for SIGHUP: the TLS certificate is read at start only");
-        return;
-    };
+/// the one in use when the new files are wrong. Connections open meanwhile go on. Without
+/// TLS a SIGHUP only says there is nothing to reload.
+async fn reload_on_hangup(
+    mut hangup: tokio::signal::unix::Signal,
+    certificate: Option<Arc<listener::TlsCertificate>>,
+    shutdown: CancellationToken,
+) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = hangup.recv() => {}
         }
+        let Some(certificate) = &certificate else {
+            tracing::info!("SIGHUP: nothing to reload (the server serves plain HTTP)");
+            continue;
+        };
         match certificate.reload() {
             Ok(()) => tracing::info!("SIGHUP: reloaded the TLS certificate and key"),
             Err(error) => {
@@ -174,6 +176,14 @@ async fn reload_on_hangup(certificate: Arc<listener::TlsCertificate>, shutdown: 
             }
         }
     }
+}
+
+/// Takes SIGHUP over from its default (ending the process; `systemctl reload` sends it), for
+/// good: call it before the server says it listens, so that a reload sent as soon as it is
+/// up neither ends it nor goes unseen. The stream reports each SIGHUP from then on.
+pub fn handle_hangup() -> anyhow::Result<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{signal, SignalKind};
+    signal(SignalKind::hangup()).context("cannot handle SIGHUP")
 }
 
 /// Binds the listening socket, saying which address to use instead if it is taken.

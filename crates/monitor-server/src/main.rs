@@ -420,6 +420,7 @@ async fn serve(settings: Settings, store: Store) -> anyhow::Result<()> {
         // Fail before saying "listening" when the certificate cannot be served.
         monitor_server::listener::TlsCertificate::load(files.clone())?;
     }
+    let hangup = monitor_server::handle_hangup()?;
     let listener = monitor_server::bind(settings.listen).await?;
     let address = listener.local_addr()?;
     let scheme = if settings.listener.tls.is_some() {
@@ -440,7 +441,7 @@ async fn serve(settings: Settings, store: Store) -> anyhow::Result<()> {
     std::io::stdout().flush().ok();
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
-    monitor_server::serve(listener, store, &settings, shutdown).await?;
+    monitor_server::serve(listener, store, &settings, hangup, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }

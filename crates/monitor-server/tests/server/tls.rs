@@ -199,3 +199,19 @@ fn plain_http_beyond_loopback_is_warned_about() {
         local.log()
     );
 }
+
+/// `systemctl reload` (the shipped unit's `ExecReload`) sends SIGHUP whatever the server
+/// serves: without TLS it must not end the server, whose default for SIGHUP is to die.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_http_server_survives_sighup() {
+    let database = ServerDatabase::sqlite();
+    let server = ServerProcess::start(binary(), &database, &[]);
+    hang_up(&server);
+    wait_for_log(&server, "SIGHUP: nothing to reload", 1);
+    let health = crate::api::client()
+        .get(format!("{}/healthz", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+}
