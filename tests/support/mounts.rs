@@ -24,6 +24,72 @@ impl Mount {
         })
     }
 
+    /// A fresh ext4 file system of `size_mib` MiB in the file `image`, loop-mounted at
+    /// `point` (created if missing) with `errors=remount-ro`, as a Pi's root is.
+    pub fn ext4_image_or_skip(image: &Path, point: &Path, size_mib: u64) -> Option<Mount> {
+        std::fs::create_dir_all(point).expect("the mount point");
+        let file = std::fs::File::create(image).expect("the image file");
+        file.set_len(size_mib * 1024 * 1024)
+            .expect("the image's size");
+        drop(file);
+        or_skip(run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(image)))?;
+        or_skip(run(Command::new("mount")
+            .args(["-o", "loop,errors=remount-ro"])
+            .arg(image)
+            .arg(point)))?;
+        Some(Mount {
+            point: point.to_owned(),
+        })
+    }
+
+    /// The mounted device (`/dev/loop3`), as findmnt(8) reads it from mountinfo.
+    pub fn source(&self) -> String {
+        let output = Command::new("findmnt")
+            .args(["-n", "-o", "SOURCE"])
+            .arg(&self.point)
+            .output()
+            .expect("findmnt runs");
+        assert!(
+            output.status.success(),
+            "findmnt {}: {output:?}",
+            self.point.display()
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    /// `mount -o remount,ro`: read-only by hand.
+    pub fn remount_read_only(&self) {
+        run(Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(&self.point))
+        .expect("remount read-only");
+    }
+
+    /// `mount -o remount,rw`.
+    pub fn remount_read_write(&self) {
+        run(Command::new("mount")
+            .args(["-o", "remount,rw"])
+            .arg(&self.point))
+        .expect("remount read-write");
+    }
+
+    /// A real ext4 error, through ext4's `trigger_fs_error` (fs/ext4/sysfs.c): the kernel
+    /// counts it in `errors_count` and, with `errors=remount-ro`, makes the file system
+    /// read-only (`emergency_ro` on kernels 6.x).
+    pub fn trigger_ext4_error(&self) {
+        let device = self.source();
+        let name = Path::new(&device)
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        std::fs::write(
+            format!("/sys/fs/ext4/{name}/trigger_fs_error"),
+            "error triggered by the test\n",
+        )
+        .expect("ext4's trigger_fs_error takes the error");
+    }
+
     pub fn point(&self) -> &Path {
         &self.point
     }

@@ -7,7 +7,7 @@
 //! Every read of a kernel file goes through [`Roots`], so tests and containers can point
 //! it at a folder that holds the files of another machine (a Raspberry Pi's).
 //!
-//! - [`Probe`]: one variant per kind of read, each in its own module ([`disk`]).
+//! - [`Probe`]: one variant per kind of read, each in its own module ([`disk`], [`storage`]).
 //! - [`Reading`]: what one sample gives: a value with its unit, a verdict, or nothing
 //!   (with the fix), never an error that stops the agent.
 //! - [`threshold`]: thresholds, hysteresis and debounce, pure (no clock, no I/O).
@@ -16,6 +16,7 @@
 //! It knows no check, no alert and no engine: the agent turns what it says into alerts.
 
 pub mod disk;
+pub mod storage;
 pub mod text;
 pub mod threshold;
 
@@ -104,6 +105,8 @@ pub enum Reading {
 pub enum Probe {
     /// How full a file system is (space or inodes), by `statvfs(2)`.
     Disk(disk::DiskProbe),
+    /// A file system turned read-only, its ext4 errors, its eMMC's wear.
+    Storage(storage::StorageProbe),
 }
 
 impl Probe {
@@ -112,6 +115,7 @@ impl Probe {
     pub async fn sample(&self, roots: &Roots) -> Reading {
         match self {
             Probe::Disk(probe) => probe.sample(roots).await,
+            Probe::Storage(probe) => probe.sample(roots).await,
         }
     }
 }

@@ -12,6 +12,7 @@ mod diskusage;
 mod log;
 pub(crate) mod sampled;
 mod service;
+mod storage;
 
 use std::path::Path;
 
@@ -33,6 +34,7 @@ pub use self::service::{
     OnFailure, RemediationAction, ServiceCheck, ServiceDefinition, ServiceKind, UnknownServiceKind,
     MENDER_SERVICE_KEYS,
 };
+pub use self::storage::{StorageAspect, StorageCheck, StorageDefinition};
 use crate::create::{CreateCommand, CreateValues};
 use crate::mender;
 use crate::problem::{parse_yaml, Problem};
@@ -50,6 +52,7 @@ pub enum CheckDefinition {
     Service(ServiceDefinition),
     Dbus(DbusDefinition),
     Diskusage(SampledDefinition<DiskusageDefinition>),
+    Storage(SampledDefinition<StorageDefinition>),
 }
 
 /// What a check watches, validated.
@@ -60,15 +63,17 @@ pub enum CheckKind {
     Service(ServiceCheck),
     Dbus(DbusCheck),
     Diskusage(DiskusageCheck),
+    Storage(StorageCheck),
 }
 
 /// `monitorctl create`'s subcommands, in the order its help lists them.
-pub const CREATE_COMMANDS: [CreateCommand; 5] = [
+pub const CREATE_COMMANDS: [CreateCommand; 6] = [
     LogDefinition::CREATE,
     ServiceDefinition::CREATE,
     LogDefinition::CREATE_DOCKER_EVENTS,
     DbusDefinition::CREATE,
     DiskusageDefinition::CREATE,
+    StorageDefinition::CREATE,
 ];
 
 /// The keys a Mender check file of `subsystem` may set.
@@ -78,7 +83,7 @@ pub fn mender_keys(subsystem: Subsystem) -> &'static [&'static str] {
         Subsystem::Service => &MENDER_SERVICE_KEYS,
         Subsystem::Dbus => &MENDER_DBUS_KEYS,
         Subsystem::Diskusage => &MENDER_DISKUSAGE_KEYS,
-        Subsystem::Monitor => &[],
+        Subsystem::Storage | Subsystem::Monitor => &[],
     }
 }
 
@@ -97,6 +102,9 @@ impl CheckDefinition {
             Subsystem::Dbus => DbusDefinition::from_yaml(value, file).map(CheckDefinition::Dbus),
             Subsystem::Diskusage => {
                 SampledDefinition::from_yaml(value, file).map(CheckDefinition::Diskusage)
+            }
+            Subsystem::Storage => {
+                SampledDefinition::from_yaml(value, file).map(CheckDefinition::Storage)
             }
             Subsystem::Monitor => Err(vec![agent_only(file)]),
         }
@@ -134,6 +142,10 @@ impl CheckDefinition {
             Subsystem::Diskusage => {
                 DiskusageDefinition::from_mender(&mut values).map(CheckDefinition::Diskusage)
             }
+            Subsystem::Storage => {
+                values.file_problem(no_mender_form(subsystem, file));
+                None
+            }
             Subsystem::Monitor => {
                 values.file_problem(agent_only(file));
                 None
@@ -162,6 +174,8 @@ impl CheckDefinition {
             }
             Subsystem::Diskusage => DiskusageDefinition::from_create(values)
                 .map(|(n, d)| (n, CheckDefinition::Diskusage(d))),
+            Subsystem::Storage => StorageDefinition::from_create(values)
+                .map(|(n, d)| (n, CheckDefinition::Storage(d))),
             Subsystem::Monitor => Err(agent_only(Path::new("monitorctl create")).message),
         }?;
         Ok((CheckId::new(subsystem, name), definition))
@@ -185,6 +199,7 @@ impl CheckDefinition {
             ) | (CheckDefinition::Service(_), Subsystem::Service)
                 | (CheckDefinition::Dbus(_), Subsystem::Dbus)
                 | (CheckDefinition::Diskusage(_), Subsystem::Diskusage)
+                | (CheckDefinition::Storage(_), Subsystem::Storage)
         )
     }
 
@@ -195,6 +210,7 @@ impl CheckDefinition {
             CheckDefinition::Service(_) => Subsystem::Service,
             CheckDefinition::Dbus(_) => Subsystem::Dbus,
             CheckDefinition::Diskusage(_) => Subsystem::Diskusage,
+            CheckDefinition::Storage(_) => Subsystem::Storage,
         }
     }
 
@@ -209,6 +225,9 @@ impl CheckDefinition {
             CheckDefinition::Diskusage(definition) => {
                 definition.resolve(file).map(CheckKind::Diskusage)
             }
+            CheckDefinition::Storage(definition) => {
+                definition.resolve(file).map(CheckKind::Storage)
+            }
         }
     }
 }
@@ -221,6 +240,7 @@ impl CheckKind {
             CheckKind::Service(check) => check.engine_spec(),
             CheckKind::Dbus(check) => check.engine_spec(id, settings),
             CheckKind::Diskusage(check) => check.sampled.engine_spec(),
+            CheckKind::Storage(check) => check.sampled.engine_spec(),
         }
     }
 
@@ -244,7 +264,7 @@ impl CheckKind {
             CheckKind::Service(check) => check.config_push(id, status),
             CheckKind::Dbus(check) => check.config_push(id, status, settings),
             // Mender's config push knows log, service and D-Bus checks only.
-            CheckKind::Diskusage(_) => return None,
+            CheckKind::Diskusage(_) | CheckKind::Storage(_) => return None,
         };
         pushed.name = format!("{}.sh", id.name);
         Some(pushed)
@@ -257,7 +277,7 @@ impl CheckKind {
             CheckKind::Log(check) => check.watch(),
             CheckKind::Service(check) => check.watch(),
             CheckKind::Dbus(check) => check.watch(),
-            CheckKind::Diskusage(_) => return None,
+            CheckKind::Diskusage(_) | CheckKind::Storage(_) => return None,
         })
     }
 
@@ -267,6 +287,7 @@ impl CheckKind {
         match self {
             CheckKind::Log(_) | CheckKind::Service(_) | CheckKind::Dbus(_) => None,
             CheckKind::Diskusage(check) => Some(&check.sampled),
+            CheckKind::Storage(check) => Some(&check.sampled),
         }
     }
 
@@ -277,6 +298,7 @@ impl CheckKind {
             CheckKind::Service(check) => check.describe_source(),
             CheckKind::Dbus(check) => check.describe_source(),
             CheckKind::Diskusage(check) => check.describe_source(),
+            CheckKind::Storage(check) => check.describe_source(),
         }
     }
 }
@@ -291,12 +313,22 @@ pub(crate) fn rename_fields_to_mender(subsystem: Subsystem, mut problem: Problem
         Subsystem::Service => ServiceDefinition::mender_key(field),
         Subsystem::Dbus => DbusDefinition::mender_key(field),
         Subsystem::Diskusage => DiskusageDefinition::mender_key(field),
-        Subsystem::Monitor => None,
+        Subsystem::Storage | Subsystem::Monitor => None,
     };
     if let Some(key) = mender_key {
         problem.field = Some(key.to_owned());
     }
     problem
+}
+
+/// A kind Mender does not have has no `.sh` form.
+fn no_mender_form(subsystem: Subsystem, file: &Path) -> Problem {
+    Problem::in_file(
+        file,
+        format!(
+            "{subsystem} checks have no Mender form: write available/{subsystem}_<check>.yaml instead"
+        ),
+    )
 }
 
 /// `monitor` checks are the agent's own alerts; no file defines one.
