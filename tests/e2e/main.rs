@@ -30,6 +30,7 @@ mod containers;
 mod cross;
 mod delivery;
 mod examples;
+mod failed_units;
 mod hostile_paths;
 mod hygiene;
 mod log_checks;

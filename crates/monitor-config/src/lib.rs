@@ -52,7 +52,8 @@ pub use create::{CreateArgument, CreateCommand};
 pub use kind::{
     mender_keys, AlertOverrides, CheckDefinition, CheckKind, DbusCheck, DbusDefinition, LogCheck,
     LogDefinition, OnFailure, RemediationAction, ServiceCheck, ServiceDefinition, ServiceKind,
-    UnknownServiceKind, CREATE_COMMANDS, MENDER_DBUS_KEYS, MENDER_LOG_KEYS, MENDER_SERVICE_KEYS,
+    UnknownServiceKind, ALL_UNITS, ALL_UNITS_CHECK_NAME, CREATE_COMMANDS, MENDER_DBUS_KEYS,
+    MENDER_LOG_KEYS, MENDER_SERVICE_KEYS,
 };
 pub use mender::{parse_shell_assignments, ShellAssignment, ShellSyntaxError};
 pub use mender_settings::{

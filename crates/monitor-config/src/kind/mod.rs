@@ -20,7 +20,7 @@ pub use self::dbus::{DbusCheck, DbusDefinition, MENDER_DBUS_KEYS};
 pub use self::log::{AlertOverrides, LogCheck, LogDefinition, MENDER_LOG_KEYS};
 pub use self::service::{
     OnFailure, RemediationAction, ServiceCheck, ServiceDefinition, ServiceKind, UnknownServiceKind,
-    MENDER_SERVICE_KEYS,
+    ALL_UNITS, ALL_UNITS_CHECK_NAME, MENDER_SERVICE_KEYS,
 };
 use crate::create::{CreateCommand, CreateValues};
 use crate::mender;
