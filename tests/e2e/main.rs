@@ -28,6 +28,7 @@ mod cli;
 mod commands;
 mod containers;
 mod cross;
+mod default_checks;
 mod delivery;
 mod examples;
 mod failed_units;

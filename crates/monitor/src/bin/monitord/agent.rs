@@ -291,6 +291,8 @@ impl Agent {
                 }
             }
         }
+        self.check_dir
+            .set_default_checks(self.settings.default_checks);
         let mut plan = plan(&self.settings, self.check_dir.load());
         // A check on every unit starts from the units the engine holds failed: those that
         // are failed no more (reset while the agent was down) get their OKs.
