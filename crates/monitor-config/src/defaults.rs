@@ -21,11 +21,21 @@ pub struct DefaultCheck {
     pub text: &'static str,
 }
 
-/// Every default check, one line each.
-pub const DEFAULT_CHECKS: &[DefaultCheck] = &[DefaultCheck {
-    file_name: "service_failed_units.yaml",
-    text: include_str!("../../../config/defaults/service_failed_units.yaml"),
-}];
+/// A default check from its file under `config/defaults/`, embedded.
+macro_rules! default_check {
+    ($file_name:literal) => {
+        DefaultCheck {
+            file_name: $file_name,
+            text: include_str!(concat!("../../../config/defaults/", $file_name)),
+        }
+    };
+}
+
+/// Every default check, one line each (the file under `config/defaults/` is the check).
+pub const DEFAULT_CHECKS: &[DefaultCheck] = &[
+    // Every systemd unit that enters `failed`, one subject per unit.
+    default_check!("service_failed_units.yaml"),
+];
 
 impl DefaultCheck {
     /// The check's id, from its file name.
