@@ -434,7 +434,7 @@ async fn every_unit_that_enters_failed_is_reported_once_and_its_recovery_too() {
     let mut watcher = Watcher::start_on_every_unit(&manager);
     // Failed before the watch: reported once; a unit the caller held as failed and that is
     // not (reset while the agent was down) gets its recovery.
-    let mut first = vec![watcher.next_unit().await, watcher.next_unit().await];
+    let mut first = [watcher.next_unit().await, watcher.next_unit().await];
     first.sort_by_key(|(running, _)| *running);
     assert_eq!(
         first
