@@ -40,7 +40,7 @@ def timestamp(alert):
 def one_run(monitord, monitorctl, lines):
     with tempfile.TemporaryDirectory(prefix="monitor-bench-") as sandbox:
         sandbox = Path(sandbox)
-        env = dict(os.environ, MONITOR_CONFIG_DIR=str(sandbox / "config"), MONITOR_STATE_DIR=str(sandbox / "state"),
+        env = dict(os.environ, MONITOR_DEFAULT_CHECKS="false", MONITOR_CONFIG_DIR=str(sandbox / "config"), MONITOR_STATE_DIR=str(sandbox / "state"),
                    MONITOR_RUNTIME_DIR=str(sandbox / "run"), RUST_LOG="warn")
         source = "@" + generator(lines)
         for name, pattern in (("start", "^BENCH-START$"), ("end", "^BENCH-END$"), ("errors", "ERROR")):

@@ -222,7 +222,7 @@ def setup(work, monitorctl, manager):
     for folder in ("config", "state", "run"):
         (sandbox / folder).mkdir(parents=True)
     (sandbox / "config/monitor.yaml").write_text("systemd:\n  bus: user\n")
-    env = dict(manager.env, MONITOR_CONFIG_DIR=str(sandbox / "config"), MONITOR_STATE_DIR=str(sandbox / "state"),
+    env = dict(manager.env, MONITOR_DEFAULT_CHECKS="false", MONITOR_CONFIG_DIR=str(sandbox / "config"), MONITOR_STATE_DIR=str(sandbox / "state"),
                MONITOR_RUNTIME_DIR=str(sandbox / "run"), RUST_LOG="warn")
 
     def create(kind, name, *rest):

@@ -198,7 +198,7 @@ def agent_run(monitord, monitorctl, held_file, patterns, work_dir):
     logs = sandbox / "logs"
     logs.mkdir()
     watched = logs / "big.log"
-    env = dict(os.environ, MONITOR_CONFIG_DIR=str(sandbox / "config"), MONITOR_STATE_DIR=str(sandbox / "state"),
+    env = dict(os.environ, MONITOR_DEFAULT_CHECKS="false", MONITOR_CONFIG_DIR=str(sandbox / "config"), MONITOR_STATE_DIR=str(sandbox / "state"),
                MONITOR_RUNTIME_DIR=str(sandbox / "run"), RUST_LOG="warn")
     for folder in ("config", "state", "run"):
         (sandbox / folder).mkdir()

@@ -74,7 +74,7 @@ def main():
     for folder in ("config", "state", "run"):
         (sandbox / folder).mkdir(parents=True)
     (sandbox / "config/monitor.yaml").write_text("systemd:\n  bus: user\nflapping_count_threshold: 1000000\n")
-    env = dict(manager.env, MONITOR_CONFIG_DIR=str(sandbox / "config"), MONITOR_STATE_DIR=str(sandbox / "state"),
+    env = dict(manager.env, MONITOR_DEFAULT_CHECKS="false", MONITOR_CONFIG_DIR=str(sandbox / "config"), MONITOR_STATE_DIR=str(sandbox / "state"),
                MONITOR_RUNTIME_DIR=str(sandbox / "run"))
     handler_log = manager.dir / "onfailure.log"
     manager.install("victim.service", "[Unit]\nDescription=Victim\nOnFailure=handler@%n.service\n"

@@ -208,7 +208,7 @@ class Agent:
         self.log.touch()
         (work / "config/monitor.yaml").write_text(
             f"delivery:\n  discord:\n    - webhook_url: {discord.webhook_url}\n")
-        self.env = dict(os.environ, MONITOR_CONFIG_DIR=str(work / "config"), MONITOR_STATE_DIR=str(work / "state"),
+        self.env = dict(os.environ, MONITOR_DEFAULT_CHECKS="false", MONITOR_CONFIG_DIR=str(work / "config"), MONITOR_STATE_DIR=str(work / "state"),
                         MONITOR_RUNTIME_DIR=str(work / "run"), RUST_LOG="warn")
         for mark in marks:
             for command in (["create", "log", mark, f"MARK-{mark};", str(self.log), "never"],

@@ -219,7 +219,7 @@ def prepare(work, monitorctl, backend, interval):
     settings += (f"delivery:\n  backend:\n    auth: token\n    url: {backend.url}\n"
                  f"    token_env: MONITOR_BENCH_TOKEN\n")
     (work / "config/monitor.yaml").write_text(settings)
-    env = dict(os.environ, MONITOR_CONFIG_DIR=str(work / "config"), MONITOR_STATE_DIR=str(work / "state"),
+    env = dict(os.environ, MONITOR_DEFAULT_CHECKS="false", MONITOR_CONFIG_DIR=str(work / "config"), MONITOR_STATE_DIR=str(work / "state"),
                MONITOR_RUNTIME_DIR=str(work / "run"), MONITOR_BENCH_TOKEN="bench", RUST_LOG="warn")
     for name, pattern in PATTERNS.items():
         for command in (["create", "log", f"app-{name}", pattern, str(log), "5m"], ["enable", "log", f"app-{name}"]):

@@ -77,6 +77,10 @@ pub struct Sandbox {
     /// More variables for every process the sandbox starts (a user manager's bus).
     pub env: Vec<(String, String)>,
     pub binaries: Binaries,
+    /// Whether the built-in default checks run. Off unless a test is about them, so that
+    /// what each test sees is its own checks (MONITOR_DEFAULT_CHECKS=false, which wins
+    /// over any monitor.yaml a test writes).
+    pub default_checks: bool,
 }
 
 impl Sandbox {
@@ -93,6 +97,7 @@ impl Sandbox {
             dir,
             env: Vec::new(),
             binaries,
+            default_checks: false,
         }
     }
 
@@ -112,6 +117,9 @@ impl Sandbox {
                 self.path("run").display().to_string(),
             ),
         ];
+        if !self.default_checks {
+            variables.push(("MONITOR_DEFAULT_CHECKS".to_owned(), "false".to_owned()));
+        }
         variables.extend(self.env.iter().cloned());
         variables
     }

@@ -39,11 +39,14 @@ impl CheckFormat {
 #[derive(Debug, Clone)]
 pub struct Check {
     pub id: CheckId,
-    /// The file it was read from (in `available/`, or in `enabled/` when only there).
+    /// The file it was read from (in `available/`, or in `enabled/` when only there;
+    /// `(built in)/<file>` for a default check).
     pub file: PathBuf,
     pub format: CheckFormat,
-    /// Whether `enabled/` has an entry for it.
+    /// Whether `enabled/` has an entry for it (a default check without a file: always).
     pub enabled: bool,
+    /// A built-in default check (`config/defaults/`), not a file of the config directory.
+    pub default: bool,
     pub kind: CheckKind,
 }
 

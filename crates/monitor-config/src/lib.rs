@@ -22,6 +22,8 @@
 //!   name), whose [`CheckKind::engine_spec`], [`CheckKind::watch`] and
 //!   [`CheckKind::config_push`] tell the agent what the engine, the watchers and the backend
 //!   need of the check.
+//! - [`DEFAULT_CHECKS`]: the built-in default checks (`config/defaults/`), loaded by a
+//!   [`CheckDir`] made [`CheckDir::with_default_checks`] unless a file replaces them.
 //! - [`Problem`]: one thing wrong, with its file and field. Loading reports every problem
 //!   at once, and a bad check file never hides the good ones.
 //! - Durations and expirations (`30`, `30s`, `5m`, `2h30m`, `never`) are
@@ -38,6 +40,7 @@
 
 mod check;
 mod create;
+mod defaults;
 mod kind;
 mod mender;
 mod mender_settings;
@@ -49,13 +52,15 @@ mod watch;
 
 pub use check::{Check, CheckFormat};
 pub use create::{CreateArgument, CreateCommand};
+pub use defaults::{default_check, DefaultCheck, DEFAULT_CHECKS};
 pub use kind::{
     mender_keys, AlertOverrides, CheckDefinition, CheckKind, DbusCheck, DbusDefinition, Debounce,
     DiskusageCheck, DiskusageDefinition, DiskusageMetric, LogCheck, LogDefinition, OnFailure,
     Quantity, RemediationAction, SampleInterval, SampledCheck, SampledDefinition, SampledFields,
     SampledTexts, Sampling, ServiceCheck, ServiceDefinition, ServiceKind, StorageAspect,
-    StorageCheck, StorageDefinition, ThresholdRule, UnknownServiceKind, CREATE_COMMANDS,
-    MENDER_DBUS_KEYS, MENDER_DISKUSAGE_KEYS, MENDER_LOG_KEYS, MENDER_SERVICE_KEYS,
+    StorageCheck, StorageDefinition, ThresholdRule, UnknownServiceKind, ALL_UNITS,
+    ALL_UNITS_CHECK_NAME, CREATE_COMMANDS, MENDER_DBUS_KEYS, MENDER_DISKUSAGE_KEYS,
+    MENDER_LOG_KEYS, MENDER_SERVICE_KEYS,
 };
 pub use mender::{parse_shell_assignments, ShellAssignment, ShellSyntaxError};
 pub use mender_settings::{

@@ -91,6 +91,10 @@ pub struct Settings {
         deserialize_with = "duration::plain::deserialize"
     )]
     pub checkpoint_interval: Duration,
+    /// Whether the built-in default checks run (every unit that fails, ...: see
+    /// `config/defaults/`). Default true; a check file of the same id replaces one.
+    #[serde(default = "default_default_checks")]
+    pub default_checks: bool,
     /// How the agent reaches systemd for `service` checks.
     #[serde(default)]
     pub systemd: SystemdSettings,
@@ -271,6 +275,10 @@ pub enum SystemdBus {
     User,
 }
 
+fn default_default_checks() -> bool {
+    true
+}
+
 fn default_device_id() -> Option<String> {
     None
 }
@@ -339,6 +347,7 @@ impl Default for Settings {
             log_first_read_limit: default_log_first_read_limit(),
             alert_history_max_bytes: default_alert_history_max_bytes(),
             checkpoint_interval: default_checkpoint_interval(),
+            default_checks: default_default_checks(),
             systemd: SystemdSettings::default(),
             delivery: DeliverySettings::default(),
             dbus: DbusSettings::default(),

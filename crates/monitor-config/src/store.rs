@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use monitor_wire::{CheckId, Subsystem};
 
 use crate::check::{read_config_file, resolve_check_text, Check, CheckFormat};
+use crate::defaults::{default_check, DefaultCheck, DEFAULT_CHECKS};
 use crate::kind::{rename_fields_to_mender, CheckDefinition, CheckKind, LogCheck};
 use crate::problem::{lowercase_first, Problem};
 use crate::watch::LogSource;
@@ -18,6 +19,8 @@ use crate::watch::LogSource;
 /// that says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    #[error("\"{id}\" is a built-in default check: disable it with monitorctl disable {} {}, or turn every default off with `default_checks: false` in monitor.yaml", .id.subsystem, .id.name)]
+    DefaultCheck { id: CheckId },
     #[error("invalid check name \"{name}\": {}", CHECK_NAME_RULE)]
     InvalidName { name: String },
     #[error("no check \"{id}\" in {}: create it first with monitorctl create {} ...", .dir.display(), .id.subsystem)]
@@ -103,7 +106,7 @@ fn check_name(id: &CheckId) -> Result<(), StoreError> {
 
 /// What a file name in `available/` or `enabled/` says.
 #[derive(Debug, PartialEq, Eq)]
-enum FileName {
+pub(crate) enum FileName {
     Check {
         id: CheckId,
         format: CheckFormat,
@@ -114,7 +117,7 @@ enum FileName {
     Invalid(String),
 }
 
-fn classify(file_name: &OsStr) -> FileName {
+pub(crate) fn classify(file_name: &OsStr) -> FileName {
     let Some(name) = file_name.to_str() else {
         let lossy = file_name.to_string_lossy();
         return if lossy.ends_with(".yaml") || lossy.ends_with(".sh") {
@@ -274,11 +277,40 @@ impl LoadedChecks {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckDir {
     root: PathBuf,
+    /// Whether the built-in default checks (`defaults.rs`) count: the agent's and
+    /// monitorctl's follow `default_checks` in monitor.yaml.
+    default_checks: bool,
 }
 
 impl CheckDir {
+    /// The checks of `root`, without the default checks.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        CheckDir { root: root.into() }
+        CheckDir {
+            root: root.into(),
+            default_checks: false,
+        }
+    }
+
+    /// With the built-in default checks (`default_checks` in monitor.yaml) or without.
+    pub fn with_default_checks(mut self, on: bool) -> Self {
+        self.default_checks = on;
+        self
+    }
+
+    /// See [`CheckDir::with_default_checks`].
+    pub fn set_default_checks(&mut self, on: bool) {
+        self.default_checks = on;
+    }
+
+    /// The default check of `id` while defaults count and no file of `id` replaces it.
+    fn default_in_use(&self, id: &CheckId) -> Result<Option<&'static DefaultCheck>, StoreError> {
+        if !self.default_checks {
+            return Ok(None);
+        }
+        match default_check(id) {
+            Some(default) if self.existing_entry(id)?.is_none() => Ok(Some(default)),
+            _ => Ok(None),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -380,6 +412,28 @@ impl CheckDir {
         }
 
         let mut checks = Vec::new();
+        if self.default_checks {
+            for default in DEFAULT_CHECKS {
+                let id = default.id();
+                // Any file of the id replaces the default, a broken one too (its problem
+                // is listed): the user's word wins.
+                if sources.contains_key(&id) {
+                    continue;
+                }
+                let file = default.shown_path();
+                match resolve_check_text(&id, CheckFormat::Yaml, default.text, &file) {
+                    Ok((kind, _)) => checks.push(Check {
+                        id,
+                        file,
+                        format: CheckFormat::Yaml,
+                        enabled: true,
+                        default: true,
+                        kind,
+                    }),
+                    Err(default_problems) => problems.extend(default_problems),
+                }
+            }
+        }
         for (id, files) in sources {
             if files.len() > 1 {
                 // Two files for one id: which one the user meant is a guess, so neither runs.
@@ -412,6 +466,7 @@ impl CheckDir {
                     problems.extend(warnings);
                     checks.push(Check {
                         enabled: enabled_names.contains(&name),
+                        default: false,
                         id,
                         file,
                         format,
@@ -422,6 +477,7 @@ impl CheckDir {
             }
         }
         problems.sort_by(|first, second| first.file.cmp(&second.file));
+        checks.sort_by(|first, second| first.id.cmp(&second.id));
         LoadedChecks { checks, problems }
     }
 
@@ -556,6 +612,10 @@ impl CheckDir {
     /// link of the same name is replaced. `id` is resolved as [`CheckDir::resolve`] says.
     pub fn enable(&self, id: &CheckId) -> Result<(), StoreError> {
         let id = &self.resolve(id)?;
+        if self.default_in_use(id)?.is_some() {
+            // A default with no file of its own runs already.
+            return Ok(());
+        }
         let Some(file) = self.find(id)? else {
             // A check written by hand straight into enabled/ is enabled already.
             for format in [CheckFormat::Yaml, CheckFormat::MenderShell] {
@@ -590,8 +650,16 @@ impl CheckDir {
     /// Removes the check's entry in enabled/. Not enabled is fine. A regular file there (a
     /// check written by hand into enabled/) is moved into available/ rather than lost.
     /// `id` is resolved as [`CheckDir::resolve`] says.
+    ///
+    /// A default check with no file of its own is disabled by writing its file into
+    /// available/ (not enabled): the file replaces the default, so it stays disabled.
     pub fn disable(&self, id: &CheckId) -> Result<(), StoreError> {
         let id = &self.resolve(id)?;
+        if let Some(default) = self.default_in_use(id)? {
+            create_dir(&self.available_dir())?;
+            let file = self.available_dir().join(default.file_name);
+            return write_check_file(&file, default.text.as_bytes());
+        }
         let mut known = self.find(id)?.is_some();
         for format in [CheckFormat::Yaml, CheckFormat::MenderShell] {
             let file_name = format.file_name(id);
@@ -622,8 +690,14 @@ impl CheckDir {
 
     /// Removes the check's enabled entry and its file (both formats, if both exist).
     /// `id` is resolved as [`CheckDir::resolve`] says.
+    ///
+    /// A default check with no file of its own cannot be deleted (disable it); deleting
+    /// the file that replaces a default brings the default back.
     pub fn delete(&self, id: &CheckId) -> Result<(), StoreError> {
         let id = &self.resolve(id)?;
+        if self.default_in_use(id)?.is_some() {
+            return Err(StoreError::DefaultCheck { id: id.clone() });
+        }
         let mut found = false;
         // Links first, so that an interrupted delete leaves no dangling link.
         for dir in [self.enabled_dir(), self.available_dir()] {

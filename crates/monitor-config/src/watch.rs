@@ -33,6 +33,8 @@ pub enum Watch {
         unit: String,
         restart: Option<RestartPolicy>,
     },
+    /// Every systemd unit that enters `failed`, one subject per unit.
+    FailedUnits,
     /// Whether a container of the local Docker (or Podman) engine runs.
     Container { name: String },
     /// D-Bus signals matching a match rule and a regex over their text, from `sender` when

@@ -17,6 +17,8 @@ pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 const SYSTEMD: &str = "org.freedesktop.systemd1";
 const SYSTEMD_PATH: &str = "/org/freedesktop/systemd1";
+/// Where systemd puts its units' objects.
+const UNITS_PATH: &str = "/org/freedesktop/systemd1/unit";
 const MANAGER: &str = "org.freedesktop.systemd1.Manager";
 const PROPERTIES: &str = "org.freedesktop.DBus.Properties";
 const DBUS: &str = "org.freedesktop.DBus";
@@ -160,6 +162,23 @@ impl Link {
             .map_err(self.reply_error(call()))
     }
 
+    /// `Manager.GetUnit(name)`: whether the unit is loaded now (it does not load it).
+    pub(crate) async fn unit_loaded(&self, unit: &str) -> Result<bool, SystemdError> {
+        let call = || format!("GetUnit({unit})");
+        match self
+            .call(SYSTEMD, SYSTEMD_PATH, MANAGER, "GetUnit", &unit, call)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(SystemdError::Refused { name, .. })
+                if name == "org.freedesktop.systemd1.NoSuchUnit" =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(error),
+        }
+    }
+
     /// All properties of one interface of a unit, and the reply's serial.
     pub(crate) async fn read_interface(
         &self,
@@ -281,6 +300,73 @@ impl Link {
         self.signals(rule, SIGNAL_QUEUE).await
     }
 
+    /// `Manager.ListUnitsFiltered(["failed"])`: the name and object path of every unit that
+    /// is failed now (one call, however many units the manager has), and the reply's serial.
+    pub(crate) async fn failed_units(
+        &self,
+    ) -> Result<(Vec<(String, OwnedObjectPath)>, Serial), SystemdError> {
+        let call = || "ListUnitsFiltered([failed])".to_owned();
+        let reply = self
+            .call(
+                SYSTEMD,
+                SYSTEMD_PATH,
+                MANAGER,
+                "ListUnitsFiltered",
+                &(vec!["failed"],),
+                call,
+            )
+            .await?;
+        type Listed = (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            OwnedObjectPath,
+            u32,
+            String,
+            OwnedObjectPath,
+        );
+        let units = reply
+            .body()
+            .deserialize::<Vec<Listed>>()
+            .map_err(self.reply_error(call()))?;
+        let units = units
+            .into_iter()
+            .map(|(name, _, _, _, _, _, path, _, _, _)| (name, path))
+            .collect();
+        Ok((units, Serial::of(&reply)))
+    }
+
+    /// `PropertiesChanged` of the Unit interface of every unit, those loaded later too (one
+    /// match on the units' path namespace; the bus leaves out the other interfaces).
+    pub(crate) async fn every_unit_signals(&self) -> Result<MessageStream, SystemdError> {
+        let rule = MatchRule::builder()
+            .msg_type(MessageType::Signal)
+            .sender(SYSTEMD)
+            .and_then(|rule| rule.path_namespace(UNITS_PATH))
+            .and_then(|rule| rule.interface(PROPERTIES))
+            .and_then(|rule| rule.member("PropertiesChanged"))
+            .and_then(|rule| rule.arg(0, Interface::Unit.name()))
+            .expect("a valid match rule")
+            .build();
+        self.signals(rule, SIGNAL_QUEUE).await
+    }
+
+    /// `Manager.UnitRemoved(id, path)`: a unit unloaded (garbage collected).
+    pub(crate) async fn unit_removals(&self) -> Result<MessageStream, SystemdError> {
+        let rule = MatchRule::builder()
+            .msg_type(MessageType::Signal)
+            .sender(SYSTEMD)
+            .and_then(|rule| rule.path(SYSTEMD_PATH))
+            .and_then(|rule| rule.interface(MANAGER))
+            .and_then(|rule| rule.member("UnitRemoved"))
+            .expect("a valid match rule")
+            .build();
+        self.signals(rule, SIGNAL_QUEUE).await
+    }
+
     /// `NameOwnerChanged` of `org.freedesktop.systemd1`: systemd re-executing or going away.
     pub(crate) async fn systemd_owner_changes(&self) -> Result<MessageStream, SystemdError> {
         let rule = MatchRule::builder()
@@ -309,9 +395,51 @@ impl Link {
     }
 }
 
+/// The unit an object path of systemd names, for a unit gone before it could be read:
+/// systemd writes every byte but ASCII letters and digits (and a leading digit) as `_xx`.
+pub(crate) fn unit_name_of_path(path: &str) -> String {
+    let label = path.rsplit('/').next().unwrap_or(path);
+    let bytes = label.as_bytes();
+    let mut name = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let escaped = (bytes[index] == b'_')
+            .then(|| bytes.get(index + 1..index + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
+        match escaped {
+            Some(byte) => {
+                name.push(byte);
+                index += 3;
+            }
+            None => {
+                name.push(bytes[index]);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&name).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn object_paths_name_their_units() {
+        assert_eq!(
+            unit_name_of_path("/org/freedesktop/systemd1/unit/crasher_2eservice"),
+            "crasher.service"
+        );
+        assert_eq!(
+            unit_name_of_path("/org/freedesktop/systemd1/unit/getty_40tty1_2eservice"),
+            "getty@tty1.service"
+        );
+        assert_eq!(
+            unit_name_of_path("/org/freedesktop/systemd1/unit/_31password_2etimer"),
+            "1password.timer"
+        );
+    }
 
     #[test]
     fn serials_compare_across_wrap_around() {

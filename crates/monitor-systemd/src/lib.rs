@@ -13,6 +13,11 @@
 //! systemd re-executes, the watcher reconnects with capped backoff and re-reads every unit.
 //! While idle it only wakes for a safety re-read every 5 minutes.
 //!
+//! A [`FailedUnitsWatch`] follows every unit at once for the `failed` state: one match on
+//! the `PropertiesChanged` of all units (those loaded later too), `ListUnitsFiltered` for
+//! the units failed already, and a read of a unit only when it enters `failed`, so a
+//! manager with thousands of units costs no unit-by-unit load.
+//!
 //! [`read_unit`] reads one unit once, for callers that run without the agent.
 //!
 //! This crate does not decide what is an alert (the engine does: "not running", flapping),
@@ -24,6 +29,7 @@ mod systemctl;
 mod transitions;
 mod watch;
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use monitor_source::{bus_address, WatcherEvent};
@@ -100,11 +106,30 @@ pub struct WatchedService {
     pub unit: String,
 }
 
+/// A check on every unit: each unit that enters `failed` is a `State { running: false }`
+/// of this check whose status names the unit, and the unit leaving `failed` (started again,
+/// `systemctl reset-failed`, unloaded) its `State { running: true }`.
+///
+/// Units failed when the watch starts are reported once; so is every unit the watcher
+/// found failed after a reconnect or a `daemon-reload` and had not reported. A `failed`
+/// that lasts no longer than systemd's own step to `auto-restart` (`Restart=`) is not one:
+/// the unit is read when the signal says `failed`, and only a unit still failed counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailedUnitsWatch {
+    pub check: CheckId,
+    /// The units the caller holds as failed for this check (from before a restart of the
+    /// agent): each found not failed gets its `running: true`. Read when the check is new
+    /// to the watcher only.
+    pub known_failed: BTreeSet<String>,
+}
+
 /// The whole set of services to watch; a new one replaces the old.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServiceWatchConfig {
     pub bus: Bus,
     pub services: Vec<WatchedService>,
+    /// Checks on every unit's `failed` state.
+    pub failed_units: Vec<FailedUnitsWatch>,
 }
 
 /// What the watcher observed ([`WatcherEvent`]; never a `Matched`).

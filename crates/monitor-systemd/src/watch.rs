@@ -9,7 +9,7 @@
 //!   after, "so that clients may rely on this order to get atomic behaviour".
 //! - One failing unit never stops the others: it is retried on its own with backoff.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::poll_fn;
 use std::pin::Pin;
 use std::task::Poll;
@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use monitor_source::watcher::{self, Flow, Reconnect};
 use monitor_wire::backoff::Backoff;
+use monitor_wire::CheckId;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -25,10 +26,13 @@ use zbus::names::OwnedUniqueName;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 use zbus::{Message, MessageStream};
 
-use crate::bus::{Link, Serial};
+use crate::bus::{unit_name_of_path, Link, Serial};
 use crate::status::{Interface, UnitStatus};
 use crate::transitions::RunningTracker;
-use crate::{Bus, BusAddresses, ServiceEvent, ServiceWatchConfig, SystemdError, WatchedService};
+use crate::{
+    Bus, BusAddresses, FailedUnitsWatch, ServiceEvent, ServiceWatchConfig, SystemdError,
+    WatchedService,
+};
 
 /// Every unit is re-read this often, in case a signal was lost anyway.
 const SAFETY_READ_INTERVAL: Duration = Duration::from_secs(5 * 60);
@@ -75,13 +79,21 @@ impl watcher::Watcher for Watcher {
             Wake::UnitSignal(index, Some(Ok(message))) => {
                 self.on_properties_changed(index, &message).await?
             }
+            Wake::FailedSignal(Some(Ok(message))) => self.on_unit_state(&message).await?,
+            Wake::UnitRemoved(Some(Ok(message))) => self.on_unit_removed(&message).await?,
             Wake::UnitSignal(_, Some(Err(error)))
+            | Wake::FailedSignal(Some(Err(error)))
+            | Wake::UnitRemoved(Some(Err(error)))
             | Wake::OwnerChanged(Some(Err(error)))
             | Wake::Reload(Some(Err(error))) => {
                 self.lose_session(format!("the {} bus connection failed: {error}", self.bus))
                     .await?
             }
-            Wake::UnitSignal(_, None) | Wake::OwnerChanged(None) | Wake::Reload(None) => {
+            Wake::UnitSignal(_, None)
+            | Wake::FailedSignal(None)
+            | Wake::UnitRemoved(None)
+            | Wake::OwnerChanged(None)
+            | Wake::Reload(None) => {
                 self.lose_session(format!("the {} bus connection closed", self.bus))
                     .await?
             }
@@ -109,11 +121,13 @@ impl watcher::Watcher for Watcher {
                 if message.body().deserialize::<bool>().ok() == Some(false) {
                     tracing::debug!(bus = %self.bus, "systemd reloaded; re-reading every unit");
                     self.read_all(false).await?;
+                    self.sync_failed(Recoveries::Wait).await?;
                 }
             }
             Wake::SafetyRead => {
                 self.next_safety_read = Instant::now() + SAFETY_READ_INTERVAL;
                 self.read_all(false).await?;
+                self.sync_failed(Recoveries::Wait).await?;
             }
             Wake::RetryUnits => {
                 self.unit_retry_at = None;
@@ -143,6 +157,25 @@ struct Session {
     systemd: OwnedUniqueName,
     owner_changes: MessageStream,
     reloads: MessageStream,
+    /// Every unit's state changes and removals, while some check watches every unit.
+    failed: Option<FailedLink>,
+}
+
+/// The signals of every unit, valid for one session.
+struct FailedLink {
+    states: MessageStream,
+    removals: MessageStream,
+    /// The serial of the last `ListUnitsFiltered` reply: signals sent before it are older.
+    fresh_after: Option<Serial>,
+}
+
+/// The checks on every unit's `failed` state, and what was seen and reported.
+#[derive(Default)]
+struct FailedUnits {
+    /// Per check, the units reported failed (and not reported back since).
+    checks: Vec<(CheckId, BTreeSet<String>)>,
+    /// The units failed as last seen, by object path.
+    units: BTreeMap<String, UnitStatus>,
 }
 
 /// A unit's object path and signal stream, valid for one session.
@@ -197,6 +230,8 @@ enum Wake {
     UnitSignal(usize, Option<zbus::Result<Message>>),
     OwnerChanged(Option<zbus::Result<Message>>),
     Reload(Option<zbus::Result<Message>>),
+    FailedSignal(Option<zbus::Result<Message>>),
+    UnitRemoved(Option<zbus::Result<Message>>),
     SafetyRead,
     RetryUnits,
     Settle,
@@ -207,6 +242,7 @@ struct Watcher {
     events: mpsc::Sender<ServiceEvent>,
     bus: Bus,
     units: Vec<UnitWatch>,
+    failed: FailedUnits,
     session: Option<Session>,
     /// When to connect again, and whether the outage was reported.
     reconnect: Reconnect,
@@ -226,6 +262,7 @@ impl Watcher {
             events,
             bus: config.bus,
             units: config.services.into_iter().map(UnitWatch::new).collect(),
+            failed: FailedUnits::new(config.failed_units),
             session: None,
             reconnect: Reconnect::new(RECONNECT_FIRST_DELAY, RECONNECT_MAX_DELAY),
             next_safety_read: Instant::now() + SAFETY_READ_INTERVAL,
@@ -255,9 +292,15 @@ impl Watcher {
             .iter()
             .filter_map(|unit| unit.deferred_down.as_ref().map(|deferred| deferred.until))
             .min();
+        let (states, removals) = match &mut session.failed {
+            Some(link) => (Some(&mut link.states), Some(&mut link.removals)),
+            None => (None, None),
+        };
         tokio::select! {
             config = configs.recv() => Wake::Config(config),
             (index, item) = next_unit_signal(units) => Wake::UnitSignal(index, item),
+            item = next_optional_message(states) => Wake::FailedSignal(item),
+            item = next_optional_message(removals) => Wake::UnitRemoved(item),
             item = next_message(&mut session.owner_changes) => Wake::OwnerChanged(item),
             item = next_message(&mut session.reloads) => Wake::Reload(item),
             _ = tokio::time::sleep_until(*next_safety_read) => Wake::SafetyRead,
@@ -295,6 +338,7 @@ impl Watcher {
                     unit.refused = false;
                 }
                 self.read_all(true).await?;
+                self.sync_failed(Recoveries::Report).await?;
             }
             Err(error) => {
                 let (delay, new_outage) = self.reconnect.failed();
@@ -322,6 +366,7 @@ impl Watcher {
             systemd,
             owner_changes,
             reloads,
+            failed: None,
         })
     }
 
@@ -344,6 +389,7 @@ impl Watcher {
             tracing::info!(from = %self.bus, to = %config.bus, "switching bus");
             self.bus = config.bus;
             self.units = config.services.into_iter().map(UnitWatch::new).collect();
+            self.failed = FailedUnits::new(config.failed_units);
             self.session = None;
             self.reconnect.forget_outage();
             self.reconnect.start_over();
@@ -363,7 +409,11 @@ impl Watcher {
             .collect();
         // Dropping the streams of units no longer watched removes their match rules.
         drop(previous);
-        self.read_pending().await
+        self.read_pending().await?;
+        if self.failed.reconfigure(config.failed_units) {
+            self.sync_failed(Recoveries::Report).await?;
+        }
+        Ok(())
     }
 
     /// Reads (and for new units first sends) every unit that needs it.
@@ -593,6 +643,302 @@ impl Watcher {
     }
 }
 
+impl FailedUnits {
+    fn new(watches: Vec<FailedUnitsWatch>) -> FailedUnits {
+        FailedUnits {
+            checks: watches
+                .into_iter()
+                .map(|watch| (watch.check, watch.known_failed))
+                .collect(),
+            units: BTreeMap::new(),
+        }
+    }
+
+    /// Takes the new set of checks (a check it had keeps what it reported); whether the set
+    /// changed.
+    fn reconfigure(&mut self, watches: Vec<FailedUnitsWatch>) -> bool {
+        let mut previous = std::mem::take(&mut self.checks);
+        let changed = previous.len() != watches.len()
+            || previous
+                .iter()
+                .zip(&watches)
+                .any(|((check, _), watch)| *check != watch.check);
+        self.checks = watches
+            .into_iter()
+            .map(
+                |watch| match previous.iter().position(|(check, _)| *check == watch.check) {
+                    Some(index) => previous.swap_remove(index),
+                    None => (watch.check, watch.known_failed),
+                },
+            )
+            .collect();
+        changed
+    }
+
+    /// The reports that bring every check in line with `units`: a `running: false` for a
+    /// unit failed and not reported, a `running: true` for one reported and failed no more.
+    fn reports(&mut self) -> Vec<ServiceEvent> {
+        let failed: BTreeMap<&str, &UnitStatus> = self
+            .units
+            .values()
+            .map(|status| (status.unit.as_str(), status))
+            .collect();
+        let mut events = Vec::new();
+        for (check, reported) in &mut self.checks {
+            reported.retain(|unit| {
+                let still = failed.contains_key(unit.as_str());
+                if !still {
+                    events.push(ServiceEvent::State {
+                        check: check.clone(),
+                        running: true,
+                        status: UnitStatus {
+                            unit: unit.clone(),
+                            ..UnitStatus::default()
+                        },
+                    });
+                }
+                still
+            });
+            for (unit, status) in &failed {
+                if reported.insert((*unit).to_owned()) {
+                    events.push(ServiceEvent::State {
+                        check: check.clone(),
+                        running: false,
+                        status: (*status).clone(),
+                    });
+                }
+            }
+        }
+        events
+    }
+
+    /// A unit that left `failed` (`status`, as it is now): its `running: true` for every
+    /// check that reported it.
+    fn recovered(&mut self, status: &UnitStatus) -> Vec<ServiceEvent> {
+        self.checks
+            .iter_mut()
+            .filter_map(|(check, reported)| reported.remove(&status.unit).then_some(check))
+            .map(|check| ServiceEvent::State {
+                check: check.clone(),
+                running: true,
+                status: status.clone(),
+            })
+            .collect()
+    }
+}
+
+impl Watcher {
+    /// Lists the units failed now and reports what changed for each check on every unit
+    /// (the units no longer failed only with [`Recoveries::Report`]); follows every unit's
+    /// signals first (once per session) so that no change falls in between, and lets them
+    /// go when no such check is left.
+    async fn sync_failed(&mut self, recoveries: Recoveries) -> Result<(), SystemdError> {
+        let Some(session) = &mut self.session else {
+            return Ok(());
+        };
+        if self.failed.checks.is_empty() {
+            // Dropping the streams removes their match rules.
+            session.failed = None;
+            self.failed.units.clear();
+            return Ok(());
+        }
+        let link = session.link.clone();
+        let listed = async {
+            if session.failed.is_none() {
+                session.failed = Some(FailedLink {
+                    states: link.every_unit_signals().await?,
+                    removals: link.unit_removals().await?,
+                    fresh_after: None,
+                });
+            }
+            let (listed, serial) = link.failed_units().await?;
+            let mut units = BTreeMap::new();
+            for (name, path) in listed {
+                let mut status = UnitStatus {
+                    unit: name.clone(),
+                    active_state: "failed".to_owned(),
+                    ..UnitStatus::default()
+                };
+                if let Err(error) = link.read_properties(&path, &name, &mut status).await {
+                    // Reported with what the list said; the next change reads it again.
+                    tracing::debug!(%error, unit = name, "cannot read a failed unit");
+                }
+                if status.active_state == "failed" {
+                    units.insert(path.as_str().to_owned(), status);
+                }
+            }
+            Ok::<_, SystemdError>((units, serial))
+        };
+        match listed.await {
+            Ok((mut units, serial)) => {
+                if let Some(failed) = &mut session.failed {
+                    failed.fresh_after = Some(serial);
+                }
+                if recoveries == Recoveries::Wait {
+                    // Units reported failed stay failed until a signal says otherwise.
+                    let reported: BTreeSet<&String> = self
+                        .failed
+                        .checks
+                        .iter()
+                        .flat_map(|(_, reported)| reported)
+                        .collect();
+                    for (path, status) in &self.failed.units {
+                        if reported.contains(&status.unit) && !units.contains_key(path) {
+                            units.insert(path.clone(), status.clone());
+                        }
+                    }
+                }
+                self.failed.units = units;
+                for event in self.failed.reports() {
+                    self.send(event).await?;
+                }
+                Ok(())
+            }
+            Err(SystemdError::EventsClosed) => Err(SystemdError::EventsClosed),
+            Err(error) => {
+                self.lose_session(format!("cannot list the failed units: {error}"))
+                    .await
+            }
+        }
+    }
+
+    /// A unit's state changed: entering or leaving `failed`, the unit is read to be sure
+    /// (systemd steps through `failed` on its way to `auto-restart`, and through `inactive`
+    /// while a `daemon-reload` rebuilds a failed unit); what the read says is reported.
+    async fn on_unit_state(&mut self, message: &Message) -> Result<(), SystemdError> {
+        let Some(session) = &self.session else {
+            return Ok(());
+        };
+        let header = message.header();
+        if header.sender().map(|sender| sender.as_str()) != Some(session.systemd.as_str()) {
+            return Ok(());
+        }
+        let Some(path) = header.path().map(|path| path.as_str().to_owned()) else {
+            return Ok(());
+        };
+        if let Some(read) = session.failed.as_ref().and_then(|link| link.fresh_after) {
+            if Serial::of(message).not_after(read) {
+                return Ok(());
+            }
+        }
+        let Ok((_, changed, _)) = message
+            .body()
+            .deserialize::<(String, HashMap<String, OwnedValue>, Vec<String>)>()
+        else {
+            return Ok(());
+        };
+        let Some(active_state) = changed
+            .get("ActiveState")
+            .and_then(|value| <&str>::try_from(value).ok())
+        else {
+            return Ok(());
+        };
+        let known = self.failed.units.contains_key(&path);
+        if active_state == "failed" && !known {
+            let name = unit_name_of_path(&path);
+            let mut status = UnitStatus {
+                unit: name.clone(),
+                ..UnitStatus::default()
+            };
+            for (property, value) in &changed {
+                status.apply(property, value);
+            }
+            let link = session.link.clone();
+            let object = OwnedObjectPath::try_from(path.clone()).expect("a signal's path");
+            match link.read_properties(&object, &name, &mut status).await {
+                Ok(_) => {}
+                // Gone already (a transient unit collected at once): failed all the same.
+                Err(error) => tracing::debug!(%error, unit = name, "cannot read a failed unit"),
+            }
+            if status.active_state != "failed" {
+                tracing::debug!(
+                    unit = status.unit,
+                    state = status.active_state,
+                    "failed on its way to a restart; not reported"
+                );
+                return Ok(());
+            }
+            self.failed.units.insert(path, status);
+            for event in self.failed.reports() {
+                self.send(event).await?;
+            }
+        } else if active_state != "failed" && known {
+            // Read too: during a `daemon-reload` systemd sends a failed unit's state as
+            // `inactive` while it rebuilds the unit, and then says nothing more.
+            let mut status = self.failed.units.remove(&path).expect("known");
+            let failed_process = status.exec_main_pid;
+            for (property, value) in &changed {
+                status.apply(property, value);
+            }
+            let link = session.link.clone();
+            let object = OwnedObjectPath::try_from(path.clone()).expect("a signal's path");
+            let unit = status.unit.clone();
+            if let Err(error) = link.read_properties(&object, &unit, &mut status).await {
+                tracing::debug!(%error, unit, "cannot read a unit that left failed");
+            }
+            // Failed again by the time it was read: the same failure, unless another
+            // process ran meanwhile (started again, and failed again at once).
+            let again = status.active_state == "failed";
+            if again && (status.exec_main_pid == 0 || status.exec_main_pid == failed_process) {
+                self.failed.units.insert(path, status);
+                return Ok(());
+            }
+            for event in self.failed.recovered(&status) {
+                self.send(event).await?;
+            }
+            if again {
+                self.failed.units.insert(path, status);
+                for event in self.failed.reports() {
+                    self.send(event).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `UnitRemoved`: a failed unit unloaded (garbage collected) is failed no more. A
+    /// `daemon-reload` removes every unit and loads it again, so systemd is asked whether
+    /// the unit is still there: it answers once the reload is over.
+    async fn on_unit_removed(&mut self, message: &Message) -> Result<(), SystemdError> {
+        let Some(session) = &self.session else {
+            return Ok(());
+        };
+        let Ok((unit, path)) = message.body().deserialize::<(String, OwnedObjectPath)>() else {
+            return Ok(());
+        };
+        if !self.failed.units.contains_key(path.as_str()) {
+            return Ok(());
+        }
+        match session.link.unit_loaded(&unit).await {
+            Ok(false) => {}
+            Ok(true) => return Ok(()),
+            Err(error) => {
+                return self
+                    .lose_session(format!("cannot ask for {unit}: {error}"))
+                    .await
+            }
+        }
+        if let Some(mut status) = self.failed.units.remove(path.as_str()) {
+            status.active_state = "inactive".to_owned();
+            status.sub_state = "dead".to_owned();
+            for event in self.failed.recovered(&status) {
+                self.send(event).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a listing of the failed units may report a unit that is failed no more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recoveries {
+    /// Yes: at a (re)connection or for a new check, nothing else would tell.
+    Report,
+    /// No, signals tell: right after a `daemon-reload` systemd lists a failed service as
+    /// `inactive` for a moment, and says nothing when it is `failed` again.
+    Wait,
+}
+
 /// What a person should do about a unit that did not load.
 fn load_problem_message(bus: Bus, unit: &str, status: &UnitStatus) -> String {
     let systemctl = match bus {
@@ -644,6 +990,15 @@ async fn next_unit_signal(units: &mut [UnitWatch]) -> (usize, Option<zbus::Resul
         Poll::Pending
     })
     .await
+}
+
+async fn next_optional_message(
+    stream: Option<&mut MessageStream>,
+) -> Option<zbus::Result<Message>> {
+    match stream {
+        Some(stream) => next_message(stream).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until_some(deadline: Option<Instant>) {

@@ -10,8 +10,8 @@ mod watcher;
 use std::time::Duration;
 
 use monitor_systemd::{
-    read_unit_on, run_on, Bus, BusAddresses, ServiceEvent, ServiceWatchConfig, SystemdError,
-    WatchedService,
+    read_unit_on, run_on, Bus, BusAddresses, FailedUnitsWatch, ServiceEvent, ServiceWatchConfig,
+    SystemdError, UnitStatus, WatchedService,
 };
 use monitor_wire::{CheckId, Subsystem};
 use user_manager::UserManager;
@@ -37,6 +37,7 @@ impl Watcher {
                     unit: unit.to_string(),
                 })
                 .collect(),
+            failed_units: Vec::new(),
         };
         let addresses = BusAddresses::session(manager.bus_address());
         Watcher(WatcherUnderTest::start(
@@ -298,6 +299,7 @@ async fn a_new_config_replaces_the_watched_set() {
                 check: check("second"),
                 unit: "second.service".into(),
             }],
+            failed_units: Vec::new(),
         })
         .await
         .unwrap();
@@ -364,4 +366,125 @@ async fn read_unit_says_what_to_do_when_the_bus_is_not_there() {
         message.contains("is `systemd --user` running?"),
         "{message}"
     );
+}
+
+impl Watcher {
+    /// Watches every unit for `failed`, for the check `failed_units`.
+    fn start_on_every_unit(manager: &UserManager) -> Watcher {
+        let config = ServiceWatchConfig {
+            bus: Bus::Session,
+            services: Vec::new(),
+            failed_units: vec![FailedUnitsWatch {
+                check: check("failed_units"),
+                known_failed: ["reset-while-away.service".to_owned()].into(),
+            }],
+        };
+        let addresses = BusAddresses::session(manager.bus_address());
+        Watcher(WatcherUnderTest::start(
+            config,
+            64,
+            EVENT_DEADLINE,
+            |configs, events, shutdown| run_on(addresses, configs, events, shutdown),
+        ))
+    }
+
+    /// The next State of the check on every unit: whether the unit runs (is not failed), and
+    /// its status.
+    async fn next_unit(&mut self) -> (bool, UnitStatus) {
+        self.next_state("failed_units").await
+    }
+}
+
+/// Waits (with a deadline) until systemd restarted `unit` at least `count` times.
+fn wait_for_restarts(manager: &UserManager, unit: &str, count: u32) {
+    let deadline = std::time::Instant::now() + EVENT_DEADLINE;
+    while manager
+        .property(unit, "NRestarts")
+        .parse::<u32>()
+        .unwrap_or(0)
+        < count
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{unit} did not restart {count} times"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_unit_that_enters_failed_is_reported_once_and_its_recovery_too() {
+    let Some(manager) = UserManager::start() else {
+        return;
+    };
+    let failing = |description: &str| simple_unit(description, "ExecStart=/bin/sh -c 'exit 3'");
+    manager.install_unit("before.service", &failing("Failed before the watch"));
+    manager.systemctl(&["start", "before.service"]);
+    manager.wait_for_state("before.service", "failed");
+    // A crash loop under Restart=always steps through `failed` on each crash: not failed.
+    manager.install_unit(
+        "looping.service",
+        &simple_unit(
+            "Crash loop",
+            "ExecStart=/bin/sh -c 'exit 1'\nRestart=always\nRestartSec=200ms",
+        ),
+    );
+    manager.systemctl(&["start", "looping.service"]);
+
+    let mut watcher = Watcher::start_on_every_unit(&manager);
+    // Failed before the watch: reported once; a unit the caller held as failed and that is
+    // not (reset while the agent was down) gets its recovery.
+    let mut first = [watcher.next_unit().await, watcher.next_unit().await];
+    first.sort_by_key(|(running, _)| *running);
+    assert_eq!(
+        first
+            .iter()
+            .map(|(running, status)| (*running, status.unit.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            (false, "before.service"),
+            (true, "reset-while-away.service")
+        ]
+    );
+    let before = &first[0].1;
+    assert_eq!(before.result, "exit-code");
+    assert_eq!(before.exec_main_status, 3);
+    assert!(
+        before.status_text().contains("Failed before the watch"),
+        "{}",
+        before.status_text()
+    );
+
+    // A unit that appears after the watch started, and fails.
+    manager.install_unit("later.service", &failing("Appeared later"));
+    manager.systemctl(&["start", "later.service"]);
+    let (running, later) = watcher.next_unit().await;
+    assert!(!running, "{later:?}");
+    assert_eq!(later.unit, "later.service");
+    assert_eq!(later.active_state, "failed");
+    assert_eq!(later.exec_main_status, 3);
+
+    manager.systemctl_ok(&["reset-failed", "before.service"]);
+    let (running, reset) = watcher.next_unit().await;
+    assert!(running, "{reset:?}");
+    assert_eq!(reset.unit, "before.service");
+
+    // Started again and failing again is a new failure.
+    manager.systemctl(&["start", "later.service"]);
+    let (running, restarted) = watcher.next_unit().await;
+    assert_eq!((running, restarted.unit.as_str()), (true, "later.service"));
+    let (running, again) = watcher.next_unit().await;
+    assert_eq!((running, again.unit.as_str()), (false, "later.service"));
+
+    // The crash loop went round a few times meanwhile and was never reported; the sentinel
+    // is the next report, so nothing came in between.
+    wait_for_restarts(&manager, "looping.service", 3);
+    manager.install_unit("sentinel.service", &failing("Sentinel"));
+    manager.systemctl(&["start", "sentinel.service"]);
+    let (running, sentinel) = watcher.next_unit().await;
+    assert_eq!(
+        (running, sentinel.unit.as_str()),
+        (false, "sentinel.service")
+    );
+    watcher.stop().await;
 }

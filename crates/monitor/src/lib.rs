@@ -34,6 +34,14 @@ pub struct FolderArgs {
     /// Where the agent's control socket lives [default: runtime_dir in monitor.yaml, else /run/monitor]
     #[arg(long, env = "MONITOR_RUNTIME_DIR", global = true)]
     pub runtime_dir: Option<PathBuf>,
+    /// Whether the built-in default checks run [default: default_checks in monitor.yaml, else true]
+    #[arg(
+        long,
+        env = "MONITOR_DEFAULT_CHECKS",
+        global = true,
+        value_name = "BOOL"
+    )]
+    pub default_checks: Option<bool>,
 }
 
 impl FolderArgs {
@@ -44,6 +52,9 @@ impl FolderArgs {
         }
         if let Some(runtime_dir) = &self.runtime_dir {
             settings.runtime_dir = runtime_dir.clone();
+        }
+        if let Some(default_checks) = self.default_checks {
+            settings.default_checks = default_checks;
         }
     }
 }

@@ -32,7 +32,7 @@ pub use self::sampled::{
 };
 pub use self::service::{
     OnFailure, RemediationAction, ServiceCheck, ServiceDefinition, ServiceKind, UnknownServiceKind,
-    MENDER_SERVICE_KEYS,
+    ALL_UNITS, ALL_UNITS_CHECK_NAME, MENDER_SERVICE_KEYS,
 };
 pub use self::storage::{StorageAspect, StorageCheck, StorageDefinition};
 use crate::create::{CreateCommand, CreateValues};

@@ -1,6 +1,10 @@
 //! Service checks: whether a systemd unit, a SysV init script (through the unit systemd
 //! makes for it) or a Docker container runs. A condition for the engine: CRITICAL while not
 //! running, "going up and down" while it flaps; optionally restarted (`on_failure`).
+//!
+//! A systemd service check named `*` ([`ALL_UNITS`]) watches every unit for the `failed`
+//! state instead: one subject per failed unit ([`ServiceCheck::failed_unit_spec`]), the
+//! job of a per-unit `OnFailure=` handler without one.
 
 use std::fmt;
 use std::path::Path;
@@ -77,6 +81,13 @@ impl<'de> Deserialize<'de> for ServiceKind {
     }
 }
 
+/// The service name of a check that watches every systemd unit for `failed`.
+pub const ALL_UNITS: &str = "*";
+
+/// The check name `monitorctl create service '*' systemd` gives such a check, and the one
+/// the embedded default has (so a check file of that name overrides it).
+pub const ALL_UNITS_CHECK_NAME: &str = "failed_units";
+
 /// A validated service check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceCheck {
@@ -104,6 +115,11 @@ const UNIT_SUFFIXES: [&str; 11] = [
 ];
 
 impl ServiceCheck {
+    /// Whether the check watches every systemd unit for `failed` (its name is `*`).
+    pub fn is_all_units(&self) -> bool {
+        self.name == ALL_UNITS
+    }
+
     /// The systemd unit: `crasher` is `crasher.service`; `cron.timer` stays as it is.
     pub fn unit_name(&self) -> String {
         if UNIT_SUFFIXES
@@ -196,6 +212,23 @@ impl ServiceDefinition {
         if let Some(message) = message {
             problems.push(Problem::at_field(file, "name", message));
         }
+        if name == ALL_UNITS && self.kind != ServiceKind::Systemd {
+            problems.push(Problem::at_field(
+                file,
+                "type",
+                format!(
+                    "name \"*\" watches every systemd unit: set type: systemd, or name one {} service",
+                    self.kind
+                ),
+            ));
+        }
+        if name == ALL_UNITS && self.on_failure.is_some() {
+            problems.push(Problem::at_field(
+                file,
+                "on_failure",
+                "a check on every unit (name \"*\") restarts nothing: remove on_failure, or write a check per unit to restart",
+            ));
+        }
         let restart = self.on_failure.as_ref().and_then(|on_failure| {
             let RemediationAction::Restart = on_failure.action;
             match on_failure.window {
@@ -263,7 +296,7 @@ impl ServiceDefinition {
     pub(crate) const CREATE: CreateCommand = CreateCommand {
         subsystem: Subsystem::Service,
         about: "A systemd or SysV service (the check is named after the service)",
-        examples: "Example:\n  monitorctl create service crasher systemd",
+        examples: "Examples:\n  monitorctl create service crasher systemd\n  monitorctl create service '*' systemd    (every unit that fails: check failed_units)",
         arguments: &[
             CreateArgument::text("name", "NAME", None),
             CreateArgument {
@@ -283,7 +316,13 @@ impl ServiceDefinition {
             .text(1)
             .parse()
             .map_err(|error: UnknownServiceKind| error.to_string())?;
-        Ok((name.clone(), ServiceDefinition::new(name, kind)))
+        // `*` is no file name: the check on every unit has a name of its own.
+        let check = if name.trim() == ALL_UNITS {
+            ALL_UNITS_CHECK_NAME.to_owned()
+        } else {
+            name.clone()
+        };
+        Ok((check, ServiceDefinition::new(name.trim(), kind)))
     }
 }
 
@@ -294,8 +333,23 @@ fn check_service_kind(text: &str) -> Result<(), String> {
 }
 
 impl ServiceCheck {
-    /// The engine's condition: the service not running, with Mender's alert texts.
+    /// The engine's condition: the service not running, with Mender's alert texts. A check
+    /// on every unit is never observed itself: its units are, each with
+    /// [`ServiceCheck::failed_unit_spec`].
     pub fn engine_spec(&self) -> CheckSpec {
+        if self.is_all_units() {
+            let text = |status: &str| AlertText {
+                name: "A systemd unit failed".to_owned(),
+                status: status.to_owned(),
+            };
+            return CheckSpec::Condition(ConditionCheck {
+                subject_name: ALL_UNITS.to_owned(),
+                subject_type: "systemd".to_owned(),
+                critical: text("failed"),
+                ok: text("recovered"),
+                flapping: None,
+            });
+        }
         let subject_type = match self.kind {
             ServiceKind::Docker => "docker".to_owned(),
             kind => kind.as_str().to_lowercase(),
@@ -317,6 +371,24 @@ impl ServiceCheck {
         })
     }
 
+    /// The condition of one unit of a check on every unit: CRITICAL while `unit` is failed,
+    /// OK once it left `failed` (restarted, or `systemctl reset-failed`). It does not flap:
+    /// a unit that restarts itself (`Restart=`) never stays failed.
+    pub fn failed_unit_spec(unit: &str) -> ConditionCheck {
+        let name = format!("Service {unit} failed");
+        let text = |status: &str| AlertText {
+            name: name.clone(),
+            status: status.to_owned(),
+        };
+        ConditionCheck {
+            subject_name: unit.to_owned(),
+            subject_type: "systemd".to_owned(),
+            critical: text("failed"),
+            ok: text("recovered"),
+            flapping: None,
+        }
+    }
+
     /// As the backend's config push shows it.
     pub fn config_push(&self, id: &CheckId, status: CheckStatus) -> ConfigCheck {
         ConfigCheck::service(
@@ -336,6 +408,9 @@ impl ServiceCheck {
     /// A container for `docker`; otherwise the unit (a SysV init script is watched through
     /// the unit systemd generates for it).
     pub fn watch(&self) -> Watch {
+        if self.is_all_units() {
+            return Watch::FailedUnits;
+        }
         match self.kind {
             ServiceKind::Docker => Watch::Container {
                 name: self.name.clone(),
@@ -349,6 +424,9 @@ impl ServiceCheck {
 
     /// What `monitorctl list` shows as its source: `crasher.service (systemd)`.
     pub fn describe_source(&self) -> String {
+        if self.is_all_units() {
+            return "every unit that fails (systemd)".to_owned();
+        }
         format!("{} ({})", self.unit_name(), self.kind.as_str())
     }
 }

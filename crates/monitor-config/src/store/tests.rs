@@ -825,3 +825,48 @@ fn systemd_unit_names_survive_file_name_id_and_enable_link() {
         .unwrap_err();
     assert!(matches!(error, StoreError::InvalidName { .. }), "{error}");
 }
+
+#[test]
+fn default_checks_run_until_a_file_of_their_id_replaces_them() {
+    let (dir, checks) = temp_dir();
+    let failed_units = id(Subsystem::Service, "failed_units");
+    // Without defaults (CheckDir::new), nothing.
+    assert!(checks.load().checks.is_empty());
+
+    let checks = checks.with_default_checks(true);
+    let loaded = checks.load();
+    assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+    let [default] = &loaded.checks[..] else {
+        panic!("{:?}", loaded.checks)
+    };
+    assert_eq!(default.id, failed_units);
+    assert!(default.default && default.enabled);
+    assert!(matches!(&default.kind, CheckKind::Service(service) if service.is_all_units()));
+    // Enabling a default that runs is nothing to do; deleting it is refused.
+    checks.enable(&failed_units).unwrap();
+    assert_eq!(
+        error_text(&checks, checks.delete(&failed_units).unwrap_err()),
+        "\"service failed_units\" is a built-in default check: disable it with monitorctl disable service failed_units, or turn every default off with `default_checks: false` in monitor.yaml"
+    );
+
+    // Disabling writes its file, not enabled: it stays off.
+    checks.disable(&failed_units).unwrap();
+    let file = dir.path().join("available/service_failed_units.yaml");
+    assert!(file.exists());
+    let loaded = checks.load();
+    let [disabled] = &loaded.checks[..] else {
+        panic!("{:?}", loaded.checks)
+    };
+    assert!(!disabled.default && !disabled.enabled);
+    assert_eq!(disabled.file, file);
+
+    // A broken file of the id replaces it too: the problem is shown, nothing runs.
+    write(&file, "name: [\n");
+    let loaded = checks.load();
+    assert!(loaded.checks.is_empty(), "{:?}", loaded.checks);
+    assert_eq!(loaded.problems.len(), 1, "{:?}", loaded.problems);
+
+    // Deleting the file brings the default back.
+    checks.delete(&failed_units).unwrap();
+    assert!(checks.load().checks[0].default);
+}

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::kind::{CheckDefinition, CheckKind, DbusDefinition};
+use crate::watch::Watch;
 
 fn mender_file() -> PathBuf {
     PathBuf::from("/etc/mender-monitor/monitor.d/available/log_auth.sh")
@@ -148,4 +149,52 @@ fn snapshots_keep_the_service_form_for_the_service_texts() {
             "{json}"
         );
     }
+}
+
+#[test]
+fn a_check_on_every_unit_is_systemd_only_and_restarts_nothing() {
+    let file = PathBuf::from("/etc/monitor/available/service_failed_units.yaml");
+    let resolve = |text: &str| {
+        CheckDefinition::from_yaml(Subsystem::Service, text, &file)
+            .unwrap()
+            .resolve(&file)
+    };
+    let Ok(CheckKind::Service(every)) = resolve("name: \"*\"\ntype: systemd\n") else {
+        panic!("a service check")
+    };
+    assert!(every.is_all_units());
+    assert!(matches!(every.watch(), Watch::FailedUnits));
+    assert_eq!(every.describe_source(), "every unit that fails (systemd)");
+    let spec = ServiceCheck::failed_unit_spec("backup.service");
+    assert_eq!(spec.subject_name, "backup.service");
+    assert_eq!(spec.subject_type, "systemd");
+    assert_eq!(spec.critical.name, "Service backup.service failed");
+    assert_eq!(spec.critical.status, "failed");
+    assert_eq!(spec.ok.status, "recovered");
+    assert_eq!(spec.flapping, None);
+
+    let problems: Vec<String> =
+        resolve("name: \"*\"\ntype: sysV\non_failure:\n  action: restart\n")
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+    assert_eq!(
+        problems,
+        [
+            "/etc/monitor/available/service_failed_units.yaml: type: name \"*\" watches every systemd unit: set type: systemd, or name one sysV service",
+            "/etc/monitor/available/service_failed_units.yaml: on_failure: a check on every unit (name \"*\") restarts nothing: remove on_failure, or write a check per unit to restart",
+        ]
+    );
+}
+
+#[test]
+fn create_names_the_check_on_every_unit_failed_units() {
+    let values = [Some("*".to_owned()), Some("systemd".to_owned())];
+    let (id, definition) = CheckDefinition::from_create(Subsystem::Service, &values).unwrap();
+    assert_eq!(id, CheckId::new(Subsystem::Service, ALL_UNITS_CHECK_NAME));
+    assert_eq!(
+        definition.to_yaml(&id).unwrap(),
+        "# service check failed_units\nname: '*'\ntype: systemd\n"
+    );
 }

@@ -39,7 +39,10 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let check_dir = CheckDir::new(&args.folders.config_dir);
+    // The default checks as the agent sees them; a broken monitor.yaml is the agent's
+    // default (`validate` and the agent say what is wrong with it).
+    let default_checks = settings(&args.folders).map_or(true, |settings| settings.default_checks);
+    let check_dir = CheckDir::new(&args.folders.config_dir).with_default_checks(default_checks);
     match args.command {
         Command::Create(create) => {
             let (id, definition) = CheckDefinition::from_create(create.subsystem, &create.values)
@@ -85,7 +88,10 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             subsystem,
             check.as_deref(),
         )?,
-        Command::Validate => return validate(&args.folders, &check_dir),
+        // The files of the config directory: the defaults are the binary's, valid.
+        Command::Validate => {
+            return validate(&args.folders, &CheckDir::new(&args.folders.config_dir))
+        }
         Command::Alerts {
             pending: true,
             json,
@@ -340,6 +346,7 @@ fn list(
                     "subsystem": check.id.subsystem,
                     "check": check.id.name,
                     "enabled": check.enabled,
+                    "default": check.default,
                     "source": check.kind.describe_source(),
                     "file": check.file,
                     "state": live.get(&check.id).map(|status| status.state),
@@ -360,7 +367,12 @@ fn list(
         rows.push([
             check.id.subsystem.to_string(),
             check.id.name.clone(),
-            if check.enabled { "yes" } else { "no" }.into(),
+            match (check.enabled, check.default) {
+                (true, true) => "yes (default)",
+                (true, false) => "yes",
+                (false, _) => "no",
+            }
+            .into(),
             live.get(&check.id)
                 .map_or("-", |status| status.state.as_str())
                 .into(),

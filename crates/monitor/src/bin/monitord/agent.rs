@@ -6,6 +6,7 @@
 //! deadline, or a batched checkpoint. Recording alerts is in `record.rs`, control requests
 //! in `requests.rs`, alerts raised by scripts (`monitorctl raise`) in `raised.rs`.
 
+pub(crate) mod failed_units;
 mod raised;
 mod record;
 mod requests;
@@ -290,7 +291,16 @@ impl Agent {
                 }
             }
         }
+        self.check_dir
+            .set_default_checks(self.settings.default_checks);
         let mut plan = plan(&self.settings, self.check_dir.load());
+        // A check on every unit starts from the units the engine holds failed: those that
+        // are failed no more (reset while the agent was down) get their OKs.
+        for watch in &mut plan.failed_units {
+            watch.known_failed = failed_units::failed_units_of(&self.engine, &watch.check)
+                .into_iter()
+                .collect();
+        }
         plan.engine_checks
             .push((StateDirCheck::id(), StateDirCheck::spec()));
         let known: HashSet<&String> = self.plan.problems.iter().collect();
@@ -316,11 +326,16 @@ impl Agent {
             emitted.extend(self.engine.configure(id.clone(), spec.clone(), now));
         }
         let wanted: HashSet<_> = plan.engine_checks.iter().map(|(id, _)| id).collect();
-        // Subjects raised by scripts have no check file: they stay until their OK.
+        // Subjects raised by scripts, and failed units of a check on every unit, have no
+        // check file: they stay until their OK.
         let removed: Vec<_> = self
             .engine
             .check_ids()
-            .filter(|id| !wanted.contains(*id) && !raised::is_raised(id))
+            .filter(|id| {
+                !wanted.contains(*id)
+                    && !raised::is_raised(id)
+                    && !failed_units::is_kept_unit_subject(&plan, id)
+            })
             .cloned()
             .collect();
         for id in removed {
@@ -395,15 +410,20 @@ impl Agent {
                 for (check, observed) in observations {
                     let observation = match observed {
                         Observed::Matched { details } => Observation::Matched { details },
-                        Observed::State { running, details } => Observation::Condition {
-                            holds: !running,
-                            details,
-                        },
+                        Observed::State { running, details } => {
+                            self.prepare_unit_subject(&check, !running);
+                            Observation::Condition {
+                                holds: !running,
+                                details,
+                            }
+                        }
                         Observed::Condition { holds, details } => {
                             Observation::Condition { holds, details }
                         }
                     };
+                    let holds = matches!(observation, Observation::Condition { holds: true, .. });
                     emitted.extend(self.engine.observe(&check, observation, now));
+                    self.forget_unit_subject(&check, holds);
                 }
                 self.emit(emitted);
                 if new_file && self.checkpoint_due.is_some() {

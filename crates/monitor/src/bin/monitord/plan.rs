@@ -14,7 +14,7 @@ use monitor_dbus::WatchedSignal;
 use monitor_docker::WatchedContainer;
 use monitor_engine::CheckSpec;
 use monitor_logwatch::{MatchDetails, PatternSpec};
-use monitor_systemd::WatchedService;
+use monitor_systemd::{FailedUnitsWatch, WatchedService};
 use monitor_wire::config_push::ConfigCheck;
 use monitor_wire::CheckId;
 
@@ -31,6 +31,9 @@ pub struct Plan {
     pub log_checks: HashMap<CheckId, LogCheckExtras>,
     /// Services to watch, each for its check.
     pub services: Vec<WatchedService>,
+    /// Checks on every systemd unit's `failed` state (the units the engine holds failed
+    /// are filled in by the agent).
+    pub failed_units: Vec<FailedUnitsWatch>,
     /// Docker containers to watch natively, each for its check.
     pub containers: Vec<WatchedContainer>,
     /// D-Bus signals to listen for, each for its check.
@@ -134,6 +137,10 @@ fn add_check(plan: &mut Plan, settings: &Settings, check: Check) {
                 unit,
             });
         }
+        Some(Watch::FailedUnits) => plan.failed_units.push(FailedUnitsWatch {
+            check: id.clone(),
+            known_failed: Default::default(),
+        }),
         Some(Watch::Container { name }) => plan.containers.push(WatchedContainer {
             check: id.clone(),
             container: name,

@@ -51,7 +51,7 @@ pub fn open(folders: &FolderArgs) -> anyhow::Result<Opened> {
         })?;
         crate::private::refuse_shared_location(folder)?;
     }
-    let check_dir = CheckDir::new(&config_dir);
+    let check_dir = CheckDir::new(&config_dir).with_default_checks(settings.default_checks);
     for folder in [check_dir.available_dir(), check_dir.enabled_dir()] {
         if let Err(error) = std::fs::create_dir_all(&folder) {
             tracing::warn!(folder = %folder.display(), %error, "cannot create the check folder");

@@ -52,19 +52,21 @@ fn watching(plan: &Plan, id: &CheckId, systemd_bus: SystemdBus) -> Option<String
         LogSource::File(path) => format!("following {}", path.display()),
         LogSource::Command(command) => format!("reading the output of @{command}"),
     });
+    let bus = match systemd_bus {
+        SystemdBus::System => "system",
+        SystemdBus::User => "user",
+    };
     let service = plan
         .services
         .iter()
         .find(|service| &service.check == id)
-        .map(|service| {
-            format!(
-                "unit {} on the {} bus",
-                service.unit,
-                match systemd_bus {
-                    SystemdBus::System => "system",
-                    SystemdBus::User => "user",
-                }
-            )
+        .map(|service| format!("unit {} on the {bus} bus", service.unit));
+    let every_unit = plan
+        .failed_units
+        .iter()
+        .find(|watch| &watch.check == id)
+        .map(|_| {
+            format!("every unit on the {bus} bus that enters failed, each a subject of its own")
         });
     let sampled = plan
         .checks
@@ -72,5 +74,5 @@ fn watching(plan: &Plan, id: &CheckId, systemd_bus: SystemdBus) -> Option<String
         .find(|(check, _)| check == id)
         .and_then(|(_, kind)| kind.sampled())
         .map(|sampled| format!("sampled {}", sampled.describe_sampling()));
-    log.or(service).or(sampled)
+    log.or(service).or(every_unit).or(sampled)
 }

@@ -52,6 +52,7 @@ impl Agent {
                 // The agent's own check shows while it has something to say.
                 checks.extend(self.state_dir.status(&self.engine, clock::now()));
                 checks.extend(raised::statuses(&self.engine));
+                checks.extend(super::failed_units::statuses(&self.plan, &self.engine));
                 Response::Status {
                     agent: AgentStatus {
                         version: env!("CARGO_PKG_VERSION").into(),

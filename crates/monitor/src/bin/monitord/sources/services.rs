@@ -1,8 +1,9 @@
 //! systemd units (`service` checks): one D-Bus connection, run while some such check is
 //! enabled. A unit found down gets its journal lines, and is restarted when its check says
-//! `on_failure: restart`, both here, off the loop.
+//! `on_failure: restart`, both here, off the loop. The states of a check on every unit
+//! become the states of one subject per unit (`agent/failed_units.rs`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use super::on_demand::OnDemand;
 use super::source::{
     state_events, watcher_event, with_forwarder, Boxed, Connection, Context, ProblemLog, Source,
 };
+use crate::agent::failed_units::unit_subject;
 use crate::clock;
 
 const SYSTEMD: Connection = Connection {
@@ -34,6 +36,8 @@ pub struct Services {
     watcher: OnDemand<ServiceWatchConfig>,
     /// The checks that restart their unit, as the forwarder reads them.
     restarts: watch::Sender<RestartPolicies>,
+    /// The checks on every unit, as the forwarder reads them.
+    every_unit: watch::Sender<Arc<HashSet<CheckId>>>,
     /// When (on the boot clock) each `on_failure: restart` check last restarted its unit;
     /// kept while the watcher stops and starts again.
     restarted: Arc<Mutex<HashMap<CheckId, Vec<Duration>>>>,
@@ -46,6 +50,7 @@ impl Services {
             tasks: tasks.clone(),
             watcher: OnDemand::new("service"),
             restarts: watch::channel(Arc::default()).0,
+            every_unit: watch::channel(Arc::default()).0,
             restarted: Arc::default(),
         }
     }
@@ -60,18 +65,31 @@ impl Source for Services {
             };
             self.restarts
                 .send_replace(Arc::new(context.plan.restarts.clone()));
-            let config = (!context.plan.services.is_empty()).then(|| ServiceWatchConfig {
+            self.every_unit.send_replace(Arc::new(
+                context
+                    .plan
+                    .failed_units
+                    .iter()
+                    .map(|watch| watch.check.clone())
+                    .collect(),
+            ));
+            let watched =
+                !context.plan.services.is_empty() || !context.plan.failed_units.is_empty();
+            let config = watched.then(|| ServiceWatchConfig {
                 bus,
                 services: context.plan.services.clone(),
+                failed_units: context.plan.failed_units.clone(),
             });
             let events = self.events.clone();
             let restarts = self.restarts.subscribe();
+            let every_unit = self.every_unit.subscribe();
             let restarted = self.restarted.clone();
             self.watcher
                 .configure(config, &self.tasks, move |configs, stop| {
                     let forwarder = Forwarder {
                         bus,
                         restarts,
+                        every_unit,
                         restarted,
                         problems: ProblemLog::default(),
                     };
@@ -93,6 +111,7 @@ impl Source for Services {
 struct Forwarder {
     bus: Bus,
     restarts: watch::Receiver<RestartPolicies>,
+    every_unit: watch::Receiver<Arc<HashSet<CheckId>>>,
     restarted: Arc<Mutex<HashMap<CheckId, Vec<Duration>>>>,
     /// Checks whose unit could not be loaded, as reported.
     problems: ProblemLog,
@@ -124,6 +143,12 @@ impl Forwarder {
         } = event
         else {
             return watcher_event(&mut self.problems, &SYSTEMD, event);
+        };
+        // A check on every unit: each unit is a subject of its own.
+        let check = if self.every_unit.borrow().contains(&check) {
+            unit_subject(&check, &status.unit)
+        } else {
+            check
         };
         let found = status.found();
         if found {
