@@ -8,6 +8,12 @@
 
 use std::path::{Path, PathBuf};
 
+mod kernel_file;
+pub mod load;
+pub mod memory;
+pub mod power;
+pub mod temperature;
+
 /// Where the kernel's files are read: `/sys` and `/proc`, or folders a test or a container
 /// fills with the same layout.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -57,7 +63,11 @@ pub enum Unit {
 pub enum Reading {
     /// A measured number, for the caller to compare with the check's threshold.
     /// `what` names it for a person: "/ used", "SoC temperature", "load per core (5 min)".
-    Value { value: f64, unit: Unit, what: String },
+    Value {
+        value: f64,
+        unit: Unit,
+        what: String,
+    },
     /// A probe that judges by itself (a read-only file system, under-voltage, a process
     /// gone, a plugin's exit code): whether it is bad, and what was seen, for the details.
     Verdict { bad: bool, text: String },
