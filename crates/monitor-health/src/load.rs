@@ -138,7 +138,7 @@ impl LoadProbe {
                 Reading::Value {
                     value: load / stat.cores as f64,
                     unit: Unit::Number,
-                    what: format!("load per core ({})", window.label()),
+                    what: format!("Load per core ({})", window.label()),
                 }
             }
             LoadMeasure::CpuUse => {
@@ -253,12 +253,12 @@ mod tests {
         );
         assert_eq!(one, 3.85 / 4.0);
         assert_eq!(unit, Unit::Number);
-        assert_eq!(what, "load per core (1 min)");
+        assert_eq!(what, "Load per core (1 min)");
         let (five, _, what) = measured(
             LoadProbe::new(LoadMeasure::LoadPerCore(LoadWindow::FiveMinutes)).sample(&roots),
         );
         assert_eq!(five, 2.10 / 4.0);
-        assert_eq!(what, "load per core (5 min)");
+        assert_eq!(what, "Load per core (5 min)");
         let (fifteen, _, _) = measured(
             LoadProbe::new(LoadMeasure::LoadPerCore(LoadWindow::FifteenMinutes)).sample(&roots),
         );

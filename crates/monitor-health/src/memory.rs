@@ -81,7 +81,7 @@ impl MemoryProbe {
                     return Reading::Value {
                         value: (available_kib * 1024) as f64,
                         unit: Unit::Bytes,
-                        what: "memory available".to_owned(),
+                        what: "Memory {value} available".to_owned(),
                     };
                 }
                 if info.total_kib == 0 {
@@ -92,7 +92,7 @@ impl MemoryProbe {
                 Reading::Value {
                     value: percent(available_kib, info.total_kib),
                     unit: Unit::Percent,
-                    what: "memory available".to_owned(),
+                    what: "Memory {value} available".to_owned(),
                 }
             }
             MemoryMeasure::SwapUsedPercent => {
@@ -106,7 +106,7 @@ impl MemoryProbe {
                 Reading::Value {
                     value: percent(used_kib, info.swap_total_kib),
                     unit: Unit::Percent,
-                    what: "swap used".to_owned(),
+                    what: "Swap {value} used".to_owned(),
                 }
             }
         }
@@ -171,7 +171,7 @@ mod tests {
         // 884628 of 949328 kB.
         assert!((value - 93.18).abs() < 0.01, "{value}");
         assert_eq!(unit, Unit::Percent);
-        assert_eq!(what, "memory available");
+        assert_eq!(what, "Memory {value} available");
 
         let (bytes, unit, _) =
             measured(MemoryProbe::new(MemoryMeasure::AvailableBytes).sample(&roots));
@@ -187,7 +187,7 @@ mod tests {
         // 2097148 - 2092540 = 4608 kB of 2 GiB.
         assert!((value - 0.2197).abs() < 0.001, "{value}");
         assert_eq!(unit, Unit::Percent);
-        assert_eq!(what, "swap used");
+        assert_eq!(what, "Swap {value} used");
         let (available, _, _) =
             measured(MemoryProbe::new(MemoryMeasure::AvailablePercent).sample(&roots));
         assert!((available - 54.85).abs() < 0.01, "{available}");
