@@ -26,9 +26,11 @@
 //! /sys, or on Pi kernels before 2018: the reading says so, with the fix.
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use crate::kernel_file;
-use crate::{Reading, Roots};
+use crate::{read_blocking, Reading, Roots};
 
 /// A condition the firmware reports, one bit of its throttled word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -106,10 +108,18 @@ impl PowerCondition {
 
 /// Samples the firmware's throttled bits and judges them: bad while any watched condition
 /// holds.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone)]
 pub struct PowerProbe {
     /// The conditions that make the check CRITICAL (sorted, without repeats).
     pub watched: Vec<PowerCondition>,
+    /// Set while a read runs (see [`PowerProbe::sample`]).
+    busy: Arc<AtomicBool>,
+}
+
+impl PartialEq for PowerProbe {
+    fn eq(&self, other: &Self) -> bool {
+        self.watched == other.watched
+    }
 }
 
 /// The file `get_throttled`, relative to the sysfs root, on the Pi 3 and 4.
@@ -125,7 +135,10 @@ impl PowerProbe {
         let mut watched: Vec<PowerCondition> = conditions.into_iter().collect();
         watched.sort();
         watched.dedup();
-        PowerProbe { watched }
+        PowerProbe {
+            watched,
+            busy: Arc::default(),
+        }
     }
 
     /// What the issue calls "under-voltage and throttling": the default check.
@@ -133,9 +146,20 @@ impl PowerProbe {
         [PowerCondition::UnderVoltage, PowerCondition::Throttled]
     }
 
-    /// Reads the hwmon alarm or `get_throttled` (sysfs attributes of kernel memory, never
-    /// a firmware call: the kernel's own 2 s poll fetches the word).
-    pub fn sample(&self, roots: &Roots) -> Reading {
+    /// One sample, on tokio's blocking pool: current kernels answer from the word their
+    /// 2 s poll fetched, but the 2018 version of `get_throttled` asked the firmware on each
+    /// read, through the mailbox, which may take up to its 1 s timeout.
+    pub async fn sample(&self, roots: &Roots) -> Reading {
+        let probe = self.clone();
+        let roots = roots.clone();
+        read_blocking(&self.busy, "the firmware's throttled bits", move || {
+            probe.read(&roots)
+        })
+        .await
+    }
+
+    /// Reads the hwmon alarm or `get_throttled`, blocking as long as the kernel does.
+    pub fn read(&self, roots: &Roots) -> Reading {
         let only_under_voltage = self
             .watched
             .iter()
@@ -314,7 +338,7 @@ mod tests {
         let roots = fixture_roots("pi4-bookworm");
         let probe = PowerProbe::new(PowerProbe::default_conditions());
         assert_eq!(
-            verdict(probe.sample(&roots)),
+            verdict(probe.read(&roots)),
             (
                 true,
                 "under-voltage now, throttled now (get_throttled 0x50005): use a power supply \
@@ -327,7 +351,7 @@ mod tests {
             PowerCondition::SoftTemperatureLimitSinceBoot,
         ]);
         assert_eq!(
-            verdict(probe.sample(&roots)),
+            verdict(probe.read(&roots)),
             (
                 false,
                 "none of: ARM frequency capped now, soft temperature limit since boot \
@@ -343,7 +367,7 @@ mod tests {
         // logs the kernel's deprecation warning).
         let roots = fixture_roots("pi4-bookworm");
         let probe = PowerProbe::new([PowerCondition::UnderVoltage]);
-        let (bad, text) = verdict(probe.sample(&roots));
+        let (bad, text) = verdict(probe.read(&roots));
         assert!(bad);
         assert!(text.starts_with("under-voltage now (raspberrypi-hwmon in0_lcrit_alarm 1)"));
     }
@@ -354,7 +378,7 @@ mod tests {
         let (_dir, roots) = sysfs(&[(GET_THROTTLED, "80008\n")]);
         let probe = PowerProbe::new([PowerCondition::SoftTemperatureLimit]);
         assert_eq!(
-            verdict(probe.sample(&roots)),
+            verdict(probe.read(&roots)),
             (
                 true,
                 "soft temperature limit now (get_throttled 0x80008): cool the Pi (a heatsink, \
@@ -364,7 +388,7 @@ mod tests {
         );
         let (_dir, roots) = sysfs(&[(GET_THROTTLED, "0\n")]);
         assert_eq!(
-            verdict(PowerProbe::new(PowerProbe::default_conditions()).sample(&roots)),
+            verdict(PowerProbe::new(PowerProbe::default_conditions()).read(&roots)),
             (
                 false,
                 "none of: under-voltage now, throttled now (get_throttled 0x0)".to_owned()
@@ -387,7 +411,7 @@ mod tests {
             driver.join("soc@107c000000:firmware"),
         )
         .unwrap();
-        let (bad, text) = verdict(PowerProbe::new(PowerProbe::default_conditions()).sample(&roots));
+        let (bad, text) = verdict(PowerProbe::new(PowerProbe::default_conditions()).read(&roots));
         assert!(bad);
         assert!(
             text.starts_with("throttled now (get_throttled 0x4)"),
@@ -401,18 +425,18 @@ mod tests {
             ("class/hwmon/hwmon2/name", "rpi_volt\n"),
             ("class/hwmon/hwmon2/in0_lcrit_alarm", "0\n"),
         ]);
-        let (bad, text) = verdict(PowerProbe::new(PowerProbe::default_conditions()).sample(&roots));
+        let (bad, text) = verdict(PowerProbe::new(PowerProbe::default_conditions()).read(&roots));
         assert!(!bad);
         assert!(text.starts_with("no under-voltage (raspberrypi-hwmon in0_lcrit_alarm 0); the other conditions are unknown: no "), "{text}");
 
-        let reading = PowerProbe::new([PowerCondition::Throttled]).sample(&roots);
+        let reading = PowerProbe::new([PowerCondition::Throttled]).read(&roots);
         assert!(matches!(reading, Reading::Unavailable(_)), "{reading:?}");
     }
 
     #[test]
     fn not_a_pi_is_unavailable_with_the_fix() {
         let roots = fixture_roots("pi3-raspbian");
-        let reading = PowerProbe::new(PowerProbe::default_conditions()).sample(&roots);
+        let reading = PowerProbe::new(PowerProbe::default_conditions()).read(&roots);
         let sys = roots.sys.display();
         assert_eq!(
             reading,
@@ -430,7 +454,7 @@ mod tests {
     fn a_garbled_word_is_unavailable() {
         let (dir, roots) = sysfs(&[(GET_THROTTLED, "zz\n")]);
         assert_eq!(
-            PowerProbe::new(PowerProbe::default_conditions()).sample(&roots),
+            PowerProbe::new(PowerProbe::default_conditions()).read(&roots),
             Reading::Unavailable(format!(
                 "{}/{GET_THROTTLED} holds \"zz\", not the firmware's hex word: is sysfs_root a \
                  sysfs?",

@@ -14,9 +14,11 @@
 //! a PMIC) exist only as hwmon chips.
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use crate::kernel_file;
-use crate::{Reading, Roots, Unit};
+use crate::{read_blocking, Reading, Roots, Unit};
 
 /// Zone types of a board's main SoC sensor, the default sensor: the Pi's (device tree and
 /// older downstream kernels), common names on other boards, and Intel's package sensor.
@@ -41,19 +43,48 @@ pub enum TemperatureSensor {
 }
 
 /// Samples one temperature sensor.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone)]
 pub struct TemperatureProbe {
     pub sensor: TemperatureSensor,
+    /// Set while a read runs: a sensor that hangs costs one blocked thread, not one per
+    /// sample.
+    busy: Arc<AtomicBool>,
+}
+
+impl PartialEq for TemperatureProbe {
+    fn eq(&self, other: &Self) -> bool {
+        self.sensor == other.sensor
+    }
 }
 
 impl TemperatureProbe {
     pub fn new(sensor: TemperatureSensor) -> Self {
-        TemperatureProbe { sensor }
+        TemperatureProbe {
+            sensor,
+            busy: Arc::default(),
+        }
     }
 
-    /// Reads the sensor (a sysfs attribute; a slow I2C sensor may take a few milliseconds,
-    /// which is why the agent samples probes off its event loop).
-    pub fn sample(&self, roots: &Roots) -> Reading {
+    /// One sample, on tokio's blocking pool: a thermal zone is a register read, but a
+    /// hwmon input may be a bus transaction (an I2C sensor, a 1-Wire DS18B20 converts for
+    /// 750 ms per read).
+    pub async fn sample(&self, roots: &Roots) -> Reading {
+        let probe = self.clone();
+        let roots = roots.clone();
+        let stalled = format!("the {} sensor", self.sensor_name());
+        read_blocking(&self.busy, &stalled, move || probe.read(&roots)).await
+    }
+
+    fn sensor_name(&self) -> String {
+        match &self.sensor {
+            TemperatureSensor::Soc => "SoC".to_owned(),
+            TemperatureSensor::Zone(zone) => zone.clone(),
+            TemperatureSensor::Hwmon { chip, input } => format!("{chip} {input}"),
+        }
+    }
+
+    /// Reads the sensor, blocking as long as its driver does.
+    pub fn read(&self, roots: &Roots) -> Reading {
         let (path, what) = match self.find(roots) {
             Ok(found) => found,
             Err(message) => return Reading::Unavailable(message),
@@ -219,11 +250,11 @@ mod tests {
     fn the_soc_of_a_pi_4_and_of_an_old_pi_3() {
         let probe = TemperatureProbe::new(TemperatureSensor::Soc);
         assert_eq!(
-            celsius(probe.sample(&fixture_roots("pi4-bookworm"))),
+            celsius(probe.read(&fixture_roots("pi4-bookworm"))),
             (49.66, "SoC temperature".to_owned())
         );
         assert_eq!(
-            celsius(probe.sample(&fixture_roots("pi3-raspbian"))),
+            celsius(probe.read(&fixture_roots("pi3-raspbian"))),
             (44.388, "SoC temperature".to_owned())
         );
     }
@@ -234,7 +265,7 @@ mod tests {
         for wanted in ["cpu-thermal", "thermal_zone0"] {
             let probe = TemperatureProbe::new(TemperatureSensor::Zone(wanted.to_owned()));
             assert_eq!(
-                celsius(probe.sample(&roots)),
+                celsius(probe.read(&roots)),
                 (49.66, "cpu-thermal temperature".to_owned())
             );
         }
@@ -244,7 +275,7 @@ mod tests {
                 input: input.to_owned(),
             });
             assert_eq!(
-                celsius(probe.sample(&roots)),
+                celsius(probe.read(&roots)),
                 (49.66, "cpu_thermal temp1 temperature".to_owned())
             );
         }
@@ -262,10 +293,10 @@ mod tests {
             proc: dir.path().join("proc"),
         };
         let probe = TemperatureProbe::new(TemperatureSensor::Soc);
-        assert_eq!(celsius(probe.sample(&roots)).0, -5.5);
+        assert_eq!(celsius(probe.read(&roots)).0, -5.5);
         std::fs::write(zone.join("temp"), "hot\n").unwrap();
         assert_eq!(
-            unavailable(probe.sample(&roots)),
+            unavailable(probe.read(&roots)),
             format!(
                 "{}/temp holds \"hot\", not a temperature in millidegrees: is sysfs_root a sysfs?",
                 zone.display()
@@ -281,7 +312,7 @@ mod tests {
             proc: empty.path().join("proc"),
         };
         assert_eq!(
-            unavailable(TemperatureProbe::new(TemperatureSensor::Soc).sample(&roots)),
+            unavailable(TemperatureProbe::new(TemperatureSensor::Soc).read(&roots)),
             format!(
                 "no SoC thermal zone (type cpu-thermal, bcm2835_thermal, cpu_thermal, \
                  soc-thermal, soc_thermal, x86_pkg_temp) in {}/class/thermal: this device has \
@@ -293,7 +324,7 @@ mod tests {
 
         let pi4 = fixture_roots("pi4-bookworm");
         let message = unavailable(
-            TemperatureProbe::new(TemperatureSensor::Zone("gpu".to_owned())).sample(&pi4),
+            TemperatureProbe::new(TemperatureSensor::Zone("gpu".to_owned())).read(&pi4),
         );
         assert!(
             message.ends_with("; set `zone:` to one of cpu-thermal (thermal_zone0)"),
@@ -304,7 +335,7 @@ mod tests {
                 chip: "ds18b20".to_owned(),
                 input: "temp1".to_owned(),
             })
-            .sample(&pi4),
+            .read(&pi4),
         );
         assert!(
             message.ends_with(": set `chip:` to one of cpu_thermal, rpi_volt"),
@@ -315,7 +346,7 @@ mod tests {
                 chip: "rpi_volt".to_owned(),
                 input: "temp1".to_owned(),
             })
-            .sample(&pi4),
+            .read(&pi4),
         );
         assert!(message.contains("has no temp1_input"), "{message}");
     }
