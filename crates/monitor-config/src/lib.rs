@@ -51,11 +51,13 @@ pub use check::{Check, CheckFormat};
 pub use create::{CreateArgument, CreateCommand};
 pub use kind::{
     mender_keys, AlertOverrides, CheckDefinition, CheckKind, DbusCheck, DbusDefinition, Debounce,
-    DiskusageCheck, DiskusageDefinition, DiskusageMetric, LogCheck, LogDefinition, OnFailure,
-    Quantity, RemediationAction, SampleInterval, SampledCheck, SampledDefinition, SampledFields,
-    SampledTexts, Sampling, ServiceCheck, ServiceDefinition, ServiceKind, StorageAspect,
-    StorageCheck, StorageDefinition, ThresholdRule, UnknownServiceKind, CREATE_COMMANDS,
-    MENDER_DBUS_KEYS, MENDER_DISKUSAGE_KEYS, MENDER_LOG_KEYS, MENDER_SERVICE_KEYS,
+    DiskusageCheck, DiskusageDefinition, DiskusageMetric, LoadCheck, LoadDefinition, LoadMetric,
+    LogCheck, LogDefinition, MemoryCheck, MemoryDefinition, MemoryMetric, OnFailure, PowerCheck,
+    PowerDefinition, Quantity, RemediationAction, SampleInterval, SampledCheck, SampledDefinition,
+    SampledFields, SampledTexts, Sampling, ServiceCheck, ServiceDefinition, ServiceKind,
+    StorageAspect, StorageCheck, StorageDefinition, TemperatureCheck, TemperatureDefinition,
+    ThresholdRule, UnknownServiceKind, CREATE_COMMANDS, MENDER_DBUS_KEYS, MENDER_DISKUSAGE_KEYS,
+    MENDER_LOG_KEYS, MENDER_SERVICE_KEYS,
 };
 pub use mender::{parse_shell_assignments, ShellAssignment, ShellSyntaxError};
 pub use mender_settings::{
