@@ -47,3 +47,4 @@ mod services;
 mod signals;
 mod state;
 mod storage;
+mod vitals;

@@ -235,7 +235,12 @@ impl CheckDefinition {
     /// The file `monitorctl create` writes: a comment naming the check, then the keys that
     /// are set.
     pub fn to_yaml(&self, id: &CheckId) -> Result<String, serde_norway::Error> {
-        let body = serde_norway::to_string(self)?;
+        let mut body = serde_norway::to_string(self)?;
+        // A check with every key at its default (`create power pi_power`) would read `{}`:
+        // nothing, instead, so a line added by hand (`interval: 1s`) makes valid YAML.
+        if body.trim() == "{}" {
+            body.clear();
+        }
         Ok(format!("# {} check {}\n{body}", id.subsystem, id.name))
     }
 

@@ -211,6 +211,12 @@ fn power_watches_under_voltage_and_throttling_by_default() {
         "under_voltage, throttled (every 30s)"
     );
 
+    // Every key at its default: an empty file (not `{}`), which a hand-added line extends.
+    let (yaml, _) = created(Subsystem::Power, &["pi_power"]);
+    assert_eq!(yaml, "# power check pi_power\n");
+    let extended = format!("{yaml}interval: 1s\n");
+    assert!(resolve(Subsystem::Power, &extended).is_ok());
+
     let (yaml, kind) = created(
         Subsystem::Power,
         &["supply", "under_voltage_since_boot,under_voltage"],
