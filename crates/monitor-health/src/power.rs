@@ -21,6 +21,9 @@
 //!   raspberrypi-hwmon.rst): `in0_lcrit_alarm`, `1` when the under-voltage bit was set at
 //!   its last 2 s poll. Under-voltage only, the interface the kernel recommends.
 //!
+//! raspberrypi-hwmon asks the firmware to clear the sticky bits at each poll (request value
+//! `0xffff`), so with that driver bits 16-19 may span only the last poll, not the boot.
+//!
 //! So a check of under-voltage alone reads the hwmon alarm, and one that needs another bit
 //! reads `get_throttled`. Neither exists on other boards, in a container without the Pi's
 //! /sys, or on Pi kernels before 2018: the reading says so, with the fix.
