@@ -61,7 +61,10 @@ impl FakeKernel {
     /// The Pi 4's SoC zone at `millidegrees`.
     fn soc_temperature(&self, millidegrees: i64) {
         self.sys("class/thermal/thermal_zone0/type", "cpu-thermal\n");
-        self.sys("class/thermal/thermal_zone0/temp", &format!("{millidegrees}\n"));
+        self.sys(
+            "class/thermal/thermal_zone0/temp",
+            &format!("{millidegrees}\n"),
+        );
     }
 
     /// The firmware's throttled word, as drivers/firmware/raspberrypi.c prints it.
