@@ -364,6 +364,22 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_sample_through_probe_reads_on_the_blocking_pool() {
+        let probe = crate::Probe::Power(PowerProbe::new(PowerProbe::default_conditions()));
+        let (bad, text) = verdict(probe.sample(&fixture_roots("pi4-bookworm")).await);
+        assert!(bad);
+        assert!(text.starts_with("under-voltage now, throttled now (get_throttled 0x50005)"));
+        // Memory and load read procfs in place.
+        let memory = crate::Probe::Memory(crate::memory::MemoryProbe::new(
+            crate::memory::MemoryMeasure::AvailablePercent,
+        ));
+        assert!(matches!(
+            memory.sample(&fixture_roots("pi3-raspbian")).await,
+            Reading::Value { .. }
+        ));
+    }
+
     #[test]
     fn under_voltage_alone_reads_the_hwmon_alarm() {
         // The Pi 4 fixture's rpi_volt alarm is 1; its get_throttled is not read (a read

@@ -259,6 +259,15 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_sample_through_probe_reads_on_the_blocking_pool() {
+        let probe = crate::Probe::Temperature(TemperatureProbe::new(TemperatureSensor::Soc));
+        assert_eq!(
+            celsius(probe.sample(&fixture_roots("pi4-bookworm")).await),
+            (49.66, "SoC temperature".to_owned())
+        );
+    }
+
     #[test]
     fn a_zone_by_type_or_folder_and_a_hwmon_input() {
         let roots = fixture_roots("pi4-bookworm");
