@@ -237,3 +237,65 @@ fn under_voltage_from_the_firmwares_bits_is_critical_until_it_clears() {
     alerts.expect("CRITICAL", "temperature soc_heat");
     agent.assert_alive();
 }
+
+/// `/proc/stat` of a four-core Pi 4 whose `cpu` line has `busy` and `idle` ticks (the
+/// counters split as user and idle; fs/proc/stat.c's format).
+fn stat_with(busy: u64, idle: u64) -> String {
+    let mut text = format!("cpu  {busy} 0 0 {idle} 0 0 0 0 0 0\n");
+    for core in 0..4 {
+        text.push_str(&format!(
+            "cpu{core} {} 0 0 {} 0 0 0 0 0 0\n",
+            busy / 4,
+            idle / 4
+        ));
+    }
+    text.push_str(
+        "ctxt 11302934\nbtime 1733131200\nprocesses 9836\nprocs_running 2\nprocs_blocked 0\n",
+    );
+    text
+}
+
+/// The 5-minute load average over one per core (4 cores) is CRITICAL until it falls below
+/// 0.8 per core; CPU use is measured between two samples, so a burst of work after an idle
+/// boot is seen at the next sample (and is the sentinel that nothing else followed).
+#[test]
+fn load_per_core_and_cpu_use_over_the_interval() {
+    let sandbox = Sandbox::new();
+    let kernel = FakeKernel::new(&sandbox);
+    kernel.proc("loadavg", "0.50 0.40 0.30 1/312 1822\n");
+    kernel.proc("stat", &stat_with(1_000, 99_000));
+    create_sampled_every_second(&sandbox, "load", "busy", &["load5", "1"]);
+    create_sampled_every_second(&sandbox, "load", "cpu_use", &["cpu", "90"]);
+    let mut alerts = sandbox.follow_alerts();
+    let mut agent = sandbox.start_agent();
+    eventually("status shows the load OK", || {
+        let status = status_of(&sandbox, "load", "busy");
+        status["state"] == "ok" && status["detail"] == "sampled every 1s, threshold 1, clear 0.8"
+    });
+
+    kernel.proc("loadavg", "6.10 4.40 2.00 7/312 1822\n");
+    let (_, critical) = alerts.expect("CRITICAL", "load busy");
+    assert_eq!(critical["name"], "Load per core has reached 1");
+    assert_eq!(
+        critical["subject"]["details"]["description"],
+        "Load per core (5 min) 1.1 (threshold 1)"
+    );
+
+    // 3.6 per core over 4 cores is 0.9: under the threshold, not under the clear one.
+    // The sentinel comes next: every core busy since the last sample.
+    kernel.proc("loadavg", "4.00 3.60 2.10 5/312 1822\n");
+    kernel.proc("stat", &stat_with(1_400, 99_000));
+    let (_, cpu) = alerts.expect("CRITICAL", "load cpu_use");
+    assert_eq!(
+        cpu["subject"]["details"]["description"],
+        "CPU use 100% (threshold 90%)"
+    );
+
+    kernel.proc("loadavg", "1.00 0.80 0.60 1/312 1822\n");
+    let (_, ok) = alerts.expect("OK", "load busy");
+    assert_eq!(
+        ok["subject"]["details"]["description"],
+        "Load per core (5 min) 0.2 (threshold 1)"
+    );
+    agent.assert_alive();
+}

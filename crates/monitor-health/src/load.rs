@@ -12,7 +12,7 @@
 //! counted in user and nice). The `cpuN` lines also give the number of cores the load is
 //! divided by, read through the same root as the load.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::kernel_file;
 use crate::{Reading, Roots, Unit};
@@ -47,11 +47,12 @@ pub enum LoadMeasure {
 }
 
 /// Samples `/proc/loadavg` or `/proc/stat`. For CPU use it keeps the counters of the
-/// previous sample, so one probe serves one check.
-#[derive(Debug)]
+/// previous sample, so one probe serves one check; its clones share them (the agent samples
+/// a clone of its check's probe on another task), a new probe starts afresh.
+#[derive(Debug, Clone)]
 pub struct LoadProbe {
     pub measure: LoadMeasure,
-    window: Mutex<Window>,
+    window: Arc<Mutex<Window>>,
 }
 
 /// The CPU-use window in progress: the counters it started from, and the last use measured
@@ -60,13 +61,6 @@ pub struct LoadProbe {
 struct Window {
     start: Option<CpuTimes>,
     last_use: Option<f64>,
-}
-
-impl Clone for LoadProbe {
-    /// A clone starts its own window: it has not sampled yet.
-    fn clone(&self) -> Self {
-        LoadProbe::new(self.measure)
-    }
 }
 
 impl PartialEq for LoadProbe {
@@ -103,7 +97,7 @@ impl LoadProbe {
     pub fn new(measure: LoadMeasure) -> Self {
         LoadProbe {
             measure,
-            window: Mutex::new(Window::default()),
+            window: Arc::default(),
         }
     }
 
@@ -275,10 +269,11 @@ mod tests {
         let stat =
             std::fs::read_to_string(fixture_roots("pi4-bookworm").proc.join("stat")).unwrap();
         std::fs::write(dir.path().join("stat"), &stat).unwrap();
+        // Each sample on a clone, as the agent takes them.
         let probe = LoadProbe::new(LoadMeasure::CpuUse);
 
         // First sample: since boot. busy = 98314+1205+40127+0+2313+0, idle = 3915621+6218.
-        let (since_boot, unit, what) = measured(probe.sample(&roots));
+        let (since_boot, unit, what) = measured(probe.clone().sample(&roots));
         let busy = 98314.0 + 1205.0 + 40127.0 + 2313.0;
         assert!((since_boot - busy * 100.0 / (busy + 3915621.0 + 6218.0)).abs() < 1e-9);
         assert_eq!(unit, Unit::Percent);
@@ -291,20 +286,26 @@ mod tests {
             1,
         );
         std::fs::write(dir.path().join("stat"), &later).unwrap();
-        let (window, _, _) = measured(probe.sample(&roots));
+        let (window, _, _) = measured(probe.clone().sample(&roots));
         assert!((window - 75.0).abs() < 1e-9, "{window}");
 
         // Unchanged counters (two samples within a tick) say the last figure again.
-        let (same, _, _) = measured(probe.sample(&roots));
+        let (same, _, _) = measured(probe.clone().sample(&roots));
         assert_eq!(same, window);
     }
 
     #[test]
-    fn a_clone_starts_its_own_window() {
+    fn clones_share_the_window_and_a_new_probe_starts_afresh() {
         let probe = LoadProbe::new(LoadMeasure::CpuUse);
-        probe.window.lock().unwrap().start = Some(CpuTimes { busy: 1, idle: 1 });
-        assert_eq!(*probe.clone().window.lock().unwrap(), Window::default());
-        assert_eq!(probe.clone(), probe);
+        probe.clone().window.lock().unwrap().start = Some(CpuTimes { busy: 1, idle: 1 });
+        assert_eq!(
+            probe.window.lock().unwrap().start,
+            Some(CpuTimes { busy: 1, idle: 1 })
+        );
+        let fresh = LoadProbe::new(LoadMeasure::CpuUse);
+        assert_eq!(*fresh.window.lock().unwrap(), Window::default());
+        // The same check all the same: a reload keeps the one that has a window.
+        assert_eq!(fresh, probe);
     }
 
     #[test]
