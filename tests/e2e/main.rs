@@ -49,3 +49,4 @@ mod services;
 mod signals;
 mod state;
 mod storage;
+mod vitals;

@@ -7,7 +7,9 @@
 //! Every read of a kernel file goes through [`Roots`], so tests and containers can point
 //! it at a folder that holds the files of another machine (a Raspberry Pi's).
 //!
-//! - [`Probe`]: one variant per kind of read, each in its own module ([`disk`], [`storage`]).
+//! - [`Probe`]: one variant per kind of read, each in its own module ([`disk`], [`storage`],
+//!   [`memory`], [`load`], [`temperature`], [`power`]). A probe may keep what a measure
+//!   needs from the previous sample (CPU use is the difference of two `/proc/stat`s).
 //! - [`Reading`]: what one sample gives: a value with its unit, a verdict, or nothing
 //!   (with the fix), never an error that stops the agent.
 //! - [`threshold`]: thresholds, hysteresis and debounce, pure (no clock, no I/O).
@@ -16,7 +18,12 @@
 //! It knows no check, no alert and no engine: the agent turns what it says into alerts.
 
 pub mod disk;
+mod kernel_file;
+pub mod load;
+pub mod memory;
+pub mod power;
 pub mod storage;
+pub mod temperature;
 pub mod text;
 pub mod threshold;
 
@@ -107,6 +114,14 @@ pub enum Probe {
     Disk(disk::DiskProbe),
     /// A file system turned read-only, its ext4 errors, its eMMC's wear.
     Storage(storage::StorageProbe),
+    /// Memory available, or swap used, from `/proc/meminfo`.
+    Memory(memory::MemoryProbe),
+    /// The load average per core, or CPU use, from `/proc/loadavg` and `/proc/stat`.
+    Load(load::LoadProbe),
+    /// A thermal zone or hwmon temperature, the SoC's by default.
+    Temperature(temperature::TemperatureProbe),
+    /// A Raspberry Pi's under-voltage and throttling, from the firmware's bits.
+    Power(power::PowerProbe),
 }
 
 impl Probe {
@@ -116,6 +131,11 @@ impl Probe {
         match self {
             Probe::Disk(probe) => probe.sample(roots).await,
             Probe::Storage(probe) => probe.sample(roots).await,
+            // procfs tables are kernel memory: reading them never waits on a device.
+            Probe::Memory(probe) => probe.sample(roots),
+            Probe::Load(probe) => probe.sample(roots),
+            Probe::Temperature(probe) => probe.sample(roots).await,
+            Probe::Power(probe) => probe.sample(roots).await,
         }
     }
 }

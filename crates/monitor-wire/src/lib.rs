@@ -47,6 +47,14 @@ pub enum Subsystem {
     Diskusage,
     /// A file system turned read-only, its ext4 errors, its eMMC's wear (sampled).
     Storage,
+    /// Memory available, or swap used (sampled).
+    Memory,
+    /// The load average per core, or CPU use (sampled).
+    Load,
+    /// A temperature sensor, the SoC's by default (sampled).
+    Temperature,
+    /// A Raspberry Pi's under-voltage and throttling, from the firmware (sampled).
+    Power,
     /// The agent itself (its state folder not taking writes, say): no check file makes
     /// one, so it is not in [`Subsystem::ALL`] and does not parse from a file name.
     Monitor,
@@ -54,13 +62,17 @@ pub enum Subsystem {
 
 impl Subsystem {
     /// Every subsystem a check file can have.
-    pub const ALL: [Subsystem; 6] = [
+    pub const ALL: [Subsystem; 10] = [
         Subsystem::Log,
         Subsystem::Service,
         Subsystem::Dbus,
         Subsystem::Dockerevents,
         Subsystem::Diskusage,
         Subsystem::Storage,
+        Subsystem::Memory,
+        Subsystem::Load,
+        Subsystem::Temperature,
+        Subsystem::Power,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -71,6 +83,10 @@ impl Subsystem {
             Subsystem::Dockerevents => "dockerevents",
             Subsystem::Diskusage => "diskusage",
             Subsystem::Storage => "storage",
+            Subsystem::Memory => "memory",
+            Subsystem::Load => "load",
+            Subsystem::Temperature => "temperature",
+            Subsystem::Power => "power",
             Subsystem::Monitor => "monitor",
         }
     }

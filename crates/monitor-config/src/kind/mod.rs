@@ -9,10 +9,16 @@
 
 mod dbus;
 mod diskusage;
+mod load;
 mod log;
+mod memory;
+mod power;
 pub(crate) mod sampled;
 mod service;
 mod storage;
+mod temperature;
+#[cfg(test)]
+mod vitals_tests;
 
 use std::path::Path;
 
@@ -25,7 +31,10 @@ pub use self::dbus::{DbusCheck, DbusDefinition, MENDER_DBUS_KEYS};
 pub use self::diskusage::{
     DiskusageCheck, DiskusageDefinition, DiskusageMetric, MENDER_DISKUSAGE_KEYS,
 };
+pub use self::load::{LoadCheck, LoadDefinition, LoadMetric};
 pub use self::log::{AlertOverrides, LogCheck, LogDefinition, MENDER_LOG_KEYS};
+pub use self::memory::{MemoryCheck, MemoryDefinition, MemoryMetric};
+pub use self::power::{PowerCheck, PowerDefinition};
 pub use self::sampled::{
     Debounce, Quantity, SampleInterval, SampledCheck, SampledDefinition, SampledFields,
     SampledTexts, Sampling, ThresholdRule,
@@ -35,6 +44,7 @@ pub use self::service::{
     ALL_UNITS, ALL_UNITS_CHECK_NAME, MENDER_SERVICE_KEYS,
 };
 pub use self::storage::{StorageAspect, StorageCheck, StorageDefinition};
+pub use self::temperature::{TemperatureCheck, TemperatureDefinition};
 use crate::create::{CreateCommand, CreateValues};
 use crate::mender;
 use crate::problem::{parse_yaml, Problem};
@@ -53,6 +63,10 @@ pub enum CheckDefinition {
     Dbus(DbusDefinition),
     Diskusage(SampledDefinition<DiskusageDefinition>),
     Storage(SampledDefinition<StorageDefinition>),
+    Memory(SampledDefinition<MemoryDefinition>),
+    Load(SampledDefinition<LoadDefinition>),
+    Temperature(SampledDefinition<TemperatureDefinition>),
+    Power(SampledDefinition<PowerDefinition>),
 }
 
 /// What a check watches, validated.
@@ -64,16 +78,24 @@ pub enum CheckKind {
     Dbus(DbusCheck),
     Diskusage(DiskusageCheck),
     Storage(StorageCheck),
+    Memory(MemoryCheck),
+    Load(LoadCheck),
+    Temperature(TemperatureCheck),
+    Power(PowerCheck),
 }
 
 /// `monitorctl create`'s subcommands, in the order its help lists them.
-pub const CREATE_COMMANDS: [CreateCommand; 6] = [
+pub const CREATE_COMMANDS: [CreateCommand; 10] = [
     LogDefinition::CREATE,
     ServiceDefinition::CREATE,
     LogDefinition::CREATE_DOCKER_EVENTS,
     DbusDefinition::CREATE,
     DiskusageDefinition::CREATE,
     StorageDefinition::CREATE,
+    MemoryDefinition::CREATE,
+    LoadDefinition::CREATE,
+    TemperatureDefinition::CREATE,
+    PowerDefinition::CREATE,
 ];
 
 /// The keys a Mender check file of `subsystem` may set.
@@ -83,7 +105,12 @@ pub fn mender_keys(subsystem: Subsystem) -> &'static [&'static str] {
         Subsystem::Service => &MENDER_SERVICE_KEYS,
         Subsystem::Dbus => &MENDER_DBUS_KEYS,
         Subsystem::Diskusage => &MENDER_DISKUSAGE_KEYS,
-        Subsystem::Storage | Subsystem::Monitor => &[],
+        Subsystem::Storage
+        | Subsystem::Memory
+        | Subsystem::Load
+        | Subsystem::Temperature
+        | Subsystem::Power
+        | Subsystem::Monitor => &[],
     }
 }
 
@@ -105,6 +132,16 @@ impl CheckDefinition {
             }
             Subsystem::Storage => {
                 SampledDefinition::from_yaml(value, file).map(CheckDefinition::Storage)
+            }
+            Subsystem::Memory => {
+                SampledDefinition::from_yaml(value, file).map(CheckDefinition::Memory)
+            }
+            Subsystem::Load => SampledDefinition::from_yaml(value, file).map(CheckDefinition::Load),
+            Subsystem::Temperature => {
+                SampledDefinition::from_yaml(value, file).map(CheckDefinition::Temperature)
+            }
+            Subsystem::Power => {
+                SampledDefinition::from_yaml(value, file).map(CheckDefinition::Power)
             }
             Subsystem::Monitor => Err(vec![agent_only(file)]),
         }
@@ -142,7 +179,11 @@ impl CheckDefinition {
             Subsystem::Diskusage => {
                 DiskusageDefinition::from_mender(&mut values).map(CheckDefinition::Diskusage)
             }
-            Subsystem::Storage => {
+            Subsystem::Storage
+            | Subsystem::Memory
+            | Subsystem::Load
+            | Subsystem::Temperature
+            | Subsystem::Power => {
                 values.file_problem(no_mender_form(subsystem, file));
                 None
             }
@@ -161,30 +202,45 @@ impl CheckDefinition {
         values: &[Option<String>],
     ) -> Result<(CheckId, Self), String> {
         let values = CreateValues(values);
-        let (name, definition) = match subsystem {
-            Subsystem::Log => {
-                LogDefinition::from_create(values).map(|(n, d)| (n, CheckDefinition::Log(d)))
-            }
-            Subsystem::Dockerevents => LogDefinition::from_create_docker_events(values)
-                .map(|(n, d)| (n, CheckDefinition::Log(d))),
-            Subsystem::Service => ServiceDefinition::from_create(values)
-                .map(|(n, d)| (n, CheckDefinition::Service(d))),
-            Subsystem::Dbus => {
-                DbusDefinition::from_create(values).map(|(n, d)| (n, CheckDefinition::Dbus(d)))
-            }
-            Subsystem::Diskusage => DiskusageDefinition::from_create(values)
-                .map(|(n, d)| (n, CheckDefinition::Diskusage(d))),
-            Subsystem::Storage => StorageDefinition::from_create(values)
-                .map(|(n, d)| (n, CheckDefinition::Storage(d))),
-            Subsystem::Monitor => Err(agent_only(Path::new("monitorctl create")).message),
-        }?;
+        let (name, definition) =
+            match subsystem {
+                Subsystem::Log => {
+                    LogDefinition::from_create(values).map(|(n, d)| (n, CheckDefinition::Log(d)))
+                }
+                Subsystem::Dockerevents => LogDefinition::from_create_docker_events(values)
+                    .map(|(n, d)| (n, CheckDefinition::Log(d))),
+                Subsystem::Service => ServiceDefinition::from_create(values)
+                    .map(|(n, d)| (n, CheckDefinition::Service(d))),
+                Subsystem::Dbus => {
+                    DbusDefinition::from_create(values).map(|(n, d)| (n, CheckDefinition::Dbus(d)))
+                }
+                Subsystem::Diskusage => DiskusageDefinition::from_create(values)
+                    .map(|(n, d)| (n, CheckDefinition::Diskusage(d))),
+                Subsystem::Storage => StorageDefinition::from_create(values)
+                    .map(|(n, d)| (n, CheckDefinition::Storage(d))),
+                Subsystem::Memory => MemoryDefinition::from_create(values)
+                    .map(|(n, d)| (n, CheckDefinition::Memory(d))),
+                Subsystem::Load => {
+                    LoadDefinition::from_create(values).map(|(n, d)| (n, CheckDefinition::Load(d)))
+                }
+                Subsystem::Temperature => TemperatureDefinition::from_create(values)
+                    .map(|(n, d)| (n, CheckDefinition::Temperature(d))),
+                Subsystem::Power => PowerDefinition::from_create(values)
+                    .map(|(n, d)| (n, CheckDefinition::Power(d))),
+                Subsystem::Monitor => Err(agent_only(Path::new("monitorctl create")).message),
+            }?;
         Ok((CheckId::new(subsystem, name), definition))
     }
 
     /// The file `monitorctl create` writes: a comment naming the check, then the keys that
     /// are set.
     pub fn to_yaml(&self, id: &CheckId) -> Result<String, serde_norway::Error> {
-        let body = serde_norway::to_string(self)?;
+        let mut body = serde_norway::to_string(self)?;
+        // A check with every key at its default (`create power pi_power`) would read `{}`:
+        // nothing, instead, so a line added by hand (`interval: 1s`) makes valid YAML.
+        if body.trim() == "{}" {
+            body.clear();
+        }
         Ok(format!("# {} check {}\n{body}", id.subsystem, id.name))
     }
 
@@ -200,6 +256,10 @@ impl CheckDefinition {
                 | (CheckDefinition::Dbus(_), Subsystem::Dbus)
                 | (CheckDefinition::Diskusage(_), Subsystem::Diskusage)
                 | (CheckDefinition::Storage(_), Subsystem::Storage)
+                | (CheckDefinition::Memory(_), Subsystem::Memory)
+                | (CheckDefinition::Load(_), Subsystem::Load)
+                | (CheckDefinition::Temperature(_), Subsystem::Temperature)
+                | (CheckDefinition::Power(_), Subsystem::Power)
         )
     }
 
@@ -211,6 +271,10 @@ impl CheckDefinition {
             CheckDefinition::Dbus(_) => Subsystem::Dbus,
             CheckDefinition::Diskusage(_) => Subsystem::Diskusage,
             CheckDefinition::Storage(_) => Subsystem::Storage,
+            CheckDefinition::Memory(_) => Subsystem::Memory,
+            CheckDefinition::Load(_) => Subsystem::Load,
+            CheckDefinition::Temperature(_) => Subsystem::Temperature,
+            CheckDefinition::Power(_) => Subsystem::Power,
         }
     }
 
@@ -228,6 +292,12 @@ impl CheckDefinition {
             CheckDefinition::Storage(definition) => {
                 definition.resolve(file).map(CheckKind::Storage)
             }
+            CheckDefinition::Memory(definition) => definition.resolve(file).map(CheckKind::Memory),
+            CheckDefinition::Load(definition) => definition.resolve(file).map(CheckKind::Load),
+            CheckDefinition::Temperature(definition) => {
+                definition.resolve(file).map(CheckKind::Temperature)
+            }
+            CheckDefinition::Power(definition) => definition.resolve(file).map(CheckKind::Power),
         }
     }
 }
@@ -241,6 +311,10 @@ impl CheckKind {
             CheckKind::Dbus(check) => check.engine_spec(id, settings),
             CheckKind::Diskusage(check) => check.sampled.engine_spec(),
             CheckKind::Storage(check) => check.sampled.engine_spec(),
+            CheckKind::Memory(check) => check.sampled.engine_spec(),
+            CheckKind::Load(check) => check.sampled.engine_spec(),
+            CheckKind::Temperature(check) => check.sampled.engine_spec(),
+            CheckKind::Power(check) => check.sampled.engine_spec(),
         }
     }
 
@@ -264,7 +338,12 @@ impl CheckKind {
             CheckKind::Service(check) => check.config_push(id, status),
             CheckKind::Dbus(check) => check.config_push(id, status, settings),
             // Mender's config push knows log, service and D-Bus checks only.
-            CheckKind::Diskusage(_) | CheckKind::Storage(_) => return None,
+            CheckKind::Diskusage(_)
+            | CheckKind::Storage(_)
+            | CheckKind::Memory(_)
+            | CheckKind::Load(_)
+            | CheckKind::Temperature(_)
+            | CheckKind::Power(_) => return None,
         };
         pushed.name = format!("{}.sh", id.name);
         Some(pushed)
@@ -277,7 +356,12 @@ impl CheckKind {
             CheckKind::Log(check) => check.watch(),
             CheckKind::Service(check) => check.watch(),
             CheckKind::Dbus(check) => check.watch(),
-            CheckKind::Diskusage(_) | CheckKind::Storage(_) => return None,
+            CheckKind::Diskusage(_)
+            | CheckKind::Storage(_)
+            | CheckKind::Memory(_)
+            | CheckKind::Load(_)
+            | CheckKind::Temperature(_)
+            | CheckKind::Power(_) => return None,
         })
     }
 
@@ -288,6 +372,10 @@ impl CheckKind {
             CheckKind::Log(_) | CheckKind::Service(_) | CheckKind::Dbus(_) => None,
             CheckKind::Diskusage(check) => Some(&check.sampled),
             CheckKind::Storage(check) => Some(&check.sampled),
+            CheckKind::Memory(check) => Some(&check.sampled),
+            CheckKind::Load(check) => Some(&check.sampled),
+            CheckKind::Temperature(check) => Some(&check.sampled),
+            CheckKind::Power(check) => Some(&check.sampled),
         }
     }
 
@@ -299,6 +387,10 @@ impl CheckKind {
             CheckKind::Dbus(check) => check.describe_source(),
             CheckKind::Diskusage(check) => check.describe_source(),
             CheckKind::Storage(check) => check.describe_source(),
+            CheckKind::Memory(check) => check.describe_source(),
+            CheckKind::Load(check) => check.describe_source(),
+            CheckKind::Temperature(check) => check.describe_source(),
+            CheckKind::Power(check) => check.describe_source(),
         }
     }
 }
@@ -313,7 +405,12 @@ pub(crate) fn rename_fields_to_mender(subsystem: Subsystem, mut problem: Problem
         Subsystem::Service => ServiceDefinition::mender_key(field),
         Subsystem::Dbus => DbusDefinition::mender_key(field),
         Subsystem::Diskusage => DiskusageDefinition::mender_key(field),
-        Subsystem::Storage | Subsystem::Monitor => None,
+        Subsystem::Storage
+        | Subsystem::Memory
+        | Subsystem::Load
+        | Subsystem::Temperature
+        | Subsystem::Power
+        | Subsystem::Monitor => None,
     };
     if let Some(key) = mender_key {
         problem.field = Some(key.to_owned());
