@@ -4,7 +4,7 @@
 
 use std::fs;
 
-use crate::harness::{append, stderr, stdout, Sandbox};
+use crate::harness::{append, eventually, stderr, stdout, Sandbox};
 use crate::user_manager::UserManager;
 
 /// A sandbox with the default checks on (the harness turns them off for other tests).
@@ -145,5 +145,76 @@ fn default_checks_false_turns_them_off_and_a_file_of_the_same_id_replaces_one() 
     assert_eq!(
         listed(&sandbox, "service", "failed_units").as_deref(),
         Some("service failed_units yes (default) - every unit that fails (systemd)")
+    );
+}
+
+/// The `status --json` entry of `<kind> <name>`.
+fn status_of(sandbox: &Sandbox, kind: &str, name: &str) -> serde_json::Value {
+    let output = sandbox.monitorctl(&["status", "--json"]);
+    assert!(output.status.success(), "monitorctl status: {output:?}");
+    let status: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    status["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|check| check["check"]["subsystem"] == kind && check["check"]["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no check {kind} {name} in {status:#}"))
+}
+
+/// The device-health defaults: listed, quiet on a board without the sensor (status says it
+/// is not on this device, not an error) and alerting on one that has it: a Pi 4's SoC at
+/// 85 °C (its zone written under `sysfs_root`) is CRITICAL with no check file at all.
+#[test]
+fn the_health_defaults_are_quiet_without_the_hardware_and_alert_with_it() {
+    let probe = Sandbox::new();
+    let sys = probe.path("sys");
+    fs::create_dir_all(&sys).unwrap();
+    let sandbox = sandbox_with_defaults(&format!("sysfs_root: {}\n", sys.display()));
+    for (kind, check, row) in [
+        (
+            "diskusage",
+            "root_space",
+            "diskusage root_space yes (default)",
+        ),
+        (
+            "storage",
+            "root_readonly",
+            "storage root_readonly yes (default)",
+        ),
+        ("temperature", "soc", "temperature soc yes (default)"),
+        ("power", "board", "power board yes (default)"),
+    ] {
+        let listed = listed(&sandbox, kind, check).unwrap_or_else(|| panic!("{kind} {check}"));
+        assert!(listed.starts_with(row), "{listed}");
+    }
+
+    // No thermal zone, no Pi firmware: both say so, neither is an error.
+    let agent = sandbox.start_agent();
+    for (kind, check) in [("temperature", "soc"), ("power", "board")] {
+        eventually(&format!("status says {kind} {check} is not here"), || {
+            let status = status_of(&sandbox, kind, check);
+            status["state"] == "unknown"
+                && status["detail"]
+                    .as_str()
+                    .is_some_and(|detail| detail.starts_with("not on this device"))
+        });
+    }
+    agent.stop();
+
+    // A Pi 4's SoC zone at 85 °C (bcm2711_thermal shows millidegrees).
+    fs::create_dir_all(sys.join("class/thermal/thermal_zone0")).unwrap();
+    fs::write(
+        sys.join("class/thermal/thermal_zone0/type"),
+        "cpu-thermal\n",
+    )
+    .unwrap();
+    fs::write(sys.join("class/thermal/thermal_zone0/temp"), "85000\n").unwrap();
+    let mut alerts = sandbox.follow_alerts();
+    let _agent = sandbox.start_agent();
+    let (_, critical) = alerts.expect("CRITICAL", "temperature soc");
+    assert_eq!(
+        critical["subject"]["details"]["description"],
+        "SoC temperature 85 °C (threshold 80 °C)"
     );
 }

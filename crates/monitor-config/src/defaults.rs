@@ -35,6 +35,14 @@ macro_rules! default_check {
 pub const DEFAULT_CHECKS: &[DefaultCheck] = &[
     // Every systemd unit that enters `failed`, one subject per unit.
     default_check!("service_failed_units.yaml"),
+    // The root file system over 90% used (Mender's `diskusage root_space`).
+    default_check!("diskusage_root_space.yaml"),
+    // The root file system turned read-only.
+    default_check!("storage_root_readonly.yaml"),
+    // The SoC over 80 °C; quiet without the sensor.
+    default_check!("temperature_soc.yaml"),
+    // A Raspberry Pi under-voltage or throttled now; quiet on other boards.
+    default_check!("power_board.yaml"),
 ];
 
 impl DefaultCheck {

@@ -55,13 +55,13 @@ pub use create::{CreateArgument, CreateCommand};
 pub use defaults::{default_check, DefaultCheck, DEFAULT_CHECKS};
 pub use kind::{
     mender_keys, AlertOverrides, CheckDefinition, CheckKind, DbusCheck, DbusDefinition, Debounce,
-    DiskusageCheck, DiskusageDefinition, DiskusageMetric, LoadCheck, LoadDefinition, LoadMetric,
-    LogCheck, LogDefinition, MemoryCheck, MemoryDefinition, MemoryMetric, OnFailure, PowerCheck,
-    PowerDefinition, Quantity, RemediationAction, SampleInterval, SampledCheck, SampledDefinition,
-    SampledFields, SampledTexts, Sampling, ServiceCheck, ServiceDefinition, ServiceKind,
-    StorageAspect, StorageCheck, StorageDefinition, TemperatureCheck, TemperatureDefinition,
-    ThresholdRule, UnknownServiceKind, ALL_UNITS, ALL_UNITS_CHECK_NAME, CREATE_COMMANDS,
-    MENDER_DBUS_KEYS, MENDER_DISKUSAGE_KEYS, MENDER_LOG_KEYS, MENDER_SERVICE_KEYS,
+    DiskusageCheck, DiskusageDefinition, DiskusageMetric, IfUnavailable, LoadCheck, LoadDefinition,
+    LoadMetric, LogCheck, LogDefinition, MemoryCheck, MemoryDefinition, MemoryMetric, OnFailure,
+    PowerCheck, PowerDefinition, Quantity, RemediationAction, SampleInterval, SampledCheck,
+    SampledDefinition, SampledFields, SampledTexts, Sampling, ServiceCheck, ServiceDefinition,
+    ServiceKind, StorageAspect, StorageCheck, StorageDefinition, TemperatureCheck,
+    TemperatureDefinition, ThresholdRule, UnknownServiceKind, ALL_UNITS, ALL_UNITS_CHECK_NAME,
+    CREATE_COMMANDS, MENDER_DBUS_KEYS, MENDER_DISKUSAGE_KEYS, MENDER_LOG_KEYS, MENDER_SERVICE_KEYS,
 };
 pub use mender::{parse_shell_assignments, ShellAssignment, ShellSyntaxError};
 pub use mender_settings::{

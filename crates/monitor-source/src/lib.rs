@@ -70,7 +70,11 @@ pub enum SourceEvent {
     /// rule, a file a user could swap): shown in `status`, with the fix. The source logs
     /// it (once per distinct message); the receiver only records it.
     Problem { check: CheckId, message: String },
-    /// After a `Problem`: the check's source is watched again.
+    /// The thing the check reads is not on this device (no such sensor, not a Raspberry
+    /// Pi), and the check says that is fine (`if_unavailable: ignore`): shown in `status`,
+    /// not a problem. Ended by `Resolved` like a problem.
+    NotHere { check: CheckId, message: String },
+    /// After a `Problem` or `NotHere`: the check's source is watched again.
     Resolved { check: CheckId },
     /// The watcher is (again) connected to what it watches; `message` is its log line.
     Connected { message: &'static str },

@@ -36,8 +36,8 @@ pub use self::log::{AlertOverrides, LogCheck, LogDefinition, MENDER_LOG_KEYS};
 pub use self::memory::{MemoryCheck, MemoryDefinition, MemoryMetric};
 pub use self::power::{PowerCheck, PowerDefinition};
 pub use self::sampled::{
-    Debounce, Quantity, SampleInterval, SampledCheck, SampledDefinition, SampledFields,
-    SampledTexts, Sampling, ThresholdRule,
+    Debounce, IfUnavailable, Quantity, SampleInterval, SampledCheck, SampledDefinition,
+    SampledFields, SampledTexts, Sampling, ThresholdRule,
 };
 pub use self::service::{
     OnFailure, RemediationAction, ServiceCheck, ServiceDefinition, ServiceKind, UnknownServiceKind,

@@ -130,6 +130,23 @@ pub struct SampledFields {
     /// duration (`2m`, turned into samples with `interval`, rounded up). Default 1.
     #[serde(rename = "for", default, skip_serializing_if = "Option::is_none")]
     pub debounce: Option<Debounce>,
+    /// What a device without the thing to read (no such sensor, not a Raspberry Pi) makes
+    /// of the check: `problem` (the default: `status` shows it as an error, with the fix)
+    /// or `ignore` (`status` says it is not on this device; the default checks on heat and
+    /// power, so that they stay quiet where the hardware lacks them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_unavailable: Option<IfUnavailable>,
+}
+
+/// `if_unavailable`: what a reading that cannot be taken means.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IfUnavailable {
+    /// The check's problem: `status` shows an error with the fix, the log a warning.
+    #[default]
+    Problem,
+    /// Not on this device: `status` says so; no warning.
+    Ignore,
 }
 
 /// How a sampled kind's values compare with thresholds.
@@ -153,6 +170,7 @@ pub struct Sampling {
     pub unit: Option<Unit>,
     /// `for`, in samples (at least 1).
     pub debounce: u32,
+    pub if_unavailable: IfUnavailable,
 }
 
 impl SampledFields {
@@ -217,6 +235,7 @@ impl SampledFields {
             threshold,
             unit: rule.map(|rule| rule.unit),
             debounce,
+            if_unavailable: self.if_unavailable.unwrap_or_default(),
         })
     }
 
@@ -538,6 +557,8 @@ pub struct SampledCheck {
     pub unit: Option<Unit>,
     /// `for`, in samples (at least 1).
     pub debounce: u32,
+    /// Whether a reading that cannot be taken is a problem or "not on this device".
+    pub if_unavailable: IfUnavailable,
     pub texts: SampledTexts,
 }
 
@@ -549,6 +570,7 @@ impl SampledCheck {
             threshold: sampling.threshold,
             unit: sampling.unit,
             debounce: sampling.debounce,
+            if_unavailable: sampling.if_unavailable,
             texts,
         }
     }

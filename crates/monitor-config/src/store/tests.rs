@@ -836,10 +836,26 @@ fn default_checks_run_until_a_file_of_their_id_replaces_them() {
     let checks = checks.with_default_checks(true);
     let loaded = checks.load();
     assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
-    let [default] = &loaded.checks[..] else {
-        panic!("{:?}", loaded.checks)
-    };
-    assert_eq!(default.id, failed_units);
+    let ids: Vec<_> = loaded
+        .checks
+        .iter()
+        .map(|check| check.id.to_string())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "service failed_units",
+            "diskusage root_space",
+            "storage root_readonly",
+            "temperature soc",
+            "power board"
+        ]
+    );
+    assert!(loaded
+        .checks
+        .iter()
+        .all(|check| check.default && check.enabled));
+    let default = &loaded.checks[0];
     assert!(default.default && default.enabled);
     assert!(matches!(&default.kind, CheckKind::Service(service) if service.is_all_units()));
     // Enabling a default that runs is nothing to do; deleting it is refused.
@@ -854,19 +870,29 @@ fn default_checks_run_until_a_file_of_their_id_replaces_them() {
     let file = dir.path().join("available/service_failed_units.yaml");
     assert!(file.exists());
     let loaded = checks.load();
-    let [disabled] = &loaded.checks[..] else {
-        panic!("{:?}", loaded.checks)
-    };
+    let disabled = loaded
+        .checks
+        .iter()
+        .find(|check| check.id == failed_units)
+        .unwrap();
     assert!(!disabled.default && !disabled.enabled);
     assert_eq!(disabled.file, file);
 
     // A broken file of the id replaces it too: the problem is shown, nothing runs.
     write(&file, "name: [\n");
     let loaded = checks.load();
-    assert!(loaded.checks.is_empty(), "{:?}", loaded.checks);
+    assert!(
+        loaded.checks.iter().all(|check| check.id != failed_units),
+        "{:?}",
+        loaded.checks
+    );
     assert_eq!(loaded.problems.len(), 1, "{:?}", loaded.problems);
 
     // Deleting the file brings the default back.
     checks.delete(&failed_units).unwrap();
-    assert!(checks.load().checks[0].default);
+    assert!(checks
+        .load()
+        .checks
+        .iter()
+        .any(|check| check.id == failed_units && check.default));
 }

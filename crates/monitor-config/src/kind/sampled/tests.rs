@@ -93,7 +93,7 @@ fn every_wrong_key_is_reported_with_its_fix() {
     let messages = texts(&problems);
     assert!(
         messages.iter().any(|m| m.ends_with(
-            "threshhold: unknown key: use one of path, interval, threshold, clear_threshold, for"
+            "threshhold: unknown key: use one of path, interval, threshold, clear_threshold, for, if_unavailable"
         )),
         "{messages:#?}"
     );
@@ -175,6 +175,7 @@ fn details_carry_the_value_the_threshold_and_the_unit() {
         }),
         unit: Some(Unit::Percent),
         debounce: 1,
+        if_unavailable: IfUnavailable::Problem,
     };
     let check = SampledCheck::new(
         monitor_health::Probe::Disk(monitor_health::disk::DiskProbe::new(

@@ -117,6 +117,7 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
         caught_up: false,
         sources,
         source_problems: HashMap::new(),
+        not_here: HashMap::new(),
         notifier: SystemdNotifier::from_environment(),
         reload_replies: Vec::new(),
         generation: 0,
@@ -258,6 +259,9 @@ struct Agent {
     stopping: bool,
     /// Checks whose source cannot be watched (not found, bad unit file), and why.
     source_problems: HashMap<CheckId, String>,
+    /// Checks whose thing is not on this device (`if_unavailable: ignore`), and what is
+    /// missing: `status` says so.
+    not_here: HashMap<CheckId, String>,
     notifier: SystemdNotifier,
     /// `Reload` requests answered once the watchers run the new config, so that when
     /// `monitorctl enable` returns the check is live.
@@ -367,6 +371,7 @@ impl Agent {
         let watched: HashSet<&CheckId> = plan.engine_checks.iter().map(|(id, _)| id).collect();
         self.source_problems
             .retain(|check, _| watched.contains(check) && !plan.unwatched.contains_key(check));
+        self.not_here.retain(|check, _| watched.contains(check));
         self.plan = plan;
         for event in found {
             self.on_source_event(event).await;
@@ -432,10 +437,16 @@ impl Agent {
             }
             // Logged by the source.
             SourceEvent::Problem { check, message } => {
+                self.not_here.remove(&check);
                 self.source_problems.insert(check, message);
+            }
+            SourceEvent::NotHere { check, message } => {
+                self.source_problems.remove(&check);
+                self.not_here.insert(check, message);
             }
             SourceEvent::Resolved { check } => {
                 self.source_problems.remove(&check);
+                self.not_here.remove(&check);
             }
             SourceEvent::Connected { message } => tracing::info!("{message}"),
             SourceEvent::Disconnected { message } => tracing::warn!("{message}"),

@@ -11,11 +11,12 @@ use crate::clock;
 use crate::plan::Plan;
 
 /// Every enabled check's status; `source_problems` are the checks whose source cannot be
-/// watched, and why.
+/// watched, and why; `not_here` those whose thing this device lacks (and may).
 pub fn check_statuses(
     plan: &Plan,
     engine: &Engine,
     source_problems: &HashMap<CheckId, String>,
+    not_here: &HashMap<CheckId, String>,
     systemd_bus: SystemdBus,
 ) -> Vec<CheckStatus> {
     let now = clock::now();
@@ -31,9 +32,13 @@ pub fn check_statuses(
                 (Some(view), None, None) => view.state,
                 (None, None, None) => CheckState::Unknown,
             };
+            let absent = not_here.get(id).map(|message| {
+                format!("not on this device, ignored (if_unavailable: ignore): {message}")
+            });
             let detail = unwatched
                 .or(problem)
                 .cloned()
+                .or(absent)
                 .or_else(|| watching(plan, id, systemd_bus));
             CheckStatus {
                 check: id.clone(),

@@ -47,6 +47,7 @@ impl Agent {
                     &self.plan,
                     &self.engine,
                     &self.source_problems,
+                    &self.not_here,
                     self.settings.systemd.bus,
                 );
                 // The agent's own check shows while it has something to say.

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use monitor_config::SampledCheck;
+use monitor_config::{IfUnavailable, SampledCheck};
 use monitor_health::threshold::Hysteresis;
 use monitor_health::{Reading, Roots};
 use monitor_source::{Observed, SourceEvent};
@@ -232,7 +232,10 @@ fn judge(
         };
         let Some(holds) = scheduled.hysteresis.feed(&reading) else {
             if let Reading::Unavailable(message) = reading {
-                let event = problems.problem(id, message);
+                let event = match scheduled.check.if_unavailable {
+                    IfUnavailable::Problem => problems.problem(id, message),
+                    IfUnavailable::Ignore => problems.not_here(id, message),
+                };
                 events.push(event);
             }
             continue;

@@ -88,6 +88,16 @@ impl ProblemLog {
         SourceEvent::Problem { check, message }
     }
 
+    /// The check's thing is not on this device, and the check allows it: logged once per
+    /// distinct message, at info (it is no fault).
+    pub fn not_here(&mut self, check: CheckId, message: String) -> SourceEvent {
+        if self.0.get(&check) != Some(&message) {
+            tracing::info!(check = %check, "not on this device, ignored: {message}");
+        }
+        self.0.insert(check.clone(), message.clone());
+        SourceEvent::NotHere { check, message }
+    }
+
     /// The check's source is watched again; `true` if it had a problem.
     pub fn resolved(&mut self, check: &CheckId) -> bool {
         self.0.remove(check).is_some()
