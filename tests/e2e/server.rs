@@ -205,6 +205,9 @@ fn the_agent_in_token_mode_reports_to_monitor_server() {
         "never",
     ]);
     sandbox.monitorctl_quietly(&["enable", "log", "app"]);
+    // A kind of the agent's own, which Mender's config push has no type for.
+    sandbox.monitorctl_quietly(&["create", "diskusage", "root_space", "/", "99"]);
+    sandbox.monitorctl_quietly(&["enable", "diskusage", "root_space"]);
     let agent = sandbox.start_agent();
     let mut alerts = sandbox.follow_alerts();
 
@@ -228,8 +231,19 @@ fn the_agent_in_token_mode_reports_to_monitor_server() {
             checks
                 .iter()
                 .any(|check| check["name"] == "app.sh" && check["log"]["pattern"] == "ERROR")
+                && checks.iter().any(|check| {
+                    check["name"] == "root_space.sh"
+                        && check["type"] == "diskusage"
+                        && check["sampled"]["threshold"] == 99.0
+                        && check["sampled"]["unit"] == "%"
+                })
         })
     });
+    let page = management.dashboard(&format!("/ui/devices/{id}"));
+    assert!(
+        page.contains("<td>diskusage</td>") && page.contains("every 30s, threshold 99%"),
+        "{page}"
+    );
 
     sandbox.monitorctl_quietly(&["clear", "log", "app"]);
     alerts.expect("OK", "log app");

@@ -155,6 +155,9 @@ pub struct BackendClient {
     http: reqwest::Client,
     credentials: CredentialSource,
     backoff: Backoff,
+    /// Push only the check types Mender's API knows: in Mender mode, and once a token-mode
+    /// backend refused the others (a devicemonitor server that is not this project's).
+    mender_types_only: bool,
 }
 
 impl fmt::Debug for BackendClient {
@@ -179,10 +182,12 @@ impl BackendClient {
             }
             Auth::Mender { bus_address } => CredentialSource::Mender(MenderAuth::new(bus_address)),
         };
+        let mender_types_only = matches!(credentials, CredentialSource::Mender(_));
         BackendClient {
             http,
             credentials,
             backoff: RETRY_BACKOFF,
+            mender_types_only,
         }
     }
 
@@ -216,9 +221,36 @@ impl BackendClient {
         self.post(ALERT_PATH, &what, body).await
     }
 
-    /// Posts the list of checks to [`CONFIG_PATH`].
+    /// Posts the list of checks to [`CONFIG_PATH`]. A Mender server gets the types it knows
+    /// (log, service, D-Bus) only: it refuses the whole list for one it does not. A
+    /// token-mode backend gets every check (this project's server shows the agent's own
+    /// kinds too); if it refuses them, it is a Mender-like server: the list goes again
+    /// without them, and so from then on.
     pub async fn push_config(&mut self, checks: &[ConfigCheck]) -> Result<(), BackendFailure> {
-        let body = serde_json::to_vec(checks).expect("checks serialize to JSON");
+        let has_own_kinds = checks.iter().any(|check| !check.kind.is_mender());
+        if has_own_kinds && !self.mender_types_only {
+            match self.post_config(checks.iter().collect()).await {
+                Err(BackendFailure {
+                    kind: BackendFailureKind::Discard { status: 400 },
+                    ..
+                }) => {
+                    tracing::info!(
+                        "the backend refused the check list with this agent's own kinds                          (diskusage, temperature...): pushing Mender's kinds only from now on"
+                    );
+                    self.mender_types_only = true;
+                }
+                result => return result,
+            }
+        }
+        let pushed = checks
+            .iter()
+            .filter(|check| !self.mender_types_only || check.kind.is_mender())
+            .collect();
+        self.post_config(pushed).await
+    }
+
+    async fn post_config(&mut self, checks: Vec<&ConfigCheck>) -> Result<(), BackendFailure> {
+        let body = serde_json::to_vec(&checks).expect("checks serialize to JSON");
         let what = format!("config ({} checks)", checks.len());
         self.post(CONFIG_PATH, &what, body).await
     }

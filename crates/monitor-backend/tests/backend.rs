@@ -17,7 +17,8 @@ use monitor_backend::{
 };
 use monitor_destination::OutgoingAlert;
 use monitor_wire::config_push::{
-    CheckStatus, ConfigCheck, DbusCheckConfig, LogCheckConfig, ServiceCheckConfig, ServiceType,
+    CheckStatus, ConfigCheck, DbusCheckConfig, LogCheckConfig, SampledCheckConfig,
+    ServiceCheckConfig, ServiceType,
 };
 use monitor_wire::{
     Alert, CheckId, Details, HistoryRecord, Level, LogLine, Subject, Subsystem, Timestamp,
@@ -394,6 +395,70 @@ async fn mender_mode_takes_token_and_server_url_from_mender_auth() {
         .iter()
         .all(|request| request.bearer.as_deref() == Some("mender-jwt")));
     assert_eq!(auth.fetch_count(), 0, "a token that works is not refreshed");
+}
+
+/// A check the agent samples (disk usage) has no type in Mender's config push. A Mender
+/// server (Mender mode) is pushed the others only. A token-mode backend is offered it
+/// (this project's server keeps it); when it refuses, as a Mender-like server does (the
+/// stand-in, like Mender, allows log, service and dbus only), the list goes again without
+/// it, and so does every later push.
+#[tokio::test]
+async fn a_sampled_check_is_pushed_where_the_backend_takes_it_and_left_out_for_mender() {
+    let checks = vec![
+        ConfigCheck::service(
+            "crasher.sh",
+            CheckStatus::Enabled,
+            ServiceCheckConfig {
+                name: "crasher".into(),
+                kind: ServiceType::Systemd,
+            },
+        ),
+        ConfigCheck::sampled(
+            "root_space.sh",
+            CheckStatus::Enabled,
+            "diskusage",
+            SampledCheckConfig {
+                subject: "/".into(),
+                source: "/ used".into(),
+                sampling: "every 30s, threshold 90%, clear 85%".into(),
+                interval_seconds: 30,
+                threshold: Some(90.0),
+                clear_threshold: Some(85.0),
+                unit: Some("%".into()),
+            },
+        ),
+    ];
+    let only_service = r#"[{"name":"crasher.sh","status":"enabled","type":"service","service":{"name":"crasher","type":"systemd"}}]"#;
+
+    let backend = DeviceMonitorStandIn::start();
+    let mut client = token_client(&backend);
+    client.push_config(&checks).await.expect("accepted");
+    client.push_config(&checks).await.expect("accepted");
+    let bodies: Vec<String> = backend
+        .requests()
+        .into_iter()
+        .map(|request| request.body)
+        .collect();
+    assert_eq!(bodies.len(), 3, "{bodies:#?}");
+    assert!(bodies[0].contains(r#""type":"diskusage","sampled":{"subject":"/""#));
+    assert_eq!(bodies[1], only_service);
+    assert_eq!(bodies[2], only_service, "not offered again");
+
+    let mender = DeviceMonitorStandIn::start();
+    mender.set_accepted_tokens(&["mender-jwt"]);
+    let Some(auth) = MenderAuthStandIn::start("mender-jwt", &mender.url()) else {
+        return;
+    };
+    mender_client(&auth)
+        .push_config(&checks)
+        .await
+        .expect("accepted");
+    let bodies: Vec<String> = mender
+        .requests()
+        .into_iter()
+        .map(|request| request.body)
+        .collect();
+    assert_eq!(bodies, [only_service]);
 }
 
 #[tokio::test]

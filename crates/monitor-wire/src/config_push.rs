@@ -14,7 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 /// One check as the backend shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConfigCheck {
     pub name: String,
     pub status: CheckStatus,
@@ -26,6 +26,8 @@ pub struct ConfigCheck {
     pub service: Option<ServiceCheckConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dbus: Option<DbusCheckConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampled: Option<SampledCheckConfig>,
 }
 
 impl ConfigCheck {
@@ -38,6 +40,7 @@ impl ConfigCheck {
             log: Some(log),
             service: None,
             dbus: None,
+            sampled: None,
         }
     }
 
@@ -54,6 +57,7 @@ impl ConfigCheck {
             log: None,
             service: Some(service),
             dbus: None,
+            sampled: None,
         }
     }
 
@@ -66,6 +70,27 @@ impl ConfigCheck {
             log: None,
             service: None,
             dbus: Some(dbus),
+            sampled: None,
+        }
+    }
+}
+
+impl ConfigCheck {
+    /// A check the agent samples, of the kind named `kind` (its subsystem).
+    pub fn sampled(
+        name: impl Into<String>,
+        status: CheckStatus,
+        kind: &str,
+        sampled: SampledCheckConfig,
+    ) -> Self {
+        ConfigCheck {
+            name: name.into(),
+            status,
+            kind: ConfigCheckKind::Other(kind.to_owned()),
+            log: None,
+            service: None,
+            dbus: None,
+            sampled: Some(sampled),
         }
     }
 }
@@ -78,13 +103,70 @@ pub enum CheckStatus {
     Disabled,
 }
 
-/// The `type` of a pushed check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// The `type` of a pushed check: Mender's three, or a kind of this agent's own
+/// (`diskusage`, `temperature`...: [`ConfigCheckKind::Other`], with a [`SampledCheckConfig`]),
+/// which only this project's server is sent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ConfigCheckKind {
     Log,
     Service,
     Dbus,
+    /// A kind Mender's config push has no type for, by its subsystem's name.
+    Other(String),
+}
+
+impl ConfigCheckKind {
+    pub fn as_str(&self) -> &str {
+        match self {
+            ConfigCheckKind::Log => "log",
+            ConfigCheckKind::Service => "service",
+            ConfigCheckKind::Dbus => "dbus",
+            ConfigCheckKind::Other(name) => name,
+        }
+    }
+
+    /// Whether Mender's devicemonitor service knows the type (it refuses others).
+    pub fn is_mender(&self) -> bool {
+        !matches!(self, ConfigCheckKind::Other(_))
+    }
+}
+
+impl Serialize for ConfigCheckKind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ConfigCheckKind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Ok(match name.as_str() {
+            "log" => ConfigCheckKind::Log,
+            "service" => ConfigCheckKind::Service,
+            "dbus" => ConfigCheckKind::Dbus,
+            _ => ConfigCheckKind::Other(name),
+        })
+    }
+}
+
+/// `sampled: {...}`: a check the agent samples (disk usage, temperature...), as a person
+/// reads it on the server's device page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SampledCheckConfig {
+    /// The alerts' subject (`/`, `soc`, a host).
+    pub subject: String,
+    /// What it reads: "/ used (%)", "the SoC's thermal zone".
+    pub source: String,
+    /// How it is sampled and judged: "every 30s, threshold 90%, clear 85%".
+    pub sampling: String,
+    pub interval_seconds: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clear_threshold: Option<f64>,
+    /// The threshold's unit (`%`, `°C`, `B`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
 }
 
 /// `log: {pattern, path, expire_seconds?}`.
@@ -191,5 +273,32 @@ mod tests {
             serde_json::from_str::<Vec<ConfigCheck>>(&json).unwrap(),
             checks
         );
+    }
+
+    #[test]
+    fn a_sampled_check_has_its_kind_as_type_and_is_not_for_mender() {
+        let check = ConfigCheck::sampled(
+            "root_space.sh",
+            CheckStatus::Enabled,
+            "diskusage",
+            SampledCheckConfig {
+                subject: "/".into(),
+                source: "/ used (%)".into(),
+                sampling: "every 30s, threshold 90%, clear 85%".into(),
+                interval_seconds: 30,
+                threshold: Some(90.0),
+                clear_threshold: Some(85.0),
+                unit: Some("%".into()),
+            },
+        );
+        let json = serde_json::to_string(&check).unwrap();
+        assert_eq!(
+            json,
+            r#"{"name":"root_space.sh","status":"enabled","type":"diskusage","sampled":{"subject":"/","source":"/ used (%)","sampling":"every 30s, threshold 90%, clear 85%","interval_seconds":30,"threshold":90.0,"clear_threshold":85.0,"unit":"%"}}"#
+        );
+        let read: ConfigCheck = serde_json::from_str(&json).unwrap();
+        assert_eq!(read, check);
+        assert!(!read.kind.is_mender());
+        assert!(ConfigCheckKind::Dbus.is_mender());
     }
 }

@@ -340,7 +340,7 @@ mod tests {
         let error = "files".parse::<Subsystem>().unwrap_err();
         assert_eq!(
             error.to_string(),
-            "unknown subsystem `files`: use one of log, service, dbus, dockerevents, diskusage, storage"
+            "unknown subsystem `files`: use one of log, service, dbus, dockerevents, diskusage, storage, memory, load, temperature, power"
         );
     }
 }

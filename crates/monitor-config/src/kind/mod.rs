@@ -320,8 +320,10 @@ impl CheckKind {
 
     /// The check as the backend's config push shows it, named `<check>.sh` as Mender names
     /// its check files (whatever the file here, YAML too, so a Mender server and its users
-    /// see the names they know); `None` for a kind Mender's config push has no type for (it
-    /// is then left out). The agent pushes enabled checks only, as Mender does.
+    /// see the names they know). A sampled kind, which Mender's config push has no type
+    /// for, is pushed with its own (`diskusage`...) and a `sampled` object, for this
+    /// project's server only (the backend client leaves it out for a Mender server). The
+    /// agent pushes enabled checks only, as Mender does.
     pub fn config_push(
         &self,
         id: &CheckId,
@@ -333,11 +335,14 @@ impl CheckKind {
         } else {
             CheckStatus::Disabled
         };
+        if let Some(sampled) = self.sampled() {
+            return Some(sampled.config_push(id, status, self.describe_source()));
+        }
         let mut pushed = match self {
             CheckKind::Log(check) => check.config_push(id, status, settings),
             CheckKind::Service(check) => check.config_push(id, status),
             CheckKind::Dbus(check) => check.config_push(id, status, settings),
-            // Mender's config push knows log, service and D-Bus checks only.
+            // Pushed above, with `sampled()`.
             CheckKind::Diskusage(_)
             | CheckKind::Storage(_)
             | CheckKind::Memory(_)

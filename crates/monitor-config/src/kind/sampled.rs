@@ -26,8 +26,9 @@ use monitor_engine::{AlertText, CheckSpec, ConditionCheck};
 use monitor_health::text::{format_value, reading_text};
 use monitor_health::threshold::{Direction, Hysteresis, Threshold};
 use monitor_health::{Probe, Reading, Unit};
+use monitor_wire::config_push::{CheckStatus, ConfigCheck, SampledCheckConfig};
 use monitor_wire::duration::{format_duration, parse_duration};
-use monitor_wire::Details;
+use monitor_wire::{CheckId, Details};
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_norway::{Mapping, Value};
@@ -616,6 +617,29 @@ impl SampledCheck {
             Reading::Unavailable(message) => details.description = Some(message.clone()),
         }
         details
+    }
+
+    /// The check in the backend's config push (this project's server only): its kind as
+    /// `type`, what it reads (`source`, the check's own words) and how it is judged.
+    pub fn config_push(&self, id: &CheckId, status: CheckStatus, source: String) -> ConfigCheck {
+        ConfigCheck::sampled(
+            format!("{}.sh", id.name),
+            status,
+            id.subsystem.as_str(),
+            SampledCheckConfig {
+                subject: self.texts.subject_name.clone(),
+                source,
+                sampling: self.describe_sampling(),
+                interval_seconds: self.interval.as_secs(),
+                threshold: self.threshold.as_ref().map(|threshold| threshold.raise),
+                clear_threshold: self.threshold.as_ref().map(|threshold| threshold.clear),
+                unit: self
+                    .threshold
+                    .as_ref()
+                    .and(self.unit)
+                    .map(|unit| unit.symbol().to_owned()),
+            },
+        )
     }
 
     /// What `monitorctl list` adds to a check's source: "every 30s, threshold 90%".

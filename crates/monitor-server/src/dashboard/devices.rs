@@ -269,7 +269,7 @@ pub(super) async fn device_page(
                 tbody { @for check in &checks {
                     tr {
                         td { (check.name) }
-                        td { (format!("{:?}", check.kind).to_lowercase()) }
+                        td { (check.kind.as_str()) }
                         td { (format!("{:?}", check.status).to_lowercase()) }
                         td { (check_summary(check)) }
                     }
@@ -287,6 +287,8 @@ fn check_summary(check: &ConfigCheck) -> String {
         format!("{} ({:?})", service.name, service.kind).to_lowercase()
     } else if let Some(dbus) = &check.dbus {
         format!("{} /{}/", dbus.watch, dbus.pattern)
+    } else if let Some(sampled) = &check.sampled {
+        format!("{}, {}", sampled.source, sampled.sampling)
     } else {
         String::new()
     }
