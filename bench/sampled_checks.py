@@ -69,12 +69,12 @@ def setup(work, name, monitorctl, sampled):
         create("log", f"file-{index}", "ERROR", str(log), "5m")
     if sampled:
         every = f"interval: {INTERVAL}\n"
-        create("diskusage", "root_used", "/", "90", extra=every)
+        create("diskusage", "root_used", "/", "99", extra=every)
         create("diskusage", "root_free", "/", extra=every + "metric: free\nthreshold: 100M\n")
         create("diskusage", "root_inodes", "/", extra=every + "metric: inodes\n")
         folders = [sandbox, sandbox.parent, sandbox.parent.parent, Path("/tmp")]
         for index, folder in enumerate(folders[:DISKUSAGE - 3]):
-            create("diskusage", f"folder-{index}", str(folder), "95", extra=every)
+            create("diskusage", f"folder-{index}", str(folder), "99", extra=every)
         for index, point in enumerate(mount_points(STORAGE)):
             create("storage", f"mount-{index}", point, extra=every)
     return env
@@ -91,12 +91,10 @@ def start(monitord, monitorctl, env):
 
 
 def states(monitorctl, env):
+    """{"<subsystem> <check>": "<state>: <detail>"} from `monitorctl status --json`."""
     answer = subprocess.run([monitorctl, "status", "--json"], env=env, capture_output=True, text=True, check=True)
-    counts = {}
-    for check in json.loads(answer.stdout)["checks"]:
-        key = f"{check['check']['subsystem']} {check['state']}"
-        counts[key] = counts.get(key, 0) + 1
-    return counts
+    return {f"{check['check']['subsystem']} {check['check']['name']}": f"{check['state']}: {check.get('detail')}"
+            for check in json.loads(answer.stdout)["checks"]}
 
 
 def totals(snapshot):
@@ -174,7 +172,9 @@ def main():
     print(f"{'anonymous RSS, KiB':<28}{base['anon_kib']:>12}{sampled['anon_kib']:>12}{delta['anon_kib']:>12}")
     print(f"{'PSS, KiB':<28}{base['pss_kib']:>12}{sampled['pss_kib']:>12}{delta['pss_kib']:>12}")
     print(f"{'threads':<28}{base['threads']:>12}{sampled['threads']:>12}")
-    print(f"check states at the start: {sampled['check_states']}")
+    print("the sampled agent's checks at the start of the window:")
+    for check, state in sampled["check_states"].items():
+        print(f"  {check}: {state}")
     busiest = sorted(sampled["wakeups_per_thread"].items(), key=lambda item: -item[1])
     print("sampled agent's wake-ups by thread over the window: " + ", ".join(f"{name} {count}" for name, count in busiest))
 
