@@ -21,9 +21,6 @@ pub mod text;
 pub mod threshold;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// Where the kernel's files are read: `/sys` and `/proc`, or folders a test or a container
 /// fills with the same layout.
@@ -103,8 +100,7 @@ pub enum Reading {
 }
 
 /// One kind of read, with what it reads (a mount point, a sensor...). Each variant's
-/// module holds the read; a new probe is a module, a variant and an arm in [`Probe::sample`]
-/// (and in [`Probe::reads_files`] when its sample is a read of files).
+/// module holds the read; a new probe is a module, a variant and an arm in [`Probe::sample`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Probe {
     /// How full a file system is (space or inodes), by `statvfs(2)`.
@@ -112,6 +108,51 @@ pub enum Probe {
     /// A file system turned read-only, its ext4 errors, its eMMC's wear.
     Storage(storage::StorageProbe),
 }
+
+impl Probe {
+    /// One sample. Never blocks the runtime: a read that could (a stalled mount) runs on
+    /// tokio's blocking pool. The caller bounds it with a timeout.
+    pub async fn sample(&self, roots: &Roots) -> Reading {
+        match self {
+            Probe::Disk(probe) => probe.sample(roots).await,
+            Probe::Storage(probe) => probe.sample(roots).await,
+        }
+    }
+}
+
+/// Runs `read` on tokio's blocking pool, unless the previous read guarded by `busy` has not
+/// returned yet (a file system that stalls would otherwise take one more thread per sample):
+/// then says so, with `stalled` as the subject ("/"), and leaves that read to finish. For a
+/// probe sampled on its own; [`ReadsFiles`] and [`ReadGuard`] batch a round's reads.
+pub async fn read_blocking(
+    busy: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stalled: &str,
+    read: impl FnOnce() -> Reading + Send + 'static,
+) -> Reading {
+    use std::sync::atomic::Ordering;
+    if busy.swap(true, Ordering::AcqRel) {
+        return Reading::Unavailable(format!(
+            "the previous read of {stalled} has not returned: its file system or device does not answer; check it (dmesg, mount)"
+        ));
+    }
+    let done = busy.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let reading = read();
+        done.store(false, Ordering::Release);
+        reading
+    });
+    match task.await {
+        Ok(reading) => reading,
+        Err(error) => {
+            busy.store(false, Ordering::Release);
+            Reading::Unavailable(format!("the read of {stalled} failed: {error}"))
+        }
+    }
+}
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// A probe whose sample is a read of files (`statvfs(2)`, `/proc`, `/sys`): a blocking
 /// read, run off the runtime. [`Probe::sample_all`] runs every such read of a round in one
@@ -122,21 +163,6 @@ pub trait ReadsFiles {
 }
 
 impl Probe {
-    /// One sample. Never blocks the runtime: a read that could (a stalled mount) runs on
-    /// tokio's blocking pool. The caller bounds it with a timeout.
-    pub async fn sample(&self, roots: &Roots) -> Reading {
-        match self {
-            Probe::Disk(_) | Probe::Storage(_) => {
-                let (probe, roots) = (self.clone(), roots.clone());
-                blocking(move || match probe.reads_files() {
-                    Some(reads) => reads.read(&roots),
-                    None => Reading::Unavailable("this probe reads no files".into()),
-                })
-                .await
-            }
-        }
-    }
-
     /// The probe as a read of files, when its sample is one; `None`: it samples with async
     /// I/O in [`Probe::sample`] (a connection, a child process).
     pub fn reads_files(&self) -> Option<&dyn ReadsFiles> {

@@ -53,6 +53,13 @@ impl StorageProbe {
             guard: ReadGuard::default(),
         }
     }
+
+    /// One sample on its own, on tokio's blocking pool (the agent samples a round of probes
+    /// together with [`Probe::sample_all`](crate::Probe::sample_all)).
+    pub async fn sample(&self, roots: &Roots) -> Reading {
+        let (probe, roots) = (self.clone(), roots.clone());
+        crate::blocking(move || probe.read(&roots)).await
+    }
 }
 
 impl ReadsFiles for StorageProbe {
