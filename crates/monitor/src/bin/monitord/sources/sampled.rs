@@ -246,27 +246,36 @@ fn judge(
 
 #[cfg(test)]
 mod tests {
-    use monitor_config::{SampledTexts, Sampling};
+    use monitor_config::{
+        Debounce, Quantity, SampleInterval, SampledFields, SampledTexts, ThresholdRule,
+    };
     use monitor_health::disk::{DiskMetric, DiskProbe};
-    use monitor_health::threshold::{Direction, Threshold};
+    use monitor_health::threshold::Direction;
     use monitor_health::Unit;
     use monitor_wire::Subsystem;
 
     use super::*;
 
+    /// Used % of `path` at or over `raise`, clear 5 points below, `for: 2`.
     fn check(path: &str, raise: f64, interval: u64) -> SampledCheck {
+        let fields = SampledFields {
+            interval: Some(SampleInterval(Duration::from_secs(interval))),
+            threshold: Some(Quantity(raise.to_string())),
+            debounce: Some(Debounce::Samples(2)),
+            ..SampledFields::default()
+        };
+        let rule = ThresholdRule {
+            unit: Unit::Percent,
+            direction: Direction::Above,
+            default_threshold: None,
+            default_clear: |raise| raise - 5.0,
+        };
+        let sampling = fields
+            .resolve(std::path::Path::new("diskusage_test.yaml"), Some(rule))
+            .unwrap();
         SampledCheck::new(
             Probe::Disk(DiskProbe::new(path, DiskMetric::UsedPercent)),
-            Sampling {
-                interval: Duration::from_secs(interval),
-                threshold: Some(Threshold {
-                    raise,
-                    clear: raise - 5.0,
-                    direction: Direction::Above,
-                }),
-                unit: Some(Unit::Percent),
-                debounce: 2,
-            },
+            sampling,
             SampledTexts::new("diskusage", path, "Disk full", "FULL", "FULL"),
         )
     }
