@@ -31,6 +31,7 @@ if [ "$quick" = 1 ]; then
     server_args=(--devices 50 --concurrency 8 --seconds 2)
     storage_args=(--seconds 10 --interval 3s)
     stalled_args=(--samples 10 --stall 2s --baseline-samples 1)
+    sampled_args=(--seconds 31 --settle 1)
 else
     scan_args=(--mb 300 --runs 3)
     live_args=(--marks 100 --seconds 5)
@@ -40,6 +41,7 @@ else
     server_args=(--devices 2000 --concurrency 64 --seconds 20)
     storage_args=(--seconds 60 --interval 10s)
     stalled_args=(--samples 100 --stall 5s --baseline-samples 5)
+    sampled_args=(--seconds 300)
 fi
 
 echo "== machine: $(nproc) cores, kernel $(uname -r), $(date -u +%Y-%m-%dT%H:%M:%SZ)," \
@@ -64,6 +66,7 @@ run() {
 run "log scanning throughput" python3 bench/log_throughput.py --no-build "${scan_args[@]}"
 run "live log latency" python3 bench/live_latency.py --no-build "${live_args[@]}"
 run "footprint and startup" python3 bench/footprint.py --no-build "${footprint_args[@]}"
+run "sampled checks" python3 bench/sampled_checks.py --no-build "${sampled_args[@]}"
 run "service failure latency" python3 bench/service_latency.py "${service_args[@]}"
 run "@command throughput" python3 bench/command_throughput.py "${command_args[@]}"
 # Builds monitor-server and its load generator (release) itself; PostgreSQL is skipped,

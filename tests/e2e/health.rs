@@ -258,3 +258,41 @@ fn an_emmc_wearing_out_is_critical_and_an_sd_card_is_a_problem() {
     alerts.assert_quiet_for(Duration::from_millis(1500));
     agent.assert_alive();
 }
+
+/// Mender's demo check file, as its docs write it (`diskusage_root_space.sh`), on a disk
+/// already fuller than its threshold when the agent starts: CRITICAL at the first sample.
+#[test]
+fn menders_diskusage_check_file_raises_on_a_full_disk() {
+    let sandbox = Sandbox::new();
+    let disk = sandbox.path("root");
+    let Some(mount) = Mount::tmpfs_or_skip(&disk, "1m") else {
+        return;
+    };
+    fs::write(mount.point().join("filler"), vec![7u8; 800 * 1024]).unwrap();
+    let shown = disk.to_str().unwrap();
+    let config = sandbox.config_dir();
+    fs::create_dir_all(config.join("available")).unwrap();
+    fs::create_dir_all(config.join("enabled")).unwrap();
+    fs::write(
+        config.join("available/diskusage_root_space.sh"),
+        format!(
+            "# Copyright 2022 Northern.tech AS\n#\n#    All Rights Reserved\n\n#\n# Monitor the whole rootfs space usage\n#\nDISKUSAGE_NAME=\"{shown}\"\n# Report on 3/4 full disk\nDISKUSAGE_THRESHOLD=75\n"
+        ),
+    )
+    .unwrap();
+    sandbox.monitorctl_quietly(&["enable", "diskusage", "root_space"]);
+    let mut alerts = sandbox.follow_alerts();
+    let mut agent = sandbox.start_agent();
+    let (_, critical) = alerts.expect("CRITICAL", "diskusage root_space");
+    assert_eq!(
+        critical["name"],
+        format!("Disk storage has grown to fill more than 75% of the disk '{shown}'")
+    );
+    assert_eq!(critical["subject"]["status"], "DISKUSAGE_USAGE_WARNING");
+    assert_eq!(
+        critical["subject"]["details"]["description"],
+        format!("Disk {shown} 79% used (threshold 75%)")
+    );
+    agent.assert_alive();
+    drop(mount);
+}

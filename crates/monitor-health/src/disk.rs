@@ -4,14 +4,11 @@
 //! (used + available), rounded up, so "93%" here is the "93%" `df` shows; the blocks
 //! reserved for root (5% on ext4 by default) count as neither.
 
+use crate::{ReadGuard, Reading, ReadsFiles, Roots, Unit};
 use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
-
-use crate::{read_blocking, Reading, Roots, Unit};
 
 /// What of a file system a disk check measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -25,18 +22,11 @@ pub enum DiskMetric {
 }
 
 /// One file system, by a path on it (its mount point, usually).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DiskProbe {
     pub path: PathBuf,
     pub metric: DiskMetric,
-    /// Set while a read runs: a stalled mount costs one blocked thread, not one per sample.
-    busy: Arc<AtomicBool>,
-}
-
-impl PartialEq for DiskProbe {
-    fn eq(&self, other: &Self) -> bool {
-        self.path == other.path && self.metric == other.metric
-    }
+    guard: ReadGuard,
 }
 
 impl DiskProbe {
@@ -44,22 +34,25 @@ impl DiskProbe {
         DiskProbe {
             path: path.into(),
             metric,
-            busy: Arc::default(),
+            guard: ReadGuard::default(),
         }
     }
 
-    pub async fn sample(&self, _roots: &Roots) -> Reading {
-        let path = self.path.clone();
-        let metric = self.metric;
-        read_blocking(
-            &self.busy,
-            &self.path.display().to_string(),
-            move || match DiskSpace::of(&path) {
-                Ok(space) => space.reading(&path, metric),
-                Err(error) => Reading::Unavailable(unavailable(&path, &error)),
-            },
-        )
-        .await
+    /// One sample on its own, on tokio's blocking pool (the agent samples a round of probes
+    /// together with [`Probe::sample_all`](crate::Probe::sample_all)).
+    pub async fn sample(&self, roots: &Roots) -> Reading {
+        let (probe, roots) = (self.clone(), roots.clone());
+        crate::blocking(move || probe.read(&roots)).await
+    }
+}
+
+impl ReadsFiles for DiskProbe {
+    fn read(&self, _roots: &Roots) -> Reading {
+        self.guard
+            .run(&self.path.display(), || match DiskSpace::of(&self.path) {
+                Ok(space) => space.reading(&self.path, self.metric),
+                Err(error) => Reading::Unavailable(unavailable(&self.path, &error)),
+            })
     }
 }
 
@@ -198,7 +191,7 @@ mod tests {
     #[tokio::test]
     async fn a_folder_reads_its_file_system_and_a_missing_path_says_so() {
         let folder = tempfile::tempdir().unwrap();
-        let probe = DiskProbe::new(folder.path(), DiskMetric::UsedPercent);
+        let probe = crate::Probe::Disk(DiskProbe::new(folder.path(), DiskMetric::UsedPercent));
         match probe.sample(&Roots::default()).await {
             Reading::Value { value, unit, what } => {
                 assert!((0.0..=100.0).contains(&value), "{value}");
@@ -208,7 +201,7 @@ mod tests {
             other => panic!("expected a value, got {other:?}"),
         }
         let missing = DiskProbe::new(folder.path().join("gone"), DiskMetric::FreeBytes);
-        match missing.sample(&Roots::default()).await {
+        match missing.read(&Roots::default()) {
             Reading::Unavailable(message) => {
                 assert!(
                     message.contains("does not exist: mount the file system there"),

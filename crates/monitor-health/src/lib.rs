@@ -142,8 +142,9 @@ impl Probe {
 
 /// Runs `read` on tokio's blocking pool, unless the previous read guarded by `busy` has not
 /// returned yet (a file system that stalls would otherwise take one more thread per sample):
-/// then says so, with `stalled` as the subject ("/"), and leaves that read to finish.
-pub(crate) async fn read_blocking(
+/// then says so, with `stalled` as the subject ("/"), and leaves that read to finish. For a
+/// probe sampled on its own; [`ReadsFiles`] and [`ReadGuard`] batch a round's reads.
+pub async fn read_blocking(
     busy: &std::sync::Arc<std::sync::atomic::AtomicBool>,
     stalled: &str,
     read: impl FnOnce() -> Reading + Send + 'static,
@@ -166,5 +167,207 @@ pub(crate) async fn read_blocking(
             busy.store(false, Ordering::Release);
             Reading::Unavailable(format!("the read of {stalled} failed: {error}"))
         }
+    }
+}
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A probe whose sample is a read of files (`statvfs(2)`, `/proc`, `/sys`): a blocking
+/// read, run off the runtime. [`Probe::sample_all`] runs every such read of a round in one
+/// job, one after another, so a round of ten checks wakes one thread once, not ten.
+pub trait ReadsFiles {
+    /// The read; it may block (the caller runs it on a blocking thread).
+    fn read(&self, roots: &Roots) -> Reading;
+}
+
+impl Probe {
+    /// The probe as a read of files, when its sample is one; `None`: it samples with async
+    /// I/O in [`Probe::sample`] (a connection, a child process).
+    pub fn reads_files(&self) -> Option<&dyn ReadsFiles> {
+        #[allow(unreachable_patterns)]
+        match self {
+            Probe::Disk(probe) => Some(probe),
+            Probe::Storage(probe) => Some(probe),
+            // Probes added later sample with `sample` until they say otherwise.
+            _ => None,
+        }
+    }
+
+    /// Samples `probes` at once, each within `timeout`; the readings in the same order.
+    /// The reads of files ([`Probe::reads_files`]) run in one job on tokio's blocking pool,
+    /// one after another; the others concurrently on the runtime. A read not done by the
+    /// deadline is `Unavailable`: a stalled file system holds up the reads after it in its
+    /// round, once (its probe's guard then answers at once until the read returns).
+    pub async fn sample_all(probes: &[Probe], roots: &Roots, timeout: Duration) -> Vec<Reading> {
+        let done: Arc<Mutex<Vec<(usize, Reading)>>> = Arc::default();
+        let file_reads: Vec<(usize, Probe)> = probes
+            .iter()
+            .enumerate()
+            .filter(|(_, probe)| probe.reads_files().is_some())
+            .map(|(index, probe)| (index, probe.clone()))
+            .collect();
+        let files_finished = (!file_reads.is_empty()).then(|| {
+            let (finished, finished_receiver) = tokio::sync::oneshot::channel::<()>();
+            let (done, roots) = (done.clone(), roots.clone());
+            tokio::task::spawn_blocking(move || {
+                for (index, probe) in file_reads {
+                    if let Some(reads) = probe.reads_files() {
+                        let reading = reads.read(&roots);
+                        lock(&done).push((index, reading));
+                    }
+                }
+                let _ = finished.send(());
+            });
+            finished_receiver
+        });
+        let mut others = tokio::task::JoinSet::new();
+        for (index, probe) in probes.iter().enumerate() {
+            if probe.reads_files().is_none() {
+                let (probe, roots) = (probe.clone(), roots.clone());
+                others.spawn(async move {
+                    let reading = tokio::time::timeout(timeout, probe.sample(&roots)).await;
+                    (index, reading.unwrap_or_else(|_| timed_out(timeout)))
+                });
+            }
+        }
+        let files = async {
+            if let Some(finished) = files_finished {
+                let _ = tokio::time::timeout(timeout, finished).await;
+            }
+        };
+        let async_readings = async {
+            let mut readings = Vec::new();
+            while let Some(Ok(reading)) = others.join_next().await {
+                readings.push(reading);
+            }
+            readings
+        };
+        let ((), async_readings) = tokio::join!(files, async_readings);
+        let mut readings: Vec<Option<Reading>> = vec![None; probes.len()];
+        for (index, reading) in lock(&done).drain(..).chain(async_readings) {
+            readings[index] = Some(reading);
+        }
+        readings
+            .into_iter()
+            .map(|reading| reading.unwrap_or_else(|| timed_out(timeout)))
+            .collect()
+    }
+}
+
+fn timed_out(timeout: Duration) -> Reading {
+    Reading::Unavailable(format!(
+        "no answer within {}s: the device or file system it reads does not respond; check it (dmesg)",
+        timeout.as_secs_f32()
+    ))
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Runs `read` on tokio's blocking pool.
+async fn blocking(read: impl FnOnce() -> Reading + Send + 'static) -> Reading {
+    tokio::task::spawn_blocking(read)
+        .await
+        .unwrap_or_else(|error| Reading::Unavailable(format!("the read failed: {error}")))
+}
+
+/// Keeps a probe to one read at a time: a file system that stalls costs one blocked thread,
+/// not one per sample. Shared by a probe's clones; compares equal to any other (it is no
+/// part of what a probe reads), so probes can derive `PartialEq`.
+#[derive(Debug, Clone, Default)]
+pub struct ReadGuard(Arc<AtomicBool>);
+
+impl PartialEq for ReadGuard {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl ReadGuard {
+    /// `read`, unless the previous read has not returned yet: then says so, naming `what`
+    /// ("/"), and leaves that read to finish.
+    pub fn run(&self, what: &dyn std::fmt::Display, read: impl FnOnce() -> Reading) -> Reading {
+        if self.0.swap(true, Ordering::AcqRel) {
+            return Reading::Unavailable(format!(
+                "the previous read of {what} has not returned: its file system or device does not answer; check it (dmesg, mount)"
+            ));
+        }
+        // Cleared however the read ends (a panic included).
+        struct Release<'a>(&'a AtomicBool);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _release = Release(&self.0);
+        read()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_that_has_not_returned_keeps_the_next_from_starting() {
+        let guard = ReadGuard::default();
+        let (entered, wait_in_read) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let stalled = guard.clone();
+        let reader = std::thread::spawn(move || {
+            stalled.run(&"/stalled", || {
+                entered.send(()).unwrap();
+                released.recv().unwrap();
+                Reading::Unavailable("done".into())
+            })
+        });
+        wait_in_read.recv().unwrap();
+        let Reading::Unavailable(message) = guard.run(&"/stalled", || panic!("not run")) else {
+            panic!("expected the guard's answer");
+        };
+        assert!(message.starts_with("the previous read of /stalled has not returned"));
+        release.send(()).unwrap();
+        reader.join().unwrap();
+        // Returned: the next read runs.
+        let reading = guard.run(&"/stalled", || Reading::Verdict {
+            bad: false,
+            text: "read".into(),
+        });
+        assert!(matches!(reading, Reading::Verdict { .. }), "{reading:?}");
+    }
+
+    #[tokio::test]
+    async fn a_round_of_samples_keeps_the_order_of_its_probes() {
+        let folder = tempfile::tempdir().unwrap();
+        let probes = [
+            Probe::Disk(disk::DiskProbe::new(
+                folder.path().join("gone"),
+                disk::DiskMetric::UsedPercent,
+            )),
+            Probe::Disk(disk::DiskProbe::new(
+                folder.path(),
+                disk::DiskMetric::FreeBytes,
+            )),
+        ];
+        let readings = Probe::sample_all(&probes, &Roots::default(), Duration::from_secs(10)).await;
+        assert!(
+            matches!(&readings[0], Reading::Unavailable(message) if message.contains("does not exist")),
+            "{readings:?}"
+        );
+        assert!(
+            matches!(
+                &readings[1],
+                Reading::Value {
+                    unit: Unit::Bytes,
+                    ..
+                }
+            ),
+            "{readings:?}"
+        );
     }
 }

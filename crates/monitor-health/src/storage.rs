@@ -19,14 +19,11 @@
 //!   beyond its life), and `0x%02x\n`, its reserved blocks used (0x01 normal, 0x02 warning:
 //!   80%, 0x03 urgent: 90%).
 
+use crate::disk::DiskSpace;
+use crate::{ReadGuard, Reading, ReadsFiles, Roots, Unit};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
-
-use crate::disk::DiskSpace;
-use crate::{read_blocking, Reading, Roots, Unit};
 
 /// What of a file system's storage a check watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -40,18 +37,12 @@ pub enum StorageWatch {
 }
 
 /// One file system, by its mount point.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StorageProbe {
     pub path: PathBuf,
     pub watch: StorageWatch,
-    /// Set while a read runs (statvfs can block on a failing device).
-    busy: Arc<AtomicBool>,
-}
-
-impl PartialEq for StorageProbe {
-    fn eq(&self, other: &Self) -> bool {
-        self.path == other.path && self.watch == other.watch
-    }
+    /// One read at a time (statvfs can block on a failing device).
+    guard: ReadGuard,
 }
 
 impl StorageProbe {
@@ -59,16 +50,22 @@ impl StorageProbe {
         StorageProbe {
             path: path.into(),
             watch,
-            busy: Arc::default(),
+            guard: ReadGuard::default(),
         }
     }
 
+    /// One sample on its own, on tokio's blocking pool (the agent samples a round of probes
+    /// together with [`Probe::sample_all`](crate::Probe::sample_all)).
     pub async fn sample(&self, roots: &Roots) -> Reading {
-        let (path, watch, roots) = (self.path.clone(), self.watch, roots.clone());
-        read_blocking(&self.busy, &self.path.display().to_string(), move || {
-            read(&roots, &path, watch)
-        })
-        .await
+        let (probe, roots) = (self.clone(), roots.clone());
+        crate::blocking(move || probe.read(&roots)).await
+    }
+}
+
+impl ReadsFiles for StorageProbe {
+    fn read(&self, roots: &Roots) -> Reading {
+        self.guard
+            .run(&self.path.display(), || read(roots, &self.path, self.watch))
     }
 }
 

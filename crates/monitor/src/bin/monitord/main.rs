@@ -53,8 +53,12 @@ fn main() -> ExitCode {
         .init();
 
     // One thread is plenty for an agent that mostly sleeps, and keeps its footprint small.
+    // A blocking-pool thread (the sampled checks' reads of files, every 30 s by default)
+    // waits 5 minutes for more work before it ends, so a round of samples reuses it
+    // rather than starting a thread every round (tokio's default keeps it 10 s).
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .thread_keep_alive(std::time::Duration::from_secs(300))
         .build()
     {
         Ok(runtime) => runtime,

@@ -14,19 +14,18 @@ use std::time::Duration;
 
 use monitor_config::{IfUnavailable, SampledCheck};
 use monitor_health::threshold::Hysteresis;
-use monitor_health::{Reading, Roots};
+use monitor_health::{Probe, Reading, Roots};
 use monitor_source::{Observed, SourceEvent};
 use monitor_wire::CheckId;
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::on_demand::OnDemand;
 use super::source::{Boxed, Context, ProblemLog, Source};
 
-/// The longest a probe may take; past it the sample is a problem (`Unavailable`). A
-/// check sampled more often than this gets its interval instead.
+/// The longest a round of samples may take; past it a sample not taken is a problem
+/// (`Unavailable`). Rounds with a check sampled more often than this get its interval.
 const SAMPLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Checks due within this much of the first due one are sampled with it: one wake-up
@@ -181,39 +180,28 @@ fn take_due(checks: &mut HashMap<CheckId, Scheduled>, now: Instant) -> Vec<Check
     due
 }
 
-/// Takes a sample of each `due` check at once, each within its timeout.
+/// Takes a sample of each `due` check at once (see [`Probe::sample_all`]: the reads of
+/// files in one job, so a round wakes one thread once), within the shortest of their
+/// timeouts.
 async fn sample(
     checks: &HashMap<CheckId, Scheduled>,
     due: Vec<CheckId>,
     roots: &Roots,
 ) -> Vec<(CheckId, Reading)> {
-    let mut running = JoinSet::new();
-    for id in due {
-        let Some(scheduled) = checks.get(&id) else {
-            continue;
-        };
-        let probe = scheduled.check.probe.clone();
-        let roots = roots.clone();
-        let timeout = SAMPLE_TIMEOUT.min(scheduled.check.interval);
-        running.spawn(async move {
-            let reading = match tokio::time::timeout(timeout, probe.sample(&roots)).await {
-                Ok(reading) => reading,
-                Err(_) => Reading::Unavailable(format!(
-                    "no answer within {}s: the device or file system it reads does not respond; check it (dmesg)",
-                    timeout.as_secs_f32()
-                )),
-            };
-            (id, reading)
-        });
-    }
-    let mut readings = Vec::new();
-    while let Some(result) = running.join_next().await {
-        match result {
-            Ok(reading) => readings.push(reading),
-            Err(error) => tracing::error!("a sample failed: {error}"),
-        }
-    }
-    readings
+    let due: Vec<(CheckId, &SampledCheck)> = due
+        .into_iter()
+        .filter_map(|id| {
+            let check = &checks.get(&id)?.check;
+            Some((id, check))
+        })
+        .collect();
+    let timeout = due
+        .iter()
+        .map(|(_, check)| check.interval)
+        .fold(SAMPLE_TIMEOUT, Duration::min);
+    let probes: Vec<Probe> = due.iter().map(|(_, check)| check.probe.clone()).collect();
+    let readings = Probe::sample_all(&probes, roots, timeout).await;
+    due.into_iter().map(|(id, _)| id).zip(readings).collect()
 }
 
 /// What the readings mean for the loop: a problem for a reading that could not be taken
@@ -257,4 +245,167 @@ fn judge(
         });
     }
     events
+}
+
+#[cfg(test)]
+mod tests {
+    use monitor_config::{
+        Debounce, Quantity, SampleInterval, SampledFields, SampledTexts, ThresholdRule,
+    };
+    use monitor_health::disk::{DiskMetric, DiskProbe};
+    use monitor_health::threshold::Direction;
+    use monitor_health::Unit;
+    use monitor_wire::Subsystem;
+
+    use super::*;
+
+    /// Used % of `path` at or over `raise`, clear 5 points below, `for: 2`.
+    fn check(path: &str, raise: f64, interval: u64) -> SampledCheck {
+        let fields = SampledFields {
+            interval: Some(SampleInterval(Duration::from_secs(interval))),
+            threshold: Some(Quantity(raise.to_string())),
+            debounce: Some(Debounce::Samples(2)),
+            ..SampledFields::default()
+        };
+        let rule = ThresholdRule {
+            unit: Unit::Percent,
+            direction: Direction::Above,
+            default_threshold: None,
+            default_clear: |raise| raise - 5.0,
+        };
+        let sampling = fields
+            .resolve(std::path::Path::new("diskusage_test.yaml"), Some(rule))
+            .unwrap();
+        SampledCheck::new(
+            Probe::Disk(DiskProbe::new(path, DiskMetric::UsedPercent)),
+            sampling,
+            SampledTexts::new("diskusage", path, "Disk full", "FULL", "FULL"),
+        )
+    }
+
+    fn id(name: &str) -> CheckId {
+        CheckId::new(Subsystem::Diskusage, name)
+    }
+
+    fn used(value: f64) -> Reading {
+        Reading::Value {
+            value,
+            unit: Unit::Percent,
+            what: "Disk / {value} used".into(),
+        }
+    }
+
+    #[test]
+    fn a_reload_keeps_the_state_of_unchanged_checks_only() {
+        let start = Instant::now();
+        let mut checks = HashMap::new();
+        apply(
+            &mut checks,
+            vec![
+                (id("same"), check("/", 90.0, 30)),
+                (id("changed"), check("/", 90.0, 30)),
+            ],
+            start,
+        );
+        for scheduled in checks.values_mut() {
+            scheduled.hysteresis.feed(&used(95.0));
+            scheduled.next = start + Duration::from_secs(20);
+        }
+        let later = start + Duration::from_secs(10);
+        apply(
+            &mut checks,
+            vec![
+                (id("same"), check("/", 90.0, 30)),
+                (id("changed"), check("/", 80.0, 30)),
+            ],
+            later,
+        );
+        // One sample above the line of two needed: kept, and so is its next sample.
+        let same = &checks[&id("same")];
+        assert_eq!(same.next, start + Duration::from_secs(20));
+        assert_eq!(same.hysteresis.clone().feed(&used(95.0)), Some(true));
+        let changed = &checks[&id("changed")];
+        assert_eq!(changed.next, later);
+        assert_eq!(changed.hysteresis.clone().feed(&used(95.0)), Some(false));
+        // Gone from the config: gone.
+        apply(&mut checks, vec![(id("same"), check("/", 90.0, 30))], later);
+        assert_eq!(checks.len(), 1);
+    }
+
+    #[test]
+    fn checks_due_together_share_a_wake_up_and_a_late_one_skips_what_it_missed() {
+        let start = Instant::now();
+        let mut checks = HashMap::new();
+        apply(
+            &mut checks,
+            vec![
+                (id("a"), check("/", 90.0, 30)),
+                (id("b"), check("/", 90.0, 60)),
+            ],
+            start,
+        );
+        checks.get_mut(&id("b")).unwrap().next = start + Duration::from_millis(300);
+        let mut due = take_due(&mut checks, start);
+        due.sort();
+        assert_eq!(due, [id("a"), id("b")]);
+        assert_eq!(checks[&id("a")].next, start + Duration::from_secs(30));
+        assert!(take_due(&mut checks, start + Duration::from_secs(29)).is_empty());
+        // Woken 100 s late (a suspend): the next sample is an interval from now.
+        let late = start + Duration::from_secs(130);
+        take_due(&mut checks, late);
+        assert_eq!(checks[&id("a")].next, late + Duration::from_secs(30));
+    }
+
+    #[test]
+    fn only_changes_reach_the_loop_and_a_problem_is_told_once() {
+        let mut checks = HashMap::new();
+        apply(
+            &mut checks,
+            vec![(id("a"), check("/", 90.0, 30))],
+            Instant::now(),
+        );
+        let mut problems = ProblemLog::default();
+        let mut round =
+            |reading: Reading| judge(&mut checks, &mut problems, vec![(id("a"), reading)]);
+        let observed = |events: &[SourceEvent]| -> Vec<bool> {
+            events
+                .iter()
+                .flat_map(|event| match event {
+                    SourceEvent::Observed { observations, .. } => observations
+                        .iter()
+                        .map(|(_, observed)| {
+                            matches!(observed, Observed::Condition { holds: true, .. })
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                })
+                .collect()
+        };
+        // The first sample is reported, the same state again is not.
+        assert_eq!(observed(&round(used(50.0))), [false]);
+        assert!(round(used(60.0)).is_empty());
+        assert!(round(used(95.0)).is_empty());
+        let unavailable = round(Reading::Unavailable("gone".into()));
+        assert!(
+            matches!(&unavailable[..], [SourceEvent::Problem { message, .. }] if message == "gone")
+        );
+        // The streak started over: one sample above the line is not enough.
+        let back = round(used(95.0));
+        assert!(
+            matches!(&back[..], [SourceEvent::Resolved { .. }]),
+            "{back:?}"
+        );
+        let raised = round(used(96.0));
+        assert_eq!(observed(&raised), [true]);
+        let SourceEvent::Observed { observations, .. } = &raised[0] else {
+            unreachable!()
+        };
+        let (_, Observed::Condition { details, .. }) = &observations[0] else {
+            unreachable!()
+        };
+        assert_eq!(
+            details.description.as_deref(),
+            Some("Disk / 96% used (threshold 90%)")
+        );
+    }
 }
