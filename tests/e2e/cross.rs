@@ -157,6 +157,24 @@ fn the_armv7_agent_raises_critical_then_ok_under_emulation() {
     runs_the_seed_crasher_scenario(&ARMV7_GNUEABIHF);
 }
 
+/// A real tmpfs filled over a `diskusage` check's threshold and emptied, sampled by the Pi
+/// binaries (statvfs through the emulator's system-call translation, 32-bit too).
+fn samples_a_full_disk(target: &Target) {
+    if let Some(binaries) = target.binaries() {
+        crate::health::full_disk_scenario(Sandbox::running(binaries));
+    }
+}
+
+#[test]
+fn the_aarch64_musl_agent_samples_a_full_disk_under_emulation() {
+    samples_a_full_disk(&AARCH64_MUSL);
+}
+
+#[test]
+fn the_armv7_agent_samples_a_full_disk_under_emulation() {
+    samples_a_full_disk(&ARMV7_GNUEABIHF);
+}
+
 /// A monitor-server package from `cross/build.sh`, with what `file` says of its binary and
 /// how to run it here.
 struct ServerPackage {
