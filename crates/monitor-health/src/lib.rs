@@ -57,7 +57,11 @@ pub enum Unit {
 pub enum Reading {
     /// A measured number, for the caller to compare with the check's threshold.
     /// `what` names it for a person: "/ used", "SoC temperature", "load per core (5 min)".
-    Value { value: f64, unit: Unit, what: String },
+    Value {
+        value: f64,
+        unit: Unit,
+        what: String,
+    },
     /// A probe that judges by itself (a read-only file system, under-voltage, a process
     /// gone, a plugin's exit code): whether it is bad, and what was seen, for the details.
     Verdict { bad: bool, text: String },
@@ -65,3 +69,7 @@ pub enum Reading {
     /// problem, worded with its fix. Never an alert.
     Unavailable(String),
 }
+
+pub mod connectivity;
+pub mod plugin;
+pub mod process;
