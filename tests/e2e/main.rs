@@ -15,6 +15,8 @@ mod harness;
 mod mender_auth_standin;
 #[path = "../support/monitor_server.rs"]
 mod monitor_server;
+#[path = "../support/mounts.rs"]
+mod mounts;
 #[path = "../support/podman.rs"]
 mod podman;
 #[path = "../support/postgres.rs"]
@@ -30,6 +32,7 @@ mod containers;
 mod cross;
 mod delivery;
 mod examples;
+mod health;
 mod hostile_paths;
 mod hygiene;
 mod log_checks;

@@ -50,9 +50,12 @@ mod watch;
 pub use check::{Check, CheckFormat};
 pub use create::{CreateArgument, CreateCommand};
 pub use kind::{
-    mender_keys, AlertOverrides, CheckDefinition, CheckKind, DbusCheck, DbusDefinition, LogCheck,
-    LogDefinition, OnFailure, RemediationAction, ServiceCheck, ServiceDefinition, ServiceKind,
-    UnknownServiceKind, CREATE_COMMANDS, MENDER_DBUS_KEYS, MENDER_LOG_KEYS, MENDER_SERVICE_KEYS,
+    mender_keys, AlertOverrides, CheckDefinition, CheckKind, DbusCheck, DbusDefinition, Debounce,
+    DiskusageCheck, DiskusageDefinition, DiskusageMetric, LogCheck, LogDefinition, OnFailure,
+    Quantity, RemediationAction, SampleInterval, SampledCheck, SampledDefinition, SampledFields,
+    SampledTexts, Sampling, ServiceCheck, ServiceDefinition, ServiceKind, StorageAspect,
+    StorageCheck, StorageDefinition, ThresholdRule, UnknownServiceKind, CREATE_COMMANDS,
+    MENDER_DBUS_KEYS, MENDER_DISKUSAGE_KEYS, MENDER_LOG_KEYS, MENDER_SERVICE_KEYS,
 };
 pub use mender::{parse_shell_assignments, ShellAssignment, ShellSyntaxError};
 pub use mender_settings::{

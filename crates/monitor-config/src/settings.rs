@@ -100,6 +100,14 @@ pub struct Settings {
     /// Where `dbus` checks listen for signals.
     #[serde(default)]
     pub dbus: DbusSettings,
+    /// Where sampled checks (temperature, power, storage wear...) read the kernel's sysfs
+    /// files. Default `/sys`; for tests and containers, a folder with the same layout.
+    #[serde(default = "default_sysfs_root")]
+    pub sysfs_root: PathBuf,
+    /// Where sampled checks (memory, load, mounts...) read the kernel's procfs files.
+    /// Default `/proc`; for tests and containers, a folder with the same layout.
+    #[serde(default = "default_procfs_root")]
+    pub procfs_root: PathBuf,
 }
 
 /// The `dbus:` section of `monitor.yaml`.
@@ -307,6 +315,14 @@ fn default_checkpoint_interval() -> Duration {
     Duration::from_secs(300)
 }
 
+fn default_sysfs_root() -> PathBuf {
+    PathBuf::from("/sys")
+}
+
+fn default_procfs_root() -> PathBuf {
+    PathBuf::from("/proc")
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -326,11 +342,21 @@ impl Default for Settings {
             systemd: SystemdSettings::default(),
             delivery: DeliverySettings::default(),
             dbus: DbusSettings::default(),
+            sysfs_root: default_sysfs_root(),
+            procfs_root: default_procfs_root(),
         }
     }
 }
 
 impl Settings {
+    /// Where sampled checks read the kernel's files (`sysfs_root`, `procfs_root`).
+    pub fn health_roots(&self) -> monitor_health::Roots {
+        monitor_health::Roots {
+            sys: self.sysfs_root.clone(),
+            proc: self.procfs_root.clone(),
+        }
+    }
+
     /// Parses and validates the text of a settings file; `file` is only used in problems.
     pub fn from_yaml(text: &str, file: &Path) -> Result<Settings, Vec<Problem>> {
         let value = parse_yaml(text, file)?;
@@ -404,6 +430,20 @@ impl Settings {
                     field,
                     format!(
                         "relative path \"{}\": use an absolute path such as /var/lib/monitor",
+                        dir.display()
+                    ),
+                );
+            }
+        }
+        for (field, dir, example) in [
+            ("sysfs_root", &self.sysfs_root, "/sys"),
+            ("procfs_root", &self.procfs_root, "/proc"),
+        ] {
+            if !dir.is_absolute() {
+                problem(
+                    field,
+                    format!(
+                        "relative path \"{}\": use an absolute path such as {example}",
                         dir.display()
                     ),
                 );

@@ -52,6 +52,9 @@ pub enum Observed {
     Matched { details: Details },
     /// The watched thing runs or does not (a unit, a container).
     State { running: bool, details: Details },
+    /// A sampled check's condition holds or not (a disk too full), after its threshold,
+    /// hysteresis and debounce; `details` say what was measured.
+    Condition { holds: bool, details: Details },
 }
 
 /// One event from a watcher.

@@ -43,6 +43,10 @@ pub enum Subsystem {
     Dbus,
     /// `docker events` for one container and action (a log check underneath).
     Dockerevents,
+    /// How full a file system is (sampled by the agent; Mender's demo subsystem).
+    Diskusage,
+    /// A file system turned read-only, its ext4 errors, its eMMC's wear (sampled).
+    Storage,
     /// The agent itself (its state folder not taking writes, say): no check file makes
     /// one, so it is not in [`Subsystem::ALL`] and does not parse from a file name.
     Monitor,
@@ -50,11 +54,13 @@ pub enum Subsystem {
 
 impl Subsystem {
     /// Every subsystem a check file can have.
-    pub const ALL: [Subsystem; 4] = [
+    pub const ALL: [Subsystem; 6] = [
         Subsystem::Log,
         Subsystem::Service,
         Subsystem::Dbus,
         Subsystem::Dockerevents,
+        Subsystem::Diskusage,
+        Subsystem::Storage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +69,8 @@ impl Subsystem {
             Subsystem::Service => "service",
             Subsystem::Dbus => "dbus",
             Subsystem::Dockerevents => "dockerevents",
+            Subsystem::Diskusage => "diskusage",
+            Subsystem::Storage => "storage",
             Subsystem::Monitor => "monitor",
         }
     }
@@ -316,7 +324,7 @@ mod tests {
         let error = "files".parse::<Subsystem>().unwrap_err();
         assert_eq!(
             error.to_string(),
-            "unknown subsystem `files`: use one of log, service, dbus, dockerevents"
+            "unknown subsystem `files`: use one of log, service, dbus, dockerevents, diskusage, storage"
         );
     }
 }

@@ -3,11 +3,16 @@
 //! validation, its Mender `.sh` keys, its `monitorctl create` arguments, what the engine
 //! makes of it, what the agent must watch for it, and its entry in the backend's config push.
 //!
-//! Adding a kind: a [`Subsystem`] in monitor-wire, a module here, and its arms below.
+//! Adding a kind: a [`Subsystem`] in monitor-wire, a module here, and its arms below. A
+//! kind the agent samples itself (disk use, temperature) keeps its shared keys in
+//! [`SampledDefinition`] and hands out a [`SampledCheck`] ([`CheckKind::sampled`]).
 
 mod dbus;
+mod diskusage;
 mod log;
+pub(crate) mod sampled;
 mod service;
+mod storage;
 
 use std::path::Path;
 
@@ -17,11 +22,19 @@ use monitor_wire::{CheckId, Subsystem};
 use serde::Serialize;
 
 pub use self::dbus::{DbusCheck, DbusDefinition, MENDER_DBUS_KEYS};
+pub use self::diskusage::{
+    DiskusageCheck, DiskusageDefinition, DiskusageMetric, MENDER_DISKUSAGE_KEYS,
+};
 pub use self::log::{AlertOverrides, LogCheck, LogDefinition, MENDER_LOG_KEYS};
+pub use self::sampled::{
+    Debounce, Quantity, SampleInterval, SampledCheck, SampledDefinition, SampledFields,
+    SampledTexts, Sampling, ThresholdRule,
+};
 pub use self::service::{
     OnFailure, RemediationAction, ServiceCheck, ServiceDefinition, ServiceKind, UnknownServiceKind,
     MENDER_SERVICE_KEYS,
 };
+pub use self::storage::{StorageAspect, StorageCheck, StorageDefinition};
 use crate::create::{CreateCommand, CreateValues};
 use crate::mender;
 use crate::problem::{parse_yaml, Problem};
@@ -38,6 +51,8 @@ pub enum CheckDefinition {
     Log(LogDefinition),
     Service(ServiceDefinition),
     Dbus(DbusDefinition),
+    Diskusage(SampledDefinition<DiskusageDefinition>),
+    Storage(SampledDefinition<StorageDefinition>),
 }
 
 /// What a check watches, validated.
@@ -47,14 +62,18 @@ pub enum CheckKind {
     Log(LogCheck),
     Service(ServiceCheck),
     Dbus(DbusCheck),
+    Diskusage(DiskusageCheck),
+    Storage(StorageCheck),
 }
 
 /// `monitorctl create`'s subcommands, in the order its help lists them.
-pub const CREATE_COMMANDS: [CreateCommand; 4] = [
+pub const CREATE_COMMANDS: [CreateCommand; 6] = [
     LogDefinition::CREATE,
     ServiceDefinition::CREATE,
     LogDefinition::CREATE_DOCKER_EVENTS,
     DbusDefinition::CREATE,
+    DiskusageDefinition::CREATE,
+    StorageDefinition::CREATE,
 ];
 
 /// The keys a Mender check file of `subsystem` may set.
@@ -63,7 +82,8 @@ pub fn mender_keys(subsystem: Subsystem) -> &'static [&'static str] {
         Subsystem::Log | Subsystem::Dockerevents => &MENDER_LOG_KEYS,
         Subsystem::Service => &MENDER_SERVICE_KEYS,
         Subsystem::Dbus => &MENDER_DBUS_KEYS,
-        Subsystem::Monitor => &[],
+        Subsystem::Diskusage => &MENDER_DISKUSAGE_KEYS,
+        Subsystem::Storage | Subsystem::Monitor => &[],
     }
 }
 
@@ -80,6 +100,12 @@ impl CheckDefinition {
                 ServiceDefinition::from_yaml(value, file).map(CheckDefinition::Service)
             }
             Subsystem::Dbus => DbusDefinition::from_yaml(value, file).map(CheckDefinition::Dbus),
+            Subsystem::Diskusage => {
+                SampledDefinition::from_yaml(value, file).map(CheckDefinition::Diskusage)
+            }
+            Subsystem::Storage => {
+                SampledDefinition::from_yaml(value, file).map(CheckDefinition::Storage)
+            }
             Subsystem::Monitor => Err(vec![agent_only(file)]),
         }
     }
@@ -113,6 +139,13 @@ impl CheckDefinition {
                 ServiceDefinition::from_mender(&mut values).map(CheckDefinition::Service)
             }
             Subsystem::Dbus => DbusDefinition::from_mender(&mut values).map(CheckDefinition::Dbus),
+            Subsystem::Diskusage => {
+                DiskusageDefinition::from_mender(&mut values).map(CheckDefinition::Diskusage)
+            }
+            Subsystem::Storage => {
+                values.file_problem(no_mender_form(subsystem, file));
+                None
+            }
             Subsystem::Monitor => {
                 values.file_problem(agent_only(file));
                 None
@@ -139,6 +172,10 @@ impl CheckDefinition {
             Subsystem::Dbus => {
                 DbusDefinition::from_create(values).map(|(n, d)| (n, CheckDefinition::Dbus(d)))
             }
+            Subsystem::Diskusage => DiskusageDefinition::from_create(values)
+                .map(|(n, d)| (n, CheckDefinition::Diskusage(d))),
+            Subsystem::Storage => StorageDefinition::from_create(values)
+                .map(|(n, d)| (n, CheckDefinition::Storage(d))),
             Subsystem::Monitor => Err(agent_only(Path::new("monitorctl create")).message),
         }?;
         Ok((CheckId::new(subsystem, name), definition))
@@ -161,6 +198,8 @@ impl CheckDefinition {
                 Subsystem::Log | Subsystem::Dockerevents
             ) | (CheckDefinition::Service(_), Subsystem::Service)
                 | (CheckDefinition::Dbus(_), Subsystem::Dbus)
+                | (CheckDefinition::Diskusage(_), Subsystem::Diskusage)
+                | (CheckDefinition::Storage(_), Subsystem::Storage)
         )
     }
 
@@ -170,6 +209,8 @@ impl CheckDefinition {
             CheckDefinition::Log(_) => Subsystem::Log,
             CheckDefinition::Service(_) => Subsystem::Service,
             CheckDefinition::Dbus(_) => Subsystem::Dbus,
+            CheckDefinition::Diskusage(_) => Subsystem::Diskusage,
+            CheckDefinition::Storage(_) => Subsystem::Storage,
         }
     }
 
@@ -181,6 +222,12 @@ impl CheckDefinition {
                 definition.resolve(file).map(CheckKind::Service)
             }
             CheckDefinition::Dbus(definition) => definition.resolve(file).map(CheckKind::Dbus),
+            CheckDefinition::Diskusage(definition) => {
+                definition.resolve(file).map(CheckKind::Diskusage)
+            }
+            CheckDefinition::Storage(definition) => {
+                definition.resolve(file).map(CheckKind::Storage)
+            }
         }
     }
 }
@@ -192,6 +239,8 @@ impl CheckKind {
             CheckKind::Log(check) => check.engine_spec(id, settings),
             CheckKind::Service(check) => check.engine_spec(),
             CheckKind::Dbus(check) => check.engine_spec(id, settings),
+            CheckKind::Diskusage(check) => check.sampled.engine_spec(),
+            CheckKind::Storage(check) => check.sampled.engine_spec(),
         }
     }
 
@@ -214,6 +263,8 @@ impl CheckKind {
             CheckKind::Log(check) => check.config_push(id, status, settings),
             CheckKind::Service(check) => check.config_push(id, status),
             CheckKind::Dbus(check) => check.config_push(id, status, settings),
+            // Mender's config push knows log, service and D-Bus checks only.
+            CheckKind::Diskusage(_) | CheckKind::Storage(_) => return None,
         };
         pushed.name = format!("{}.sh", id.name);
         Some(pushed)
@@ -226,7 +277,18 @@ impl CheckKind {
             CheckKind::Log(check) => check.watch(),
             CheckKind::Service(check) => check.watch(),
             CheckKind::Dbus(check) => check.watch(),
+            CheckKind::Diskusage(_) | CheckKind::Storage(_) => return None,
         })
+    }
+
+    /// For a kind the agent samples itself: what to sample, how often, how to judge it and
+    /// what its alerts say. The agent's sampled source runs every check that has one.
+    pub fn sampled(&self) -> Option<&SampledCheck> {
+        match self {
+            CheckKind::Log(_) | CheckKind::Service(_) | CheckKind::Dbus(_) => None,
+            CheckKind::Diskusage(check) => Some(&check.sampled),
+            CheckKind::Storage(check) => Some(&check.sampled),
+        }
     }
 
     /// What `monitorctl list` shows as the check's source.
@@ -235,6 +297,8 @@ impl CheckKind {
             CheckKind::Log(check) => check.describe_source(),
             CheckKind::Service(check) => check.describe_source(),
             CheckKind::Dbus(check) => check.describe_source(),
+            CheckKind::Diskusage(check) => check.describe_source(),
+            CheckKind::Storage(check) => check.describe_source(),
         }
     }
 }
@@ -248,12 +312,23 @@ pub(crate) fn rename_fields_to_mender(subsystem: Subsystem, mut problem: Problem
         Subsystem::Log | Subsystem::Dockerevents => LogDefinition::mender_key(field),
         Subsystem::Service => ServiceDefinition::mender_key(field),
         Subsystem::Dbus => DbusDefinition::mender_key(field),
-        Subsystem::Monitor => None,
+        Subsystem::Diskusage => DiskusageDefinition::mender_key(field),
+        Subsystem::Storage | Subsystem::Monitor => None,
     };
     if let Some(key) = mender_key {
         problem.field = Some(key.to_owned());
     }
     problem
+}
+
+/// A kind Mender does not have has no `.sh` form.
+fn no_mender_form(subsystem: Subsystem, file: &Path) -> Problem {
+    Problem::in_file(
+        file,
+        format!(
+            "{subsystem} checks have no Mender form: write available/{subsystem}_<check>.yaml instead"
+        ),
+    )
 }
 
 /// `monitor` checks are the agent's own alerts; no file defines one.

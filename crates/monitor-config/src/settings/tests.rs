@@ -85,7 +85,7 @@ fn every_problem_is_reported_with_file_and_key() {
     assert_eq!(
         messages,
         [
-            format!("{file}: flaping_interval: unknown key: use one of device_id, state_dir, runtime_dir, flapping_interval, flapping_count_threshold, alert_log_max_age, default_log_pattern_expiration, default_dbus_alert_expiration, log_lines_before, log_lines_after, log_first_read_limit, alert_history_max_bytes, checkpoint_interval, systemd, delivery, dbus"),
+            format!("{file}: flaping_interval: unknown key: use one of device_id, state_dir, runtime_dir, flapping_interval, flapping_count_threshold, alert_log_max_age, default_log_pattern_expiration, default_dbus_alert_expiration, log_lines_before, log_lines_after, log_first_read_limit, alert_history_max_bytes, checkpoint_interval, systemd, delivery, dbus, sysfs_root, procfs_root"),
             format!("{file}: flapping_count_threshold: invalid type: string \"many\", expected u32"),
             format!("{file}: alert_log_max_age: invalid duration \"1x\": unknown unit \"x\", use ms, s, m, h or d (for example 30s, 5m, 2h30m)"),
         ]

@@ -294,13 +294,17 @@ fn file_names_decide_subsystem_and_name() {
     write(&available.join("log_other.yml"), good);
     let loaded = checks.load();
     assert_eq!(loaded.checks.len(), 1);
+    // Every kind, in `Subsystem::ALL`'s order (log, service, dbus, dockerevents, ...).
+    let kinds: Vec<&str> = Subsystem::ALL.iter().map(|kind| kind.as_str()).collect();
+    let kinds = kinds.join(", ");
+    assert!(kinds.starts_with("log, service, dbus, dockerevents"));
     assert_eq!(
         shown(&checks, &loaded.problems),
         [
-            "DIR/available/files_app.yaml: unknown subsystem \"files\": rename the file to <subsystem>_<check>.yaml with subsystem one of log, service, dbus, dockerevents",
-            "DIR/available/log_-app.yaml: invalid check name \"-app\": rename the file, use at most 200 ASCII letters, digits and '.', '_', '-', '@', '\\', ':', '+', not starting with '.' or '-'",
-            "DIR/available/log_other.yml: check files end in .yaml: rename the file to log_other.yaml",
-            "DIR/available/logapp.yaml: no subsystem in the file name: rename the file to <subsystem>_<check>.yaml with subsystem one of log, service, dbus, dockerevents",
+            format!("DIR/available/files_app.yaml: unknown subsystem \"files\": rename the file to <subsystem>_<check>.yaml with subsystem one of {kinds}"),
+            "DIR/available/log_-app.yaml: invalid check name \"-app\": rename the file, use at most 200 ASCII letters, digits and '.', '_', '-', '@', '\\', ':', '+', not starting with '.' or '-'".to_owned(),
+            "DIR/available/log_other.yml: check files end in .yaml: rename the file to log_other.yaml".to_owned(),
+            format!("DIR/available/logapp.yaml: no subsystem in the file name: rename the file to <subsystem>_<check>.yaml with subsystem one of {kinds}"),
         ]
     );
 }

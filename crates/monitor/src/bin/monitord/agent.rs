@@ -399,6 +399,9 @@ impl Agent {
                             holds: !running,
                             details,
                         },
+                        Observed::Condition { holds, details } => {
+                            Observation::Condition { holds, details }
+                        }
                     };
                     emitted.extend(self.engine.observe(&check, observation, now));
                 }

@@ -66,5 +66,11 @@ fn watching(plan: &Plan, id: &CheckId, systemd_bus: SystemdBus) -> Option<String
                 }
             )
         });
-    log.or(service)
+    let sampled = plan
+        .checks
+        .iter()
+        .find(|(check, _)| check == id)
+        .and_then(|(_, kind)| kind.sampled())
+        .map(|sampled| format!("sampled {}", sampled.describe_sampling()));
+    log.or(service).or(sampled)
 }

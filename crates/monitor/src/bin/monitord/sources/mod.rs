@@ -14,6 +14,7 @@ pub mod commands;
 mod containers;
 mod logs;
 mod on_demand;
+mod sampled;
 mod services;
 mod signals;
 mod source;
@@ -49,7 +50,8 @@ impl Sources {
             Box::new(services::Services::new(events.clone(), tasks)),
             Box::new(signals::Signals::new(events.clone(), tasks)),
             Box::new(commands::Commands::new(events.clone(), tasks)),
-            Box::new(containers::Containers::new(events, tasks)),
+            Box::new(containers::Containers::new(events.clone(), tasks)),
+            Box::new(sampled::Sampled::new(events, tasks)),
         ];
         Ok(Sources {
             generation: 0,
