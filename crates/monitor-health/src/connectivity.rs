@@ -9,7 +9,7 @@
 use std::error::Error as _;
 use std::fmt;
 use std::ops::RangeInclusive;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -75,9 +75,10 @@ pub struct ConnectivityProbe {
     pub target: ConnectivityTarget,
     /// One attempt gives up after this long.
     pub timeout: Duration,
-    /// Built at the first HTTP sample and kept (its TLS roots are read once); the error of
-    /// a build that failed, to say at each sample.
-    client: OnceLock<Result<reqwest::Client, String>>,
+    /// Built at the first HTTP sample and kept (its TLS roots are read once), shared by the
+    /// clones the agent samples with; the error of a build that failed, to say at each
+    /// sample.
+    client: Arc<OnceLock<Result<reqwest::Client, String>>>,
 }
 
 impl PartialEq for ConnectivityProbe {
@@ -91,7 +92,7 @@ impl ConnectivityProbe {
         ConnectivityProbe {
             target,
             timeout,
-            client: OnceLock::new(),
+            client: Arc::new(OnceLock::new()),
         }
     }
 

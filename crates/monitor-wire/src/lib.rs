@@ -47,6 +47,12 @@ pub enum Subsystem {
     Diskusage,
     /// A file system turned read-only, its ext4 errors, its eMMC's wear (sampled).
     Storage,
+    /// A host answers: TCP, HTTP(S) or DNS (sampled; Mender's demo subsystem's name).
+    Connectivity,
+    /// A process that is not a systemd unit runs (sampled).
+    Process,
+    /// A Nagios / Monitoring Plugins compatible command's verdict (sampled).
+    Plugin,
     /// The agent itself (its state folder not taking writes, say): no check file makes
     /// one, so it is not in [`Subsystem::ALL`] and does not parse from a file name.
     Monitor,
@@ -54,13 +60,16 @@ pub enum Subsystem {
 
 impl Subsystem {
     /// Every subsystem a check file can have.
-    pub const ALL: [Subsystem; 6] = [
+    pub const ALL: [Subsystem; 9] = [
         Subsystem::Log,
         Subsystem::Service,
         Subsystem::Dbus,
         Subsystem::Dockerevents,
         Subsystem::Diskusage,
         Subsystem::Storage,
+        Subsystem::Connectivity,
+        Subsystem::Process,
+        Subsystem::Plugin,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -71,6 +80,9 @@ impl Subsystem {
             Subsystem::Dockerevents => "dockerevents",
             Subsystem::Diskusage => "diskusage",
             Subsystem::Storage => "storage",
+            Subsystem::Connectivity => "connectivity",
+            Subsystem::Process => "process",
+            Subsystem::Plugin => "plugin",
             Subsystem::Monitor => "monitor",
         }
     }
@@ -324,7 +336,7 @@ mod tests {
         let error = "files".parse::<Subsystem>().unwrap_err();
         assert_eq!(
             error.to_string(),
-            "unknown subsystem `files`: use one of log, service, dbus, dockerevents, diskusage, storage"
+            "unknown subsystem `files`: use one of log, service, dbus, dockerevents, diskusage, storage, connectivity, process, plugin"
         );
     }
 }

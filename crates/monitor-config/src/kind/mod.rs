@@ -7,9 +7,12 @@
 //! kind the agent samples itself (disk use, temperature) keeps its shared keys in
 //! [`SampledDefinition`] and hands out a [`SampledCheck`] ([`CheckKind::sampled`]).
 
+mod connectivity;
 mod dbus;
 mod diskusage;
 mod log;
+mod plugin;
+mod process;
 pub(crate) mod sampled;
 mod service;
 mod storage;
@@ -21,11 +24,16 @@ use monitor_wire::config_push::{CheckStatus, ConfigCheck};
 use monitor_wire::{CheckId, Subsystem};
 use serde::Serialize;
 
+pub use self::connectivity::{
+    ConnectivityCheck, ConnectivityDefinition, ConnectivityMethod, StatusRange,
+};
 pub use self::dbus::{DbusCheck, DbusDefinition, MENDER_DBUS_KEYS};
 pub use self::diskusage::{
     DiskusageCheck, DiskusageDefinition, DiskusageMetric, MENDER_DISKUSAGE_KEYS,
 };
 pub use self::log::{AlertOverrides, LogCheck, LogDefinition, MENDER_LOG_KEYS};
+pub use self::plugin::{PluginCheck, PluginDefinition, PluginMapping};
+pub use self::process::{ProcessCheck, ProcessDefinition};
 pub use self::sampled::{
     Debounce, Quantity, SampleInterval, SampledCheck, SampledDefinition, SampledFields,
     SampledTexts, Sampling, ThresholdRule,
@@ -53,6 +61,9 @@ pub enum CheckDefinition {
     Dbus(DbusDefinition),
     Diskusage(SampledDefinition<DiskusageDefinition>),
     Storage(SampledDefinition<StorageDefinition>),
+    Connectivity(SampledDefinition<ConnectivityDefinition>),
+    Process(SampledDefinition<ProcessDefinition>),
+    Plugin(SampledDefinition<PluginDefinition>),
 }
 
 /// What a check watches, validated.
@@ -64,16 +75,22 @@ pub enum CheckKind {
     Dbus(DbusCheck),
     Diskusage(DiskusageCheck),
     Storage(StorageCheck),
+    Connectivity(ConnectivityCheck),
+    Process(ProcessCheck),
+    Plugin(PluginCheck),
 }
 
 /// `monitorctl create`'s subcommands, in the order its help lists them.
-pub const CREATE_COMMANDS: [CreateCommand; 6] = [
+pub const CREATE_COMMANDS: [CreateCommand; 9] = [
     LogDefinition::CREATE,
     ServiceDefinition::CREATE,
     LogDefinition::CREATE_DOCKER_EVENTS,
     DbusDefinition::CREATE,
     DiskusageDefinition::CREATE,
     StorageDefinition::CREATE,
+    ConnectivityDefinition::CREATE,
+    ProcessDefinition::CREATE,
+    PluginDefinition::CREATE,
 ];
 
 /// The keys a Mender check file of `subsystem` may set.
@@ -83,7 +100,11 @@ pub fn mender_keys(subsystem: Subsystem) -> &'static [&'static str] {
         Subsystem::Service => &MENDER_SERVICE_KEYS,
         Subsystem::Dbus => &MENDER_DBUS_KEYS,
         Subsystem::Diskusage => &MENDER_DISKUSAGE_KEYS,
-        Subsystem::Storage | Subsystem::Monitor => &[],
+        Subsystem::Storage
+        | Subsystem::Connectivity
+        | Subsystem::Process
+        | Subsystem::Plugin
+        | Subsystem::Monitor => &[],
     }
 }
 
@@ -105,6 +126,15 @@ impl CheckDefinition {
             }
             Subsystem::Storage => {
                 SampledDefinition::from_yaml(value, file).map(CheckDefinition::Storage)
+            }
+            Subsystem::Connectivity => {
+                SampledDefinition::from_yaml(value, file).map(CheckDefinition::Connectivity)
+            }
+            Subsystem::Process => {
+                SampledDefinition::from_yaml(value, file).map(CheckDefinition::Process)
+            }
+            Subsystem::Plugin => {
+                SampledDefinition::from_yaml(value, file).map(CheckDefinition::Plugin)
             }
             Subsystem::Monitor => Err(vec![agent_only(file)]),
         }
@@ -142,7 +172,10 @@ impl CheckDefinition {
             Subsystem::Diskusage => {
                 DiskusageDefinition::from_mender(&mut values).map(CheckDefinition::Diskusage)
             }
-            Subsystem::Storage => {
+            Subsystem::Storage
+            | Subsystem::Connectivity
+            | Subsystem::Process
+            | Subsystem::Plugin => {
                 values.file_problem(no_mender_form(subsystem, file));
                 None
             }
@@ -176,6 +209,13 @@ impl CheckDefinition {
                 .map(|(n, d)| (n, CheckDefinition::Diskusage(d))),
             Subsystem::Storage => StorageDefinition::from_create(values)
                 .map(|(n, d)| (n, CheckDefinition::Storage(d))),
+            Subsystem::Connectivity => ConnectivityDefinition::from_create(values)
+                .map(|(n, d)| (n, CheckDefinition::Connectivity(d))),
+            Subsystem::Process => ProcessDefinition::from_create(values)
+                .map(|(n, d)| (n, CheckDefinition::Process(d))),
+            Subsystem::Plugin => {
+                PluginDefinition::from_create(values).map(|(n, d)| (n, CheckDefinition::Plugin(d)))
+            }
             Subsystem::Monitor => Err(agent_only(Path::new("monitorctl create")).message),
         }?;
         Ok((CheckId::new(subsystem, name), definition))
@@ -200,6 +240,9 @@ impl CheckDefinition {
                 | (CheckDefinition::Dbus(_), Subsystem::Dbus)
                 | (CheckDefinition::Diskusage(_), Subsystem::Diskusage)
                 | (CheckDefinition::Storage(_), Subsystem::Storage)
+                | (CheckDefinition::Connectivity(_), Subsystem::Connectivity)
+                | (CheckDefinition::Process(_), Subsystem::Process)
+                | (CheckDefinition::Plugin(_), Subsystem::Plugin)
         )
     }
 
@@ -211,6 +254,9 @@ impl CheckDefinition {
             CheckDefinition::Dbus(_) => Subsystem::Dbus,
             CheckDefinition::Diskusage(_) => Subsystem::Diskusage,
             CheckDefinition::Storage(_) => Subsystem::Storage,
+            CheckDefinition::Connectivity(_) => Subsystem::Connectivity,
+            CheckDefinition::Process(_) => Subsystem::Process,
+            CheckDefinition::Plugin(_) => Subsystem::Plugin,
         }
     }
 
@@ -228,6 +274,13 @@ impl CheckDefinition {
             CheckDefinition::Storage(definition) => {
                 definition.resolve(file).map(CheckKind::Storage)
             }
+            CheckDefinition::Connectivity(definition) => {
+                definition.resolve(file).map(CheckKind::Connectivity)
+            }
+            CheckDefinition::Process(definition) => {
+                definition.resolve(file).map(CheckKind::Process)
+            }
+            CheckDefinition::Plugin(definition) => definition.resolve(file).map(CheckKind::Plugin),
         }
     }
 }
@@ -241,6 +294,9 @@ impl CheckKind {
             CheckKind::Dbus(check) => check.engine_spec(id, settings),
             CheckKind::Diskusage(check) => check.sampled.engine_spec(),
             CheckKind::Storage(check) => check.sampled.engine_spec(),
+            CheckKind::Connectivity(check) => check.sampled.engine_spec(),
+            CheckKind::Process(check) => check.sampled.engine_spec(),
+            CheckKind::Plugin(check) => check.sampled.engine_spec(),
         }
     }
 
@@ -264,7 +320,11 @@ impl CheckKind {
             CheckKind::Service(check) => check.config_push(id, status),
             CheckKind::Dbus(check) => check.config_push(id, status, settings),
             // Mender's config push knows log, service and D-Bus checks only.
-            CheckKind::Diskusage(_) | CheckKind::Storage(_) => return None,
+            CheckKind::Diskusage(_)
+            | CheckKind::Storage(_)
+            | CheckKind::Connectivity(_)
+            | CheckKind::Process(_)
+            | CheckKind::Plugin(_) => return None,
         };
         pushed.name = format!("{}.sh", id.name);
         Some(pushed)
@@ -277,7 +337,11 @@ impl CheckKind {
             CheckKind::Log(check) => check.watch(),
             CheckKind::Service(check) => check.watch(),
             CheckKind::Dbus(check) => check.watch(),
-            CheckKind::Diskusage(_) | CheckKind::Storage(_) => return None,
+            CheckKind::Diskusage(_)
+            | CheckKind::Storage(_)
+            | CheckKind::Connectivity(_)
+            | CheckKind::Process(_)
+            | CheckKind::Plugin(_) => return None,
         })
     }
 
@@ -288,6 +352,9 @@ impl CheckKind {
             CheckKind::Log(_) | CheckKind::Service(_) | CheckKind::Dbus(_) => None,
             CheckKind::Diskusage(check) => Some(&check.sampled),
             CheckKind::Storage(check) => Some(&check.sampled),
+            CheckKind::Connectivity(check) => Some(&check.sampled),
+            CheckKind::Process(check) => Some(&check.sampled),
+            CheckKind::Plugin(check) => Some(&check.sampled),
         }
     }
 
@@ -299,6 +366,9 @@ impl CheckKind {
             CheckKind::Dbus(check) => check.describe_source(),
             CheckKind::Diskusage(check) => check.describe_source(),
             CheckKind::Storage(check) => check.describe_source(),
+            CheckKind::Connectivity(check) => check.describe_source(),
+            CheckKind::Process(check) => check.describe_source(),
+            CheckKind::Plugin(check) => check.describe_source(),
         }
     }
 }
@@ -313,7 +383,11 @@ pub(crate) fn rename_fields_to_mender(subsystem: Subsystem, mut problem: Problem
         Subsystem::Service => ServiceDefinition::mender_key(field),
         Subsystem::Dbus => DbusDefinition::mender_key(field),
         Subsystem::Diskusage => DiskusageDefinition::mender_key(field),
-        Subsystem::Storage | Subsystem::Monitor => None,
+        Subsystem::Storage
+        | Subsystem::Connectivity
+        | Subsystem::Process
+        | Subsystem::Plugin
+        | Subsystem::Monitor => None,
     };
     if let Some(key) = mender_key {
         problem.field = Some(key.to_owned());

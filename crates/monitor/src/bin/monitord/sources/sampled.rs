@@ -29,6 +29,10 @@ use super::source::{Boxed, Context, ProblemLog, Source};
 /// check sampled more often than this gets its interval instead.
 const SAMPLE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What a probe with a timeout of its own gets beyond it: the time to kill what it runs
+/// and say so.
+const OWN_TIMEOUT_GRACE: Duration = Duration::from_secs(2);
+
 /// Checks due within this much of the first due one are sampled with it: one wake-up
 /// serves checks whose times drifted apart by a little.
 const COALESCE: Duration = Duration::from_millis(500);
@@ -194,7 +198,12 @@ async fn sample(
         };
         let probe = scheduled.check.probe.clone();
         let roots = roots.clone();
-        let timeout = SAMPLE_TIMEOUT.min(scheduled.check.interval);
+        // A probe with a timeout of its own (a plugin, a connection) is given that long and
+        // a little more, so that its own verdict ("timed out after 10s") is the one seen.
+        let timeout = match probe.own_timeout() {
+            Some(own) => own + OWN_TIMEOUT_GRACE,
+            None => SAMPLE_TIMEOUT.min(scheduled.check.interval),
+        };
         running.spawn(async move {
             let reading = match tokio::time::timeout(timeout, probe.sample(&roots)).await {
                 Ok(reading) => reading,
