@@ -24,17 +24,55 @@ fn unique_name(prefix: &str) -> String {
     format!("{prefix}{}", std::process::id() % 100_000)
 }
 
-fn spawn(program: &Path, arguments: &[&str]) -> Child {
-    Command::new(program)
-        .args(arguments)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start a test process")
+/// A test's process, killed and reaped when dropped, so a failing test leaves none behind.
+struct Running(Child);
+
+impl Running {
+    fn id(&self) -> u32 {
+        self.0.id()
+    }
 }
 
-fn kill_and_reap(mut child: Child) {
-    child.kill().expect("kill the test process");
-    child.wait().expect("reap the test process");
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(program: &Path, arguments: &[&str]) -> Running {
+    Running(
+        Command::new(program)
+            .args(arguments)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start a test process"),
+    )
+}
+
+fn kill_and_reap(mut running: Running) {
+    running.0.kill().expect("kill the test process");
+    running.0.wait().expect("reap the test process");
+}
+
+/// A process this test started but cannot reap (a daemon, a child of init): SIGKILL when
+/// dropped, so a failing test leaves none behind.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // SAFETY: kill only sends a signal, to the daemon this test started.
+        unsafe {
+            libc::kill(self.0 as i32, libc::SIGKILL);
+        }
+    }
+}
+
+/// `spawn` returns once the kernel lets the parent go on, which is before it renames the
+/// child (`comm`): for a moment the child is still a copy of this test. Samples until the
+/// probe sees it run.
+async fn sample_until_running(probe: &ProcessProbe) -> Reading {
+    sample_until(probe, |reading| !is_bad(reading)).await
 }
 
 fn is_bad(reading: &Reading) -> bool {
@@ -78,7 +116,7 @@ async fn a_process_found_by_name_runs_until_it_is_killed() {
 
     let child = spawn(&program, &["3600"]);
     let pid = child.id();
-    let reading = probe.sample(&Roots::default()).await;
+    let reading = sample_until_running(&probe).await;
     assert_eq!(
         reading,
         Reading::Verdict {
@@ -88,8 +126,10 @@ async fn a_process_found_by_name_runs_until_it_is_killed() {
     );
 
     let second = spawn(&program, &["3600"]);
-    let reading = probe.sample(&Roots::default()).await;
-    assert!(!is_bad(&reading));
+    let reading = sample_until(&probe, |reading| {
+        !is_bad(reading) && text(reading).contains("2 processes")
+    })
+    .await;
     assert!(text(&reading).contains("2 processes"), "{reading:?}");
 
     kill_and_reap(child);
@@ -107,7 +147,7 @@ async fn a_name_longer_than_the_kernel_keeps_still_matches() {
     let child = spawn(&program, &["3600"]);
 
     let probe = ProcessProbe::new(ProcessSelector::Name(name));
-    let reading = probe.sample(&Roots::default()).await;
+    let reading = sample_until_running(&probe).await;
     kill_and_reap(child);
     assert!(!is_bad(&reading), "{reading:?}");
 }
@@ -121,7 +161,7 @@ async fn a_command_line_regex_finds_the_process_by_its_arguments() {
 
     let child = spawn(Path::new("/bin/sleep"), &[&marker]);
     let pid = child.id();
-    let reading = probe.sample(&Roots::default()).await;
+    let reading = sample_until_running(&probe).await;
     assert_eq!(
         text(&reading),
         format!("/sleep {}$/ runs (pid {pid})", regex::escape(&marker))
@@ -140,9 +180,10 @@ async fn a_zombie_is_not_running() {
     let folder = tempfile::tempdir().unwrap();
     let name = unique_name("hp-zombie-");
     let program = renamed_sleep(folder.path(), &name);
-    let mut child = spawn(&program, &["3600"]);
+    let mut running = spawn(&program, &["3600"]);
     let probe = ProcessProbe::new(ProcessSelector::Name(name));
-    assert!(!is_bad(&probe.sample(&Roots::default()).await));
+    assert!(!is_bad(&sample_until_running(&probe).await));
+    let child = &mut running.0;
 
     child.kill().unwrap();
     // Wait for it to exit without reaping it: it stays a zombie until `wait`.
@@ -193,8 +234,10 @@ async fn a_forking_daemon_is_watched_through_its_pid_file() {
         .trim()
         .parse()
         .unwrap();
+    let daemon_guard = KillOnDrop(pid);
 
-    let reading = probe.sample(&Roots::default()).await;
+    // Its starter wrote the pid as it forked: the daemon may not be itself yet.
+    let reading = sample_until_running(&probe).await;
     assert_eq!(
         reading,
         Reading::Verdict {
@@ -203,8 +246,7 @@ async fn a_forking_daemon_is_watched_through_its_pid_file() {
         }
     );
 
-    // SAFETY: kill only sends a signal, to the daemon this test started.
-    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+    drop(daemon_guard);
     // Not our child: nothing tells us when it is gone (a zombie of init, or reaped).
     let reading = sample_until(&probe, is_bad).await;
     assert!(
