@@ -89,9 +89,11 @@ impl StatusRange {
                 };
                 match parsed {
                     Some((low, high)) => low..=high,
-                    None => return Err(format!(
+                    None => {
+                        return Err(format!(
                         "\"{text}\" is not a status or a range: write one such as 200 or 200-399"
-                    )),
+                    ))
+                    }
                 }
             }
         };
