@@ -42,6 +42,7 @@ mod mender_cli;
 mod mender_client;
 mod mender_scenarios;
 mod private_bus;
+mod probes;
 mod raise;
 mod server;
 mod server_container;

@@ -63,6 +63,10 @@ pub use kind::{
     TemperatureDefinition, ThresholdRule, UnknownServiceKind, ALL_UNITS, ALL_UNITS_CHECK_NAME,
     CREATE_COMMANDS, MENDER_DBUS_KEYS, MENDER_DISKUSAGE_KEYS, MENDER_LOG_KEYS, MENDER_SERVICE_KEYS,
 };
+pub use kind::{
+    ConnectivityCheck, ConnectivityDefinition, ConnectivityMethod, PluginCheck, PluginDefinition,
+    PluginMapping, ProcessCheck, ProcessDefinition, StatusRange,
+};
 pub use mender::{parse_shell_assignments, ShellAssignment, ShellSyntaxError};
 pub use mender_settings::{
     convert_mender_settings, merge_settings, CarriedSetting, MenderSettings, MergedSettings,

@@ -5,6 +5,11 @@ pub(crate) fn compile_pattern(pattern: &str) -> Result<regex::bytes::Regex, Stri
     regex::bytes::Regex::new(pattern).map_err(|error| regex_error_message(pattern, &error))
 }
 
+/// Compiles a regex over text (a process's command line); errors as [`compile_pattern`]'s.
+pub(crate) fn compile_text_pattern(pattern: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(pattern).map_err(|error| regex_error_message(pattern, &error))
+}
+
 /// `regex parse error: unclosed group at column 1 of "(abc" — fix the pattern`.
 ///
 /// The regex crate's message spans lines (the pattern, a caret line, `error: ...`); a problem

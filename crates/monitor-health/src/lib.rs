@@ -8,8 +8,9 @@
 //! it at a folder that holds the files of another machine (a Raspberry Pi's).
 //!
 //! - [`Probe`]: one variant per kind of read, each in its own module ([`disk`], [`storage`],
-//!   [`memory`], [`load`], [`temperature`], [`power`]). A probe may keep what a measure
-//!   needs from the previous sample (CPU use is the difference of two `/proc/stat`s).
+//!   [`memory`], [`load`], [`temperature`], [`power`], [`process`], [`plugin`],
+//!   [`connectivity`]). A probe may keep what a measure needs from the previous sample
+//!   (CPU use is the difference of two `/proc/stat`s).
 //! - [`Reading`]: what one sample gives: a value with its unit, a verdict, or nothing
 //!   (with the fix), never an error that stops the agent.
 //! - [`threshold`]: thresholds, hysteresis and debounce, pure (no clock, no I/O).
@@ -17,11 +18,14 @@
 //!
 //! It knows no check, no alert and no engine: the agent turns what it says into alerts.
 
+pub mod connectivity;
 pub mod disk;
 mod kernel_file;
 pub mod load;
 pub mod memory;
+pub mod plugin;
 pub mod power;
+pub mod process;
 pub mod storage;
 pub mod temperature;
 pub mod text;
@@ -122,6 +126,12 @@ pub enum Probe {
     Temperature(temperature::TemperatureProbe),
     /// A Raspberry Pi's under-voltage and throttling, from the firmware's bits.
     Power(power::PowerProbe),
+    /// Whether a process runs: by name, command line or pid file, from procfs.
+    Process(process::ProcessProbe),
+    /// What a Nagios / Monitoring Plugins compatible command says (its exit status).
+    Plugin(plugin::PluginProbe),
+    /// Whether a host answers: a TCP connection, an HTTP(S) status, a name resolved.
+    Connectivity(connectivity::ConnectivityProbe),
 }
 
 impl Probe {
@@ -136,6 +146,26 @@ impl Probe {
             Probe::Load(probe) => probe.sample(roots),
             Probe::Temperature(probe) => probe.sample(roots).await,
             Probe::Power(probe) => probe.sample(roots).await,
+            Probe::Process(probe) => probe.sample(roots).await,
+            Probe::Plugin(probe) => probe.sample(roots).await,
+            Probe::Connectivity(probe) => probe.sample(roots).await,
+        }
+    }
+
+    /// The timeout of a probe that bounds its own samples (a plugin, a connection): the
+    /// caller's bound must leave it that long, so the probe's own, clearer verdict ("timed
+    /// out after 10s") is the one seen. `None`: the caller's bound is the only one.
+    pub fn own_timeout(&self) -> Option<std::time::Duration> {
+        match self {
+            Probe::Disk(_)
+            | Probe::Storage(_)
+            | Probe::Memory(_)
+            | Probe::Load(_)
+            | Probe::Temperature(_)
+            | Probe::Power(_)
+            | Probe::Process(_) => None,
+            Probe::Plugin(probe) => Some(probe.timeout),
+            Probe::Connectivity(probe) => Some(probe.timeout),
         }
     }
 }

@@ -55,6 +55,12 @@ pub enum Subsystem {
     Temperature,
     /// A Raspberry Pi's under-voltage and throttling, from the firmware (sampled).
     Power,
+    /// A host answers: TCP, HTTP(S) or DNS (sampled; Mender's demo subsystem's name).
+    Connectivity,
+    /// A process that is not a systemd unit runs (sampled).
+    Process,
+    /// A Nagios / Monitoring Plugins compatible command's verdict (sampled).
+    Plugin,
     /// The agent itself (its state folder not taking writes, say): no check file makes
     /// one, so it is not in [`Subsystem::ALL`] and does not parse from a file name.
     Monitor,
@@ -62,7 +68,7 @@ pub enum Subsystem {
 
 impl Subsystem {
     /// Every subsystem a check file can have.
-    pub const ALL: [Subsystem; 10] = [
+    pub const ALL: [Subsystem; 13] = [
         Subsystem::Log,
         Subsystem::Service,
         Subsystem::Dbus,
@@ -73,6 +79,9 @@ impl Subsystem {
         Subsystem::Load,
         Subsystem::Temperature,
         Subsystem::Power,
+        Subsystem::Connectivity,
+        Subsystem::Process,
+        Subsystem::Plugin,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -87,6 +96,9 @@ impl Subsystem {
             Subsystem::Load => "load",
             Subsystem::Temperature => "temperature",
             Subsystem::Power => "power",
+            Subsystem::Connectivity => "connectivity",
+            Subsystem::Process => "process",
+            Subsystem::Plugin => "plugin",
             Subsystem::Monitor => "monitor",
         }
     }
@@ -340,7 +352,7 @@ mod tests {
         let error = "files".parse::<Subsystem>().unwrap_err();
         assert_eq!(
             error.to_string(),
-            "unknown subsystem `files`: use one of log, service, dbus, dockerevents, diskusage, storage, memory, load, temperature, power"
+            "unknown subsystem `files`: use one of log, service, dbus, dockerevents, diskusage, storage, memory, load, temperature, power, connectivity, process, plugin"
         );
     }
 }

@@ -7,12 +7,15 @@
 //! kind the agent samples itself (disk use, temperature) keeps its shared keys in
 //! [`SampledDefinition`] and hands out a [`SampledCheck`] ([`CheckKind::sampled`]).
 
+mod connectivity;
 mod dbus;
 mod diskusage;
 mod load;
 mod log;
 mod memory;
+mod plugin;
 mod power;
+mod process;
 pub(crate) mod sampled;
 mod service;
 mod storage;
@@ -27,6 +30,9 @@ use monitor_wire::config_push::{CheckStatus, ConfigCheck};
 use monitor_wire::{CheckId, Subsystem};
 use serde::Serialize;
 
+pub use self::connectivity::{
+    ConnectivityCheck, ConnectivityDefinition, ConnectivityMethod, StatusRange,
+};
 pub use self::dbus::{DbusCheck, DbusDefinition, MENDER_DBUS_KEYS};
 pub use self::diskusage::{
     DiskusageCheck, DiskusageDefinition, DiskusageMetric, MENDER_DISKUSAGE_KEYS,
@@ -34,7 +40,9 @@ pub use self::diskusage::{
 pub use self::load::{LoadCheck, LoadDefinition, LoadMetric};
 pub use self::log::{AlertOverrides, LogCheck, LogDefinition, MENDER_LOG_KEYS};
 pub use self::memory::{MemoryCheck, MemoryDefinition, MemoryMetric};
+pub use self::plugin::{PluginCheck, PluginDefinition, PluginMapping};
 pub use self::power::{PowerCheck, PowerDefinition};
+pub use self::process::{ProcessCheck, ProcessDefinition};
 pub use self::sampled::{
     Debounce, IfUnavailable, Quantity, SampleInterval, SampledCheck, SampledDefinition,
     SampledFields, SampledTexts, Sampling, ThresholdRule,
@@ -67,6 +75,9 @@ pub enum CheckDefinition {
     Load(SampledDefinition<LoadDefinition>),
     Temperature(SampledDefinition<TemperatureDefinition>),
     Power(SampledDefinition<PowerDefinition>),
+    Connectivity(SampledDefinition<ConnectivityDefinition>),
+    Process(SampledDefinition<ProcessDefinition>),
+    Plugin(SampledDefinition<PluginDefinition>),
 }
 
 /// What a check watches, validated.
@@ -82,10 +93,13 @@ pub enum CheckKind {
     Load(LoadCheck),
     Temperature(TemperatureCheck),
     Power(PowerCheck),
+    Connectivity(ConnectivityCheck),
+    Process(ProcessCheck),
+    Plugin(PluginCheck),
 }
 
 /// `monitorctl create`'s subcommands, in the order its help lists them.
-pub const CREATE_COMMANDS: [CreateCommand; 10] = [
+pub const CREATE_COMMANDS: [CreateCommand; 13] = [
     LogDefinition::CREATE,
     ServiceDefinition::CREATE,
     LogDefinition::CREATE_DOCKER_EVENTS,
@@ -96,6 +110,9 @@ pub const CREATE_COMMANDS: [CreateCommand; 10] = [
     LoadDefinition::CREATE,
     TemperatureDefinition::CREATE,
     PowerDefinition::CREATE,
+    ConnectivityDefinition::CREATE,
+    ProcessDefinition::CREATE,
+    PluginDefinition::CREATE,
 ];
 
 /// The keys a Mender check file of `subsystem` may set.
@@ -110,6 +127,9 @@ pub fn mender_keys(subsystem: Subsystem) -> &'static [&'static str] {
         | Subsystem::Load
         | Subsystem::Temperature
         | Subsystem::Power
+        | Subsystem::Connectivity
+        | Subsystem::Process
+        | Subsystem::Plugin
         | Subsystem::Monitor => &[],
     }
 }
@@ -142,6 +162,15 @@ impl CheckDefinition {
             }
             Subsystem::Power => {
                 SampledDefinition::from_yaml(value, file).map(CheckDefinition::Power)
+            }
+            Subsystem::Connectivity => {
+                SampledDefinition::from_yaml(value, file).map(CheckDefinition::Connectivity)
+            }
+            Subsystem::Process => {
+                SampledDefinition::from_yaml(value, file).map(CheckDefinition::Process)
+            }
+            Subsystem::Plugin => {
+                SampledDefinition::from_yaml(value, file).map(CheckDefinition::Plugin)
             }
             Subsystem::Monitor => Err(vec![agent_only(file)]),
         }
@@ -183,7 +212,10 @@ impl CheckDefinition {
             | Subsystem::Memory
             | Subsystem::Load
             | Subsystem::Temperature
-            | Subsystem::Power => {
+            | Subsystem::Power
+            | Subsystem::Connectivity
+            | Subsystem::Process
+            | Subsystem::Plugin => {
                 values.file_problem(no_mender_form(subsystem, file));
                 None
             }
@@ -227,6 +259,12 @@ impl CheckDefinition {
                     .map(|(n, d)| (n, CheckDefinition::Temperature(d))),
                 Subsystem::Power => PowerDefinition::from_create(values)
                     .map(|(n, d)| (n, CheckDefinition::Power(d))),
+                Subsystem::Connectivity => ConnectivityDefinition::from_create(values)
+                    .map(|(n, d)| (n, CheckDefinition::Connectivity(d))),
+                Subsystem::Process => ProcessDefinition::from_create(values)
+                    .map(|(n, d)| (n, CheckDefinition::Process(d))),
+                Subsystem::Plugin => PluginDefinition::from_create(values)
+                    .map(|(n, d)| (n, CheckDefinition::Plugin(d))),
                 Subsystem::Monitor => Err(agent_only(Path::new("monitorctl create")).message),
             }?;
         Ok((CheckId::new(subsystem, name), definition))
@@ -260,6 +298,9 @@ impl CheckDefinition {
                 | (CheckDefinition::Load(_), Subsystem::Load)
                 | (CheckDefinition::Temperature(_), Subsystem::Temperature)
                 | (CheckDefinition::Power(_), Subsystem::Power)
+                | (CheckDefinition::Connectivity(_), Subsystem::Connectivity)
+                | (CheckDefinition::Process(_), Subsystem::Process)
+                | (CheckDefinition::Plugin(_), Subsystem::Plugin)
         )
     }
 
@@ -275,6 +316,9 @@ impl CheckDefinition {
             CheckDefinition::Load(_) => Subsystem::Load,
             CheckDefinition::Temperature(_) => Subsystem::Temperature,
             CheckDefinition::Power(_) => Subsystem::Power,
+            CheckDefinition::Connectivity(_) => Subsystem::Connectivity,
+            CheckDefinition::Process(_) => Subsystem::Process,
+            CheckDefinition::Plugin(_) => Subsystem::Plugin,
         }
     }
 
@@ -298,6 +342,13 @@ impl CheckDefinition {
                 definition.resolve(file).map(CheckKind::Temperature)
             }
             CheckDefinition::Power(definition) => definition.resolve(file).map(CheckKind::Power),
+            CheckDefinition::Connectivity(definition) => {
+                definition.resolve(file).map(CheckKind::Connectivity)
+            }
+            CheckDefinition::Process(definition) => {
+                definition.resolve(file).map(CheckKind::Process)
+            }
+            CheckDefinition::Plugin(definition) => definition.resolve(file).map(CheckKind::Plugin),
         }
     }
 }
@@ -315,6 +366,9 @@ impl CheckKind {
             CheckKind::Load(check) => check.sampled.engine_spec(),
             CheckKind::Temperature(check) => check.sampled.engine_spec(),
             CheckKind::Power(check) => check.sampled.engine_spec(),
+            CheckKind::Connectivity(check) => check.sampled.engine_spec(),
+            CheckKind::Process(check) => check.sampled.engine_spec(),
+            CheckKind::Plugin(check) => check.sampled.engine_spec(),
         }
     }
 
@@ -348,7 +402,10 @@ impl CheckKind {
             | CheckKind::Memory(_)
             | CheckKind::Load(_)
             | CheckKind::Temperature(_)
-            | CheckKind::Power(_) => return None,
+            | CheckKind::Power(_)
+            | CheckKind::Connectivity(_)
+            | CheckKind::Process(_)
+            | CheckKind::Plugin(_) => return None,
         };
         pushed.name = format!("{}.sh", id.name);
         Some(pushed)
@@ -366,7 +423,10 @@ impl CheckKind {
             | CheckKind::Memory(_)
             | CheckKind::Load(_)
             | CheckKind::Temperature(_)
-            | CheckKind::Power(_) => return None,
+            | CheckKind::Power(_)
+            | CheckKind::Connectivity(_)
+            | CheckKind::Process(_)
+            | CheckKind::Plugin(_) => return None,
         })
     }
 
@@ -381,6 +441,9 @@ impl CheckKind {
             CheckKind::Load(check) => Some(&check.sampled),
             CheckKind::Temperature(check) => Some(&check.sampled),
             CheckKind::Power(check) => Some(&check.sampled),
+            CheckKind::Connectivity(check) => Some(&check.sampled),
+            CheckKind::Process(check) => Some(&check.sampled),
+            CheckKind::Plugin(check) => Some(&check.sampled),
         }
     }
 
@@ -396,6 +459,9 @@ impl CheckKind {
             CheckKind::Load(check) => check.describe_source(),
             CheckKind::Temperature(check) => check.describe_source(),
             CheckKind::Power(check) => check.describe_source(),
+            CheckKind::Connectivity(check) => check.describe_source(),
+            CheckKind::Process(check) => check.describe_source(),
+            CheckKind::Plugin(check) => check.describe_source(),
         }
     }
 }
@@ -415,6 +481,9 @@ pub(crate) fn rename_fields_to_mender(subsystem: Subsystem, mut problem: Problem
         | Subsystem::Load
         | Subsystem::Temperature
         | Subsystem::Power
+        | Subsystem::Connectivity
+        | Subsystem::Process
+        | Subsystem::Plugin
         | Subsystem::Monitor => None,
     };
     if let Some(key) = mender_key {

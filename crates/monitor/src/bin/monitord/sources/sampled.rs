@@ -1,7 +1,8 @@
 //! The checks the agent samples itself (`diskusage`, `storage`, `memory`, `temperature`...):
 //! ONE task, running only while some such check is enabled, with ONE timer for all of them.
 //! It sleeps until the next sample is due (no tick when nothing is), runs the due probes
-//! concurrently (each bounded by a timeout), feeds each reading through its check's
+//! concurrently (each bounded by a timeout; a slow one holds up no other), feeds each
+//! reading through its check's
 //! hysteresis and debounce, and tells the loop when a check's condition changes (and the
 //! first time), with the measured value in the details. A reading that cannot be taken is
 //! the check's problem (shown in `status`), never an alert.
@@ -18,6 +19,7 @@ use monitor_health::{Probe, Reading, Roots};
 use monitor_source::{Observed, SourceEvent};
 use monitor_wire::CheckId;
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -27,6 +29,10 @@ use super::source::{Boxed, Context, ProblemLog, Source};
 /// The longest a round of samples may take; past it a sample not taken is a problem
 /// (`Unavailable`). Rounds with a check sampled more often than this get its interval.
 const SAMPLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a probe with a timeout of its own gets beyond it: the time to kill what it runs
+/// and say so.
+const OWN_TIMEOUT_GRACE: Duration = Duration::from_secs(2);
 
 /// Checks due within this much of the first due one are sampled with it: one wake-up
 /// serves checks whose times drifted apart by a little.
@@ -90,20 +96,32 @@ struct Scheduled {
     next: Instant,
     /// What the loop was last told (`None`: nothing yet).
     reported: Option<bool>,
+    /// A sample is being taken: the check is not sampled again until it is back.
+    in_flight: bool,
+    /// Tells this check's readings from those of the check it replaced at a reload.
+    epoch: u64,
 }
 
 impl Scheduled {
-    fn new(check: SampledCheck, now: Instant) -> Self {
+    fn new(check: SampledCheck, now: Instant, epoch: u64) -> Self {
         Scheduled {
             hysteresis: check.hysteresis(),
             check,
             next: now,
             reported: None,
+            in_flight: false,
+            epoch,
         }
     }
 }
 
-/// The task: takes configs from `configs`, samples what is due, until `stop`.
+/// Readings of one group of a round, each with the epoch of the check it was taken for.
+type Readings = Vec<(CheckId, u64, Reading)>;
+
+/// The task: takes configs from `configs`, samples what is due, until `stop`. A round's
+/// samples run as tasks of their own (the reads of files in one, each other probe in its
+/// own), and each group's readings are judged as soon as it is back: a plugin that takes
+/// its full timeout holds up no other check.
 async fn run(
     mut configs: mpsc::Receiver<SampledConfig>,
     events: mpsc::Sender<SourceEvent>,
@@ -112,27 +130,41 @@ async fn run(
     let mut roots = Roots::default();
     let mut checks: HashMap<CheckId, Scheduled> = HashMap::new();
     let mut problems = ProblemLog::default();
+    let mut epochs = 0u64;
+    // Dropped at the end: samples still running are abandoned (a plugin's process group is
+    // killed with its sample).
+    let mut rounds: JoinSet<Readings> = JoinSet::new();
     loop {
-        let next_due = checks.values().map(|scheduled| scheduled.next).min();
+        let next_due = checks
+            .values()
+            .filter(|scheduled| !scheduled.in_flight)
+            .map(|scheduled| scheduled.next)
+            .min();
         tokio::select! {
             () = stop.cancelled() => return Ok(()),
             config = configs.recv() => {
                 let Some(config) = config else { return Ok(()) };
                 roots = config.roots;
-                apply(&mut checks, config.checks, Instant::now());
+                apply(&mut checks, config.checks, Instant::now(), &mut epochs);
             }
-            () = sleep_until(next_due) => {
-                let due = take_due(&mut checks, Instant::now());
-                let sampled = tokio::select! {
-                    () = stop.cancelled() => return Ok(()),
-                    sampled = sample(&checks, due, &roots) => sampled,
+            Some(joined) = rounds.join_next(), if !rounds.is_empty() => {
+                let readings = match joined {
+                    Ok(readings) => readings,
+                    Err(error) => {
+                        tracing::error!("a sample failed: {error}");
+                        continue;
+                    }
                 };
-                let found = judge(&mut checks, &mut problems, sampled);
+                let found = judge(&mut checks, &mut problems, readings);
                 for event in found {
                     if events.send(event).await.is_err() {
                         return Ok(());
                     }
                 }
+            }
+            () = sleep_until(next_due) => {
+                let due = take_due(&mut checks, Instant::now());
+                start_round(&mut rounds, &checks, due, &roots);
             }
         }
     }
@@ -151,27 +183,34 @@ fn apply(
     checks: &mut HashMap<CheckId, Scheduled>,
     wanted: Vec<(CheckId, SampledCheck)>,
     now: Instant,
+    epochs: &mut u64,
 ) {
     let mut kept = HashMap::with_capacity(wanted.len());
     for (id, check) in wanted {
         let scheduled = match checks.remove(&id) {
             Some(scheduled) if scheduled.check == check => scheduled,
-            _ => Scheduled::new(check, now),
+            _ => {
+                *epochs += 1;
+                Scheduled::new(check, now, *epochs)
+            }
         };
         kept.insert(id, scheduled);
     }
     *checks = kept;
 }
 
-/// The checks due at `now` (or within [`COALESCE`] of it), each moved to its next time.
+/// The checks due at `now` (or within [`COALESCE`] of it) and not being sampled already,
+/// each moved to its next time and marked in flight.
 fn take_due(checks: &mut HashMap<CheckId, Scheduled>, now: Instant) -> Vec<CheckId> {
     let mut due = Vec::new();
     for (id, scheduled) in checks.iter_mut() {
-        if scheduled.next <= now + COALESCE {
+        if !scheduled.in_flight && scheduled.next <= now + COALESCE {
             due.push(id.clone());
+            scheduled.in_flight = true;
             let interval = scheduled.check.interval;
             scheduled.next += interval;
-            // A late wake-up (a suspend, a busy system) skips the samples it missed.
+            // A late wake-up (a suspend, a busy system, a sample that took long) skips the
+            // samples it missed.
             if scheduled.next <= now {
                 scheduled.next = now + interval;
             }
@@ -180,28 +219,59 @@ fn take_due(checks: &mut HashMap<CheckId, Scheduled>, now: Instant) -> Vec<Check
     due
 }
 
-/// Takes a sample of each `due` check at once (see [`Probe::sample_all`]: the reads of
-/// files in one job, so a round wakes one thread once), within the shortest of their
-/// timeouts.
-async fn sample(
+/// Starts a sample of each `due` check: the reads of files in one task (see
+/// [`Probe::sample_all`]: one job on the blocking pool, so a round wakes one thread once),
+/// within the shortest of their timeouts; every other probe (a connection, a plugin) in a
+/// task of its own, within its own timeout and a grace, or the default.
+fn start_round(
+    rounds: &mut JoinSet<Readings>,
     checks: &HashMap<CheckId, Scheduled>,
     due: Vec<CheckId>,
     roots: &Roots,
-) -> Vec<(CheckId, Reading)> {
-    let due: Vec<(CheckId, &SampledCheck)> = due
-        .into_iter()
-        .filter_map(|id| {
-            let check = &checks.get(&id)?.check;
-            Some((id, check))
-        })
-        .collect();
-    let timeout = due
-        .iter()
-        .map(|(_, check)| check.interval)
-        .fold(SAMPLE_TIMEOUT, Duration::min);
-    let probes: Vec<Probe> = due.iter().map(|(_, check)| check.probe.clone()).collect();
-    let readings = Probe::sample_all(&probes, roots, timeout).await;
-    due.into_iter().map(|(id, _)| id).zip(readings).collect()
+) {
+    let mut file_reads: Vec<(CheckId, u64, Probe)> = Vec::new();
+    let mut file_timeout = SAMPLE_TIMEOUT;
+    for id in due {
+        let Some(scheduled) = checks.get(&id) else {
+            continue;
+        };
+        let probe = scheduled.check.probe.clone();
+        let epoch = scheduled.epoch;
+        if probe.reads_files().is_some() {
+            file_timeout = file_timeout.min(scheduled.check.interval);
+            file_reads.push((id, epoch, probe));
+            continue;
+        }
+        // A probe with a timeout of its own (a plugin, a connection) is given that long and
+        // a little more, so that its own verdict ("timed out after 10s") is the one seen.
+        let timeout = match probe.own_timeout() {
+            Some(own) => own + OWN_TIMEOUT_GRACE,
+            None => SAMPLE_TIMEOUT.min(scheduled.check.interval),
+        };
+        let roots = roots.clone();
+        rounds.spawn(async move {
+            let reading = Probe::sample_all(std::slice::from_ref(&probe), &roots, timeout)
+                .await
+                .pop()
+                .expect("one reading per probe");
+            vec![(id, epoch, reading)]
+        });
+    }
+    if !file_reads.is_empty() {
+        let roots = roots.clone();
+        rounds.spawn(async move {
+            let probes: Vec<Probe> = file_reads
+                .iter()
+                .map(|(_, _, probe)| probe.clone())
+                .collect();
+            let readings = Probe::sample_all(&probes, &roots, file_timeout).await;
+            file_reads
+                .into_iter()
+                .zip(readings)
+                .map(|((id, epoch, _), reading)| (id, epoch, reading))
+                .collect()
+        });
+    }
 }
 
 /// What the readings mean for the loop: a problem for a reading that could not be taken
@@ -210,14 +280,19 @@ async fn sample(
 fn judge(
     checks: &mut HashMap<CheckId, Scheduled>,
     problems: &mut ProblemLog,
-    readings: Vec<(CheckId, Reading)>,
+    readings: Readings,
 ) -> Vec<SourceEvent> {
     let mut events = Vec::new();
     let mut observations = Vec::new();
-    for (id, reading) in readings {
-        let Some(scheduled) = checks.get_mut(&id) else {
+    for (id, epoch, reading) in readings {
+        // A check removed or changed meanwhile: the reading is not its own.
+        let Some(scheduled) = checks
+            .get_mut(&id)
+            .filter(|scheduled| scheduled.epoch == epoch)
+        else {
             continue;
         };
+        scheduled.in_flight = false;
         let Some(holds) = scheduled.hysteresis.feed(&reading) else {
             if let Reading::Unavailable(message) = reading {
                 let event = match scheduled.check.if_unavailable {
@@ -299,6 +374,7 @@ mod tests {
     fn a_reload_keeps_the_state_of_unchanged_checks_only() {
         let start = Instant::now();
         let mut checks = HashMap::new();
+        let mut epochs = 0;
         apply(
             &mut checks,
             vec![
@@ -306,6 +382,7 @@ mod tests {
                 (id("changed"), check("/", 90.0, 30)),
             ],
             start,
+            &mut epochs,
         );
         for scheduled in checks.values_mut() {
             scheduled.hysteresis.feed(&used(95.0));
@@ -319,6 +396,7 @@ mod tests {
                 (id("changed"), check("/", 80.0, 30)),
             ],
             later,
+            &mut epochs,
         );
         // One sample above the line of two needed: kept, and so is its next sample.
         let same = &checks[&id("same")];
@@ -328,7 +406,12 @@ mod tests {
         assert_eq!(changed.next, later);
         assert_eq!(changed.hysteresis.clone().feed(&used(95.0)), Some(false));
         // Gone from the config: gone.
-        apply(&mut checks, vec![(id("same"), check("/", 90.0, 30))], later);
+        apply(
+            &mut checks,
+            vec![(id("same"), check("/", 90.0, 30))],
+            later,
+            &mut epochs,
+        );
         assert_eq!(checks.len(), 1);
     }
 
@@ -343,6 +426,7 @@ mod tests {
                 (id("b"), check("/", 90.0, 60)),
             ],
             start,
+            &mut 0,
         );
         checks.get_mut(&id("b")).unwrap().next = start + Duration::from_millis(300);
         let mut due = take_due(&mut checks, start);
@@ -350,8 +434,13 @@ mod tests {
         assert_eq!(due, [id("a"), id("b")]);
         assert_eq!(checks[&id("a")].next, start + Duration::from_secs(30));
         assert!(take_due(&mut checks, start + Duration::from_secs(29)).is_empty());
-        // Woken 100 s late (a suspend): the next sample is an interval from now.
+        // A check still being sampled is not sampled again; back, it is.
         let late = start + Duration::from_secs(130);
+        assert!(take_due(&mut checks, late).is_empty());
+        for scheduled in checks.values_mut() {
+            scheduled.in_flight = false;
+        }
+        // Woken 100 s late (a suspend): the next sample is an interval from now.
         take_due(&mut checks, late);
         assert_eq!(checks[&id("a")].next, late + Duration::from_secs(30));
     }
@@ -363,10 +452,12 @@ mod tests {
             &mut checks,
             vec![(id("a"), check("/", 90.0, 30))],
             Instant::now(),
+            &mut 0,
         );
+        let epoch = checks[&id("a")].epoch;
         let mut problems = ProblemLog::default();
         let mut round =
-            |reading: Reading| judge(&mut checks, &mut problems, vec![(id("a"), reading)]);
+            |reading: Reading| judge(&mut checks, &mut problems, vec![(id("a"), epoch, reading)]);
         let observed = |events: &[SourceEvent]| -> Vec<bool> {
             events
                 .iter()
