@@ -165,6 +165,14 @@ fn samples_a_full_disk(target: &Target) {
     }
 }
 
+/// A Nagios-style plugin script going from OK to CRITICAL and back, run by the Pi
+/// binaries (fork, exec and process groups through the emulator).
+fn runs_a_plugin(target: &Target) {
+    if let Some(binaries) = target.binaries() {
+        crate::probes::plugin_scenario(Sandbox::running(binaries));
+    }
+}
+
 #[test]
 fn the_aarch64_musl_agent_samples_a_full_disk_under_emulation() {
     samples_a_full_disk(&AARCH64_MUSL);
@@ -173,6 +181,16 @@ fn the_aarch64_musl_agent_samples_a_full_disk_under_emulation() {
 #[test]
 fn the_armv7_agent_samples_a_full_disk_under_emulation() {
     samples_a_full_disk(&ARMV7_GNUEABIHF);
+}
+
+#[test]
+fn the_aarch64_musl_agent_runs_a_plugin_under_emulation() {
+    runs_a_plugin(&AARCH64_MUSL);
+}
+
+#[test]
+fn the_armv7_agent_runs_a_plugin_under_emulation() {
+    runs_a_plugin(&ARMV7_GNUEABIHF);
 }
 
 /// A monitor-server package from `cross/build.sh`, with what `file` says of its binary and

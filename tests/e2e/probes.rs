@@ -96,7 +96,12 @@ fn a_process_killed_then_started_again_is_critical_then_ok() {
 /// plugin's first line, without its performance data), 0 again (OK).
 #[test]
 fn a_plugin_going_from_ok_to_critical_and_back() {
-    let sandbox = Sandbox::new();
+    plugin_scenario(Sandbox::new());
+}
+
+/// The scenario of [`a_plugin_going_from_ok_to_critical_and_back`], with the sandbox's
+/// binaries (the cross-built ones under emulation too: `cross.rs`).
+pub fn plugin_scenario(sandbox: Sandbox) {
     let code = sandbox.path("code");
     fs::write(&code, "0").unwrap();
     let plugin = sandbox.path("check_thing");
