@@ -3,12 +3,16 @@
 without them, both running at the same time on the same machine (issue 18's target:
 under 0.5 wake-ups/s, under 0.1% of a core, RSS under 1 MiB more).
 
-The two agents:
-- baseline: 5 log checks on files nothing writes (an agent that only waits);
+The agents:
+- baseline: 5 log checks on files nothing writes (an agent that only waits), built-in
+  default checks off (`MONITOR_DEFAULT_CHECKS=false`), as in every agent here but the last;
 - sampled: the same 5 log checks, and 10 sampled checks at `interval: 30s`: 7 `diskusage`
   (3 on `/`: used, free, inodes; 4 on the work folder and its parents) and 3 `storage`
   `read_only` (on mount points of this machine: `/` and the first others of
-  /proc/self/mountinfo), so each round reads statvfs(2) 10 times and mountinfo 3 times.
+  /proc/self/mountinfo), so each round reads statvfs(2) 10 times and mountinfo 3 times;
+- defaults: the baseline's 5 log checks with the built-in default checks on, as a fresh
+  agent runs (config/defaults/: the all-units failed check, root space, root read-only, SoC
+  temperature and Pi power, each silent where this machine lacks it): what they cost here.
 
 Method: both agents are started, left to settle (--settle, default 5 s: the sampled
 agent's first round runs at its start), then measured over the same window (--seconds,
@@ -47,14 +51,14 @@ def mount_points(count):
     return points[:count]
 
 
-def setup(work, name, monitorctl, sampled):
+def setup(work, name, monitorctl, sampled, defaults=False):
     """An agent's folders and checks; returns its environment."""
     sandbox = work / name
     for folder in ("config", "state", "run", "logs"):
         (sandbox / folder).mkdir(parents=True)
     env = {"PATH": "/usr/bin:/bin", "MONITOR_CONFIG_DIR": str(sandbox / "config"),
            "MONITOR_STATE_DIR": str(sandbox / "state"), "MONITOR_RUNTIME_DIR": str(sandbox / "run"),
-           "RUST_LOG": "warn"}
+           "RUST_LOG": "warn", "MONITOR_DEFAULT_CHECKS": "true" if defaults else "false"}
 
     def create(kind, check, *rest, extra=""):
         subprocess.run([monitorctl, "create", kind, check, *rest], env=env, check=True, capture_output=True)
@@ -126,7 +130,8 @@ def main():
     with tempfile.TemporaryDirectory(prefix="monitor-bench-sampled-") as folder:
         work = Path(folder)
         envs = {"baseline": setup(work, "baseline", monitorctl, sampled=False),
-                "sampled": setup(work, "sampled", monitorctl, sampled=True)}
+                "sampled": setup(work, "sampled", monitorctl, sampled=True),
+                "defaults": setup(work, "defaults", monitorctl, sampled=False, defaults=True)}
         agents = {name: start(monitord, monitorctl, env) for name, env in envs.items()}
         try:
             time.sleep(arguments.settle)
@@ -150,7 +155,7 @@ def main():
             for agent in agents.values():
                 stop(agent)
 
-    base, sampled = results["baseline"], results["sampled"]
+    base, sampled, defaults = results["baseline"], results["sampled"], results["defaults"]
     delta = {"wakeups_per_second": sampled["wakeups_per_second"] - base["wakeups_per_second"],
              "cpu_percent": sampled["cpu_percent"] - base["cpu_percent"],
              "rss_kib": sampled["rss_kib"] - base["rss_kib"], "anon_kib": sampled["anon_kib"] - base["anon_kib"],
@@ -177,6 +182,14 @@ def main():
         print(f"  {check}: {state}")
     busiest = sorted(sampled["wakeups_per_thread"].items(), key=lambda item: -item[1])
     print("sampled agent's wake-ups by thread over the window: " + ", ".join(f"{name} {count}" for name, count in busiest))
+    print(f"a fresh agent's built-in defaults, next to the baseline: {defaults['wakeups_per_second']:.3f} wake-ups/s, "
+          f"{defaults['cpu_percent']:.4f}% of a core, RSS {defaults['rss_kib']} KiB ({defaults['rss_kib'] - base['rss_kib']:+} KiB), "
+          f"{defaults['threads']} threads")
+    for check, state in defaults["check_states"].items():
+        if not check.startswith("log "):
+            print(f"  {check}: {state}")
+    busiest = sorted(defaults["wakeups_per_thread"].items(), key=lambda item: -item[1])
+    print("defaults agent's wake-ups by thread: " + ", ".join(f"{name} {count}" for name, count in busiest))
 
 
 if __name__ == "__main__":
