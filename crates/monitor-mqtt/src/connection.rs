@@ -98,6 +98,19 @@ async fn connect_once(
     commands: &mut mpsc::Receiver<Command>,
 ) -> Option<Lost> {
     let (client, mut event_loop) = AsyncClient::new(options.clone(), CLIENT_CAPACITY);
+    // rumqttc's poll is not to be dropped half-way (a connect in progress is lost), so it
+    // runs on a task of its own, stopped (closing the connection) when this returns.
+    let (events_sender, mut events) = mpsc::channel(CLIENT_CAPACITY);
+    let poller = tokio::spawn(async move {
+        loop {
+            let event = event_loop.poll().await;
+            let lost = event.is_err();
+            if events_sender.send(event).await.is_err() || lost {
+                return;
+            }
+        }
+    });
+    let _stop_poller = AbortOnDrop(poller);
     // Not yet handed to the client, each with the waiter it counts for (none: the birth).
     let mut queue: VecDeque<(Publication, Option<u64>)> = VecDeque::new();
     // Handed to the client, not yet given a packet id by the event loop, in order.
@@ -122,7 +135,7 @@ async fn connect_once(
             queue.pop_front();
         }
         tokio::select! {
-            event = event_loop.poll() => match event {
+            event = events.recv() => match event.unwrap_or(Err(ConnectionError::RequestsDone)) {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     connected = true;
                     tracing::info!("connected to the MQTT broker {}:{}", options.broker_address().0, options.broker_address().1);
@@ -188,6 +201,15 @@ fn describe(error: &ConnectionError) -> String {
         ),
         ConnectionError::NetworkTimeout => "the broker did not answer in time".to_owned(),
         error => error.to_string(),
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 
 use monitor_destination::OutgoingAlert;
+use monitor_wire::config_push::ConfigCheck;
 use monitor_wire::{Level, Subsystem};
 use serde_json::{json, Value};
 
@@ -42,6 +43,21 @@ impl Sensor {
                 kind: alert.alert.subject.kind.clone(),
                 name: alert.alert.subject.name.clone(),
             },
+        }
+    }
+}
+
+impl Sensor {
+    /// The sensor of a check of the pushed check list.
+    pub fn pushed(check: &ConfigCheck) -> Sensor {
+        Sensor {
+            kind: check.kind.as_str().to_owned(),
+            // The push names checks after their Mender check files, `<check>.sh`.
+            name: check
+                .name
+                .strip_suffix(".sh")
+                .unwrap_or(&check.name)
+                .to_owned(),
         }
     }
 }

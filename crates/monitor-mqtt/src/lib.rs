@@ -282,10 +282,7 @@ impl Destination for MqttDestination {
         let sensors: BTreeSet<Sensor> = checks
             .iter()
             .filter(|check| check.status == CheckStatus::Enabled)
-            .map(|check| Sensor {
-                kind: check.kind.as_str().to_owned(),
-                name: check.name.clone(),
-            })
+            .map(Sensor::pushed)
             .collect();
         let mut publications: Vec<Publication> = sensors
             .iter()

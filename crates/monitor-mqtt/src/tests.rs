@@ -151,3 +151,29 @@ fn without_discovery_only_states_and_attributes_are_published() {
         ]
     );
 }
+
+#[test]
+fn pushed_checks_are_the_sensors_their_alerts_turn_on() {
+    use monitor_wire::config_push::LogCheckConfig;
+    let mut destination = MqttDestination::start(config()).unwrap();
+    let pushed = ConfigCheck::log(
+        "app.sh",
+        CheckStatus::Enabled,
+        LogCheckConfig {
+            pattern: "FATAL".into(),
+            path: "/var/log/app.log".into(),
+            expire_seconds: None,
+        },
+    );
+    destination.pushed.insert(Sensor::pushed(&pushed));
+    let check = CheckId::new(Subsystem::Log, "app");
+    let alert = alert(Level::Critical, "app");
+    let outgoing = OutgoingAlert {
+        seq: 1,
+        check: Some(&check),
+        alert: &alert,
+    };
+    // Announced by the push: the alert publishes no discovery config of its own.
+    let published = payloads(&destination.alert_publications(&outgoing, &mut BTreeSet::new()));
+    assert_eq!(published.len(), 2, "{published:#?}");
+}
