@@ -11,6 +11,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
+use monitor_wire::backoff::Backoff;
 use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, MqttOptions, Outgoing, Packet, QoS,
 };
@@ -46,7 +47,7 @@ pub(crate) async fn run(
     birth: Publication,
     mut commands: mpsc::Receiver<Command>,
 ) {
-    let mut backoff = Backoff::default();
+    let mut backoff = Backoff::new(MIN_BACKOFF, MAX_BACKOFF).with_jitter(0.2);
     loop {
         let Lost {
             message,
@@ -56,9 +57,9 @@ pub(crate) async fn run(
             None => return,
         };
         if was_connected {
-            backoff = Backoff::default();
+            backoff.reset();
         }
-        let wait = backoff.next();
+        let wait = backoff.next_delay();
         tracing::warn!(
             "MQTT broker {broker}: {message}; connecting again in {}s",
             wait.as_secs()
@@ -210,24 +211,5 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-/// Doubling waits between connection attempts.
-struct Backoff {
-    next: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff { next: MIN_BACKOFF }
-    }
-}
-
-impl Backoff {
-    fn next(&mut self) -> Duration {
-        let wait = self.next;
-        self.next = (self.next * 2).min(MAX_BACKOFF);
-        wait
     }
 }

@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use monitor_destination::{Destination, OutgoingAlert, Verdict, VerdictFuture};
+use monitor_wire::backoff::Backoff;
 use monitor_wire::config_push::{CheckStatus, ConfigCheck};
 use monitor_wire::Level;
 use rumqttc::{LastWill, MqttOptions, QoS, TlsConfiguration, Transport};
@@ -99,7 +100,7 @@ pub struct MqttDestination {
     announced: BTreeSet<Sensor>,
     /// Per sensor, the subjects now CRITICAL.
     critical: BTreeMap<Sensor, BTreeSet<String>>,
-    retry: Duration,
+    retry: Backoff,
 }
 
 impl MqttDestination {
@@ -141,7 +142,7 @@ impl MqttDestination {
             pushed: BTreeSet::new(),
             announced: BTreeSet::new(),
             critical: BTreeMap::new(),
-            retry: MIN_RETRY,
+            retry: Backoff::new(MIN_RETRY, MAX_RETRY),
         };
         if tokio::runtime::Handle::try_current().is_ok() {
             destination.connection();
@@ -188,18 +189,14 @@ impl MqttDestination {
     fn verdict(&mut self, published: Result<(), String>) -> Verdict {
         match published {
             Ok(()) => {
-                self.retry = MIN_RETRY;
+                self.retry.reset();
                 Verdict::Delivered
             }
-            Err(message) => {
-                let after = self.retry;
-                self.retry = (self.retry * 2).min(MAX_RETRY);
-                Verdict::Retry {
-                    delivered: 0,
-                    after,
-                    message,
-                }
-            }
+            Err(message) => Verdict::Retry {
+                delivered: 0,
+                after: self.retry.next_delay(),
+                message,
+            },
         }
     }
 
