@@ -15,6 +15,8 @@ mod harness;
 mod mender_auth_standin;
 #[path = "../support/monitor_server.rs"]
 mod monitor_server;
+#[path = "../support/mosquitto.rs"]
+mod mosquitto;
 #[path = "../support/mounts.rs"]
 mod mounts;
 #[path = "../support/podman.rs"]
@@ -41,6 +43,7 @@ mod log_checks;
 mod mender_cli;
 mod mender_client;
 mod mender_scenarios;
+mod mqtt;
 mod private_bus;
 mod probes;
 mod raise;

@@ -156,6 +156,9 @@ pub struct DeliverySettings {
     /// A backend speaking the Mender devicemonitor device API.
     #[serde(default)]
     pub backend: Option<BackendSettings>,
+    /// MQTT brokers (Home Assistant's, say), each with its own progress.
+    #[serde(default)]
+    pub mqtt: Vec<MqttSettings>,
 }
 
 impl Default for DeliverySettings {
@@ -165,6 +168,7 @@ impl Default for DeliverySettings {
             alert_store_max_record_age: default_store_max_record_age(),
             discord: Vec::new(),
             backend: None,
+            mqtt: Vec::new(),
         }
     }
 }
@@ -201,6 +205,92 @@ pub struct DiscordSettings {
     /// Only these checks, as `<subsystem>` or `<subsystem> <check>`; default every check.
     #[serde(default)]
     pub checks: Vec<String>,
+}
+
+/// One MQTT broker: each check a Home Assistant binary sensor (discovery), its state `ON`
+/// (CRITICAL) or `OFF`, the device's availability by last will. At most one of
+/// `password_file` and `password_env` (the password is a secret).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttSettings {
+    /// `mqtt://host:1883` or `mqtts://host:8883` (TLS).
+    pub url: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// A file holding the password (first line).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// An environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// A CA certificate (PEM) to trust besides the system's, for `mqtts`.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Default `monitor-<device>`.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// States and availability go to `<base_topic>/<device>/...`. Default `monitor`.
+    #[serde(default = "default_mqtt_base_topic")]
+    pub base_topic: String,
+    /// Home Assistant's discovery prefix. Default `homeassistant`.
+    #[serde(default = "default_mqtt_discovery_prefix")]
+    pub discovery_prefix: String,
+    /// Whether each check is announced to Home Assistant. Default true.
+    #[serde(default = "default_mqtt_discovery")]
+    pub discovery: bool,
+    /// `OK` (default: every alert) or `CRITICAL` (only CRITICALs).
+    #[serde(default)]
+    pub min_level: MinLevel,
+    /// Only these checks, as `<subsystem>` or `<subsystem> <check>`; default every check.
+    #[serde(default)]
+    pub checks: Vec<String>,
+}
+
+fn default_mqtt_base_topic() -> String {
+    "monitor".to_owned()
+}
+
+fn default_mqtt_discovery_prefix() -> String {
+    "homeassistant".to_owned()
+}
+
+fn default_mqtt_discovery() -> bool {
+    true
+}
+
+impl MqttSettings {
+    /// What serde cannot check, as (field below `delivery.mqtt[N]`, message).
+    fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        if !self.url.starts_with("mqtt://") && !self.url.starts_with("mqtts://") {
+            problems.push((
+                ".url",
+                "write mqtt://host:1883, or mqtts://host:8883 for TLS".to_owned(),
+            ));
+        }
+        if self.password_file.is_some() && self.password_env.is_some() {
+            problems.push((
+                "",
+                "set at most one of password_file and password_env".to_owned(),
+            ));
+        }
+        if self.username.is_none() && (self.password_file.is_some() || self.password_env.is_some())
+        {
+            problems.push((
+                ".username",
+                "missing: a password needs the user name it belongs to".to_owned(),
+            ));
+        }
+        for entry in &self.checks {
+            let subsystem = entry.split_whitespace().next().unwrap_or_default();
+            if subsystem.parse::<monitor_wire::Subsystem>().is_err()
+                || entry.split_whitespace().count() > 2
+            {
+                problems.push((".checks", format!("\"{entry}\": write <subsystem> or <subsystem> <check>, for example \"service crasher\"")));
+            }
+        }
+        problems
+    }
 }
 
 /// The least level a destination receives.
@@ -406,8 +496,20 @@ impl Settings {
                     discord.webhook_url_file.as_ref()?,
                 ))
             });
+        let mqtt = self
+            .delivery
+            .mqtt
+            .iter()
+            .enumerate()
+            .filter_map(|(index, mqtt)| {
+                Some((
+                    format!("delivery.mqtt[{index}].password_file"),
+                    mqtt.password_file.as_ref()?,
+                ))
+            });
         backend
             .chain(discord)
+            .chain(mqtt)
             .filter_map(|(field, secret)| {
                 let mode = fs::metadata(secret).ok()?.permissions().mode();
                 let message = secret_file_exposure(secret, mode)?;
@@ -514,6 +616,11 @@ impl Settings {
                         format!("\"{entry}\": write <subsystem> or <subsystem> <check>, for example \"service crasher\""),
                     );
                 }
+            }
+        }
+        for (index, mqtt) in self.delivery.mqtt.iter().enumerate() {
+            for (field, message) in mqtt.problems() {
+                problem(&format!("delivery.mqtt[{index}]{field}"), message);
             }
         }
         if let Some(backend) = &self.delivery.backend {
@@ -679,6 +786,33 @@ mod delivery_section_tests {
         let backend = delivery.backend.as_ref().unwrap();
         assert_eq!(backend.auth, BackendAuth::Token);
         assert_eq!(backend.config_push_interval, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn mqtt_brokers_are_read_with_home_assistant_defaults_and_checked() {
+        let file = Path::new("/etc/monitor/monitor.yaml");
+        let text = "delivery:\n  mqtt:\n    - url: mqtts://broker.lan:8883\n      username: pi\n      password_file: /etc/monitor/mqtt-password\n      min_level: CRITICAL\n";
+        let settings = Settings::from_yaml(text, file).unwrap();
+        let mqtt = &settings.delivery.mqtt[0];
+        assert_eq!(mqtt.base_topic, "monitor");
+        assert_eq!(mqtt.discovery_prefix, "homeassistant");
+        assert!(mqtt.discovery);
+        assert_eq!(mqtt.min_level, MinLevel::Critical);
+        let text = "delivery:\n  mqtt:\n    - url: http://broker.lan\n      password_env: MQTT_PASSWORD\n      password_file: /x\n      checks: [files]\n";
+        let problems: Vec<String> = Settings::from_yaml(text, file)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            problems,
+            vec![
+                "/etc/monitor/monitor.yaml: delivery.mqtt[0].url: write mqtt://host:1883, or mqtts://host:8883 for TLS",
+                "/etc/monitor/monitor.yaml: delivery.mqtt[0]: set at most one of password_file and password_env",
+                "/etc/monitor/monitor.yaml: delivery.mqtt[0].username: missing: a password needs the user name it belongs to",
+                "/etc/monitor/monitor.yaml: delivery.mqtt[0].checks: \"files\": write <subsystem> or <subsystem> <check>, for example \"service crasher\"",
+            ]
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@
 
 mod backend;
 mod discord;
+mod mqtt;
 mod secret;
 
 use monitor_config::Settings;
@@ -28,6 +29,10 @@ pub fn plan_destinations(settings: &Settings) -> (Vec<PlannedDestination>, Vec<S
     let mut plan = Plan::default();
     plan.each("discord", "this webhook", &delivery.discord, discord::plan);
     plan.one("backend", "the backend", &delivery.backend, backend::plan);
+    let device = device_id(settings);
+    plan.each("mqtt", "this broker", &delivery.mqtt, |mqtt| {
+        mqtt::plan(mqtt, &device)
+    });
     (plan.planned, plan.problems)
 }
 
@@ -64,7 +69,7 @@ impl Plan {
         key: &str,
         which: &str,
         list: &[S],
-        plan: fn(&S) -> Result<PlannedDestination, String>,
+        plan: impl Fn(&S) -> Result<PlannedDestination, String>,
     ) {
         for (index, settings) in list.iter().enumerate() {
             self.add(&format!("{key}[{index}]"), which, plan(settings));
