@@ -50,4 +50,5 @@ mod services;
 mod signals;
 mod state;
 mod storage;
+mod test_destination;
 mod vitals;
