@@ -42,11 +42,7 @@ fn assert_no_secret(text: &str) {
 fn a_test_alert_reaches_discord_by_setting_kind_or_name_and_leaves_the_outbox_alone() {
     let discord = DiscordStandIn::start(Behaviour::default());
     let sandbox = sandbox_with_destinations(&discord);
-    for name in [
-        "discord[0]",
-        "discord",
-        &format!("discord:{WEBHOOK_ID}"),
-    ] {
+    for name in ["discord[0]", "discord", &format!("discord:{WEBHOOK_ID}")] {
         let sent = sandbox.monitorctl(&["test-destination", name]);
         assert!(sent.status.success(), "{name}: {}", stderr(&sent));
         assert_eq!(
@@ -60,7 +56,10 @@ fn a_test_alert_reaches_discord_by_setting_kind_or_name_and_leaves_the_outbox_al
     let embeds = discord.embeds();
     assert_eq!(embeds.len(), 3, "{embeds:#?}");
     let embed = &embeds[0];
-    assert_eq!(embed["title"], "Test alert from monitorctl test-destination");
+    assert_eq!(
+        embed["title"],
+        "Test alert from monitorctl test-destination"
+    );
     let description = embed["description"].as_str().unwrap();
     assert!(
         description.contains(
@@ -91,7 +90,10 @@ fn a_deleted_webhook_is_reported_with_the_fix_and_exit_code_1() {
         "{error}"
     );
     assert!(error.contains("create a new webhook"), "{error}");
-    assert!(error.contains("delivery.discord[0] in monitor.yaml"), "{error}");
+    assert!(
+        error.contains("delivery.discord[0] in monitor.yaml"),
+        "{error}"
+    );
     assert_no_secret(&error);
     assert_no_secret(&stdout(&gone));
     assert_eq!(stdout(&gone), "");
@@ -112,7 +114,11 @@ fn an_unknown_name_lists_the_destinations_and_the_backend_is_not_sent_a_test() {
     );
     let all = sandbox.monitorctl(&["test-destination"]);
     assert!(all.status.success(), "{}", stderr(&all));
-    assert!(stdout(&all).contains("  backend     backend\n"), "{}", stdout(&all));
+    assert!(
+        stdout(&all).contains("  backend     backend\n"),
+        "{}",
+        stdout(&all)
+    );
 
     let backend = sandbox.monitorctl(&["test-destination", "backend"]);
     assert_eq!(backend.status.code(), Some(1));
@@ -143,5 +149,8 @@ fn a_bad_setting_is_named_with_its_file_and_field() {
         error.starts_with("monitor.yaml: delivery.discord[0]: the environment variable TEST_DESTINATION_UNSET_VARIABLE (webhook_url_env) is not set; this webhook gets nothing\n"),
         "{error}"
     );
-    assert!(error.contains("monitor.yaml has no destination that can be used"), "{error}");
+    assert!(
+        error.contains("monitor.yaml has no destination that can be used"),
+        "{error}"
+    );
 }

@@ -30,7 +30,10 @@ pub fn run(folders: &FolderArgs, name: Option<&str>) -> anyhow::Result<ExitCode>
         return Ok(ExitCode::SUCCESS);
     };
     let Some(index) = find(&planned, name) else {
-        eprintln!("monitorctl: no destination {name:?} in monitor.yaml; {}", list(&planned));
+        eprintln!(
+            "monitorctl: no destination {name:?} in monitor.yaml; {}",
+            list(&planned)
+        );
         return Ok(ExitCode::from(1));
     };
     let (setting, destination) = planned.into_iter().nth(index).expect("found above");
