@@ -11,6 +11,9 @@ use crate::check::read_config_file;
 use crate::problem::{deserialize_all, nested_problems, parse_yaml, NestedCheck, Problem};
 use monitor_wire::duration::{self, Expiration};
 
+mod email;
+pub use email::{EmailSettings, EmailTls};
+
 /// The config directory when none is given.
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/monitor";
 
@@ -156,6 +159,9 @@ pub struct DeliverySettings {
     /// A backend speaking the Mender devicemonitor device API.
     #[serde(default)]
     pub backend: Option<BackendSettings>,
+    /// SMTP relays, each with its recipients.
+    #[serde(default)]
+    pub email: Vec<EmailSettings>,
 }
 
 impl Default for DeliverySettings {
@@ -165,6 +171,7 @@ impl Default for DeliverySettings {
             alert_store_max_record_age: default_store_max_record_age(),
             discord: Vec::new(),
             backend: None,
+            email: Vec::new(),
         }
     }
 }
@@ -406,8 +413,20 @@ impl Settings {
                     discord.webhook_url_file.as_ref()?,
                 ))
             });
+        let email = self
+            .delivery
+            .email
+            .iter()
+            .enumerate()
+            .filter_map(|(index, email)| {
+                Some((
+                    format!("delivery.email[{index}].password_file"),
+                    email.password_file.as_ref()?,
+                ))
+            });
         backend
             .chain(discord)
+            .chain(email)
             .filter_map(|(field, secret)| {
                 let mode = fs::metadata(secret).ok()?.permissions().mode();
                 let message = secret_file_exposure(secret, mode)?;
@@ -514,6 +533,11 @@ impl Settings {
                         format!("\"{entry}\": write <subsystem> or <subsystem> <check>, for example \"service crasher\""),
                     );
                 }
+            }
+        }
+        for (index, email) in self.delivery.email.iter().enumerate() {
+            for (field, message) in email.problems(index) {
+                problem(&field, message);
             }
         }
         if let Some(backend) = &self.delivery.backend {

@@ -15,6 +15,7 @@
 
 mod backend;
 mod discord;
+mod email;
 mod secret;
 
 use monitor_config::Settings;
@@ -38,6 +39,12 @@ pub fn plan_destinations_by_setting(
     let mut plan = Plan::default();
     plan.each("discord", "this webhook", &delivery.discord, discord::plan);
     plan.one("backend", "the backend", &delivery.backend, backend::plan);
+    plan.each(
+        "email",
+        "this relay's recipients",
+        &delivery.email,
+        email::plan,
+    );
     (plan.planned, plan.problems)
 }
 
