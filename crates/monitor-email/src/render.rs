@@ -167,3 +167,88 @@ pub fn html_body(device: Device<'_>, entries: &[Entry<'_>]) -> String {
     html.push_str("</body></html>");
     html
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use monitor_wire::{Details, Subject, Timestamp};
+
+    use super::*;
+
+    fn alert(level: Level, name: &str) -> Alert {
+        Alert {
+            name: name.into(),
+            level,
+            timestamp: Timestamp(UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
+            subject: Subject {
+                name: "kernel_oops".into(),
+                kind: "log".into(),
+                status: "LOGCONTAINS".into(),
+                details: Details {
+                    description: Some("Oops in the kernel".into()),
+                    line_matching: Some(LogLine {
+                        line_number: 12,
+                        data: "kernel: Oops".into(),
+                    }),
+                    lines_before: vec![LogLine {
+                        line_number: 11,
+                        data: "before".into(),
+                    }],
+                    ..Details::default()
+                },
+            },
+        }
+    }
+
+    #[test]
+    fn the_subject_is_menders_on_one_line_and_counts_the_others() {
+        let critical = alert(Level::Critical, "Kernel oops\r\nBcc: x@example.com");
+        let ok = alert(Level::Ok, "Disk");
+        let one = [Entry {
+            alert: &critical,
+            changes: 1,
+        }];
+        assert_eq!(
+            subject("pi", &one),
+            "CRITICAL: Monitor Alert for Kernel oops  Bcc: x@example.com on pi"
+        );
+        let several = [
+            Entry {
+                alert: &ok,
+                changes: 2,
+            },
+            Entry {
+                alert: &critical,
+                changes: 1,
+            },
+        ];
+        assert_eq!(
+            subject("pi", &several),
+            "OK: Monitor Alert for Disk on pi (and 2 more)"
+        );
+    }
+
+    #[test]
+    fn the_text_body_names_the_device_and_marks_the_matching_line() {
+        let critical = alert(Level::Critical, "Kernel oops");
+        let entries = [Entry {
+            alert: &critical,
+            changes: 1,
+        }];
+        let agent = Device {
+            name: "pi",
+            id: None,
+        };
+        assert_eq!(
+            text_body(agent, &entries),
+            "Device: pi\n\nCRITICAL: Kernel oops\nSubject: log kernel_oops (LOGCONTAINS)\nTime: 2023-11-14T22:13:20.000Z\nDescription: Oops in the kernel\nLog:\n      11  before\n>     12  kernel: Oops\n"
+        );
+        let server = Device {
+            name: "pi",
+            id: Some("0123"),
+        };
+        assert!(text_body(server, &entries).starts_with("Device: pi (id 0123)\n"));
+        assert!(html_body(server, &entries).contains("<mark><b>    12  kernel: Oops</b></mark>"));
+    }
+}
