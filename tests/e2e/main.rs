@@ -23,6 +23,8 @@ mod mounts;
 mod podman;
 #[path = "../support/postgres.rs"]
 mod postgres;
+#[path = "../support/smtp_sink.rs"]
+mod smtp_sink;
 #[path = "../support/tls_certificates.rs"]
 mod tls_certificates;
 #[path = "../support/user_manager.rs"]
@@ -34,6 +36,7 @@ mod containers;
 mod cross;
 mod default_checks;
 mod delivery;
+mod email;
 mod examples;
 mod failed_units;
 mod health;
@@ -53,4 +56,5 @@ mod services;
 mod signals;
 mod state;
 mod storage;
+mod test_destination;
 mod vitals;

@@ -11,6 +11,9 @@ use crate::check::read_config_file;
 use crate::problem::{deserialize_all, nested_problems, parse_yaml, NestedCheck, Problem};
 use monitor_wire::duration::{self, Expiration};
 
+mod email;
+pub use email::{EmailSettings, EmailTls};
+
 /// The config directory when none is given.
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/monitor";
 
@@ -159,6 +162,9 @@ pub struct DeliverySettings {
     /// MQTT brokers (Home Assistant's, say), each with its own progress.
     #[serde(default)]
     pub mqtt: Vec<MqttSettings>,
+    /// SMTP relays, each with its recipients.
+    #[serde(default)]
+    pub email: Vec<EmailSettings>,
 }
 
 impl Default for DeliverySettings {
@@ -169,6 +175,7 @@ impl Default for DeliverySettings {
             discord: Vec::new(),
             backend: None,
             mqtt: Vec::new(),
+            email: Vec::new(),
         }
     }
 }
@@ -507,9 +514,21 @@ impl Settings {
                     mqtt.password_file.as_ref()?,
                 ))
             });
+        let email = self
+            .delivery
+            .email
+            .iter()
+            .enumerate()
+            .filter_map(|(index, email)| {
+                Some((
+                    format!("delivery.email[{index}].password_file"),
+                    email.password_file.as_ref()?,
+                ))
+            });
         backend
             .chain(discord)
             .chain(mqtt)
+            .chain(email)
             .filter_map(|(field, secret)| {
                 let mode = fs::metadata(secret).ok()?.permissions().mode();
                 let message = secret_file_exposure(secret, mode)?;
@@ -621,6 +640,11 @@ impl Settings {
         for (index, mqtt) in self.delivery.mqtt.iter().enumerate() {
             for (field, message) in mqtt.problems() {
                 problem(&format!("delivery.mqtt[{index}]{field}"), message);
+            }
+        }
+        for (index, email) in self.delivery.email.iter().enumerate() {
+            for (field, message) in email.problems(index) {
+                problem(&field, message);
             }
         }
         if let Some(backend) = &self.delivery.backend {

@@ -15,6 +15,7 @@
 
 mod backend;
 mod discord;
+mod email;
 mod mqtt;
 mod secret;
 
@@ -25,6 +26,16 @@ use monitor_store::OutboxLimits;
 /// Every destination of `settings.delivery`, and a problem (file and field named, no
 /// secret) for each that cannot be used.
 pub fn plan_destinations(settings: &Settings) -> (Vec<PlannedDestination>, Vec<String>) {
+    let (planned, problems) = plan_destinations_by_setting(settings);
+    let planned = planned.into_iter().map(|(_, planned)| planned).collect();
+    (planned, problems)
+}
+
+/// [`plan_destinations`], each destination with its setting below `delivery.` (`discord[0]`,
+/// `backend`), by which `monitorctl test-destination` finds it.
+pub fn plan_destinations_by_setting(
+    settings: &Settings,
+) -> (Vec<(String, PlannedDestination)>, Vec<String>) {
     let delivery = &settings.delivery;
     let mut plan = Plan::default();
     plan.each("discord", "this webhook", &delivery.discord, discord::plan);
@@ -33,6 +44,12 @@ pub fn plan_destinations(settings: &Settings) -> (Vec<PlannedDestination>, Vec<S
     plan.each("mqtt", "this broker", &delivery.mqtt, |mqtt| {
         mqtt::plan(mqtt, &device)
     });
+    plan.each(
+        "email",
+        "this relay's recipients",
+        &delivery.email,
+        email::plan,
+    );
     (plan.planned, plan.problems)
 }
 
@@ -58,7 +75,8 @@ pub fn device_id(settings: &Settings) -> String {
 /// Destinations planned so far, and what kept the others from being planned.
 #[derive(Default)]
 struct Plan {
-    planned: Vec<PlannedDestination>,
+    /// Each with its setting below `delivery.`.
+    planned: Vec<(String, PlannedDestination)>,
     problems: Vec<String>,
 }
 
@@ -92,7 +110,7 @@ impl Plan {
     /// `field` below `delivery.`; `which` names the destination in a problem.
     fn add(&mut self, field: &str, which: &str, planned: Result<PlannedDestination, String>) {
         match planned {
-            Ok(destination) => self.planned.push(destination),
+            Ok(destination) => self.planned.push((field.to_owned(), destination)),
             Err(message) => self.problems.push(format!(
                 "monitor.yaml: delivery.{field}: {message}; {which} gets nothing"
             )),

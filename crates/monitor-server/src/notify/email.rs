@@ -1,12 +1,12 @@
-//! Email notifications over SMTP (lettre), one message per notification, with Mender's
-//! subject `<LEVEL>: Monitor Alert for <alert name> on <device>` and a text and an HTML body.
+//! Email notifications over SMTP, one message per notification, with Mender's subject
+//! `<LEVEL>: Monitor Alert for <alert name> on <device>` and a text and an HTML body
+//! (rendered and sent by monitor-email, which the agent's `delivery.email` shares).
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
-use lettre::message::{Mailbox, MultiPart};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use monitor_wire::{Level, LogLine};
+use lettre::message::Mailbox;
+use monitor_email::render::{self, Device, Entry};
+use monitor_email::smtp::{Mailer, SmtpFailure};
 
 use monitor_wire::backoff::Backoff;
 
@@ -47,32 +47,25 @@ fn new_sender(settings: &SenderSettings<'_>) -> NewSender {
     })
 }
 
-/// The longest an SMTP exchange may take.
-const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
-
 struct EmailSender {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
-    from: Mailbox,
+    mailer: Mailer,
 }
 
 impl EmailSender {
     fn new(settings: &SmtpSettings) -> Result<EmailSender, String> {
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&settings.url)
-            .map_err(|error| {
-                format!(
-                    "smtp_url {}: {error} (use smtp://host:25, smtp://user:password@host:587?tls=required or smtps://host:465)",
-                    redact_url(&settings.url)
-                )
-            })?
-            .timeout(Some(SMTP_TIMEOUT))
-            .build();
-        let from = settings.from.parse().map_err(|error| {
+        let from: Mailbox = settings.from.parse().map_err(|error| {
             format!(
                 "email_from `{}`: {error} (use an address such as monitor <monitor@example.com>)",
                 settings.from
             )
         })?;
-        Ok(EmailSender { transport, from })
+        let mailer = Mailer::from_url(&settings.url, from).map_err(|error| {
+            format!(
+                "smtp_url {}: {error} (use smtp://host:25, smtp://user:password@host:587?tls=required or smtps://host:465)",
+                redact_url(&settings.url)
+            )
+        })?;
+        Ok(EmailSender { mailer })
     }
 
     async fn send_one(
@@ -89,25 +82,37 @@ impl EmailSender {
                     notification.channel_name
                 ),
             })?;
-        let message = Message::builder()
-            .from(self.from.clone())
-            .to(to)
-            .subject(subject(notification.device_name, digest))
-            .multipart(MultiPart::alternative_plain_html(
-                text_body(notification, digest),
-                html_body(notification, digest),
-            ))
-            .map_err(|error| SendFailure::Refused {
-                reason: format!("the message cannot be built: {error}"),
-            })?;
-        match self.transport.send(message).await {
-            Ok(_) => Ok(()),
-            Err(error) if error.is_permanent() => Err(SendFailure::Refused {
-                reason: format!("the SMTP server refused the message: {error}"),
-            }),
-            Err(error) => Err(SendFailure::Retry {
-                after: Duration::ZERO,
-                reason: format!("SMTP: {error}"),
+        let entries: Vec<Entry<'_>> = digest
+            .iter()
+            .map(|entry| Entry {
+                alert: &entry.latest.alert,
+                changes: entry.changes,
+            })
+            .collect();
+        let device = Device {
+            name: notification.device_name,
+            id: Some(notification.device_id),
+        };
+        let sent = self
+            .mailer
+            .send(
+                &[to],
+                render::subject(notification.device_name, &entries),
+                render::text_body(device, &entries),
+                Some(render::html_body(device, &entries)),
+            )
+            .await;
+        match sent {
+            Ok(()) => Ok(()),
+            // As before the relay's settings were shared: what is not a 5xx is retried.
+            Err(SmtpFailure::Transient { message } | SmtpFailure::Settings { message }) => {
+                Err(SendFailure::Retry {
+                    after: Duration::ZERO,
+                    reason: format!("SMTP: {message}"),
+                })
+            }
+            Err(failure) => Err(SendFailure::Refused {
+                reason: format!("the SMTP server refused the message: {}", failure.message()),
             }),
         }
     }
@@ -143,143 +148,6 @@ fn with_backoff(failure: SendFailure, attempts: u32) -> SendFailure {
         }
         other => other,
     }
-}
-
-/// Mender's subject for one alert; with several, the most important one and how many more.
-fn subject(device_name: &str, digest: &[SubjectDigest]) -> String {
-    let first = &digest[0].latest.alert;
-    let changes: usize = digest.iter().map(|entry| entry.changes).sum();
-    let mut subject = format!(
-        "{}: Monitor Alert for {} on {device_name}",
-        first.level, first.name
-    );
-    if changes > 1 {
-        let _ = write!(subject, " (and {} more)", changes - 1);
-    }
-    subject
-}
-
-fn lines(details: &monitor_wire::Details) -> Vec<(&LogLine, bool)> {
-    let mut lines: Vec<(&LogLine, bool)> = details
-        .lines_before
-        .iter()
-        .map(|line| (line, false))
-        .collect();
-    if let Some(line) = &details.line_matching {
-        lines.push((line, true));
-    }
-    lines.extend(details.lines_after.iter().map(|line| (line, false)));
-    lines
-}
-
-fn text_body(notification: &Outgoing<'_>, digest: &[SubjectDigest]) -> String {
-    let mut text = format!(
-        "Device: {} (id {})\n",
-        notification.device_name, notification.device_id
-    );
-    for entry in digest {
-        let alert = &entry.latest.alert;
-        let _ = write!(
-            text,
-            "\n{}: {}\nSubject: {} {} ({})\nTime: {}\n",
-            alert.level,
-            alert.name,
-            alert.subject.kind,
-            alert.subject.name,
-            alert.subject.status,
-            alert.timestamp
-        );
-        if entry.changes > 1 {
-            let _ = writeln!(
-                text,
-                "Changes: {} since the last message; this is the latest",
-                entry.changes
-            );
-        }
-        if let Some(description) = &alert.subject.details.description {
-            let _ = writeln!(text, "Description: {description}");
-        }
-        let lines = lines(&alert.subject.details);
-        if !lines.is_empty() {
-            text.push_str("Log:\n");
-            for (line, matching) in lines {
-                let marker = if matching { '>' } else { ' ' };
-                let _ = writeln!(text, "{marker} {:>6}  {}", line.line_number, line.data);
-            }
-        }
-    }
-    text
-}
-
-fn escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for character in text.chars() {
-        match character {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#39;"),
-            other => escaped.push(other),
-        }
-    }
-    escaped
-}
-
-fn html_body(notification: &Outgoing<'_>, digest: &[SubjectDigest]) -> String {
-    let mut html = format!(
-        "<!doctype html><html><body style=\"font-family:sans-serif\"><p>Device <b>{}</b> <small>(id {})</small></p>",
-        escape(notification.device_name),
-        escape(notification.device_id)
-    );
-    for entry in digest {
-        let alert = &entry.latest.alert;
-        let color = match alert.level {
-            Level::Critical => "#c0392b",
-            Level::Ok => "#27ae60",
-        };
-        let _ = write!(
-            html,
-            "<h3 style=\"color:{color}\">{}: {}</h3><table>\
-             <tr><td>Subject</td><td>{} {} ({})</td></tr><tr><td>Time</td><td>{}</td></tr>",
-            alert.level,
-            escape(&alert.name),
-            escape(&alert.subject.kind),
-            escape(&alert.subject.name),
-            escape(&alert.subject.status),
-            alert.timestamp
-        );
-        if entry.changes > 1 {
-            let _ = write!(
-                html,
-                "<tr><td>Changes</td><td>{} since the last message; this is the latest</td></tr>",
-                entry.changes
-            );
-        }
-        if let Some(description) = &alert.subject.details.description {
-            let _ = write!(
-                html,
-                "<tr><td>Description</td><td>{}</td></tr>",
-                escape(description)
-            );
-        }
-        html.push_str("</table>");
-        let lines = lines(&alert.subject.details);
-        if !lines.is_empty() {
-            html.push_str("<pre style=\"background:#f4f4f4;padding:8px\">");
-            for (line, matching) in lines {
-                let text = format!("{:>6}  {}", line.line_number, escape(&line.data));
-                if matching {
-                    let _ = writeln!(html, "<mark><b>{text}</b></mark>");
-                } else {
-                    let _ = writeln!(html, "{text}");
-                }
-            }
-            html.push_str("</pre>");
-        }
-    }
-    html.push_str("</body></html>");
-    html
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ mod discord_standin;
 mod monitor_server;
 #[path = "../../../../tests/support/postgres.rs"]
 mod postgres;
+#[path = "../../../../tests/support/smtp_sink.rs"]
 mod smtp_sink;
 #[path = "../../../../tests/support/tls_certificates.rs"]
 mod tls_certificates;

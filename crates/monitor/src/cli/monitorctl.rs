@@ -172,6 +172,15 @@ pub enum Command {
         #[arg(long, value_enum)]
         bus: Option<BusArg>,
     },
+    /// Send a test alert through one destination of monitor.yaml and print what came of it
+    #[command(
+        after_help = "Examples:\n  monitorctl test-destination discord[0]\n  monitorctl test-destination email\n  monitorctl test-destination\n\nThe destination is planned from monitor.yaml as monitord plans it and sent one CRITICAL\nalert, marked as a test, past its min_level and checks; the outbox is not touched.\nIt prints `sent`, or the destination's answer and what to do (exit code 1). Without a\nname, or with an unknown one, it lists the destinations and their names. The backend\nis never sent a test alert: the server would record it as a real alert of the device."
+    )]
+    TestDestination {
+        /// Its setting (discord[0], email[1], backend), its kind when there is one of it
+        /// (discord), or its name in the outbox (discord:<webhook id>)
+        name: Option<String>,
+    },
     /// Print the version
     Version,
 }

@@ -24,6 +24,7 @@ use monitor_wire::{CheckId, HistoryRecord, Level, Subsystem};
 
 mod import_settings;
 mod notify_failure;
+mod test_destination;
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -225,6 +226,9 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             from_env,
             bus.map(|bus| matches!(bus, BusArg::User)),
         )?,
+        Command::TestDestination { name } => {
+            return test_destination::run(&args.folders, name.as_deref())
+        }
         Command::Version => println!("monitorctl {}", env!("CARGO_PKG_VERSION")),
     }
     Ok(ExitCode::SUCCESS)
