@@ -21,6 +21,8 @@ mod mounts;
 mod podman;
 #[path = "../support/postgres.rs"]
 mod postgres;
+#[path = "../../crates/monitor-server/tests/server/smtp_sink.rs"]
+mod smtp_sink;
 #[path = "../support/tls_certificates.rs"]
 mod tls_certificates;
 #[path = "../support/user_manager.rs"]
@@ -48,6 +50,7 @@ mod server;
 mod server_container;
 mod services;
 mod signals;
+mod silent;
 mod state;
 mod storage;
 mod vitals;

@@ -1,6 +1,9 @@
 //! A local SMTP server on `127.0.0.1:0` that keeps every message: enough of RFC 5321
 //! (`EHLO`/`HELO`, `MAIL`, `RCPT`, `DATA` with dot-unstuffing, `RSET`, `NOOP`, `QUIT`) for a
-//! real client (lettre) to deliver to it. Runs on its own thread and runtime.
+//! real client (lettre) to deliver to it. Runs on its own thread and runtime. Also used by
+//! the agent's end-to-end tests (`tests/e2e/silent.rs`) through a `#[path]` module.
+
+#![allow(dead_code)] // each test target uses a different part of it
 
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
