@@ -54,6 +54,7 @@ mod server;
 mod server_container;
 mod services;
 mod signals;
+mod silent;
 mod state;
 mod storage;
 mod test_destination;

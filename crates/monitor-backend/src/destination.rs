@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use monitor_destination::{Destination, OutgoingAlert, Verdict, VerdictFuture};
+use monitor_destination::{Destination, Heartbeats, OutgoingAlert, Verdict, VerdictFuture};
 use monitor_wire::config_push::ConfigCheck;
 
-use crate::{BackendClient, BackendFailure, BackendFailureKind};
+use crate::{BackendClient, BackendFailure, BackendFailureKind, HeartbeatAnswer};
 
 /// Alerts per request: the devicemonitor API takes small batches.
 const BATCH_SIZE: usize = 16;
@@ -13,11 +13,13 @@ const BATCH_SIZE: usize = 16;
 /// The devicemonitor backend as a destination: alert batches, and the check list pushed
 /// at start, on every change and every `config_push_interval`. A batch it finds invalid or
 /// too big (400, 413, 422) is rejected, which the caller answers by splitting it; everything
-/// else is retried with the client's backoff.
+/// else is retried with the client's backoff. In `auth: token` mode it may also send
+/// heartbeats ([`BackendDestination::with_heartbeats`]).
 #[derive(Debug)]
 pub struct BackendDestination {
     client: BackendClient,
     config_push_interval: Duration,
+    heartbeats: Option<Heartbeats>,
 }
 
 impl BackendDestination {
@@ -25,7 +27,15 @@ impl BackendDestination {
         BackendDestination {
             client,
             config_push_interval,
+            heartbeats: None,
         }
+    }
+
+    /// Sends heartbeats as `heartbeats` says (`None`: no heartbeat requests at all, as in
+    /// `auth: mender` mode).
+    pub fn with_heartbeats(mut self, heartbeats: Option<Heartbeats>) -> Self {
+        self.heartbeats = heartbeats;
+        self
     }
 }
 
@@ -49,6 +59,24 @@ impl Destination for BackendDestination {
 
     fn push_config<'a>(&'a mut self, checks: &'a [ConfigCheck]) -> VerdictFuture<'a> {
         Box::pin(async move { verdict(self.client.push_config(checks).await) })
+    }
+
+    fn heartbeats(&self) -> Option<Heartbeats> {
+        self.heartbeats
+    }
+
+    fn heartbeat(&mut self) -> VerdictFuture<'_> {
+        let interval = match self.heartbeats {
+            Some(Heartbeats::Every(interval)) => Some(interval),
+            Some(Heartbeats::Stopped) | None => None,
+        };
+        Box::pin(async move {
+            match self.client.send_heartbeat(interval).await {
+                Ok(HeartbeatAnswer::Taken) => Verdict::Delivered,
+                Ok(HeartbeatAnswer::NotServed { message }) => Verdict::Gone { message },
+                Err(failure) => verdict(Err(failure)),
+            }
+        })
     }
 }
 

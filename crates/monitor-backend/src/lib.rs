@@ -3,6 +3,10 @@
 //! - [`BackendClient`] posts alert batches to `POST /api/devices/v1/devicemonitor/alert`
 //!   ([`BackendClient::send_alerts`]) and the check list to
 //!   `POST /api/devices/v1/devicemonitor/config` ([`BackendClient::push_config`]).
+//! - In `auth: token` mode only, [`BackendClient::send_heartbeat`] posts
+//!   `{"interval_seconds": N}` to [`HEARTBEAT_PATH`], monitor-server's own endpoint (Mender's
+//!   API has none), so that the server notices a device gone silent; a server that does not
+//!   know it (404) is [`HeartbeatAnswer::NotServed`].
 //! - [`Auth`] says where the server URL and the bearer token come from: fixed ones for
 //!   self-hosted backends, or mender-auth over D-Bus on a Mender device (a new token, and a new
 //!   server URL, are fetched when the backend answers 401/403).
@@ -49,6 +53,9 @@ pub use crate::http::{http_client, load_extra_ca, HttpClientError, USER_AGENT};
 pub const ALERT_PATH: &str = "/api/devices/v1/devicemonitor/alert";
 /// Where the check list goes, below the server URL.
 pub const CONFIG_PATH: &str = "/api/devices/v1/devicemonitor/config";
+/// Where heartbeats go, below the server URL: monitor-server's own endpoint, outside
+/// Mender's devicemonitor API (which has no heartbeat).
+pub const HEARTBEAT_PATH: &str = "/api/devices/v1/monitor/heartbeat";
 /// Every request (connect, send, and reading the answer) gives up after this long.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long to wait for mender-auth's `JwtTokenStateChange` after `FetchJwtToken`.
@@ -109,6 +116,17 @@ pub enum BackendFailureKind {
     Discard { status: u16 },
 }
 
+/// What a backend made of a heartbeat it answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeartbeatAnswer {
+    /// Taken: the server now expects the next one within the announced interval.
+    Taken,
+    /// The server has no heartbeat endpoint (404 or 405: an older monitor-server, or a
+    /// devicemonitor server that is not this project's), or the client is in Mender mode:
+    /// send no more. The message says which.
+    NotServed { message: String },
+}
+
 /// The server URL and bearer token one request uses.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Credentials {
@@ -142,6 +160,11 @@ enum Outcome {
         status: StatusCode,
         message: String,
     },
+    /// 404 or 405: the server has no such endpoint (retried for alerts and the config, which
+    /// every devicemonitor server serves; the end of heartbeats).
+    NotFound {
+        message: String,
+    },
     /// Try again, not before `at_least` (the server's `Retry-After`, or zero).
     Retry {
         at_least: Duration,
@@ -155,6 +178,9 @@ pub struct BackendClient {
     http: reqwest::Client,
     credentials: CredentialSource,
     backoff: Backoff,
+    /// Heartbeats back off on their own, so that a failing one never lengthens the wait of
+    /// alerts.
+    heartbeat_backoff: Backoff,
     /// Push only the check types Mender's API knows: in Mender mode, and once a token-mode
     /// backend refused the others (a devicemonitor server that is not this project's).
     mender_types_only: bool,
@@ -187,6 +213,7 @@ impl BackendClient {
             http,
             credentials,
             backoff: RETRY_BACKOFF,
+            heartbeat_backoff: RETRY_BACKOFF,
             mender_types_only,
         }
     }
@@ -255,6 +282,52 @@ impl BackendClient {
         self.post(CONFIG_PATH, &what, body).await
     }
 
+    /// Posts `{"interval_seconds": N}` to [`HEARTBEAT_PATH`]: the device is alive and the next
+    /// heartbeat comes within `interval` (whole seconds, rounded up); `None` sends
+    /// `{"interval_seconds": 0}`: no heartbeat will come, so the server stops waiting for
+    /// them. Only in `auth: token` mode: a Mender client gets [`HeartbeatAnswer::NotServed`]
+    /// without a request. Failures back off on their own count, apart from alerts'.
+    pub async fn send_heartbeat(
+        &mut self,
+        interval: Option<Duration>,
+    ) -> Result<HeartbeatAnswer, BackendFailure> {
+        if matches!(self.credentials, CredentialSource::Mender(_)) {
+            return Ok(HeartbeatAnswer::NotServed {
+                message: "Mender's devicemonitor API has no heartbeat".to_owned(),
+            });
+        }
+        let seconds = interval.map_or(0, |interval| {
+            interval.as_secs() + u64::from(interval.subsec_nanos() > 0)
+        });
+        let body = serde_json::to_vec(&serde_json::json!({ "interval_seconds": seconds }))
+            .expect("a heartbeat serializes to JSON");
+        let (at_least, message) = match self.post_refreshing_once(HEARTBEAT_PATH, &body).await {
+            Outcome::Accepted => {
+                self.heartbeat_backoff.reset();
+                tracing::debug!(interval_seconds = %seconds, "backend took the heartbeat");
+                return Ok(HeartbeatAnswer::Taken);
+            }
+            Outcome::NotFound { message } | Outcome::Discard { message, .. } => {
+                self.heartbeat_backoff.reset();
+                return Ok(HeartbeatAnswer::NotServed { message });
+            }
+            Outcome::Unauthorized { status, reason } => (
+                Duration::ZERO,
+                format!(
+                    "the backend refused the configured token ({status}{reason}): check the \
+                     token in the configuration; will try again later"
+                ),
+            ),
+            Outcome::Retry { at_least, message } => (at_least, message),
+        };
+        Err(BackendFailure {
+            kind: BackendFailureKind::Retry {
+                after: self.heartbeat_backoff.next_delay().max(at_least),
+            },
+            message: format!("heartbeat: {message}"),
+        })
+    }
+
     async fn post(&mut self, path: &str, what: &str, body: Vec<u8>) -> Result<(), BackendFailure> {
         match self.post_refreshing_once(path, &body).await {
             Outcome::Accepted => {
@@ -290,6 +363,9 @@ impl BackendClient {
             }
             Outcome::Retry { at_least, message } => {
                 Err(self.retry(at_least, format!("{what}: {message}")))
+            }
+            Outcome::NotFound { message } => {
+                Err(self.retry(Duration::ZERO, format!("{what}: {message}")))
             }
         }
     }
@@ -366,6 +442,9 @@ impl BackendClient {
                 } else {
                     format!("POST {url}: the backend refused them as invalid ({status}{reason})")
                 },
+            },
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED => Outcome::NotFound {
+                message: format!("POST {url}: {status}{reason}"),
             },
             StatusCode::TOO_MANY_REQUESTS => {
                 let at_least = retry_after.unwrap_or(Duration::ZERO);

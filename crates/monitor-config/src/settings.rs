@@ -338,6 +338,30 @@ pub struct BackendSettings {
         deserialize_with = "duration::plain::deserialize"
     )]
     pub config_push_interval: Duration,
+    /// How often the agent tells the server it is alive, for `auth: token`: monitor-server
+    /// raises "Device <name> silent" when they stop. Default 60s; `never` (or 0) sends none;
+    /// at least 1s. Not for `auth: mender`: Mender's API has no heartbeat.
+    #[serde(default)]
+    pub heartbeat_interval: Option<Expiration>,
+}
+
+/// The heartbeat interval of `auth: token` when `heartbeat_interval` is not given.
+pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(60);
+/// The shortest heartbeat interval (tests use it; a device uses a minute or more).
+pub const MIN_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+
+impl BackendSettings {
+    /// The heartbeats this backend gets: `None` in `auth: mender` mode (none at all), else
+    /// the interval or `never`.
+    pub fn heartbeat(&self) -> Option<Expiration> {
+        match self.auth {
+            BackendAuth::Mender => None,
+            BackendAuth::Token => Some(
+                self.heartbeat_interval
+                    .unwrap_or(Expiration::After(DEFAULT_HEARTBEAT_INTERVAL)),
+            ),
+        }
+    }
 }
 
 fn default_config_push_interval() -> Duration {
@@ -659,6 +683,24 @@ impl Settings {
                     );
                 }
             }
+            match (backend.auth, backend.heartbeat_interval) {
+                (BackendAuth::Mender, Some(Expiration::After(_))) => problem(
+                    "delivery.backend.heartbeat_interval",
+                    "only for auth: token (Mender's API has no heartbeat): remove it".to_owned(),
+                ),
+                (BackendAuth::Token, Some(Expiration::After(interval)))
+                    if interval < MIN_HEARTBEAT_INTERVAL =>
+                {
+                    problem(
+                        "delivery.backend.heartbeat_interval",
+                        format!(
+                            "{} is too short: write at least 1s, such as 60s, or never",
+                            duration::format_duration(interval)
+                        ),
+                    )
+                }
+                _ => {}
+            }
         }
         if self.delivery.alert_offline_store_max_count == 0 {
             problem(
@@ -837,6 +879,53 @@ mod delivery_section_tests {
                 "/etc/monitor/monitor.yaml: delivery.mqtt[0].checks: \"files\": write <subsystem> or <subsystem> <check>, for example \"service crasher\"",
             ]
         );
+    }
+
+    #[test]
+    fn heartbeats_go_in_token_mode_only_every_minute_unless_set() {
+        let file = Path::new("/etc/monitor/monitor.yaml");
+        let token = "delivery:\n  backend:\n    url: https://monitor.example.com\n    auth: token\n    token_env: TOKEN\n";
+        let heartbeat = |text: &str| {
+            Settings::from_yaml(text, file)
+                .unwrap()
+                .delivery
+                .backend
+                .unwrap()
+                .heartbeat()
+        };
+        assert_eq!(
+            heartbeat(token),
+            Some(Expiration::After(DEFAULT_HEARTBEAT_INTERVAL))
+        );
+        assert_eq!(
+            heartbeat(&format!("{token}    heartbeat_interval: 5s\n")),
+            Some(Expiration::After(Duration::from_secs(5)))
+        );
+        for never in ["never", "0"] {
+            assert_eq!(
+                heartbeat(&format!("{token}    heartbeat_interval: {never}\n")),
+                Some(Expiration::Never)
+            );
+        }
+        assert_eq!(heartbeat("delivery:\n  backend:\n    auth: mender\n"), None);
+
+        for (text, expected) in [
+            (
+                "delivery:\n  backend:\n    auth: mender\n    heartbeat_interval: 60s\n".to_owned(),
+                "/etc/monitor/monitor.yaml: delivery.backend.heartbeat_interval: only for auth: token (Mender's API has no heartbeat): remove it",
+            ),
+            (
+                format!("{token}    heartbeat_interval: 500ms\n"),
+                "/etc/monitor/monitor.yaml: delivery.backend.heartbeat_interval: 500ms is too short: write at least 1s, such as 60s, or never",
+            ),
+        ] {
+            let problems: Vec<String> = Settings::from_yaml(&text, file)
+                .unwrap_err()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            assert_eq!(problems, [expected]);
+        }
     }
 
     #[test]

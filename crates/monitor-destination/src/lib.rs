@@ -14,6 +14,8 @@
 //!   (how far its records are done with); a rejected batch is split until only the alerts
 //!   refused on their own are left ([`Rejection`]), so one bad alert never takes others
 //!   with it.
+//! - [`Heartbeats`]: whether a destination is told the device is alive (monitor-server's
+//!   "device went silent"): every so often, or once that none will come.
 //! - [`PlannedDestination`]: a destination resolved from settings (name, identity, filter)
 //!   and how to start it, so that settings are checked once and clients built only when
 //!   needed.
@@ -77,6 +79,30 @@ pub trait Destination: Send {
         let _ = checks;
         Box::pin(std::future::ready(Verdict::Delivered))
     }
+
+    /// Whether [`Destination::heartbeat`] is called: `None` (the default), never.
+    fn heartbeats(&self) -> Option<Heartbeats> {
+        None
+    }
+
+    /// Tells the destination the device is alive (or, with [`Heartbeats::Stopped`], that no
+    /// heartbeat will come). Called only when [`Destination::heartbeats`] is `Some`; the
+    /// caller waits for it between batches, never during one. [`Verdict::Retry`]: try again
+    /// after its wait; [`Verdict::Gone`] or [`Verdict::Rejected`]: the destination takes no
+    /// heartbeats, stop sending them.
+    fn heartbeat(&mut self) -> VerdictFuture<'_> {
+        Box::pin(std::future::ready(Verdict::Delivered))
+    }
+}
+
+/// How a destination that watches for the device's silence is kept informed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heartbeats {
+    /// A heartbeat at start and then every this long (each one announces the interval).
+    Every(Duration),
+    /// None: one message says so at start, so that a device that sent heartbeats before is
+    /// not taken for silent.
+    Stopped,
 }
 
 /// What a destination made of a batch, and so what the caller does next.

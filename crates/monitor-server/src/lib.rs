@@ -12,6 +12,7 @@
 //! - [`api`], [`dashboard`]: the HTTP surfaces, composed into one router by [`router`]:
 //!   they parse, call the fleet and render.
 //! - [`notify`]: the notifier that sends the outbox, one module per channel kind.
+//! - [`silence`]: the task that raises "Device <name> silent" when heartbeats stop.
 //! - [`credentials`]: token and password hashing.
 //! - [`settings`]: flags, environment and the YAML file.
 //!
@@ -29,6 +30,7 @@ pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod settings;
+pub mod silence;
 pub mod storage;
 
 use std::net::SocketAddr;
@@ -47,6 +49,7 @@ use crate::api::AppState;
 use crate::notify::notifier::Notifier;
 use crate::notify::TargetPolicy;
 use crate::settings::{Database, Settings};
+use crate::silence::SilenceWatcher;
 use crate::storage::Store;
 
 /// Opens the database the settings name, creating the data directory for SQLite.
@@ -135,6 +138,14 @@ pub async fn serve(
         .fleet
         .with_private_targets(settings.allow_private_targets);
     let notifier = tokio::spawn(notifier.run(shutdown.clone()));
+    let silence = SilenceWatcher {
+        store: store.clone(),
+        silent_after: settings.silent_after,
+        notify_interval: settings.notify_interval,
+        wake: state.silence_wake.clone(),
+        notifier_wake: state.notifier_wake.clone(),
+    };
+    let silence = tokio::spawn(silence.run(shutdown.clone()));
     api::warn_if_built_to_abort();
     let router = router(state).layer(axum::Extension(settings.metrics.clone()));
     // `serve_connections` gives every request its peer address (`ConnectInfo`): it limits
@@ -148,6 +159,8 @@ pub async fn serve(
     {
         tracing::warn!("a notification was still being sent at shutdown; another replica or the next start sends it");
     }
+    // It holds no request open: a silence being recorded is one short transaction.
+    let _ = silence.await;
     store.close().await;
     Ok(())
 }

@@ -14,7 +14,7 @@ use monitor_server::fleet::{
     parse_status, DeviceHealth, Entity, Fleet, FleetError, TokenMaker, NEVER_SEEN,
 };
 use monitor_server::settings::{ExposureFlags, FileSettings, Settings};
-use monitor_server::storage::{Device, DeviceStatus, Store};
+use monitor_server::storage::{Device, DeviceStatus, SilentAfter, Store};
 use tokio_util::sync::CancellationToken;
 
 mod backup;
@@ -91,6 +91,15 @@ struct GlobalArgs {
     /// Let Discord channels post to any host, not only discord.com (a relay or a stand-in).
     #[arg(long, global = true, env = "MONITOR_SERVER_ALLOW_PRIVATE_TARGETS")]
     allow_private_targets: bool,
+    /// How many missed heartbeats make a device silent ("Device <name> silent", CRITICAL);
+    /// `device silent-after` sets a device's own [default: 3].
+    #[arg(
+        long,
+        global = true,
+        env = "MONITOR_SERVER_SILENT_AFTER",
+        value_name = "N"
+    )]
+    silent_after: Option<u32>,
 }
 
 #[derive(Subcommand)]
@@ -168,6 +177,13 @@ enum DeviceCommand {
     Decommission { device: String },
     /// Give a device a new token (the old one stops working) and print it.
     Token { device: String },
+    /// How many missed heartbeats make this device silent: a number, `never`, or `default`
+    /// (the server's --silent-after).
+    SilentAfter {
+        device: String,
+        #[arg(value_name = "N|never|default")]
+        missed: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -294,6 +310,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     // Flags (and environment) win over the file.
     file.key_file = cli.global.key_file.or(file.key_file);
+    file.silent_after = cli.global.silent_after.or(file.silent_after);
     let settings = Settings::resolve(
         file,
         cli.global.listen,
@@ -509,6 +526,20 @@ async fn device_command(fleet: &Fleet, command: DeviceCommand) -> anyhow::Result
             eprintln!("new token for {}; the old one no longer works", device.name);
             println!("{token}");
         }
+        DeviceCommand::SilentAfter { device, missed } => {
+            let silent_after: SilentAfter = missed
+                .parse()
+                .map_err(|error: String| anyhow::anyhow!("{error}"))?;
+            let device = fleet
+                .device_by_id_or_name(&device)
+                .await
+                .map_err(cli_error)?;
+            fleet
+                .set_device_silent_after(&device, silent_after)
+                .await
+                .map_err(cli_error)?;
+            eprintln!("{} is silent after {silent_after}", device.name);
+        }
     }
     Ok(())
 }
@@ -566,6 +597,9 @@ fn print_devices(devices: &[Device], json: bool) -> anyhow::Result<()> {
                     "last_seen_at": device.last_seen_at.map(|at| monitor_wire::Timestamp(at).to_string()),
                     "identity_data": device.identity,
                     "key_sha256": device.key_fingerprint,
+                    "heartbeat_interval_seconds": device.heartbeat_interval.map(|interval| interval.as_secs()),
+                    "silent_after": device.silent_after.as_number(),
+                    "silent_since": device.silent_since.map(|at| monitor_wire::Timestamp(at).to_string()),
                 })
             })
             .collect();
@@ -583,9 +617,14 @@ fn print_devices(devices: &[Device], json: bool) -> anyhow::Result<()> {
             |at| humantime::format_rfc3339_seconds(at).to_string(),
         );
         let muted = if device.muted { " (muted)" } else { "" };
+        let silent = if device.silent_since.is_some() {
+            " (silent)"
+        } else {
+            ""
+        };
         writeln!(
             out,
-            "{:<24} {:<15} {:>6}  {:<24} {}{muted}",
+            "{:<24} {:<15} {:>6}  {:<24} {}{muted}{silent}",
             device.name,
             device.status.as_str(),
             DeviceHealth::of(device).open_alerts(),

@@ -89,6 +89,9 @@ pub struct FileSettings {
     /// Let Discord channels post anywhere, not only to Discord (a relay or stand-in on the LAN).
     #[serde(default)]
     pub allow_private_targets: Option<bool>,
+    /// How many missed heartbeats make a device silent (a device's own `silent_after` wins).
+    #[serde(default)]
+    pub silent_after: Option<u32>,
 }
 
 impl FileSettings {
@@ -101,7 +104,7 @@ impl FileSettings {
                  max_alerts_per_request, device_requests_per_minute, pending_devices_per_minute, \
                  max_pending_devices, smtp_url, email_from, notify_interval, key_file, tls_cert, \
                  tls_key, header_timeout, body_timeout, idle_timeout, max_connections, \
-                 metrics_public, metrics_token_file, allow_private_targets)",
+                 metrics_public, metrics_token_file, allow_private_targets, silent_after)",
                 path.display()
             )
         })
@@ -261,6 +264,8 @@ pub struct Settings {
     pub metrics: MetricsAccess,
     /// Discord channels may post to any host, not only Discord's.
     pub allow_private_targets: bool,
+    /// Missed heartbeats that make a device silent, for devices without their own number.
+    pub silent_after: u32,
 }
 
 pub const DEFAULT_NOTIFY_INTERVAL: Duration = Duration::from_secs(300);
@@ -339,7 +344,15 @@ impl Settings {
                 .clone()
                 .unwrap_or_else(|| EMAIL_DEFAULT_FROM.to_owned()),
         });
+        let silent_after = match file.silent_after {
+            Some(0) => anyhow::bail!(
+                "silent_after: 0 would take every device with heartbeats for silent: give at least 1 (a device that should never be: `monitor-server device silent-after <device> never`)"
+            ),
+            Some(missed) => missed,
+            None => crate::fleet::DEFAULT_SILENT_AFTER,
+        };
         Ok(Settings {
+            silent_after,
             device_key,
             listener,
             metrics,

@@ -28,6 +28,17 @@ pub struct ManagedDevice {
     /// apart (the README says how to read it on the device).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_sha256: Option<String>,
+    /// The seconds between heartbeats the device announced (`monitord` in `auth: token`
+    /// mode); absent: it sends none and never goes silent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_interval_seconds: Option<u64>,
+    /// How many missed heartbeats make this device silent: its own number (0: never), or
+    /// absent for the server's `--silent-after`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silent_after: Option<u32>,
+    /// While the device is silent: since when (the last time it was heard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silent_since: Option<Timestamp>,
 }
 
 /// An alert as the server stored it.

@@ -24,7 +24,8 @@ fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
         })
 }
 
-/// The device a device-API request comes from: its token is known and it is accepted.
+/// The device a device-API request comes from: its token is known and it is accepted. Any
+/// such request is word from the device: a silent one is back (see `fleet::silence`).
 pub struct AuthenticatedDevice(pub Device);
 
 impl FromRequestParts<AppState> for AuthenticatedDevice {
@@ -33,6 +34,17 @@ impl FromRequestParts<AppState> for AuthenticatedDevice {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let device = state.fleet.reporting_device(bearer_token(parts)?).await?;
         state.rate_limiter.admit(&device.id)?;
+        if let Some(back) = state
+            .fleet
+            .heard_from(&device, state.notify_interval)
+            .await?
+        {
+            if back.notifications_queued {
+                state.notifier_wake.notify_one();
+            }
+            // Its deadline counts again.
+            state.silence_wake.notify_one();
+        }
         Ok(AuthenticatedDevice(device))
     }
 }

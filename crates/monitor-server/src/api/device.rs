@@ -1,5 +1,6 @@
 //! The device API: `POST /api/devices/v1/devicemonitor/alert` and `…/config`, as Mender's,
-//! and what a Mender client also calls, answered so that it runs cleanly.
+//! what a Mender client also calls, answered so that it runs cleanly, and this server's own
+//! `POST /api/devices/v1/monitor/heartbeat` (outside Mender's API, which has none).
 
 use std::time::Instant;
 
@@ -32,6 +33,37 @@ pub(super) fn routes() -> Router<AppState> {
         )
         .route("/api/devices/v1/devicemonitor/alert", post(post_alerts))
         .route("/api/devices/v1/devicemonitor/config", post(post_config))
+        .route("/api/devices/v1/monitor/heartbeat", post(post_heartbeat))
+}
+
+/// What `monitord` in `auth: token` mode posts every `heartbeat_interval`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Heartbeat {
+    /// The next heartbeat comes within this many seconds; 0: none will come.
+    interval_seconds: u64,
+}
+
+/// `POST /api/devices/v1/monitor/heartbeat` with `{"interval_seconds": 60}`: the device is
+/// alive (as any device request says) and announces its interval; 0 stops the watch.
+async fn post_heartbeat(
+    State(state): State<AppState>,
+    AuthenticatedDevice(device): AuthenticatedDevice,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let heartbeat: Heartbeat = serde_json::from_slice(&body).map_err(|error| {
+        ApiError::BadRequest(format!(
+            "the body must be {{\"interval_seconds\": <seconds>}} (0: no more heartbeats): {error}"
+        ))
+    })?;
+    if state
+        .fleet
+        .record_heartbeat(&device, heartbeat.interval_seconds)
+        .await?
+    {
+        state.silence_wake.notify_one();
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn post_alerts(

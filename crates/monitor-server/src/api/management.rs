@@ -20,7 +20,7 @@ use super::error::{plain_text, with_total, ApiError};
 use super::login_guard::ClientAddress;
 use super::state::AppState;
 use crate::fleet::{parse_status, DeviceHealth};
-use crate::storage::{AlertQuery, Channel, Device, LatestQuery, StoredAlert};
+use crate::storage::{AlertQuery, Channel, Device, LatestQuery, SilentAfter, StoredAlert};
 
 pub(super) fn routes() -> Router<AppState> {
     let devices = "/api/management/v1/devicemonitor/devices";
@@ -37,6 +37,10 @@ pub(super) fn routes() -> Router<AppState> {
         .route(&format!("{devices}/{{id}}/config"), get(device_config))
         .route(&format!("{devices}/{{id}}/status"), put(set_device_status))
         .route(&format!("{devices}/{{id}}/mute"), put(set_device_mute))
+        .route(
+            &format!("{devices}/{{id}}/silent_after"),
+            put(set_device_silent_after),
+        )
         .route(
             &format!("{settings}/channels"),
             get(list_channels).post(add_channel),
@@ -147,6 +151,9 @@ fn managed_device(device: Device) -> ManagedDevice {
         last_seen_at: device.last_seen_at.map(Timestamp),
         identity_data: device.identity,
         key_sha256: device.key_fingerprint,
+        heartbeat_interval_seconds: device.heartbeat_interval.map(|interval| interval.as_secs()),
+        silent_after: device.silent_after.as_number(),
+        silent_since: device.silent_since.map(Timestamp),
     }
 }
 
@@ -335,6 +342,32 @@ async fn set_device_mute(
     let change = body(request)?;
     let device = state.fleet.device(&id).await?;
     state.fleet.set_device_muted(&device, change.muted).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SilentAfterChange {
+    /// Missed heartbeats; 0 never; `null` the server's `--silent-after`.
+    silent_after: Option<u32>,
+}
+
+/// `PUT …/devices/{id}/silent_after` with `{"silent_after": 5}` (missed heartbeats), `0`
+/// (never silent) or `null` (the server's `--silent-after`).
+async fn set_device_silent_after(
+    State(state): State<AppState>,
+    _user: AuthenticatedUser,
+    Path(id): Path<String>,
+    request: Result<Json<SilentAfterChange>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let change = body(request)?;
+    let device = state.fleet.device(&id).await?;
+    state
+        .fleet
+        .set_device_silent_after(&device, SilentAfter::from_number(change.silent_after))
+        .await?;
+    // The device's deadline may be earlier now.
+    state.silence_wake.notify_one();
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -23,6 +23,9 @@ pub struct AppState {
     pub notify_interval: Duration,
     /// Wakes this replica's notifier when alerts were queued for notification.
     pub notifier_wake: Arc<Notify>,
+    /// Wakes this replica's silence watcher when a device's deadline moved earlier or came
+    /// back (a new heartbeat interval, a device heard again, its `silent_after` changed).
+    pub silence_wake: Arc<Notify>,
     /// Caps and throttles password checks (the API's and the dashboard's logins).
     pub login_guard: Arc<LoginGuard>,
     pub(super) rate_limiter: Arc<RateLimiter>,
@@ -47,6 +50,7 @@ impl AppState {
             limits: Arc::new(limits),
             notify_interval,
             notifier_wake,
+            silence_wake: Arc::new(Notify::new()),
             login_guard: Arc::new(LoginGuard::default()),
             rate_limiter,
             pending_rate_limiter,

@@ -121,6 +121,15 @@ pub(super) fn ago(time: Option<SystemTime>, now: SystemTime) -> String {
 }
 
 pub(super) fn badge(device: &Device) -> Markup {
+    if let Some(since) = device.silent_since {
+        // Its other subjects' latest alerts are as old as its silence: the silence says more.
+        let open_alerts = DeviceHealth::of(device).open_alerts();
+        return html! {
+            span.badge.critical.silent data-alert-count=(open_alerts) {
+                "● silent since " (humantime::format_rfc3339_seconds(since))
+            }
+        };
+    }
     match DeviceHealth::of(device) {
         DeviceHealth::Critical { open_alerts } => html! {
             span.badge.critical data-alert-count=(open_alerts) { "● " (open_alerts) " open" }

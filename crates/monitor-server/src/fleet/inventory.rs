@@ -159,6 +159,9 @@ mod tests {
             alert_count: 2,
             identity: None,
             key_fingerprint: None,
+            heartbeat_interval: None,
+            silent_after: crate::storage::SilentAfter::ServerDefault,
+            silent_since: None,
         };
         let inventory = DeviceInventory::of(
             device,

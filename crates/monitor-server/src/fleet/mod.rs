@@ -15,6 +15,7 @@ mod notifications;
 mod reports;
 mod service;
 mod sessions;
+mod silence;
 
 pub use admission::{Admission, PendingLimits};
 pub use devices::{count_by_status, parse_status, DeviceHealth, NEVER_SEEN};
@@ -23,3 +24,4 @@ pub use inventory::{AttributeFilter, DeviceInventory, ScopedAttribute};
 pub use reports::InventoryAttribute;
 pub use service::Fleet;
 pub use sessions::{TokenMaker, MAX_TOKEN_LIFETIME, SESSION_LIFETIME};
+pub use silence::{DEFAULT_SILENT_AFTER, MAX_HEARTBEAT_INTERVAL};

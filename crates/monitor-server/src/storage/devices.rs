@@ -1,11 +1,12 @@
 //! Devices: admission status, lookups, mute, and the documents they push about themselves.
 
 use std::str::FromStr;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::silence::SilentAfter;
 use super::sql::{from_millis, now_millis, to_millis, StorageError};
 use super::store::Store;
 use crate::credentials::new_id;
@@ -70,6 +71,13 @@ pub struct Device {
     pub identity: Option<String>,
     /// Its key's fingerprint ([`key_fingerprint`]), for devices that asked with a key.
     pub key_fingerprint: Option<String>,
+    /// The time between heartbeats it announced last; `None`: it sends none and never goes
+    /// silent.
+    pub heartbeat_interval: Option<Duration>,
+    /// How many missed heartbeats make it silent.
+    pub silent_after: SilentAfter,
+    /// While it is silent: since when (the last time it was heard).
+    pub silent_since: Option<SystemTime>,
 }
 
 impl Device {
@@ -99,7 +107,7 @@ impl DeviceDocument {
 }
 
 const DEVICE_COLUMNS: &str = "d.id, d.name, d.status, d.muted, d.created_at, d.last_seen_at, \
-     d.identity_data, d.public_key, \
+     d.identity_data, d.public_key, d.heartbeat_interval_ms, d.silent_after, d.silent_at, \
      (SELECT COUNT(*) FROM subjects s WHERE s.device_id = d.id AND s.level = 'CRITICAL') AS alert_count";
 
 impl Store {
@@ -138,6 +146,9 @@ impl Store {
             alert_count: 0,
             identity: None,
             key_fingerprint: None,
+            heartbeat_interval: None,
+            silent_after: SilentAfter::ServerDefault,
+            silent_since: None,
         })
     }
 
@@ -208,6 +219,9 @@ impl Store {
             alert_count: 0,
             identity: Some(identity.to_owned()),
             key_fingerprint: Some(fingerprint.to_owned()),
+            heartbeat_interval: None,
+            silent_after: SilentAfter::ServerDefault,
+            silent_since: None,
         })
     }
 
@@ -395,19 +409,27 @@ impl Store {
 
 fn device_from_row(row: &AnyRow) -> Result<Device, StorageError> {
     let status: String = row.try_get("status")?;
+    let last_seen_at = row
+        .try_get::<Option<i64>, _>("last_seen_at")?
+        .map(from_millis);
+    let silent = row.try_get::<Option<i64>, _>("silent_at")?.is_some();
     Ok(Device {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
         status: status.parse().map_err(StorageError::Corrupt)?,
         muted: row.try_get::<i64, _>("muted")? != 0,
         created_at: from_millis(row.try_get("created_at")?),
-        last_seen_at: row
-            .try_get::<Option<i64>, _>("last_seen_at")?
-            .map(from_millis),
+        last_seen_at,
         alert_count: u64::try_from(row.try_get::<i64, _>("alert_count")?).unwrap_or(0),
         identity: row.try_get("identity_data")?,
         key_fingerprint: row
             .try_get::<Option<String>, _>("public_key")?
             .and_then(|pem| key_fingerprint(&pem).ok()),
+        heartbeat_interval: row
+            .try_get::<Option<i64>, _>("heartbeat_interval_ms")?
+            .and_then(|millis| u64::try_from(millis).ok())
+            .map(Duration::from_millis),
+        silent_after: SilentAfter::from_column(row.try_get("silent_after")?),
+        silent_since: if silent { last_seen_at } else { None },
     })
 }

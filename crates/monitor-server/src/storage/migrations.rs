@@ -169,6 +169,17 @@ UPDATE api_tokens SET kind = 'session'
     WHERE expires_at IS NOT NULL AND name IN ('session', 'dashboard');
 "#,
     },
+    Migration {
+        version: 7,
+        description: "heartbeats: a device's announced interval and its silence",
+        // `silent_after`: NULL the server's `--silent-after`, 0 never, else that many
+        // missed heartbeats. `silent_at`: when the silence was raised, NULL while heard.
+        sql: r#"
+ALTER TABLE devices ADD COLUMN heartbeat_interval_ms BIGINT;
+ALTER TABLE devices ADD COLUMN silent_after BIGINT;
+ALTER TABLE devices ADD COLUMN silent_at BIGINT;
+"#,
+    },
 ];
 
 /// Brings the schema up to date; returns the version it is at.

@@ -11,8 +11,8 @@
 //!
 //! One file per section, each adding its methods to [`Store`]: `devices`, `alerts`,
 //! `recording` (the one write path of alerts), `users` (and their tokens), `settings`,
-//! `notifications` (channels and the outbox), `backup` (a copy of a SQLite database
-//! while serving).
+//! `notifications` (channels and the outbox), `silence` (heartbeats, and a device's
+//! silence and return as alerts), `backup` (a copy of a SQLite database while serving).
 
 mod alerts;
 mod backup;
@@ -21,6 +21,7 @@ mod migrations;
 mod notifications;
 mod recording;
 mod settings;
+mod silence;
 mod sql;
 mod store;
 mod users;
@@ -30,6 +31,7 @@ pub use backup::{BackupError, Overwrite};
 pub use devices::{Device, DeviceDocument, DeviceStatus};
 pub use notifications::{Channel, ClaimedNotification};
 pub use recording::RecordedAlerts;
+pub use silence::{SilentAfter, SilentDevice};
 pub use sql::{Engine, StorageError};
 pub use store::Store;
 pub use users::{EnrollmentToken, User, UserToken, UserTokenKind};

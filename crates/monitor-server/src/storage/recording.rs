@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use monitor_wire::{Alert, Level};
-use sqlx::Row;
+use sqlx::{Any, Row, Transaction};
 
 use super::alerts::StoredAlert;
 use super::notifications::notification_targets;
@@ -41,7 +41,31 @@ impl Store {
             .bind(device_id)
             .execute(&mut *transaction)
             .await?;
-        let channels = notification_targets(&mut transaction, device_id).await?;
+        let recorded = self
+            .record_in(
+                &mut transaction,
+                device_id,
+                alerts,
+                received,
+                notify_interval,
+            )
+            .await?;
+        transaction.commit().await?;
+        Ok(recorded)
+    }
+
+    /// [`Store::record_alerts`]' work inside the caller's write transaction, without
+    /// touching `last_seen_at` (the server's own alerts about a device, such as its silence,
+    /// are not word from it). `received` is in milliseconds.
+    pub(super) async fn record_in(
+        &self,
+        transaction: &mut Transaction<'_, Any>,
+        device_id: &str,
+        alerts: &[Alert],
+        received: i64,
+        notify_interval: Duration,
+    ) -> Result<RecordedAlerts, StorageError> {
+        let channels = notification_targets(transaction, device_id).await?;
         let mut recorded = RecordedAlerts::default();
         for alert in alerts {
             let details = serde_json::to_string(&alert.subject.details)
@@ -63,7 +87,7 @@ impl Store {
             .bind(&details)
             .bind(timestamp)
             .bind(received)
-            .fetch_optional(&mut *transaction)
+            .fetch_optional(&mut **transaction)
             .await?;
             let Some(row) = inserted else { continue };
             let id: i64 = row.try_get("id")?;
@@ -74,7 +98,7 @@ impl Store {
             .bind(device_id)
             .bind(&alert.subject.kind)
             .bind(&alert.subject.name)
-            .fetch_optional(&mut *transaction)
+            .fetch_optional(&mut **transaction)
             .await?;
             // A change of state is news; a repeat, or an older alert arriving late, is not.
             let changes_state = match &previous {
@@ -97,12 +121,12 @@ impl Store {
             .bind(level)
             .bind(id)
             .bind(timestamp)
-            .execute(&mut *transaction)
+            .execute(&mut **transaction)
             .await?;
             if changes_state {
                 for channel in &channels {
                     self.queue_notification(
-                        &mut transaction,
+                        transaction,
                         device_id,
                         channel,
                         id,
@@ -120,7 +144,6 @@ impl Store {
                 received_at: from_millis(received),
             });
         }
-        transaction.commit().await?;
         Ok(recorded)
     }
 }

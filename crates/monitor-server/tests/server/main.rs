@@ -31,6 +31,7 @@ mod replicas;
 mod revocation;
 mod robustness;
 mod secrets;
+mod silence;
 mod tls;
 
 /// Runs an async test body once on SQLite and once on PostgreSQL:

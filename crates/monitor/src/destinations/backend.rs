@@ -2,7 +2,8 @@
 
 use monitor_backend::{Auth, BackendClient, BackendDestination};
 use monitor_config::{BackendAuth, BackendSettings};
-use monitor_destination::{Filter, PlannedDestination};
+use monitor_destination::{Filter, Heartbeats, PlannedDestination};
+use monitor_wire::duration::Expiration;
 
 use super::secret;
 
@@ -24,17 +25,23 @@ pub(super) fn plan(settings: &BackendSettings) -> Result<PlannedDestination, Str
         }
     };
     let identity = format!(
-        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
         settings.url,
         settings.auth,
         settings.token_file,
         settings.token_env,
         settings.ca_file,
         settings.mender_bus,
-        settings.config_push_interval
+        settings.config_push_interval,
+        settings.heartbeat_interval
     );
     let ca_file = settings.ca_file.clone();
     let push_every = settings.config_push_interval;
+    // Only in token mode: Mender's API has no heartbeat.
+    let heartbeats = settings.heartbeat().map(|interval| match interval {
+        Expiration::After(every) => Heartbeats::Every(every),
+        Expiration::Never => Heartbeats::Stopped,
+    });
     Ok(PlannedDestination {
         name: "backend".into(),
         identity,
@@ -44,7 +51,9 @@ pub(super) fn plan(settings: &BackendSettings) -> Result<PlannedDestination, Str
             let http = monitor_backend::http_client(ca_file.as_deref())
                 .map_err(|error| format!("monitor.yaml: delivery.backend.ca_file: {error}"))?;
             let client = BackendClient::new(http, auth);
-            Ok(Box::new(BackendDestination::new(client, push_every)))
+            Ok(Box::new(
+                BackendDestination::new(client, push_every).with_heartbeats(heartbeats),
+            ))
         }),
     })
 }

@@ -11,6 +11,11 @@
 //! left, and those go to the dead-letter file (`state_dir/rejected.jsonl`, shown by
 //! `monitorctl alerts --rejected`), never silently away; one that is gone (a deleted
 //! Discord webhook) disables itself, loudly.
+//!
+//! A destination that takes heartbeats (the backend in `auth: token` mode) gets one at start
+//! and every interval after, between batches: a failed one is tried again after the
+//! destination's backoff, alerts going on meanwhile; one the destination does not serve
+//! (an older server: 404) ends them, with one line in the log.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,7 +24,9 @@ use std::time::{Duration, SystemTime};
 
 use monitor::destinations::{outbox_limits, plan_destinations};
 use monitor_config::Settings;
-use monitor_destination::{Destination, Filter, Outcome, PlannedDestination, Rejection, Verdict};
+use monitor_destination::{
+    Destination, Filter, Heartbeats, Outcome, PlannedDestination, Rejection, Verdict,
+};
 use monitor_wire::config_push::ConfigCheck;
 use monitor_wire::control::DestinationStatus;
 use monitor_wire::rejected::RejectedRecord;
@@ -214,6 +221,8 @@ impl Worker {
     ) {
         let push_every = destination.config_push_interval();
         let mut push_due = push_every.map(|_| Instant::now());
+        let heartbeats = destination.heartbeats();
+        let mut heartbeat_due = heartbeats.map(|_| Instant::now());
         loop {
             let records = {
                 // Marked seen before looking, so an append after the look wakes us.
@@ -249,6 +258,29 @@ impl Worker {
                     let every = push_every.unwrap_or(CONFIG_RETRY);
                     push_due = Some(Instant::now() + self.next_push(verdict, every));
                 }
+                _ = sleep_until(heartbeat_due) => {
+                    let verdict = destination.heartbeat().await;
+                    heartbeat_due = self.next_heartbeat(verdict, heartbeats);
+                }
+            }
+        }
+    }
+
+    /// After a heartbeat, when the next one is due; `None`: no more.
+    fn next_heartbeat(&self, verdict: Verdict, heartbeats: Option<Heartbeats>) -> Option<Instant> {
+        match verdict {
+            Verdict::Delivered => match heartbeats {
+                Some(Heartbeats::Every(every)) => Some(Instant::now() + every),
+                // `Stopped` is said once.
+                Some(Heartbeats::Stopped) | None => None,
+            },
+            Verdict::Retry { after, message, .. } => {
+                tracing::warn!(destination = %self.name, retry_in = ?after, "{message}");
+                Some(Instant::now() + after)
+            }
+            Verdict::Gone { message } | Verdict::Rejected { message, .. } => {
+                tracing::info!(destination = %self.name, "the backend takes no heartbeats ({message}); sending none, alerts go on");
+                None
             }
         }
     }
