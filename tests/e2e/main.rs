@@ -17,6 +17,8 @@ mod mender_auth_standin;
 mod monitor_server;
 #[path = "../support/mounts.rs"]
 mod mounts;
+#[path = "../support/ntfy_standin.rs"]
+mod ntfy_standin;
 #[path = "../support/podman.rs"]
 mod podman;
 #[path = "../support/postgres.rs"]
@@ -25,7 +27,10 @@ mod postgres;
 mod tls_certificates;
 #[path = "../support/user_manager.rs"]
 mod user_manager;
+#[path = "../support/webhook_standin.rs"]
+mod webhook_standin;
 
+mod channels;
 mod cli;
 mod commands;
 mod containers;

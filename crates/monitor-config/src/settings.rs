@@ -11,6 +11,9 @@ use crate::check::read_config_file;
 use crate::problem::{deserialize_all, nested_problems, parse_yaml, NestedCheck, Problem};
 use monitor_wire::duration::{self, Expiration};
 
+mod channels;
+pub use channels::{NtfyPriorities, NtfyPriority, NtfySettings, WebhookSettings};
+
 /// The config directory when none is given.
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/monitor";
 
@@ -156,6 +159,12 @@ pub struct DeliverySettings {
     /// A backend speaking the Mender devicemonitor device API.
     #[serde(default)]
     pub backend: Option<BackendSettings>,
+    /// Generic webhooks: a JSON POST per alert, optionally signed.
+    #[serde(default)]
+    pub webhook: Vec<WebhookSettings>,
+    /// ntfy topics.
+    #[serde(default)]
+    pub ntfy: Vec<NtfySettings>,
 }
 
 impl Default for DeliverySettings {
@@ -165,6 +174,8 @@ impl Default for DeliverySettings {
             alert_store_max_record_age: default_store_max_record_age(),
             discord: Vec::new(),
             backend: None,
+            webhook: Vec::new(),
+            ntfy: Vec::new(),
         }
     }
 }
@@ -406,8 +417,24 @@ impl Settings {
                     discord.webhook_url_file.as_ref()?,
                 ))
             });
+        let webhook = self.delivery.webhook.iter().enumerate().filter_map(|(index, webhook)| {
+            Some((
+                format!("delivery.webhook[{index}].secret_file"),
+                webhook.secret_file.as_ref()?,
+            ))
+        });
+        let ntfy = self.delivery.ntfy.iter().enumerate().flat_map(|(index, ntfy)| {
+            [
+                ("token_file", ntfy.token_file.as_ref()),
+                ("password_file", ntfy.password_file.as_ref()),
+            ]
+            .into_iter()
+            .filter_map(move |(key, secret)| Some((format!("delivery.ntfy[{index}].{key}"), secret?)))
+        });
         backend
             .chain(discord)
+            .chain(webhook)
+            .chain(ntfy)
             .filter_map(|(field, secret)| {
                 let mode = fs::metadata(secret).ok()?.permissions().mode();
                 let message = secret_file_exposure(secret, mode)?;
@@ -527,6 +554,16 @@ impl Settings {
                         "auth: token needs exactly one of token_file and token_env".to_owned(),
                     );
                 }
+            }
+        }
+        for (index, webhook) in self.delivery.webhook.iter().enumerate() {
+            for (field, message) in channels::webhook_problems(index, webhook) {
+                problem(&field, message);
+            }
+        }
+        for (index, ntfy) in self.delivery.ntfy.iter().enumerate() {
+            for (field, message) in channels::ntfy_problems(index, ntfy) {
+                problem(&field, message);
             }
         }
         if self.delivery.alert_offline_store_max_count == 0 {

@@ -15,7 +15,9 @@
 
 mod backend;
 mod discord;
+mod ntfy;
 mod secret;
+mod webhook;
 
 use monitor_config::Settings;
 use monitor_destination::PlannedDestination;
@@ -28,6 +30,8 @@ pub fn plan_destinations(settings: &Settings) -> (Vec<PlannedDestination>, Vec<S
     let mut plan = Plan::default();
     plan.each("discord", "this webhook", &delivery.discord, discord::plan);
     plan.one("backend", "the backend", &delivery.backend, backend::plan);
+    plan.each("webhook", "this webhook", &delivery.webhook, webhook::plan);
+    plan.each("ntfy", "this topic", &delivery.ntfy, ntfy::plan);
     (plan.planned, plan.problems)
 }
 
