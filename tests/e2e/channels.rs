@@ -49,7 +49,9 @@ fn with_webhook(sandbox: &mut Sandbox, webhook: &WebhookStandIn) {
 /// The topic's settings: a token from a file, a click link, a user tag.
 fn with_ntfy(sandbox: &Sandbox, ntfy: &NtfyStandIn) {
     fs::write(sandbox.path("ntfy-token"), format!("{TOKEN}\n")).unwrap();
-    let mut permissions = fs::metadata(sandbox.path("ntfy-token")).unwrap().permissions();
+    let mut permissions = fs::metadata(sandbox.path("ntfy-token"))
+        .unwrap()
+        .permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o600);
     fs::set_permissions(sandbox.path("ntfy-token"), permissions).unwrap();
     settings(
@@ -176,7 +178,9 @@ fn a_webhook_429_is_waited_out_and_nothing_is_lost_or_repeated() {
     let mut alerts = sandbox.follow_alerts();
     append(&log, "ERROR one\n");
     alerts.expect("CRITICAL", "log app");
-    eventually("the webhook took the alert", || webhook.accepted().len() == 1);
+    eventually("the webhook took the alert", || {
+        webhook.accepted().len() == 1
+    });
     append(&log, "SENTINEL\n");
     alerts.expect("CRITICAL", "log sentinel");
     eventually("the webhook took the sentinel", || {
@@ -184,7 +188,10 @@ fn a_webhook_429_is_waited_out_and_nothing_is_lost_or_repeated() {
     });
     let requests = webhook.requests();
     assert_eq!(
-        requests.iter().map(|request| request.status).collect::<Vec<_>>(),
+        requests
+            .iter()
+            .map(|request| request.status)
+            .collect::<Vec<_>>(),
         [429, 200, 200],
         "{requests:#?}"
     );
@@ -218,7 +225,10 @@ fn a_webhook_404_disables_it_with_a_message_that_names_no_secret() {
         agent.log().contains("this destination is disabled")
     });
     let log_text = agent.log();
-    assert!(log_text.contains("the webhook answered 404 Not Found"), "{log_text}");
+    assert!(
+        log_text.contains("the webhook answered 404 Not Found"),
+        "{log_text}"
+    );
     assert!(!log_text.contains(SECRET), "{log_text}");
     assert!(!log_text.contains("/hooks/monitor"), "{log_text}");
     let status = sandbox.monitorctl(&["status"]);
@@ -253,7 +263,10 @@ fn ntfy_gets_the_critical_high_with_a_siren_then_the_ok() {
     });
     let requests = ntfy.requests();
     assert_eq!(
-        requests.iter().map(|request| request.status).collect::<Vec<_>>(),
+        requests
+            .iter()
+            .map(|request| request.status)
+            .collect::<Vec<_>>(),
         [200, 200],
         "{requests:#?}"
     );
@@ -272,13 +285,20 @@ fn ntfy_gets_the_critical_high_with_a_siren_then_the_ok() {
         "{critical:#}"
     );
     assert_eq!(critical["priority"], 4);
-    assert_eq!(critical["tags"], serde_json::json!(["rotating_light", "pi"]));
+    assert_eq!(
+        critical["tags"],
+        serde_json::json!(["rotating_light", "pi"])
+    );
     assert!(critical["click"]
         .as_str()
         .unwrap()
         .starts_with("https://monitor.example/devices/"));
     let message = critical["message"].as_str().unwrap();
-    assert!(message.len() <= 4096 && message.ends_with('…'), "{}", message.len());
+    assert!(
+        message.len() <= 4096 && message.ends_with('…'),
+        "{}",
+        message.len()
+    );
     let ok = &messages[1];
     assert_eq!(ok["priority"], 3);
     assert_eq!(ok["tags"], serde_json::json!(["white_check_mark", "pi"]));
@@ -310,14 +330,21 @@ fn an_ntfy_429_is_retried_and_nothing_is_lost_or_repeated() {
     append(&log, "SENTINEL\n");
     alerts.expect("CRITICAL", "log sentinel");
     eventually("ntfy took the sentinel", || ntfy.messages().len() == 2);
-    let statuses: Vec<u16> = ntfy.requests().iter().map(|request| request.status).collect();
+    let statuses: Vec<u16> = ntfy
+        .requests()
+        .iter()
+        .map(|request| request.status)
+        .collect();
     assert_eq!(statuses, [429, 429, 200, 200]);
     let titles: Vec<String> = ntfy
         .messages()
         .iter()
         .map(|message| message["title"].as_str().unwrap().to_owned())
         .collect();
-    assert!(titles[0].contains("log app") && titles[1].contains("log sentinel"), "{titles:?}");
+    assert!(
+        titles[0].contains("log app") && titles[1].contains("log sentinel"),
+        "{titles:?}"
+    );
     assert!(
         agent.log().contains("limit reached: too many requests"),
         "{}",
@@ -346,7 +373,10 @@ fn a_wrong_ntfy_token_disables_the_topic_without_showing_it() {
         agent.log().contains("this destination is disabled")
     });
     let log_text = agent.log();
-    assert!(log_text.contains("ntfy answered 401 Unauthorized"), "{log_text}");
+    assert!(
+        log_text.contains("ntfy answered 401 Unauthorized"),
+        "{log_text}"
+    );
     assert!(!log_text.contains(TOKEN), "{log_text}");
     assert_eq!(ntfy.requests().len(), 1);
 }

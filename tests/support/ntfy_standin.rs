@@ -78,7 +78,11 @@ pub enum Scripted {
     /// ntfy's 429 (as when the visitor's bucket is empty).
     RateLimited,
     /// This status and error, in ntfy's error shape.
-    Error { status: u16, code: u32, error: String },
+    Error {
+        status: u16,
+        code: u32,
+        error: String,
+    },
 }
 
 /// One request and what the stand-in answered.
@@ -402,9 +406,11 @@ impl State {
         };
         let fits = match authorization.split_once(' ') {
             Some(("Bearer", token)) => self.behaviour.token.as_deref() == Some(token),
-            Some(("Basic", encoded)) => self.behaviour.basic.as_ref().is_some_and(|(user, pass)| {
-                decode_base64(encoded).as_deref() == Some(format!("{user}:{pass}").as_bytes())
-            }),
+            Some(("Basic", encoded)) => {
+                self.behaviour.basic.as_ref().is_some_and(|(user, pass)| {
+                    decode_base64(encoded).as_deref() == Some(format!("{user}:{pass}").as_bytes())
+                })
+            }
             _ => false,
         };
         (!fits).then(|| error(401, 40101, "unauthorized", link))

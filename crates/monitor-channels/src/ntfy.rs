@@ -70,7 +70,10 @@ pub enum NtfyAuth {
     None,
     /// An access token (`tk_…`).
     Token(String),
-    Basic { user: String, password: String },
+    Basic {
+        user: String,
+        password: String,
+    },
 }
 
 impl std::fmt::Debug for NtfyAuth {

@@ -99,16 +99,14 @@ impl fmt::Debug for ReceiverUrl {
 /// (services take tokens in headers), and `https` unless the host is loopback or
 /// `allow_insecure`.
 pub(crate) fn secure_url(text: &str, allow_insecure: bool) -> Result<Url, String> {
-    let url = Url::parse(text.trim()).map_err(|error| {
-        format!("not a URL ({error}): write it as https://host/path")
-    })?;
+    let url = Url::parse(text.trim())
+        .map_err(|error| format!("not a URL ({error}): write it as https://host/path"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
         return Err("not an http(s) URL: write it as https://host/path".into());
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(
-            "holds a user or password: give the secret in its own setting, not in the URL"
-                .into(),
+            "holds a user or password: give the secret in its own setting, not in the URL".into(),
         );
     }
     if url.scheme() == "http" && !allow_insecure && !is_loopback(&url) {
@@ -236,8 +234,10 @@ pub fn parse_headers<'a>(
                 "\"{name}\" is not a valid header name: use letters, digits and dashes"
             ))
         })?;
-        if matches!(header.as_str(), "host" | "content-length" | "transfer-encoding")
-            || header.as_str().starts_with("x-monitor-")
+        if matches!(
+            header.as_str(),
+            "host" | "content-length" | "transfer-encoding"
+        ) || header.as_str().starts_with("x-monitor-")
         {
             return Err(WebhookError::Header(format!(
                 "{name} is set by the agent itself: remove it"
@@ -418,10 +418,15 @@ mod tests {
             .unwrap()
             .starts_with("CRITICAL: log app on pi: Status: LOGCONTAINS\na \"quoted\"\nline"));
         let error = Template::parse(r#"{"text": {{title}}}"#).unwrap_err();
-        assert!(error.to_string().starts_with("template: not JSON once"), "{error}");
+        assert!(
+            error.to_string().starts_with("template: not JSON once"),
+            "{error}"
+        );
         let error = Template::parse(r#"{"text": "{{nope}}"}"#).unwrap_err();
         assert!(
-            error.to_string().starts_with("template: unknown placeholder {{nope}}: use {{device}}"),
+            error
+                .to_string()
+                .starts_with("template: unknown placeholder {{nope}}: use {{device}}"),
             "{error}"
         );
     }

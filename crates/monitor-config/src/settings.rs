@@ -417,20 +417,32 @@ impl Settings {
                     discord.webhook_url_file.as_ref()?,
                 ))
             });
-        let webhook = self.delivery.webhook.iter().enumerate().filter_map(|(index, webhook)| {
-            Some((
-                format!("delivery.webhook[{index}].secret_file"),
-                webhook.secret_file.as_ref()?,
-            ))
-        });
-        let ntfy = self.delivery.ntfy.iter().enumerate().flat_map(|(index, ntfy)| {
-            [
-                ("token_file", ntfy.token_file.as_ref()),
-                ("password_file", ntfy.password_file.as_ref()),
-            ]
-            .into_iter()
-            .filter_map(move |(key, secret)| Some((format!("delivery.ntfy[{index}].{key}"), secret?)))
-        });
+        let webhook = self
+            .delivery
+            .webhook
+            .iter()
+            .enumerate()
+            .filter_map(|(index, webhook)| {
+                Some((
+                    format!("delivery.webhook[{index}].secret_file"),
+                    webhook.secret_file.as_ref()?,
+                ))
+            });
+        let ntfy = self
+            .delivery
+            .ntfy
+            .iter()
+            .enumerate()
+            .flat_map(|(index, ntfy)| {
+                [
+                    ("token_file", ntfy.token_file.as_ref()),
+                    ("password_file", ntfy.password_file.as_ref()),
+                ]
+                .into_iter()
+                .filter_map(move |(key, secret)| {
+                    Some((format!("delivery.ntfy[{index}].{key}"), secret?))
+                })
+            });
         backend
             .chain(discord)
             .chain(webhook)

@@ -219,7 +219,9 @@ pub(super) fn ntfy_problems(index: usize, ntfy: &NtfySettings) -> Vec<(String, S
         if !PRIORITY_WORDS.contains(&text.as_str()) {
             problems.push((
                 at(&format!(".priority.{level}")),
-                format!("\"{text}\" is not a priority: use 1 to 5, or min, low, default, high or max"),
+                format!(
+                    "\"{text}\" is not a priority: use 1 to 5, or min, low, default, high or max"
+                ),
             ));
         }
     }
@@ -285,7 +287,9 @@ fn template_problem(template: &str) -> Result<(), String> {
         if !PLACEHOLDERS.contains(&name) {
             return Err(format!(
                 "unknown placeholder {{{{{name}}}}}: use {}",
-                PLACEHOLDERS.map(|known| format!("{{{{{known}}}}}")).join(", ")
+                PLACEHOLDERS
+                    .map(|known| format!("{{{{{known}}}}}"))
+                    .join(", ")
             ));
         }
         filled.push_str(&rest[..start]);

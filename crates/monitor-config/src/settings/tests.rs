@@ -181,7 +181,8 @@ fn webhook_and_ntfy_mistakes_name_their_field_and_fix() {
 #[test]
 fn an_unknown_webhook_key_is_named() {
     let file = Path::new("/etc/monitor/monitor.yaml");
-    let text = "delivery:\n  webhook:\n    - url: https://hooks.example/in\n      secret: hunter2\n";
+    let text =
+        "delivery:\n  webhook:\n    - url: https://hooks.example/in\n      secret: hunter2\n";
     let problems: Vec<String> = Settings::from_yaml(text, file)
         .unwrap_err()
         .iter()

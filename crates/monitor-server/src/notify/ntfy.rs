@@ -25,14 +25,7 @@ pub(super) const KIND: ChannelKindSpec = ChannelKindSpec {
     default_name: |target| {
         parse(target).map_or_else(
             |_| "ntfy".to_owned(),
-            |(topic, _)| {
-                topic
-                    .name()
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or("ntfy")
-                    .to_owned()
-            },
+            |(topic, _)| topic.name().rsplit('/').next().unwrap_or("ntfy").to_owned(),
         )
     },
     form: ChannelForm {

@@ -213,14 +213,12 @@ pub(super) async fn send_digest(
                 })
             }
             // 401, 403, 404, 410: the message says which, without the target's secret.
-            Verdict::Gone { message } => {
-                return Err(SendFailure::Refused {
-                    reason: format!(
-                        "channel {} cannot post ({message}): remove the channel or give a new target",
-                        notification.channel_name
-                    ),
-                })
-            }
+            Verdict::Gone { message } => return Err(SendFailure::Refused {
+                reason: format!(
+                    "channel {} cannot post ({message}): remove the channel or give a new target",
+                    notification.channel_name
+                ),
+            }),
         }
     }
     Ok(())

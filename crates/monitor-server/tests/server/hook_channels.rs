@@ -17,7 +17,10 @@ const TOKEN: &str = "tk_ntfy_token_never_shown";
 async fn eventually(what: &str, condition: impl Fn() -> bool) {
     let started = Instant::now();
     while !condition() {
-        assert!(started.elapsed() < Duration::from_secs(30), "timed out waiting until {what}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "timed out waiting until {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -91,6 +94,9 @@ fn private_targets_are_refused_without_the_flag() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "{kind} {target}: {stderr}");
         assert!(stderr.contains("--allow-private-targets"), "{stderr}");
-        assert!(!stderr.contains("secret") && !stderr.contains("tk_x"), "{stderr}");
+        assert!(
+            !stderr.contains("secret") && !stderr.contains("tk_x"),
+            "{stderr}"
+        );
     }
 }
