@@ -19,6 +19,8 @@ mod monitor_server;
 mod mosquitto;
 #[path = "../support/mounts.rs"]
 mod mounts;
+#[path = "../support/ntfy_standin.rs"]
+mod ntfy_standin;
 #[path = "../support/podman.rs"]
 mod podman;
 #[path = "../support/postgres.rs"]
@@ -29,7 +31,10 @@ mod smtp_sink;
 mod tls_certificates;
 #[path = "../support/user_manager.rs"]
 mod user_manager;
+#[path = "../support/webhook_standin.rs"]
+mod webhook_standin;
 
+mod channels;
 mod cli;
 mod commands;
 mod containers;

@@ -15,7 +15,7 @@
 //! It deliberately knows no settings file, no outbox and no HTTP client set-up: the caller
 //! hands in a `reqwest::Client` with its TLS provider.
 
-// Used by the service modules as they land.
-#[allow(dead_code)]
 mod http;
+pub mod ntfy;
 pub mod text;
+pub mod webhook;

@@ -13,6 +13,8 @@ use monitor_wire::duration::{self, Expiration};
 
 mod email;
 pub use email::{EmailSettings, EmailTls};
+mod channels;
+pub use channels::{NtfyPriorities, NtfyPriority, NtfySettings, WebhookSettings};
 
 /// The config directory when none is given.
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/monitor";
@@ -165,6 +167,12 @@ pub struct DeliverySettings {
     /// SMTP relays, each with its recipients.
     #[serde(default)]
     pub email: Vec<EmailSettings>,
+    /// Generic webhooks: a JSON POST per alert, optionally signed.
+    #[serde(default)]
+    pub webhook: Vec<WebhookSettings>,
+    /// ntfy topics.
+    #[serde(default)]
+    pub ntfy: Vec<NtfySettings>,
 }
 
 impl Default for DeliverySettings {
@@ -176,6 +184,8 @@ impl Default for DeliverySettings {
             backend: None,
             mqtt: Vec::new(),
             email: Vec::new(),
+            webhook: Vec::new(),
+            ntfy: Vec::new(),
         }
     }
 }
@@ -549,10 +559,38 @@ impl Settings {
                     email.password_file.as_ref()?,
                 ))
             });
+        let webhook = self
+            .delivery
+            .webhook
+            .iter()
+            .enumerate()
+            .filter_map(|(index, webhook)| {
+                Some((
+                    format!("delivery.webhook[{index}].secret_file"),
+                    webhook.secret_file.as_ref()?,
+                ))
+            });
+        let ntfy = self
+            .delivery
+            .ntfy
+            .iter()
+            .enumerate()
+            .flat_map(|(index, ntfy)| {
+                [
+                    ("token_file", ntfy.token_file.as_ref()),
+                    ("password_file", ntfy.password_file.as_ref()),
+                ]
+                .into_iter()
+                .filter_map(move |(key, secret)| {
+                    Some((format!("delivery.ntfy[{index}].{key}"), secret?))
+                })
+            });
         backend
             .chain(discord)
             .chain(mqtt)
             .chain(email)
+            .chain(webhook)
+            .chain(ntfy)
             .filter_map(|(field, secret)| {
                 let mode = fs::metadata(secret).ok()?.permissions().mode();
                 let message = secret_file_exposure(secret, mode)?;
@@ -700,6 +738,16 @@ impl Settings {
                     )
                 }
                 _ => {}
+            }
+        }
+        for (index, webhook) in self.delivery.webhook.iter().enumerate() {
+            for (field, message) in channels::webhook_problems(index, webhook) {
+                problem(&field, message);
+            }
+        }
+        for (index, ntfy) in self.delivery.ntfy.iter().enumerate() {
+            for (field, message) in channels::ntfy_problems(index, ntfy) {
+                problem(&field, message);
             }
         }
         if self.delivery.alert_offline_store_max_count == 0 {

@@ -88,7 +88,8 @@ struct GlobalArgs {
     /// A file whose first line is a bearer token /metrics accepts (for a Prometheus scraper).
     #[arg(long, global = true, env = "MONITOR_SERVER_METRICS_TOKEN_FILE")]
     metrics_token_file: Option<PathBuf>,
-    /// Let Discord channels post to any host, not only discord.com (a relay or a stand-in).
+    /// Let Discord, webhook and ntfy channels post to any host, not only public https ones
+    /// (a relay or a stand-in).
     #[arg(long, global = true, env = "MONITOR_SERVER_ALLOW_PRIVATE_TARGETS")]
     allow_private_targets: bool,
     /// How many missed heartbeats make a device silent ("Device <name> silent", CRITICAL);
@@ -261,6 +262,22 @@ enum ChannelCommand {
         /// Read the webhook URL from standard input (required: it never goes on a command line).
         #[arg(long, required = true)]
         webhook_url_stdin: bool,
+    },
+    /// Send notifications to a generic webhook; its target (the URL, then optionally a space
+    /// and the signing secret) is read from standard input.
+    Webhook {
+        name: String,
+        /// Read the target from standard input (required: it may hold a secret).
+        #[arg(long, required = true)]
+        target_stdin: bool,
+    },
+    /// Send notifications to an ntfy topic; its URL (https://tk_token@ntfy.example/topic
+    /// with an access token) is read from standard input.
+    Ntfy {
+        name: String,
+        /// Read the topic URL from standard input (required: it may hold a token).
+        #[arg(long, required = true)]
+        target_stdin: bool,
     },
     /// List the channels (webhook URLs redacted).
     List,
@@ -823,6 +840,8 @@ async fn channel_command(fleet: &Fleet, command: ChannelCommand) -> anyhow::Resu
             let url = read_stdin_line("webhook URL")?;
             ("discord", name, url)
         }
+        ChannelCommand::Webhook { name, .. } => ("webhook", name, read_stdin_line("target")?),
+        ChannelCommand::Ntfy { name, .. } => ("ntfy", name, read_stdin_line("topic URL")?),
         ChannelCommand::List => {
             let mut out = std::io::stdout().lock();
             writeln!(out, "{:<36} {:<8} {:<20} TARGET", "ID", "KIND", "NAME")?;

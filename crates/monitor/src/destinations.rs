@@ -17,7 +17,9 @@ mod backend;
 mod discord;
 mod email;
 mod mqtt;
+mod ntfy;
 mod secret;
+mod webhook;
 
 use monitor_config::Settings;
 use monitor_destination::PlannedDestination;
@@ -50,6 +52,8 @@ pub fn plan_destinations_by_setting(
         &delivery.email,
         email::plan,
     );
+    plan.each("webhook", "this webhook", &delivery.webhook, webhook::plan);
+    plan.each("ntfy", "this topic", &delivery.ntfy, ntfy::plan);
     (plan.planned, plan.problems)
 }
 

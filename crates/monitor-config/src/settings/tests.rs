@@ -140,3 +140,60 @@ fn a_list_instead_of_keys_is_one_clear_problem() {
         )]
     );
 }
+
+#[test]
+fn webhooks_and_ntfy_topics_read_with_their_defaults() {
+    let file = Path::new("/etc/monitor/monitor.yaml");
+    let text = "delivery:\n  webhook:\n    - url: https://hooks.example/in\n      secret_env: HOOK_SECRET\n      headers: {X-Team: ops}\n      template: '{\"text\": \"{{title}}\"}'\n  ntfy:\n    - url: http://127.0.0.1:8080/pi\n      token_file: /etc/monitor/ntfy-token\n      priority: {CRITICAL: 5}\n      tags: [pi]\n      min_level: CRITICAL\n";
+    let settings = Settings::from_yaml(text, file).unwrap();
+    let webhook = &settings.delivery.webhook[0];
+    assert_eq!(webhook.headers["X-Team"], "ops");
+    assert!(!webhook.allow_insecure);
+    let ntfy = &settings.delivery.ntfy[0];
+    assert_eq!(ntfy.priority.critical, NtfyPriority::Number(5));
+    assert_eq!(ntfy.priority.ok, NtfyPriority::Name("default".into()));
+    assert_eq!(ntfy.min_level, MinLevel::Critical);
+}
+
+#[test]
+fn webhook_and_ntfy_mistakes_name_their_field_and_fix() {
+    let file = Path::new("/etc/monitor/monitor.yaml");
+    let text = "delivery:\n  webhook:\n    - url: http://hooks.example/in\n      template: '{\"text\": {{title}}}'\n      headers: {Host: x}\n    - url: https://hooks.example/in\n      template: '{\"text\": \"{{tittle}}\"}'\n  ntfy:\n    - url: http://ntfy.lan/pi\n      username: me\n      priority: {OK: loud}\n";
+    let problems: Vec<String> = Settings::from_yaml(text, file)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        problems,
+        vec![
+            "/etc/monitor/monitor.yaml: delivery.webhook[0].url: http://hooks.example sends alerts unencrypted: use https, or set allow_insecure: true for a receiver on a network you trust",
+            "/etc/monitor/monitor.yaml: delivery.webhook[0].template: not JSON once its placeholders are filled (expected value at line 1 column 10): put each placeholder inside a string, for example {\"message\": \"{{title}}\"}",
+            "/etc/monitor/monitor.yaml: delivery.webhook[0].headers: Host is set by the agent itself: remove it",
+            "/etc/monitor/monitor.yaml: delivery.webhook[1].template: unknown placeholder {{tittle}}: use {{device}}, {{level}}, {{check}}, {{subject}}, {{status}}, {{title}}, {{text}}, {{timestamp}}",
+            "/etc/monitor/monitor.yaml: delivery.ntfy[0].url: http://ntfy.lan sends alerts unencrypted: use https, or set allow_insecure: true for a receiver on a network you trust",
+            "/etc/monitor/monitor.yaml: delivery.ntfy[0]: basic auth needs both username and one of password_file and password_env",
+            "/etc/monitor/monitor.yaml: delivery.ntfy[0].priority.OK: \"loud\" is not a priority: use 1 to 5, or min, low, default, high or max",
+        ]
+    );
+}
+
+#[test]
+fn an_unknown_webhook_key_is_named() {
+    let file = Path::new("/etc/monitor/monitor.yaml");
+    let text =
+        "delivery:\n  webhook:\n    - url: https://hooks.example/in\n      secret: hunter2\n";
+    let problems: Vec<String> = Settings::from_yaml(text, file)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("/etc/monitor/monitor.yaml: delivery")
+            && problems[0].contains("unknown field `secret`")
+            && problems[0].contains("secret_file"),
+        "{problems:?}"
+    );
+    assert!(!problems[0].contains("hunter2"), "{problems:?}");
+}

@@ -17,7 +17,9 @@
 mod discord;
 mod email;
 pub mod notifier;
+mod ntfy;
 mod sender;
+mod webhook;
 
 use std::str::FromStr;
 
@@ -52,15 +54,26 @@ pub enum ChannelKind {
     Email,
     /// A Discord webhook URL.
     Discord,
+    /// A generic webhook: its URL and an optional signing secret.
+    Webhook,
+    /// An ntfy topic URL, with its access token as the URL's user.
+    Ntfy,
 }
 
 impl ChannelKind {
-    pub const ALL: [ChannelKind; 2] = [ChannelKind::Email, ChannelKind::Discord];
+    pub const ALL: [ChannelKind; 4] = [
+        ChannelKind::Email,
+        ChannelKind::Discord,
+        ChannelKind::Webhook,
+        ChannelKind::Ntfy,
+    ];
 
     fn spec(self) -> &'static ChannelKindSpec {
         match self {
             ChannelKind::Email => &email::KIND,
             ChannelKind::Discord => &discord::KIND,
+            ChannelKind::Webhook => &webhook::KIND,
+            ChannelKind::Ntfy => &ntfy::KIND,
         }
     }
 

@@ -5,12 +5,16 @@
 mod discord_standin;
 #[path = "../../../../tests/support/monitor_server.rs"]
 mod monitor_server;
+#[path = "../../../../tests/support/ntfy_standin.rs"]
+mod ntfy_standin;
 #[path = "../../../../tests/support/postgres.rs"]
 mod postgres;
 #[path = "../../../../tests/support/smtp_sink.rs"]
 mod smtp_sink;
 #[path = "../../../../tests/support/tls_certificates.rs"]
 mod tls_certificates;
+#[path = "../../../../tests/support/webhook_standin.rs"]
+mod webhook_standin;
 
 mod admission;
 mod admission_limits;
@@ -21,6 +25,7 @@ mod browser;
 mod cli;
 mod dashboard;
 mod device_api;
+mod hook_channels;
 mod hygiene;
 mod inventory_api;
 mod login;

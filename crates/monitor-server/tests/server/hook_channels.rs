@@ -1,0 +1,102 @@
+//! Generic webhook and ntfy channels: a device's alert reaches both stand-ins, signed and
+//! with ntfy's priority and tags; their secrets are shown redacted and never logged.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::api::{alert, binary, Fixture};
+use crate::ntfy_standin::{Behaviour, NtfyStandIn};
+use crate::on_both_engines;
+use crate::webhook_standin::{signature_is_valid, WebhookStandIn};
+
+const SECRET: &str = "webhook-signing-secret-never-shown";
+const TOKEN: &str = "tk_ntfy_token_never_shown";
+
+/// Waits until `condition` holds, for at most 30 s.
+async fn eventually(what: &str, condition: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+on_both_engines! {
+    async fn a_webhook_and_an_ntfy_channel_get_a_devices_alert(database) {
+        let webhook = WebhookStandIn::start(Some(SECRET));
+        let ntfy = NtfyStandIn::start(Behaviour {
+            token: Some(TOKEN.into()),
+            ..Behaviour::default()
+        });
+        let fixture = Fixture::start_with(database, &["--allow-private-targets"]).await;
+        fixture.database.admin_ok(
+            binary(),
+            &["channel", "webhook", "receiver", "--target-stdin", "--allow-private-targets"],
+            Some(&format!("{} {SECRET}\n", webhook.url("/in/abc"))),
+        );
+        let ntfy_url = ntfy.topic_url("fleet").replace("http://", &format!("http://{TOKEN}@"));
+        fixture.database.admin_ok(
+            binary(),
+            &["channel", "ntfy", "phone", "--target-stdin", "--allow-private-targets"],
+            Some(&format!("{ntfy_url}\n")),
+        );
+        let listed = fixture.database.admin_ok(binary(), &["channel", "list"], None);
+        assert!(listed.contains("(signed)") && listed.contains("http://***@127.0.0.1"), "{listed}");
+        assert!(!listed.contains(SECRET) && !listed.contains(TOKEN), "{listed}");
+
+        fixture.post_alerts(&json!([alert("app", "CRITICAL", 1)])).await;
+        eventually("the webhook got the alert", || !webhook.accepted().is_empty()).await;
+        eventually("ntfy got the alert", || !ntfy.messages().is_empty()).await;
+
+        let request = &webhook.requests()[0];
+        assert_eq!(request.signature_valid, Some(true));
+        assert!(signature_is_valid(
+            SECRET.as_bytes(),
+            request.header("x-monitor-timestamp").unwrap(),
+            &request.body,
+            request.header("x-monitor-signature").unwrap(),
+        ));
+        let body = request.json();
+        assert_eq!(body["alert"]["level"], "CRITICAL");
+        assert_eq!(body["check"], serde_json::Value::Null, "the server knows no check");
+        assert_eq!(body["device"], "pi-1");
+
+        let message = &ntfy.messages()[0];
+        assert_eq!(message["priority"], 4);
+        assert_eq!(message["tags"], json!(["rotating_light"]));
+        assert!(message["title"].as_str().unwrap().starts_with("CRITICAL: "), "{message}");
+        assert_eq!(
+            ntfy.requests()[0].header("authorization"),
+            Some(format!("Bearer {TOKEN}").as_str())
+        );
+        let log = fixture.server.log();
+        assert!(!log.contains(SECRET) && !log.contains(TOKEN), "{log}");
+    }
+}
+
+#[test]
+fn private_targets_are_refused_without_the_flag() {
+    for (kind, target) in [
+        ("webhook", "http://127.0.0.1:9/in"),
+        ("webhook", "https://10.0.0.7/in secret"),
+        ("ntfy", "https://tk_x@192.168.1.2/topic"),
+    ] {
+        let database = crate::monitor_server::ServerDatabase::sqlite();
+        let output = database.admin(
+            binary(),
+            &["channel", kind, "x", "--target-stdin"],
+            Some(&format!("{target}\n")),
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{kind} {target}: {stderr}");
+        assert!(stderr.contains("--allow-private-targets"), "{stderr}");
+        assert!(
+            !stderr.contains("secret") && !stderr.contains("tk_x"),
+            "{stderr}"
+        );
+    }
+}
