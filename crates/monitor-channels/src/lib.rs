@@ -18,4 +18,8 @@
 // Used by the service modules as they land.
 #[allow(dead_code)]
 mod http;
+mod pace;
+mod service_url;
+pub mod slack;
+pub mod telegram;
 pub mod text;
