@@ -11,6 +11,9 @@ use crate::check::read_config_file;
 use crate::problem::{deserialize_all, nested_problems, parse_yaml, NestedCheck, Problem};
 use monitor_wire::duration::{self, Expiration};
 
+mod chat;
+pub use chat::{secret_destination_problem, SlackSettings, TelegramSettings};
+
 /// The config directory when none is given.
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/monitor";
 
@@ -156,6 +159,12 @@ pub struct DeliverySettings {
     /// A backend speaking the Mender devicemonitor device API.
     #[serde(default)]
     pub backend: Option<BackendSettings>,
+    /// Slack incoming webhooks, each with its own progress.
+    #[serde(default)]
+    pub slack: Vec<SlackSettings>,
+    /// Telegram chats a bot posts to, each with its own progress.
+    #[serde(default)]
+    pub telegram: Vec<TelegramSettings>,
 }
 
 impl Default for DeliverySettings {
@@ -165,6 +174,8 @@ impl Default for DeliverySettings {
             alert_store_max_record_age: default_store_max_record_age(),
             discord: Vec::new(),
             backend: None,
+            slack: Vec::new(),
+            telegram: Vec::new(),
         }
     }
 }
@@ -408,6 +419,7 @@ impl Settings {
             });
         backend
             .chain(discord)
+            .chain(chat::secret_files(&self.delivery))
             .filter_map(|(field, secret)| {
                 let mode = fs::metadata(secret).ok()?.permissions().mode();
                 let message = secret_file_exposure(secret, mode)?;
@@ -548,6 +560,7 @@ impl Settings {
                 "must be more than 0: write a size in bytes such as 1048576".to_owned(),
             );
         }
+        problems.extend(chat::validate(&self.delivery, file));
         problems
     }
 

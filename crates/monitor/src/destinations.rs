@@ -16,6 +16,8 @@
 mod backend;
 mod discord;
 mod secret;
+mod slack;
+mod telegram;
 
 use monitor_config::Settings;
 use monitor_destination::PlannedDestination;
@@ -28,6 +30,8 @@ pub fn plan_destinations(settings: &Settings) -> (Vec<PlannedDestination>, Vec<S
     let mut plan = Plan::default();
     plan.each("discord", "this webhook", &delivery.discord, discord::plan);
     plan.one("backend", "the backend", &delivery.backend, backend::plan);
+    plan.each("slack", "this webhook", &delivery.slack, slack::plan);
+    plan.each("telegram", "this chat", &delivery.telegram, telegram::plan);
     (plan.planned, plan.problems)
 }
 
