@@ -14,10 +14,13 @@
 //! its `mod`, variant and arm here, and a `channel <kind>` admin command in `main.rs`.
 //! Storage, the API, the dashboard's forms and the notifier read everything else from here.
 
+mod chat;
 mod discord;
 mod email;
 pub mod notifier;
 mod sender;
+mod slack;
+mod telegram;
 
 use std::str::FromStr;
 
@@ -52,15 +55,26 @@ pub enum ChannelKind {
     Email,
     /// A Discord webhook URL.
     Discord,
+    /// A Slack incoming webhook URL.
+    Slack,
+    /// A Telegram bot and chat: `https://api.telegram.org/bot<token>/<chat id>`.
+    Telegram,
 }
 
 impl ChannelKind {
-    pub const ALL: [ChannelKind; 2] = [ChannelKind::Email, ChannelKind::Discord];
+    pub const ALL: [ChannelKind; 4] = [
+        ChannelKind::Email,
+        ChannelKind::Discord,
+        ChannelKind::Slack,
+        ChannelKind::Telegram,
+    ];
 
     fn spec(self) -> &'static ChannelKindSpec {
         match self {
             ChannelKind::Email => &email::KIND,
             ChannelKind::Discord => &discord::KIND,
+            ChannelKind::Slack => &slack::KIND,
+            ChannelKind::Telegram => &telegram::KIND,
         }
     }
 

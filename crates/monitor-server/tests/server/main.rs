@@ -7,7 +7,11 @@ mod discord_standin;
 mod monitor_server;
 #[path = "../../../../tests/support/postgres.rs"]
 mod postgres;
+#[path = "../../../../tests/support/slack_standin.rs"]
+mod slack_standin;
 mod smtp_sink;
+#[path = "../../../../tests/support/telegram_standin.rs"]
+mod telegram_standin;
 #[path = "../../../../tests/support/tls_certificates.rs"]
 mod tls_certificates;
 
