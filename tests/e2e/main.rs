@@ -21,11 +21,16 @@ mod mounts;
 mod podman;
 #[path = "../support/postgres.rs"]
 mod postgres;
+#[path = "../support/slack_standin.rs"]
+mod slack_standin;
+#[path = "../support/telegram_standin.rs"]
+mod telegram_standin;
 #[path = "../support/tls_certificates.rs"]
 mod tls_certificates;
 #[path = "../support/user_manager.rs"]
 mod user_manager;
 
+mod chat;
 mod cli;
 mod commands;
 mod containers;
