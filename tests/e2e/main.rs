@@ -25,8 +25,12 @@ mod ntfy_standin;
 mod podman;
 #[path = "../support/postgres.rs"]
 mod postgres;
+#[path = "../support/slack_standin.rs"]
+mod slack_standin;
 #[path = "../support/smtp_sink.rs"]
 mod smtp_sink;
+#[path = "../support/telegram_standin.rs"]
+mod telegram_standin;
 #[path = "../support/tls_certificates.rs"]
 mod tls_certificates;
 #[path = "../support/user_manager.rs"]
@@ -35,6 +39,7 @@ mod user_manager;
 mod webhook_standin;
 
 mod channels;
+mod chat;
 mod cli;
 mod commands;
 mod containers;

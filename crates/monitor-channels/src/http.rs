@@ -74,6 +74,19 @@ impl Requests {
         request: reqwest::RequestBuilder,
         body_wait: fn(&str) -> Option<Duration>,
     ) -> Result<String, Failure> {
+        self.send_refined(request, body_wait, no_refinement).await
+    }
+
+    /// [`Requests::send`] for a service whose error body says more than its status
+    /// (Telegram answers 400 both for a bad message and for a chat that does not exist):
+    /// `refine` sees a non-2xx answer's status and body first and may say what it means,
+    /// else the status decides as above.
+    pub(crate) async fn send_refined(
+        &mut self,
+        request: reqwest::RequestBuilder,
+        body_wait: fn(&str) -> Option<Duration>,
+        refine: fn(StatusCode, &str) -> Option<Failure>,
+    ) -> Result<String, Failure> {
         let response = match request.send().await {
             Ok(response) => response,
             Err(error) => {
@@ -103,6 +116,9 @@ impl Requests {
         if status.is_success() {
             self.backoff.reset();
             return Ok(body);
+        }
+        if let Some(failure) = refine(status, &body) {
+            return Err(failure);
         }
         Err(self.failure(status, &headers, &body, body_wait))
     }
@@ -159,6 +175,11 @@ pub(crate) fn reason(body: &str) -> String {
         return "(no reason given)".into();
     }
     crate::text::cut(line, REASON_LIMIT)
+}
+
+/// The status alone decides.
+pub(crate) fn no_refinement(_: StatusCode, _: &str) -> Option<Failure> {
+    None
 }
 
 /// No wait in the body.

@@ -17,5 +17,9 @@
 
 mod http;
 pub mod ntfy;
+mod pace;
+mod service_url;
+pub mod slack;
+pub mod telegram;
 pub mod text;
 pub mod webhook;

@@ -15,6 +15,8 @@ mod email;
 pub use email::{EmailSettings, EmailTls};
 mod channels;
 pub use channels::{NtfyPriorities, NtfyPriority, NtfySettings, WebhookSettings};
+mod chat;
+pub use chat::{secret_destination_problem, SlackSettings, TelegramSettings};
 
 /// The config directory when none is given.
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/monitor";
@@ -173,6 +175,12 @@ pub struct DeliverySettings {
     /// ntfy topics.
     #[serde(default)]
     pub ntfy: Vec<NtfySettings>,
+    /// Slack incoming webhooks, each with its own progress.
+    #[serde(default)]
+    pub slack: Vec<SlackSettings>,
+    /// Telegram chats a bot posts to, each with its own progress.
+    #[serde(default)]
+    pub telegram: Vec<TelegramSettings>,
 }
 
 impl Default for DeliverySettings {
@@ -186,6 +194,8 @@ impl Default for DeliverySettings {
             email: Vec::new(),
             webhook: Vec::new(),
             ntfy: Vec::new(),
+            slack: Vec::new(),
+            telegram: Vec::new(),
         }
     }
 }
@@ -591,6 +601,7 @@ impl Settings {
             .chain(email)
             .chain(webhook)
             .chain(ntfy)
+            .chain(chat::secret_files(&self.delivery))
             .filter_map(|(field, secret)| {
                 let mode = fs::metadata(secret).ok()?.permissions().mode();
                 let message = secret_file_exposure(secret, mode)?;
@@ -769,6 +780,7 @@ impl Settings {
                 "must be more than 0: write a size in bytes such as 1048576".to_owned(),
             );
         }
+        problems.extend(chat::validate(&self.delivery, file));
         problems
     }
 

@@ -128,7 +128,7 @@ enum AdminCommand {
     /// Enrollment tokens: devices that present one in `auth_requests` are accepted at once.
     #[command(subcommand)]
     Enrollment(EnrollmentCommand),
-    /// Where notifications go: email addresses and Discord webhooks.
+    /// Where notifications go: email addresses, Discord and Slack webhooks, Telegram chats.
     #[command(subcommand)]
     Channel(ChannelCommand),
     /// Turn notifications off, for one device or all.
@@ -278,6 +278,28 @@ enum ChannelCommand {
         /// Read the topic URL from standard input (required: it may hold a token).
         #[arg(long, required = true)]
         target_stdin: bool,
+    },
+    /// Send notifications to a Slack incoming webhook; its URL (a secret) is read from
+    /// standard input.
+    Slack {
+        name: String,
+        /// Read the webhook URL from standard input (required: it never goes on a command line).
+        #[arg(long, required = true)]
+        webhook_url_stdin: bool,
+    },
+    /// Send notifications to a Telegram chat through a bot; its token (a secret) is read from
+    /// standard input.
+    Telegram {
+        name: String,
+        /// The chat: a number (-1001234567890 for a group or a channel) or @channelusername.
+        #[arg(long, allow_hyphen_values = true)]
+        chat_id: String,
+        /// Read the bot token from standard input (required: it never goes on a command line).
+        #[arg(long, required = true)]
+        bot_token_stdin: bool,
+        /// The Bot API server (a self-hosted one needs --allow-private-targets).
+        #[arg(long, default_value = monitor_channels::telegram::DEFAULT_API_URL)]
+        api_url: String,
     },
     /// List the channels (webhook URLs redacted).
     List,
@@ -842,6 +864,21 @@ async fn channel_command(fleet: &Fleet, command: ChannelCommand) -> anyhow::Resu
         }
         ChannelCommand::Webhook { name, .. } => ("webhook", name, read_stdin_line("target")?),
         ChannelCommand::Ntfy { name, .. } => ("ntfy", name, read_stdin_line("topic URL")?),
+        ChannelCommand::Slack { name, .. } => {
+            let url = read_stdin_line("webhook URL")?;
+            ("slack", name, url)
+        }
+        ChannelCommand::Telegram {
+            name,
+            chat_id,
+            api_url,
+            ..
+        } => {
+            use monitor_channels::telegram::{BotToken, ChatId, TelegramConfig};
+            let token = BotToken::parse(&read_stdin_line("bot token")?)?;
+            let config = TelegramConfig::new(&api_url, token, ChatId::parse(&chat_id)?)?;
+            ("telegram", name, config.target())
+        }
         ChannelCommand::List => {
             let mut out = std::io::stdout().lock();
             writeln!(out, "{:<36} {:<8} {:<20} TARGET", "ID", "KIND", "NAME")?;

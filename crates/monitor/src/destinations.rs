@@ -19,6 +19,8 @@ mod email;
 mod mqtt;
 mod ntfy;
 mod secret;
+mod slack;
+mod telegram;
 mod webhook;
 
 use monitor_config::Settings;
@@ -54,6 +56,8 @@ pub fn plan_destinations_by_setting(
     );
     plan.each("webhook", "this webhook", &delivery.webhook, webhook::plan);
     plan.each("ntfy", "this topic", &delivery.ntfy, ntfy::plan);
+    plan.each("slack", "this webhook", &delivery.slack, slack::plan);
+    plan.each("telegram", "this chat", &delivery.telegram, telegram::plan);
     (plan.planned, plan.problems)
 }
 

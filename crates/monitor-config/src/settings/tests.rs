@@ -197,3 +197,78 @@ fn an_unknown_webhook_key_is_named() {
     );
     assert!(!problems[0].contains("hunter2"), "{problems:?}");
 }
+
+#[test]
+fn slack_and_telegram_entries_read_secrets_from_files_or_variables() {
+    let file = Path::new("/etc/monitor/monitor.yaml");
+    let text = "delivery:\n  slack:\n    - webhook_url_file: /etc/monitor/slack-url\n      min_level: CRITICAL\n      checks: [log app]\n  telegram:\n    - bot_token_env: TELEGRAM_TOKEN\n      chat_id: -1001234567890\n    - bot_token_file: /etc/monitor/bot\n      chat_id: '@alerts_channel'\n      api_url: http://127.0.0.1:8081\n";
+    let settings = Settings::from_yaml(text, file).unwrap();
+    let delivery = &settings.delivery;
+    assert_eq!(
+        delivery.slack[0].webhook_url_file.as_deref(),
+        Some(Path::new("/etc/monitor/slack-url"))
+    );
+    assert_eq!(delivery.slack[0].min_level, MinLevel::Critical);
+    assert_eq!(delivery.slack[0].checks, ["log app"]);
+    assert_eq!(
+        delivery.telegram[0].chat_id.as_deref(),
+        Some("-1001234567890")
+    );
+    assert_eq!(delivery.telegram[0].api_url, "https://api.telegram.org");
+    assert_eq!(
+        delivery.telegram[1].chat_id.as_deref(),
+        Some("@alerts_channel")
+    );
+}
+
+#[test]
+fn slack_and_telegram_mistakes_name_their_field_and_fix() {
+    let file = Path::new("/etc/monitor/monitor.yaml");
+    let text = "delivery:\n  slack:\n    - webhook_url: http://example.com/services/T1/B2/secret-of-slack\n      checks: [files]\n    - webhook_url_env: A\n      webhook_url_file: /b\n  telegram:\n    - chat_id: 42\n    - bot_token: '1:x'\n      chat_id: 7\n      api_url: http://bot-api.lan:8081\n";
+    let problems: Vec<String> = Settings::from_yaml(text, file)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            "/etc/monitor/monitor.yaml: delivery.slack[0].webhook_url: http://example.com is not https://hooks.slack.com: the secret would go elsewhere; use https://hooks.slack.com, a relay on this machine, or set allow_insecure: true if you mean it",
+            "/etc/monitor/monitor.yaml: delivery.slack[0].checks: \"files\": write <subsystem> or <subsystem> <check>, for example \"service crasher\"",
+            "/etc/monitor/monitor.yaml: delivery.slack[1]: set exactly one of webhook_url, webhook_url_file and webhook_url_env (the Incoming Webhooks page of your Slack app shows the URL)",
+            "/etc/monitor/monitor.yaml: delivery.telegram[0]: set exactly one of bot_token, bot_token_file and bot_token_env (@BotFather gives the token)",
+            "/etc/monitor/monitor.yaml: delivery.telegram[1].api_url: http://bot-api.lan:8081 is plain http to another machine: the secret would cross the network in clear; use https, a server on this machine, or set allow_insecure: true if you mean it",
+        ]
+    );
+    assert!(problems
+        .iter()
+        .all(|problem| !problem.contains("secret-of-slack")));
+    // Loopback and allow_insecure are allowed; a missing chat is named.
+    let text = "delivery:\n  slack:\n    - webhook_url: http://127.0.0.1:9/services/T1/B2/x\n    - webhook_url: http://relay.lan/services/T1/B2/x\n      allow_insecure: true\n  telegram:\n    - bot_token_env: T\n";
+    let problems: Vec<String> = Settings::from_yaml(text, file)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        problems,
+        ["/etc/monitor/monitor.yaml: delivery.telegram[0].chat_id: missing: write the chat's number (-1001234567890 for a group) or @channelusername"]
+    );
+}
+
+#[test]
+fn an_unknown_key_of_a_chat_entry_is_named() {
+    let file = Path::new("/etc/monitor/monitor.yaml");
+    let text = "delivery:\n  telegram:\n    - bot_token_env: T\n      chat_id: 1\n      chat: 2\n";
+    let problems: Vec<String> = Settings::from_yaml(text, file)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with("/etc/monitor/monitor.yaml: delivery.telegram")
+            && problems[0].contains("unknown field `chat`"),
+        "{problems:?}"
+    );
+}

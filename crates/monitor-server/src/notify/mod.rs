@@ -14,11 +14,14 @@
 //! its `mod`, variant and arm here, and a `channel <kind>` admin command in `main.rs`.
 //! Storage, the API, the dashboard's forms and the notifier read everything else from here.
 
+mod chat;
 mod discord;
 mod email;
 pub mod notifier;
 mod ntfy;
 mod sender;
+mod slack;
+mod telegram;
 mod webhook;
 
 use std::str::FromStr;
@@ -58,6 +61,10 @@ pub enum ChannelKind {
     Webhook,
     /// An ntfy topic URL, with its access token as the URL's user.
     Ntfy,
+    /// A Slack incoming webhook URL.
+    Slack,
+    /// A Telegram bot and chat: `https://api.telegram.org/bot<token>/<chat id>`.
+    Telegram,
 }
 
 impl ChannelKind {
@@ -66,6 +73,8 @@ impl ChannelKind {
         ChannelKind::Discord,
         ChannelKind::Webhook,
         ChannelKind::Ntfy,
+        ChannelKind::Slack,
+        ChannelKind::Telegram,
     ];
 
     fn spec(self) -> &'static ChannelKindSpec {
@@ -74,6 +83,8 @@ impl ChannelKind {
             ChannelKind::Discord => &discord::KIND,
             ChannelKind::Webhook => &webhook::KIND,
             ChannelKind::Ntfy => &ntfy::KIND,
+            ChannelKind::Slack => &slack::KIND,
+            ChannelKind::Telegram => &telegram::KIND,
         }
     }
 

@@ -9,8 +9,12 @@ mod monitor_server;
 mod ntfy_standin;
 #[path = "../../../../tests/support/postgres.rs"]
 mod postgres;
+#[path = "../../../../tests/support/slack_standin.rs"]
+mod slack_standin;
 #[path = "../../../../tests/support/smtp_sink.rs"]
 mod smtp_sink;
+#[path = "../../../../tests/support/telegram_standin.rs"]
+mod telegram_standin;
 #[path = "../../../../tests/support/tls_certificates.rs"]
 mod tls_certificates;
 #[path = "../../../../tests/support/webhook_standin.rs"]

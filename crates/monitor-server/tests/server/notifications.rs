@@ -291,3 +291,49 @@ async fn two_replicas_send_each_notification_once() {
     );
     assert_eq!(titles.len(), 20, "{titles:#?}");
 }
+
+on_both_engines! {
+    /// A Slack and a Telegram channel each get a device's CRITICAL, within each service's
+    /// rules (the stand-ins refuse anything else); `channel list` shows neither secret.
+    async fn slack_and_telegram_channels_get_a_devices_alert(database) {
+        use crate::slack_standin::SlackStandIn;
+        use crate::telegram_standin::TelegramStandIn;
+        const SLACK_SECRET: &str = "slack-secret-of-the-channel";
+        const BOT_TOKEN: &str = "4242:AAE-telegram-secret-of-the-channel";
+        let slack = SlackStandIn::start();
+        let telegram = TelegramStandIn::start(BOT_TOKEN, &["-100777"]);
+        let (_directory, config) = config_file("notify_interval: 1s\n");
+        let fixture = Fixture::start_with(database, &["--config", &config]).await;
+        fixture.database.admin_ok(
+            binary(),
+            &["channel", "slack", "ops-slack", "--webhook-url-stdin", "--allow-private-targets"],
+            Some(&format!("{}\n", slack.url("T1", "B2", SLACK_SECRET))),
+        );
+        let api_url = telegram.api_url();
+        fixture.database.admin_ok(
+            binary(),
+            &[
+                "channel", "telegram", "ops-telegram", "--chat-id", "-100777", "--api-url", &api_url,
+                "--bot-token-stdin", "--allow-private-targets",
+            ],
+            Some(&format!("{BOT_TOKEN}\n")),
+        );
+        let listed = fixture.database.admin_ok(binary(), &["channel", "list"], None);
+        assert!(listed.contains("slack") && listed.contains("/services/T1/B2/***"), "{listed}");
+        assert!(listed.contains("telegram") && listed.contains("/bot4242:***/-100777"), "{listed}");
+        assert!(!listed.contains(SLACK_SECRET) && !listed.contains("AAE-telegram"), "{listed}");
+
+        fixture.post_alerts(&json!([alert("app", "CRITICAL", 1)])).await;
+        eventually_outbox(&fixture, (2, 0, 0)).await;
+        let attachments = slack.attachments();
+        assert_eq!(attachments.len(), 1, "{attachments:#?}");
+        assert_eq!(attachments[0]["blocks"][0]["text"]["text"], "CRITICAL: log app on pi-1");
+        assert_eq!(attachments[0]["color"], "#D40E0D");
+        let messages = telegram.messages();
+        assert_eq!(messages.len(), 1, "{messages:#?}");
+        assert!(messages[0].shown.starts_with("CRITICAL: log app on pi-1\n"), "{}", messages[0].shown);
+        assert_eq!(messages[0].chat_id, "-100777");
+        let log = fixture.server.log();
+        assert!(!log.contains(SLACK_SECRET) && !log.contains("AAE-telegram"), "{log}");
+    }
+}
