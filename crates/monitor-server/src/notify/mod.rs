@@ -68,7 +68,7 @@ pub enum ChannelKind {
 }
 
 impl ChannelKind {
-    pub const ALL: [ChannelKind; 4] = [
+    pub const ALL: [ChannelKind; 6] = [
         ChannelKind::Email,
         ChannelKind::Discord,
         ChannelKind::Webhook,
