@@ -226,7 +226,33 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // Ending the session is what makes chromedriver quit chromium: killing chromedriver
+        // alone leaves chromium running, its child no more. Drop cannot await, so this is
+        // one plain HTTP request, bounded in time, even when the test panicked.
+        end_session(&self.session_url);
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+    }
+}
+
+/// `DELETE <session_url>` (`http://127.0.0.1:<port>/session/<id>`), waiting up to 10 s for
+/// chromedriver's answer: it answers once chromium has quit.
+fn end_session(session_url: &str) {
+    use std::io::{Read, Write};
+    let Some((address, path)) = session_url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split_once('/'))
+    else {
+        return;
+    };
+    let Ok(mut stream) = std::net::TcpStream::connect(address) else {
+        return;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let request = format!(
+        "DELETE /{path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    if stream.write_all(request.as_bytes()).is_ok() {
+        let _ = stream.read_to_end(&mut Vec::new());
     }
 }
