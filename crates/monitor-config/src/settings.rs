@@ -536,72 +536,53 @@ impl Settings {
                 backend.token_file.as_ref()?,
             ))
         });
-        let discord = self
-            .delivery
-            .discord
-            .iter()
-            .enumerate()
-            .filter_map(|(index, discord)| {
-                Some((
-                    format!("delivery.discord[{index}].webhook_url_file"),
-                    discord.webhook_url_file.as_ref()?,
-                ))
-            });
-        let mqtt = self
-            .delivery
-            .mqtt
-            .iter()
-            .enumerate()
-            .filter_map(|(index, mqtt)| {
-                Some((
-                    format!("delivery.mqtt[{index}].password_file"),
-                    mqtt.password_file.as_ref()?,
-                ))
-            });
-        let email = self
-            .delivery
-            .email
-            .iter()
-            .enumerate()
-            .filter_map(|(index, email)| {
-                Some((
-                    format!("delivery.email[{index}].password_file"),
-                    email.password_file.as_ref()?,
-                ))
-            });
-        let webhook = self
-            .delivery
-            .webhook
-            .iter()
-            .enumerate()
-            .filter_map(|(index, webhook)| {
-                Some((
-                    format!("delivery.webhook[{index}].secret_file"),
-                    webhook.secret_file.as_ref()?,
-                ))
-            });
-        let ntfy = self
-            .delivery
-            .ntfy
-            .iter()
-            .enumerate()
-            .flat_map(|(index, ntfy)| {
-                [
-                    ("token_file", ntfy.token_file.as_ref()),
-                    ("password_file", ntfy.password_file.as_ref()),
-                ]
-                .into_iter()
-                .filter_map(move |(key, secret)| {
-                    Some((format!("delivery.ntfy[{index}].{key}"), secret?))
-                })
-            });
+        let delivery = &self.delivery;
         backend
-            .chain(discord)
-            .chain(mqtt)
-            .chain(email)
-            .chain(webhook)
-            .chain(ntfy)
-            .chain(chat::secret_files(&self.delivery))
+            .chain(secret_files(
+                "discord",
+                "webhook_url_file",
+                &delivery.discord,
+                |discord| discord.webhook_url_file.as_ref(),
+            ))
+            .chain(secret_files(
+                "mqtt",
+                "password_file",
+                &delivery.mqtt,
+                |mqtt| mqtt.password_file.as_ref(),
+            ))
+            .chain(secret_files(
+                "email",
+                "password_file",
+                &delivery.email,
+                |email| email.password_file.as_ref(),
+            ))
+            .chain(secret_files(
+                "webhook",
+                "secret_file",
+                &delivery.webhook,
+                |webhook| webhook.secret_file.as_ref(),
+            ))
+            .chain(secret_files("ntfy", "token_file", &delivery.ntfy, |ntfy| {
+                ntfy.token_file.as_ref()
+            }))
+            .chain(secret_files(
+                "ntfy",
+                "password_file",
+                &delivery.ntfy,
+                |ntfy| ntfy.password_file.as_ref(),
+            ))
+            .chain(secret_files(
+                "slack",
+                "webhook_url_file",
+                &delivery.slack,
+                |slack| slack.webhook_url_file.as_ref(),
+            ))
+            .chain(secret_files(
+                "telegram",
+                "bot_token_file",
+                &delivery.telegram,
+                |telegram| telegram.bot_token_file.as_ref(),
+            ))
             .filter_map(|(field, secret)| {
                 let mode = fs::metadata(secret).ok()?.permissions().mode();
                 let message = secret_file_exposure(secret, mode)?;
@@ -847,6 +828,18 @@ pub fn load_settings(config_dir: &Path) -> Result<Settings, Vec<Problem>> {
         Err(error) if error.is_not_found() => Ok(Settings::default()),
         Err(error) => Err(vec![Problem::in_file(&file, error.to_string())]),
     }
+}
+
+/// `delivery.<kind>[i].<field>` and the file it names, for each entry of `list` that names one.
+fn secret_files<'a, T>(
+    kind: &'a str,
+    field: &'a str,
+    list: &'a [T],
+    file: impl Fn(&'a T) -> Option<&'a PathBuf> + 'a,
+) -> impl Iterator<Item = (String, &'a PathBuf)> + 'a {
+    list.iter().enumerate().filter_map(move |(index, entry)| {
+        Some((format!("delivery.{kind}[{index}].{field}"), file(entry)?))
+    })
 }
 
 #[cfg(test)]

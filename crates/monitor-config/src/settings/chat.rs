@@ -208,28 +208,3 @@ fn check_entries(problem: &mut impl FnMut(String, String), field: &str, checks: 
         }
     }
 }
-
-/// The secret files of these entries, with their fields, for the permission warnings.
-pub(super) fn secret_files(delivery: &DeliverySettings) -> Vec<(String, &PathBuf)> {
-    let slack = delivery
-        .slack
-        .iter()
-        .enumerate()
-        .filter_map(|(index, slack)| {
-            Some((
-                format!("delivery.slack[{index}].webhook_url_file"),
-                slack.webhook_url_file.as_ref()?,
-            ))
-        });
-    let telegram = delivery
-        .telegram
-        .iter()
-        .enumerate()
-        .filter_map(|(index, telegram)| {
-            Some((
-                format!("delivery.telegram[{index}].bot_token_file"),
-                telegram.bot_token_file.as_ref()?,
-            ))
-        });
-    slack.chain(telegram).collect()
-}
