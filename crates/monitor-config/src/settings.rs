@@ -308,13 +308,12 @@ impl MqttSettings {
                 "missing: a password needs the user name it belongs to".to_owned(),
             ));
         }
-        for entry in &self.checks {
-            let subsystem = entry.split_whitespace().next().unwrap_or_default();
-            if subsystem.parse::<monitor_wire::Subsystem>().is_err()
-                || entry.split_whitespace().count() > 2
-            {
-                problems.push((".checks", format!("\"{entry}\": write <subsystem> or <subsystem> <check>, for example \"service crasher\"")));
-            }
+        for message in self
+            .checks
+            .iter()
+            .filter_map(|entry| checks_entry_problem(entry))
+        {
+            problems.push((".checks", message));
         }
         problems
     }
@@ -679,16 +678,12 @@ impl Settings {
                         .to_owned(),
                 );
             }
-            for entry in &discord.checks {
-                let subsystem = entry.split_whitespace().next().unwrap_or_default();
-                if subsystem.parse::<monitor_wire::Subsystem>().is_err()
-                    || entry.split_whitespace().count() > 2
-                {
-                    problem(
-                        &format!("delivery.discord[{index}].checks"),
-                        format!("\"{entry}\": write <subsystem> or <subsystem> <check>, for example \"service crasher\""),
-                    );
-                }
+            for message in discord
+                .checks
+                .iter()
+                .filter_map(|entry| checks_entry_problem(entry))
+            {
+                problem(&format!("delivery.discord[{index}].checks"), message);
             }
         }
         for (index, mqtt) in self.delivery.mqtt.iter().enumerate() {
@@ -828,6 +823,17 @@ pub fn load_settings(config_dir: &Path) -> Result<Settings, Vec<Problem>> {
         Err(error) if error.is_not_found() => Ok(Settings::default()),
         Err(error) => Err(vec![Problem::in_file(&file, error.to_string())]),
     }
+}
+
+/// What is wrong with one entry of a destination's `checks` (`<subsystem>` or
+/// `<subsystem> <check>`), if anything.
+pub(crate) fn checks_entry_problem(entry: &str) -> Option<String> {
+    let subsystem = entry.split_whitespace().next().unwrap_or_default();
+    let valid = subsystem.parse::<monitor_wire::Subsystem>().is_ok()
+        && entry.split_whitespace().count() <= 2;
+    (!valid).then(|| {
+        format!("\"{entry}\": write <subsystem> or <subsystem> <check>, for example \"service crasher\"")
+    })
 }
 
 /// `delivery.<kind>[i].<field>` and the file it names, for each entry of `list` that names one.

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::MinLevel;
+use super::{checks_entry_problem, MinLevel};
 
 /// One generic webhook: a JSON `POST` per alert.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -327,16 +327,7 @@ fn header_problem(name: &str, value: &str) -> Result<(), String> {
 fn checks_problems(checks: &[String], field: &str) -> Vec<(String, String)> {
     checks
         .iter()
-        .filter(|entry| {
-            let subsystem = entry.split_whitespace().next().unwrap_or_default();
-            subsystem.parse::<monitor_wire::Subsystem>().is_err()
-                || entry.split_whitespace().count() > 2
-        })
-        .map(|entry| {
-            (
-                field.to_owned(),
-                format!("\"{entry}\": write <subsystem> or <subsystem> <check>, for example \"service crasher\""),
-            )
-        })
+        .filter_map(|entry| checks_entry_problem(entry))
+        .map(|message| (field.to_owned(), message))
         .collect()
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{DeliverySettings, MinLevel};
+use super::{checks_entry_problem, DeliverySettings, MinLevel};
 use crate::problem::Problem;
 
 /// One Slack incoming webhook. Exactly one of `webhook_url`, `webhook_url_file` and
@@ -196,15 +196,10 @@ pub(super) fn validate(delivery: &DeliverySettings, file: &Path) -> Vec<Problem>
 }
 
 fn check_entries(problem: &mut impl FnMut(String, String), field: &str, checks: &[String]) {
-    for entry in checks {
-        let subsystem = entry.split_whitespace().next().unwrap_or_default();
-        if subsystem.parse::<monitor_wire::Subsystem>().is_err()
-            || entry.split_whitespace().count() > 2
-        {
-            problem(
-                format!("{field}.checks"),
-                format!("\"{entry}\": write <subsystem> or <subsystem> <check>, for example \"service crasher\""),
-            );
-        }
+    for message in checks
+        .iter()
+        .filter_map(|entry| checks_entry_problem(entry))
+    {
+        problem(format!("{field}.checks"), message);
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::MinLevel;
+use super::{checks_entry_problem, MinLevel};
 
 /// One SMTP relay and its recipients. The password is a secret: it comes from
 /// `password_file` or `password_env`, never from monitor.yaml.
@@ -115,16 +115,12 @@ impl EmailSettings {
                 "a login needs both username and password_file or password_env (or neither, for a relay without login)".to_owned(),
             ));
         }
-        for entry in &self.checks {
-            let subsystem = entry.split_whitespace().next().unwrap_or_default();
-            if subsystem.parse::<monitor_wire::Subsystem>().is_err()
-                || entry.split_whitespace().count() > 2
-            {
-                problems.push((
-                    field(".checks"),
-                    format!("\"{entry}\": write <subsystem> or <subsystem> <check>, for example \"service crasher\""),
-                ));
-            }
+        for message in self
+            .checks
+            .iter()
+            .filter_map(|entry| checks_entry_problem(entry))
+        {
+            problems.push((field(".checks"), message));
         }
         problems
     }
