@@ -11,6 +11,8 @@ mod discord_standin;
 #[path = "../support/faultfs.rs"]
 mod faultfs;
 mod harness;
+#[path = "../support/http_standin.rs"]
+mod http_standin;
 #[path = "../support/mender_auth_standin.rs"]
 mod mender_auth_standin;
 #[path = "../support/monitor_server.rs"]

@@ -2,8 +2,8 @@
 //! `127.0.0.1:0`.
 //!
 //! Shared by several test targets through `#[path = ".../tests/support/ntfy_standin.rs"]`,
-//! so it uses only `std`, `tokio`, `hyper`, `hyper-util`, `http-body-util`, `bytes` and
-//! `serde_json`.
+//! next to `http_standin.rs` (the server it runs on), so it uses only `std`, `hyper`,
+//! `http-body-util`, `bytes` and `serde_json`.
 //!
 //! It follows <https://docs.ntfy.sh/publish/>:
 //! - `POST`/`PUT /<topic>`: the body is the message; `Title` (`X-Title`, `t`), `Priority`
@@ -26,24 +26,21 @@
 //!   `403 {"code":40301,…,"error":"forbidden"}`;
 //! - an unknown or removed topic can be simulated with [`NtfyStandIn::set_status`].
 //!
-//! The server runs on its own thread and runtime; dropping it stops it.
+//! Dropping it stops the server.
 
 #![allow(dead_code)] // each test target uses a different part of it
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use http_body_util::Full;
+use hyper::Response;
 use serde_json::{json, Map, Value};
+
+use crate::http_standin::{self, json_response, HttpServer, Incoming};
 
 /// ntfy's default `message-size-limit`.
 pub const MESSAGE_SIZE_LIMIT: usize = 4096;
@@ -100,18 +97,13 @@ pub struct RecordedRequest {
 
 impl RecordedRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
+        http_standin::header(&self.headers, name)
     }
 }
 
 pub struct NtfyStandIn {
-    address: SocketAddr,
+    server: HttpServer,
     state: Arc<Mutex<State>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 struct State {
@@ -126,11 +118,6 @@ struct State {
 
 impl NtfyStandIn {
     pub fn start(behaviour: Behaviour) -> NtfyStandIn {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the ntfy stand-in");
-        listener
-            .set_nonblocking(true)
-            .expect("make the stand-in's socket non-blocking");
-        let address = listener.local_addr().expect("stand-in address");
         let state = Arc::new(Mutex::new(State {
             tokens: f64::from(behaviour.burst),
             behaviour,
@@ -140,27 +127,20 @@ impl NtfyStandIn {
             requests: Vec::new(),
             next_id: 1,
         }));
-        let (shutdown, shutdown_received) = tokio::sync::oneshot::channel();
-        let thread_state = Arc::clone(&state);
-        let thread = std::thread::Builder::new()
-            .name("ntfy-standin".into())
-            .spawn(move || serve(listener, thread_state, shutdown_received))
-            .expect("start the stand-in's thread");
-        NtfyStandIn {
-            address,
-            state,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
-        }
+        let server_state = Arc::clone(&state);
+        let server = HttpServer::start("ntfy-standin", move |request| {
+            handle(&server_state, request)
+        });
+        NtfyStandIn { server, state }
     }
 
     /// `http://127.0.0.1:PORT/<topic>`.
     pub fn topic_url(&self, topic: &str) -> String {
-        format!("http://{}/{topic}", self.address)
+        format!("http://{}/{topic}", self.server.address())
     }
 
     pub fn address(&self) -> SocketAddr {
-        self.address
+        self.server.address()
     }
 
     pub fn script(&self, responses: impl IntoIterator<Item = Scripted>) {
@@ -186,53 +166,22 @@ impl NtfyStandIn {
             .collect()
     }
 
+    /// Waits until `count` requests were answered, at most `timeout`; panics, listing
+    /// what came, after that.
+    pub fn wait_for_requests(&self, count: usize, timeout: Duration) -> Vec<RecordedRequest> {
+        assert!(
+            self.server.wait_for_answers(count, timeout),
+            "the ntfy stand-in got fewer than {count} requests in {timeout:?}: {:#?}",
+            self.requests()
+        );
+        self.requests()
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-}
-
-impl Drop for NtfyStandIn {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn serve(
-    listener: std::net::TcpListener,
-    state: Arc<Mutex<State>>,
-    mut shutdown: tokio::sync::oneshot::Receiver<()>,
-) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("the stand-in's runtime");
-    runtime.block_on(async move {
-        let listener =
-            tokio::net::TcpListener::from_std(listener).expect("the stand-in's listener");
-        loop {
-            let stream = tokio::select! {
-                _ = &mut shutdown => return,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(_) => continue,
-                },
-            };
-            let state = Arc::clone(&state);
-            tokio::spawn(async move {
-                let service = service_fn(move |request| handle(Arc::clone(&state), request));
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
 }
 
 /// ntfy's error body.
@@ -253,29 +202,19 @@ fn rate_limited() -> (u16, Value) {
     )
 }
 
-async fn handle(
-    state: Arc<Mutex<State>>,
-    request: Request<hyper::body::Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let (parts, body) = request.into_parts();
-    let body = match body.collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => Bytes::new(),
-    };
+fn handle(state: &Mutex<State>, request: Incoming) -> Response<Full<Bytes>> {
+    let Incoming {
+        at,
+        method,
+        path,
+        headers,
+        body,
+    } = request;
     let mut recorded = RecordedRequest {
-        at: Instant::now(),
-        method: parts.method.to_string(),
-        path: parts.uri.path().to_owned(),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(name, value)| {
-                (
-                    name.as_str().to_owned(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
+        at,
+        method,
+        path,
+        headers,
         body,
         status: 0,
         answer: Value::Null,
@@ -287,11 +226,7 @@ async fn handle(
     recorded.status = status;
     recorded.answer = answer.clone();
     state.requests.push(recorded);
-    Ok(Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(format!("{answer}\n"))))
-        .expect("a valid response"))
+    json_response(status, &answer, &[])
 }
 
 impl State {

@@ -1,7 +1,8 @@
 //! A stand-in for Slack's incoming webhooks, for tests: a real HTTP server on `127.0.0.1:0`.
 //!
 //! Shared by several test targets through `#[path = ".../tests/support/slack_standin.rs"]`,
-//! so it uses only `std`, `tokio`, `hyper`, `hyper-util`, `http-body-util`, `bytes` and
+//! next to `http_standin.rs` (the server it runs on), so it uses only `std`, `hyper`,
+//! `http-body-util`, `bytes` and
 //! `serde_json`.
 //!
 //! It serves `POST /services/{team}/{bot}/{secret}` the way Slack documents it:
@@ -19,24 +20,20 @@
 //!   `404 no_service` (or what [`SlackStandIn::set_gone`] says: `410 channel_is_archived`,
 //!   `403 action_prohibited`), and [`Scripted`] answers come first when set.
 //!
-//! The server runs on its own thread and runtime; dropping the [`SlackStandIn`] stops it.
+//! Dropping the [`SlackStandIn`] stops its server.
 
 #![allow(dead_code)] // each test target uses a different part of it
 
 use std::collections::{HashMap, VecDeque};
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use http_body_util::Full;
+use hyper::Response;
 use serde_json::Value;
+
+use crate::http_standin::{HttpServer, Incoming};
 
 pub const HEADER_LIMIT: usize = 150;
 pub const SECTION_LIMIT: usize = 3000;
@@ -65,10 +62,8 @@ pub struct RecordedRequest {
 }
 
 pub struct SlackStandIn {
-    address: SocketAddr,
+    server: HttpServer,
     state: Arc<Mutex<State>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 struct State {
@@ -84,11 +79,6 @@ struct State {
 impl SlackStandIn {
     /// Binds `127.0.0.1:0` and serves until dropped.
     pub fn start() -> SlackStandIn {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the Slack stand-in");
-        listener
-            .set_nonblocking(true)
-            .expect("make the stand-in's socket non-blocking");
-        let address = listener.local_addr().expect("stand-in address");
         let state = Arc::new(Mutex::new(State {
             script: VecDeque::new(),
             gone: None,
@@ -96,23 +86,19 @@ impl SlackStandIn {
             requests: Vec::new(),
             messages: Vec::new(),
         }));
-        let (shutdown, shutdown_received) = tokio::sync::oneshot::channel();
-        let thread_state = Arc::clone(&state);
-        let thread = std::thread::Builder::new()
-            .name("slack-standin".into())
-            .spawn(move || serve(listener, thread_state, shutdown_received))
-            .expect("start the stand-in's thread");
-        SlackStandIn {
-            address,
-            state,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
-        }
+        let server_state = Arc::clone(&state);
+        let server = HttpServer::start("slack-standin", move |request| {
+            handle(&server_state, request)
+        });
+        SlackStandIn { server, state }
     }
 
     /// The webhook URL a user would paste: `http://127.0.0.1:PORT/services/{team}/{bot}/{secret}`.
     pub fn url(&self, team: &str, bot: &str, secret: &str) -> String {
-        format!("http://{}/services/{team}/{bot}/{secret}", self.address)
+        format!(
+            "http://{}/services/{team}/{bot}/{secret}",
+            self.server.address()
+        )
     }
 
     /// Answer the next requests like this, in order.
@@ -156,6 +142,17 @@ impl SlackStandIn {
             .collect()
     }
 
+    /// Waits until `count` requests were answered, at most `timeout`; panics, listing
+    /// what came, after that.
+    pub fn wait_for_requests(&self, count: usize, timeout: Duration) -> Vec<RecordedRequest> {
+        assert!(
+            self.server.wait_for_answers(count, timeout),
+            "the Slack stand-in got fewer than {count} requests in {timeout:?}: {:#?}",
+            self.requests()
+        );
+        self.requests()
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state
             .lock()
@@ -163,63 +160,18 @@ impl SlackStandIn {
     }
 }
 
-impl Drop for SlackStandIn {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn serve(
-    listener: std::net::TcpListener,
-    state: Arc<Mutex<State>>,
-    mut shutdown: tokio::sync::oneshot::Receiver<()>,
-) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("the stand-in's runtime");
-    runtime.block_on(async move {
-        let listener =
-            tokio::net::TcpListener::from_std(listener).expect("the stand-in's listener");
-        loop {
-            let stream = tokio::select! {
-                _ = &mut shutdown => return,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(_) => continue,
-                },
-            };
-            let state = Arc::clone(&state);
-            tokio::spawn(async move {
-                let service = service_fn(move |request| handle(Arc::clone(&state), request));
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-}
-
-async fn handle(
-    state: Arc<Mutex<State>>,
-    request: Request<hyper::body::Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let (parts, body) = request.into_parts();
-    let body = match body.collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => Bytes::new(),
-    };
-    let at = Instant::now();
-    let path = parts.uri.path().to_owned();
+fn handle(state: &Mutex<State>, request: Incoming) -> Response<Full<Bytes>> {
+    let Incoming {
+        at,
+        method,
+        path,
+        body,
+        ..
+    } = request;
     let mut state = state
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let (status, answer, retry_after) = if parts.method != hyper::Method::POST {
+    let (status, answer, retry_after) = if method != "POST" {
         (405, "invalid_request".to_owned(), None)
     } else {
         state.answer(&path, &body, at)
@@ -237,9 +189,9 @@ async fn handle(
     if let Some(seconds) = retry_after {
         response = response.header("retry-after", seconds.to_string());
     }
-    Ok(response
+    response
         .body(Full::new(Bytes::from(answer)))
-        .expect("a valid response"))
+        .expect("a valid response")
 }
 
 impl State {

@@ -1,7 +1,8 @@
 //! A stand-in for Telegram's Bot API, for tests: a real HTTP server on `127.0.0.1:0`.
 //!
 //! Shared by several test targets through `#[path = ".../tests/support/telegram_standin.rs"]`,
-//! so it uses only `std`, `tokio`, `hyper`, `hyper-util`, `http-body-util`, `bytes` and
+//! next to `http_standin.rs` (the server it runs on), so it uses only `std`, `hyper`,
+//! `http-body-util`, `bytes` and
 //! `serde_json`.
 //!
 //! It serves `POST /bot{token}/sendMessage` with a JSON body the way Telegram documents it:
@@ -27,24 +28,20 @@
 //!   `@channels`); over it, `429 Too Many Requests: retry after N` with
 //!   `parameters.retry_after`.
 //!
-//! The server runs on its own thread and runtime; dropping the [`TelegramStandIn`] stops it.
+//! Dropping the [`TelegramStandIn`] stops its server.
 
 #![allow(dead_code)] // each test target uses a different part of it
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use http_body_util::Full;
+use hyper::Response;
 use serde_json::{json, Value};
+
+use crate::http_standin::{json_response, HttpServer, Incoming};
 
 pub const MESSAGE_LIMIT: usize = 4096;
 const RESERVED: &str = "_*[]()~`>#+-=|{}.!";
@@ -78,10 +75,8 @@ pub struct SentMessage {
 }
 
 pub struct TelegramStandIn {
-    address: SocketAddr,
+    server: HttpServer,
     state: Arc<Mutex<State>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 struct State {
@@ -99,12 +94,6 @@ struct State {
 impl TelegramStandIn {
     /// A Bot API server for the bot with `token`, which is a member of `chats`.
     pub fn start(token: &str, chats: &[&str]) -> TelegramStandIn {
-        let listener =
-            std::net::TcpListener::bind("127.0.0.1:0").expect("bind the Telegram stand-in");
-        listener
-            .set_nonblocking(true)
-            .expect("make the stand-in's socket non-blocking");
-        let address = listener.local_addr().expect("stand-in address");
         let state = Arc::new(Mutex::new(State {
             token: token.to_owned(),
             chats: chats.iter().map(|chat| (*chat).to_owned()).collect(),
@@ -115,23 +104,16 @@ impl TelegramStandIn {
             messages: Vec::new(),
             next_message_id: 1,
         }));
-        let (shutdown, shutdown_received) = tokio::sync::oneshot::channel();
-        let thread_state = Arc::clone(&state);
-        let thread = std::thread::Builder::new()
-            .name("telegram-standin".into())
-            .spawn(move || serve(listener, thread_state, shutdown_received))
-            .expect("start the stand-in's thread");
-        TelegramStandIn {
-            address,
-            state,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
-        }
+        let server_state = Arc::clone(&state);
+        let server = HttpServer::start("telegram-standin", move |request| {
+            handle(&server_state, request)
+        });
+        TelegramStandIn { server, state }
     }
 
     /// The Bot API server's URL: `http://127.0.0.1:PORT`.
     pub fn api_url(&self) -> String {
-        format!("http://{}", self.address)
+        format!("http://{}", self.server.address())
     }
 
     /// Answer the next requests like this, in order.
@@ -166,6 +148,17 @@ impl TelegramStandIn {
             .collect()
     }
 
+    /// Waits until `count` requests were answered, at most `timeout`; panics, listing
+    /// what came, after that.
+    pub fn wait_for_requests(&self, count: usize, timeout: Duration) -> Vec<RecordedRequest> {
+        assert!(
+            self.server.wait_for_answers(count, timeout),
+            "the Telegram stand-in got fewer than {count} requests in {timeout:?}: {:#?}",
+            self.requests()
+        );
+        self.requests()
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state
             .lock()
@@ -173,59 +166,8 @@ impl TelegramStandIn {
     }
 }
 
-impl Drop for TelegramStandIn {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn serve(
-    listener: std::net::TcpListener,
-    state: Arc<Mutex<State>>,
-    mut shutdown: tokio::sync::oneshot::Receiver<()>,
-) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("the stand-in's runtime");
-    runtime.block_on(async move {
-        let listener =
-            tokio::net::TcpListener::from_std(listener).expect("the stand-in's listener");
-        loop {
-            let stream = tokio::select! {
-                _ = &mut shutdown => return,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(_) => continue,
-                },
-            };
-            let state = Arc::clone(&state);
-            tokio::spawn(async move {
-                let service = service_fn(move |request| handle(Arc::clone(&state), request));
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-}
-
-async fn handle(
-    state: Arc<Mutex<State>>,
-    request: Request<hyper::body::Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let (parts, body) = request.into_parts();
-    let body = match body.collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => Bytes::new(),
-    };
-    let at = Instant::now();
-    let path = parts.uri.path().to_owned();
+fn handle(state: &Mutex<State>, request: Incoming) -> Response<Full<Bytes>> {
+    let Incoming { at, path, body, .. } = request;
     let mut state = state
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -237,11 +179,7 @@ async fn handle(
         status,
         answer: answer.clone(),
     });
-    Ok(Response::builder()
-        .status(status)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(answer.to_string())))
-        .expect("a valid response"))
+    json_response(status, &answer, &[])
 }
 
 fn error(status: u16, description: &str) -> (u16, Value) {

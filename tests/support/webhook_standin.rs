@@ -1,8 +1,8 @@
 //! A stand-in for a generic webhook receiver, for tests: a real HTTP server on `127.0.0.1:0`.
 //!
 //! Shared by several test targets through `#[path = ".../tests/support/webhook_standin.rs"]`,
-//! so it uses only `std`, `tokio`, `hyper`, `hyper-util`, `http-body-util`, `bytes`,
-//! `serde_json` and `ring`.
+//! next to `http_standin.rs` (the server it runs on), so it uses only `std`, `hyper`,
+//! `http-body-util`, `bytes`, `serde_json` and `ring`.
 //!
 //! It takes any `POST`, records it with its headers, and answers `200 {"ok":true}` — or, for
 //! the next requests, what the test scripted ([`Scripted`]: a 429 with `Retry-After`, a
@@ -12,25 +12,20 @@
 //! `<X-Monitor-Timestamp>.<body>` with the shared secret, hex, after `sha256=` in
 //! `X-Monitor-Signature`.
 //!
-//! The server runs on its own thread and runtime, so it works under any test runtime;
-//! dropping it stops it.
+//! Dropping it stops the server.
 
 #![allow(dead_code)] // each test target uses a different part of it
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use http_body_util::Full;
+use hyper::Response;
 use serde_json::{json, Value};
+
+use crate::http_standin::{self, json_response, HttpServer, Incoming};
 
 /// How to answer one of the next requests.
 #[derive(Debug, Clone)]
@@ -57,10 +52,7 @@ pub struct RecordedRequest {
 
 impl RecordedRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
+        http_standin::header(&self.headers, name)
     }
 
     pub fn json(&self) -> Value {
@@ -69,10 +61,8 @@ impl RecordedRequest {
 }
 
 pub struct WebhookStandIn {
-    address: SocketAddr,
+    server: HttpServer,
     state: Arc<Mutex<State>>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
 }
 
 struct State {
@@ -85,35 +75,22 @@ struct State {
 impl WebhookStandIn {
     /// Binds `127.0.0.1:0`; with `secret`, checks signatures.
     pub fn start(secret: Option<&str>) -> WebhookStandIn {
-        let listener =
-            std::net::TcpListener::bind("127.0.0.1:0").expect("bind the webhook stand-in");
-        listener
-            .set_nonblocking(true)
-            .expect("make the stand-in's socket non-blocking");
-        let address = listener.local_addr().expect("stand-in address");
         let state = Arc::new(Mutex::new(State {
             secret: secret.map(|secret| secret.as_bytes().to_vec()),
             script: VecDeque::new(),
             status: None,
             requests: Vec::new(),
         }));
-        let (shutdown, shutdown_received) = tokio::sync::oneshot::channel();
-        let thread_state = Arc::clone(&state);
-        let thread = std::thread::Builder::new()
-            .name("webhook-standin".into())
-            .spawn(move || serve(listener, thread_state, shutdown_received))
-            .expect("start the stand-in's thread");
-        WebhookStandIn {
-            address,
-            state,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
-        }
+        let server_state = Arc::clone(&state);
+        let server = HttpServer::start("webhook-standin", move |request| {
+            handle(&server_state, request)
+        });
+        WebhookStandIn { server, state }
     }
 
     /// `http://127.0.0.1:PORT<path>`.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
+        format!("http://{}{path}", self.server.address())
     }
 
     /// Answer the next requests like this, in order.
@@ -141,21 +118,21 @@ impl WebhookStandIn {
             .collect()
     }
 
+    /// Waits until `count` requests were answered, at most `timeout`; panics, listing
+    /// what came, after that.
+    pub fn wait_for_requests(&self, count: usize, timeout: Duration) -> Vec<RecordedRequest> {
+        assert!(
+            self.server.wait_for_answers(count, timeout),
+            "the webhook stand-in got fewer than {count} requests in {timeout:?}: {:#?}",
+            self.requests()
+        );
+        self.requests()
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-impl Drop for WebhookStandIn {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
     }
 }
 
@@ -178,60 +155,19 @@ pub fn signature_is_valid(secret: &[u8], timestamp: &str, body: &[u8], signature
     ring::hmac::verify(&key, &signed, &tag).is_ok()
 }
 
-fn serve(
-    listener: std::net::TcpListener,
-    state: Arc<Mutex<State>>,
-    mut shutdown: tokio::sync::oneshot::Receiver<()>,
-) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("the stand-in's runtime");
-    runtime.block_on(async move {
-        let listener =
-            tokio::net::TcpListener::from_std(listener).expect("the stand-in's listener");
-        loop {
-            let stream = tokio::select! {
-                _ = &mut shutdown => return,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => stream,
-                    Err(_) => continue,
-                },
-            };
-            let state = Arc::clone(&state);
-            tokio::spawn(async move {
-                let service = service_fn(move |request| handle(Arc::clone(&state), request));
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-}
-
-async fn handle(
-    state: Arc<Mutex<State>>,
-    request: Request<hyper::body::Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let (parts, body) = request.into_parts();
-    let body = match body.collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => Bytes::new(),
-    };
+fn handle(state: &Mutex<State>, request: Incoming) -> Response<Full<Bytes>> {
+    let Incoming {
+        at,
+        method,
+        path,
+        headers,
+        body,
+    } = request;
     let mut recorded = RecordedRequest {
-        at: Instant::now(),
-        method: parts.method.to_string(),
-        path: parts.uri.path().to_owned(),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(name, value)| {
-                (
-                    name.as_str().to_owned(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
+        at,
+        method,
+        path,
+        headers,
         body,
         status: 0,
         signature_valid: None,
@@ -269,13 +205,9 @@ async fn handle(
     };
     recorded.status = status;
     state.requests.push(recorded);
-    let mut response = Response::builder()
-        .status(status)
-        .header("content-type", "application/json");
-    if let Some(seconds) = retry_after {
-        response = response.header("retry-after", seconds.to_string());
-    }
-    Ok(response
-        .body(Full::new(Bytes::from(body.to_string())))
-        .expect("a valid response"))
+    let headers: Vec<(&str, String)> = retry_after
+        .map(|seconds| ("retry-after", seconds.to_string()))
+        .into_iter()
+        .collect();
+    json_response(status, &body, &headers)
 }

@@ -1,7 +1,7 @@
 //! Generic webhook and ntfy channels: a device's alert reaches both stand-ins, signed and
 //! with ntfy's priority and tags; their secrets are shown redacted and never logged.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -13,17 +13,8 @@ use crate::webhook_standin::{signature_is_valid, WebhookStandIn};
 const SECRET: &str = "webhook-signing-secret-never-shown";
 const TOKEN: &str = "tk_ntfy_token_never_shown";
 
-/// Waits until `condition` holds, for at most 30 s.
-async fn eventually(what: &str, condition: impl Fn() -> bool) {
-    let started = Instant::now();
-    while !condition() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+/// How long a channel's first message may take.
+const DEADLINE: Duration = Duration::from_secs(30);
 
 on_both_engines! {
     async fn a_webhook_and_an_ntfy_channel_get_a_devices_alert(database) {
@@ -49,8 +40,8 @@ on_both_engines! {
         assert!(!listed.contains(SECRET) && !listed.contains(TOKEN), "{listed}");
 
         fixture.post_alerts(&json!([alert("app", "CRITICAL", 1)])).await;
-        eventually("the webhook got the alert", || !webhook.accepted().is_empty()).await;
-        eventually("ntfy got the alert", || !ntfy.messages().is_empty()).await;
+        webhook.wait_for_requests(1, DEADLINE);
+        ntfy.wait_for_requests(1, DEADLINE);
 
         let request = &webhook.requests()[0];
         assert_eq!(request.signature_valid, Some(true));

@@ -3,6 +3,8 @@
 
 #[path = "../../../../tests/support/discord_standin.rs"]
 mod discord_standin;
+#[path = "../../../../tests/support/http_standin.rs"]
+mod http_standin;
 #[path = "../../../../tests/support/monitor_server.rs"]
 mod monitor_server;
 #[path = "../../../../tests/support/ntfy_standin.rs"]
