@@ -97,11 +97,7 @@ impl ServiceUrl {
     /// This machine: `localhost`, 127.0.0.0/8 or `::1`; a secret sent there in plain
     /// `http` does not cross a network.
     pub(crate) fn is_loopback(&self) -> bool {
-        let name = self.host_name();
-        name == "localhost"
-            || name
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|address| address.is_loopback())
+        monitor_wire::host::is_loopback(self.host_name())
     }
 }
 

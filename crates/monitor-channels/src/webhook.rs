@@ -10,7 +10,6 @@
 //! signature proves who sent a body, it does not hide it.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use monitor_destination::{Destination, OutgoingAlert, Verdict, VerdictFuture};
@@ -121,12 +120,7 @@ pub(crate) fn secure_url(text: &str, allow_insecure: bool) -> Result<Url, String
 
 /// 127.0.0.0/8, ::1 or `localhost`.
 pub(crate) fn is_loopback(url: &Url) -> bool {
-    let host = url.host_str().unwrap_or_default();
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<IpAddr>()
-            .is_ok_and(|address| address.is_loopback())
+    monitor_wire::host::is_loopback(url.host_str().unwrap_or_default())
 }
 
 /// A user's JSON body with `{{placeholders}}`: checked once, filled per alert. Values are

@@ -21,6 +21,7 @@ pub mod backoff;
 pub mod config_push;
 pub mod control;
 pub mod duration;
+pub mod host;
 pub mod management;
 pub mod rejected;
 

@@ -2,7 +2,6 @@
 //! rules serde cannot express for them.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -262,11 +261,7 @@ fn url_problem(text: &str, allow_insecure: bool) -> Result<reqwest::Url, String>
                 .to_owned(),
         );
     }
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = bare.eq_ignore_ascii_case("localhost")
-        || bare
-            .parse::<IpAddr>()
-            .is_ok_and(|address| address.is_loopback());
+    let loopback = monitor_wire::host::is_loopback(host);
     if url.scheme() == "http" && !allow_insecure && !loopback {
         return Err(format!(
             "http://{host} sends alerts unencrypted: use https, or set allow_insecure: true for a receiver on a network you trust"

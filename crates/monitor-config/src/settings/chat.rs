@@ -115,10 +115,7 @@ pub fn secret_destination_problem(
             .rsplit_once(':')
             .map_or(host.as_str(), |(name, _)| name),
     };
-    let loopback = name == "localhost"
-        || name
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|address| address.is_loopback());
+    let loopback = monitor_wire::host::is_loopback(name);
     if allow_insecure || loopback {
         return None;
     }

@@ -1,6 +1,5 @@
 //! `delivery.email[]`: mail alerts through an SMTP relay, for devices without a server.
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -70,11 +69,7 @@ impl EmailSettings {
 
     /// Whether `smtp_host` is this machine (`localhost`, 127.0.0.0/8, ::1).
     pub fn host_is_loopback(&self) -> bool {
-        let host = self.smtp_host.trim_start_matches('[').trim_end_matches(']');
-        host.eq_ignore_ascii_case("localhost")
-            || host
-                .parse::<IpAddr>()
-                .is_ok_and(|address| address.is_loopback())
+        monitor_wire::host::is_loopback(&self.smtp_host)
     }
 
     /// What serde cannot check, as `(field below delivery.email[index], message)`.
