@@ -72,10 +72,10 @@ dpkg -i "$deb" >/dev/null
 trap 'dpkg --purge monitor >/dev/null 2>&1 || true' EXIT
 [ "$(monitorctl --version)" = "monitorctl $version" ] || fail "monitorctl --version: $(monitorctl --version)"
 [ "$(monitord --version)" = "monitord $version" ] || fail "monitord --version"
-monitorctl validate | grep -q "no problems" || fail "monitorctl validate on the default /etc/monitor"
+grep -q "no problems" <<<"$(monitorctl validate)" || fail "monitorctl validate on the default /etc/monitor"
 monitorctl create log syslog_errors 'error' /var/log/syslog 5m
 monitorctl enable log syslog_errors
-monitorctl list | grep -q "syslog_errors" || fail "monitorctl list does not show the new check"
+grep -q "syslog_errors" <<<"$(monitorctl list)" || fail "monitorctl list does not show the new check"
 [ -L /etc/monitor/enabled/log_syslog_errors.yaml ] || fail "enable did not link the check"
 [ -d /var/lib/monitor ] || fail "/var/lib/monitor is missing"
 dpkg --purge monitor >/dev/null

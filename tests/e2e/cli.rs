@@ -250,3 +250,27 @@ fn an_idle_follower_uses_no_cpu_and_still_follows() {
     append(&log, "second\n");
     follower.expect("CRITICAL", "log second");
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_monitorctl_quietly_and_successfully() {
+    // `monitorctl list | grep -q app` under `set -o pipefail`: grep leaves at its first
+    // match, and monitorctl once panicked on the broken pipe, failing the pipeline
+    // (cross/check-packages.sh, now and then). A Unix filter drops the rest and succeeds.
+    let sandbox = Sandbox::new();
+    sandbox.monitorctl_quietly(&["create", "log", "app", "ERROR", "/var/log/app.log"]);
+    for args in [&["list"][..], &["list", "--json"], &["validate"]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = sandbox
+            .monitorctl_command(args)
+            .stdout(writer)
+            .output()
+            .expect("monitorctl runs");
+        assert!(
+            output.status.success() && output.stderr.is_empty(),
+            "monitorctl {args:?} with its reader gone: {}\nstderr: {}",
+            output.status,
+            stderr(&output)
+        );
+    }
+}

@@ -152,6 +152,13 @@ impl Sandbox {
             .expect("monitorctl runs")
     }
 
+    /// monitorctl with the sandbox's folders, to run as the test needs (its own stdout).
+    pub fn monitorctl_command(&self, args: &[&str]) -> Command {
+        let mut command = self.command(self.binaries.monitorctl());
+        command.args(args);
+        command
+    }
+
     /// Run monitorctl and insist that it succeeds silently, as Mender's tool does.
     pub fn monitorctl_quietly(&self, args: &[&str]) {
         let output = self.monitorctl(args);

@@ -30,7 +30,7 @@ pub(crate) fn run(
     let text = match fs::read_to_string(&path) {
         Ok(text) => text,
         Err(error) if error.kind() == io::ErrorKind::NotFound && !explicit => {
-            println!(
+            outln!(
                 "no Mender settings at {}: settings left as they are (point to config.sh with --mender-config)",
                 path.display()
             );
@@ -40,14 +40,14 @@ pub(crate) fn run(
     };
     let converted = convert_mender_settings(&text);
     for not_carried in &converted.not_carried {
-        println!(
+        outln!(
             "not carried: {}: {}",
             not_carried.mender_key.as_deref().unwrap_or("(line)"),
             not_carried.reason
         );
     }
     if converted.carried.is_empty() {
-        println!("no settings to carry from {}", path.display());
+        outln!("no settings to carry from {}", path.display());
         return Ok(true);
     }
 
@@ -62,13 +62,13 @@ pub(crate) fn run(
     if existing.is_some() && !merge {
         let merged = merge_settings(None, &converted.carried, &settings_file)
             .map_err(|problems| anyhow::anyhow!("{}", problems[0]))?;
-        println!(
+        outln!(
             "{} exists: left as it is; add these settings from {} to it (or rerun with --merge-settings):",
             settings_file.display(),
             path.display()
         );
         for line in merged.text.lines() {
-            println!("  {line}");
+            outln!("  {line}");
         }
         print_unplaced(&merged.unplaced);
         return Ok(true);
@@ -101,7 +101,7 @@ pub(crate) fn run(
             // Readable like the check files: monitord may run as another user than root.
             fs::set_permissions(&settings_file, fs::Permissions::from_mode(0o644))
                 .with_context(|| format!("cannot set the mode of {}", settings_file.display()))?;
-            println!(
+            outln!(
                 "wrote {} with settings from {}:",
                 settings_file.display(),
                 path.display()
@@ -125,7 +125,7 @@ pub(crate) fn run(
             monitor_store::write_atomically(&settings_file, contents.as_bytes())?;
             fs::set_permissions(&settings_file, mode)
                 .with_context(|| format!("cannot set the mode of {}", settings_file.display()))?;
-            println!(
+            outln!(
                 "merged settings from {} into {} (its old text is in {}):",
                 path.display(),
                 settings_file.display(),
@@ -139,7 +139,7 @@ pub(crate) fn run(
             .iter()
             .all(|unplaced| unplaced.setting.key != setting.key)
         {
-            println!("  {}", describe(setting));
+            outln!("  {}", describe(setting));
         }
     }
     Ok(true)
@@ -156,9 +156,10 @@ fn describe(setting: &CarriedSetting) -> String {
 
 fn print_unplaced(unplaced: &[monitor_config::Unplaced]) {
     for unplaced in unplaced {
-        println!(
+        outln!(
             "not carried: {}: {}",
-            unplaced.setting.mender_key, unplaced.reason
+            unplaced.setting.mender_key,
+            unplaced.reason
         );
     }
 }

@@ -22,6 +22,18 @@ use monitor_config::{import_mender, load_settings, CheckDefinition, CheckDir, Se
 use monitor_wire::control::{CheckStatus, DestinationStatus, Request, Response};
 use monitor_wire::{CheckId, HistoryRecord, Level, Subsystem};
 
+/// `println!` for a reader that may go away (`monitorctl list | grep -q x`,
+/// `monitorctl alerts | head`): the rest of the output is dropped and monitorctl ends with
+/// success, as a Unix filter does, instead of panicking on the broken pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(error) = writeln!(std::io::stdout(), $($arg)*) {
+            crate::stdout_failed(error)
+        }
+    }};
+}
+
 mod import_settings;
 mod notify_failure;
 mod test_destination;
@@ -32,11 +44,30 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::ring::default_provider().install_default();
     match run(args) {
         Ok(code) => code,
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("monitorctl: {error:#}");
             ExitCode::from(1)
         }
     }
+}
+
+/// Whether an error is standard output's reader going away (see `outln!`).
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|error| error.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// Standard output failed: quiet success when its reader went away, else one line and exit 1.
+fn stdout_failed(error: std::io::Error) -> ! {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("monitorctl: cannot write to standard output: {error}");
+    std::process::exit(1)
 }
 
 fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -176,7 +207,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 } else {
                     "disabled"
                 };
-                println!(
+                outln!(
                     "imported {} ({state}) to {}",
                     imported.id,
                     imported.file.display()
@@ -184,7 +215,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             for imported in &report.imported {
                 if let Some(command) = &imported.command {
-                    println!(
+                    outln!(
                         "{} runs a command: monitord will run `{command}` with sh -c, as its own user{}",
                         imported.id,
                         if imported.enabled {
@@ -196,7 +227,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
             }
             for skipped in &report.skipped {
-                println!(
+                outln!(
                     "skipped {}: {} exists already",
                     skipped.id,
                     skipped.existing.display()
@@ -229,7 +260,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::TestDestination { name } => {
             return test_destination::run(&args.folders, name.as_deref())
         }
-        Command::Version => println!("monitorctl {}", env!("CARGO_PKG_VERSION")),
+        Command::Version => outln!("monitorctl {}", env!("CARGO_PKG_VERSION")),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -357,7 +388,7 @@ fn list(
                 })
             })
             .collect();
-        println!("{}", json_text(&rows, true)?);
+        outln!("{}", json_text(&rows, true)?);
         return Ok(());
     }
     let mut rows = vec![[
@@ -409,7 +440,7 @@ fn print_table<const N: usize>(rows: &[[String; N]], format: Format) {
                 line.push_str(&format!("{cell:<width$}  "));
             }
         }
-        println!("{}", line.trim_end());
+        outln!("{}", line.trim_end());
     }
 }
 
@@ -445,7 +476,7 @@ fn validate(folders: &FolderArgs, check_dir: &CheckDir) -> anyhow::Result<ExitCo
     );
     if problems.is_empty() {
         let enabled = loaded.checks.iter().filter(|check| check.enabled).count();
-        println!(
+        outln!(
             "{} checks ({enabled} enabled), no problems",
             loaded.checks.len()
         );
@@ -479,10 +510,10 @@ fn status(folders: &FolderArgs, format: Format) -> anyhow::Result<()> {
     };
     if format == Format::Json {
         let value = serde_json::json!({ "agent": agent, "checks": checks, "problems": problems });
-        println!("{}", json_text(&value, true)?);
+        outln!("{}", json_text(&value, true)?);
         return Ok(());
     }
-    println!(
+    outln!(
         "monitord {} on {} (pid {}, since {})",
         format.show(&agent.version),
         format.show(&agent.device_id),
@@ -509,7 +540,7 @@ fn status(folders: &FolderArgs, format: Format) -> anyhow::Result<()> {
     }
     print_table(&rows, format);
     for problem in &problems {
-        println!("problem: {}", format.show(problem));
+        outln!("problem: {}", format.show(problem));
     }
     Ok(())
 }
@@ -547,11 +578,11 @@ fn pending(folders: &FolderArgs, format: Format) -> anyhow::Result<()> {
         }
     };
     if format == Format::Json {
-        println!("{}", json_text(&destinations, true)?);
+        outln!("{}", json_text(&destinations, true)?);
         return Ok(());
     }
     if destinations.is_empty() {
-        println!("no delivery destinations (delivery: in monitor.yaml)");
+        outln!("no delivery destinations (delivery: in monitor.yaml)");
         return Ok(());
     }
     let mut rows = vec![[

@@ -26,7 +26,7 @@ pub fn run(folders: &FolderArgs, name: Option<&str>) -> anyhow::Result<ExitCode>
         eprintln!("{problem}");
     }
     let Some(name) = name else {
-        println!("{}", list(&planned));
+        outln!("{}", list(&planned));
         return Ok(ExitCode::SUCCESS);
     };
     let Some(index) = find(&planned, name) else {
@@ -46,7 +46,7 @@ pub fn run(folders: &FolderArgs, name: Option<&str>) -> anyhow::Result<ExitCode>
     let device = device_id(&settings);
     match send_test_alert(destination, &device)? {
         Verdict::Delivered => {
-            println!("{shown}: sent");
+            outln!("{shown}: sent");
             Ok(ExitCode::SUCCESS)
         }
         Verdict::Retry { message, .. } => {
