@@ -7,8 +7,9 @@
 //! It serves `POST /api/v10/webhooks/{id}/{token}` the way Discord documents it:
 //! - checks the body (`content`, `username`, `avatar_url`, `allowed_mentions`, `embeds` and
 //!   each embed's limits, the 6000 characters over all embeds, non-empty field names and
-//!   values, footers and author names) and answers `400` with code `50035` and an `errors`
-//!   object naming what is wrong, as Discord does; lengths are Unicode characters;
+//!   values, footers and author names, an embed's `url` a web address) and answers `400`
+//!   with code `50035` and an `errors` object naming what is wrong, as Discord does;
+//!   lengths are Unicode characters;
 //! - enforces a rate limit per webhook (by default 5 requests in any 2 s), sends
 //!   `X-RateLimit-Limit`/`-Remaining`/`-Reset-After`/`-Reset`/`-Bucket` on every answer of
 //!   its own, and answers over the limit with `429`, `{"message", "retry_after", "global"}`
@@ -719,6 +720,22 @@ fn validate_embed(errors: &mut Map<String, Value>, index: &str, embed: &Value) -
         }
     };
     text(errors, &["title"], embed.get("title"), TITLE_LIMIT, false);
+    // The title's link: a web address, else Discord's "Not a well formed URL.".
+    if let Some(url) = embed.get("url").filter(|value| !value.is_null()) {
+        let web = url.as_str().is_some_and(|url| {
+            ["http://", "https://"]
+                .iter()
+                .any(|scheme| url.len() > scheme.len() && url.starts_with(scheme))
+        });
+        if !web {
+            add_error(
+                errors,
+                &["embeds", index, "url"],
+                "URL_TYPE_INVALID_URL",
+                "Not a well formed URL.",
+            );
+        }
+    }
     text(
         errors,
         &["description"],

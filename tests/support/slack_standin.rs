@@ -11,7 +11,9 @@
 //!   answered `200 ok` (plain text);
 //! - <https://api.slack.com/reference/block-kit/blocks>: at most 50 blocks in a message,
 //!   counting those of its attachments; a `header`'s text is `plain_text` of 1 to 150
-//!   characters, a `section`'s text `plain_text` or `mrkdwn` of 1 to 3000; anything else:
+//!   characters, a `section`'s text `plain_text` or `mrkdwn` of 1 to 3000, its `accessory`
+//!   a button (<https://api.slack.com/reference/block-kit/block-elements#button>:
+//!   `plain_text` of 1 to 75 characters, a `url` of at most 3000); anything else:
 //!   `400 invalid_blocks`; attachment colours are `#RRGGBB` or `good`/`warning`/`danger`;
 //! - <https://api.slack.com/apis/rate-limits>: incoming webhooks take one message a second
 //!   per webhook: a message less than a second after the webhook's last accepted one gets
@@ -38,6 +40,8 @@ use crate::http_standin::{HttpServer, Incoming};
 pub const HEADER_LIMIT: usize = 150;
 pub const SECTION_LIMIT: usize = 3000;
 pub const BLOCKS_LIMIT: usize = 50;
+pub const BUTTON_TEXT_LIMIT: usize = 75;
+pub const BUTTON_URL_LIMIT: usize = 3000;
 const ATTACHMENTS_LIMIT: usize = 100;
 /// One message a second per webhook.
 pub const MESSAGE_SPACING: Duration = Duration::from_secs(1);
@@ -285,6 +289,7 @@ pub fn validate(message: &Value) -> Result<(), &'static str> {
             "section" => {
                 matches!(text_type, "plain_text" | "mrkdwn")
                     && (1..=SECTION_LIMIT).contains(&length)
+                    && block.get("accessory").is_none_or(valid_link_button)
             }
             "divider" => true,
             _ => false,
@@ -294,6 +299,16 @@ pub fn validate(message: &Value) -> Result<(), &'static str> {
         }
     }
     Ok(())
+}
+
+/// A button that opens a link: `plain_text` of 1 to 75 characters, a `url` of at most 3000.
+fn valid_link_button(button: &Value) -> bool {
+    let text = button["text"]["text"].as_str().unwrap_or_default();
+    let url = button["url"].as_str().unwrap_or_default();
+    button["type"] == "button"
+        && button["text"]["type"] == "plain_text"
+        && (1..=BUTTON_TEXT_LIMIT).contains(&text.chars().count())
+        && (1..=BUTTON_URL_LIMIT).contains(&url.chars().count())
 }
 
 /// mrkdwn text as Slack shows it: its three entities decoded.

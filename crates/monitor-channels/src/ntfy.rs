@@ -8,7 +8,9 @@
 //! - `Priority`: per level, by default `high` (4) for CRITICAL and `default` (3) for OK;
 //! - `Tags`: `rotating_light` for CRITICAL, `white_check_mark` for OK (ntfy shows them as
 //!   emojis), then the user's;
-//! - `Click`: a link, with `{{device}}` replaced by the device's name (URL-encoded);
+//! - `Click`: the topic's link, with `{{device}}` replaced by the device's name
+//!   (URL-encoded); without one, the alert's own link when it has one (monitor-server's
+//!   dashboard);
 //! - `Authorization`: `Bearer <access token>`, or `Basic` for a user and password.
 //!
 //! ntfy answers a publish over its rate limits with 429 and
@@ -151,7 +153,7 @@ pub struct NtfyConfig {
     pub ok_priority: Priority,
     /// After the level's own tag.
     pub tags: Vec<String>,
-    /// With `{{device}}`.
+    /// With `{{device}}`; when set, it is the `Click` link even of alerts with their own.
     pub click_url: Option<String>,
 }
 
@@ -178,10 +180,12 @@ pub fn publication(config: &NtfyConfig, device: &str, alert: &OutgoingAlert<'_>)
         title: crate::text::cut(&text.title, TITLE_LIMIT),
         priority,
         tags,
+        // The topic's own link wins over the sender's page of the alert.
         click: config
             .click_url
             .as_ref()
-            .map(|url| url.replace("{{device}}", &url_encoded(device))),
+            .map(|url| url.replace("{{device}}", &url_encoded(device)))
+            .or_else(|| alert.link.map(str::to_owned)),
         message: cut_bytes(&text.body, MESSAGE_BYTES_LIMIT),
     }
 }
@@ -322,6 +326,7 @@ mod tests {
                 seq: 1,
                 check: Some(&check),
                 alert: &wire,
+                link: None,
             },
         );
         assert_eq!(critical.title, "CRITICAL: log app on pi kitchen");
@@ -339,10 +344,56 @@ mod tests {
                 seq: 2,
                 check: Some(&check),
                 alert: &wire,
+                link: None,
             },
         );
         assert_eq!(ok.priority, Priority::DEFAULT);
         assert_eq!(ok.tags, ["white_check_mark", "pi"]);
+    }
+
+    #[test]
+    fn the_alerts_own_link_is_the_click_unless_the_topic_has_one() {
+        let check = CheckId::new(Subsystem::Log, "app");
+        let wire = Alert {
+            name: "alert".into(),
+            level: Level::Critical,
+            timestamp: Timestamp(std::time::UNIX_EPOCH),
+            subject: Subject {
+                name: "app".into(),
+                kind: "log".into(),
+                status: "LOGCONTAINS".into(),
+                details: Details::default(),
+            },
+        };
+        let linked = OutgoingAlert {
+            seq: 1,
+            check: Some(&check),
+            alert: &wire,
+            link: Some("https://monitor.example/ui/devices/d1"),
+        };
+        let topic_link = publication(&config(), "pi", &linked);
+        assert_eq!(
+            topic_link.click.as_deref(),
+            Some("https://monitor.example/devices/pi")
+        );
+        let without = NtfyConfig {
+            click_url: None,
+            ..config()
+        };
+        let alert_link = publication(&without, "pi", &linked);
+        assert_eq!(
+            alert_link.click.as_deref(),
+            Some("https://monitor.example/ui/devices/d1")
+        );
+        let none = publication(
+            &without,
+            "pi",
+            &OutgoingAlert {
+                link: None,
+                ..linked
+            },
+        );
+        assert_eq!(none.click, None);
     }
 
     #[test]

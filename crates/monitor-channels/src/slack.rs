@@ -5,6 +5,10 @@
 //!   title, plain text, 150 characters) and a `section` block (the body, mrkdwn, 3000
 //!   characters), within Slack's 50 blocks a message
 //!   (<https://api.slack.com/reference/block-kit/blocks>).
+//! - An alert with a link (monitor-server's page of its device) gets an "Open" button as
+//!   its section's accessory (no third block: the 50 stay enough for 25 alerts); a link
+//!   longer than a button's 3000 characters is left out
+//!   (<https://api.slack.com/reference/block-kit/block-elements#button>).
 //! - mrkdwn text escapes `&`, `<` and `>` (<https://api.slack.com/reference/surfaces/formatting#escaping>):
 //!   a log line can neither mention `@channel` nor make a link.
 //! - Slack takes one message a second per webhook (<https://api.slack.com/apis/rate-limits>):
@@ -37,6 +41,8 @@ pub const HEADER_LIMIT: usize = 150;
 pub const SECTION_LIMIT: usize = 3000;
 /// Blocks in a message, over all its attachments.
 pub const BLOCKS_LIMIT: usize = 50;
+/// Characters of a button's URL.
+pub const BUTTON_URL_LIMIT: usize = 3000;
 /// Characters of the fallback text we send (Slack cuts at 40000; a notification shows less).
 const FALLBACK_LIMIT: usize = 500;
 /// Two blocks per alert within the 50 of a message.
@@ -162,29 +168,37 @@ pub fn escape(text: &str) -> String {
 pub fn render(device: &str, alerts: &[OutgoingAlert<'_>]) -> Value {
     let texts: Vec<_> = alerts
         .iter()
-        .map(|alert| (alert.alert.level, alert_text(device, alert)))
+        .map(|alert| (alert.alert.level, alert_text(device, alert), alert.link))
         .collect();
     let attachments: Vec<Value> = texts
         .iter()
         .take(BATCH_SIZE)
-        .map(|(level, text)| {
+        .map(|(level, text, link)| {
             let title = cut(&plain(&text.title), HEADER_LIMIT);
             // Cut before escaping so that an entity is never split; an escape is at most
             // five characters, so a fifth of the room keeps the escaped text inside.
             let body = escape_within(&text.body, SECTION_LIMIT);
+            let mut section = json!({"type": "section", "text": {"type": "mrkdwn", "text": body}});
+            if let Some(link) = link.filter(|link| link.chars().count() <= BUTTON_URL_LIMIT) {
+                section["accessory"] = json!({
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": "Open", "emoji": false},
+                    "url": link,
+                });
+            }
             json!({
                 "color": color(*level),
                 "fallback": title,
                 "blocks": [
                     {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": false}},
-                    {"type": "section", "text": {"type": "mrkdwn", "text": body}},
+                    section,
                 ],
             })
         })
         .collect();
     let mut fallback = texts
         .first()
-        .map(|(_, text)| plain(&text.title))
+        .map(|(_, text, _)| plain(&text.title))
         .unwrap_or_default();
     if texts.len() > 1 {
         fallback.push_str(&format!(" (and {} more)", texts.len() - 1));
@@ -389,11 +403,13 @@ mod tests {
                     seq: 1,
                     check: Some(&check),
                     alert: &critical,
+                    link: None,
                 },
                 OutgoingAlert {
                     seq: 2,
                     check: Some(&check),
                     alert: &ok,
+                    link: None,
                 },
             ],
         );
@@ -421,6 +437,7 @@ mod tests {
                 seq,
                 check: Some(&check),
                 alert: &long,
+                link: None,
             })
             .collect();
         let message = render("pi", &alerts);
@@ -447,6 +464,47 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_link_is_an_open_button_beside_the_section() {
+        let check = CheckId::new(Subsystem::Log, "app");
+        let critical = alert(Level::Critical, "boom");
+        let linked = OutgoingAlert {
+            seq: 1,
+            check: Some(&check),
+            alert: &critical,
+            link: Some("https://monitor.example/ui/devices/d1"),
+        };
+        let message = render("pi", &[linked]);
+        let section = &message["attachments"][0]["blocks"][1];
+        assert_eq!(section["accessory"]["type"], "button");
+        assert_eq!(section["accessory"]["text"]["text"], "Open");
+        assert_eq!(
+            section["accessory"]["url"],
+            "https://monitor.example/ui/devices/d1"
+        );
+        let unlinked = render(
+            "pi",
+            &[OutgoingAlert {
+                link: None,
+                ..linked
+            }],
+        );
+        assert!(unlinked["attachments"][0]["blocks"][1]
+            .get("accessory")
+            .is_none());
+        let long = format!("https://monitor.example/{}", "a".repeat(BUTTON_URL_LIMIT));
+        let too_long = render(
+            "pi",
+            &[OutgoingAlert {
+                link: Some(&long),
+                ..linked
+            }],
+        );
+        assert!(too_long["attachments"][0]["blocks"][1]
+            .get("accessory")
+            .is_none());
     }
 
     #[test]

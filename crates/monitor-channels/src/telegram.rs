@@ -4,7 +4,8 @@
 //! - The text is MarkdownV2 (<https://core.telegram.org/bots/api#markdownv2-style>): the
 //!   title bold, everything else plain with each reserved character (and `\`) escaped, so a
 //!   log line can never open an entity or make the message unparsable. Link previews are
-//!   off.
+//!   off. An alert's link (monitor-server's page of its device) is a last line `Open: <url>`,
+//!   which Telegram's apps make a link.
 //! - A message holds at most 4096 characters after entity parsing. Text is cut before it is
 //!   escaped (an escape is never split), counting UTF-16 code units as Telegram does for
 //!   entities (never fewer than characters). Several alerts share a message while they fit.
@@ -39,6 +40,8 @@ pub const DEFAULT_API_URL: &str = "https://api.telegram.org";
 pub const MESSAGE_LIMIT: usize = 4096;
 /// Characters of a title (Telegram has no title; a title longer than this says too much).
 const TITLE_LIMIT: usize = 256;
+/// Characters of an alert's `Open:` line (its link); a longer one is left out.
+const LINK_LIMIT: usize = 1024;
 /// Between two messages to a user.
 const PRIVATE_CHAT_SPACING: Duration = Duration::from_secs(1);
 /// Between two messages to a group or a channel: twenty a minute.
@@ -294,10 +297,16 @@ pub fn render(device: &str, alerts: &[OutgoingAlert<'_>]) -> Vec<TelegramMessage
     for alert in alerts {
         let text = alert_text(device, alert);
         let title = cut_units(&plain(&text.title), TITLE_LIMIT);
-        let room = MESSAGE_LIMIT - units(&title) - 1;
+        // Kept whole after the body (a cut link leads nowhere); one too long is left out.
+        let link = alert
+            .link
+            .map(|link| format!("\nOpen: {}", plain(link)))
+            .filter(|line| units(line) <= LINK_LIMIT)
+            .unwrap_or_default();
+        let room = MESSAGE_LIMIT - units(&title) - 1 - units(&link);
         let body = cut_units(&plain(&text.body), room);
-        let length = units(&title) + 1 + units(&body);
-        let block = format!("*{}*\n{}", escape(&title), escape(&body));
+        let length = units(&title) + 1 + units(&body) + units(&link);
+        let block = format!("*{}*\n{}{}", escape(&title), escape(&body), escape(&link));
         match messages.last_mut() {
             Some(last) if last_length + 2 + length <= MESSAGE_LIMIT => {
                 last.text.push_str("\n\n");
@@ -593,6 +602,7 @@ mod tests {
                 seq: 1,
                 check: Some(&check),
                 alert: &wire,
+                link: None,
             }],
         );
         assert_eq!(messages.len(), 1);
@@ -616,6 +626,7 @@ mod tests {
                 seq: 1,
                 check: Some(&check),
                 alert: &wire,
+                link: None,
             }],
         );
         assert_eq!(messages.len(), 1);
@@ -623,6 +634,29 @@ mod tests {
         assert!(units(&shown) <= MESSAGE_LIMIT, "{}", units(&shown));
         assert!(units(&shown) > MESSAGE_LIMIT - 10);
         assert!(shown.ends_with(TRUNCATION_MARKER));
+    }
+
+    #[test]
+    fn a_link_is_a_last_line_kept_whole_within_the_limit() {
+        let check = CheckId::new(Subsystem::Log, "app");
+        let wire = alert(Level::Critical, &"x".repeat(5000));
+        let link = "https://monitor.example/ui/devices/d-1";
+        let messages = render(
+            "pi",
+            &[OutgoingAlert {
+                seq: 1,
+                check: Some(&check),
+                alert: &wire,
+                link: Some(link),
+            }],
+        );
+        assert_eq!(messages.len(), 1);
+        let shown = shown(&messages[0].text);
+        assert!(units(&shown) <= MESSAGE_LIMIT, "{}", units(&shown));
+        assert!(
+            shown.ends_with(&format!("{TRUNCATION_MARKER}\nOpen: {link}")),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -634,6 +668,7 @@ mod tests {
             seq: 1,
             check: Some(&check),
             alert,
+            link: None,
         };
         let messages = render(
             "pi",

@@ -126,6 +126,7 @@ mod tests {
                 seq: 1,
                 check: Some(&check),
                 alert: &wire,
+                link: None,
             },
         );
         assert_eq!(
@@ -141,6 +142,7 @@ mod tests {
                 seq: 2,
                 check: None,
                 alert: &ok,
+                link: None,
             },
         );
         assert_eq!(text.title, "OK: systemd nginx.service on pi");

@@ -1,7 +1,8 @@
 //! A generic webhook: one JSON `POST` per alert, to any receiver.
 //!
-//! The body is [`default_body`] (`device`, `check`, `seq`, `title`, `text` and the wire
-//! `alert` as Mender has it), or the user's [`Template`] with the alert's fields put in.
+//! The body is [`default_body`] (`device`, `check`, `seq`, `title`, `text`, the wire
+//! `alert` as Mender has it, and `url` when the alert has a link: monitor-server's page of
+//! its device), or the user's [`Template`] with the alert's fields put in.
 //! With a shared secret each request is signed: `X-Monitor-Timestamp: <unix seconds>` and
 //! `X-Monitor-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`, so a
 //! receiver can check that the body came from here and is recent.
@@ -206,14 +207,18 @@ fn json_string_content(value: &str) -> String {
 /// The body without a template.
 pub fn default_body(device: &str, alert: &OutgoingAlert<'_>) -> Value {
     let text = alert_text(device, alert);
-    json!({
+    let mut body = json!({
         "device": device,
         "check": alert.check.map(ToString::to_string),
         "seq": alert.seq,
         "title": text.title,
         "text": text.body,
         "alert": alert.alert,
-    })
+    });
+    if let Some(link) = alert.link {
+        body["url"] = Value::from(link);
+    }
+    body
 }
 
 /// Extra request headers, checked: valid names and values, and none of those the HTTP
@@ -403,6 +408,7 @@ mod tests {
                 seq: 3,
                 check: Some(&check),
                 alert: &alert,
+                link: None,
             },
         );
         let value: Value = serde_json::from_str(&body).unwrap();
@@ -434,6 +440,7 @@ mod tests {
                 seq: 9,
                 check: None,
                 alert: &alert,
+                link: None,
             },
         );
         assert_eq!(body["check"], Value::Null);
@@ -441,6 +448,17 @@ mod tests {
         assert_eq!(body["title"], "OK: log app on pi");
         assert_eq!(body["alert"]["level"], "OK");
         assert_eq!(body["alert"]["subject"]["status"], "LOGCONTAINS");
+        assert!(body.get("url").is_none(), "no link, no url: {body}");
+        let linked = default_body(
+            "pi",
+            &OutgoingAlert {
+                seq: 9,
+                check: None,
+                alert: &alert,
+                link: Some("https://monitor.example/ui/devices/d1"),
+            },
+        );
+        assert_eq!(linked["url"], "https://monitor.example/ui/devices/d1");
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //!   (never retry as it is) or gone (disable).
 //! - [`OutgoingAlert`]: one alert on its way, with the check that raised it when the sender
 //!   knows it: the wire alert does not name it (a log check may give its subject any type),
-//!   so the agent, which knows, says it, and monitor-server, which gets wire alerts, cannot.
+//!   so the agent, which knows, says it, and monitor-server, which gets wire alerts, cannot;
+//!   and a link to a page about it when the sender has one (monitor-server's dashboard).
 //! - [`Filter`]: which alerts a destination takes (`min_level`, `checks`). The caller applies
 //!   it, once, for every destination ([`Filter::select`] → [`Batch`]); no destination filters
 //!   by itself. [`Batch::deliver`] turns verdicts into an [`Outcome`] in the outbox's terms
@@ -137,6 +138,10 @@ pub struct OutgoingAlert<'a> {
     pub check: Option<&'a CheckId>,
     /// The alert itself, in Mender's wire shape.
     pub alert: &'a Alert,
+    /// A page about the alert a reader can open, when the sender has one: monitor-server
+    /// started with `--public-url` links its dashboard's page of the device; the agent has
+    /// none. Destinations show it where their format allows (a link, a button, a field).
+    pub link: Option<&'a str>,
 }
 
 impl<'a> From<&'a HistoryRecord> for OutgoingAlert<'a> {
@@ -145,6 +150,7 @@ impl<'a> From<&'a HistoryRecord> for OutgoingAlert<'a> {
             seq: record.seq,
             check: Some(&record.check),
             alert: &record.alert,
+            link: None,
         }
     }
 }

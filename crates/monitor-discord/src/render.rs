@@ -150,6 +150,8 @@ struct Embed {
     fields: Vec<Field>,
     timestamp: String,
     footer: String,
+    /// The alert's link: Discord makes the title a link to it.
+    url: Option<String>,
 }
 
 struct Field {
@@ -209,6 +211,11 @@ impl Embed {
             fields,
             timestamp: alert.timestamp.to_string(),
             footer: keep_beginning(FOOTER_TEXT, FOOTER_LIMIT),
+            // Only a web address: Discord refuses an embed whose url is not http(s).
+            url: outgoing
+                .link
+                .filter(|link| link.starts_with("https://") || link.starts_with("http://"))
+                .map(str::to_owned),
         };
         // The description is the only part that can be long; it gets what the rest leaves
         // of the message limit, so that one embed alone always fits in a message.
@@ -250,6 +257,9 @@ impl Embed {
         });
         if let Some(description) = &self.description {
             embed["description"] = Value::from(description.as_str());
+        }
+        if let Some(url) = &self.url {
+            embed["url"] = Value::from(url.as_str());
         }
         embed
     }

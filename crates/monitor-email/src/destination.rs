@@ -48,6 +48,8 @@ impl EmailDestination {
             Device {
                 name: device,
                 id: None,
+                // Every alert of a batch is about the one device its link shows.
+                link: alerts.iter().find_map(|outgoing| outgoing.link),
             },
             &entries,
         );

@@ -12,11 +12,13 @@ pub struct Entry<'a> {
     pub changes: usize,
 }
 
-/// The device a message is about: its name, and its id when it differs (the server's).
+/// The device a message is about: its name, its id when it differs (the server's), and
+/// the page about it a reader can open (the server's dashboard, with `--public-url`).
 #[derive(Debug, Clone, Copy)]
 pub struct Device<'a> {
     pub name: &'a str,
     pub id: Option<&'a str>,
+    pub link: Option<&'a str>,
 }
 
 /// Mender's subject for one alert; with several, the first one (the caller puts the most
@@ -49,10 +51,15 @@ fn lines(details: &monitor_wire::Details) -> Vec<(&LogLine, bool)> {
 }
 
 fn device_line(device: Device<'_>) -> String {
-    match device.id {
+    let mut line = match device.id {
         Some(id) => format!("Device: {} (id {id})\n", device.name),
         None => format!("Device: {}\n", device.name),
+    };
+    if let Some(link) = device.link {
+        // One line: a link with a line break could add lines of its own.
+        let _ = writeln!(line, "Open: {}", link.replace(['\r', '\n'], ""));
     }
+    line
 }
 
 /// The plain-text body: the device, then each alert with its subject, time, description
@@ -118,6 +125,9 @@ pub fn html_body(device: Device<'_>, entries: &[Entry<'_>]) -> String {
         let _ = write!(html, " <small>(id {})</small>", escape(id));
     }
     html.push_str("</p>");
+    if let Some(link) = device.link {
+        let _ = write!(html, "<p><a href=\"{}\">Open</a></p>", escape(link));
+    }
     for entry in entries {
         let alert = entry.alert;
         let color = match alert.level {
@@ -239,6 +249,7 @@ mod tests {
         let agent = Device {
             name: "pi",
             id: None,
+            link: None,
         };
         assert_eq!(
             text_body(agent, &entries),
@@ -247,8 +258,19 @@ mod tests {
         let server = Device {
             name: "pi",
             id: Some("0123"),
+            link: None,
         };
-        assert!(text_body(server, &entries).starts_with("Device: pi (id 0123)\n"));
+        assert!(text_body(server, &entries).starts_with("Device: pi (id 0123)\n\n"));
         assert!(html_body(server, &entries).contains("<mark><b>    12  kernel: Oops</b></mark>"));
+        let linked = Device {
+            link: Some("https://monitor.example/ui/devices/0123?a=1&b=\"2\""),
+            ..server
+        };
+        assert!(text_body(linked, &entries).starts_with(
+            "Device: pi (id 0123)\nOpen: https://monitor.example/ui/devices/0123?a=1&b=\"2\"\n\n"
+        ));
+        assert!(html_body(linked, &entries).contains(
+            "<a href=\"https://monitor.example/ui/devices/0123?a=1&amp;b=&quot;2&quot;\">Open</a>"
+        ));
     }
 }

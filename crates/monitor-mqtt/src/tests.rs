@@ -104,6 +104,7 @@ fn a_check_with_several_subjects_is_on_while_any_is_critical() {
             seq: seq as u64,
             check: Some(&check),
             alert,
+            link: None,
         };
         let published = payloads(&destination.alert_publications(&outgoing, &mut announcing));
         // The first alert announces the sensor (not in a pushed check list), once.
@@ -140,6 +141,7 @@ fn without_discovery_only_states_and_attributes_are_published() {
         seq: 1,
         check: Some(&check),
         alert: &alert,
+        link: None,
     };
     let published = payloads(&destination.alert_publications(&outgoing, &mut BTreeSet::new()));
     let topics: Vec<&str> = published.iter().map(|(topic, _)| topic.as_str()).collect();
@@ -172,6 +174,7 @@ fn pushed_checks_are_the_sensors_their_alerts_turn_on() {
         seq: 1,
         check: Some(&check),
         alert: &alert,
+        link: None,
     };
     // Announced by the push: the alert publishes no discovery config of its own.
     let published = payloads(&destination.alert_publications(&outgoing, &mut BTreeSet::new()));

@@ -116,6 +116,7 @@ pub async fn serve(
         store.clone(),
         settings.smtp.as_ref(),
         TargetPolicy::allowing_private(settings.allow_private_targets),
+        settings.public_url.clone(),
         wake.clone(),
     )
     .map_err(anyhow::Error::msg)?;

@@ -88,10 +88,20 @@ struct GlobalArgs {
     /// A file whose first line is a bearer token /metrics accepts (for a Prometheus scraper).
     #[arg(long, global = true, env = "MONITOR_SERVER_METRICS_TOKEN_FILE")]
     metrics_token_file: Option<PathBuf>,
-    /// Let Discord, webhook and ntfy channels post to any host, not only public https ones
-    /// (a relay or a stand-in).
+    /// Let the HTTP channels (Discord, webhook, ntfy, Slack, Telegram) post to private and
+    /// loopback hosts and over plain http, not only to public https services (a relay, a
+    /// self-hosted service, a stand-in). Email channels use --smtp-url whatever this says.
     #[arg(long, global = true, env = "MONITOR_SERVER_ALLOW_PRIVATE_TARGETS")]
     allow_private_targets: bool,
+    /// The address users open the dashboard at (https://monitor.example.com, with its path
+    /// behind a proxy): notifications then link the device's page on it.
+    #[arg(
+        long,
+        global = true,
+        env = "MONITOR_SERVER_PUBLIC_URL",
+        value_name = "URL"
+    )]
+    public_url: Option<String>,
     /// How many missed heartbeats make a device silent ("Device <name> silent", CRITICAL);
     /// `device silent-after` sets a device's own [default: 3].
     #[arg(
@@ -362,6 +372,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             metrics_public: cli.global.metrics_public,
             metrics_token_file: cli.global.metrics_token_file,
             allow_private_targets: cli.global.allow_private_targets,
+            public_url: cli.global.public_url,
         },
     )?;
     let command = match cli.command.unwrap_or(Command::Serve) {

@@ -86,9 +86,15 @@ pub struct FileSettings {
     /// A file holding the bearer token `/metrics` also accepts (besides API tokens).
     #[serde(default)]
     pub metrics_token_file: Option<PathBuf>,
-    /// Let Discord channels post anywhere, not only to Discord (a relay or stand-in on the LAN).
+    /// Let the HTTP channels (Discord, webhook, ntfy, Slack, Telegram) post to private and
+    /// loopback hosts and over plain http, not only to public https services (a relay, a
+    /// self-hosted service or a stand-in on the LAN).
     #[serde(default)]
     pub allow_private_targets: Option<bool>,
+    /// The address users open the dashboard at (`https://monitor.example.com`): messages
+    /// link the device's page under it.
+    #[serde(default)]
+    pub public_url: Option<String>,
     /// How many missed heartbeats make a device silent (a device's own `silent_after` wins).
     #[serde(default)]
     pub silent_after: Option<u32>,
@@ -104,7 +110,8 @@ impl FileSettings {
                  max_alerts_per_request, device_requests_per_minute, pending_devices_per_minute, \
                  max_pending_devices, smtp_url, email_from, notify_interval, key_file, tls_cert, \
                  tls_key, header_timeout, body_timeout, idle_timeout, max_connections, \
-                 metrics_public, metrics_token_file, allow_private_targets, silent_after)",
+                 metrics_public, metrics_token_file, allow_private_targets, silent_after, \
+                 public_url)",
                 path.display()
             )
         })
@@ -247,6 +254,57 @@ pub struct ExposureFlags {
     pub metrics_public: bool,
     pub metrics_token_file: Option<PathBuf>,
     pub allow_private_targets: bool,
+    pub public_url: Option<String>,
+}
+
+/// The address users open the dashboard at (`--public-url`), checked: `http` or `https`,
+/// a host, maybe a path (behind a proxy), no user, password, query or fragment. Messages
+/// link pages under it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl(reqwest::Url);
+
+impl PublicUrl {
+    /// The message names the flag, the file's field and what to give instead.
+    pub fn parse(text: &str) -> anyhow::Result<PublicUrl> {
+        let problem = |shown: &str, what: &str| {
+            anyhow::anyhow!(
+                "--public-url (public_url) `{shown}`: {what}: give the address users open the \
+                 dashboard at, such as https://monitor.example.com"
+            )
+        };
+        let url = reqwest::Url::parse(text.trim())
+            .map_err(|error| problem(text, &format!("not a URL ({error})")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(problem(text, "not an http or https address"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            // Shown without them: the password is a secret.
+            let mut shown = url.clone();
+            let _ = shown.set_username("");
+            let _ = shown.set_password(None);
+            return Err(problem(
+                shown.as_str(),
+                "it holds a user or a password, which every message would show",
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(problem(
+                text,
+                "it has a query or a fragment, which no page of the dashboard takes",
+            ));
+        }
+        Ok(PublicUrl(url))
+    }
+
+    /// The dashboard's page of a device: `<public URL>/ui/devices/<id>` (the id
+    /// percent-encoded).
+    pub fn device_page(&self, device_id: &str) -> String {
+        let mut url = self.0.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().extend(["ui", "devices", device_id]);
+        }
+        url.into()
+    }
 }
 
 /// The settings a run uses.
@@ -262,8 +320,10 @@ pub struct Settings {
     pub device_key: DeviceKeyLocation,
     pub listener: ListenerSettings,
     pub metrics: MetricsAccess,
-    /// Discord channels may post to any host, not only Discord's.
+    /// The HTTP channels may post to any host, over http too, not only to public services.
     pub allow_private_targets: bool,
+    /// Messages link the dashboard's page of their device under it.
+    pub public_url: Option<PublicUrl>,
     /// Missed heartbeats that make a device silent, for devices without their own number.
     pub silent_after: u32,
 }
@@ -351,7 +411,12 @@ impl Settings {
             Some(missed) => missed,
             None => crate::fleet::DEFAULT_SILENT_AFTER,
         };
+        let public_url = match exposure.public_url.or(file.public_url) {
+            Some(text) => Some(PublicUrl::parse(&text)?),
+            None => None,
+        };
         Ok(Settings {
+            public_url,
             silent_after,
             device_key,
             listener,
@@ -442,6 +507,38 @@ mod tests {
         assert!(
             !format!("{:?}", Database::Url("postgres://a:s3cret@h/d".into())).contains("s3cret")
         );
+    }
+
+    #[test]
+    fn a_public_url_links_device_pages_under_its_path() {
+        let root = PublicUrl::parse("https://monitor.example").unwrap();
+        assert_eq!(
+            root.device_page("d 1"),
+            "https://monitor.example/ui/devices/d%201"
+        );
+        let proxied = PublicUrl::parse("http://lan.example:8080/monitor/").unwrap();
+        assert_eq!(
+            proxied.device_page("abc"),
+            "http://lan.example:8080/monitor/ui/devices/abc"
+        );
+        for bad in [
+            "monitor.example",
+            "ftp://monitor.example",
+            "https://admin:pw@monitor.example",
+            "https://monitor.example/?x=1",
+            "https://monitor.example/#top",
+        ] {
+            let error = PublicUrl::parse(bad).unwrap_err().to_string();
+            assert!(
+                error.starts_with("--public-url (public_url) `")
+                    && error.contains("such as https://"),
+                "{error}"
+            );
+            assert!(
+                !error.contains("pw"),
+                "the password is never shown: {error}"
+            );
+        }
     }
 
     #[test]

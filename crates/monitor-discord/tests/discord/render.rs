@@ -312,3 +312,18 @@ fn without_a_check_a_service_is_known_by_its_subject_type() {
 fn no_records_no_messages() {
     assert!(render_alerts(DEVICE, &outgoing(&[]), None, None).is_empty());
 }
+
+#[test]
+fn an_alerts_link_makes_its_title_a_link() {
+    let record = service_justfail_critical();
+    let link = "https://monitor.example/ui/devices/d1";
+    let linked = OutgoingAlert {
+        link: Some(link),
+        ..of_no_known_check(&record)
+    };
+    let messages = render_alerts(DEVICE, &[linked], None, None);
+    assert_valid(&messages);
+    assert_eq!(messages[0]["embeds"][0]["url"], link);
+    let unlinked = render_alerts(DEVICE, &[of_no_known_check(&record)], None, None);
+    assert!(unlinked[0]["embeds"][0].get("url").is_none());
+}

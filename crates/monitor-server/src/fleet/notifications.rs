@@ -6,8 +6,8 @@ use crate::notify::{ChannelKind, TargetPolicy};
 use crate::storage::Channel;
 
 impl Fleet {
-    /// The fleet letting channels post to any host (`--allow-private-targets`), not only
-    /// to Discord's own.
+    /// The fleet letting the HTTP channels post to any host, over http too
+    /// (`--allow-private-targets`), not only to public https services.
     pub fn with_private_targets(self, allowed: bool) -> Fleet {
         Fleet {
             targets: TargetPolicy::allowing_private(allowed),

@@ -176,6 +176,7 @@ async fn send(
             seq: u64::try_from(entry.latest.id).unwrap_or_default(),
             check: None,
             alert,
+            link: notification.device_page,
         })
         .collect();
     for batch in outgoing.chunks(destination.batch_size()) {

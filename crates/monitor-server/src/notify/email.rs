@@ -92,6 +92,7 @@ impl EmailSender {
         let device = Device {
             name: notification.device_name,
             id: Some(notification.device_id),
+            link: notification.device_page,
         };
         let sent = self
             .mailer

@@ -28,15 +28,19 @@ use std::str::FromStr;
 
 use sender::{ChannelForm, ChannelKindSpec, NewSender, SenderSettings};
 
-/// Where channels may send. A webhook URL is typed in by a user: without a rule, a "Discord"
-/// channel could make the server post to any host it reaches (a router's admin page, a cloud
-/// metadata address).
+/// Where the HTTP channels (Discord, webhook, ntfy, Slack, Telegram) may send; email goes
+/// to the SMTP relay, whatever this says. A target URL is typed in by a user: without a rule,
+/// a "Discord" channel could make the server post to any host it reaches (a router's admin
+/// page, a cloud metadata address).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum TargetPolicy {
-    /// Discord channels post to Discord's own hosts, over HTTPS.
+    /// Over HTTPS only: Discord, Slack and Telegram channels to their service's own hosts,
+    /// webhook and ntfy channels to public addresses (no private, loopback or link-local
+    /// host).
     #[default]
     PublicServicesOnly,
-    /// Any host (`--allow-private-targets`): a relay or a stand-in on the LAN.
+    /// Any host, over http too (`--allow-private-targets`): a relay, a self-hosted service
+    /// or a stand-in on the LAN.
     AnyHost,
 }
 

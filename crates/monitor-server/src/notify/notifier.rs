@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::sender::{digest, ChannelSender, Outgoing, SendFailure, SenderSettings};
 use super::{ChannelKind, TargetPolicy};
 
-use crate::settings::SmtpSettings;
+use crate::settings::{PublicUrl, SmtpSettings};
 use crate::storage::{ClaimedNotification, Store};
 
 /// How long a claim lasts before another replica may take the notification over.
@@ -26,15 +26,19 @@ pub struct Notifier {
     store: Store,
     /// A sender per kind this replica can send (every kind but email without SMTP).
     senders: HashMap<ChannelKind, Box<dyn ChannelSender>>,
+    /// Messages link the dashboard's page of their device under it, when given.
+    public_url: Option<PublicUrl>,
     wake: Arc<Notify>,
 }
 
 impl Notifier {
-    /// A notifier; email channels are served only when `smtp` is given.
+    /// A notifier; email channels are served only when `smtp` is given, and messages link
+    /// the dashboard only when `public_url` is.
     pub fn new(
         store: Store,
         smtp: Option<&SmtpSettings>,
         targets: TargetPolicy,
+        public_url: Option<PublicUrl>,
         wake: Arc<Notify>,
     ) -> Result<Notifier, String> {
         let settings = SenderSettings { smtp, targets };
@@ -47,6 +51,7 @@ impl Notifier {
         Ok(Notifier {
             store,
             senders,
+            public_url,
             wake,
         })
     }
@@ -150,12 +155,17 @@ impl Notifier {
                 ),
             });
         };
+        let device_page = self
+            .public_url
+            .as_ref()
+            .map(|url| url.device_page(&notification.device_id));
         let message = Outgoing {
             channel_id: &channel.id,
             channel_name: &channel.name,
             target: &channel.target,
             device_id: &notification.device_id,
             device_name: &notification.device_name,
+            device_page: device_page.as_deref(),
             attempts: notification.attempts,
         };
         sender.send(&message, &digest).await

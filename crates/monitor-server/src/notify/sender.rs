@@ -54,6 +54,8 @@ pub struct Outgoing<'a> {
     pub target: &'a str,
     pub device_id: &'a str,
     pub device_name: &'a str,
+    /// The dashboard's page of the device (with `--public-url`): the message links it.
+    pub device_page: Option<&'a str>,
     /// Including this one.
     pub attempts: u32,
 }

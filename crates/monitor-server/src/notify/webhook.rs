@@ -196,6 +196,7 @@ pub(super) async fn send_digest(
             seq: u64::try_from(entry.latest.id).unwrap_or_default(),
             check: None,
             alert,
+            link: notification.device_page,
         })
         .collect();
     for batch in outgoing.chunks(destination.batch_size()) {

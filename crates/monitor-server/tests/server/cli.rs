@@ -155,3 +155,69 @@ fn an_unreachable_database_is_reported_without_its_password() {
     );
     assert!(!error.contains("hunter2secret"), "{error}");
 }
+
+/// A public URL users could not open is refused at start, whether given as a flag, in the
+/// environment or in the file, naming the flag, the field and what to give; a password in
+/// it is never shown.
+#[test]
+fn a_public_url_that_is_no_web_address_is_refused_at_start() {
+    let database = ServerDatabase::sqlite();
+    let directory = tempfile::tempdir().unwrap();
+    let config = directory.path().join("server.yaml");
+    std::fs::write(&config, "public_url: monitor.example\n").unwrap();
+    let config = config.to_str().unwrap();
+    let start = |args: &[&str], env: Option<&str>| {
+        let mut command = std::process::Command::new(binary());
+        command
+            .args(database.args())
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("MONITOR_SERVER_LOG", "warn")
+            .env_remove("MONITOR_SERVER_PUBLIC_URL");
+        if let Some(value) = env {
+            command.env("MONITOR_SERVER_PUBLIC_URL", value);
+        }
+        let output = command.output().unwrap();
+        assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+        assert!(!String::from_utf8_lossy(&output.stdout).contains("listening"));
+        stderr(&output)
+    };
+    for (args, env, shown, problem) in [
+        (
+            &["--public-url", "ftp://monitor.example"][..],
+            None,
+            "ftp://monitor.example",
+            "not an http or https address",
+        ),
+        (
+            &[][..],
+            Some("https://monitor.example/?tab=1"),
+            "https://monitor.example/?tab=1",
+            "a query or a fragment",
+        ),
+        (
+            &["--config", config][..],
+            None,
+            "monitor.example",
+            "not a URL",
+        ),
+        (
+            &[
+                "--public-url",
+                "https://admin:hunter2secret@monitor.example",
+            ][..],
+            None,
+            "https://monitor.example/",
+            "a user or a password",
+        ),
+    ] {
+        let error = start(args, env);
+        assert!(
+            error.contains(&format!("--public-url (public_url) `{shown}`: "))
+                && error.contains(problem)
+                && error.contains("such as https://monitor.example.com"),
+            "{error}"
+        );
+        assert!(!error.contains("hunter2secret"), "{error}");
+    }
+}

@@ -55,17 +55,49 @@ on_both_engines! {
         assert_eq!(body["alert"]["level"], "CRITICAL");
         assert_eq!(body["check"], serde_json::Value::Null, "the server knows no check");
         assert_eq!(body["device"], "pi-1");
+        assert!(body.get("url").is_none(), "no --public-url, no url: {body}");
 
         let message = &ntfy.messages()[0];
         assert_eq!(message["priority"], 4);
         assert_eq!(message["tags"], json!(["rotating_light"]));
         assert!(message["title"].as_str().unwrap().starts_with("CRITICAL: "), "{message}");
+        assert!(message.get("click").is_none(), "no --public-url, no Click: {message}");
         assert_eq!(
             ntfy.requests()[0].header("authorization"),
             Some(format!("Bearer {TOKEN}").as_str())
         );
         let log = fixture.server.log();
         assert!(!log.contains(SECRET) && !log.contains(TOKEN), "{log}");
+    }
+}
+
+on_both_engines! {
+    /// With a public URL (here the file's `public_url`), the webhook's JSON has a `url` and
+    /// the ntfy message a `Click`: the dashboard's page of the device.
+    async fn a_public_url_is_the_webhooks_url_and_ntfys_click(database) {
+        let webhook = WebhookStandIn::start(None);
+        let ntfy = NtfyStandIn::start(Behaviour::default());
+        let directory = tempfile::tempdir().unwrap();
+        let config = directory.path().join("server.yaml");
+        std::fs::write(&config, "public_url: http://monitor.lan:8080\nallow_private_targets: true\n").unwrap();
+        let fixture = Fixture::start_with(database, &["--config", config.to_str().unwrap()]).await;
+        fixture.database.admin_ok(
+            binary(),
+            &["channel", "webhook", "receiver", "--target-stdin", "--allow-private-targets"],
+            Some(&format!("{}\n", webhook.url("/in/abc"))),
+        );
+        fixture.database.admin_ok(
+            binary(),
+            &["channel", "ntfy", "phone", "--target-stdin", "--allow-private-targets"],
+            Some(&format!("{}\n", ntfy.topic_url("fleet"))),
+        );
+        let page = format!("http://monitor.lan:8080/ui/devices/{}", fixture.device_id("pi-1").await);
+
+        fixture.post_alerts(&json!([alert("app", "CRITICAL", 1)])).await;
+        webhook.wait_for_requests(1, DEADLINE);
+        ntfy.wait_for_requests(1, DEADLINE);
+        assert_eq!(webhook.requests()[0].json()["url"], page.as_str());
+        assert_eq!(ntfy.messages()[0]["click"], page.as_str());
     }
 }
 

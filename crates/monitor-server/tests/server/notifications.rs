@@ -111,6 +111,7 @@ on_both_engines! {
         ] {
             assert!(body.contains(expected), "{expected:?} in\n{body}");
         }
+        assert!(!body.contains("Open") && !body.contains("<a href"), "no --public-url, no link: {body}");
 
         fixture.post_alerts(&json!([alert("app", "OK", 2)])).await;
         let (mail, _sink) = tokio::task::spawn_blocking(move || (sink.next(DEADLINE), sink)).await.unwrap();
@@ -133,6 +134,7 @@ on_both_engines! {
         eventually_outbox(&fixture, (1, 0, 0)).await;
         assert_eq!(discord.embeds().len(), 1);
         assert_eq!(discord.embeds()[0]["color"], 0xFF0000);
+        assert!(discord.embeds()[0].get("url").is_none(), "no --public-url, no link");
 
         for batch in 0..4u64 {
             let flaps: Vec<Value> = (0..10u64)
@@ -329,11 +331,66 @@ on_both_engines! {
         assert_eq!(attachments.len(), 1, "{attachments:#?}");
         assert_eq!(attachments[0]["blocks"][0]["text"]["text"], "CRITICAL: log app on pi-1");
         assert_eq!(attachments[0]["color"], "#D40E0D");
+        assert!(attachments[0]["blocks"][1].get("accessory").is_none(), "no --public-url, no button");
         let messages = telegram.messages();
         assert_eq!(messages.len(), 1, "{messages:#?}");
         assert!(messages[0].shown.starts_with("CRITICAL: log app on pi-1\n"), "{}", messages[0].shown);
+        assert!(!messages[0].shown.contains("Open:"), "{}", messages[0].shown);
         assert_eq!(messages[0].chat_id, "-100777");
         let log = fixture.server.log();
         assert!(!log.contains(SLACK_SECRET) && !log.contains("AAE-telegram"), "{log}");
+    }
+}
+
+on_both_engines! {
+    /// With --public-url, a device's CRITICAL links the dashboard's page of the device (under
+    /// the URL's path) in every kind of message: the email's text and HTML, Discord's embed,
+    /// Slack's button and Telegram's last line, each within its service's rules (the
+    /// stand-ins refuse anything else).
+    async fn a_public_url_links_the_devices_page_in_every_message(database) {
+        use crate::slack_standin::SlackStandIn;
+        use crate::telegram_standin::TelegramStandIn;
+        const BOT_TOKEN: &str = "4242:AAE-telegram-secret-of-the-channel";
+        let sink = tokio::task::spawn_blocking(SmtpSink::start).await.unwrap();
+        let discord = DiscordStandIn::start(Behaviour::default());
+        let slack = SlackStandIn::start();
+        let telegram = TelegramStandIn::start(BOT_TOKEN, &["-100777"]);
+        let (_directory, config) = config_file("notify_interval: 1s\n");
+        let fixture = Fixture::start_with(
+            database,
+            &["--config", &config, "--smtp-url", &sink.url(), "--public-url", "https://monitor.example/fleet/"],
+        )
+        .await;
+        fixture.database.admin_ok(binary(), &["channel", "email", "ops@example.com"], None);
+        discord_channel(&fixture, &discord);
+        fixture.database.admin_ok(
+            binary(),
+            &["channel", "slack", "ops-slack", "--webhook-url-stdin", "--allow-private-targets"],
+            Some(&format!("{}\n", slack.url("T1", "B2", "slack-secret"))),
+        );
+        let api_url = telegram.api_url();
+        fixture.database.admin_ok(
+            binary(),
+            &[
+                "channel", "telegram", "ops-telegram", "--chat-id", "-100777", "--api-url", &api_url,
+                "--bot-token-stdin", "--allow-private-targets",
+            ],
+            Some(&format!("{BOT_TOKEN}\n")),
+        );
+        let page = format!("https://monitor.example/fleet/ui/devices/{}", fixture.device_id("pi-1").await);
+
+        fixture.post_alerts(&json!([alert("app", "CRITICAL", 1)])).await;
+        let mail = tokio::task::spawn_blocking(move || sink.next(DEADLINE)).await.unwrap();
+        eventually_outbox(&fixture, (4, 0, 0)).await;
+        let body = mail.decoded();
+        let open_line = format!("Open: {page}");
+        assert!(body.contains("Device: pi-1 (id ") && body.lines().any(|line| line.trim_end() == open_line), "{body}");
+        assert!(body.contains(&format!("<a href=\"{page}\">Open</a>")), "{body}");
+        assert_eq!(discord.embeds()[0]["url"], page.as_str());
+        let attachments = slack.attachments();
+        assert_eq!(attachments[0]["blocks"][1]["accessory"]["url"], page.as_str(), "{attachments:#?}");
+        let shown = &telegram.messages()[0].shown;
+        assert!(shown.starts_with("CRITICAL: log app on pi-1\n"), "{shown}");
+        assert!(shown.ends_with(&format!("\nOpen: {page}")), "{shown}");
     }
 }

@@ -128,6 +128,7 @@ fn send_test_alert(destination: PlannedDestination, device: &str) -> anyhow::Res
         seq: 0,
         check: Some(&check),
         alert: &alert,
+        link: None,
     }];
     let mut started = (destination.start)().map_err(|message| anyhow::anyhow!("{message}"))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
