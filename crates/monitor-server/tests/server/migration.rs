@@ -1,11 +1,14 @@
 //! A database made by a previous release opens with this one and keeps its data.
 //!
 //! `tests/fixtures/server-schema-v<N>/` holds one fleet made by the release whose schema
-//! was at version N (`make-server-schema-fixture.sh` makes it): a SQLite file, a
-//! PostgreSQL dump, and in `fixture.json` the tokens and the password the commands printed.
+//! was at version N (`make-server-schema-fixture.sh` makes it): a SQLite file (with its
+//! device-token key file from releases that keep one), a PostgreSQL dump, and in
+//! `fixture.json` the tokens and the password the commands printed.
 //! The test loads each fixture, starts the current server on it (which migrates it), and
 //! uses the data as a person would: log in, use the tokens, read devices and alerts. It
 //! asserts the data, never the schema, so it holds whatever migrations come after.
+//! Fixtures of a release with heartbeats (`"heartbeats": true`, schema 7 and later) also
+//! keep each device's announced interval, its own `silent_after` and a raised silence.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -36,15 +39,23 @@ fn fixture_directories() -> Vec<PathBuf> {
     directories
 }
 
-/// A copy of the fixture's SQLite file in a fresh data directory, private as a server's.
+/// A copy of the fixture's SQLite file, and of its device-token key file when the release
+/// kept one, in a fresh data directory, private as a server's.
 fn load_sqlite(directory: &Path) -> ServerDatabase {
     let database = ServerDatabase::sqlite();
     let ServerDatabase::Sqlite(data_dir) = &database else {
         unreachable!()
     };
-    let copy = data_dir.path().join("monitor-server.db");
-    std::fs::copy(directory.join("monitor-server.db"), &copy).unwrap();
-    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o600)).unwrap();
+    for (file, required) in [("monitor-server.db", true), ("device-token.key", false)] {
+        let original = directory.join(file);
+        if !required && !original.exists() {
+            continue;
+        }
+        let copy = data_dir.path().join(file);
+        std::fs::copy(&original, &copy)
+            .unwrap_or_else(|error| panic!("{}: {error}", original.display()));
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     database
 }
 
@@ -75,6 +86,7 @@ async fn check_fixture(database: ServerDatabase, fixture: &Value, engine: &str) 
     let made = &fixture[engine];
     let text = |value: &Value| value.as_str().expect("a string in fixture.json").to_owned();
     let (email, password) = (text(&fixture["email"]), text(&fixture["password"]));
+    let fixture_has_heartbeats = fixture["heartbeats"] == json!(true);
     let server = ServerProcess::start(binary(), &database, &[]);
     let client = client();
 
@@ -141,6 +153,9 @@ async fn check_fixture(database: ServerDatabase, fixture: &Value, engine: &str) 
         .map(|alert| text(&alert["name"]))
         .collect();
     assert_eq!(names, ["app is CRITICAL", "db is CRITICAL", "app is OK"]);
+    if fixture_has_heartbeats {
+        check_heartbeats(&fixture, &device).await;
+    }
 
     // Both channels are there; removed, nothing is sent to them (the Discord one is a
     // real discord.com address) when the devices report below.
@@ -199,6 +214,39 @@ async fn check_fixture(database: ServerDatabase, fixture: &Value, engine: &str) 
     assert_eq!(count("pi-kitchen"), 2, "{devices}");
     assert_eq!(count("pi-garage"), 0, "{devices}");
     assert_eq!(count("dc:a6:32:0f:1e:2d"), 1, "{devices}");
+}
+
+/// pi-kitchen announced 60 s and is never silent, pi-garage's own `silent_after` is 5 (it
+/// never announced an interval), pi-shed missed its 1 s heartbeat and is silent: the server
+/// keeps all of it, and does not raise pi-shed's silence again.
+async fn check_heartbeats(fixture: &Fixture, device: &dyn Fn(&str) -> Value) {
+    let heartbeat = |device: &Value| {
+        (
+            device["heartbeat_interval_seconds"].clone(),
+            device["silent_after"].clone(),
+            device["silent_since"].is_string(),
+        )
+    };
+    let kitchen = device("pi-kitchen");
+    assert_eq!(
+        heartbeat(&kitchen),
+        (json!(60), json!(0), false),
+        "{kitchen}"
+    );
+    let garage = device("pi-garage");
+    assert_eq!(
+        heartbeat(&garage),
+        (Value::Null, json!(5), false),
+        "{garage}"
+    );
+    let shed = device("pi-shed");
+    assert_eq!(heartbeat(&shed), (json!(1), json!(1), true), "{shed}");
+    assert_eq!(shed["alert_count"], 1, "{shed}");
+    let shed_id = shed["id"].as_str().unwrap();
+    let (history, total) = fixture.manage(&format!("/devices/{shed_id}/alerts")).await;
+    assert_eq!(total, Some(1), "raised once, before the upgrade: {history}");
+    assert_eq!(history[0]["name"], "Device pi-shed silent");
+    assert_eq!(history[0]["level"], "CRITICAL");
 }
 
 async fn login_status(
