@@ -16,7 +16,8 @@
 //!   connection); monitor-server publishes for every device it hears from, over one
 //!   connection whose availability (`<base_topic>/availability`) is the server's, with ids
 //!   of their own (`monitor_server_<device>`) so they never clash with a device's agent
-//!   publishing to the same broker.
+//!   publishing to the same broker. The server has no check list to push: each alert
+//!   brings its sensor's discovery config along.
 //! - One check, several subjects (failed units: one per unit): one sensor per check, on
 //!   while any of its subjects is CRITICAL; the attributes name the latest alert's subject
 //!   and every subject still CRITICAL. The set is kept in memory, so after a restart it
@@ -263,11 +264,16 @@ impl MqttDestination {
         let sensor = Sensor::of(alert);
         let key = (device.to_owned(), sensor.clone());
         let mut publications = Vec::new();
-        if self.config.discovery
-            && !self.pushed.contains(&sensor)
-            && !self.announced.contains(&key)
-            && announcing.insert(key.clone())
-        {
+        // The server pushes no check list: it announces with every alert (retained, so
+        // the same config again changes nothing), and a broker that lost its retained
+        // messages has them back with the next one.
+        let unannounced = match self.config.publisher {
+            Publisher::Agent { .. } => {
+                !self.pushed.contains(&sensor) && !self.announced.contains(&key)
+            }
+            Publisher::Server => true,
+        };
+        if self.config.discovery && unannounced && announcing.insert(key.clone()) {
             publications.push(self.discovery_publication(&topics, device, &sensor));
         }
         let subjects = self.critical.entry(key).or_default();

@@ -228,4 +228,6 @@ fn the_server_publishes_each_device_under_ids_of_its_own_with_its_availability()
     // Another device's sensor of the same subject is a sensor of its own.
     let other = destination.alert_publications("pi-8", &outgoing, &mut announcing);
     assert_eq!(other.len(), 3, "announced for pi-8 too");
+    let again = destination.alert_publications("pi-7", &outgoing, &mut BTreeSet::new());
+    assert_eq!(again.len(), 3, "every alert brings its discovery config");
 }
