@@ -27,7 +27,7 @@ use super::sender::{
 };
 use super::webhook::{private_host, send_digest};
 use super::TargetPolicy;
-use crate::storage::{SILENCE_SUBJECT_NAME, SILENCE_SUBJECT_TYPE};
+use crate::storage::{Channel, SILENCE_SUBJECT_NAME, SILENCE_SUBJECT_TYPE};
 
 /// MQTT channels: a broker URL, its password shown redacted.
 pub(super) const KIND: ChannelKindSpec = ChannelKindSpec {
@@ -211,7 +211,12 @@ impl ChannelSender for MqttSender {
             let destination = match self.destinations.get_mut(message.channel_id) {
                 Some(destination) => destination,
                 None => {
-                    let destination = destination(message, self.targets)?;
+                    let destination = destination(
+                        message.channel_id,
+                        message.channel_name,
+                        message.target,
+                        self.targets,
+                    )?;
                     self.destinations
                         .entry(message.channel_id.to_owned())
                         .or_insert(destination)
@@ -220,6 +225,22 @@ impl ChannelSender for MqttSender {
             let digest: Vec<SubjectDigest> = digest.iter().map(silence_as_sensor).collect();
             send_digest(destination, "the MQTT broker", message, &digest).await
         })
+    }
+
+    /// Connects at start: Home Assistant sees the server online (its birth) without
+    /// waiting for an alert.
+    fn open(&mut self, channel: &Channel) {
+        if self.destinations.contains_key(&channel.id) {
+            return;
+        }
+        match destination(&channel.id, &channel.name, &channel.target, self.targets) {
+            Ok(destination) => {
+                self.destinations.insert(channel.id.clone(), destination);
+            }
+            Err(SendFailure::Refused { reason } | SendFailure::Retry { reason, .. }) => {
+                tracing::warn!("cannot open the MQTT channel: {reason}");
+            }
+        }
     }
 }
 
@@ -235,13 +256,15 @@ fn silence_as_sensor(entry: &SubjectDigest) -> SubjectDigest {
 }
 
 fn destination(
-    channel: &Outgoing<'_>,
+    channel_id: &str,
+    channel_name: &str,
+    target: &str,
     targets: TargetPolicy,
 ) -> Result<MqttDestination, SendFailure> {
     let refused = |error: String| SendFailure::Refused {
-        reason: format!("channel {}: {error}", channel.channel_name),
+        reason: format!("channel {channel_name}: {error}"),
     };
-    let target = parse(channel.target).map_err(refused)?;
+    let target = parse(target).map_err(refused)?;
     // A channel stored before the rule, or by a server started with the flag.
     allowed(&target, targets).map_err(refused)?;
     let tls = tls(&target).map_err(refused)?;
@@ -254,7 +277,7 @@ fn destination(
         // each other off the broker.
         client_id: format!(
             "monitor-server-{}-{}",
-            channel.channel_id.chars().take(8).collect::<String>(),
+            channel_id.chars().take(8).collect::<String>(),
             std::process::id()
         ),
         base_topic: target.topic_prefix,

@@ -2,12 +2,12 @@
 //! `mosquitto_sub` as Home Assistant would: a device's CRITICAL and OK become a retained
 //! problem sensor under the device's own Home Assistant device, a silent device its
 //! `monitor silent` sensor, an alert sent while the broker is away arrives once it is back,
-//! and the server's death is its last will. The broker's password is never shown.
+//! the server's death is its last will, and started again it is online before any alert. The broker's password is never shown.
 
 use serde_json::{json, Value};
 
 use crate::api::{alert, binary, Fixture};
-use crate::monitor_server::ServerDatabase;
+use crate::monitor_server::{ServerDatabase, ServerProcess};
 use crate::mosquitto::{BrokerSettings, Mosquitto, Watcher};
 
 const USER: &str = "homeassistant";
@@ -62,11 +62,8 @@ async fn a_devices_alerts_become_home_assistant_sensors_through_a_broker_that_go
     )
     .unwrap();
     let config = config.display().to_string();
-    let fixture = Fixture::start_with(
-        ServerDatabase::sqlite(),
-        &["--config", &config, "--silent-after", "2"],
-    )
-    .await;
+    let server_args = ["--config", config.as_str(), "--silent-after", "2"];
+    let fixture = Fixture::start_with(ServerDatabase::sqlite(), &server_args).await;
     fixture.database.admin_ok(
         binary(),
         &[
@@ -136,11 +133,30 @@ async fn a_devices_alerts_become_home_assistant_sensors_through_a_broker_that_go
     after.expect_payload(STATE, "ON");
     after.expect_payload(AVAILABILITY, "online");
 
-    // The server dies: the broker tells Home Assistant by its last will.
+    // The server dies: the broker tells Home Assistant by its last will; started again, it
+    // is back online before any alert.
     let log = fixture.server.log();
     assert!(!log.contains(PASSWORD), "{log}");
-    fixture.server.kill_hard();
+    let Fixture {
+        server, database, ..
+    } = fixture;
+    server.kill_hard();
     after.expect_payload(AVAILABILITY, "offline");
+    let again = ServerProcess::start(binary(), &database, &server_args);
+    after.expect_payload(AVAILABILITY, "online");
+    let availability: Vec<&str> = after
+        .seen
+        .iter()
+        .filter(|message| message.topic == AVAILABILITY)
+        .map(|message| message.payload.as_str())
+        .collect();
+    assert_eq!(
+        availability.last(),
+        Some(&"online"),
+        "after the will: {availability:?}"
+    );
+    let log = again.log();
+    assert!(!log.contains(PASSWORD), "{log}");
 }
 
 #[test]
