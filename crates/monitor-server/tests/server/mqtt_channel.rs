@@ -1,4 +1,5 @@
-//! The MQTT channel with a real Mosquitto (`tests/support/mosquitto.rs`), watched with
+//! The MQTT channel with a real Mosquitto (`tests/support/mosquitto.rs`; plain and TLS
+//! listeners, a password), watched with
 //! `mosquitto_sub` as Home Assistant would: a device's CRITICAL and OK become a retained
 //! problem sensor under the device's own Home Assistant device, a silent device its
 //! `monitor silent` sensor, an alert sent while the broker is away arrives once it is back,
@@ -50,7 +51,7 @@ async fn heartbeat(fixture: &Fixture, interval_seconds: u64) {
 async fn a_devices_alerts_become_home_assistant_sensors_through_a_broker_that_goes_away() {
     let Some(mut broker) = Mosquitto::start(BrokerSettings {
         login: Some((USER.into(), PASSWORD.into())),
-        tls: false,
+        tls: true,
     }) else {
         return;
     };
@@ -79,9 +80,42 @@ async fn a_devices_alerts_become_home_assistant_sensors_through_a_broker_that_go
         ],
         Some(&format!("{PASSWORD}\n")),
     );
+    // The same broker over TLS, trusting the test CA, under prefixes of its own.
+    let ca_file = broker.ca_file().display().to_string();
+    fixture.database.admin_ok(
+        binary(),
+        &[
+            "channel",
+            "mqtt",
+            "home-tls",
+            "--url",
+            &broker.tls_url(),
+            "--username",
+            USER,
+            "--password-stdin",
+            "--ca-file",
+            &ca_file,
+            "--topic-prefix",
+            "home/tls",
+            "--discovery-prefix",
+            "ha-tls",
+            "--allow-private-targets",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
     let listed = fixture
         .database
         .admin_ok(binary(), &["channel", "list"], None);
+    assert!(
+        listed.contains(&format!("mqtts://{USER}:***@127.0.0.1:")),
+        "{listed}"
+    );
+    assert!(
+        listed.contains(&format!(
+            "/home/tls?discovery_prefix=ha-tls&ca_file={ca_file}"
+        )),
+        "{listed}"
+    );
     assert!(
         listed.contains(&format!(
             "mqtt://{USER}:***@127.0.0.1:{}/monitor-server",
@@ -91,6 +125,7 @@ async fn a_devices_alerts_become_home_assistant_sensors_through_a_broker_that_go
     );
     let (channels, _) = fixture.manage("/settings/channels").await;
     assert_eq!(channels[0]["kind"], "mqtt", "{channels}");
+    assert_eq!(channels.as_array().unwrap().len(), 2, "{channels}");
     for shown in [listed, channels.to_string()] {
         assert!(!shown.contains(PASSWORD), "{shown}");
     }
@@ -103,6 +138,11 @@ async fn a_devices_alerts_become_home_assistant_sensors_through_a_broker_that_go
     expect_discovery(&mut watcher);
     watcher.expect_payload(AVAILABILITY, "online");
     watcher.expect_payload(STATE, "ON");
+    watcher.expect_payload("home/tls/pi-1/log/app/state", "ON");
+    watcher.expect(
+        "ha-tls/binary_sensor/server_pi-1/server_pi-1_log_app/config",
+        |config| config.contains("\"state_topic\":\"home/tls/pi-1/log/app/state\""),
+    );
     fixture.post_alerts(&json!([alert("app", "OK", 2)])).await;
     watcher.expect_payload(STATE, "OFF");
 
