@@ -14,6 +14,7 @@ use monitor_wire::{Level, Subsystem};
 use serde_json::{json, Value};
 
 use crate::topics::{discovery_id, topic_level};
+use crate::Publisher;
 
 /// The most characters of an alert's description in its attributes: Home Assistant keeps
 /// attributes in its database; the full alert is in the device's history.
@@ -68,22 +69,38 @@ pub(crate) struct Topics {
     /// `<base_topic>/<device>`.
     device_base: String,
     discovery_prefix: String,
-    /// The device's name as Home Assistant's `node_id`.
+    /// The device's name as Home Assistant's `node_id` (`server_<device>` from the server).
     node_id: String,
+    /// `online` or `offline`, retained: the publisher's birth and last will.
+    availability: String,
 }
 
 impl Topics {
-    pub fn new(base_topic: &str, discovery_prefix: &str, device: &str) -> Topics {
+    pub fn new(
+        base_topic: &str,
+        discovery_prefix: &str,
+        device: &str,
+        publisher: &Publisher,
+    ) -> Topics {
+        let node_id = match publisher {
+            Publisher::Agent { .. } => discovery_id(device),
+            Publisher::Server => format!("server_{}", discovery_id(device)),
+        };
         Topics {
             device_base: format!("{base_topic}/{}", topic_level(device)),
             discovery_prefix: discovery_prefix.to_owned(),
-            node_id: discovery_id(device),
+            node_id,
+            availability: publisher.availability(base_topic),
         }
     }
 
-    /// `online` or `offline`, retained: the birth and the last will.
-    pub fn availability(&self) -> String {
-        format!("{}/availability", self.device_base)
+    /// The agent's availability: `<base_topic>/<device>/availability`.
+    pub fn device_availability(base_topic: &str, device: &str) -> String {
+        format!("{base_topic}/{}/availability", topic_level(device))
+    }
+
+    pub fn availability(&self) -> &str {
+        &self.availability
     }
 
     fn sensor_base(&self, sensor: &Sensor) -> String {
@@ -144,7 +161,7 @@ pub(crate) fn discovery_config(topics: &Topics, device: &str, sensor: &Sensor) -
         "payload_not_available": "offline",
         "json_attributes_topic": topics.attributes(sensor),
         "device": {
-            "identifiers": [format!("monitor_{}", discovery_id(device))],
+            "identifiers": [format!("monitor_{}", topics.node_id)],
             "name": device,
             "manufacturer": "monitor",
             "model": "monitor",

@@ -12,6 +12,12 @@
 //! - Availability: the last will `offline` and, after every connect, the birth `online`,
 //!   both retained on `<base_topic>/<device>/availability`: Home Assistant shows every
 //!   check unavailable when the agent dies or loses the broker.
+//! - [`Publisher`]: the agent publishes for its own device (availability is the agent's
+//!   connection); monitor-server publishes for every device it hears from, over one
+//!   connection whose availability (`<base_topic>/availability`) is the server's, with ids
+//!   of their own (`monitor_server_<device>`) so they never clash with a device's agent
+//!   publishing to the same broker. The server has no check list to push: each alert
+//!   brings its sensor's discovery config along.
 //! - One check, several subjects (failed units: one per unit): one sensor per check, on
 //!   while any of its subjects is CRITICAL; the attributes name the latest alert's subject
 //!   and every subject still CRITICAL. The set is kept in memory, so after a restart it
@@ -74,8 +80,30 @@ pub struct MqttConfig {
     pub discovery_prefix: String,
     /// Whether discovery configs are published.
     pub discovery: bool,
-    /// The device's name: its topics, its Home Assistant device.
-    pub device: String,
+    /// Whose alerts: one device's or every device's.
+    pub publisher: Publisher,
+}
+
+/// Who publishes, which decides the devices, the availability topic and the ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Publisher {
+    /// The agent of `device` (its topics, its Home Assistant device): the availability is
+    /// `<base_topic>/<device>/availability`, the device's own.
+    Agent { device: String },
+    /// monitor-server, for the device each delivery names: the availability is the
+    /// server's connection, `<base_topic>/availability`, shared by every device's sensors;
+    /// node and unique ids are `monitor_server_<device>...`.
+    Server,
+}
+
+impl Publisher {
+    /// Where the birth `online` and the last will `offline` go.
+    fn availability(&self, base_topic: &str) -> String {
+        match self {
+            Publisher::Agent { device } => Topics::device_availability(base_topic, device),
+            Publisher::Server => format!("{base_topic}/availability"),
+        }
+    }
 }
 
 /// Why a destination cannot start.
@@ -88,7 +116,6 @@ pub enum StartError {
 /// Delivers alerts to an MQTT broker for Home Assistant (see the crate's documentation).
 pub struct MqttDestination {
     config: MqttConfig,
-    topics: Topics,
     /// To the connection task; it ends when this is dropped, closing the connection (the
     /// broker then publishes the last will).
     commands: Option<mpsc::Sender<Command>>,
@@ -96,10 +123,11 @@ pub struct MqttDestination {
     connect: Option<(MqttOptions, Publication)>,
     /// Sensors whose discovery config the last push of the check list published.
     pushed: BTreeSet<Sensor>,
-    /// Sensors announced on their first alert (not in the check list: the agent's own).
-    announced: BTreeSet<Sensor>,
-    /// Per sensor, the subjects now CRITICAL.
-    critical: BTreeMap<Sensor, BTreeSet<String>>,
+    /// Sensors announced on their first alert (not in the check list: the agent's own; on
+    /// the server, every one), with their device.
+    announced: BTreeSet<(String, Sensor)>,
+    /// Per device and sensor, the subjects now CRITICAL.
+    critical: BTreeMap<(String, Sensor), BTreeSet<String>>,
     retry: Backoff,
 }
 
@@ -107,7 +135,7 @@ impl MqttDestination {
     /// Builds the client; the connection task starts now when called inside a tokio
     /// runtime (the agent), else with the first delivery (`monitorctl notify-failure`).
     pub fn start(config: MqttConfig) -> Result<MqttDestination, StartError> {
-        let topics = Topics::new(&config.base_topic, &config.discovery_prefix, &config.device);
+        let availability = config.publisher.availability(&config.base_topic);
         let mut options = MqttOptions::new(
             config.client_id.clone(),
             config.broker.host.clone(),
@@ -115,7 +143,7 @@ impl MqttDestination {
         );
         options.set_keep_alive(KEEP_ALIVE);
         options.set_last_will(LastWill::new(
-            topics.availability(),
+            availability.clone(),
             "offline",
             QoS::AtLeastOnce,
             true,
@@ -131,12 +159,11 @@ impl MqttDestination {
             options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(tls)));
         }
         let birth = Publication {
-            topic: topics.availability(),
+            topic: availability,
             payload: b"online".to_vec(),
         };
         let mut destination = MqttDestination {
             config,
-            topics,
             commands: None,
             connect: Some((options, birth)),
             pushed: BTreeSet::new(),
@@ -200,10 +227,27 @@ impl MqttDestination {
         }
     }
 
-    fn discovery_publication(&self, sensor: &Sensor) -> Publication {
-        let config = discovery::discovery_config(&self.topics, &self.config.device, sensor);
+    /// The device an alert is about: the agent's own, or the one the server names.
+    fn device<'a>(&'a self, delivered_for: &'a str) -> &'a str {
+        match &self.config.publisher {
+            Publisher::Agent { device } => device,
+            Publisher::Server => delivered_for,
+        }
+    }
+
+    fn topics(&self, device: &str) -> Topics {
+        Topics::new(
+            &self.config.base_topic,
+            &self.config.discovery_prefix,
+            device,
+            &self.config.publisher,
+        )
+    }
+
+    fn discovery_publication(&self, topics: &Topics, device: &str, sensor: &Sensor) -> Publication {
+        let config = discovery::discovery_config(topics, device, sensor);
         Publication {
-            topic: self.topics.discovery(sensor),
+            topic: topics.discovery(sensor),
             payload: config.to_string().into_bytes(),
         }
     }
@@ -212,30 +256,38 @@ impl MqttDestination {
     /// announced nor in `announcing` (which it then joins).
     fn alert_publications(
         &mut self,
+        device: &str,
         alert: &OutgoingAlert<'_>,
-        announcing: &mut BTreeSet<Sensor>,
+        announcing: &mut BTreeSet<(String, Sensor)>,
     ) -> Vec<Publication> {
+        let topics = self.topics(device);
         let sensor = Sensor::of(alert);
+        let key = (device.to_owned(), sensor.clone());
         let mut publications = Vec::new();
-        if self.config.discovery
-            && !self.pushed.contains(&sensor)
-            && !self.announced.contains(&sensor)
-            && announcing.insert(sensor.clone())
-        {
-            publications.push(self.discovery_publication(&sensor));
+        // The server pushes no check list: it announces with every alert (retained, so
+        // the same config again changes nothing), and a broker that lost its retained
+        // messages has them back with the next one.
+        let unannounced = match self.config.publisher {
+            Publisher::Agent { .. } => {
+                !self.pushed.contains(&sensor) && !self.announced.contains(&key)
+            }
+            Publisher::Server => true,
+        };
+        if self.config.discovery && unannounced && announcing.insert(key.clone()) {
+            publications.push(self.discovery_publication(&topics, device, &sensor));
         }
-        let subjects = self.critical.entry(sensor.clone()).or_default();
+        let subjects = self.critical.entry(key).or_default();
         match alert.alert.level {
             Level::Critical => subjects.insert(alert.alert.subject.name.clone()),
             Level::Ok => subjects.remove(&alert.alert.subject.name),
         };
         let attributes = discovery::attributes(alert, subjects);
         publications.push(Publication {
-            topic: self.topics.state(&sensor),
+            topic: topics.state(&sensor),
             payload: discovery::state_payload(subjects).as_bytes().to_vec(),
         });
         publications.push(Publication {
-            topic: self.topics.attributes(&sensor),
+            topic: topics.attributes(&sensor),
             payload: attributes.to_string().into_bytes(),
         });
         publications
@@ -249,15 +301,16 @@ impl Destination for MqttDestination {
 
     fn deliver<'a>(
         &'a mut self,
-        _device: &'a str,
+        device: &'a str,
         alerts: &'a [OutgoingAlert<'a>],
     ) -> VerdictFuture<'a> {
-        // Topics use the device this destination was made for (its availability and
-        // discovery are about it), which is the one the agent delivers for.
+        // The agent's topics use the device its destination was made for (its availability
+        // and discovery are about it), which is the one it delivers for.
+        let device = self.device(device).to_owned();
         let mut announcing = BTreeSet::new();
         let mut publications = Vec::new();
         for alert in alerts {
-            publications.extend(self.alert_publications(alert, &mut announcing));
+            publications.extend(self.alert_publications(&device, alert, &mut announcing));
         }
         Box::pin(async move {
             let published = self.publish(publications).await;
@@ -270,12 +323,19 @@ impl Destination for MqttDestination {
     }
 
     fn config_push_interval(&self) -> Option<Duration> {
-        self.config.discovery.then_some(DISCOVERY_INTERVAL)
+        let agent = matches!(self.config.publisher, Publisher::Agent { .. });
+        (agent && self.config.discovery).then_some(DISCOVERY_INTERVAL)
     }
 
     /// Publishes the discovery config of every enabled check, and removes (an empty
-    /// retained config, state and attributes) the sensors of checks no longer there.
+    /// retained config, state and attributes) the sensors of checks no longer there. Only
+    /// the agent pushes its check list (the server knows no checks, only alerts).
     fn push_config<'a>(&'a mut self, checks: &'a [ConfigCheck]) -> VerdictFuture<'a> {
+        let Publisher::Agent { device } = &self.config.publisher else {
+            return Box::pin(async { Verdict::Delivered });
+        };
+        let device = device.clone();
+        let topics = self.topics(&device);
         let sensors: BTreeSet<Sensor> = checks
             .iter()
             .filter(|check| check.status == CheckStatus::Enabled)
@@ -283,13 +343,13 @@ impl Destination for MqttDestination {
             .collect();
         let mut publications: Vec<Publication> = sensors
             .iter()
-            .map(|sensor| self.discovery_publication(sensor))
+            .map(|sensor| self.discovery_publication(&topics, &device, sensor))
             .collect();
         for gone in self.pushed.difference(&sensors) {
             for topic in [
-                self.topics.discovery(gone),
-                self.topics.state(gone),
-                self.topics.attributes(gone),
+                topics.discovery(gone),
+                topics.state(gone),
+                topics.attributes(gone),
             ] {
                 publications.push(Publication {
                     topic,
@@ -301,9 +361,10 @@ impl Destination for MqttDestination {
             let published = self.publish(publications).await;
             if published.is_ok() {
                 for gone in self.pushed.difference(&sensors) {
-                    self.critical.remove(gone);
+                    self.critical.remove(&(device.clone(), gone.clone()));
                 }
-                self.announced.retain(|sensor| !sensors.contains(sensor));
+                self.announced
+                    .retain(|(_, sensor)| !sensors.contains(sensor));
                 self.pushed = sensors;
             }
             self.verdict(published)

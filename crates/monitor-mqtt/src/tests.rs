@@ -15,7 +15,9 @@ fn config() -> MqttConfig {
         base_topic: "monitor".into(),
         discovery_prefix: "homeassistant".into(),
         discovery: true,
-        device: "pi/4".into(),
+        publisher: Publisher::Agent {
+            device: "pi/4".into(),
+        },
     }
 }
 
@@ -55,7 +57,8 @@ fn a_check_is_a_problem_sensor_of_the_monitors_device() {
         kind: "service".into(),
         name: "nginx+1".into(),
     };
-    let publication = destination.discovery_publication(&sensor);
+    let topics = destination.topics("pi/4");
+    let publication = destination.discovery_publication(&topics, "pi/4", &sensor);
     assert_eq!(
         publication.topic,
         "homeassistant/binary_sensor/pi_4/pi_4_service_nginx_1/config"
@@ -106,7 +109,8 @@ fn a_check_with_several_subjects_is_on_while_any_is_critical() {
             alert,
             link: None,
         };
-        let published = payloads(&destination.alert_publications(&outgoing, &mut announcing));
+        let published =
+            payloads(&destination.alert_publications("pi/4", &outgoing, &mut announcing));
         // The first alert announces the sensor (not in a pushed check list), once.
         let expected = if seq == 0 { 3 } else { 2 };
         assert_eq!(published.len(), expected, "{published:#?}");
@@ -143,7 +147,8 @@ fn without_discovery_only_states_and_attributes_are_published() {
         alert: &alert,
         link: None,
     };
-    let published = payloads(&destination.alert_publications(&outgoing, &mut BTreeSet::new()));
+    let published =
+        payloads(&destination.alert_publications("pi/4", &outgoing, &mut BTreeSet::new()));
     let topics: Vec<&str> = published.iter().map(|(topic, _)| topic.as_str()).collect();
     assert_eq!(
         topics,
@@ -177,6 +182,55 @@ fn pushed_checks_are_the_sensors_their_alerts_turn_on() {
         link: None,
     };
     // Announced by the push: the alert publishes no discovery config of its own.
-    let published = payloads(&destination.alert_publications(&outgoing, &mut BTreeSet::new()));
+    let published =
+        payloads(&destination.alert_publications("pi/4", &outgoing, &mut BTreeSet::new()));
     assert_eq!(published.len(), 2, "{published:#?}");
+}
+
+#[test]
+fn the_server_publishes_each_device_under_ids_of_its_own_with_its_availability() {
+    let mut destination = MqttDestination::start(MqttConfig {
+        base_topic: "monitor-server".into(),
+        publisher: Publisher::Server,
+        ..config()
+    })
+    .unwrap();
+    assert_eq!(destination.config_push_interval(), None);
+    let alert = alert(Level::Critical, "app");
+    let outgoing = OutgoingAlert {
+        seq: 1,
+        check: None,
+        alert: &alert,
+    };
+    let mut announcing = BTreeSet::new();
+    let published = destination.alert_publications("pi-7", &outgoing, &mut announcing);
+    let (discovery, states) = published.split_first().unwrap();
+    assert_eq!(
+        discovery.topic,
+        "homeassistant/binary_sensor/server_pi-7/server_pi-7_systemd_app/config"
+    );
+    let config: Value = serde_json::from_slice(&discovery.payload).unwrap();
+    assert_eq!(config["unique_id"], "monitor_server_pi-7_systemd_app");
+    assert_eq!(config["availability_topic"], "monitor-server/availability");
+    assert_eq!(
+        config["state_topic"],
+        "monitor-server/pi-7/systemd/app/state"
+    );
+    assert_eq!(
+        config["device"]["identifiers"],
+        json!(["monitor_server_pi-7"])
+    );
+    assert_eq!(config["device"]["name"], "pi-7");
+    assert_eq!(
+        payloads(&states[..1]),
+        [(
+            "monitor-server/pi-7/systemd/app/state".to_owned(),
+            "ON".to_owned()
+        )]
+    );
+    // Another device's sensor of the same subject is a sensor of its own.
+    let other = destination.alert_publications("pi-8", &outgoing, &mut announcing);
+    assert_eq!(other.len(), 3, "announced for pi-8 too");
+    let again = destination.alert_publications("pi-7", &outgoing, &mut BTreeSet::new());
+    assert_eq!(again.len(), 3, "every alert brings its discovery config");
 }

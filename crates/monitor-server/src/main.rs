@@ -4,7 +4,7 @@
 
 use std::io::{BufRead as _, Write as _};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -88,9 +88,10 @@ struct GlobalArgs {
     /// A file whose first line is a bearer token /metrics accepts (for a Prometheus scraper).
     #[arg(long, global = true, env = "MONITOR_SERVER_METRICS_TOKEN_FILE")]
     metrics_token_file: Option<PathBuf>,
-    /// Let the HTTP channels (Discord, webhook, ntfy, Slack, Telegram) post to private and
-    /// loopback hosts and over plain http, not only to public https services (a relay, a
-    /// self-hosted service, a stand-in). Email channels use --smtp-url whatever this says.
+    /// Let the network channels (Discord, webhook, ntfy, Slack, Telegram, MQTT) reach private
+    /// and loopback hosts and plain http / mqtt, not only public https (mqtts) services (a
+    /// relay, a self-hosted service, a broker at home, a stand-in). Email channels use
+    /// --smtp-url whatever this says.
     #[arg(long, global = true, env = "MONITOR_SERVER_ALLOW_PRIVATE_TARGETS")]
     allow_private_targets: bool,
     /// The address users open the dashboard at (https://monitor.example.com, with its path
@@ -311,7 +312,29 @@ enum ChannelCommand {
         #[arg(long, default_value = monitor_channels::telegram::DEFAULT_API_URL)]
         api_url: String,
     },
-    /// List the channels (webhook URLs redacted).
+    /// Publish to an MQTT broker for Home Assistant (discovery, problem sensors per device);
+    /// its password (a secret) is read from standard input with --password-stdin.
+    Mqtt {
+        name: String,
+        /// The broker: mqtt://host:1883 or mqtts://host:8883 (no password in it).
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        username: Option<String>,
+        /// Read the password from standard input (it never goes on a command line).
+        #[arg(long, requires = "username")]
+        password_stdin: bool,
+        /// The PEM CA of an mqtts broker's certificate (an absolute path on the server).
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
+        /// Home Assistant's discovery prefix.
+        #[arg(long, default_value = "homeassistant")]
+        discovery_prefix: String,
+        /// Where states and availability go: <topic-prefix>/<device>/...
+        #[arg(long, default_value = "monitor-server")]
+        topic_prefix: String,
+    },
+    /// List the channels (webhook URLs and passwords redacted).
     List,
     /// Remove a channel by id.
     Remove { id: String },
@@ -727,6 +750,46 @@ fn printable(text: &str) -> String {
 }
 
 /// The first line of standard input, without its line ending.
+/// An MQTT channel's target, one URL: `mqtts://user:password@host:port/<topic prefix>?…`.
+fn mqtt_target(
+    broker: &str,
+    username: Option<&str>,
+    password: Option<&str>,
+    ca_file: Option<&Path>,
+    discovery_prefix: &str,
+    topic_prefix: &str,
+) -> anyhow::Result<String> {
+    let mut url = reqwest::Url::parse(broker).map_err(|error| {
+        anyhow::anyhow!("--url: {error}: write mqtt://host:1883 or mqtts://host:8883")
+    })?;
+    if !url.username().is_empty() || url.password().is_some() {
+        anyhow::bail!(
+            "--url holds a user name or password: give --username and --password-stdin instead"
+        );
+    }
+    if !matches!(url.path(), "" | "/") || url.query().is_some() {
+        anyhow::bail!("--url: write only scheme://host:port; the topic prefix is --topic-prefix");
+    }
+    let cannot = |_| anyhow::anyhow!("--url: {broker} takes no user name: write mqtt://host:1883");
+    if let Some(username) = username {
+        url.set_username(username).map_err(cannot)?;
+    }
+    if let Some(password) = password {
+        url.set_password(Some(password)).map_err(cannot)?;
+    }
+    url.set_path(topic_prefix);
+    {
+        let mut query = url.query_pairs_mut();
+        query.append_pair("discovery_prefix", discovery_prefix);
+        if let Some(ca_file) = ca_file {
+            let ca_file = std::path::absolute(ca_file)
+                .with_context(|| format!("--ca-file {}", ca_file.display()))?;
+            query.append_pair("ca_file", &ca_file.to_string_lossy());
+        }
+    }
+    Ok(url.to_string())
+}
+
 fn read_stdin_line(what: &str) -> anyhow::Result<String> {
     let mut line = String::new();
     std::io::stdin()
@@ -889,6 +952,28 @@ async fn channel_command(fleet: &Fleet, command: ChannelCommand) -> anyhow::Resu
             let token = BotToken::parse(&read_stdin_line("bot token")?)?;
             let config = TelegramConfig::new(&api_url, token, ChatId::parse(&chat_id)?)?;
             ("telegram", name, config.target())
+        }
+        ChannelCommand::Mqtt {
+            name,
+            url,
+            username,
+            password_stdin,
+            ca_file,
+            discovery_prefix,
+            topic_prefix,
+        } => {
+            let password = password_stdin
+                .then(|| read_stdin_line("password"))
+                .transpose()?;
+            let target = mqtt_target(
+                &url,
+                username.as_deref(),
+                password.as_deref(),
+                ca_file.as_deref(),
+                &discovery_prefix,
+                &topic_prefix,
+            )?;
+            ("mqtt", name, target)
         }
         ChannelCommand::List => {
             let mut out = std::io::stdout().lock();

@@ -443,7 +443,7 @@ struct NewChannel {
     target: String,
 }
 
-/// `POST …/settings/channels` with `{"kind": "email" | "discord", "name", "target"}`.
+/// `POST …/settings/channels` with `{"kind": "email" | "discord" | "webhook" | "ntfy" | "slack" | "telegram" | "mqtt", "name", "target"}`.
 async fn add_channel(
     State(state): State<AppState>,
     _user: AuthenticatedUser,

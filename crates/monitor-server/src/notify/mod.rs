@@ -1,4 +1,5 @@
-//! Sending notifications: email over SMTP and Discord webhooks, from the outbox in the
+//! Sending notifications: email over SMTP, Discord, Slack and generic webhooks, ntfy,
+//! Telegram and MQTT (Home Assistant), from the outbox in the
 //! database (see `storage::notifications`).
 //!
 //! [`Notifier::run`](notifier::Notifier::run) claims due notifications, sends each, and records the outcome: sent,
@@ -17,6 +18,7 @@
 mod chat;
 mod discord;
 mod email;
+mod mqtt;
 pub mod notifier;
 mod ntfy;
 mod sender;
@@ -69,16 +71,19 @@ pub enum ChannelKind {
     Slack,
     /// A Telegram bot and chat: `https://api.telegram.org/bot<token>/<chat id>`.
     Telegram,
+    /// An MQTT broker for Home Assistant: `mqtts://user:password@host:8883/topic-prefix`.
+    Mqtt,
 }
 
 impl ChannelKind {
-    pub const ALL: [ChannelKind; 6] = [
+    pub const ALL: [ChannelKind; 7] = [
         ChannelKind::Email,
         ChannelKind::Discord,
         ChannelKind::Webhook,
         ChannelKind::Ntfy,
         ChannelKind::Slack,
         ChannelKind::Telegram,
+        ChannelKind::Mqtt,
     ];
 
     fn spec(self) -> &'static ChannelKindSpec {
@@ -89,6 +94,7 @@ impl ChannelKind {
             ChannelKind::Ntfy => &ntfy::KIND,
             ChannelKind::Slack => &slack::KIND,
             ChannelKind::Telegram => &telegram::KIND,
+            ChannelKind::Mqtt => &mqtt::KIND,
         }
     }
 

@@ -65,6 +65,7 @@ impl Notifier {
 
     pub async fn run(mut self, shutdown: CancellationToken) {
         let kinds = self.kinds();
+        self.open_channels().await;
         loop {
             let pause = match self.send_due(&kinds, &shutdown).await {
                 Ok(()) => match self.store.next_notification_due(&kinds).await {
@@ -85,6 +86,23 @@ impl Notifier {
                 _ = shutdown.cancelled() => return,
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep_until((Instant::now() + pause).into()) => {}
+            }
+        }
+    }
+
+    /// Lets each sender open what it keeps open for its channels (see
+    /// [`ChannelSender::open`]); a channel it cannot open now waits for its first message.
+    async fn open_channels(&mut self) {
+        let channels = match self.store.channels().await {
+            Ok(channels) => channels,
+            Err(error) => {
+                tracing::warn!("notifications: cannot list the channels to open them: {error}");
+                return;
+            }
+        };
+        for channel in &channels {
+            if let Some(sender) = self.senders.get_mut(&channel.kind) {
+                sender.open(channel);
             }
         }
     }

@@ -55,7 +55,7 @@ fn parse(target: &str) -> Result<(TopicUrl, NtfyAuth), String> {
     Ok((topic, auth))
 }
 
-fn percent_decoded(text: &str) -> String {
+pub(super) fn percent_decoded(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut index = 0;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::TargetPolicy;
 use crate::settings::SmtpSettings;
-use crate::storage::StoredAlert;
+use crate::storage::{Channel, StoredAlert};
 
 /// One kind of channel, described by its module (`email::KIND`, `discord::KIND`).
 pub struct ChannelKindSpec {
@@ -69,6 +69,11 @@ pub trait ChannelSender: Send {
         message: &'a Outgoing<'a>,
         digest: &'a [SubjectDigest],
     ) -> SendFuture<'a>;
+
+    /// Called for every channel of the kind when the notifier starts, before any message:
+    /// a kind that keeps a connection (MQTT, whose availability is the server's) opens it
+    /// now rather than with the channel's first message.
+    fn open(&mut self, _channel: &Channel) {}
 }
 
 /// What a failed send means for the notification.

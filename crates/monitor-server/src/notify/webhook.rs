@@ -59,8 +59,21 @@ pub(super) fn public_https(url: &reqwest::Url, policy: TargetPolicy) -> Result<(
         return Ok(());
     }
     let host = url.host_str().unwrap_or_default();
+    if url.scheme() != "https" || private_host(host) {
+        return Err(format!(
+            "{}://{host} is not a public https address: start the server with \
+             --allow-private-targets to post to a receiver on your network",
+            url.scheme()
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `host` is `localhost` or a private, loopback, link-local or carrier-grade NAT
+/// address (in brackets or not): somewhere on the server's own network.
+pub(super) fn private_host(host: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let private = bare.eq_ignore_ascii_case("localhost")
+    bare.eq_ignore_ascii_case("localhost")
         || match bare.parse::<IpAddr>() {
             Ok(IpAddr::V4(address)) => {
                 address.is_private()
@@ -80,15 +93,7 @@ pub(super) fn public_https(url: &reqwest::Url, policy: TargetPolicy) -> Result<(
                     || address.to_ipv4_mapped().is_some()
             }
             Err(_) => false,
-        };
-    if url.scheme() != "https" || private {
-        return Err(format!(
-            "{}://{host} is not a public https address: start the server with \
-             --allow-private-targets to post to a receiver on your network",
-            url.scheme()
-        ));
-    }
-    Ok(())
+        }
 }
 
 fn shown_target(target: &str) -> String {

@@ -31,7 +31,7 @@ pub use backup::{BackupError, Overwrite};
 pub use devices::{Device, DeviceDocument, DeviceStatus};
 pub use notifications::{Channel, ClaimedNotification};
 pub use recording::RecordedAlerts;
-pub use silence::{SilentAfter, SilentDevice};
+pub use silence::{SilentAfter, SilentDevice, SILENCE_SUBJECT_NAME, SILENCE_SUBJECT_TYPE};
 pub use sql::{Engine, StorageError};
 pub use store::Store;
 pub use users::{EnrollmentToken, User, UserToken, UserTokenKind};

@@ -7,6 +7,8 @@ mod discord_standin;
 mod http_standin;
 #[path = "../../../../tests/support/monitor_server.rs"]
 mod monitor_server;
+#[path = "../../../../tests/support/mosquitto.rs"]
+mod mosquitto;
 #[path = "../../../../tests/support/ntfy_standin.rs"]
 mod ntfy_standin;
 #[path = "../../../../tests/support/postgres.rs"]
@@ -37,6 +39,7 @@ mod inventory_api;
 mod login;
 mod management_api;
 mod migration;
+mod mqtt_channel;
 mod notifications;
 mod replicas;
 mod revocation;

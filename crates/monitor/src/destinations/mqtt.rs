@@ -3,7 +3,7 @@
 use monitor_config::{MinLevel, MqttSettings};
 use monitor_destination::{Filter, PlannedDestination};
 use monitor_mqtt::{
-    tls_client_config, topic_prefix_problem, BrokerUrl, MqttConfig, MqttDestination,
+    tls_client_config, topic_prefix_problem, BrokerUrl, MqttConfig, MqttDestination, Publisher,
 };
 use monitor_wire::Level;
 
@@ -56,7 +56,9 @@ pub(super) fn plan(settings: &MqttSettings, device: &str) -> Result<PlannedDesti
         base_topic: settings.base_topic.clone(),
         discovery_prefix: settings.discovery_prefix.clone(),
         discovery: settings.discovery,
-        device: device.to_owned(),
+        publisher: Publisher::Agent {
+            device: device.to_owned(),
+        },
     };
     Ok(PlannedDestination {
         name,
