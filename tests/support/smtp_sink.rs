@@ -391,7 +391,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                     .await?
             }
             "MAIL" => {
-                if let Some(reply) = scripted(&rules, Stage::Mail) {
+                if let Some(reply) = scripted(rules, Stage::Mail) {
                     stream.write_all(format!("{reply}\r\n").as_bytes()).await?;
                     continue;
                 }
@@ -400,7 +400,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                 stream.write_all(b"250 sender ok\r\n").await?;
             }
             "RCPT" => {
-                if let Some(reply) = scripted(&rules, Stage::Rcpt) {
+                if let Some(reply) = scripted(rules, Stage::Rcpt) {
                     stream.write_all(format!("{reply}\r\n").as_bytes()).await?;
                     continue;
                 }
@@ -421,7 +421,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                     let unstuffed = line.strip_prefix('.').unwrap_or(&line);
                     data.push_str(unstuffed);
                 }
-                if let Some(reply) = scripted(&rules, Stage::EndOfData) {
+                if let Some(reply) = scripted(rules, Stage::EndOfData) {
                     stream.write_all(format!("{reply}\r\n").as_bytes()).await?;
                     continue;
                 }
