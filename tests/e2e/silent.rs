@@ -3,6 +3,8 @@
 //! (the agent stopped with SIGSTOP, then killed), emails it once through a real SMTP
 //! client to a local sink, and the OK when the agent is heard again. In `auth: mender` mode
 //! no heartbeat is ever sent; a backend without the endpoint (404) gets one and no more.
+//! `monitorctl status` shows each case: on, its interval, the last answered, the last
+//! error.
 
 use std::fs;
 use std::process::Command;
@@ -11,7 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::devicemonitor_standin::{DeviceMonitorStandIn, DEFAULT_TOKEN};
-use crate::harness::{eventually, Agent, Sandbox};
+use crate::harness::{eventually, stdout, Agent, Sandbox};
 use crate::mender_auth_standin::MenderAuthStandIn;
 use crate::monitor_server::{ServerDatabase, ServerProcess};
 use crate::server::{server_binary, Management, EMAIL, PASSWORD};
@@ -89,6 +91,18 @@ fn an_agent_that_stops_is_reported_silent_once_and_back_when_it_resumes() {
         device(&management)["heartbeat_interval_seconds"] == 1
     });
     assert!(device(&management).get("silent_since").is_none());
+    let heartbeat = status_heartbeat(&sandbox, "a heartbeat was answered", |heartbeat| {
+        heartbeat["last_answered"].is_string()
+    });
+    assert_eq!(heartbeat["state"], "on", "{heartbeat}");
+    assert_eq!(heartbeat["interval_seconds"], 1, "{heartbeat}");
+    assert_eq!(heartbeat["last_error"], Value::Null, "{heartbeat}");
+    let table = stdout(&sandbox.monitorctl(&["status"]));
+    let line = table.lines().nth(1).unwrap_or_default();
+    assert!(
+        line.starts_with("heartbeats: on, every 1s; last answered 20"),
+        "{table}"
+    );
 
     signal(&agent, "-STOP");
     let silent = sink.next(MAIL_DEADLINE);
@@ -157,6 +171,18 @@ fn an_agent_that_stops_is_reported_silent_once_and_back_when_it_resumes() {
     );
 }
 
+/// `monitorctl status --json`'s heartbeat, once `condition` holds of it.
+fn status_heartbeat(sandbox: &Sandbox, what: &str, condition: impl Fn(&Value) -> bool) -> Value {
+    let mut heartbeat = Value::Null;
+    eventually(what, || {
+        let output = sandbox.monitorctl(&["status", "--json"]);
+        let status: Value = serde_json::from_str(&stdout(&output)).unwrap_or(Value::Null);
+        heartbeat = status["heartbeat"].clone();
+        condition(&heartbeat)
+    });
+    heartbeat
+}
+
 /// How many requests the stand-in got on the heartbeat path.
 fn heartbeats(backend: &DeviceMonitorStandIn) -> usize {
     backend
@@ -196,6 +222,15 @@ fn no_heartbeat_in_mender_mode_and_none_after_a_404() {
     let agent = sandbox.start_agent();
     runtime().block_on(backend.wait_for_configs(3, Duration::from_secs(30)));
     assert_eq!(heartbeats(&backend), 0, "{:#?}", backend.requests());
+    let status: Value =
+        serde_json::from_str(&stdout(&sandbox.monitorctl(&["status", "--json"]))).unwrap();
+    assert_eq!(status["heartbeat"], Value::Null, "{status}");
+    let table = stdout(&sandbox.monitorctl(&["status"]));
+    assert_eq!(
+        table.lines().nth(1),
+        Some("heartbeats: off (only delivery.backend with auth: token sends them)"),
+        "{table}"
+    );
     agent.stop();
 
     let backend = DeviceMonitorStandIn::start();
@@ -222,4 +257,49 @@ fn no_heartbeat_in_mender_mode_and_none_after_a_404() {
         "{log}"
     );
     assert!(log.contains("404"), "{log}");
+    let heartbeat = status_heartbeat(&sandbox, "the heartbeat refusal is shown", |heartbeat| {
+        heartbeat["state"] == "not_served"
+    });
+    let error = heartbeat["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("404"), "{heartbeat}");
+    assert_eq!(heartbeat["last_answered"], Value::Null, "{heartbeat}");
+    let table = stdout(&sandbox.monitorctl(&["status"]));
+    assert!(
+        table.lines().nth(1).is_some_and(|line| line
+            .starts_with("heartbeats: off, the backend does not take them; last error: ")
+            && line.contains("404")),
+        "{table}"
+    );
+}
+
+/// A backend that cannot be reached: heartbeats stay on, none is answered, and the
+/// status shows why, without the token.
+#[test]
+fn a_heartbeat_that_fails_shows_its_error_in_the_status() {
+    let sandbox = Sandbox::new();
+    fs::write(sandbox.path("token"), DEFAULT_TOKEN).unwrap();
+    // Nothing listens on the discard port.
+    fs::write(
+        sandbox.config_dir().join("monitor.yaml"),
+        format!(
+            "delivery:\n  backend:\n    url: http://127.0.0.1:9\n    auth: token\n    token_file: {}\n    heartbeat_interval: 30s\n",
+            sandbox.path("token").display()
+        ),
+    )
+    .unwrap();
+    let _agent = sandbox.start_agent();
+    let heartbeat = status_heartbeat(&sandbox, "the failed heartbeat is shown", |heartbeat| {
+        heartbeat["last_error"].is_string()
+    });
+    assert_eq!(heartbeat["state"], "on", "{heartbeat}");
+    assert_eq!(heartbeat["interval_seconds"], 30, "{heartbeat}");
+    assert_eq!(heartbeat["last_answered"], Value::Null, "{heartbeat}");
+    let table = stdout(&sandbox.monitorctl(&["status"]));
+    let line = table.lines().nth(1).unwrap_or_default();
+    assert!(
+        line.starts_with("heartbeats: on, every 30s; none answered yet; last error: "),
+        "{table}"
+    );
+    assert!(!table.contains(DEFAULT_TOKEN), "{table}");
+    assert!(!heartbeat.to_string().contains(DEFAULT_TOKEN));
 }

@@ -10,16 +10,26 @@
 //!   as `451 4.3.0` to `MAIL` (a transient failure, RFC 5321 section 4.2.1) or `550 5.1.1` to
 //!   `RCPT` (no such recipient).
 //!
-//! Shared by monitor-server's tests and the e2e tests through `#[path]`; it uses only `std`
-//! and `tokio`.
+//! - speak TLS ([`SmtpSink::start_tls`]): `STARTTLS` (RFC 3207: advertised after `EHLO`,
+//!   answered `220`, then a TLS handshake and a fresh session that no longer offers it) or
+//!   TLS from the first byte (RFC 8314, "implicit TLS"), with a certificate made for the
+//!   test (`tls_certificates.rs`); it records which commands came in clear
+//!   ([`SmtpSink::commands_in_clear`]).
+//!
+//! Shared by monitor-server's tests and the e2e tests through `#[path]`; it uses only `std`,
+//! `tokio` and `tokio-rustls`.
 
 #![allow(dead_code)] // each test target uses a different part of it
 
 use std::collections::VecDeque;
+use std::path::Path;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::TlsAcceptor;
 
 /// One delivered message.
 #[derive(Debug, Clone)]
@@ -82,6 +92,15 @@ pub enum Stage {
     EndOfData,
 }
 
+/// How the sink protects its sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkTls {
+    /// `STARTTLS` offered after `EHLO` (port 587 style).
+    StartTls,
+    /// TLS from the first byte (port 465 style).
+    Implicit,
+}
+
 /// What the sessions share: the login asked for, the scripted replies, what was refused.
 #[derive(Default)]
 struct Rules {
@@ -89,6 +108,8 @@ struct Rules {
     script: VecDeque<(Stage, String)>,
     /// Every reply that refused something (scripted or a failed login), in order.
     refusals: Vec<String>,
+    /// The verb of every command received, and whether it came over TLS.
+    commands: Vec<(String, bool)>,
 }
 
 pub struct SmtpSink {
@@ -124,7 +145,59 @@ impl SmtpSink {
         self.rules.lock().unwrap().refusals.clone()
     }
 
+    /// A sink speaking TLS as `mode` says with the certificate `cert` and its key `key`
+    /// (PEM files), taking mail after `AUTH PLAIN` with `login` when given.
+    pub fn start_tls(
+        mode: SinkTls,
+        cert: &Path,
+        key: &Path,
+        login: Option<(&str, &str)>,
+    ) -> SmtpSink {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let certificates = rustls::pki_types::CertificateDer::pem_file_iter(cert)
+            .expect("the test certificate")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("the test certificate");
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key).expect("the test key");
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certificates, key)
+            .expect("a TLS server configuration");
+        let login = login.map(|(user, password)| (user.to_owned(), password.to_owned()));
+        SmtpSink::start_with_tls(login, Some((mode, TlsAcceptor::from(Arc::new(config)))))
+    }
+
+    /// The verbs of the commands received in clear (before TLS), in order.
+    pub fn commands_in_clear(&self) -> Vec<String> {
+        let rules = self.rules.lock().unwrap();
+        rules
+            .commands
+            .iter()
+            .filter(|(_, encrypted)| !encrypted)
+            .map(|(verb, _)| verb.clone())
+            .collect()
+    }
+
+    /// The verbs of every command received, in order.
+    pub fn commands(&self) -> Vec<String> {
+        let rules = self.rules.lock().unwrap();
+        rules
+            .commands
+            .iter()
+            .map(|(verb, _)| verb.clone())
+            .collect()
+    }
+
     fn start_with(login: Option<(String, String)>) -> SmtpSink {
+        SmtpSink::start_with_tls(login, None)
+    }
+
+    fn start_with_tls(
+        login: Option<(String, String)>,
+        tls: Option<(SinkTls, TlsAcceptor)>,
+    ) -> SmtpSink {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the SMTP sink");
         listener.set_nonblocking(true).unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -147,9 +220,14 @@ impl SmtpSink {
                     let Ok((stream, _)) = listener.accept().await else {
                         return;
                     };
-                    let (sender, kept, rules) = (sender.clone(), kept.clone(), shared.clone());
+                    let sinks = Sinks {
+                        sender: sender.clone(),
+                        kept: kept.clone(),
+                        rules: shared.clone(),
+                    };
+                    let tls = tls.clone();
                     tokio::spawn(async move {
-                        let _ = session(stream, sender, kept, rules).await;
+                        let _ = connection(stream, sinks, tls).await;
                     });
                 }
             });
@@ -191,15 +269,55 @@ fn scripted(rules: &Mutex<Rules>, stage: Stage) -> Option<String> {
     Some(reply)
 }
 
-async fn session(
-    stream: tokio::net::TcpStream,
+/// Where a session puts what it receives.
+struct Sinks {
     sender: mpsc::Sender<Mail>,
     kept: Arc<Mutex<Vec<Mail>>>,
     rules: Arc<Mutex<Rules>>,
+}
+
+/// One connection: in clear, upgraded by `STARTTLS`, or TLS from the start.
+async fn connection(
+    stream: tokio::net::TcpStream,
+    sinks: Sinks,
+    tls: Option<(SinkTls, TlsAcceptor)>,
 ) -> std::io::Result<()> {
-    let (reader, mut writer) = stream.into_split();
-    let mut reader = BufReader::new(reader);
-    writer.write_all(b"220 sink ESMTP ready\r\n").await?;
+    match tls {
+        None => session(stream, &sinks, false, true, false).await.map(drop),
+        Some((SinkTls::Implicit, acceptor)) => {
+            let stream = acceptor.accept(stream).await?;
+            session(stream, &sinks, true, true, false).await.map(drop)
+        }
+        Some((SinkTls::StartTls, acceptor)) => {
+            let Some(stream) = session(stream, &sinks, false, true, true).await? else {
+                return Ok(());
+            };
+            // The client speaks first after the handshake (EHLO), without a new greeting.
+            let stream = acceptor.accept(stream).await?;
+            session(stream, &sinks, true, false, false).await.map(drop)
+        }
+    }
+}
+
+/// One SMTP session over `stream`, starting with the `220` greeting when `greet`; the
+/// stream back when the client asked for `STARTTLS` (offered when `offer_starttls`), to go
+/// on over TLS.
+async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    sinks: &Sinks,
+    encrypted: bool,
+    greet: bool,
+    offer_starttls: bool,
+) -> std::io::Result<Option<S>> {
+    let Sinks {
+        sender,
+        kept,
+        rules,
+    } = sinks;
+    let mut stream = BufReader::new(stream);
+    if greet {
+        stream.write_all(b"220 sink ESMTP ready\r\n").await?;
+    }
     let login = rules.lock().unwrap().login.clone();
     let mut logged_in = login.is_none();
     let mut from = String::new();
@@ -207,8 +325,8 @@ async fn session(
     let mut line = String::new();
     loop {
         line.clear();
-        if reader.read_line(&mut line).await? == 0 {
-            return Ok(());
+        if stream.read_line(&mut line).await? == 0 {
+            return Ok(None);
         }
         let command = line.trim_end().to_owned();
         let verb = command
@@ -216,18 +334,31 @@ async fn session(
             .next()
             .unwrap_or("")
             .to_ascii_uppercase();
+        rules
+            .lock()
+            .unwrap()
+            .commands
+            .push((verb.clone(), encrypted));
         match verb.as_str() {
-            "EHLO" if login.is_some() => {
-                writer
-                    .write_all(b"250-sink greets you\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n")
-                    .await?
-            }
             "EHLO" => {
-                writer
-                    .write_all(b"250-sink greets you\r\n250 8BITMIME\r\n")
-                    .await?
+                let mut reply = String::from("250-sink greets you\r\n");
+                if offer_starttls {
+                    reply.push_str("250-STARTTLS\r\n");
+                }
+                if login.is_some() {
+                    reply.push_str("250-AUTH PLAIN\r\n");
+                }
+                reply.push_str("250 8BITMIME\r\n");
+                stream.write_all(reply.as_bytes()).await?
             }
-            "HELO" => writer.write_all(b"250 sink\r\n").await?,
+            "STARTTLS" if offer_starttls => {
+                stream
+                    .write_all(b"220 2.0.0 ready to start TLS\r\n")
+                    .await?;
+                stream.flush().await?;
+                return Ok(Some(stream.into_inner()));
+            }
+            "HELO" => stream.write_all(b"250 sink\r\n").await?,
             "AUTH" => {
                 let given = command
                     .split_whitespace()
@@ -245,44 +376,44 @@ async fn session(
                     });
                 if matches {
                     logged_in = true;
-                    writer
+                    stream
                         .write_all(b"235 2.7.0 Authentication successful\r\n")
                         .await?;
                 } else {
                     let reply = "535 5.7.8 Authentication credentials invalid";
                     rules.lock().unwrap().refusals.push(reply.to_owned());
-                    writer.write_all(format!("{reply}\r\n").as_bytes()).await?;
+                    stream.write_all(format!("{reply}\r\n").as_bytes()).await?;
                 }
             }
             "MAIL" if !logged_in => {
-                writer
+                stream
                     .write_all(b"530 5.7.0 Authentication required\r\n")
                     .await?
             }
             "MAIL" => {
-                if let Some(reply) = scripted(&rules, Stage::Mail) {
-                    writer.write_all(format!("{reply}\r\n").as_bytes()).await?;
+                if let Some(reply) = scripted(rules, Stage::Mail) {
+                    stream.write_all(format!("{reply}\r\n").as_bytes()).await?;
                     continue;
                 }
                 from = address(&command);
                 to.clear();
-                writer.write_all(b"250 sender ok\r\n").await?;
+                stream.write_all(b"250 sender ok\r\n").await?;
             }
             "RCPT" => {
-                if let Some(reply) = scripted(&rules, Stage::Rcpt) {
-                    writer.write_all(format!("{reply}\r\n").as_bytes()).await?;
+                if let Some(reply) = scripted(rules, Stage::Rcpt) {
+                    stream.write_all(format!("{reply}\r\n").as_bytes()).await?;
                     continue;
                 }
                 to.push(address(&command));
-                writer.write_all(b"250 recipient ok\r\n").await?;
+                stream.write_all(b"250 recipient ok\r\n").await?;
             }
             "DATA" => {
-                writer.write_all(b"354 end with <CRLF>.<CRLF>\r\n").await?;
+                stream.write_all(b"354 end with <CRLF>.<CRLF>\r\n").await?;
                 let mut data = String::new();
                 loop {
                     line.clear();
-                    if reader.read_line(&mut line).await? == 0 {
-                        return Ok(());
+                    if stream.read_line(&mut line).await? == 0 {
+                        return Ok(None);
                     }
                     if line == ".\r\n" || line == ".\n" {
                         break;
@@ -290,8 +421,8 @@ async fn session(
                     let unstuffed = line.strip_prefix('.').unwrap_or(&line);
                     data.push_str(unstuffed);
                 }
-                if let Some(reply) = scripted(&rules, Stage::EndOfData) {
-                    writer.write_all(format!("{reply}\r\n").as_bytes()).await?;
+                if let Some(reply) = scripted(rules, Stage::EndOfData) {
+                    stream.write_all(format!("{reply}\r\n").as_bytes()).await?;
                     continue;
                 }
                 let mail = Mail {
@@ -301,14 +432,14 @@ async fn session(
                 };
                 kept.lock().unwrap().push(mail.clone());
                 let _ = sender.send(mail);
-                writer.write_all(b"250 queued\r\n").await?;
+                stream.write_all(b"250 queued\r\n").await?;
             }
-            "RSET" | "NOOP" => writer.write_all(b"250 ok\r\n").await?,
+            "RSET" | "NOOP" => stream.write_all(b"250 ok\r\n").await?,
             "QUIT" => {
-                writer.write_all(b"221 bye\r\n").await?;
-                return Ok(());
+                stream.write_all(b"221 bye\r\n").await?;
+                return Ok(None);
             }
-            _ => writer.write_all(b"502 not implemented\r\n").await?,
+            _ => stream.write_all(b"502 not implemented\r\n").await?,
         }
     }
 }

@@ -12,7 +12,8 @@
 //!   batch to find the alert at fault.
 //!
 //! Messages name the service, the status and the service's own reason (its body, cut, with
-//! control characters removed), never the URL: it may hold a token.
+//! control characters removed), never the URL: it may hold a token. A service may add what
+//! to do about a status ([`Requests::with_fixes`]): which setting to check.
 
 use std::time::{Duration, SystemTime};
 
@@ -55,6 +56,8 @@ impl Failure {
 pub(crate) struct Requests {
     /// The service's name in messages (`ntfy`, `Slack`).
     service: &'static str,
+    /// What to do about a status, if the service says.
+    fixes: fn(u16) -> Option<&'static str>,
     backoff: Backoff,
 }
 
@@ -62,8 +65,16 @@ impl Requests {
     pub(crate) fn new(service: &'static str) -> Requests {
         Requests {
             service,
+            fixes: no_fixes,
             backoff: Backoff::new(FIRST_DELAY, MAX_DELAY).with_jitter(0.25),
         }
+    }
+
+    /// What to do about a status, appended to its message (`check url`), when `fixes`
+    /// knows.
+    pub(crate) fn with_fixes(mut self, fixes: fn(u16) -> Option<&'static str>) -> Requests {
+        self.fixes = fixes;
+        self
     }
 
     /// Sends `request`; on success returns the answer's body (some services say more than
@@ -131,7 +142,11 @@ impl Requests {
         body: &str,
         body_wait: fn(&str) -> Option<Duration>,
     ) -> Failure {
-        let message = format!("{} answered {status}: {}", self.service, reason(body));
+        let mut message = format!("{} answered {status}: {}", self.service, reason(body));
+        if let Some(fix) = (self.fixes)(status.as_u16()) {
+            message.push_str(": ");
+            message.push_str(fix);
+        }
         match status.as_u16() {
             429 => {
                 let wait = headers
@@ -156,6 +171,11 @@ impl Requests {
             message,
         }
     }
+}
+
+/// No advice for any status.
+fn no_fixes(_status: u16) -> Option<&'static str> {
+    None
 }
 
 /// A service's answer as a message may show it: one line, no control characters, cut.

@@ -243,7 +243,7 @@ impl NtfyDestination {
         NtfyDestination {
             http,
             config,
-            requests: Requests::new("ntfy"),
+            requests: Requests::new("ntfy").with_fixes(fixes),
         }
     }
 
@@ -286,6 +286,17 @@ impl Destination for NtfyDestination {
             }
             Verdict::Delivered
         })
+    }
+}
+
+/// What to do when ntfy refuses a message for good
+/// (<https://docs.ntfy.sh/publish/#authentication>).
+fn fixes(status: u16) -> Option<&'static str> {
+    match status {
+        401 => Some("the access token (or user and password) is wrong: check token_file or token_env (or username and password_file)"),
+        403 => Some("this topic is protected and may not be written with these credentials: set token_file or token_env to a token with write access to it"),
+        404 | 410 => Some("check url: the topic's URL, such as https://ntfy.sh/my-pi-alerts"),
+        _ => None,
     }
 }
 

@@ -303,7 +303,7 @@ impl WebhookDestination {
         WebhookDestination {
             http,
             config,
-            requests: Requests::new("the webhook"),
+            requests: Requests::new("the webhook").with_fixes(fixes),
         }
     }
 
@@ -353,6 +353,15 @@ impl Destination for WebhookDestination {
             }
             Verdict::Delivered
         })
+    }
+}
+
+/// What to do when the receiver refuses a request for good.
+fn fixes(status: u16) -> Option<&'static str> {
+    match status {
+        401 | 403 => Some("the receiver refused the request: check secret_file or secret_env and headers (such as Authorization) against what it expects"),
+        404 | 410 => Some("no receiver at this address: check url"),
+        _ => None,
     }
 }
 

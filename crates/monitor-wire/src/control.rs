@@ -66,6 +66,10 @@ pub enum Response {
         /// Problems in check files, each naming the file and field; such checks are not watched.
         #[serde(default)]
         problems: Vec<String>,
+        /// The heartbeats to the backend (`auth: token` only); `None`: no destination sends
+        /// any.
+        #[serde(default)]
+        heartbeat: Option<HeartbeatStatus>,
     },
     Done,
     Error {
@@ -98,6 +102,37 @@ pub struct DestinationStatus {
     /// Given up on (a deleted webhook) until the agent restarts or its settings change.
     #[serde(default)]
     pub disabled: bool,
+    /// Its heartbeats, for a destination that sends them (the backend in `auth: token`
+    /// mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<HeartbeatStatus>,
+}
+
+/// The heartbeats a destination sends so that monitor-server notices a silent device.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeartbeatStatus {
+    pub state: HeartbeatState,
+    /// The interval announced with each heartbeat, while they are on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval_seconds: Option<u64>,
+    /// When the backend last took one.
+    #[serde(default)]
+    pub last_answered: Option<Timestamp>,
+    /// Why the last one failed, if it did (cleared by the next one taken).
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+/// Whether heartbeats are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeartbeatState {
+    /// One every interval.
+    On,
+    /// `heartbeat_interval: never`: the backend was told so once; none are sent.
+    Off,
+    /// The backend has no heartbeat endpoint (an older server: 404); none are sent.
+    NotServed,
 }
 
 /// About the running agent itself.

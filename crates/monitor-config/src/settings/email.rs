@@ -20,6 +20,10 @@ pub struct EmailSettings {
     /// `allow_insecure: true`: the password and alerts would cross the network in clear).
     #[serde(default)]
     pub tls: EmailTls,
+    /// A CA certificate (PEM) to trust besides the system's, for a relay whose certificate
+    /// a private CA signed (`starttls` and `tls`).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// Allows `tls: none` to a host that is not loopback (a relay on a trusted LAN).
     #[serde(default)]
     pub allow_insecure: bool,
@@ -89,6 +93,12 @@ impl EmailSettings {
                     "none to {} would send the password and alerts in clear: use starttls or tls, or set allow_insecure: true for a relay on a trusted network",
                     self.smtp_host
                 ),
+            ));
+        }
+        if self.tls == EmailTls::None && self.ca_file.is_some() {
+            problems.push((
+                field(".ca_file"),
+                "with tls: none no certificate is checked: use tls: starttls or tls, or remove ca_file".to_owned(),
             ));
         }
         if self.to.is_empty() {

@@ -65,6 +65,7 @@ pub(super) fn plan(settings: &EmailSettings) -> Result<PlannedDestination, Strin
             EmailTls::None => Security::None,
         },
         login,
+        ca_file: settings.ca_file.clone(),
     };
     let name = format!("email:{}@{}", settings.to[0], settings.smtp_host);
     let identity = format!(

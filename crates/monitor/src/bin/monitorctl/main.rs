@@ -19,7 +19,9 @@ use monitor::cli::monitorctl::{
 };
 use monitor::{ask_agent, FolderArgs};
 use monitor_config::{import_mender, load_settings, CheckDefinition, CheckDir, Settings};
-use monitor_wire::control::{CheckStatus, DestinationStatus, Request, Response};
+use monitor_wire::control::{
+    CheckStatus, DestinationStatus, HeartbeatState, HeartbeatStatus, Request, Response,
+};
 use monitor_wire::{CheckId, HistoryRecord, Level, Subsystem};
 
 /// `println!` for a reader that may go away (`monitorctl list | grep -q x`,
@@ -500,6 +502,7 @@ fn status(folders: &FolderArgs, format: Format) -> anyhow::Result<()> {
         agent,
         checks,
         problems,
+        heartbeat,
     }) = response
     else {
         match response {
@@ -509,7 +512,12 @@ fn status(folders: &FolderArgs, format: Format) -> anyhow::Result<()> {
         }
     };
     if format == Format::Json {
-        let value = serde_json::json!({ "agent": agent, "checks": checks, "problems": problems });
+        let value = serde_json::json!({
+            "agent": agent,
+            "heartbeat": heartbeat,
+            "checks": checks,
+            "problems": problems,
+        });
         outln!("{}", json_text(&value, true)?);
         return Ok(());
     }
@@ -520,6 +528,7 @@ fn status(folders: &FolderArgs, format: Format) -> anyhow::Result<()> {
         agent.pid,
         agent.started
     );
+    outln!("{}", format.show(&heartbeat_line(heartbeat.as_ref())));
     let mut rows = vec![[
         "CHECK".to_string(),
         "STATE".into(),
@@ -543,6 +552,28 @@ fn status(folders: &FolderArgs, format: Format) -> anyhow::Result<()> {
         outln!("problem: {}", format.show(problem));
     }
     Ok(())
+}
+
+/// Whether heartbeats go to the backend, how often, the last answered and the last error.
+fn heartbeat_line(heartbeat: Option<&HeartbeatStatus>) -> String {
+    let Some(heartbeat) = heartbeat else {
+        return "heartbeats: off (only delivery.backend with auth: token sends them)".into();
+    };
+    let mut line = match (heartbeat.state, heartbeat.interval_seconds) {
+        (HeartbeatState::On, Some(seconds)) => format!("heartbeats: on, every {seconds}s"),
+        (HeartbeatState::On, None) => "heartbeats: on".into(),
+        (HeartbeatState::Off, _) => "heartbeats: off (heartbeat_interval: never)".into(),
+        (HeartbeatState::NotServed, _) => "heartbeats: off, the backend does not take them".into(),
+    };
+    match heartbeat.last_answered {
+        Some(at) => line.push_str(&format!("; last answered {at}")),
+        None if heartbeat.state == HeartbeatState::On => line.push_str("; none answered yet"),
+        None => {}
+    }
+    if let Some(error) = &heartbeat.last_error {
+        line.push_str(&format!("; last error: {error}"));
+    }
+    line
 }
 
 /// The agent knows the last error and the next retry; without it, the outbox on disk

@@ -44,7 +44,10 @@ pub fn run(folders: &FolderArgs, name: Option<&str>) -> anyhow::Result<ExitCode>
         );
     }
     let device = device_id(&settings);
-    match send_test_alert(destination, &device)? {
+    // MQTT keeps a retained state per check: the test's OK follows, so Home Assistant is
+    // not left with a problem sensor on.
+    let then_ok = setting.starts_with("mqtt[");
+    match send_test_alert(destination, &device, then_ok)? {
         Verdict::Delivered => {
             outln!("{shown}: sent");
             Ok(ExitCode::SUCCESS)
@@ -105,8 +108,13 @@ fn list(planned: &[(String, PlannedDestination)]) -> String {
     text
 }
 
-/// Starts the destination and sends it the test alert; `Err` when it cannot start.
-fn send_test_alert(destination: PlannedDestination, device: &str) -> anyhow::Result<Verdict> {
+/// Starts the destination and sends it the test alert, and then its OK when `then_ok`;
+/// `Err` when it cannot start.
+fn send_test_alert(
+    destination: PlannedDestination,
+    device: &str,
+    then_ok: bool,
+) -> anyhow::Result<Verdict> {
     let alert = Alert {
         name: "Test alert from monitorctl test-destination".into(),
         level: Level::Critical,
@@ -124,11 +132,20 @@ fn send_test_alert(destination: PlannedDestination, device: &str) -> anyhow::Res
         },
     };
     let check = CheckId::new(Subsystem::Monitor, "test destination".to_owned());
+    let ok = Alert {
+        level: Level::Ok,
+        ..alert.clone()
+    };
     let outgoing = [OutgoingAlert {
         seq: 0,
         check: Some(&check),
         alert: &alert,
         link: None,
+    }];
+    let outgoing_ok = [OutgoingAlert {
+        seq: 1,
+        check: Some(&check),
+        alert: &ok,
     }];
     let mut started = (destination.start)().map_err(|message| anyhow::anyhow!("{message}"))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -138,12 +155,19 @@ fn send_test_alert(destination: PlannedDestination, device: &str) -> anyhow::Res
         if let Some(until) = started.paused_until() {
             tokio::time::sleep_until(until).await;
         }
-        tokio::time::timeout(DEADLINE, started.deliver(device, &outgoing))
+        let timed_out = |_| Verdict::Retry {
+            delivered: 0,
+            after: Duration::ZERO,
+            message: format!("no answer within {DEADLINE:?}"),
+        };
+        let verdict = tokio::time::timeout(DEADLINE, started.deliver(device, &outgoing))
             .await
-            .unwrap_or_else(|_| Verdict::Retry {
-                delivered: 0,
-                after: Duration::ZERO,
-                message: format!("no answer within {DEADLINE:?}"),
-            })
+            .unwrap_or_else(timed_out);
+        if !then_ok || verdict != Verdict::Delivered {
+            return verdict;
+        }
+        tokio::time::timeout(DEADLINE, started.deliver(device, &outgoing_ok))
+            .await
+            .unwrap_or_else(timed_out)
     }))
 }

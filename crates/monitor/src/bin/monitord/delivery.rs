@@ -28,7 +28,7 @@ use monitor_destination::{
     Destination, Filter, Heartbeats, Outcome, PlannedDestination, Rejection, Verdict,
 };
 use monitor_wire::config_push::ConfigCheck;
-use monitor_wire::control::DestinationStatus;
+use monitor_wire::control::{DestinationStatus, HeartbeatState, HeartbeatStatus};
 use monitor_wire::rejected::RejectedRecord;
 use monitor_wire::{HistoryRecord, Timestamp};
 use tokio::sync::watch;
@@ -130,8 +130,21 @@ impl Delivery {
                     continue;
                 }
             };
+            let heartbeat = destination.heartbeats().map(|heartbeats| HeartbeatStatus {
+                state: match heartbeats {
+                    Heartbeats::Every(_) => HeartbeatState::On,
+                    Heartbeats::Stopped => HeartbeatState::Off,
+                },
+                interval_seconds: match heartbeats {
+                    Heartbeats::Every(every) => Some(every.as_secs()),
+                    Heartbeats::Stopped => None,
+                },
+                last_answered: None,
+                last_error: None,
+            });
             let status = Arc::new(Mutex::new(DestinationStatus {
                 name: name.clone(),
+                heartbeat,
                 ..DestinationStatus::default()
             }));
             let stop = self.tasks.child_token();
@@ -266,8 +279,23 @@ impl Worker {
         }
     }
 
-    /// After a heartbeat, when the next one is due; `None`: no more.
+    /// After a heartbeat, when the next one is due; `None`: no more. What it came to shows
+    /// in `monitorctl status`.
     fn next_heartbeat(&self, verdict: Verdict, heartbeats: Option<Heartbeats>) -> Option<Instant> {
+        if let Some(heartbeat) = self.status().heartbeat.as_mut() {
+            match &verdict {
+                Verdict::Delivered => {
+                    heartbeat.last_answered = Some(Timestamp::now());
+                    heartbeat.last_error = None;
+                }
+                Verdict::Retry { message, .. } => heartbeat.last_error = Some(message.clone()),
+                Verdict::Gone { message } | Verdict::Rejected { message, .. } => {
+                    heartbeat.state = HeartbeatState::NotServed;
+                    heartbeat.interval_seconds = None;
+                    heartbeat.last_error = Some(message.clone());
+                }
+            }
+        }
         match verdict {
             Verdict::Delivered => match heartbeats {
                 Some(Heartbeats::Every(every)) => Some(Instant::now() + every),

@@ -63,6 +63,11 @@ impl Agent {
                     },
                     checks,
                     problems: self.plan.problems.clone(),
+                    heartbeat: self
+                        .delivery
+                        .statuses()
+                        .into_iter()
+                        .find_map(|destination| destination.heartbeat),
                 }
             }
             Request::Pending => Response::Pending {
