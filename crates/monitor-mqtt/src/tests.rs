@@ -201,6 +201,7 @@ fn the_server_publishes_each_device_under_ids_of_its_own_with_its_availability()
         seq: 1,
         check: None,
         alert: &alert,
+        link: None,
     };
     let mut announcing = BTreeSet::new();
     let published = destination.alert_publications("pi-7", &outgoing, &mut announcing);

@@ -146,6 +146,7 @@ fn send_test_alert(
         seq: 1,
         check: Some(&check),
         alert: &ok,
+        link: None,
     }];
     let mut started = (destination.start)().map_err(|message| anyhow::anyhow!("{message}"))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
