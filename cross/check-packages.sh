@@ -68,8 +68,10 @@ deb=$dist/monitor_${version}_$native.deb
 [ -f "$deb" ] || { echo "no $native package to install; done"; exit 0; }
 [ "$(id -u)" = 0 ] || fail "installing $deb needs root"
 if dpkg -s monitor >/dev/null 2>&1; then fail "a monitor package is installed already"; fi
+# An admin's checks outlive a purge; a run stopped halfway leaves its own behind.
+[ ! -e /etc/monitor ] || fail "/etc/monitor exists without the package (left by an earlier run?): remove it first"
 dpkg -i "$deb" >/dev/null
-trap 'dpkg --purge monitor >/dev/null 2>&1 || true' EXIT
+trap 'dpkg --purge monitor >/dev/null 2>&1 || true; rm -rf /etc/monitor' EXIT
 [ "$(monitorctl --version)" = "monitorctl $version" ] || fail "monitorctl --version: $(monitorctl --version)"
 [ "$(monitord --version)" = "monitord $version" ] || fail "monitord --version"
 grep -q "no problems" <<<"$(monitorctl validate)" || fail "monitorctl validate on the default /etc/monitor"
