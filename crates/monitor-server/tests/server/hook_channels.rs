@@ -10,6 +10,7 @@ use crate::ntfy_standin::{Behaviour, NtfyStandIn};
 use crate::on_both_engines;
 use crate::webhook_standin::{signature_is_valid, WebhookStandIn};
 
+const FORM: &str = "application/x-www-form-urlencoded";
 const SECRET: &str = "webhook-signing-secret-never-shown";
 const TOKEN: &str = "tk_ntfy_token_never_shown";
 
@@ -352,4 +353,85 @@ async fn eventually_outbox_sent(fixture: &Fixture, sent: u64) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The dashboard's form sets a channel's filter, shows it in the list, and refuses a bad
+/// value naming the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboards_form_sets_a_channels_filter() {
+    let fixture = Fixture::start_with(
+        crate::monitor_server::ServerDatabase::sqlite(),
+        &["--allow-private-targets"],
+    )
+    .await;
+    let webhook = WebhookStandIn::start(None);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = client
+        .post(fixture.url("/ui/login"))
+        .header("content-type", FORM)
+        .body(
+            serde_urlencoded::to_string([
+                ("email", crate::api::EMAIL),
+                ("password", crate::api::PASSWORD),
+            ])
+            .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let target = webhook.url("/in/form");
+    let add = |min_level: &'static str, devices: &'static str| {
+        let request = client
+            .post(fixture.url("/ui/settings/channels"))
+            .header("cookie", &cookie)
+            .header("content-type", FORM)
+            .body(
+                serde_urlencoded::to_string([
+                    ("kind", "webhook"),
+                    ("target", target.as_str()),
+                    ("name", "form"),
+                    ("min_level", min_level),
+                    ("checks", "systemd, log app"),
+                    ("devices", devices),
+                ])
+                .unwrap(),
+            );
+        async move { request.send().await.unwrap() }
+    };
+
+    let refused = add("LOUD", "pi-*").await;
+    assert_eq!(refused.status(), 400);
+    let page = refused.text().await.unwrap();
+    assert!(
+        page.contains(
+            "min_level: `LOUD` is not a level: use OK (every alert) or CRITICAL (CRITICALs only)"
+        ),
+        "{page}"
+    );
+    let added = add("CRITICAL", "pi-*, gw-1").await;
+    assert_eq!(added.status(), 303);
+
+    let (channels, _) = fixture.manage("/settings/channels").await;
+    assert_eq!(channels.as_array().unwrap().len(), 1, "{channels}");
+    assert_eq!(channels[0]["min_level"], "CRITICAL");
+    assert_eq!(channels[0]["checks"], json!(["systemd", "log app"]));
+    assert_eq!(channels[0]["devices"], json!(["pi-*", "gw-1"]));
+    let settings = client
+        .get(fixture.url("/ui/settings"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        settings.contains("CRITICAL; checks: systemd, log app; devices: pi-*, gw-1"),
+        "{settings}"
+    );
 }
