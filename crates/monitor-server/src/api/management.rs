@@ -485,5 +485,7 @@ async fn remove_channel(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state.fleet.remove_channel(&id).await?;
+    // The notifier lets go of what it kept for the channel (an MQTT connection) now.
+    state.notifier_wake.notify_one();
     Ok(StatusCode::NO_CONTENT)
 }

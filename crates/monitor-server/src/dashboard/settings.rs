@@ -183,6 +183,8 @@ pub(super) async fn remove_channel(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     state.fleet.remove_channel(&id).await?;
+    // The notifier lets go of what it kept for the channel (an MQTT connection) now.
+    state.notifier_wake.notify_one();
     Ok(Redirect::to("/ui/settings").into_response())
 }
 
