@@ -353,6 +353,12 @@ enum ChannelCommand {
     List,
     /// Remove a channel by id.
     Remove { id: String },
+    /// Replace a channel's filter (by id); flags left out take every alert.
+    Filter {
+        id: String,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
 }
 
 /// Which alerts a new channel takes; by default every alert of every device.
@@ -1060,6 +1066,14 @@ async fn channel_command(fleet: &Fleet, command: ChannelCommand) -> anyhow::Resu
         }
         ChannelCommand::Remove { id } => {
             return fleet.remove_channel(&id).await.map_err(cli_error);
+        }
+        ChannelCommand::Filter { id, filter } => {
+            let channel = fleet
+                .set_channel_filter(&id, &filter.filter()?)
+                .await
+                .map_err(cli_error)?;
+            eprintln!("channel {}: {}", channel.name, channel.filter);
+            return Ok(());
         }
     };
     let channel = fleet

@@ -50,6 +50,10 @@ pub(super) fn routes() -> Router<AppState> {
             &format!("{settings}/channels/{{id}}"),
             delete(remove_channel),
         )
+        .route(
+            &format!("{settings}/channels/{{id}}/filter"),
+            put(set_channel_filter),
+        )
         .route(&format!("{settings}/mute"), put(set_global_mute))
         .route(
             &format!("{settings}/global/channel/alerts/{{channel}}/status"),
@@ -476,6 +480,36 @@ async fn add_channel(
         .add_channel(&request.kind, &request.name, &request.target, &filter)
         .await?;
     Ok((StatusCode::CREATED, Json(shown_channel(&channel))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChannelFilterFields {
+    #[serde(default)]
+    min_level: Option<String>,
+    #[serde(default)]
+    checks: Vec<String>,
+    #[serde(default)]
+    devices: Vec<String>,
+}
+
+/// `PUT …/settings/channels/{id}/filter` with `{"min_level", "checks", "devices"}` (each
+/// optional, left out: every alert); answers the channel as listed.
+async fn set_channel_filter(
+    State(state): State<AppState>,
+    _user: AuthenticatedUser,
+    Path(id): Path<String>,
+    request: Result<Json<ChannelFilterFields>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let request = body(request)?;
+    let filter = ChannelFilter::new(
+        request.min_level.as_deref(),
+        &request.checks,
+        &request.devices,
+    )
+    .map_err(ApiError::BadRequest)?;
+    let channel = state.fleet.set_channel_filter(&id, &filter).await?;
+    Ok(Json(shown_channel(&channel)))
 }
 
 /// `DELETE …/settings/channels/{id}`.

@@ -38,6 +38,18 @@ impl Fleet {
         Ok(self.store.add_channel(kind, name, target, filter).await?)
     }
 
+    /// Replaces a channel's filter; alerts already waiting for it are still sent.
+    pub async fn set_channel_filter(
+        &self,
+        id: &str,
+        filter: &ChannelFilter,
+    ) -> Result<Channel, FleetError> {
+        self.store
+            .set_channel_filter(id, filter)
+            .await?
+            .ok_or_else(|| FleetError::not_found(Entity::Channel, id))
+    }
+
     /// Removes a channel and what waits for it.
     pub async fn remove_channel(&self, id: &str) -> Result<(), FleetError> {
         if self.store.remove_channel(id).await? {

@@ -263,6 +263,28 @@ impl Store {
         rows.iter().map(channel_from_row).collect()
     }
 
+    /// Replaces a channel's filter (alerts queued already stay); the channel, if it exists.
+    pub async fn set_channel_filter(
+        &self,
+        id: &str,
+        filter: &ChannelFilter,
+    ) -> Result<Option<Channel>, StorageError> {
+        let list = |entries: &[String]| {
+            serde_json::to_string(entries).map_err(|error| StorageError::Corrupt(error.to_string()))
+        };
+        let row = sqlx::query(&format!(
+            "UPDATE channels SET min_level = $1, checks = $2, devices = $3 WHERE id = $4 \
+             RETURNING {CHANNEL_COLUMNS}"
+        ))
+        .bind(filter.min_level().as_str())
+        .bind(list(filter.checks())?)
+        .bind(list(filter.devices())?)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(channel_from_row).transpose()
+    }
+
     /// Removes a channel and what waits for it; returns whether it existed.
     pub async fn remove_channel(&self, id: &str) -> Result<bool, StorageError> {
         let result = sqlx::query("DELETE FROM channels WHERE id = $1")

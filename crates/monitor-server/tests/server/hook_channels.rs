@@ -434,4 +434,61 @@ async fn the_dashboards_form_sets_a_channels_filter() {
         settings.contains("CRITICAL; checks: systemd, log app; devices: pi-*, gw-1"),
         "{settings}"
     );
+
+    // Edited through the API and the command line; bad values change nothing.
+    let id = channels[0]["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/management/v1/devicemonitor/settings/channels/{id}/filter");
+    let put = |body: serde_json::Value, path: String| {
+        let request = fixture
+            .client
+            .put(fixture.url(&path))
+            .bearer_auth(&fixture.user_token)
+            .json(&body);
+        async move { request.send().await.unwrap() }
+    };
+    let edited = put(json!({"min_level": "OK"}), path.clone()).await;
+    assert_eq!(edited.status(), 200);
+    let edited: serde_json::Value = edited.json().await.unwrap();
+    assert_eq!(
+        (&edited["min_level"], &edited["checks"], &edited["devices"]),
+        (&json!("OK"), &json!([]), &json!([]))
+    );
+    let refused = put(json!({"checks": [""]}), path.clone()).await;
+    assert_eq!(refused.status(), 400);
+    let missing = put(json!({}), path.replace(&id, "no-such-channel")).await;
+    assert_eq!(missing.status(), 404);
+    let output = fixture.database.admin(
+        binary(),
+        &["channel", "filter", &id, "--devices", "pi 1"],
+        None,
+    );
+    let error = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && error.contains("--devices: \"pi 1\" has a space"),
+        "{error}"
+    );
+    fixture.database.admin_ok(
+        binary(),
+        &["channel", "filter", &id, "--checks", "log app"],
+        None,
+    );
+    let listed = fixture
+        .database
+        .admin_ok(binary(), &["channel", "list"], None);
+    assert!(listed.contains("OK; checks: log app"), "{listed}");
+
+    // The running server applies the new filter: `log db` stays out, the sentinel
+    // `log app` comes alone.
+    fixture
+        .post_alerts(&json!([alert("db", "CRITICAL", 1)]))
+        .await;
+    fixture
+        .post_alerts(&json!([alert("app", "CRITICAL", 2)]))
+        .await;
+    webhook.wait_for_requests(1, DEADLINE);
+    eventually_outbox_sent(&fixture, 1).await;
+    assert_eq!(
+        received(&webhook),
+        [entry("/in/form", "pi-1", "log app", "CRITICAL")]
+    );
 }
