@@ -13,6 +13,7 @@ use monitor_server::device_key::{self, DeviceKeyLocation};
 use monitor_server::fleet::{
     parse_status, DeviceHealth, Entity, Fleet, FleetError, TokenMaker, NEVER_SEEN,
 };
+use monitor_server::notify::ChannelFilter;
 use monitor_server::settings::{ExposureFlags, FileSettings, Settings};
 use monitor_server::storage::{Device, DeviceStatus, SilentAfter, Store};
 use tokio_util::sync::CancellationToken;
@@ -266,6 +267,8 @@ enum ChannelCommand {
         address: String,
         #[arg(long)]
         name: Option<String>,
+        #[command(flatten)]
+        filter: FilterArgs,
     },
     /// Send notifications to a Discord webhook; its URL (a secret) is read from standard input.
     Discord {
@@ -273,6 +276,8 @@ enum ChannelCommand {
         /// Read the webhook URL from standard input (required: it never goes on a command line).
         #[arg(long, required = true)]
         webhook_url_stdin: bool,
+        #[command(flatten)]
+        filter: FilterArgs,
     },
     /// Send notifications to a generic webhook; its target (the URL, then optionally a space
     /// and the signing secret) is read from standard input.
@@ -281,6 +286,8 @@ enum ChannelCommand {
         /// Read the target from standard input (required: it may hold a secret).
         #[arg(long, required = true)]
         target_stdin: bool,
+        #[command(flatten)]
+        filter: FilterArgs,
     },
     /// Send notifications to an ntfy topic; its URL (https://tk_token@ntfy.example/topic
     /// with an access token) is read from standard input.
@@ -289,6 +296,8 @@ enum ChannelCommand {
         /// Read the topic URL from standard input (required: it may hold a token).
         #[arg(long, required = true)]
         target_stdin: bool,
+        #[command(flatten)]
+        filter: FilterArgs,
     },
     /// Send notifications to a Slack incoming webhook; its URL (a secret) is read from
     /// standard input.
@@ -297,6 +306,8 @@ enum ChannelCommand {
         /// Read the webhook URL from standard input (required: it never goes on a command line).
         #[arg(long, required = true)]
         webhook_url_stdin: bool,
+        #[command(flatten)]
+        filter: FilterArgs,
     },
     /// Send notifications to a Telegram chat through a bot; its token (a secret) is read from
     /// standard input.
@@ -311,6 +322,8 @@ enum ChannelCommand {
         /// The Bot API server (a self-hosted one needs --allow-private-targets).
         #[arg(long, default_value = monitor_channels::telegram::DEFAULT_API_URL)]
         api_url: String,
+        #[command(flatten)]
+        filter: FilterArgs,
     },
     /// Publish to an MQTT broker for Home Assistant (discovery, problem sensors per device);
     /// its password (a secret) is read from standard input with --password-stdin.
@@ -333,11 +346,49 @@ enum ChannelCommand {
         /// Where states and availability go: <topic-prefix>/<device>/...
         #[arg(long, default_value = "monitor-server")]
         topic_prefix: String,
+        #[command(flatten)]
+        filter: FilterArgs,
     },
-    /// List the channels (webhook URLs and passwords redacted).
+    /// List the channels (webhook URLs and passwords redacted) and their filters.
     List,
     /// Remove a channel by id.
     Remove { id: String },
+    /// Replace a channel's filter (by id); flags left out take every alert.
+    Filter {
+        id: String,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+}
+
+/// Which alerts a new channel takes; by default every alert of every device.
+#[derive(Args)]
+struct FilterArgs {
+    /// OK (every alert) or CRITICAL (CRITICALs only, no "resolved").
+    #[arg(long, value_name = "LEVEL")]
+    min_level: Option<String>,
+    /// Only these subjects, comma-separated: <subject type> or <subject type> <subject name>
+    /// ("systemd nginx,log app"; "monitor heartbeat" is the device-silent alert).
+    #[arg(long, value_name = "LIST")]
+    checks: Option<String>,
+    /// Only these devices, comma-separated names; * and ? are wildcards ("pi-*,gw-1").
+    #[arg(long, value_name = "LIST")]
+    devices: Option<String>,
+}
+
+impl FilterArgs {
+    fn filter(&self) -> anyhow::Result<ChannelFilter> {
+        ChannelFilter::from_text(
+            self.min_level.as_deref(),
+            self.checks.as_deref().unwrap_or_default(),
+            self.devices.as_deref().unwrap_or_default(),
+        )
+        // The fields as the flags spell them.
+        .map_err(|message| match message.strip_prefix("min_level: ") {
+            Some(rest) => anyhow::anyhow!("--min-level: {rest}"),
+            None => anyhow::anyhow!("--{message}"),
+        })
+    }
 }
 
 #[derive(Args)]
@@ -927,31 +978,47 @@ async fn enrollment_command(fleet: &Fleet, command: EnrollmentCommand) -> anyhow
 }
 
 async fn channel_command(fleet: &Fleet, command: ChannelCommand) -> anyhow::Result<()> {
-    let (kind, name, target) = match command {
-        ChannelCommand::Email { address, name } => {
+    // The filter is checked first: a mistake there costs no secret typed in again.
+    let (kind, name, target, filter) = match command {
+        ChannelCommand::Email {
+            address,
+            name,
+            filter,
+        } => {
+            let filter = filter.filter()?;
             let name = name.unwrap_or_else(|| address.clone());
-            ("email", name, address)
+            ("email", name, address, filter)
         }
-        ChannelCommand::Discord { name, .. } => {
+        ChannelCommand::Discord { name, filter, .. } => {
+            let filter = filter.filter()?;
             let url = read_stdin_line("webhook URL")?;
-            ("discord", name, url)
+            ("discord", name, url, filter)
         }
-        ChannelCommand::Webhook { name, .. } => ("webhook", name, read_stdin_line("target")?),
-        ChannelCommand::Ntfy { name, .. } => ("ntfy", name, read_stdin_line("topic URL")?),
-        ChannelCommand::Slack { name, .. } => {
+        ChannelCommand::Webhook { name, filter, .. } => {
+            let filter = filter.filter()?;
+            ("webhook", name, read_stdin_line("target")?, filter)
+        }
+        ChannelCommand::Ntfy { name, filter, .. } => {
+            let filter = filter.filter()?;
+            ("ntfy", name, read_stdin_line("topic URL")?, filter)
+        }
+        ChannelCommand::Slack { name, filter, .. } => {
+            let filter = filter.filter()?;
             let url = read_stdin_line("webhook URL")?;
-            ("slack", name, url)
+            ("slack", name, url, filter)
         }
         ChannelCommand::Telegram {
             name,
             chat_id,
             api_url,
+            filter,
             ..
         } => {
             use monitor_channels::telegram::{BotToken, ChatId, TelegramConfig};
+            let filter = filter.filter()?;
             let token = BotToken::parse(&read_stdin_line("bot token")?)?;
             let config = TelegramConfig::new(&api_url, token, ChatId::parse(&chat_id)?)?;
-            ("telegram", name, config.target())
+            ("telegram", name, config.target(), filter)
         }
         ChannelCommand::Mqtt {
             name,
@@ -961,7 +1028,9 @@ async fn channel_command(fleet: &Fleet, command: ChannelCommand) -> anyhow::Resu
             ca_file,
             discovery_prefix,
             topic_prefix,
+            filter,
         } => {
+            let filter = filter.filter()?;
             let password = password_stdin
                 .then(|| read_stdin_line("password"))
                 .transpose()?;
@@ -973,19 +1042,24 @@ async fn channel_command(fleet: &Fleet, command: ChannelCommand) -> anyhow::Resu
                 &discovery_prefix,
                 &topic_prefix,
             )?;
-            ("mqtt", name, target)
+            ("mqtt", name, target, filter)
         }
         ChannelCommand::List => {
             let mut out = std::io::stdout().lock();
-            writeln!(out, "{:<36} {:<8} {:<20} TARGET", "ID", "KIND", "NAME")?;
+            writeln!(
+                out,
+                "{:<36} {:<8} {:<20} {:<10} TARGET",
+                "ID", "KIND", "NAME", "FILTER"
+            )?;
             for channel in fleet.channels().await.map_err(cli_error)? {
                 let target = channel.shown_target();
                 writeln!(
                     out,
-                    "{:<36} {:<8} {:<20} {target}",
+                    "{:<36} {:<8} {:<20} {:<10} {target}",
                     channel.id,
                     channel.kind.as_str(),
-                    channel.name
+                    channel.name,
+                    channel.filter.to_string()
                 )?;
             }
             return Ok(());
@@ -993,9 +1067,17 @@ async fn channel_command(fleet: &Fleet, command: ChannelCommand) -> anyhow::Resu
         ChannelCommand::Remove { id } => {
             return fleet.remove_channel(&id).await.map_err(cli_error);
         }
+        ChannelCommand::Filter { id, filter } => {
+            let channel = fleet
+                .set_channel_filter(&id, &filter.filter()?)
+                .await
+                .map_err(cli_error)?;
+            eprintln!("channel {}: {}", channel.name, channel.filter);
+            return Ok(());
+        }
     };
     let channel = fleet
-        .add_channel(kind, &name, &target)
+        .add_channel(kind, &name, &target, &filter)
         .await
         .map_err(cli_error)?;
     eprintln!("added {} channel {}", channel.kind.as_str(), channel.name);

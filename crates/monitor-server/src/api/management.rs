@@ -20,6 +20,7 @@ use super::error::{plain_text, with_total, ApiError};
 use super::login_guard::ClientAddress;
 use super::state::AppState;
 use crate::fleet::{parse_status, DeviceHealth};
+use crate::notify::ChannelFilter;
 use crate::storage::{AlertQuery, Channel, Device, LatestQuery, SilentAfter, StoredAlert};
 
 pub(super) fn routes() -> Router<AppState> {
@@ -48,6 +49,10 @@ pub(super) fn routes() -> Router<AppState> {
         .route(
             &format!("{settings}/channels/{{id}}"),
             delete(remove_channel),
+        )
+        .route(
+            &format!("{settings}/channels/{{id}}/filter"),
+            put(set_channel_filter),
         )
         .route(&format!("{settings}/mute"), put(set_global_mute))
         .route(
@@ -422,6 +427,9 @@ fn shown_channel(channel: &Channel) -> serde_json::Value {
         "kind": channel.kind.as_str(),
         "name": channel.name,
         "target": channel.shown_target(),
+        "min_level": channel.filter.min_level().as_str(),
+        "checks": channel.filter.checks(),
+        "devices": channel.filter.devices(),
     })
 }
 
@@ -441,20 +449,67 @@ struct NewChannel {
     name: String,
     /// An email address, or a Discord webhook URL.
     target: String,
+    /// `OK` (default: every alert) or `CRITICAL` (CRITICALs only).
+    #[serde(default)]
+    min_level: Option<String>,
+    /// Only these subjects: `<subject type>` or `<subject type> <subject name>`; default all.
+    #[serde(default)]
+    checks: Vec<String>,
+    /// Only these devices: names, `*` and `?` as wildcards; default all.
+    #[serde(default)]
+    devices: Vec<String>,
 }
 
-/// `POST …/settings/channels` with `{"kind": "email" | "discord" | "webhook" | "ntfy" | "slack" | "telegram" | "mqtt", "name", "target"}`.
+/// `POST …/settings/channels` with `{"kind": "email" | "discord" | "webhook" | "ntfy" | "slack" | "telegram" | "mqtt", "name", "target"}`
+/// and optionally its filter, `"min_level"`, `"checks"` and `"devices"` (see
+/// [`ChannelFilter`]).
 async fn add_channel(
     State(state): State<AppState>,
     _user: AuthenticatedUser,
     request: Result<Json<NewChannel>, JsonRejection>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let request = body(request)?;
+    let filter = ChannelFilter::new(
+        request.min_level.as_deref(),
+        &request.checks,
+        &request.devices,
+    )
+    .map_err(ApiError::BadRequest)?;
     let channel = state
         .fleet
-        .add_channel(&request.kind, &request.name, &request.target)
+        .add_channel(&request.kind, &request.name, &request.target, &filter)
         .await?;
     Ok((StatusCode::CREATED, Json(shown_channel(&channel))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChannelFilterFields {
+    #[serde(default)]
+    min_level: Option<String>,
+    #[serde(default)]
+    checks: Vec<String>,
+    #[serde(default)]
+    devices: Vec<String>,
+}
+
+/// `PUT …/settings/channels/{id}/filter` with `{"min_level", "checks", "devices"}` (each
+/// optional, left out: every alert); answers the channel as listed.
+async fn set_channel_filter(
+    State(state): State<AppState>,
+    _user: AuthenticatedUser,
+    Path(id): Path<String>,
+    request: Result<Json<ChannelFilterFields>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let request = body(request)?;
+    let filter = ChannelFilter::new(
+        request.min_level.as_deref(),
+        &request.checks,
+        &request.devices,
+    )
+    .map_err(ApiError::BadRequest)?;
+    let channel = state.fleet.set_channel_filter(&id, &filter).await?;
+    Ok(Json(shown_channel(&channel)))
 }
 
 /// `DELETE …/settings/channels/{id}`.
@@ -464,5 +519,7 @@ async fn remove_channel(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     state.fleet.remove_channel(&id).await?;
+    // The notifier lets go of what it kept for the channel (an MQTT connection) now.
+    state.notifier_wake.notify_one();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -21,7 +21,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// State changes of one device go out at most once per interval and channel.
     pub notify_interval: Duration,
-    /// Wakes this replica's notifier when alerts were queued for notification.
+    /// Wakes this replica's notifier when alerts were queued for notification or a
+    /// channel removed.
     pub notifier_wake: Arc<Notify>,
     /// Wakes this replica's silence watcher when a device's deadline moved earlier or came
     /// back (a new heartbeat interval, a device heard again, its `silent_after` changed).

@@ -13,7 +13,8 @@ use serde::Deserialize;
 use super::page::{render, MuteForm, PageError};
 use super::session::{current_session, DashboardUser};
 use crate::api::AppState;
-use crate::notify::ChannelKind;
+use crate::fleet::FleetError;
+use crate::notify::{ChannelFilter, ChannelKind};
 
 fn shown_time(at: Option<SystemTime>) -> String {
     at.map_or_else(
@@ -57,6 +58,7 @@ pub(super) async fn settings_page(
                         td { (channel.kind.as_str()) }
                         td { (channel.name) }
                         td { (channel.shown_target()) }
+                        td.filter { (channel.filter) }
                         td { form.inline method="post" action={ "/ui/settings/channels/" (channel.id) "/remove" } {
                             button type="submit" { "Remove" }
                         } }
@@ -71,6 +73,12 @@ pub(super) async fn settings_page(
                 input type="hidden" name="kind" value=(kind.as_str());
                 label { (form.target_label) input type=(form.target_input) name="target" required autocomplete=[(form.target_input == "password").then_some("off")]; }
                 label { "Name" input type="text" name="name" placeholder=(form.name_placeholder); }
+                label { "Least level" select name="min_level" {
+                    option value="OK" selected { "OK: every alert" }
+                    option value="CRITICAL" { "CRITICAL only (no resolved)" }
+                } }
+                label { "Only these checks (comma-separated, empty for all)" input type="text" name="checks" placeholder="systemd nginx, log app"; }
+                label { "Only these devices (comma-separated, * and ? as wildcards, empty for all)" input type="text" name="devices" placeholder="pi-*"; }
                 button type="submit" { "Add" }
             }
         }
@@ -137,6 +145,14 @@ pub(super) struct ChannelFields {
     target: String,
     #[serde(default)]
     name: String,
+    #[serde(default)]
+    min_level: String,
+    /// Comma-separated.
+    #[serde(default)]
+    checks: String,
+    /// Comma-separated.
+    #[serde(default)]
+    devices: String,
 }
 
 /// Adds a channel; without a name, the kind's default (an address is its own name).
@@ -152,9 +168,11 @@ pub(super) async fn add_channel(
         ),
         name => name.to_owned(),
     };
+    let filter = ChannelFilter::from_text(Some(&form.min_level), &form.checks, &form.devices)
+        .map_err(FleetError::Invalid)?;
     state
         .fleet
-        .add_channel(&form.kind, &name, &form.target)
+        .add_channel(&form.kind, &name, &form.target, &filter)
         .await?;
     Ok(Redirect::to("/ui/settings").into_response())
 }
@@ -165,6 +183,8 @@ pub(super) async fn remove_channel(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     state.fleet.remove_channel(&id).await?;
+    // The notifier lets go of what it kept for the channel (an MQTT connection) now.
+    state.notifier_wake.notify_one();
     Ok(Redirect::to("/ui/settings").into_response())
 }
 

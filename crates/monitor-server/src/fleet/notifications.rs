@@ -2,7 +2,7 @@
 
 use super::error::{Entity, FleetError};
 use super::service::Fleet;
-use crate::notify::{ChannelKind, TargetPolicy};
+use crate::notify::{ChannelFilter, ChannelKind, TargetPolicy};
 use crate::storage::Channel;
 
 impl Fleet {
@@ -25,6 +25,7 @@ impl Fleet {
         kind: &str,
         name: &str,
         target: &str,
+        filter: &ChannelFilter,
     ) -> Result<Channel, FleetError> {
         let kind: ChannelKind = kind.parse().map_err(FleetError::Invalid)?;
         let target = target.trim();
@@ -34,7 +35,19 @@ impl Fleet {
         if name.is_empty() {
             return Err(FleetError::Invalid("name: give the channel a name".into()));
         }
-        Ok(self.store.add_channel(kind, name, target).await?)
+        Ok(self.store.add_channel(kind, name, target, filter).await?)
+    }
+
+    /// Replaces a channel's filter; alerts already waiting for it are still sent.
+    pub async fn set_channel_filter(
+        &self,
+        id: &str,
+        filter: &ChannelFilter,
+    ) -> Result<Channel, FleetError> {
+        self.store
+            .set_channel_filter(id, filter)
+            .await?
+            .ok_or_else(|| FleetError::not_found(Entity::Channel, id))
     }
 
     /// Removes a channel and what waits for it.

@@ -5,7 +5,7 @@
 //! The alerts are Mender's wire alerts, which name no check: they go out as alerts of no
 //! known check, and the embed shows their subject instead.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use monitor_destination::{Destination, OutgoingAlert, Verdict};
 use monitor_discord::{DiscordClient, DiscordDestination, GlobalPause, WebhookConfig, WebhookUrl};
@@ -96,6 +96,11 @@ struct DiscordSender {
 }
 
 impl ChannelSender for DiscordSender {
+    fn keep_only(&mut self, channels: &HashSet<&str>) {
+        self.destinations
+            .retain(|channel_id, _| channels.contains(channel_id.as_str()));
+    }
+
     fn send<'a>(
         &'a mut self,
         message: &'a Outgoing<'a>,

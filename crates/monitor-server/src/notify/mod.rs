@@ -18,6 +18,7 @@
 mod chat;
 mod discord;
 mod email;
+mod filter;
 mod mqtt;
 pub mod notifier;
 mod ntfy;
@@ -28,6 +29,7 @@ mod webhook;
 
 use std::str::FromStr;
 
+pub use filter::{ChannelFilter, MinLevel};
 use sender::{ChannelForm, ChannelKindSpec, NewSender, SenderSettings};
 
 /// Where the HTTP channels (Discord, webhook, ntfy, Slack, Telegram) may send; email goes

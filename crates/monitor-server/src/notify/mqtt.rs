@@ -12,7 +12,7 @@
 //! Assistant's (default `homeassistant`), `ca_file` an absolute path on the server to the
 //! PEM CA of an `mqtts` broker. It is shown with the password as `***`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -202,6 +202,13 @@ struct MqttSender {
 }
 
 impl ChannelSender for MqttSender {
+    /// Closes the connection of a removed channel: the broker publishes its last will, so
+    /// Home Assistant shows that channel's sensors unavailable rather than stale.
+    fn keep_only(&mut self, channels: &HashSet<&str>) {
+        self.destinations
+            .retain(|channel_id, _| channels.contains(channel_id.as_str()));
+    }
+
     fn send<'a>(
         &'a mut self,
         message: &'a Outgoing<'a>,

@@ -1,6 +1,6 @@
 //! [`Notifier`]: sends what the outbox holds, through one sender per channel kind.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -67,6 +67,7 @@ impl Notifier {
         let kinds = self.kinds();
         self.open_channels().await;
         loop {
+            self.forget_removed_channels().await;
             let pause = match self.send_due(&kinds, &shutdown).await {
                 Ok(()) => match self.store.next_notification_due(&kinds).await {
                     Ok(next) => until(next).min(SWEEP),
@@ -104,6 +105,23 @@ impl Notifier {
             if let Some(sender) = self.senders.get_mut(&channel.kind) {
                 sender.open(channel);
             }
+        }
+    }
+
+    /// Lets each sender drop what it keeps for channels removed meanwhile (see
+    /// [`ChannelSender::keep_only`]): at once for a removal through this replica's API
+    /// (which wakes the notifier), within [`SWEEP`] for one made elsewhere.
+    async fn forget_removed_channels(&mut self) {
+        let channels = match self.store.channels().await {
+            Ok(channels) => channels,
+            Err(error) => {
+                tracing::warn!("notifications: cannot list the channels: {error}");
+                return;
+            }
+        };
+        let ids: HashSet<&str> = channels.iter().map(|channel| channel.id.as_str()).collect();
+        for sender in self.senders.values_mut() {
+            sender.keep_only(&ids);
         }
     }
 

@@ -2,6 +2,7 @@
 //! target is checked and shown, its form in the dashboard, how to make its sender), and the
 //! [`Outgoing`] message its [`ChannelSender`] sends.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -74,6 +75,12 @@ pub trait ChannelSender: Send {
     /// a kind that keeps a connection (MQTT, whose availability is the server's) opens it
     /// now rather than with the channel's first message.
     fn open(&mut self, _channel: &Channel) {}
+
+    /// Called with the channels that exist now, after a wake-up or a sweep: a kind that
+    /// keeps something per channel (a connection, a rate limit) drops what it keeps for the
+    /// others, removed meanwhile. An MQTT connection so closed makes the broker publish the
+    /// server's last will for that channel.
+    fn keep_only(&mut self, _channels: &HashSet<&str>) {}
 }
 
 /// What a failed send means for the notification.

@@ -180,6 +180,17 @@ ALTER TABLE devices ADD COLUMN silent_after BIGINT;
 ALTER TABLE devices ADD COLUMN silent_at BIGINT;
 "#,
     },
+    Migration {
+        version: 8,
+        description: "a channel's filter: min_level, checks and devices",
+        // `checks` and `devices`: JSON arrays of strings. The defaults take every alert of
+        // every device, as channels did before.
+        sql: r#"
+ALTER TABLE channels ADD COLUMN min_level TEXT NOT NULL DEFAULT 'OK';
+ALTER TABLE channels ADD COLUMN checks TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE channels ADD COLUMN devices TEXT NOT NULL DEFAULT '[]';
+"#,
+    },
 ];
 
 /// Brings the schema up to date; returns the version it is at.

@@ -18,7 +18,7 @@ use super::settings::GLOBAL_MUTE;
 use super::sql::{from_millis, now_millis, to_millis, Engine, StorageError};
 use super::store::Store;
 use crate::credentials::new_id;
-use crate::notify::ChannelKind;
+use crate::notify::{ChannelFilter, ChannelKind};
 
 /// A notification channel. `target` (an address, a webhook URL) may be a secret.
 #[derive(Clone, PartialEq, Eq)]
@@ -27,7 +27,12 @@ pub struct Channel {
     pub kind: ChannelKind,
     pub name: String,
     pub target: String,
+    /// Which alerts it takes (applied when they are queued).
+    pub filter: ChannelFilter,
 }
+
+/// The columns [`channel_from_row`] reads.
+const CHANNEL_COLUMNS: &str = "id, kind, name, target, min_level, checks, devices";
 
 impl Channel {
     /// The target as it may be shown: an address as it is, a webhook URL (a secret)
@@ -44,6 +49,7 @@ impl std::fmt::Debug for Channel {
             .field("kind", &self.kind)
             .field("name", &self.name)
             .field("target", &"<redacted>")
+            .field("filter", &self.filter)
             .finish()
     }
 }
@@ -61,48 +67,74 @@ pub struct ClaimedNotification {
     pub attempts: u32,
 }
 
-/// The channels a new alert of `device_id` goes to: none while the device or everything is
-/// muted, and none of a kind that is muted.
+/// A channel a device's alerts may go to, with its filter.
+pub(super) struct NotificationTarget {
+    pub channel_id: String,
+    pub filter: ChannelFilter,
+}
+
+/// The channels a new alert of `device_id` may go to (each as its filter lets it), and the
+/// device's name for those filters: none while the device or everything is muted, and none
+/// of a kind that is muted.
 pub(super) async fn notification_targets(
     transaction: &mut Transaction<'_, Any>,
     device_id: &str,
-) -> Result<Vec<String>, StorageError> {
+) -> Result<(String, Vec<NotificationTarget>), StorageError> {
     let muted = sqlx::query(
-        "SELECT d.muted, (SELECT s.value FROM settings s WHERE s.key = $2) AS global_mute \
+        "SELECT d.name, d.muted, (SELECT s.value FROM settings s WHERE s.key = $2) AS global_mute \
          FROM devices d WHERE d.id = $1",
     )
     .bind(device_id)
     .bind(GLOBAL_MUTE)
     .fetch_one(&mut **transaction)
     .await?;
+    let device_name: String = muted.try_get("name")?;
     if muted.try_get::<i64, _>("muted")? != 0
         || muted
             .try_get::<Option<String>, _>("global_mute")?
             .as_deref()
             == Some("true")
     {
-        return Ok(Vec::new());
+        return Ok((device_name, Vec::new()));
     }
     // A kind muted tenant-wide (`notifications.<kind>.muted`) leaves its channels out.
-    let rows = sqlx::query(
-        "SELECT c.id FROM channels c WHERE NOT EXISTS (SELECT 1 FROM settings s \
+    let rows = sqlx::query(&format!(
+        "SELECT {CHANNEL_COLUMNS} FROM channels c WHERE NOT EXISTS (SELECT 1 FROM settings s \
          WHERE s.key = 'notifications.' || c.kind || '.muted' AND s.value = 'true') \
-         ORDER BY c.id",
-    )
+         ORDER BY c.id"
+    ))
     .fetch_all(&mut **transaction)
     .await?;
-    rows.iter()
-        .map(|row| row.try_get("id").map_err(StorageError::from))
-        .collect()
+    let targets = rows
+        .iter()
+        .map(|row| {
+            let channel = channel_from_row(row)?;
+            Ok(NotificationTarget {
+                channel_id: channel.id,
+                filter: channel.filter,
+            })
+        })
+        .collect::<Result<_, StorageError>>()?;
+    Ok((device_name, targets))
 }
 
 fn channel_from_row(row: &AnyRow) -> Result<Channel, StorageError> {
     let kind: String = row.try_get("kind")?;
+    let id: String = row.try_get("id")?;
+    let list = |column: &str| -> Result<Vec<String>, StorageError> {
+        let text: String = row.try_get(column)?;
+        serde_json::from_str(&text)
+            .map_err(|error| StorageError::Corrupt(format!("channel {id}: {column}: {error}")))
+    };
+    let min_level: String = row.try_get("min_level")?;
+    let filter = ChannelFilter::new(Some(&min_level), &list("checks")?, &list("devices")?)
+        .map_err(|error| StorageError::Corrupt(format!("channel {id}: {error}")))?;
     Ok(Channel {
-        id: row.try_get("id")?,
         kind: kind.parse().map_err(StorageError::Corrupt)?,
         name: row.try_get("name")?,
         target: row.try_get("target")?,
+        filter,
+        id,
     })
 }
 
@@ -188,16 +220,24 @@ impl Store {
         kind: ChannelKind,
         name: &str,
         target: &str,
+        filter: &ChannelFilter,
     ) -> Result<Channel, StorageError> {
         let id = new_id();
+        let list = |entries: &[String]| {
+            serde_json::to_string(entries).map_err(|error| StorageError::Corrupt(error.to_string()))
+        };
         sqlx::query(
-            "INSERT INTO channels (id, kind, name, target, created_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO channels (id, kind, name, target, created_at, min_level, checks, devices) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&id)
         .bind(kind.as_str())
         .bind(name)
         .bind(target)
         .bind(now_millis())
+        .bind(filter.min_level().as_str())
+        .bind(list(filter.checks())?)
+        .bind(list(filter.devices())?)
         .execute(&self.pool)
         .await
         .map_err(|error| {
@@ -210,14 +250,39 @@ impl Store {
             kind,
             name: name.to_owned(),
             target: target.to_owned(),
+            filter: filter.clone(),
         })
     }
 
     pub async fn channels(&self) -> Result<Vec<Channel>, StorageError> {
-        let rows = sqlx::query("SELECT id, kind, name, target FROM channels ORDER BY kind, name")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {CHANNEL_COLUMNS} FROM channels ORDER BY kind, name"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(channel_from_row).collect()
+    }
+
+    /// Replaces a channel's filter (alerts queued already stay); the channel, if it exists.
+    pub async fn set_channel_filter(
+        &self,
+        id: &str,
+        filter: &ChannelFilter,
+    ) -> Result<Option<Channel>, StorageError> {
+        let list = |entries: &[String]| {
+            serde_json::to_string(entries).map_err(|error| StorageError::Corrupt(error.to_string()))
+        };
+        let row = sqlx::query(&format!(
+            "UPDATE channels SET min_level = $1, checks = $2, devices = $3 WHERE id = $4 \
+             RETURNING {CHANNEL_COLUMNS}"
+        ))
+        .bind(filter.min_level().as_str())
+        .bind(list(filter.checks())?)
+        .bind(list(filter.devices())?)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(channel_from_row).transpose()
     }
 
     /// Removes a channel and what waits for it; returns whether it existed.
@@ -261,10 +326,12 @@ impl Store {
         let device_id: String = row.try_get("device_id")?;
         let channel_id: String = row.try_get("channel_id")?;
         let attempts: i64 = row.try_get("attempts")?;
-        let channel = sqlx::query("SELECT id, kind, name, target FROM channels WHERE id = $1")
-            .bind(&channel_id)
-            .fetch_one(&self.pool)
-            .await?;
+        let channel = sqlx::query(&format!(
+            "SELECT {CHANNEL_COLUMNS} FROM channels WHERE id = $1"
+        ))
+        .bind(&channel_id)
+        .fetch_one(&self.pool)
+        .await?;
         let device_name: String = sqlx::query("SELECT name FROM devices WHERE id = $1")
             .bind(&device_id)
             .fetch_one(&self.pool)

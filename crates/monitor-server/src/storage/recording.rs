@@ -65,7 +65,7 @@ impl Store {
         received: i64,
         notify_interval: Duration,
     ) -> Result<RecordedAlerts, StorageError> {
-        let channels = notification_targets(transaction, device_id).await?;
+        let (device_name, channels) = notification_targets(transaction, device_id).await?;
         let mut recorded = RecordedAlerts::default();
         for alert in alerts {
             let details = serde_json::to_string(&alert.subject.details)
@@ -124,11 +124,14 @@ impl Store {
             .execute(&mut **transaction)
             .await?;
             if changes_state {
-                for channel in &channels {
+                for channel in channels
+                    .iter()
+                    .filter(|channel| channel.filter.wants(&device_name, alert))
+                {
                     self.queue_notification(
                         transaction,
                         device_id,
-                        channel,
+                        &channel.channel_id,
                         id,
                         received,
                         notify_interval,

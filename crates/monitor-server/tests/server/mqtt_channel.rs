@@ -195,6 +195,47 @@ async fn a_devices_alerts_become_home_assistant_sensors_through_a_broker_that_go
         Some(&"online"),
         "after the will: {availability:?}"
     );
+
+    // Removed through the API, the `home` channel closes its connection: the broker
+    // publishes its last will; `home-tls` stays online.
+    let client = crate::api::client();
+    let token =
+        crate::api::login(&client, &again.url, crate::api::EMAIL, crate::api::PASSWORD).await;
+    let channels: Value = client
+        .get(format!(
+            "{}/api/management/v1/devicemonitor/settings/channels",
+            again.url
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let home = channels
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|channel| channel["name"] == "home")
+        .unwrap_or_else(|| panic!("no home in {channels}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut removal = broker.watch("+/availability");
+    let removed = client
+        .delete(format!(
+            "{}/api/management/v1/devicemonitor/settings/channels/{home}",
+            again.url
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 204);
+    removal.expect_payload(AVAILABILITY, "offline");
+    let mut tls_availability = broker.watch("home/tls/availability");
+    tls_availability.expect_payload("home/tls/availability", "online");
     let log = again.log();
     assert!(!log.contains(PASSWORD), "{log}");
 }

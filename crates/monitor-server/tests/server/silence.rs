@@ -236,3 +236,43 @@ async fn two_replicas_raise_a_silence_once() {
         .sum::<usize>();
     assert_eq!(raised, 1, "{}\n{}", first.log(), second.log());
 }
+
+on_both_engines! {
+    /// "Device <name> silent" goes through a channel's filter like the device's own alerts:
+    /// `--devices pi-2` leaves pi-1's silence out, `--checks "monitor heartbeat"` takes it.
+    /// pi-2's silence, which passes both, comes after pi-1's and shows nothing else came.
+    async fn silence_goes_through_the_channels_filters(database) {
+        let sink = tokio::task::spawn_blocking(SmtpSink::start).await.unwrap();
+        let (_directory, config) = config_file("notify_interval: 1s\n");
+        let fixture = Fixture::start_with(
+            database,
+            &["--config", &config, "--smtp-url", &sink.url(), "--silent-after", "2"],
+        )
+        .await;
+        fixture.database.admin_ok(binary(), &["channel", "email", "pi-2@example.com", "--devices", "pi-2"], None);
+        fixture.database.admin_ok(
+            binary(),
+            &["channel", "email", "heartbeats@example.com", "--checks", "monitor heartbeat", "--min-level", "CRITICAL"],
+            None,
+        );
+        let second_token = fixture.database.admin_ok(binary(), &["device", "add", "pi-2"], None);
+
+        heartbeat(&fixture, &fixture.device_token, 1).await;
+        let (mail, sink) = next_mail(sink).await;
+        assert_eq!(subject(&mail), "CRITICAL: Monitor Alert for Device pi-1 silent on pi-1");
+        assert_eq!(mail.to, ["heartbeats@example.com"]);
+
+        heartbeat(&fixture, &second_token, 1).await;
+        let (first, sink) = next_mail(sink).await;
+        let (second, _sink) = next_mail(sink).await;
+        let mut to: Vec<String> = [first, second]
+            .iter()
+            .map(|mail| {
+                assert_eq!(subject(mail), "CRITICAL: Monitor Alert for Device pi-2 silent on pi-2");
+                mail.to.join(",")
+            })
+            .collect();
+        to.sort();
+        assert_eq!(to, ["heartbeats@example.com", "pi-2@example.com"]);
+    }
+}
