@@ -39,12 +39,13 @@ Method:
   `@tail -F -n0` checks, then the same with `; :` after each command, which keeps `sh -c`
   waiting as tail's parent (the agent's shape before issue 20, when every command was
   run that way): the processes below monitord, by name, and the sum of their PSS and RSS,
-  once every `tail` runs (and 1 s more).
+  once every `tail` runs (and 1 s more). --before DIR adds the 10 checks as written run
+  by an older build (its monitord and monitorctl in DIR).
 Targets of the benchmark issue: idle CPU ~ 0 with no periodic wake-ups; RSS under 10 MiB
 with 50 checks. The per-thread wake-ups are in the JSON, to find what wakes up.
 
 Usage: bench/footprint.py [--idle-seconds 60] [--load-seconds 30] [--load-rate 10000] [--starts 5] [--no-build]
-                          [--commands-only]
+                          [--commands-only [--before DIR]]
 Prints a table; writes bench/results/footprint.json.
 """
 
@@ -289,11 +290,16 @@ COMMAND_SHAPES = (("sh execs tail", "@tail -F -n0 {log}"),
                   ("sh stays the parent (`; :`)", "@tail -F -n0 {log}; :"))
 
 
-def command_processes(monitord, monitorctl, work):
+def command_processes(monitord, monitorctl, work, before=None):
     """For each of COMMAND_SHAPES, an agent with only the 10 command checks: the processes
-    below it, by name, and their memory."""
+    below it, by name, and their memory. With `before` (a folder holding an older build's
+    monitord and monitorctl), the first shape once more with that build."""
     shapes = []
-    for index, (label, template) in enumerate(COMMAND_SHAPES):
+    runs = [(label, template, monitord, monitorctl) for label, template in COMMAND_SHAPES]
+    if before:
+        runs.append((f"as written, {before}", COMMAND_SHAPES[0][1], str(Path(before) / "monitord"),
+                     str(Path(before) / "monitorctl")))
+    for index, (label, template, monitord, monitorctl) in enumerate(runs):
         sandbox = work / f"commands-{index}"
         for folder in ("config", "state", "run"):
             (sandbox / folder).mkdir(parents=True)
@@ -337,10 +343,10 @@ def process_names(pids):
 
 def report_command_processes(shapes):
     print(f"{COMMANDS} `@tail -F` checks alone: the processes below monitord")
-    print(f"{'shape':34} {'processes':>9}  {'by name':18} {'PSS MiB':>8} {'RSS MiB':>8} {'monitord PSS MiB':>17}")
+    print(f"{'shape':44} {'processes':>9}  {'by name':18} {'PSS MiB':>8} {'RSS MiB':>8} {'monitord PSS MiB':>17}")
     for shape in shapes:
         by_name = ", ".join(f"{count} {name}" for name, count in sorted(shape["by_name"].items()))
-        print(f"{shape['shape']:34} {shape['processes']:>9}  {by_name:18} {shape['pss_kib'] / 1024:>8.2f} "
+        print(f"{shape['shape']:44} {shape['processes']:>9}  {by_name:18} {shape['pss_kib'] / 1024:>8.2f} "
               f"{shape['rss_kib'] / 1024:>8.1f} {shape['monitord_pss_kib'] / 1024:>17.2f}")
 
 
@@ -386,6 +392,8 @@ def main():
     parser.add_argument("--no-build", action="store_true", help="use the release binaries as they are")
     parser.add_argument("--commands-only", action="store_true",
                         help="only the processes of 10 `@tail -F` checks, in both shapes")
+    parser.add_argument("--before", metavar="DIR",
+                        help="with --commands-only: also an older build's monitord and monitorctl in DIR")
     parser.add_argument("--writer", metavar="DIR", help=argparse.SUPPRESS)  # internal: be the writer process
     arguments = parser.parse_args()
     if arguments.writer:
@@ -402,7 +410,7 @@ def main():
                "load_seconds": arguments.load_seconds, "load_rate": arguments.load_rate}
     if arguments.commands_only:
         try:
-            shapes = command_processes(monitord, monitorctl, work)
+            shapes = command_processes(monitord, monitorctl, work, arguments.before)
         finally:
             shutil.rmtree(work, ignore_errors=True)
         report_command_processes(shapes)
