@@ -40,7 +40,9 @@ Method:
   waiting as tail's parent (the agent's shape before issue 20, when every command was
   run that way): the processes below monitord, by name, and the sum of their PSS and RSS,
   once every `tail` runs (and 1 s more). --before DIR adds the 10 checks as written run
-  by an older build (its monitord and monitorctl in DIR).
+  by an older build (its monitord and monitorctl in DIR). And what a start costs (CPU of the
+  children, wall time; 400 starts of `tail --version`): run directly, through
+  `sh -c 'exec …'`, and through `sh -c` alone.
 Targets of the benchmark issue: idle CPU ~ 0 with no periodic wake-ups; RSS under 10 MiB
 with 50 checks. The per-thread wake-ups are in the JSON, to find what wakes up.
 
@@ -329,6 +331,35 @@ def command_processes(monitord, monitorctl, work, before=None):
     return shapes
 
 
+START_WAYS = (("run directly (no shell)", ["tail", "--version"]),
+              ("sh -c 'exec tail …' (now)", ["sh", "-c", "exec tail --version"]),
+              ("sh -c 'tail …' (before)", ["sh", "-c", "tail --version"]))
+
+
+def start_costs(starts=400):
+    """CPU time (user + system of the children) and wall time per start of a short `tail`
+    run in each of START_WAYS: what exec'ing through the shell costs against running the
+    command without one (the cost is paid once per start; the running process is the same)."""
+    costs = []
+    for label, argv in START_WAYS:
+        before = os.times()
+        started = time.monotonic()
+        for _ in range(starts):
+            subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=True)
+        wall = time.monotonic() - started
+        after = os.times()
+        cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+        costs.append({"way": label, "argv": argv, "starts": starts, "cpu_ms_per_start": 1000 * cpu / starts,
+                      "wall_ms_per_start": 1000 * wall / starts})
+    return costs
+
+
+def report_start_costs(costs):
+    print(f"starting a command ({costs[0]['starts']} starts of `tail --version` each): per start")
+    for cost in costs:
+        print(f"  {cost['way']:42} CPU {cost['cpu_ms_per_start']:.2f} ms, wall {cost['wall_ms_per_start']:.2f} ms")
+
+
 def process_names(pids):
     """{command name: how many} over `pids` that still run."""
     names = {}
@@ -413,11 +444,13 @@ def main():
             shapes = command_processes(monitord, monitorctl, work, arguments.before)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+        costs = start_costs()
         report_command_processes(shapes)
+        report_start_costs(costs)
         out = ROOT / "bench/results"
         out.mkdir(parents=True, exist_ok=True)
         (out / "footprint_commands.json").write_text(
-            json.dumps({"machine": machine_info(), "command_shapes": shapes}, indent=2) + "\n")
+            json.dumps({"machine": machine_info(), "command_shapes": shapes, "start_costs": costs}, indent=2) + "\n")
         return
     manager = None
     try:
