@@ -225,11 +225,12 @@ fn skip_double_quoted(bytes: &[u8], mut index: usize) -> Option<usize> {
     None
 }
 
-/// Past a `$` expansion: `$NAME`, `$1`, `$?`, `${NAME}`; `None` for `$(…)`, `$((…))` and
-/// `${…}` with operators (they may hold quotes and operators of their own).
+/// Past a `$` expansion: `$NAME`, `$1`, `$?`, `${NAME}`; `None` for `$(…)`, `$((…))`,
+/// `${…}` with operators (they may hold quotes and operators of their own) and bash's
+/// `$'…'` (where `\'` does not end the quotes).
 fn skip_expansion(bytes: &[u8], dollar: usize) -> Option<usize> {
     match bytes.get(dollar + 1) {
-        Some(b'(') => None,
+        Some(b'(' | b'\'') => None,
         Some(b'{') => {
             let close = bytes[dollar + 2..].iter().position(|&b| b == b'}')?;
             let inside = &bytes[dollar + 2..dollar + 2 + close];
@@ -323,6 +324,7 @@ mod tests {
         unchanged("tail -F \"$(cat name)\"");
         unchanged("tail -F ${NAME:-x;y}");
         unchanged("$TOOL -F x");
+        unchanged(r"tail -F $'a\tb'");
         unchanged("'tail' -F x");
         unchanged("2>/dev/null tail -F x");
         unchanged("cat <<EOF");
