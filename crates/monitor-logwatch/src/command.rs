@@ -1,6 +1,6 @@
 //! Running `@command` sources: one task per distinct command text, each running
-//! `sh -c '<command>'` (`exec`ing a simple command) in its own process group, matching its stdout line by line and
-//! restarting it with capped exponential backoff when it exits.
+//! `sh -c '<command>'` (`exec`ing a simple command) in its own process group, matching its
+//! stdout line by line and restarting it with capped exponential backoff when it exits.
 
 use std::collections::HashMap;
 use std::io;
