@@ -26,7 +26,8 @@ Method:
   wake-ups per second (the sum of voluntary + nonvoluntary context switches over
   /proc/<pid>/task/*/status), VmRSS and VmHWM, PSS (smaps_rollup: shared pages split
   among their users, so that it adds up over processes), open file descriptors
-  (/proc/<pid>/fd), threads. The agent's 10 command children (sh, tail) are reported on their own line;
+  (/proc/<pid>/fd), threads. The agent's 10 command children (one `tail` each: the shell
+  execs a simple command) are reported on their own line;
   monit's `check program` children are short-lived, so only their CPU (cutime + cstime
   of monit, 10 ms ticks) can be counted.
 - Under load: a writer process appends 10k lines/s (--load-rate) spread round-robin over
@@ -34,10 +35,19 @@ Method:
   ERROR, for --load-seconds (default 30; measured after
   1 s of warm-up): CPU %, wake-ups/s, RSS. The writer's own CPU is not counted.
 - Ratios compare monitord with monit measured in the same run.
+- Command processes (also alone, --commands-only): an agent with only the 10
+  `@tail -F -n0` checks, then the same with `; :` after each command, which keeps `sh -c`
+  waiting as tail's parent (the agent's shape before issue 20, when every command was
+  run that way): the processes below monitord, by name, and the sum of their PSS and RSS,
+  once every `tail` runs (and 1 s more). --before DIR adds the 10 checks as written run
+  by an older build (its monitord and monitorctl in DIR). And what a start costs (CPU of the
+  children, wall time; 400 starts of `tail --version`): run directly, through
+  `sh -c 'exec …'`, and through `sh -c` alone.
 Targets of the benchmark issue: idle CPU ~ 0 with no periodic wake-ups; RSS under 10 MiB
 with 50 checks. The per-thread wake-ups are in the JSON, to find what wakes up.
 
 Usage: bench/footprint.py [--idle-seconds 60] [--load-seconds 30] [--load-rate 10000] [--starts 5] [--no-build]
+                          [--commands-only [--before DIR]]
 Prints a table; writes bench/results/footprint.json.
 """
 
@@ -278,6 +288,99 @@ def stop(process):
         process.wait()
 
 
+COMMAND_SHAPES = (("sh execs tail", "@tail -F -n0 {log}"),
+                  ("sh stays the parent (`; :`)", "@tail -F -n0 {log}; :"))
+
+
+def command_processes(monitord, monitorctl, work, before=None):
+    """For each of COMMAND_SHAPES, an agent with only the 10 command checks: the processes
+    below it, by name, and their memory. With `before` (a folder holding an older build's
+    monitord and monitorctl), the first shape once more with that build."""
+    shapes = []
+    runs = [(label, template, monitord, monitorctl) for label, template in COMMAND_SHAPES]
+    if before:
+        runs.append((f"as written, {before}", COMMAND_SHAPES[0][1], str(Path(before) / "monitord"),
+                     str(Path(before) / "monitorctl")))
+    for index, (label, template, monitord, monitorctl) in enumerate(runs):
+        sandbox = work / f"commands-{index}"
+        for folder in ("config", "state", "run"):
+            (sandbox / folder).mkdir(parents=True)
+        env = dict(os.environ, MONITOR_DEFAULT_CHECKS="false", MONITOR_CONFIG_DIR=str(sandbox / "config"),
+                   MONITOR_STATE_DIR=str(sandbox / "state"), MONITOR_RUNTIME_DIR=str(sandbox / "run"),
+                   RUST_LOG="warn")
+        for check in range(COMMANDS):
+            source = template.format(log=work / f"logs/app-{check}.log")
+            for verb in (["create", "log", f"cmd-{check}", "panic", source, "5m"], ["enable", "log", f"cmd-{check}"]):
+                subprocess.run([monitorctl, *verb], env=env, check=True, capture_output=True)
+        agent = subprocess.Popen([monitord], env=env, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 30
+            while process_names(descendants(agent.pid)).get("tail", 0) < COMMANDS:
+                if agent.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"the {COMMANDS} tail commands did not start ({label})")
+                time.sleep(0.05)
+            time.sleep(1)
+            processes = descendants(agent.pid)
+            shapes.append({"shape": label, "command": template, "processes": len(processes),
+                           "by_name": process_names(processes),
+                           "pss_kib": sum(pss_kib(pid) for pid in processes),
+                           "rss_kib": sum(status_field(pid, "VmRSS") for pid in processes),
+                           "monitord_pss_kib": pss_kib(agent.pid)})
+        finally:
+            stop(agent)
+    return shapes
+
+
+START_WAYS = (("run directly (no shell)", ["tail", "--version"]),
+              ("sh -c 'exec tail …' (now)", ["sh", "-c", "exec tail --version"]),
+              ("sh -c 'tail …' (before)", ["sh", "-c", "tail --version"]))
+
+
+def start_costs(starts=400):
+    """CPU time (user + system of the children) and wall time per start of a short `tail`
+    run in each of START_WAYS: what exec'ing through the shell costs against running the
+    command without one (the cost is paid once per start; the running process is the same)."""
+    costs = []
+    for label, argv in START_WAYS:
+        before = os.times()
+        started = time.monotonic()
+        for _ in range(starts):
+            subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=True)
+        wall = time.monotonic() - started
+        after = os.times()
+        cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+        costs.append({"way": label, "argv": argv, "starts": starts, "cpu_ms_per_start": 1000 * cpu / starts,
+                      "wall_ms_per_start": 1000 * wall / starts})
+    return costs
+
+
+def report_start_costs(costs):
+    print(f"starting a command ({costs[0]['starts']} starts of `tail --version` each): per start")
+    for cost in costs:
+        print(f"  {cost['way']:42} CPU {cost['cpu_ms_per_start']:.2f} ms, wall {cost['wall_ms_per_start']:.2f} ms")
+
+
+def process_names(pids):
+    """{command name: how many} over `pids` that still run."""
+    names = {}
+    for pid in pids:
+        try:
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        names[name] = names.get(name, 0) + 1
+    return names
+
+
+def report_command_processes(shapes):
+    print(f"{COMMANDS} `@tail -F` checks alone: the processes below monitord")
+    print(f"{'shape':44} {'processes':>9}  {'by name':18} {'PSS MiB':>8} {'RSS MiB':>8} {'monitord PSS MiB':>17}")
+    for shape in shapes:
+        by_name = ", ".join(f"{count} {name}" for name, count in sorted(shape["by_name"].items()))
+        print(f"{shape['shape']:44} {shape['processes']:>9}  {by_name:18} {shape['pss_kib'] / 1024:>8.2f} "
+              f"{shape['rss_kib'] / 1024:>8.1f} {shape['monitord_pss_kib'] / 1024:>17.2f}")
+
+
 def monit_control_file(work):
     folder = work / "monit"
     folder.mkdir()
@@ -318,6 +421,10 @@ def main():
     parser.add_argument("--starts", type=int, default=5, help="agent starts timed (default 5)")
     parser.add_argument("--settle", type=float, default=5, help="seconds after start before measuring (default 5)")
     parser.add_argument("--no-build", action="store_true", help="use the release binaries as they are")
+    parser.add_argument("--commands-only", action="store_true",
+                        help="only the processes of 10 `@tail -F` checks, in both shapes")
+    parser.add_argument("--before", metavar="DIR",
+                        help="with --commands-only: also an older build's monitord and monitorctl in DIR")
     parser.add_argument("--writer", metavar="DIR", help=argparse.SUPPRESS)  # internal: be the writer process
     arguments = parser.parse_args()
     if arguments.writer:
@@ -332,8 +439,23 @@ def main():
         (work / f"logs/app-{index}.log").touch()
     results = {"machine": machine_info(), "idle_seconds": arguments.idle_seconds,
                "load_seconds": arguments.load_seconds, "load_rate": arguments.load_rate}
+    if arguments.commands_only:
+        try:
+            shapes = command_processes(monitord, monitorctl, work, arguments.before)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        costs = start_costs()
+        report_command_processes(shapes)
+        report_start_costs(costs)
+        out = ROOT / "bench/results"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "footprint_commands.json").write_text(
+            json.dumps({"machine": machine_info(), "command_shapes": shapes, "start_costs": costs}, indent=2) + "\n")
+        return
     manager = None
     try:
+        print("monitord: command processes ...", file=sys.stderr)
+        results["command_shapes"] = command_processes(monitord, monitorctl, work)
         manager = UserManager(work / "systemd")
         for index in range(SERVICES):
             (manager.dir / f"config/systemd/user/bench-svc-{index}.service").write_text(
@@ -453,6 +575,7 @@ def report(results, arguments):
           f"idle wake-ups {agent['idle']['wakeups_per_second']:.2f}/s")
     busiest = sorted(agent["idle"]["wakeups_per_thread"].items(), key=lambda item: -item[1])[:3]
     print("idle wake-ups by thread: " + ", ".join(f"{name} {rate:.2f}/s" for name, rate in busiest))
+    report_command_processes(results["command_shapes"])
 
 
 if __name__ == "__main__":

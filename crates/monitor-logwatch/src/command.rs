@@ -1,6 +1,6 @@
 //! Running `@command` sources: one task per distinct command text, each running
-//! `sh -c '<command>'` in its own process group, matching its stdout line by line and
-//! restarting it with capped exponential backoff when it exits.
+//! `sh -c '<command>'` (`exec`ing a simple command) in its own process group, matching its
+//! stdout line by line and restarting it with capped exponential backoff when it exits.
 
 use std::collections::HashMap;
 use std::io;
@@ -22,6 +22,7 @@ use crate::interface::{
     WatchedCommand,
 };
 use crate::matching::{scan_chunk, ContextRing, LineSplitter, MatchCollector, Prefilter};
+use crate::shell_script::shell_script;
 
 /// Bytes read from a command's stdout at a time: with the partial line (at most
 /// `MAX_LINE_BYTES`) this is all the memory a command's output takes, whatever its rate.
@@ -184,7 +185,7 @@ enum Ended {
     Died {
         reason: String,
         uptime: Duration,
-        /// The group of a shell that exited, which may hold leftover processes.
+        /// The group of a command that exited, which may hold leftover processes.
         leftover_group: Option<i32>,
     },
 }
@@ -390,11 +391,12 @@ impl CommandSource {
 }
 
 /// `sh -c '<command>'`, as Mender runs it, in a process group of its own so that stopping
-/// it reaches everything it started.
+/// it reaches everything it started. A simple command is run as `exec <command>`: the shell
+/// becomes the command rather than waiting for it (see `shell_script`).
 fn spawn(command: &str) -> io::Result<Child> {
     Command::new("sh")
         .arg("-c")
-        .arg(command)
+        .arg(&*shell_script(command))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

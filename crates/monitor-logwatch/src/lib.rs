@@ -14,7 +14,8 @@
 //!   never read again for it.
 //!
 //! - [`run_commands`] runs Mender's `@command` sources (`@docker events`, `@journalctl -f`):
-//!   each distinct command once, as `sh -c '<command>'` in its own process group, its stdout
+//!   each distinct command once, as `sh -c '<command>'` in its own process group (with
+//!   `exec` before a simple command, so that the shell becomes it: one process), its stdout
 //!   matched with the same line splitting, matching and context as the files, its stderr
 //!   only logged. It restarts a command that exits with capped backoff and sends
 //!   [`CommandEvent`]s: matches, and one `Died` per failure streak (then `Recovered`).
@@ -30,6 +31,7 @@ mod access;
 mod command;
 mod interface;
 mod matching;
+mod shell_script;
 pub mod tail;
 
 use std::collections::{BTreeSet, HashMap, HashSet};

@@ -340,6 +340,55 @@ fn a_command_that_cannot_start_dies_with_the_shells_reason() {
     });
 }
 
+/// Our children named `name`, from /proc (each test holds the lock: they are its own).
+fn children_named(name: &str) -> Vec<u32> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            comm.trim_end() == name && matches!(process_state(*pid), Some((state, parent)) if parent == me && state != 'Z')
+        })
+        .collect()
+}
+
+#[test]
+fn a_simple_command_is_the_process_itself_and_its_death_is_its_own() {
+    serial_test(|| async {
+        let mut harness = Harness::start(quick_restarts(), 16);
+        let mut pending = harness.run(vec![command("sleep 1000", vec![])]).await;
+        // The shell execs it: `sleep` is our child and leads its own process group.
+        let mut sleeps = Vec::new();
+        wait_until("sleep runs as our child", || {
+            sleeps = children_named("sleep");
+            sleeps.len() == 1
+        })
+        .await;
+        assert!(children_named("sh").is_empty());
+        let first = sleeps[0];
+        // SAFETY: getpgid only reads.
+        assert_eq!(unsafe { libc::getpgid(first as i32) }, first as i32);
+
+        // SAFETY: kill only sends a signal to the child found above.
+        assert_eq!(unsafe { libc::kill(first as i32, libc::SIGKILL) }, 0);
+        let died = harness.next_command_event(&mut pending).await;
+        assert!(
+            matches!(&died, CommandEvent::Died { reason, .. } if reason == "killed by signal 9"),
+            "{died:?}"
+        );
+        wait_until("sleep is restarted", || {
+            sleeps = children_named("sleep");
+            sleeps.len() == 1 && sleeps[0] != first
+        })
+        .await;
+        assert_eq!(process_state(first), None, "the first run was reaped");
+        harness.stop().await;
+        assert!(children_named("sleep").is_empty(), "stopped and reaped");
+    });
+}
+
 #[test]
 fn a_command_that_stays_up_after_dying_is_recovered() {
     serial_test(|| async {
