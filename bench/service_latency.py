@@ -62,6 +62,17 @@ def timestamp(alert):
         tzinfo=__import__("datetime").timezone.utc).timestamp()
 
 
+def unit_time(manager, unit, interface, name):
+    """A timestamp property of `unit` as systemd recorded it (microseconds, wall clock), in
+    seconds; None when unset."""
+    path = "/org/freedesktop/systemd1/unit/" + unit.replace(".", "_2e").replace("-", "_2d")
+    answer = subprocess.run(["busctl", "--user", "get-property", "org.freedesktop.systemd1", path,
+                             f"org.freedesktop.systemd1.{interface}", name],
+                            env=manager.env, capture_output=True, text=True)
+    value = int(answer.stdout.split()[1]) if answer.returncode == 0 else 0
+    return value / 1e6 if value else None
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--crashes", type=int, default=20)
@@ -99,6 +110,14 @@ def main():
             poller.start()
         crash_times = []
         agent_latency = []
+        # Where the time goes, per crash: from just before `systemctl kill` to the client's
+        # return, to systemd handling the main process's exit (ExecMainExitTimestamp), to the
+        # unit's state change (StateChangeTimestamp), to the alert.
+        stages = {"systemctl kill returned": [], "systemd handled the exit": [],
+                  "unit entered failed": [], "alert made (engine)": []}
+        # The agent's own part: the unit's state change to the alert (the signal's way
+        # through the bus, the watcher, the loop and the engine).
+        agent_part = []
         for _ in range(arguments.crashes):
             manager.systemctl("start", "victim")
             manager.wait_active("victim")
@@ -106,12 +125,22 @@ def main():
             before = len([a for a in alerts(sandbox) if a["check"]["name"] == "victim" and a["level"] == "CRITICAL"])
             crashed = time.time()
             manager.systemctl("kill", "-s", "KILL", "victim")
+            returned = time.time()
             crash_times.append(crashed)
             deadline = time.monotonic() + 10
             while True:
                 critical = [a for a in alerts(sandbox) if a["check"]["name"] == "victim" and a["level"] == "CRITICAL"]
                 if len(critical) > before:
                     agent_latency.append((timestamp(critical[-1]) - crashed) * 1000)
+                    exited = unit_time(manager, "victim.service", "Service", "ExecMainExitTimestamp")
+                    failed = unit_time(manager, "victim.service", "Unit", "StateChangeTimestamp")
+                    made = timestamp(critical[-1])
+                    for stage, at in (("systemctl kill returned", returned), ("systemd handled the exit", exited),
+                                      ("unit entered failed", failed), ("alert made (engine)", made)):
+                        if at:
+                            stages[stage].append((at - crashed) * 1000)
+                    if failed:
+                        agent_part.append((made - failed) * 1000)
                     break
                 if time.monotonic() > deadline:
                     raise SystemExit("monitord did not report a crash within 10 s")
@@ -174,6 +203,20 @@ def main():
                   f"{min(values):>8.1f} {max(values):>8.1f}")
         else:
             print(f"{name:42} {0:>6} {'-':>9} {'-':>9} {'-':>8} {'-':>8}")
+    print()
+    print("Where the time goes (ms after just before `systemctl --user kill`, the crash's start)")
+    print(f"{'stage':42} {'seen':>6} {'median':>9} {'p99':>9} {'min':>8} {'max':>8}")
+    results["stages_ms"] = {}
+    for name, values in stages.items():
+        if values:
+            results["stages_ms"][name] = {"median": statistics.median(values), "p99": percentile(values, 0.99)}
+            print(f"{name:42} {len(values):>6} {statistics.median(values):>9.1f} {percentile(values, 0.99):>9.1f} "
+                  f"{min(values):>8.1f} {max(values):>8.1f}")
+    if agent_part:
+        results["stages_ms"]["unit failed -> alert (the agent's part)"] = {
+            "median": statistics.median(agent_part), "p99": percentile(agent_part, 0.99), "values": agent_part}
+        print(f"{'unit failed -> alert (the agent part)':42} {len(agent_part):>6} {statistics.median(agent_part):>9.1f} "
+              f"{percentile(agent_part, 0.99):>9.1f} {min(agent_part):>8.1f} {max(agent_part):>8.1f}")
     print()
     print(f"Restart=always, RestartSec=100ms: {kills} kills, {restarts} restarts counted by systemd")
     for name, count in noticed.items():
