@@ -180,7 +180,7 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
                 agent.emit(emitted);
             }
             _ = sleep_until(agent.checkpoint_due) => agent.save_checkpoint(),
-            _ = sleep_until(agent.first_reads.deadline()) => agent.become_ready(true).await,
+            _ = sleep_until(agent.first_reads.deadline()) => agent.become_ready().await,
             // Only when systemd asked for a watchdog (WatchdogSec=): the one periodic wake-up.
             _ = sleep_until(watchdog_due) => {
                 agent.notifier.watchdog();
@@ -521,16 +521,16 @@ impl Agent {
     }
 
     /// Ready once the log files caught up and every check enabled at start had its first
-    /// read (or its source is out of reach).
+    /// read.
     async fn ready_when_known(&mut self) {
         if !self.ready && self.caught_up && self.first_reads.complete() {
-            self.become_ready(false).await;
+            self.become_ready().await;
         }
     }
 
-    /// Tell systemd, and answer the requests that waited. Checks whose source has not read
-    /// them yet (it is out of reach, or `deadline` passed) say so in `status`.
-    async fn become_ready(&mut self, deadline: bool) {
+    /// Tell systemd, and answer the requests that waited. At the deadline, checks whose
+    /// source has not read them yet say so in `status`.
+    async fn become_ready(&mut self) {
         if self.ready {
             return;
         }
@@ -541,14 +541,10 @@ impl Agent {
             tracing::debug!("every check had its first read; ready");
             self.notifier.ready("watching");
         } else {
-            if deadline {
-                tracing::warn!(
-                    "ready after {:?}; not read yet: {unread} checks (see monitorctl status)",
-                    first_reads::FIRST_READ_DEADLINE
-                );
-            } else {
-                tracing::warn!("ready; not read yet: {unread} checks, their source out of reach (see monitorctl status)");
-            }
+            tracing::warn!(
+                "ready after {:?}; not read yet: {unread} checks (see monitorctl status)",
+                first_reads::FIRST_READ_DEADLINE
+            );
             self.notifier.ready(&format!(
                 "watching; not read yet: {unread} checks (see monitorctl status)"
             ));
