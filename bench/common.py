@@ -69,10 +69,17 @@ class UserManager:
             XDG_CONFIG_HOME=str(self.dir / "config"),
             DBUS_SESSION_BUS_ADDRESS=f"unix:path={self.dir}/run/bus",
         )
+        # A cgroup of its own first, as tests/support/user_manager.rs does: managers started
+        # from the same cgroup share (and kill) each other's units, tests' managers included.
+        cgroup = self.dir.name
+        claim_cgroup = "".join(
+            f'if [ -f "{hierarchy}/cgroup.procs" ] && mkdir -p "{hierarchy}/{cgroup}" 2>/dev/null; then '
+            f'echo $$ > "{hierarchy}/{cgroup}/cgroup.procs" || exit 1; fi; '
+            for hierarchy in ("/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"))
         # setsid, unshare and sh all exec: self.process is the manager itself.
         self.process = subprocess.Popen(
             ["setsid", "unshare", "-m", "sh", "-c",
-             "mount -t tmpfs tmpfs /run/systemd && mkdir /run/systemd/system && exec /lib/systemd/systemd --user"],
+             claim_cgroup + "mount -t tmpfs tmpfs /run/systemd && mkdir /run/systemd/system && exec /lib/systemd/systemd --user"],
             env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -103,4 +110,11 @@ class UserManager:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
+        # Its cgroups, deepest first (best effort: one still holding a process stays).
+        for hierarchy in ("/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
+            for folder, _, _ in sorted(os.walk(f"{hierarchy}/{self.dir.name}"), reverse=True):
+                try:
+                    os.rmdir(folder)
+                except OSError:
+                    pass
         shutil.rmtree(self.dir, ignore_errors=True)

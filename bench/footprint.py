@@ -55,6 +55,7 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -259,12 +260,31 @@ def check_states(monitorctl, env):
     return counts
 
 
-def start_agent(monitord, monitorctl, env):
+def start_agent(monitord, monitorctl, env, notify=None):
     """Start monitord; return (process, seconds from exec to `monitorctl status` answering,
-    seconds from exec to every check having a known state)."""
+    seconds from exec to every check having a known state). With `notify` (a dict), it gets
+    a NOTIFY_SOCKET as systemd's `Type=notify` gives: `notify["ready"]` is the seconds from
+    exec to `READY=1`, `notify["unknown"]` how many checks the first status after it showed
+    `unknown`."""
+    socket_path = None
+    if notify is not None:
+        socket_path = Path(tempfile.mkdtemp()) / "notify.sock"
+        receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        receiver.bind(str(socket_path))
+        receiver.settimeout(60)
+        env = dict(env, NOTIFY_SOCKET=str(socket_path))
     started = time.monotonic()
     agent = subprocess.Popen([monitord], env=env, stderr=subprocess.DEVNULL)
     deadline = started + 60
+    if notify is not None:
+        try:
+            while b"READY=1" not in receiver.recv(4096):
+                pass
+            notify["ready"] = time.monotonic() - started
+            notify["unknown"] = (check_states(monitorctl, env) or {}).get("unknown", 0)
+        finally:
+            receiver.close()
+            shutil.rmtree(socket_path.parent, ignore_errors=True)
     while subprocess.run([monitorctl, "status"], env=env, capture_output=True).returncode != 0:
         if agent.poll() is not None or time.monotonic() > deadline:
             raise SystemExit("monitord did not become ready")
@@ -467,11 +487,14 @@ def main():
         env = setup(work, monitorctl, manager)
 
         print("monitord: startups ...", file=sys.stderr)
-        startups, all_known = [], []
+        startups, all_known, notified, unknown_after_ready = [], [], [], []
         for _ in range(arguments.starts):
-            agent, ready, known = start_agent(monitord, monitorctl, env)
+            notify = {}
+            agent, ready, known = start_agent(monitord, monitorctl, env, notify)
             startups.append(ready)
             all_known.append(known)
+            notified.append(notify["ready"])
+            unknown_after_ready.append(notify["unknown"])
             stop(agent)
         agent, _, _ = start_agent(monitord, monitorctl, env)
         try:
@@ -489,6 +512,8 @@ def main():
         results["agent_critical_checks"] = len({record["check"]["name"] for record in records
                                                 if record["level"] == "CRITICAL"})
         results["monitord"] = {"startup_seconds": startups, "all_checks_known_seconds": all_known,
+                               "ready_notified_seconds": notified,
+                               "unknown_right_after_ready": unknown_after_ready,
                                "idle": idle, "load": load}
 
         if monit:
@@ -561,10 +586,12 @@ def report(results, arguments):
             for window in ("idle", "load")))
     else:
         print("monit: not installed (apt-get install monit, as root)")
-    for label, values in (("startup to ready (status answers)", startups),
+    for label, values in (("startup to READY=1 (sd_notify)", agent["ready_notified_seconds"]),
+                          ("startup to ready (status answers)", startups),
                           ("startup to every check known", agent["all_checks_known_seconds"])):
         print(f"{label:34} median {statistics.median(values) * 1000:5.0f} ms "
               f"(min {min(values) * 1000:.0f}, max {max(values) * 1000:.0f}, {len(values)} starts, 50 checks)")
+    print(f"checks unknown in the first status after READY=1: {agent['unknown_right_after_ready']}")
     print(f"check states while measured: {results['check_states']}; under load monitord raised CRITICAL on "
           f"{results['agent_critical_checks']} checks"
           + (f", monit logged {results['monit_content_matches_logged']} content matches" if monit else ""))

@@ -5,7 +5,8 @@ Runs a real `systemd --user` manager (private mount namespace, as in the tests),
 that `kill -9` takes down (no Restart=, so it stays down until the next round), and
 measures, over many crashes:
 
-- monitord: crash -> the CRITICAL's timestamp (when the engine made it);
+- monitord: crash (the main process killed with SIGKILL by pid) -> the CRITICAL's timestamp
+  (when the engine made it), split into stages by the unit's own timestamps;
 - `systemctl --user is-active` polled every 1 s and every 2 s (Mender Monitor's approach):
   crash -> the first poll that sees it not active;
 - seed 000's `OnFailure=` handler unit: crash -> the handler script running.
@@ -19,6 +20,8 @@ Prints a table; writes bench/results/service_latency.json.
 
 import argparse
 import json
+import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -62,6 +65,17 @@ def timestamp(alert):
         tzinfo=__import__("datetime").timezone.utc).timestamp()
 
 
+def unit_time(manager, unit, interface, name):
+    """A timestamp property of `unit` as systemd recorded it (microseconds, wall clock), in
+    seconds; None when unset."""
+    path = "/org/freedesktop/systemd1/unit/" + unit.replace(".", "_2e").replace("-", "_2d")
+    answer = subprocess.run(["busctl", "--user", "get-property", "org.freedesktop.systemd1", path,
+                             f"org.freedesktop.systemd1.{interface}", name],
+                            env=manager.env, capture_output=True, text=True)
+    value = int(answer.stdout.split()[1]) if answer.returncode == 0 else 0
+    return value / 1e6 if value else None
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--crashes", type=int, default=20)
@@ -99,19 +113,40 @@ def main():
             poller.start()
         crash_times = []
         agent_latency = []
+        # Where the time goes, per crash: from the kill to systemd handling the main process's
+        # exit (ExecMainExitTimestamp), to the unit's state change (StateChangeTimestamp), to
+        # the alert.
+        stages = {"systemd handled the exit": [],
+                  "unit entered failed": [], "alert made (engine)": []}
+        # The agent's own part: the unit's state change to the alert (the signal's way
+        # through the bus, the watcher, the loop and the engine).
+        agent_part = []
         for _ in range(arguments.crashes):
             manager.systemctl("start", "victim")
             manager.wait_active("victim")
             time.sleep(2.2)  # every poller has seen it up again
             before = len([a for a in alerts(sandbox) if a["check"]["name"] == "victim" and a["level"] == "CRITICAL"])
+            # The crash itself: the main process killed by a signal, as a segfault or the OOM
+            # killer would (systemd learns it by SIGCHLD). Through `systemctl kill` the clock
+            # would also count systemctl's start and its call to systemd (~10-25 ms here).
+            main_pid = int(manager.systemctl("show", "-p", "MainPID", "--value", "victim").stdout.strip())
             crashed = time.time()
-            manager.systemctl("kill", "-s", "KILL", "victim")
+            os.kill(main_pid, signal.SIGKILL)
             crash_times.append(crashed)
             deadline = time.monotonic() + 10
             while True:
                 critical = [a for a in alerts(sandbox) if a["check"]["name"] == "victim" and a["level"] == "CRITICAL"]
                 if len(critical) > before:
                     agent_latency.append((timestamp(critical[-1]) - crashed) * 1000)
+                    exited = unit_time(manager, "victim.service", "Service", "ExecMainExitTimestamp")
+                    failed = unit_time(manager, "victim.service", "Unit", "StateChangeTimestamp")
+                    made = timestamp(critical[-1])
+                    for stage, at in (("systemd handled the exit", exited),
+                                      ("unit entered failed", failed), ("alert made (engine)", made)):
+                        if at:
+                            stages[stage].append((at - crashed) * 1000)
+                    if failed:
+                        agent_part.append((made - failed) * 1000)
                     break
                 if time.monotonic() > deadline:
                     raise SystemExit("monitord did not report a crash within 10 s")
@@ -174,6 +209,20 @@ def main():
                   f"{min(values):>8.1f} {max(values):>8.1f}")
         else:
             print(f"{name:42} {0:>6} {'-':>9} {'-':>9} {'-':>8} {'-':>8}")
+    print()
+    print("Where the time goes (ms after the kill)")
+    print(f"{'stage':42} {'seen':>6} {'median':>9} {'p99':>9} {'min':>8} {'max':>8}")
+    results["stages_ms"] = {}
+    for name, values in stages.items():
+        if values:
+            results["stages_ms"][name] = {"median": statistics.median(values), "p99": percentile(values, 0.99)}
+            print(f"{name:42} {len(values):>6} {statistics.median(values):>9.1f} {percentile(values, 0.99):>9.1f} "
+                  f"{min(values):>8.1f} {max(values):>8.1f}")
+    if agent_part:
+        results["stages_ms"]["unit failed -> alert (the agent's part)"] = {
+            "median": statistics.median(agent_part), "p99": percentile(agent_part, 0.99), "values": agent_part}
+        print(f"{'unit failed -> alert (the agent part)':42} {len(agent_part):>6} {statistics.median(agent_part):>9.1f} "
+              f"{percentile(agent_part, 0.99):>9.1f} {min(agent_part):>8.1f} {max(agent_part):>8.1f}")
     print()
     print(f"Restart=always, RestartSec=100ms: {kills} kills, {restarts} restarts counted by systemd")
     for name, count in noticed.items():

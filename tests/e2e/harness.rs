@@ -182,14 +182,26 @@ impl Sandbox {
         self.start_agent_logging_to(stderr, PathBuf::new())
     }
 
-    fn start_agent_logging_to(&self, stderr: Stdio, log_path: PathBuf) -> Agent {
+    /// An agent started, without waiting for it to answer (a test that waits for systemd's
+    /// `READY=1` on its own `NOTIFY_SOCKET`).
+    pub fn spawn_agent(&self) -> Agent {
+        let log_path = self.path(&format!("monitord-{}.log", unique()));
+        let log = File::create(&log_path).unwrap();
+        self.spawn_agent_logging_to(log.into(), log_path)
+    }
+
+    fn spawn_agent_logging_to(&self, stderr: Stdio, log_path: PathBuf) -> Agent {
         let child = self
             .command(self.binaries.monitord())
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
             .expect("monitord starts");
-        let agent = Agent { child, log_path };
+        Agent { child, log_path }
+    }
+
+    fn start_agent_logging_to(&self, stderr: Stdio, log_path: PathBuf) -> Agent {
+        let agent = self.spawn_agent_logging_to(stderr, log_path);
         // Ready once it answers on its control socket.
         eventually("monitord answers `monitorctl status`", || {
             self.monitorctl(&["status"]).status.success()

@@ -62,6 +62,7 @@ mod mqtt;
 mod private_bus;
 mod probes;
 mod raise;
+mod ready;
 mod server;
 mod server_container;
 mod services;

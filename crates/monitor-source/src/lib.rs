@@ -57,6 +57,18 @@ pub enum Observed {
     Condition { holds: bool, details: Details },
 }
 
+/// Which watcher an event about no single check comes from: the agent knows from its plan
+/// which checks that watcher serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SourceKind {
+    LogFiles,
+    Commands,
+    Units,
+    Signals,
+    Containers,
+    Sampled,
+}
+
 /// One event from a watcher.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceEvent {
@@ -77,11 +89,18 @@ pub enum SourceEvent {
     /// After a `Problem` or `NotHere`: the check's source is watched again.
     Resolved { check: CheckId },
     /// The watcher is (again) connected to what it watches; `message` is its log line.
-    Connected { message: &'static str },
-    /// The watcher lost what it watches and retries with backoff; sent once per outage.
-    Disconnected { message: String },
-    /// The log watcher applied config `generation` and read every file to its end.
-    CaughtUp { generation: u64 },
+    /// For D-Bus signals every match rule is registered; for units the states of every
+    /// unit follow (the units that failed, for a check on every unit).
+    Connected {
+        source: SourceKind,
+        message: &'static str,
+    },
+    /// The watcher lost what it watches (or could not reach it) and retries with backoff;
+    /// sent once per outage.
+    Disconnected { source: SourceKind, message: String },
+    /// The watcher applied config `generation` and read what its sources held: the log
+    /// watcher every file to its end, the command watcher every command started.
+    CaughtUp { source: SourceKind, generation: u64 },
     /// A source that feeds `checks` stopped (an `@command` exited) and is restarted after
     /// `retry_in`; sent once per failure streak.
     SourceDown {

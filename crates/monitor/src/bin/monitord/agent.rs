@@ -7,6 +7,7 @@
 //! in `requests.rs`, alerts raised by scripts (`monitorctl raise`) in `raised.rs`.
 
 pub(crate) mod failed_units;
+pub(crate) mod first_reads;
 mod raised;
 mod record;
 mod requests;
@@ -18,7 +19,7 @@ use std::time::Duration;
 use monitor::FolderArgs;
 use monitor_config::{load_settings, CheckDir, Settings};
 use monitor_engine::{Engine, Moment, Observation};
-use monitor_source::{FileProgress, Observed, SourceEvent};
+use monitor_source::{FileProgress, Observed, SourceEvent, SourceKind};
 use monitor_store::Durability;
 use monitor_wire::control::{CheckState, Request, Response};
 use monitor_wire::{CheckId, HistoryRecord, Timestamp};
@@ -37,6 +38,7 @@ use crate::plan::{plan, Plan};
 use crate::sd_notify::SystemdNotifier;
 use crate::sources::{self, Sources, EVENT_CAPACITY};
 use crate::startup::{engine_settings, watch_config};
+use first_reads::FirstReads;
 
 /// Edits to check files settle for this long before they are read (an editor's
 /// write-then-rename, `monitorctl create` then `enable`).
@@ -115,6 +117,8 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
         early_requests: Vec::new(),
         checkpoint_due: None,
         caught_up: false,
+        first_reads: FirstReads::new(),
+        ready: false,
         sources,
         source_problems: HashMap::new(),
         not_here: HashMap::new(),
@@ -150,7 +154,10 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
         };
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            Some(event) = events.recv() => agent.on_source_event(event).await,
+            Some(event) = events.recv() => {
+                agent.on_source_event(event).await;
+                agent.ready_when_known().await;
+            }
             Some((request, reply)) = requests.recv() => agent.on_request(request, reply).await,
             Ok(()) = storage_health.changed() => {
                 let health = storage_health.borrow_and_update().clone();
@@ -173,6 +180,7 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
                 agent.emit(emitted);
             }
             _ = sleep_until(agent.checkpoint_due) => agent.save_checkpoint(),
+            _ = sleep_until(agent.first_reads.deadline()) => agent.become_ready().await,
             // Only when systemd asked for a watchdog (WatchdogSec=): the one periodic wake-up.
             _ = sleep_until(watchdog_due) => {
                 agent.notifier.watchdog();
@@ -235,14 +243,19 @@ struct Agent {
     next_seq: u64,
     /// Alerts not yet known to be durable in the history; every checkpoint carries them.
     recent_alerts: Vec<HistoryRecord>,
-    /// Requests that arrived before the log watcher first caught up: answered then, so a
-    /// client that sees an answer knows the checks are live.
+    /// Requests that arrived before the agent was ready: answered then, so a client that
+    /// sees an answer knows the checks are live and has a state for each.
     early_requests: Vec<(Request, oneshot::Sender<Response>)>,
     checkpoint_due: Option<Instant>,
     /// The log watcher has read what was written while the agent was down; until then
     /// expiries wait, so a match written meanwhile extends a CRITICAL instead of an OK and
     /// a new CRITICAL being sent.
     caught_up: bool,
+    /// The checks enabled at start that wait for their first read.
+    first_reads: FirstReads,
+    /// Every check enabled at start had its first read (or the deadline passed): systemd
+    /// was told `READY=1`, and control requests are answered.
+    ready: bool,
     /// The watchers, following the plan.
     sources: Sources,
     /// What a checkpoint of an older version kept outside the engine, until the first
@@ -372,12 +385,15 @@ impl Agent {
         self.source_problems
             .retain(|check, _| watched.contains(check) && !plan.unwatched.contains_key(check));
         self.not_here.retain(|check, _| watched.contains(check));
+        self.first_reads.plan(&plan);
         self.plan = plan;
         for event in found {
             self.on_source_event(event).await;
         }
         self.emit(emitted);
         self.schedule_checkpoint();
+        // A check disabled meanwhile waits no more.
+        Box::pin(self.ready_when_known()).await;
     }
 
     async fn on_source_event(&mut self, event: SourceEvent) {
@@ -413,6 +429,7 @@ impl Agent {
                 }
                 let mut emitted = Vec::new();
                 for (check, observed) in observations {
+                    self.first_reads.read(&check);
                     let observation = match observed {
                         Observed::Matched { details } => Observation::Matched { details },
                         Observed::State { running, details } => {
@@ -437,10 +454,12 @@ impl Agent {
             }
             // Logged by the source.
             SourceEvent::Problem { check, message } => {
+                self.first_reads.read(&check);
                 self.not_here.remove(&check);
                 self.source_problems.insert(check, message);
             }
             SourceEvent::NotHere { check, message } => {
+                self.first_reads.read(&check);
                 self.source_problems.remove(&check);
                 self.not_here.insert(check, message);
             }
@@ -448,9 +467,24 @@ impl Agent {
                 self.source_problems.remove(&check);
                 self.not_here.remove(&check);
             }
-            SourceEvent::Connected { message } => tracing::info!("{message}"),
-            SourceEvent::Disconnected { message } => tracing::warn!("{message}"),
-            SourceEvent::CaughtUp { generation } => self.on_caught_up(generation).await,
+            SourceEvent::Connected { source, message } => {
+                tracing::info!("{message}");
+                // The states of a source's own checks follow; a check on every unit has
+                // none of its own until a unit fails.
+                if matches!(source, SourceKind::Signals | SourceKind::Units) {
+                    self.first_reads.source_read(source);
+                }
+            }
+            SourceEvent::Disconnected { source, message } => {
+                tracing::warn!("{message}");
+                self.first_reads.outage(source, message);
+            }
+            SourceEvent::CaughtUp { source, generation } => {
+                self.first_reads.source_read(source);
+                if source == SourceKind::LogFiles {
+                    self.on_caught_up(generation).await;
+                }
+            }
             // A source that died is a problem to report, once per failure streak: a CRITICAL
             // for each check reading it, and its OK when it runs again.
             SourceEvent::SourceDown {
@@ -462,6 +496,7 @@ impl Agent {
                 let message = sources::commands::stopped(&source, &reason, retry_in);
                 let mut emitted = Vec::new();
                 for check in checks {
+                    self.first_reads.read(&check);
                     let observation = Observation::SourceDown {
                         message: message.clone(),
                     };
@@ -482,6 +517,40 @@ impl Agent {
                 }
                 self.emit(emitted);
             }
+        }
+    }
+
+    /// Ready once the log files caught up and every check enabled at start had its first
+    /// read.
+    async fn ready_when_known(&mut self) {
+        if !self.ready && self.caught_up && self.first_reads.complete() {
+            self.become_ready().await;
+        }
+    }
+
+    /// Tell systemd, and answer the requests that waited. At the deadline, checks whose
+    /// source has not read them yet say so in `status`.
+    async fn become_ready(&mut self) {
+        if self.ready {
+            return;
+        }
+        self.ready = true;
+        self.first_reads.ready();
+        let unread = self.first_reads.unread();
+        if unread == 0 {
+            tracing::debug!("every check had its first read; ready");
+            self.notifier.ready("watching");
+        } else {
+            tracing::warn!(
+                "ready after {:?}; not read yet: {unread} checks (see monitorctl status)",
+                first_reads::FIRST_READ_DEADLINE
+            );
+            self.notifier.ready(&format!(
+                "watching; not read yet: {unread} checks (see monitorctl status)"
+            ));
+        }
+        for (request, reply) in std::mem::take(&mut self.early_requests) {
+            Box::pin(self.on_request(request, reply)).await;
         }
     }
 
@@ -506,10 +575,6 @@ impl Agent {
         if !self.caught_up {
             tracing::debug!("log files caught up");
             self.caught_up = true;
-            self.notifier.ready();
-            for (request, reply) in std::mem::take(&mut self.early_requests) {
-                Box::pin(self.on_request(request, reply)).await;
-            }
         }
         let (live, waiting) = std::mem::take(&mut self.reload_replies)
             .into_iter()

@@ -36,8 +36,9 @@ impl SystemdNotifier {
         self.watchdog
     }
 
-    pub fn ready(&self) {
-        self.send("READY=1\nSTATUS=watching");
+    /// Started; `status` is what `systemctl status` shows.
+    pub fn ready(&self, status: &str) {
+        self.send(&format!("READY=1\nSTATUS={status}"));
     }
 
     pub fn watchdog(&self) {

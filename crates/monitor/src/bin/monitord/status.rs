@@ -7,16 +7,19 @@ use monitor_engine::Engine;
 use monitor_wire::control::{CheckState, CheckStatus};
 use monitor_wire::{CheckId, Timestamp};
 
+use crate::agent::first_reads::FirstReads;
 use crate::clock;
 use crate::plan::Plan;
 
 /// Every enabled check's status; `source_problems` are the checks whose source cannot be
-/// watched, and why; `not_here` those whose thing this device lacks (and may).
+/// watched, and why; `not_here` those whose thing this device lacks (and may);
+/// `first_reads` those whose source has not read them yet (shown unknown, with why).
 pub fn check_statuses(
     plan: &Plan,
     engine: &Engine,
     source_problems: &HashMap<CheckId, String>,
     not_here: &HashMap<CheckId, String>,
+    first_reads: &FirstReads,
     systemd_bus: SystemdBus,
 ) -> Vec<CheckStatus> {
     let now = clock::now();
@@ -26,9 +29,13 @@ pub fn check_statuses(
             let view = engine.view(id, now);
             let unwatched = plan.unwatched.get(id);
             let problem = source_problems.get(id);
+            // A state kept from the last run (or a pattern check's OK) is not this run's
+            // reading: unknown until the check's first read.
+            let unread = first_reads.why_unread(id);
             let state = match (&view, unwatched, problem) {
                 (_, Some(_), _) => CheckState::Unknown,
                 (_, None, Some(_)) => CheckState::Error,
+                _ if unread.is_some() => CheckState::Unknown,
                 (Some(view), None, None) => view.state,
                 (None, None, None) => CheckState::Unknown,
             };
@@ -39,6 +46,7 @@ pub fn check_statuses(
                 .or(problem)
                 .cloned()
                 .or(absent)
+                .or(unread)
                 .or_else(|| watching(plan, id, systemd_bus));
             CheckStatus {
                 check: id.clone(),

@@ -10,7 +10,7 @@ use crate::clock;
 
 impl Agent {
     pub(super) async fn on_request(&mut self, request: Request, reply: oneshot::Sender<Response>) {
-        if !self.caught_up {
+        if !self.ready {
             self.early_requests.push((request, reply));
             return;
         }
@@ -48,6 +48,7 @@ impl Agent {
                     &self.engine,
                     &self.source_problems,
                     &self.not_here,
+                    &self.first_reads,
                     self.settings.systemd.bus,
                 );
                 // The agent's own check shows while it has something to say.

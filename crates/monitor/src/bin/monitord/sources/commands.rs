@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use monitor_logwatch::{CommandEvent, CommandWatchConfig, WatchedCommand};
-use monitor_source::SourceEvent;
+use monitor_source::{SourceEvent, SourceKind};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -53,7 +53,11 @@ fn command_event(readers: &Readers, event: CommandEvent) -> Vec<SourceEvent> {
             checks: readers.of(&command),
             source: command,
         }],
-        CommandEvent::Applied { .. } => Vec::new(),
+        // Every command of the config started: the first read of its checks.
+        CommandEvent::Applied { generation } => vec![SourceEvent::CaughtUp {
+            source: SourceKind::Commands,
+            generation,
+        }],
     }
 }
 

@@ -2,7 +2,7 @@
 //! some such check is enabled.
 
 use monitor_docker::ContainerWatchConfig;
-use monitor_source::SourceEvent;
+use monitor_source::{SourceEvent, SourceKind};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -27,6 +27,7 @@ impl Containers {
 }
 
 const DOCKER: Connection = Connection {
+    source: SourceKind::Containers,
     connected: "connected to the Docker engine",
     lost: "the Docker engine",
 };

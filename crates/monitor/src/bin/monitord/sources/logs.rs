@@ -6,7 +6,7 @@ use std::sync::Arc;
 use monitor_logwatch::{
     LogEvent, LogMatch, LogWatchConfig, LogWatchError, PatternSpec, WatchedFile,
 };
-use monitor_source::{FileProgress, Observed, SourceEvent};
+use monitor_source::{FileProgress, Observed, SourceEvent, SourceKind};
 use monitor_wire::CheckId;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -82,7 +82,10 @@ impl LogFiles {
 
 fn log_event(readers: &Readers, event: LogEvent) -> Vec<SourceEvent> {
     match event {
-        LogEvent::CaughtUp { generation } => vec![SourceEvent::CaughtUp { generation }],
+        LogEvent::CaughtUp { generation } => vec![SourceEvent::CaughtUp {
+            source: SourceKind::LogFiles,
+            generation,
+        }],
         LogEvent::Read {
             path,
             position,

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use monitor_config::{RestartPolicy, SystemdBus};
-use monitor_source::{SourceEvent, WatchedStatus, WatcherEvent};
+use monitor_source::{SourceEvent, SourceKind, WatchedStatus, WatcherEvent};
 use monitor_systemd::{Bus, ServiceEvent, ServiceWatchConfig};
 use monitor_wire::CheckId;
 use tokio::sync::{mpsc, watch};
@@ -22,6 +22,7 @@ use crate::agent::failed_units::unit_subject;
 use crate::clock;
 
 const SYSTEMD: Connection = Connection {
+    source: SourceKind::Units,
     connected: "connected to systemd",
     lost: "the connection to systemd",
 };

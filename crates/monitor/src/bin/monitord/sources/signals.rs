@@ -1,7 +1,7 @@
 //! D-Bus signals (`dbus` checks): one connection, run while some such check is enabled.
 
 use monitor_dbus::{SignalBus, SignalWatchConfig};
-use monitor_source::SourceEvent;
+use monitor_source::{SourceEvent, SourceKind};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -26,6 +26,7 @@ impl Signals {
 }
 
 const DBUS: Connection = Connection {
+    source: SourceKind::Signals,
     connected: "listening for D-Bus signals",
     lost: "the D-Bus connection for signals",
 };

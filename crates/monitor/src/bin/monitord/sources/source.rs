@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use monitor_config::Settings;
-use monitor_source::{Observed, SourceEvent, WatchedStatus, WatcherEvent};
+use monitor_source::{Observed, SourceEvent, SourceKind, WatchedStatus, WatcherEvent};
 use monitor_wire::{CheckId, Details};
 use tokio::sync::mpsc;
 
@@ -107,6 +107,7 @@ impl ProblemLog {
 /// How a watcher's connection events read in the log: `connected` as is, a loss as
 /// "lost {lost} ({reason}); reconnecting".
 pub struct Connection {
+    pub source: SourceKind,
     pub connected: &'static str,
     pub lost: &'static str,
 }
@@ -149,9 +150,11 @@ pub fn watcher_event<S: WatchedStatus>(
         }],
         WatcherEvent::Problem { check, message } => vec![problems.problem(check, message)],
         WatcherEvent::Connected => vec![SourceEvent::Connected {
+            source: connection.source,
             message: connection.connected,
         }],
         WatcherEvent::Disconnected { reason } => vec![SourceEvent::Disconnected {
+            source: connection.source,
             message: format!("lost {} ({reason}); reconnecting", connection.lost),
         }],
     }
