@@ -5,12 +5,12 @@
 //! The alerts are Mender's wire alerts, which name no check: they go out as alerts of no
 //! known check, and the message shows their subject instead.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use monitor_destination::{Destination, OutgoingAlert, Verdict};
 use monitor_wire::Alert;
 
-use super::sender::{ChannelSender, Outgoing, SendFailure, SendFuture, SubjectDigest};
+use super::sender::{ChannelSender, Outgoing, PerChannel, SendFailure, SendFuture, SubjectDigest};
 use super::TargetPolicy;
 
 /// Makes a channel's destination from its target, or says why it cannot (no secret).
@@ -23,7 +23,7 @@ pub(super) struct ChatSender {
     http: reqwest::Client,
     targets: TargetPolicy,
     make: MakeDestination,
-    destinations: HashMap<String, Box<dyn Destination>>,
+    destinations: PerChannel<Box<dyn Destination>>,
 }
 
 impl ChatSender {
@@ -42,15 +42,14 @@ impl ChatSender {
             http,
             targets,
             make,
-            destinations: HashMap::new(),
+            destinations: PerChannel::default(),
         })
     }
 }
 
 impl ChannelSender for ChatSender {
     fn keep_only(&mut self, channels: &HashSet<&str>) {
-        self.destinations
-            .retain(|channel_id, _| channels.contains(channel_id.as_str()));
+        self.destinations.keep_only(channels);
     }
 
     fn send<'a>(
@@ -59,18 +58,13 @@ impl ChannelSender for ChatSender {
         digest: &'a [SubjectDigest],
     ) -> SendFuture<'a> {
         Box::pin(async move {
-            let destination = match self.destinations.get_mut(message.channel_id) {
-                Some(destination) => destination,
-                None => {
-                    let destination = (self.make)(message.target, self.targets, &self.http)
-                        .map_err(|error| SendFailure::Refused {
-                            reason: format!("channel {}: {error}", message.channel_name),
-                        })?;
-                    self.destinations
-                        .entry(message.channel_id.to_owned())
-                        .or_insert(destination)
-                }
-            };
+            let destination = self.destinations.get_or_make(message.channel_id, || {
+                (self.make)(message.target, self.targets, &self.http).map_err(|error| {
+                    SendFailure::Refused {
+                        reason: format!("channel {}: {error}", message.channel_name),
+                    }
+                })
+            })?;
             send(self.service, destination.as_mut(), message, digest).await
         })
     }

@@ -5,7 +5,7 @@
 //! The alerts are Mender's wire alerts, which name no check: they go out as alerts of no
 //! known check, and the embed shows their subject instead.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use monitor_destination::{Destination, OutgoingAlert, Verdict};
 use monitor_discord::{DiscordClient, DiscordDestination, GlobalPause, WebhookConfig, WebhookUrl};
@@ -13,8 +13,8 @@ use monitor_wire::Alert;
 use tokio::time::Instant;
 
 use super::sender::{
-    ChannelForm, ChannelKindSpec, ChannelSender, NewSender, Outgoing, SendFailure, SendFuture,
-    SenderSettings, SubjectDigest,
+    ChannelForm, ChannelKindSpec, ChannelSender, NewSender, Outgoing, PerChannel, SendFailure,
+    SendFuture, SenderSettings, SubjectDigest,
 };
 use super::TargetPolicy;
 
@@ -82,7 +82,7 @@ fn new_sender(settings: &SenderSettings<'_>) -> NewSender {
         http,
         targets: settings.targets,
         pause: GlobalPause::default(),
-        destinations: HashMap::new(),
+        destinations: PerChannel::default(),
     })))
 }
 
@@ -92,13 +92,12 @@ struct DiscordSender {
     /// A global rate limit or a ban hits this server's address: every webhook pauses alike.
     pause: GlobalPause,
     /// One destination per channel, so each keeps its webhook's rate-limit state.
-    destinations: HashMap<String, DiscordDestination>,
+    destinations: PerChannel<DiscordDestination>,
 }
 
 impl ChannelSender for DiscordSender {
     fn keep_only(&mut self, channels: &HashSet<&str>) {
-        self.destinations
-            .retain(|channel_id, _| channels.contains(channel_id.as_str()));
+        self.destinations.keep_only(channels);
     }
 
     fn send<'a>(
@@ -107,15 +106,9 @@ impl ChannelSender for DiscordSender {
         digest: &'a [SubjectDigest],
     ) -> SendFuture<'a> {
         Box::pin(async move {
-            let destination = match self.destinations.get_mut(message.channel_id) {
-                Some(destination) => destination,
-                None => {
-                    let destination = destination(message, self.targets, &self.http, &self.pause)?;
-                    self.destinations
-                        .entry(message.channel_id.to_owned())
-                        .or_insert(destination)
-                }
-            };
+            let destination = self.destinations.get_or_make(message.channel_id, || {
+                destination(message, self.targets, &self.http, &self.pause)
+            })?;
             send(destination, message, digest).await
         })
     }

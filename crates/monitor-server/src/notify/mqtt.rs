@@ -12,7 +12,7 @@
 //! Assistant's (default `homeassistant`), `ca_file` an absolute path on the server to the
 //! PEM CA of an `mqtts` broker. It is shown with the password as `***`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -22,8 +22,8 @@ use monitor_mqtt::{
 
 use super::ntfy::percent_decoded;
 use super::sender::{
-    ChannelForm, ChannelKindSpec, ChannelSender, NewSender, Outgoing, SendFailure, SendFuture,
-    SenderSettings, SubjectDigest,
+    ChannelForm, ChannelKindSpec, ChannelSender, NewSender, Outgoing, PerChannel, SendFailure,
+    SendFuture, SenderSettings, SubjectDigest,
 };
 use super::webhook::{private_host, send_digest};
 use super::TargetPolicy;
@@ -190,7 +190,7 @@ fn shown_target(target: &str) -> String {
 fn new_sender(settings: &SenderSettings<'_>) -> NewSender {
     Ok(Some(Box::new(MqttSender {
         targets: settings.targets,
-        destinations: HashMap::new(),
+        destinations: PerChannel::default(),
     })))
 }
 
@@ -198,15 +198,14 @@ struct MqttSender {
     targets: TargetPolicy,
     /// One destination, and so one connection, per channel, kept for as long as the server
     /// runs: its availability is the server's.
-    destinations: HashMap<String, MqttDestination>,
+    destinations: PerChannel<MqttDestination>,
 }
 
 impl ChannelSender for MqttSender {
     /// Closes the connection of a removed channel: the broker publishes its last will, so
     /// Home Assistant shows that channel's sensors unavailable rather than stale.
     fn keep_only(&mut self, channels: &HashSet<&str>) {
-        self.destinations
-            .retain(|channel_id, _| channels.contains(channel_id.as_str()));
+        self.destinations.keep_only(channels);
     }
 
     fn send<'a>(
@@ -215,20 +214,14 @@ impl ChannelSender for MqttSender {
         digest: &'a [SubjectDigest],
     ) -> SendFuture<'a> {
         Box::pin(async move {
-            let destination = match self.destinations.get_mut(message.channel_id) {
-                Some(destination) => destination,
-                None => {
-                    let destination = destination(
-                        message.channel_id,
-                        message.channel_name,
-                        message.target,
-                        self.targets,
-                    )?;
-                    self.destinations
-                        .entry(message.channel_id.to_owned())
-                        .or_insert(destination)
-                }
-            };
+            let destination = self.destinations.get_or_make(message.channel_id, || {
+                destination(
+                    message.channel_id,
+                    message.channel_name,
+                    message.target,
+                    self.targets,
+                )
+            })?;
             let digest: Vec<SubjectDigest> = digest.iter().map(silence_as_sensor).collect();
             send_digest(destination, "the MQTT broker", message, &digest).await
         })
@@ -237,16 +230,11 @@ impl ChannelSender for MqttSender {
     /// Connects at start: Home Assistant sees the server online (its birth) without
     /// waiting for an alert.
     fn open(&mut self, channel: &Channel) {
-        if self.destinations.contains_key(&channel.id) {
-            return;
-        }
-        match destination(&channel.id, &channel.name, &channel.target, self.targets) {
-            Ok(destination) => {
-                self.destinations.insert(channel.id.clone(), destination);
-            }
-            Err(SendFailure::Refused { reason } | SendFailure::Retry { reason, .. }) => {
-                tracing::warn!("cannot open the MQTT channel: {reason}");
-            }
+        let opened = self.destinations.get_or_make(&channel.id, || {
+            destination(&channel.id, &channel.name, &channel.target, self.targets)
+        });
+        if let Err(SendFailure::Refused { reason } | SendFailure::Retry { reason, .. }) = opened {
+            tracing::warn!("cannot open the MQTT channel: {reason}");
         }
     }
 }

@@ -2,7 +2,8 @@
 //! target is checked and shown, its form in the dashboard, how to make its sender), and the
 //! [`Outgoing`] message its [`ChannelSender`] sends.
 
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -81,6 +82,36 @@ pub trait ChannelSender: Send {
     /// others, removed meanwhile. An MQTT connection so closed makes the broker publish the
     /// server's last will for that channel.
     fn keep_only(&mut self, _channels: &HashSet<&str>) {}
+}
+
+/// What a sender keeps per channel (a destination with its connection or rate-limit
+/// state): made with the channel's first message, dropped once the channel is removed.
+pub(super) struct PerChannel<D>(HashMap<String, D>);
+
+impl<D> Default for PerChannel<D> {
+    fn default() -> Self {
+        PerChannel(HashMap::new())
+    }
+}
+
+impl<D> PerChannel<D> {
+    /// The channel's own, made by `make` the first time.
+    pub(super) fn get_or_make(
+        &mut self,
+        channel_id: &str,
+        make: impl FnOnce() -> Result<D, SendFailure>,
+    ) -> Result<&mut D, SendFailure> {
+        Ok(match self.0.entry(channel_id.to_owned()) {
+            Entry::Occupied(kept) => kept.into_mut(),
+            Entry::Vacant(new) => new.insert(make()?),
+        })
+    }
+
+    /// For [`ChannelSender::keep_only`].
+    pub(super) fn keep_only(&mut self, channels: &HashSet<&str>) {
+        self.0
+            .retain(|channel_id, _| channels.contains(channel_id.as_str()));
+    }
 }
 
 /// What a failed send means for the notification.

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::api::{alert, binary, Fixture};
+use crate::notifications::eventually_outbox;
 use crate::ntfy_standin::{Behaviour, NtfyStandIn};
 use crate::on_both_engines;
 use crate::webhook_standin::{signature_is_valid, WebhookStandIn};
@@ -317,41 +318,7 @@ on_both_engines! {
             ]
         );
         // Notifications, not requests: a message per device and channel each time.
-        eventually_outbox_sent(&fixture, 10).await;
-    }
-}
-
-/// Waits until the outbox holds `sent` sent notifications and nothing else.
-async fn eventually_outbox_sent(fixture: &Fixture, sent: u64) {
-    let started = std::time::Instant::now();
-    loop {
-        let text = fixture
-            .client
-            .get(fixture.url("/metrics"))
-            .bearer_auth(&fixture.user_token)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let count = |state: &str| -> u64 {
-            let prefix = format!("monitor_server_notifications{{state=\"{state}\"}} ");
-            text.lines()
-                .find_map(|line| line.strip_prefix(&prefix))
-                .unwrap_or_else(|| panic!("no {prefix} in {text}"))
-                .parse()
-                .unwrap()
-        };
-        let counts = (count("sent"), count("failed"), count("waiting"));
-        if counts == (sent, 0, 0) {
-            return;
-        }
-        assert!(
-            started.elapsed() < DEADLINE,
-            "outbox {counts:?}, expected ({sent}, 0, 0)"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        eventually_outbox(&fixture, (10, 0, 0)).await;
     }
 }
 
@@ -486,7 +453,7 @@ async fn the_dashboards_form_sets_a_channels_filter() {
         .post_alerts(&json!([alert("app", "CRITICAL", 2)]))
         .await;
     webhook.wait_for_requests(1, DEADLINE);
-    eventually_outbox_sent(&fixture, 1).await;
+    eventually_outbox(&fixture, (1, 0, 0)).await;
     assert_eq!(
         received(&webhook),
         [entry("/in/form", "pi-1", "log app", "CRITICAL")]

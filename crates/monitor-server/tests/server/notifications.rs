@@ -52,7 +52,8 @@ async fn outbox_at(client: &reqwest::Client, url: &str, token: &str) -> (u64, u6
     (count("sent"), count("failed"), count("waiting"))
 }
 
-async fn eventually_outbox(fixture: &Fixture, expected: (u64, u64, u64)) {
+/// Waits until the outbox counts (sent, failed, waiting) are `expected`.
+pub(crate) async fn eventually_outbox(fixture: &Fixture, expected: (u64, u64, u64)) {
     let started = std::time::Instant::now();
     loop {
         let counts = outbox(fixture).await;
