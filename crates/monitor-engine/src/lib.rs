@@ -41,7 +41,7 @@ mod pattern;
 mod snapshot;
 mod spec;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use monitor_wire::{Alert, CheckId};
@@ -68,6 +68,10 @@ const REASON_CHECK_RECONFIGURED: &str = "check reconfigured";
 pub struct Engine {
     settings: EngineSettings,
     checks: BTreeMap<CheckId, Check>,
+    /// Every check's next deadline, earliest first. The agent asks for the earliest at
+    /// every turn of its loop (every log line): a look at every check there would make
+    /// each line cost more the more checks there are.
+    deadlines: BTreeSet<(BootTime, CheckId)>,
 }
 
 impl Engine {
@@ -75,6 +79,7 @@ impl Engine {
         Engine {
             settings,
             checks: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
         }
     }
 
@@ -85,6 +90,7 @@ impl Engine {
     /// Takes effect at the next `observe`/`advance`; `next_deadline` reflects it at once.
     pub fn set_settings(&mut self, settings: EngineSettings) {
         self.settings = settings;
+        self.index_every_deadline();
     }
 
     /// Adds a check, or updates one.
@@ -96,7 +102,19 @@ impl Engine {
     /// unless it now has another subject. A spec of the other kind, or another subject,
     /// starts afresh, with an OK first for what the old check held open.
     pub fn configure(&mut self, check: CheckId, spec: CheckSpec, now: Moment) -> Vec<Emitted> {
-        match (self.checks.get_mut(&check), spec) {
+        self.unindex_deadline(&check);
+        let emitted = self.configure_unindexed(&check, spec, now);
+        self.index_deadline(&check);
+        emitted
+    }
+
+    fn configure_unindexed(
+        &mut self,
+        check: &CheckId,
+        spec: CheckSpec,
+        now: Moment,
+    ) -> Vec<Emitted> {
+        match (self.checks.get_mut(check), spec) {
             (
                 Some(Check::Pattern {
                     spec,
@@ -124,7 +142,7 @@ impl Engine {
                     .checks
                     .insert(check.clone(), Check::fresh(new_spec, now))
                     .and_then(|old| old.close(REASON_CHECK_RECONFIGURED, now));
-                emitted(&check, closed)
+                emitted(check, closed)
             }
         }
     }
@@ -132,6 +150,7 @@ impl Engine {
     /// Forgets a check (disabled or deleted), with an OK if it was not OK: nobody would
     /// ever clear its CRITICAL otherwise.
     pub fn remove(&mut self, check: &CheckId, now: Moment) -> Vec<Emitted> {
+        self.unindex_deadline(check);
         let closed = self
             .checks
             .remove(check)
@@ -151,11 +170,13 @@ impl Engine {
         observation: Observation,
         now: Moment,
     ) -> Vec<Emitted> {
+        self.unindex_deadline(check);
         let Some(state) = self.checks.get_mut(check) else {
             return Vec::new();
         };
         let due = state.settle(&self.settings, now);
         let observed = state.observe(&self.settings, observation, now);
+        self.index_deadline(check);
         due.into_iter()
             .chain(observed)
             .map(|alert| Emitted {
@@ -169,7 +190,8 @@ impl Engine {
     /// flapping episodes.
     pub fn advance(&mut self, now: Moment) -> Vec<Emitted> {
         let settings = &self.settings;
-        self.checks
+        let emitted = self
+            .checks
             .iter_mut()
             .filter_map(|(check, state)| {
                 state.settle(settings, now).map(|alert| Emitted {
@@ -177,7 +199,11 @@ impl Engine {
                     alert,
                 })
             })
-            .collect()
+            .collect();
+        // Runs when something is due (an expiry, the end of a flapping episode), not per
+        // line: building the index again costs what the pass above did.
+        self.index_every_deadline();
+        emitted
     }
 
     /// The earliest time, on the boot clock, at which `advance` has work; `None` when nothing
@@ -187,11 +213,9 @@ impl Engine {
     /// `set_settings`, `configure` or `restore` made something due: call `advance` at once
     /// then.
     pub fn next_deadline(&self) -> Option<Duration> {
-        self.checks
-            .values()
-            .filter_map(|check| check.deadline(&self.settings))
-            .min()
-            .map(BootTime::since_boot)
+        self.deadlines
+            .first()
+            .map(|(deadline, _)| deadline.since_boot())
     }
 
     /// What `monitorctl status` shows of `check`, with times on `now`'s wall clock.
@@ -255,7 +279,45 @@ impl Engine {
         boot_id: Option<&str>,
     ) -> Self {
         let checks = snapshot.into_checks(now, boot_id).collect();
-        Engine { settings, checks }
+        let mut engine = Engine {
+            settings,
+            checks,
+            deadlines: BTreeSet::new(),
+        };
+        engine.index_every_deadline();
+        engine
+    }
+
+    /// Takes `check` out of `deadlines`, before a change to its state or spec. Its deadline
+    /// is computed as when it was indexed: the settings and the state have not changed since.
+    fn unindex_deadline(&mut self, check: &CheckId) {
+        let deadline = self
+            .checks
+            .get(check)
+            .and_then(|state| state.deadline(&self.settings));
+        if let Some(deadline) = deadline {
+            self.deadlines.remove(&(deadline, check.clone()));
+        }
+    }
+
+    /// Puts `check` in `deadlines` after a change, if it has a deadline now.
+    fn index_deadline(&mut self, check: &CheckId) {
+        let deadline = self
+            .checks
+            .get(check)
+            .and_then(|state| state.deadline(&self.settings));
+        if let Some(deadline) = deadline {
+            self.deadlines.insert((deadline, check.clone()));
+        }
+    }
+
+    fn index_every_deadline(&mut self) {
+        let settings = &self.settings;
+        self.deadlines = self
+            .checks
+            .iter()
+            .filter_map(|(check, state)| Some((state.deadline(settings)?, check.clone())))
+            .collect();
     }
 }
 

@@ -363,6 +363,53 @@ fn a_lengthened_expiration_delays_the_ok() {
 }
 
 #[test]
+fn the_next_deadline_is_the_earliest_of_every_check_through_matches_removals_and_reconfiguration() {
+    let check = |name: &str| CheckId::new(Subsystem::Log, name);
+    let mut engine = Engine::new(EngineSettings::default());
+    for (name, expiration) in [("a", after(10)), ("b", after(20)), ("c", Expiration::Never)] {
+        engine.configure(
+            check(name),
+            CheckSpec::Pattern(pattern_spec(expiration)),
+            at(0),
+        );
+    }
+    assert_eq!(engine.next_deadline(), None);
+
+    engine.observe(&check("b"), matched("ERROR"), at(0));
+    engine.observe(&check("c"), matched("ERROR"), at(0));
+    assert_eq!(engine.next_deadline(), Some(at(20).boot));
+    engine.observe(&check("a"), matched("ERROR"), at(5));
+    assert_eq!(engine.next_deadline(), Some(at(15).boot));
+    // A later match moves a's deadline behind b's.
+    engine.observe(&check("a"), matched("ERROR"), at(12));
+    assert_eq!(engine.next_deadline(), Some(at(20).boot));
+    engine.configure(
+        check("b"),
+        CheckSpec::Pattern(pattern_spec(after(100))),
+        at(13),
+    );
+    assert_eq!(engine.next_deadline(), Some(at(22).boot));
+    engine.remove(&check("a"), at(14));
+    assert_eq!(engine.next_deadline(), Some(at(100).boot));
+
+    let emitted = engine.advance(at(100));
+    assert_eq!(emitted.len(), 1);
+    assert_eq!(emitted[0].check, check("b"));
+    // c never expires: nothing is due any more.
+    assert_eq!(engine.next_deadline(), None);
+
+    // A restored engine knows its deadlines at once.
+    engine.observe(&check("b"), matched("ERROR"), at(200));
+    let restored = Engine::restore(
+        EngineSettings::default(),
+        engine.snapshot(at(201), Some("boot")),
+        at(202),
+        Some("boot"),
+    );
+    assert_eq!(restored.next_deadline(), Some(at(300).boot));
+}
+
+#[test]
 fn reconfiguring_between_never_and_an_expiration_applies_to_a_critical() {
     let mut engine = engine_with_pattern(after(30));
     engine.observe(&log_id(), matched("ERROR"), at(10));

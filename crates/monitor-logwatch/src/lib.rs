@@ -178,11 +178,10 @@ pub async fn run(
             dirty.extend(tails.keys().cloned());
         }
         for changed in &paths {
-            for (path, tail) in &tails {
-                if concerns(path, folders.folder_of(path), changed) {
-                    dirty.insert(tail.path().to_path_buf());
-                }
+            if tails.contains_key(changed) {
+                dirty.insert(changed.clone());
             }
+            dirty.extend(folders.concerned_by(changed).cloned());
         }
         if !paths.is_empty()
             && (folders.any_waiting() || paths.iter().any(|changed| folders.is_watched(changed)))
@@ -313,6 +312,8 @@ pub fn is_read_only_access(kind: &notify::EventKind) -> bool {
 }
 
 /// Does a change at `changed` concern the file at `path`, whose folder watch is `folder`?
+/// The definition [`FolderWatches::concerned_by`] answers for every followed file at once.
+#[cfg(test)]
 fn concerns(path: &Path, folder: Option<&Path>, changed: &Path) -> bool {
     if changed == path {
         return true;
@@ -341,22 +342,40 @@ struct FolderWatches {
     /// Folder watched for each followed path: its parent, or the nearest existing ancestor.
     folder_by_path: HashMap<PathBuf, PathBuf>,
     watched: HashSet<PathBuf>,
+    /// The followed files watched in their own folder, by folder and file name: a change
+    /// finds the files it concerns without a look at every followed file (each write is a
+    /// change, and there may be thousands of files).
+    by_folder: HashMap<PathBuf, HashMap<Vec<u8>, PathBuf>>,
+    /// The followed files whose own folder is not watched (missing): any change may
+    /// concern them.
+    not_in_own_folder: Vec<PathBuf>,
+    /// Whether some file's own folder does not exist yet.
+    any_waiting: bool,
 }
 
 impl FolderWatches {
-    fn folder_of(&self, path: &Path) -> Option<&Path> {
-        self.folder_by_path.get(path).map(PathBuf::as_path)
-    }
-
     fn is_watched(&self, folder: &Path) -> bool {
         self.watched.contains(folder)
     }
 
-    /// Whether some file's own folder does not exist yet.
     fn any_waiting(&self) -> bool {
-        self.folder_by_path
-            .iter()
-            .any(|(path, folder)| path.parent() != Some(folder.as_path()))
+        self.any_waiting
+    }
+
+    /// The followed files a change at `changed` concerns, besides the file at `changed`
+    /// itself: those waiting for their folder, and those whose name begins `changed`'s in
+    /// the same folder (rotation names, `app.log.1` or `app.log-2026...`, share the prefix:
+    /// writes to a rotated file that is still being drained land there).
+    fn concerned_by<'a>(&'a self, changed: &'a Path) -> impl Iterator<Item = &'a PathBuf> + 'a {
+        let same_folder = changed
+            .parent()
+            .zip(changed.file_name())
+            .and_then(|(parent, name)| Some((self.by_folder.get(parent)?, name.as_encoded_bytes())))
+            .into_iter()
+            .flat_map(|(names, changed)| {
+                (1..=changed.len()).filter_map(move |length| names.get(&changed[..length]))
+            });
+        self.not_in_own_folder.iter().chain(same_folder)
     }
 
     fn refresh(
@@ -368,6 +387,26 @@ impl FolderWatches {
             .keys()
             .filter_map(|path| nearest_existing_folder(path).map(|folder| (path.clone(), folder)))
             .collect();
+        self.any_waiting = self
+            .folder_by_path
+            .iter()
+            .any(|(path, folder)| path.parent() != Some(folder.as_path()));
+        self.by_folder.clear();
+        self.not_in_own_folder.clear();
+        for path in tails.keys() {
+            let Some(parent) = path.parent() else {
+                continue; // concerned by a change at itself only
+            };
+            match (self.folder_by_path.get(path), path.file_name()) {
+                (Some(folder), Some(name)) if folder == parent => {
+                    self.by_folder
+                        .entry(parent.to_path_buf())
+                        .or_default()
+                        .insert(name.as_encoded_bytes().to_vec(), path.clone());
+                }
+                _ => self.not_in_own_folder.push(path.clone()),
+            }
+        }
         let wanted: HashSet<PathBuf> = self.folder_by_path.values().cloned().collect();
         for folder in self.watched.difference(&wanted) {
             // The folder may be gone already; the kernel dropped its watch then.
@@ -397,4 +436,83 @@ fn nearest_existing_folder(path: &Path) -> Option<PathBuf> {
         .skip(1)
         .find(|folder| folder.is_dir())
         .map(Path::to_path_buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The files a change concerns, found through the index the loop uses.
+    fn concerned(
+        tails: &HashMap<PathBuf, FileTail>,
+        folders: &FolderWatches,
+        changed: &Path,
+    ) -> BTreeSet<PathBuf> {
+        let exact = tails.contains_key(changed).then(|| changed.to_path_buf());
+        exact
+            .into_iter()
+            .chain(folders.concerned_by(changed).cloned())
+            .collect()
+    }
+
+    #[test]
+    fn a_change_concerns_the_same_files_through_the_index_as_asked_of_each_file() {
+        let root = tempfile::tempdir().unwrap();
+        let logs = root.path().join("logs");
+        std::fs::create_dir(&logs).unwrap();
+        let followed = [
+            logs.join("app.log"),
+            logs.join("app.log.1"),
+            logs.join("other.log"),
+            logs.join("missing/late.log"),
+        ];
+        let tails: HashMap<PathBuf, FileTail> = followed
+            .iter()
+            .map(|path| {
+                (
+                    path.clone(),
+                    FileTail::new(path.clone(), Vec::new(), Start::End),
+                )
+            })
+            .collect();
+        let mut watcher =
+            notify::recommended_watcher(|_: notify::Result<notify::Event>| {}).unwrap();
+        let mut folders = FolderWatches::default();
+        folders.refresh(&tails, &mut watcher);
+        assert!(folders.any_waiting());
+
+        let changes = [
+            logs.join("app.log"),
+            logs.join("app.log.1"),
+            logs.join("app.log-20261202"),
+            logs.join("other.log"),
+            logs.join("ap"),
+            logs.join("missing"),
+            root.path().join("elsewhere/app.log"),
+        ];
+        for changed in &changes {
+            let asked_of_each: BTreeSet<PathBuf> = tails
+                .keys()
+                .filter(|path| {
+                    concerns(
+                        path,
+                        folders.folder_by_path.get(*path).map(PathBuf::as_path),
+                        changed,
+                    )
+                })
+                .cloned()
+                .collect();
+            assert_eq!(
+                concerned(&tails, &folders, changed),
+                asked_of_each,
+                "a change at {}",
+                changed.display()
+            );
+        }
+        // A write to a rotated file wakes the file it was rotated from, and no other.
+        assert_eq!(
+            concerned(&tails, &folders, &logs.join("app.log-20261202")),
+            BTreeSet::from([logs.join("app.log"), logs.join("missing/late.log")])
+        );
+    }
 }
