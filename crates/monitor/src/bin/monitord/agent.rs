@@ -116,6 +116,7 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
         recent_alerts: checkpoint.recent_alerts,
         early_requests: Vec::new(),
         checkpoint_due: None,
+        new_file_unsaved: false,
         caught_up: false,
         first_reads: FirstReads::new(),
         ready: false,
@@ -156,6 +157,11 @@ pub async fn run(folders: FolderArgs, shutdown: CancellationToken) -> anyhow::Re
             _ = shutdown.cancelled() => break,
             Some(event) = events.recv() => {
                 agent.on_source_event(event).await;
+                // One checkpoint for the files first followed in a burst (thousands at a
+                // first start), not one per file: each holds every position and check.
+                if agent.new_file_unsaved && events.is_empty() {
+                    agent.save_checkpoint();
+                }
                 agent.ready_when_known().await;
             }
             Some((request, reply)) = requests.recv() => agent.on_request(request, reply).await,
@@ -247,6 +253,9 @@ struct Agent {
     /// sees an answer knows the checks are live and has a state for each.
     early_requests: Vec<(Request, oneshot::Sender<Response>)>,
     checkpoint_due: Option<Instant>,
+    /// A file followed for the first time (or rotated) is not in a checkpoint yet: saved
+    /// once the events queued meanwhile are handled, at the latest at `checkpoint_due`.
+    new_file_unsaved: bool,
     /// The log watcher has read what was written while the agent was down; until then
     /// expiries wait, so a match written meanwhile extends a CRITICAL instead of an OK and
     /// a new CRITICAL being sent.
@@ -416,8 +425,9 @@ impl Agent {
                     };
                     let previous = self.positions.insert(path, saved);
                     // A file followed for the first time, or another file at the path (a
-                    // rotation): saved at once, or a crash before the next interval would
-                    // start it from its end again and skip the lines written meanwhile.
+                    // rotation): saved as soon as the events queued are handled, or a
+                    // crash before the next interval would start it from its end again and
+                    // skip the lines written meanwhile.
                     new_file = previous.is_none_or(
                         |SavedPosition {
                              position: previous, ..
@@ -449,7 +459,7 @@ impl Agent {
                 }
                 self.emit(emitted);
                 if new_file && self.checkpoint_due.is_some() {
-                    self.save_checkpoint();
+                    self.new_file_unsaved = true;
                 }
             }
             // Logged by the source.

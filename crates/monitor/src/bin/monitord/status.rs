@@ -1,8 +1,8 @@
 //! `monitorctl status`: each enabled check's state, and why it is not watched when not.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use monitor_config::{LogSource, SystemdBus};
+use monitor_config::{CheckKind, LogSource, SystemdBus};
 use monitor_engine::Engine;
 use monitor_wire::control::{CheckState, CheckStatus};
 use monitor_wire::{CheckId, Timestamp};
@@ -23,6 +23,7 @@ pub fn check_statuses(
     systemd_bus: SystemdBus,
 ) -> Vec<CheckStatus> {
     let now = clock::now();
+    let watched = Watched::of(plan, systemd_bus);
     plan.enabled
         .iter()
         .map(|id| {
@@ -47,7 +48,7 @@ pub fn check_statuses(
                 .cloned()
                 .or(absent)
                 .or(unread)
-                .or_else(|| watching(plan, id, systemd_bus));
+                .or_else(|| watched.describe(id));
             CheckStatus {
                 check: id.clone(),
                 state,
@@ -59,33 +60,61 @@ pub fn check_statuses(
         .collect()
 }
 
-/// What a check watches, for a check without a problem.
-fn watching(plan: &Plan, id: &CheckId, systemd_bus: SystemdBus) -> Option<String> {
-    let log = plan.log_checks.get(id).map(|extras| match &extras.source {
-        LogSource::File(path) => format!("following {}", path.display()),
-        LogSource::Command(command) => format!("reading the output of @{command}"),
-    });
-    let bus = match systemd_bus {
-        SystemdBus::System => "system",
-        SystemdBus::User => "user",
-    };
-    let service = plan
-        .services
-        .iter()
-        .find(|service| &service.check == id)
-        .map(|service| format!("unit {} on the {bus} bus", service.unit));
-    let every_unit = plan
-        .failed_units
-        .iter()
-        .find(|watch| &watch.check == id)
-        .map(|_| {
+/// What each check watches, looked up by check: one status answer lists every check, so a
+/// search through the plan's lists for each one would cost the square of their number.
+struct Watched<'a> {
+    plan: &'a Plan,
+    bus: &'static str,
+    units: HashMap<&'a CheckId, &'a str>,
+    every_unit: HashSet<&'a CheckId>,
+    kinds: HashMap<&'a CheckId, &'a CheckKind>,
+}
+
+impl<'a> Watched<'a> {
+    fn of(plan: &'a Plan, systemd_bus: SystemdBus) -> Watched<'a> {
+        Watched {
+            plan,
+            bus: match systemd_bus {
+                SystemdBus::System => "system",
+                SystemdBus::User => "user",
+            },
+            units: plan
+                .services
+                .iter()
+                .map(|service| (&service.check, service.unit.as_str()))
+                .collect(),
+            every_unit: plan.failed_units.iter().map(|watch| &watch.check).collect(),
+            kinds: plan
+                .checks
+                .iter()
+                .map(|(check, kind)| (check, kind))
+                .collect(),
+        }
+    }
+
+    /// What `id` watches, for a check without a problem.
+    fn describe(&self, id: &CheckId) -> Option<String> {
+        let bus = self.bus;
+        let log = self
+            .plan
+            .log_checks
+            .get(id)
+            .map(|extras| match &extras.source {
+                LogSource::File(path) => format!("following {}", path.display()),
+                LogSource::Command(command) => format!("reading the output of @{command}"),
+            });
+        let service = self
+            .units
+            .get(id)
+            .map(|unit| format!("unit {unit} on the {bus} bus"));
+        let every_unit = self.every_unit.contains(id).then(|| {
             format!("every unit on the {bus} bus that enters failed, each a subject of its own")
         });
-    let sampled = plan
-        .checks
-        .iter()
-        .find(|(check, _)| check == id)
-        .and_then(|(_, kind)| kind.sampled())
-        .map(|sampled| format!("sampled {}", sampled.describe_sampling()));
-    log.or(service).or(every_unit).or(sampled)
+        let sampled = self
+            .kinds
+            .get(id)
+            .and_then(|kind| kind.sampled())
+            .map(|sampled| format!("sampled {}", sampled.describe_sampling()));
+        log.or(service).or(every_unit).or(sampled)
+    }
 }

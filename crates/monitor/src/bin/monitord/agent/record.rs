@@ -63,6 +63,7 @@ impl Agent {
     /// Hand the current checkpoint, then `records`, to the writer thread.
     pub(super) fn submit(&mut self, records: Vec<HistoryRecord>, durability: Durability) {
         self.checkpoint_due = None;
+        self.new_file_unsaved = false;
         let checkpoint = self.checkpoint();
         self.persister
             .submit(checkpoint, durability, records, self.next_seq - 1);
