@@ -260,13 +260,14 @@ def check_states(monitorctl, env):
     return counts
 
 
-def start_agent(monitord, monitorctl, env, notify=None):
+def start_agent(monitord, monitorctl, env, notify=None, timeout=60):
     """Start monitord; return (process, seconds from exec to `monitorctl status` answering,
-    seconds from exec to every check having a known state). With `notify` (a dict), it gets
+    seconds from exec to every check having a known state), within `timeout` seconds (or
+    it is stopped, and the benchmark ends). With `notify` (a dict), it gets
     a NOTIFY_SOCKET as systemd's `Type=notify` gives: `notify["ready"]` is the seconds from
     exec to `READY=1`, `notify["unknown"]` how many checks the first status after it showed
     `unknown`."""
-    socket_path = None
+    socket_path = receiver = None
     if notify is not None:
         socket_path = Path(tempfile.mkdtemp()) / "notify.sock"
         receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -275,7 +276,17 @@ def start_agent(monitord, monitorctl, env, notify=None):
         env = dict(env, NOTIFY_SOCKET=str(socket_path))
     started = time.monotonic()
     agent = subprocess.Popen([monitord], env=env, stderr=subprocess.DEVNULL)
-    deadline = started + 60
+    deadline = started + timeout
+    try:
+        return agent, *wait_known(agent, started, deadline, monitorctl, env, (receiver, socket_path), notify)
+    except BaseException:
+        stop(agent)
+        raise
+
+
+def wait_known(agent, started, deadline, monitorctl, env, notify_socket, notify):
+    """start_agent's waits: READY=1 (with `notify`), then a status, then every check known."""
+    receiver, socket_path = notify_socket
     if notify is not None:
         try:
             while b"READY=1" not in receiver.recv(4096):
@@ -294,9 +305,9 @@ def start_agent(monitord, monitorctl, env, notify=None):
     # the manager has answered the agent.
     while (check_states(monitorctl, env) or {"unknown": 1}).get("unknown"):
         if agent.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit("monitord did not learn the state of every check within 60 s")
+            raise SystemExit(f"monitord did not learn the state of every check within {deadline - started:.0f} s")
         time.sleep(0.005)
-    return agent, ready, time.monotonic() - started
+    return ready, time.monotonic() - started
 
 
 def stop(process):

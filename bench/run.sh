@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run every benchmark of bench/ with modest defaults: about fifteen minutes on 2 cores.
+# Run every benchmark of bench/ with modest defaults: about half an hour on 2 cores.
 # Benchmarks never run in the test suite; this is their command.
 #
 #   bench/run.sh           the full run (figures for bench/RESULTS.md)
@@ -32,6 +32,7 @@ if [ "$quick" = 1 ]; then
     storage_args=(--seconds 10 --interval 3s)
     stalled_args=(--samples 10 --stall 2s --baseline-samples 1)
     sampled_args=(--seconds 31 --settle 1)
+    scaling_args=(--sizes 1,50,500 --idle-seconds 3 --load-seconds 3 --starts 1 --settle 1)
 else
     scan_args=(--mb 300 --runs 3)
     live_args=(--marks 100 --seconds 5)
@@ -42,6 +43,7 @@ else
     storage_args=(--seconds 60 --interval 10s)
     stalled_args=(--samples 100 --stall 5s --baseline-samples 5)
     sampled_args=(--seconds 300)
+    scaling_args=(--sizes 1,50,500,5000 --idle-seconds 30 --load-seconds 20 --starts 3)
 fi
 
 echo "== machine: $(nproc) cores, kernel $(uname -r), $(date -u +%Y-%m-%dT%H:%M:%SZ)," \
@@ -67,6 +69,11 @@ run "log scanning throughput" python3 bench/log_throughput.py --no-build "${scan
 run "live log latency" python3 bench/live_latency.py --no-build "${live_args[@]}"
 run "footprint and startup" python3 bench/footprint.py --no-build "${footprint_args[@]}"
 run "sampled checks" python3 bench/sampled_checks.py --no-build "${sampled_args[@]}"
+# MONITOR_BASELINE_DIR: an older build's monitord and monitorctl to measure alternately.
+if [ -n "${MONITOR_BASELINE_DIR:-}" ]; then
+    scaling_args+=(--before "$MONITOR_BASELINE_DIR")
+fi
+run "scaling with the number of checks" python3 bench/scaling.py --no-build "${scaling_args[@]}"
 run "service failure latency" python3 bench/service_latency.py "${service_args[@]}"
 run "@command throughput" python3 bench/command_throughput.py "${command_args[@]}"
 # Builds monitor-server and its load generator (release) itself; PostgreSQL is skipped,
