@@ -28,9 +28,26 @@ Method:
 - Afterwards, the alerts stored in the database are counted: they must equal the alerts
   accepted.
 
+`--fleet` (issue 20 point 7): a fleet as agents in `auth: token` mode talk to the server,
+with the server's default settings (its per-device rate limit included):
+- `--devices` (10,000 here) each send a heartbeat once a minute and their check list once an
+  hour, spread evenly, each on its own connection kept as the agent's HTTP client keeps it
+  (see `examples/load.rs`, "the fleet"); `--storm-devices` (100) drain an alert backlog in
+  batches of 16, one request at a time, as fast as the server answers (or `--storm-rate`
+  alerts a second each); `--silent-devices` (100) send one heartbeat, then nothing: the
+  server must find each silent 3 missed heartbeats after it was last heard, and no other.
+- Per engine: requests/s, p50/p99/max and errors (any non-2xx by status, or no answer) per
+  kind of request; the server's CPU, peak RSS, open file descriptors (sampled each second),
+  the database's CPU; afterwards, from the database: the devices found silent and how late,
+  and the alerts stored against those accepted.
+- `--before BINARY` runs that server binary too (main's, built before a change), alternating
+  with this tree's, engine by engine.
+
 Usage: bench/server_load.py [--devices 2000] [--concurrency 64] [--seconds 20] [--batch 16]
                             [--engines sqlite,postgres] [--threads 2] [--no-build]
-Prints a table; writes bench/results/server_load.json.
+       bench/server_load.py --fleet [--devices 10000] [--storm-devices 100] [--silent-devices 100]
+                            [--storm-rate 0] [--seconds 270] [--before BINARY]
+Prints a table; writes bench/results/server_load.json (server_fleet.json with --fleet).
 """
 
 import argparse
@@ -42,6 +59,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -124,6 +142,28 @@ def machine_ticks():
 def peak_rss_kib(pid):
     status = Path(f"/proc/{pid}/status").read_text()
     return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM"))
+
+
+class Sampler:
+    """Samples a process's RSS and open file descriptors every second, in a thread."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.peak_fds = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stop.wait(1.0):
+            try:
+                self.peak_fds = max(self.peak_fds, len(os.listdir(f"/proc/{self.pid}/fd")))
+            except OSError:
+                return
+
+    def finish(self):
+        self.stop.set()
+        self.thread.join()
 
 
 def start_server(server, database_args, config, log_path):
@@ -234,6 +274,162 @@ def scenario(engine, alerts_per_request, arguments, server, load, admin_url, wor
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def query(engine, location, sql):
+    """Rows of a query on the run's database (SQLite file or PostgreSQL URL)."""
+    if engine == "sqlite":
+        with sqlite3.connect(f"file:{location}?mode=ro", uri=True) as connection:
+            return connection.execute(sql).fetchall()
+    ok, output = psql(location, sql)
+    if not ok:
+        raise RuntimeError(output)
+    return [tuple(line.split("|")) for line in output.splitlines() if line]
+
+
+def silences(engine, location, silent_after=3):
+    """The devices found silent: (how many, of them named load-silent, lateness ms p50/max)."""
+    rows = query(engine, location,
+                 f"SELECT name, silent_at - (last_seen_at + heartbeat_interval_ms * {silent_after}) "
+                 "FROM devices WHERE silent_at IS NOT NULL")
+    late = sorted(int(row[1]) for row in rows)
+    expected = sum(1 for row in rows if str(row[0]).startswith("load-silent-"))
+    return {"silent": len(rows), "silent_of_those_stopped": expected, "silent_wrongly": len(rows) - expected,
+            "late_ms_p50": late[len(late) // 2] if late else None, "late_ms_max": late[-1] if late else None}
+
+
+def fleet_scenario(engine, label, server, load, arguments, admin_url, work_dir):
+    """One fresh database with the fleet's devices, one server with default settings, the
+    fleet's load: the figures."""
+    folder = Path(tempfile.mkdtemp(prefix=f"fleet-{engine}-", dir=work_dir))
+    config = folder / "server.yaml"
+    config.write_text("{}\n")
+    tokens, silent_tokens = folder / "tokens", folder / "silent-tokens"
+    database = None
+    try:
+        if engine == "sqlite":
+            data_dir = folder / "data"
+            database_args = ["--data-dir", str(data_dir)]
+            location = data_dir / "monitor-server.db"
+        else:
+            database = PostgresDatabase(admin_url)
+            database_args = ["--database-url", database.url]
+            location = database.url
+        active = arguments.devices - arguments.silent_devices
+        created = folder / "created.json"
+        subprocess.run([load, "--create-devices", str(active), *database_args, "--tokens-file", str(tokens),
+                        "--json", str(created)], check=True, stdout=subprocess.DEVNULL)
+        creation_seconds = json.loads(created.read_text())["seconds"]
+        if arguments.silent_devices:
+            subprocess.run([load, "--create-devices", str(arguments.silent_devices), *database_args,
+                            "--name-prefix", "load-silent-", "--tokens-file", str(silent_tokens)],
+                           check=True, stdout=subprocess.DEVNULL)
+
+        process, url = start_server(server, database_args, config, folder / "server.log")
+        try:
+            sampler = Sampler(process.pid)
+            server_cpu = cpu_seconds(process.pid)
+            database_cpu = postgres_cpu()
+            busy, total = machine_ticks()
+            began = time.monotonic()
+            # The silent devices: one heartbeat each, spread over the first minute, then nothing.
+            quiet = subprocess.Popen([load, "--fleet", "--url", url, "--tokens-file", str(silent_tokens),
+                                      "--devices", str(arguments.silent_devices), "--duration", "60s",
+                                      "--threads", "1"], stdout=subprocess.DEVNULL) if arguments.silent_devices else None
+            figures_path = folder / "fleet.json"
+            generator = subprocess.Popen(
+                [load, "--fleet", "--url", url, "--tokens-file", str(tokens), "--devices", str(active),
+                 "--storm-devices", str(arguments.storm_devices), "--storm-rate", str(arguments.storm_rate),
+                 "--duration", f"{arguments.seconds}s", "--threads", str(arguments.threads),
+                 "--json", str(figures_path)], stdout=subprocess.PIPE, text=True)
+            output = generator.stdout.read()
+            _, status, usage = os.wait4(generator.pid, 0)
+            if quiet is not None:
+                quiet.wait()
+            wall = time.monotonic() - began
+            busy_after, total_after = machine_ticks()
+            server_cpu = cpu_seconds(process.pid) - server_cpu
+            database_after = postgres_cpu()
+            rss = peak_rss_kib(process.pid)
+            sampler.finish()
+        finally:
+            stopped = stop_server(process)
+        code = os.waitstatus_to_exitcode(status)
+        if code not in (0, 1) or not figures_path.exists():
+            raise SystemExit(f"the fleet generator failed (exit {code}): {output}")
+        sys.stderr.write(output)
+        figures = json.loads(figures_path.read_text())
+        server_log = (folder / "server.log").read_text(errors="replace")
+        warnings = [line for line in server_log.splitlines() if " WARN " in line or " ERROR " in line]
+        accepted = figures["kinds"]["alerts"]["alerts_accepted"]
+        return {
+            "engine": engine, "server": label, "devices": arguments.devices,
+            "storm_devices": arguments.storm_devices, "silent_devices": arguments.silent_devices,
+            "device_creation_seconds": creation_seconds, "load": figures,
+            "stored_alerts": stored_alerts(engine, location), "alerts_accepted": accepted,
+            "silences": silences(engine, location),
+            "server_cpu_seconds": server_cpu, "server_peak_rss_kib": rss, "server_peak_fds": sampler.peak_fds,
+            "server_exit": stopped,
+            "postgres_cpu_seconds": sum(seconds - database_cpu.get(pid, 0.0)
+                                        for pid, seconds in database_after.items()) if engine == "postgres" else None,
+            "generator_cpu_seconds": usage.ru_utime + usage.ru_stime,
+            "machine_busy_fraction": (busy_after - busy) / max(1, total_after - total),
+            "wall_seconds": wall, "server_warnings": len(warnings), "server_warnings_first": warnings[:5],
+        }
+    finally:
+        if database is not None:
+            database.drop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def fleet_main(arguments, server, load, admin_url, engines, skipped):
+    servers = [("this tree", server)] + ([("before", arguments.before)] if arguments.before else [])
+    work_dir = Path(tempfile.mkdtemp(prefix="monitor-bench-fleet-"))
+    runs = []
+    try:
+        for engine in engines:
+            for label, binary in (servers if len(runs) % 2 == 0 else list(reversed(servers))):
+                print(f"{engine} ({label}): {arguments.devices} devices, {arguments.storm_devices} storming, "
+                      f"{arguments.silent_devices} going silent, {arguments.seconds:g} s", file=sys.stderr)
+                runs.append(fleet_scenario(engine, label, binary, load, arguments, admin_url, work_dir))
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    results = {"machine": machine_info(), "arguments": vars(arguments), "skipped": skipped, "runs": runs}
+    print(f"monitor-server, a fleet: {arguments.devices:,} devices (a heartbeat a minute, the check list an hour), "
+          f"{arguments.storm_devices} of them in an alert storm (batches of 16, "
+          f"{'as fast as answered' if not arguments.storm_rate else f'{arguments.storm_rate:g} alerts/s each'}), "
+          f"{arguments.silent_devices} going silent; {arguments.seconds:g} s; default server settings; "
+          f"generator on the same {os.cpu_count()} cores")
+    print(f"{'engine':9} {'server':10} {'kind':9} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+          f"{'errors':>24}")
+    for run in runs:
+        for kind, figures in run["load"]["kinds"].items():
+            latency = figures["latency_ms"]
+            errors = ", ".join(f"{count} × {status}" for status, count in figures["non_2xx"].items())
+            if figures["transport_errors"]:
+                errors = ", ".join(filter(None, [errors, f"{figures['transport_errors']} no answer"]))
+            print(f"{run['engine']:9} {run['server']:10} {kind:9} {figures['requests_per_s']:>7.1f} "
+                  f"{latency['p50']:>8.1f} {latency['p99']:>8.1f} {latency['max']:>8.1f} {errors or '0':>24}")
+    print(f"{'engine':9} {'server':10} {'alerts/s':>8} {'server CPU s':>12} {'pg CPU s':>8} {'peak RSS':>9} "
+          f"{'peak fds':>8} {'conns':>6} {'silent+wrong':>10} {'late ms':>9} {'stored':>9} {'warn':>5}")
+    for run in runs:
+        figures = run["load"]
+        pg = "-" if run["postgres_cpu_seconds"] is None else f"{run['postgres_cpu_seconds']:.1f}"
+        silence = run["silences"]
+        late = "-" if silence["late_ms_max"] is None else f"{silence['late_ms_max']}"
+        stored = "ok" if run["stored_alerts"] == run["alerts_accepted"] else f"{run['stored_alerts']}≠"
+        print(f"{run['engine']:9} {run['server']:10} {run['alerts_accepted'] / figures['seconds']:>8.0f} "
+              f"{run['server_cpu_seconds']:>12.1f} {pg:>8} {run['server_peak_rss_kib'] / 1024:>5.1f} MiB "
+              f"{run['server_peak_fds']:>8} {figures['connections_open_peak']:>6} "
+              f"{silence['silent_of_those_stopped']:>4}/{run['silent_devices']:<3}+{silence['silent_wrongly']:<2} {late:>9} {stored:>9} {run['server_warnings']:>5}")
+    for run in runs:
+        if run["server_warnings"]:
+            print(f"{run['engine']} ({run['server']}): the server's first warnings: {run['server_warnings_first']}")
+    out = ROOT / "bench/results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "server_fleet.json").write_text(json.dumps(results, indent=2) + "\n")
+    if any(run["load"]["errors"] for run in runs):
+        return 1
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--devices", type=int, default=2000, help="devices posting (default 2000)")
@@ -244,6 +440,14 @@ def main():
                         help="sqlite, postgres, or both as sqlite,postgres (the default)")
     parser.add_argument("--threads", type=int, default=2, help="the load generator's threads (default 2)")
     parser.add_argument("--no-build", action="store_true", help="use the release binaries as they are")
+    parser.add_argument("--fleet", action="store_true",
+                        help="the fleet scenario: heartbeats, config pushes, a storm, silent devices")
+    parser.add_argument("--storm-devices", type=int, default=100, help="--fleet: devices in a storm (100)")
+    parser.add_argument("--storm-rate", type=float, default=0,
+                        help="--fleet: alerts a second per storming device; 0 (default): as fast as answered")
+    parser.add_argument("--silent-devices", type=int, default=100,
+                        help="--fleet: devices that send one heartbeat, then nothing (100)")
+    parser.add_argument("--before", help="--fleet: another server binary to run too (main's)")
     arguments = parser.parse_args()
     server, load = build(arguments.no_build)
 
@@ -261,6 +465,9 @@ def main():
             engines.remove("postgres")
         else:
             postgres_version = answer
+
+    if arguments.fleet:
+        return fleet_main(arguments, server, load, admin_url, engines, skipped)
 
     work_dir = Path(tempfile.mkdtemp(prefix="monitor-bench-server-"))
     runs = []

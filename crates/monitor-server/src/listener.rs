@@ -1,8 +1,11 @@
 //! The listening socket's side of the server: connections (plain or TLS), how long and how
 //! many clients may hold them, and the headers every answer carries.
 //!
-//! - [`serve_connections`]: accepts up to `max_connections` at once (the rest wait in the
-//!   kernel's backlog), cuts off a client that does not send its headers within
+//! - [`serve_connections`]: serves up to `max_connections` at once; at the cap, a new
+//!   connection closes the one idle the longest between requests (an agent's client keeps
+//!   its connection a minute after each heartbeat, so 10,000 devices hold 10,000), and
+//!   waits in the kernel's backlog only when none is idle. It cuts off a client that does
+//!   not send its headers within
 //!   `header_timeout` (and the TLS handshake), its body within `body_timeout`, or nothing
 //!   for `idle_timeout` between requests, and serves each request with the router.
 //! - [`TlsCertificate`]: the certificate and key, read again on SIGHUP; a connection keeps
@@ -10,10 +13,12 @@
 //! - [`security_headers`]: CSP, framing, sniffing, referrer, and with TLS HSTS and `Secure`
 //!   cookies, on every answer.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::future::Future as _;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -37,6 +42,9 @@ use crate::settings::{ListenerSettings, TlsFiles};
 
 /// How long to wait before accepting again after `accept` failed (out of file descriptors).
 const ACCEPT_RETRY: Duration = Duration::from_millis(200);
+/// At the cap, how long a new connection waits for the slot of the idle connection it
+/// closed before closing another (that one may have started a request meanwhile).
+const RECLAIM_RETRY: Duration = Duration::from_secs(1);
 
 /// The certificate HTTPS is served with; [`TlsCertificate::reload`] reads the files again.
 pub struct TlsCertificate {
@@ -122,6 +130,12 @@ pub struct ServedOverTls(pub bool);
 
 /// Serves `router` on `listener` until `shutdown`, then lets every connection finish the
 /// request in flight and returns.
+///
+/// A connection is accepted, then given one of the `max_connections` slots. When none is
+/// free, it closes the connection idle the longest between requests (as nginx reuses its
+/// keep-alive connections when out of `worker_connections`): a client must expect a
+/// server to close an idle connection (RFC 9112, 9.6), and opens another for its next
+/// request. Only when no connection is idle does it wait, for one to close or go idle.
 pub async fn serve_connections(
     listener: tokio::net::TcpListener,
     router: Router,
@@ -130,17 +144,14 @@ pub async fn serve_connections(
     shutdown: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(settings.max_connections));
+    let idle = Arc::new(IdleConnections::default());
     let connections = TaskTracker::new();
     let timeouts = Timeouts {
         header: settings.header_timeout,
         body: settings.body_timeout,
         idle: settings.idle_timeout,
     };
-    loop {
-        let slot = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
-        };
+    'accepting: loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -152,18 +163,38 @@ pub async fn serve_connections(
                 }
             },
         };
+        let slot = loop {
+            if let Ok(slot) = slots.clone().try_acquire_owned() {
+                break slot;
+            }
+            // Made before looking, so a connection going idle after the look wakes us.
+            let went_idle = idle.went_idle.notified();
+            let closing = idle.close_oldest();
+            tokio::select! {
+                _ = shutdown.cancelled() => break 'accepting,
+                slot = slots.clone().acquire_owned() => {
+                    break slot.expect("the semaphore is never closed")
+                }
+                _ = went_idle, if !closing => {}
+                _ = tokio::time::sleep(RECLAIM_RETRY), if closing => {}
+            }
+        };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let tls = tls.clone();
         let shutdown = shutdown.clone();
+        let idle = idle.clone();
         connections.spawn(async move {
             match tls {
-                None => serve_connection(stream, peer, false, router, timeouts, shutdown).await,
+                None => {
+                    serve_connection(stream, peer, false, router, timeouts, idle, shutdown).await
+                }
                 Some(tls) => {
                     let acceptor = tokio_rustls::TlsAcceptor::from(tls.current());
                     match tokio::time::timeout(timeouts.header, acceptor.accept(stream)).await {
                         Ok(Ok(stream)) => {
-                            serve_connection(stream, peer, true, router, timeouts, shutdown).await
+                            serve_connection(stream, peer, true, router, timeouts, idle, shutdown)
+                                .await
                         }
                         Ok(Err(error)) => tracing::debug!("TLS handshake failed: {error}"),
                         Err(_) => {
@@ -199,21 +230,65 @@ enum Phase {
     Serving,
     /// Between requests since then.
     Idle { since: Instant },
+    /// Was idle the longest when a new connection needed its slot: closing.
+    Reclaimed,
+}
+
+/// Idle connections by (idle since, connection id).
+type IdleByAge = BTreeMap<(Instant, u64), Weak<ConnectionClock>>;
+
+/// The connections idle between requests, the longest idle first, for a new connection
+/// at the cap to close one.
+#[derive(Default)]
+struct IdleConnections {
+    by_age: Mutex<IdleByAge>,
+    /// Woken (`notify_waiters`) whenever a connection goes idle.
+    went_idle: Notify,
+    next_id: AtomicU64,
+}
+
+impl IdleConnections {
+    fn by_age(&self) -> std::sync::MutexGuard<'_, IdleByAge> {
+        self.by_age
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Tells the connection idle the longest to close; `false` when none is idle.
+    fn close_oldest(&self) -> bool {
+        loop {
+            // The list's lock is let go before the connection's: `set` takes them the
+            // other way round.
+            let Some((_, clock)) = self.by_age().pop_first() else {
+                return false;
+            };
+            if clock.upgrade().is_some_and(|clock| clock.reclaim()) {
+                return true;
+            }
+        }
+    }
 }
 
 struct ConnectionClock {
+    id: u64,
     phase: Mutex<Phase>,
     changed: Notify,
+    idle: Arc<IdleConnections>,
+    /// Itself, for the idle list.
+    this: Weak<ConnectionClock>,
 }
 
 impl ConnectionClock {
-    fn new() -> Self {
-        ConnectionClock {
+    fn new(idle: Arc<IdleConnections>) -> Arc<Self> {
+        Arc::new_cyclic(|this| ConnectionClock {
+            id: idle.next_id.fetch_add(1, Ordering::Relaxed),
             phase: Mutex::new(Phase::ReadingHead {
                 since: Instant::now(),
             }),
             changed: Notify::new(),
-        }
+            idle,
+            this: this.clone(),
+        })
     }
 
     fn phase(&self) -> Phase {
@@ -224,11 +299,37 @@ impl ConnectionClock {
     }
 
     fn set(&self, phase: Phase) {
-        *self
+        let mut current = self
             .phase
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner()) = phase;
+            .unwrap_or_else(|poison| poison.into_inner());
+        if let Phase::Idle { since } = *current {
+            self.idle.by_age().remove(&(since, self.id));
+        }
+        if let Phase::Idle { since } = phase {
+            self.idle
+                .by_age()
+                .insert((since, self.id), self.this.clone());
+            self.idle.went_idle.notify_waiters();
+        }
+        *current = phase;
+        drop(current);
         self.changed.notify_one();
+    }
+
+    /// Closes the connection if it is still idle; says whether it was.
+    fn reclaim(&self) -> bool {
+        let mut current = self
+            .phase
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if !matches!(*current, Phase::Idle { .. }) {
+            return false;
+        }
+        *current = Phase::Reclaimed;
+        drop(current);
+        self.changed.notify_one();
+        true
     }
 
     fn bytes_arrived(&self) {
@@ -251,6 +352,9 @@ impl ConnectionClock {
                     "headers not sent within header_timeout",
                 ),
                 Phase::Idle { since } => (since + timeouts.idle, "idle for idle_timeout"),
+                Phase::Reclaimed => {
+                    return "idle the longest when max_connections were open and one more came"
+                }
                 Phase::Serving => {
                     changed.await;
                     continue;
@@ -264,6 +368,15 @@ impl ConnectionClock {
                 }
                 _ = changed => {}
             }
+        }
+    }
+}
+
+impl Drop for ConnectionClock {
+    /// A connection that ends while idle leaves the idle list.
+    fn drop(&mut self) {
+        if let Phase::Idle { since } = self.phase() {
+            self.idle.by_age().remove(&(since, self.id));
         }
     }
 }
@@ -319,11 +432,12 @@ async fn serve_connection<S>(
     over_tls: bool,
     router: Router,
     timeouts: Timeouts,
+    idle: Arc<IdleConnections>,
     shutdown: CancellationToken,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let clock = Arc::new(ConnectionClock::new());
+    let clock = ConnectionClock::new(idle);
     let stream = ClockedStream {
         inner: stream,
         clock: clock.clone(),

@@ -179,6 +179,45 @@ async fn connections_over_the_cap_wait_for_a_free_one() {
     );
 }
 
+/// At `max_connections`, a new connection closes the one idle the longest between requests
+/// and is served at once, rather than waiting for `idle_timeout`: an agent's client keeps
+/// its connection a minute after each heartbeat, so 10,000 devices hold 10,000 of them.
+/// The connection idle for less time keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_cap_a_new_connection_closes_the_one_idle_the_longest() {
+    let (_directory, config) = config_file("idle_timeout: 10m\nmax_connections: 2\n");
+    let database = ServerDatabase::sqlite();
+    let server = ServerProcess::start(binary(), &database, &["--config", &config]);
+    let address = address(&server);
+    tokio::task::spawn_blocking(move || {
+        let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut oldest = TcpStream::connect(&address).unwrap();
+        oldest.write_all(request).unwrap();
+        assert!(read_answer(&mut oldest).starts_with("HTTP/1.1 200"));
+        let mut newer = TcpStream::connect(&address).unwrap();
+        newer.write_all(request).unwrap();
+        assert!(read_answer(&mut newer).starts_with("HTTP/1.1 200"));
+
+        // Both idle, both slots taken: a third is served within the deadline (30 s, far
+        // below the idle timeout of 10 minutes).
+        let mut third = TcpStream::connect(&address).unwrap();
+        third
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let answer = read_until_closed(&mut third);
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert_eq!(
+            read_until_closed(&mut oldest),
+            "",
+            "the oldest idle connection closes, with nothing sent"
+        );
+        newer.write_all(request).unwrap();
+        assert!(read_answer(&mut newer).starts_with("HTTP/1.1 200"));
+    })
+    .await
+    .unwrap();
+}
+
 on_both_engines! {
     /// Pages, API answers and errors all carry the security headers; plain HTTP gets no HSTS.
     async fn every_answer_carries_the_security_headers(database) {
