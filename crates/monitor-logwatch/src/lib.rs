@@ -72,7 +72,7 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("monitor-logwatch".into())
         .spawn(move || {
-            // I/O for the inotify queue, timers for held progress and `coalesce`.
+            // I/O for the inotify queue, a timer for held progress.
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_io()
                 .enable_time()
@@ -149,14 +149,11 @@ pub async fn run(
                 }
                 () = folders.wait(&mut changes) => {
                     if !coalesce.is_zero() {
-                        // Writes landing meanwhile are read in the same pass.
-                        tokio::select! {
-                            _ = shutdown.cancelled() => {
-                                held.send(&events).await;
-                                return Ok(());
-                            }
-                            () = tokio::time::sleep(coalesce) => {}
-                        }
+                        // Writes landing meanwhile are read in the same pass. A plain
+                        // sleep, not a timer: a runtime waiting for its timer is woken by
+                        // every write to a watched folder. The thread is the watcher's own
+                        // (see `spawn`), and the wait at most 1 s (the setting's limit).
+                        std::thread::sleep(coalesce);
                     }
                 }
                 () = held.due() => {
