@@ -46,8 +46,16 @@ Method:
 Targets of the benchmark issue: idle CPU ~ 0 with no periodic wake-ups; RSS under 10 MiB
 with 50 checks. The per-thread wake-ups are in the JSON, to find what wakes up.
 
+- Load only (--load-only, issue 20): the load window alone, for this build, --before's
+  build, this build with `log_coalesce: D` for each --coalesce D, and monit, one after
+  another, --rounds times (default 3); each gets its own state folder, the log files are
+  emptied between windows. Per contender, the medians over the rounds: its own CPU, its
+  children's (monitord's 10 `tail`s; monit's check programs), the total and its ratio to
+  monit's, wake-ups/s and the threads they come from. Writes bench/results/footprint_load.json.
+
 Usage: bench/footprint.py [--idle-seconds 60] [--load-seconds 30] [--load-rate 10000] [--starts 5] [--no-build]
                           [--commands-only [--before DIR]]
+                          [--load-only [--before DIR] [--coalesce 10ms]... [--rounds 3]]
 Prints a table; writes bench/results/footprint.json.
 """
 
@@ -227,12 +235,13 @@ def start_writer(folder, rate, seconds):
 
 # --- The two contenders -----------------------------------------------------------------
 
-def setup(work, monitorctl, manager):
-    """The 50 checks for the agent; returns its environment."""
-    sandbox = work / "agent"
+def setup(work, monitorctl, manager, name="agent", settings=""):
+    """The 50 checks for an agent in work/<name>, with `settings` added to its monitor.yaml;
+    returns its environment."""
+    sandbox = work / name
     for folder in ("config", "state", "run"):
         (sandbox / folder).mkdir(parents=True)
-    (sandbox / "config/monitor.yaml").write_text("systemd:\n  bus: user\n")
+    (sandbox / "config/monitor.yaml").write_text("systemd:\n  bus: user\n" + settings)
     env = dict(manager.env, MONITOR_DEFAULT_CHECKS="false", MONITOR_CONFIG_DIR=str(sandbox / "config"), MONITOR_STATE_DIR=str(sandbox / "state"),
                MONITOR_RUNTIME_DIR=str(sandbox / "run"), RUST_LOG="warn")
 
@@ -444,6 +453,115 @@ def measure_both_windows(pid, arguments, work, children=()):
     return idle, load
 
 
+def start_services(work):
+    """A `systemd --user` manager running the 20 units the service checks watch."""
+    manager = UserManager(work / "systemd")
+    for index in range(SERVICES):
+        (manager.dir / f"config/systemd/user/bench-svc-{index}.service").write_text(
+            f"[Service]\nExecStart=@/bin/sleep bench-svc-{index} infinity\n")
+    manager.systemctl("daemon-reload")
+    started = manager.systemctl("start", *[f"bench-svc-{index}" for index in range(SERVICES)])
+    if started.returncode != 0:
+        manager.stop()
+        raise SystemExit(f"cannot start the units: {started.stderr}")
+    return manager
+
+
+def measure_load(pid, arguments, work, children=()):
+    """The load window of `pid`: the writer runs, and after 1 s of warm-up it is measured."""
+    writer = start_writer(work / "logs", arguments.load_rate, arguments.load_seconds + 2)
+    try:
+        time.sleep(1)  # warm-up: the readers are at their steady pace
+        return measure(pid, arguments.load_seconds, children)
+    finally:
+        writer.wait()
+
+
+def empty_logs(work):
+    """Cut the log files back to nothing between windows (nothing follows them then), so
+    that a long comparison does not fill the disk."""
+    for index in range(LOG_FILES):
+        os.truncate(work / f"logs/app-{index}.log", 0)
+
+
+def load_comparison(arguments, monitord, monitorctl, monit, work, manager):
+    """--load-only: the load window of each agent build or setting (--before's build, this
+    build, this build with each --coalesce) and of monit, one after the other, --rounds
+    times, so that a slower minute of the shared machine hits every contender alike."""
+    contenders = []
+    if arguments.before:
+        contenders.append((f"before ({arguments.before})", str(Path(arguments.before) / "monitord"),
+                           str(Path(arguments.before) / "monitorctl"), ""))
+    contenders.append(("monitord", monitord, monitorctl, ""))
+    for coalesce in arguments.coalesce or []:
+        contenders.append((f"monitord, log_coalesce {coalesce}", monitord, monitorctl,
+                           f"log_coalesce: {coalesce}\n"))
+    environments = {label: setup(work, its_monitorctl, manager, f"agent-{index}", settings)
+                    for index, (label, _, its_monitorctl, settings) in enumerate(contenders)}
+    control = monit_control_file(work) if monit else None
+    samples = {label: [] for label, *_ in contenders}
+    if monit:
+        samples["monit"] = []
+    for round_number in range(arguments.rounds):
+        for label, its_monitord, its_monitorctl, _ in contenders:
+            print(f"round {round_number + 1}: {label} ...", file=sys.stderr)
+            empty_logs(work)
+            agent, _, _ = start_agent(its_monitord, its_monitorctl, environments[label])
+            try:
+                time.sleep(arguments.settle)
+                children = descendants(agent.pid)
+                samples[label].append(measure_load(agent.pid, arguments, work, children))
+            finally:
+                stop(agent)
+        if monit:
+            print(f"round {round_number + 1}: monit ...", file=sys.stderr)
+            empty_logs(work)
+            process = subprocess.Popen([monit, "-I", "-c", str(control)], stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL)
+            try:
+                time.sleep(arguments.settle)
+                samples["monit"].append(measure_load(process.pid, arguments, work))
+            finally:
+                stop(process)
+    return samples
+
+
+def total_cpu_percent(sample):
+    """A contender's CPU with its children: monitord's `@command`s, monit's check programs."""
+    children = sample.get("children", {}).get("cpu_percent", 0)
+    waited = 100 * sample["waited_children_cpu_seconds"] / sample["seconds"]
+    return sample["cpu_percent"] + children + waited
+
+
+def report_load_comparison(samples, arguments):
+    print(f"Load window: {arguments.load_rate:,} lines/s ({arguments.load_rate // 10:,} writes/s) over {LOG_FILES} "
+          f"files, {arguments.load_seconds:g} s each, {arguments.rounds} rounds alternating; 50 checks; "
+          f"medians, range over the rounds")
+    print(f"{'contender':44} {'CPU %':>6} {'children %':>10} {'total %':>8} {'range':>13} {'wake-ups/s':>11} "
+          f"{'children w/s':>12} {'ratio to monit':>15}")
+    monit_total = statistics.median(total_cpu_percent(sample) for sample in samples["monit"]) \
+        if samples.get("monit") else None
+    for label, runs in samples.items():
+        totals = [total_cpu_percent(sample) for sample in runs]
+        own = statistics.median(sample["cpu_percent"] for sample in runs)
+        children = statistics.median(total - sample["cpu_percent"] for total, sample in zip(totals, runs))
+        wakeups = statistics.median(sample["wakeups_per_second"] for sample in runs)
+        child_wakeups = statistics.median(sample.get("children", {}).get("wakeups_per_second", 0) for sample in runs)
+        ratio = f"{statistics.median(totals) / monit_total:.2f}" if monit_total else "-"
+        print(f"{label:44} {own:>6.2f} {children:>10.2f} {statistics.median(totals):>8.2f} "
+              f"{min(totals):>6.2f}..{max(totals):<6.2f} {wakeups:>11.1f} {child_wakeups:>12.1f} {ratio:>15}")
+    for label, runs in samples.items():
+        per_thread = {}
+        for sample in runs:
+            for thread, rate in sample["wakeups_per_thread"].items():
+                name = thread.rsplit(" (", 1)[0]
+                per_thread.setdefault(name, []).append(rate)
+        busiest = sorted(((name, sum(rates) / len(runs)) for name, rates in per_thread.items()),
+                         key=lambda item: -item[1])
+        print(f"  {label} wake-ups/s by thread: " + ", ".join(f"{name} {rate:.0f}" for name, rate in busiest if rate >= 0.5))
+    print("children: monitord's 10 `@tail -F` processes; monit's check program runs (cutime + cstime, 10 ms ticks)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--idle-seconds", type=float, default=60, help="idle window (default 60)")
@@ -455,7 +573,12 @@ def main():
     parser.add_argument("--commands-only", action="store_true",
                         help="only the processes of 10 `@tail -F` checks, in both shapes")
     parser.add_argument("--before", metavar="DIR",
-                        help="with --commands-only: also an older build's monitord and monitorctl in DIR")
+                        help="with --commands-only or --load-only: also an older build's monitord and monitorctl in DIR")
+    parser.add_argument("--load-only", action="store_true",
+                        help="only the load window, of each build and setting and of monit, alternating")
+    parser.add_argument("--coalesce", action="append", metavar="DURATION",
+                        help="with --load-only: also this build with `log_coalesce: DURATION` (repeatable)")
+    parser.add_argument("--rounds", type=int, default=3, help="with --load-only: rounds of every contender (default 3)")
     parser.add_argument("--writer", metavar="DIR", help=argparse.SUPPRESS)  # internal: be the writer process
     arguments = parser.parse_args()
     if arguments.writer:
@@ -483,18 +606,26 @@ def main():
         (out / "footprint_commands.json").write_text(
             json.dumps({"machine": machine_info(), "command_shapes": shapes, "start_costs": costs}, indent=2) + "\n")
         return
+    if arguments.load_only:
+        manager = None
+        try:
+            manager = start_services(work)
+            samples = load_comparison(arguments, monitord, monitorctl, monit, work, manager)
+        finally:
+            if manager:
+                manager.stop()
+            shutil.rmtree(work, ignore_errors=True)
+        report_load_comparison(samples, arguments)
+        out = ROOT / "bench/results"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "footprint_load.json").write_text(
+            json.dumps({**results, "rounds": arguments.rounds, "samples": samples}, indent=2) + "\n")
+        return
     manager = None
     try:
         print("monitord: command processes ...", file=sys.stderr)
         results["command_shapes"] = command_processes(monitord, monitorctl, work)
-        manager = UserManager(work / "systemd")
-        for index in range(SERVICES):
-            (manager.dir / f"config/systemd/user/bench-svc-{index}.service").write_text(
-                f"[Service]\nExecStart=@/bin/sleep bench-svc-{index} infinity\n")
-        manager.systemctl("daemon-reload")
-        started = manager.systemctl("start", *[f"bench-svc-{index}" for index in range(SERVICES)])
-        if started.returncode != 0:
-            raise SystemExit(f"cannot start the units: {started.stderr}")
+        manager = start_services(work)
         env = setup(work, monitorctl, manager)
 
         print("monitord: startups ...", file=sys.stderr)

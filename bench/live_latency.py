@@ -29,7 +29,11 @@ Method, for each rate (default 1k, 10k and 100k lines/s):
 All the processes share the machine: on 2 cores the writer, the agent, tail, grep and this
 script compete for CPU, as they would on a small device.
 
+With --before DIR, an older build (its monitord and monitorctl in DIR) runs each rate
+right before this one; with --coalesce D, this build with `log_coalesce: D` right after.
+
 Usage: bench/live_latency.py [--rates 1000,10000,100000] [--marks 100] [--seconds 5] [--no-build]
+                             [--before DIR] [--coalesce 10ms]...
 Prints a table; writes bench/results/live_latency.json.
 """
 
@@ -132,7 +136,7 @@ def engine_ns(alert):
     return round(stamp.timestamp() * 1000) * 1_000_000
 
 
-def one_rate(monitord, monitorctl, rate, marks, seconds):
+def one_rate(monitord, monitorctl, rate, marks, seconds, settings=""):
     sandbox = Path(tempfile.mkdtemp(prefix="monitor-bench-live-"))
     log = sandbox / "logs/live.log"
     log.parent.mkdir()
@@ -141,6 +145,8 @@ def one_rate(monitord, monitorctl, rate, marks, seconds):
                MONITOR_RUNTIME_DIR=str(sandbox / "run"), RUST_LOG="warn")
     for folder in ("config", "state", "run"):
         (sandbox / folder).mkdir()
+    if settings:
+        (sandbox / "config/monitor.yaml").write_text(settings)
     for mark in range(marks):
         subprocess.run([monitorctl, "create", "log", f"m{mark}", f"^MARK-{mark} ", str(log), "never"],
                        env=env, check=True, capture_output=True)
@@ -223,6 +229,10 @@ def main():
     parser.add_argument("--marks", type=int, default=100, help="marked lines (and checks) per rate (default 100)")
     parser.add_argument("--seconds", type=float, default=5, help="how long the writer runs per rate (default 5)")
     parser.add_argument("--no-build", action="store_true", help="use the release binaries as they are")
+    parser.add_argument("--before", metavar="DIR",
+                        help="also an older build's monitord and monitorctl in DIR, each rate right before this build")
+    parser.add_argument("--coalesce", action="append", metavar="DURATION",
+                        help="also this build with `log_coalesce: DURATION` in monitor.yaml (repeatable)")
     parser.add_argument("--writer", metavar="PATH", help=argparse.SUPPRESS)  # internal: be the writer process
     parser.add_argument("--rate", type=int, help=argparse.SUPPRESS)
     arguments = parser.parse_args()
@@ -234,10 +244,24 @@ def main():
     monitord, monitorctl = build(arguments.no_build)
     rates = [int(rate) for rate in arguments.rates.split(",")]
 
+    # (label, monitord, monitorctl, monitor.yaml): the label prefixes the agent's readers.
+    contenders = []
+    if arguments.before:
+        contenders.append(("before ", str(Path(arguments.before) / "monitord"),
+                           str(Path(arguments.before) / "monitorctl"), ""))
+    contenders.append(("", monitord, monitorctl, ""))
+    for coalesce in arguments.coalesce or []:
+        contenders.append((f"coalesce {coalesce} ", monitord, monitorctl, f"log_coalesce: {coalesce}\n"))
     runs = []
     for rate in rates:
-        print(f"{rate} lines/s ...", file=sys.stderr)
-        runs.append(one_rate(monitord, monitorctl, rate, arguments.marks, arguments.seconds))
+        for label, its_monitord, its_monitorctl, settings in contenders:
+            print(f"{rate} lines/s {label}...", file=sys.stderr)
+            run = one_rate(its_monitord, its_monitorctl, rate, arguments.marks, arguments.seconds, settings)
+            run["contender"] = label.strip() or "monitord"
+            if label:
+                run["latency_ms"] = {(reader if reader.startswith("tail") else label + reader): values
+                                     for reader, values in run["latency_ms"].items()}
+            runs.append(run)
 
     print(f"Live log latency: write() of a matching line -> alert, {arguments.marks} marks per rate over "
           f"{arguments.seconds:g} s, milliseconds")
@@ -248,7 +272,8 @@ def main():
         written = run["writer"]["lines"] / run["writer"]["seconds"]
         baseline_p99 = percentile(run["latency_ms"]["tail -F | grep"], 0.99)
         entry = {"rate": run["rate"], "achieved_lines_per_s": written, "writer_worst_lag_ms": run["writer"]["worst_lag_ms"],
-                 "marks_written": run["writer"]["marks"], "agent_cpu_fraction": run["agent_cpu_fraction"], "readers": {}}
+                 "marks_written": run["writer"]["marks"], "agent_cpu_fraction": run["agent_cpu_fraction"],
+                 "contender": run["contender"], "readers": {}}
         for reader, values in run["latency_ms"].items():
             if values:
                 p99 = percentile(values, 0.99)
@@ -261,11 +286,12 @@ def main():
             else:
                 print(f"{run['rate']:>14,} {written:>9,.0f} {reader:26} {0:>5} {'-':>8} {'-':>8} {'-':>8} {'-':>9}")
                 entry["readers"][reader] = {"seen": 0}
-        print(f"{'':>14} agent CPU while writing: {run['agent_cpu_fraction'] * 100:.1f}% of one core; "
+        print(f"{'':>14} {run['contender']} CPU while writing: {run['agent_cpu_fraction'] * 100:.1f}% of one core; "
               f"writer's worst lag behind its schedule: {run['writer']['worst_lag_ms']:.1f} ms")
         results["rates"].append(entry)
     print("monitord (engine): the alert's own timestamp (truncated to the millisecond) + 1 ms, an upper bound.")
-    target = next((entry for entry in results["rates"] if entry["rate"] == 10000), None)
+    target = next((entry for entry in results["rates"] if entry["rate"] == 10000
+                   and entry["contender"] == "monitord"), None)
     if target and target["readers"]["monitord (engine)"].get("seen"):
         p99 = target["readers"]["monitord (engine)"]["p99"]
         print(f"target: p99 under 20 ms at 10k lines/s; here {p99:.1f} ms ({'met' if p99 < 20 else 'NOT met'})")

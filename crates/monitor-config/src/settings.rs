@@ -86,6 +86,15 @@ pub struct Settings {
     /// not read). A check with `from: end` reads none. Default 1 MiB.
     #[serde(default = "default_log_first_read_limit")]
     pub log_first_read_limit: u64,
+    /// How long the log watcher waits after a file changes before it reads, so that the
+    /// writes landing meanwhile (in any followed file) are read in one go: under a steady
+    /// write load, fewer wake-ups and less CPU, each log alert up to that much later.
+    /// Default 0: every write is read as it lands. At most 1s.
+    #[serde(
+        default = "default_log_coalesce",
+        deserialize_with = "duration::plain::deserialize"
+    )]
+    pub log_coalesce: Duration,
     /// Size of `state_dir/alerts.jsonl` (the local alert history) before it rotates.
     /// Default 1 MiB.
     #[serde(default = "default_alert_history_max_bytes")]
@@ -455,6 +464,13 @@ fn default_log_first_read_limit() -> u64 {
     1024 * 1024
 }
 
+fn default_log_coalesce() -> Duration {
+    Duration::ZERO
+}
+
+/// The longest `log_coalesce`: a log alert may wait that long.
+pub const MAX_LOG_COALESCE: Duration = Duration::from_secs(1);
+
 fn default_alert_history_max_bytes() -> u64 {
     1024 * 1024
 }
@@ -485,6 +501,7 @@ impl Default for Settings {
             log_lines_before: default_log_lines(),
             log_lines_after: default_log_lines(),
             log_first_read_limit: default_log_first_read_limit(),
+            log_coalesce: default_log_coalesce(),
             alert_history_max_bytes: default_alert_history_max_bytes(),
             checkpoint_interval: default_checkpoint_interval(),
             default_checks: default_default_checks(),
@@ -748,6 +765,15 @@ impl Settings {
             problem(
                 "checkpoint_interval",
                 "must be more than 0: write a duration such as 5m".to_owned(),
+            );
+        }
+        if self.log_coalesce > MAX_LOG_COALESCE {
+            problem(
+                "log_coalesce",
+                format!(
+                    "{} is too long: every log alert may wait that long, use at most 1s (such as 10ms)",
+                    duration::format_duration(self.log_coalesce)
+                ),
             );
         }
         if self.alert_history_max_bytes == 0 {

@@ -29,6 +29,7 @@
 
 mod access;
 mod command;
+mod folders;
 mod interface;
 mod matching;
 mod shell_script;
@@ -36,12 +37,12 @@ pub mod tail;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use folders::{Changes, FolderWatches};
 use monitor_source::FilePosition;
 use monitor_wire::CheckId;
-use notify::{RecursiveMode, Watcher};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 pub use interface::{
@@ -55,13 +56,9 @@ use tail::{FileTail, ProblemChange};
 /// How many bytes one file may read before the others get a turn (and shutdown is checked).
 const READ_BUDGET_BYTES: usize = 4 * 1024 * 1024;
 
-/// Paths the kernel reported since the last look, shared with notify's thread.
-#[derive(Default)]
-struct Changes {
-    paths: HashSet<PathBuf>,
-    /// The kernel's queue overflowed or a watch broke: look at every file.
-    everything: bool,
-}
+/// How long a file's progress that matched nothing may wait before it is sent (see
+/// [`HeldProgress`]).
+const PROGRESS_DELAY: Duration = Duration::from_secs(1);
 
 /// [`run`] on a thread of its own, with its own single-threaded runtime: file system calls
 /// block (a stalled NFS mount, a slow SD card), and they must never hold up the caller's
@@ -75,8 +72,12 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("monitor-logwatch".into())
         .spawn(move || {
-            // No timers and no sockets: `run` waits on channels and on notify's thread only.
-            let outcome = match tokio::runtime::Builder::new_current_thread().build() {
+            // I/O for the inotify queue, a timer for held progress.
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .enable_time()
+                .build();
+            let outcome = match runtime {
                 Ok(runtime) => runtime.block_on(run(configs, events, shutdown)),
                 Err(error) => Err(LogWatchError::Thread(error)),
             };
@@ -88,10 +89,16 @@ pub fn spawn(
 
 /// Follow files until `shutdown`; configs arrive on `configs`, events leave on `events`.
 ///
-/// Every file system call is made on the calling thread and may block (see [`spawn`]).
-/// Only regular files are followed, and only those that every user who controls the path
-/// (owns a folder, symlink or the file on the way, or may write such a folder) could read
-/// themselves; any other path is a [`LogEvent::Problem`].
+/// Every file system call is made on the calling thread and may block (see [`spawn`]); the
+/// runtime must have I/O and timers enabled. Only regular files are followed, and only
+/// those that every user who controls the path (owns a folder, symlink or the file on the
+/// way, or may write such a folder) could read themselves; any other path is a
+/// [`LogEvent::Problem`].
+///
+/// Each wake-up reads every event the kernel queued, then every file they concern, to its
+/// end. A match is sent at once with its file's position; a position that only moved (same
+/// file, same checks, no match) is sent within a second, or with the file's next match,
+/// before [`LogEvent::CaughtUp`] and at shutdown.
 ///
 /// `events` is bounded: when the consumer is slow the watcher stops reading (the kernel
 /// keeps the data in the files), so memory stays flat under any write rate.
@@ -100,80 +107,72 @@ pub async fn run(
     events: mpsc::Sender<LogEvent>,
     shutdown: CancellationToken,
 ) -> Result<(), LogWatchError> {
-    let changes = Arc::new(Mutex::new(Changes::default()));
-    let wake = Arc::new(Notify::new());
-    let mut watcher = {
-        let changes = changes.clone();
-        let wake = wake.clone();
-        notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
-            let mut changes = changes
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            match result {
-                Ok(event) => {
-                    if event.need_rescan() {
-                        changes.everything = true;
-                    }
-                    if !is_read_only_access(&event.kind) {
-                        changes.paths.extend(event.paths);
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "inotify reported an error; re-reading every file");
-                    changes.everything = true;
-                }
-            }
-            drop(changes);
-            wake.notify_one();
-        })
-        .map_err(LogWatchError::Inotify)?
-    };
-
+    let mut folders = FolderWatches::new().map_err(LogWatchError::Inotify)?;
+    let mut changes = Changes::default();
     let mut tails: HashMap<PathBuf, FileTail> = HashMap::new();
-    let mut folders = FolderWatches::default();
     let mut dirty: HashSet<PathBuf> = HashSet::new();
-    // The position last sent for each path, and the checks it covers: a file first opened
-    // at its end (nothing read) is reported too, so the caller can save where it starts
-    // before lines come, and so is a check that has read what the file held.
+    // The position last sent (or held) for each path, and the checks it covers: a file
+    // first opened at its end (nothing read) is reported too, so the caller can save where
+    // it starts before lines come, and so is a check that has read what the file held.
     let mut reported: HashMap<PathBuf, (FilePosition, BTreeSet<CheckId>)> = HashMap::new();
+    let mut held = HeldProgress::default();
     let mut announce_caught_up: Option<u64> = None;
+    let mut coalesce = Duration::ZERO;
 
     loop {
         if dirty.is_empty() {
             if let Some(generation) = announce_caught_up.take() {
-                if events
-                    .send(LogEvent::CaughtUp { generation })
-                    .await
-                    .is_err()
+                if !held.send(&events).await
+                    || events
+                        .send(LogEvent::CaughtUp { generation })
+                        .await
+                        .is_err()
                 {
                     return Ok(());
                 }
             }
-        }
-        if dirty.is_empty() {
             tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                config = configs.recv() => {
-                    let Some(config) = config else { return Ok(()) };
-                    announce_caught_up = Some(config.generation);
-                    apply_config(config, &mut tails, &mut folders, &mut watcher, &mut dirty);
-                    reported.retain(|path, _| tails.contains_key(path));
+                _ = shutdown.cancelled() => {
+                    held.send(&events).await;
+                    return Ok(());
                 }
-                _ = wake.notified() => {}
+                config = configs.recv() => {
+                    let Some(config) = config else {
+                        held.send(&events).await;
+                        return Ok(());
+                    };
+                    announce_caught_up = Some(config.generation);
+                    coalesce = config.coalesce;
+                    apply_config(config, &mut tails, &mut folders, &mut dirty);
+                    reported.retain(|path, _| tails.contains_key(path));
+                    held.retain(|path| tails.contains_key(path));
+                }
+                () = folders.wait(&mut changes) => {
+                    if !coalesce.is_zero() {
+                        // Writes landing meanwhile are read in the same pass. A plain
+                        // sleep, not a timer: a runtime waiting for its timer is woken by
+                        // every write to a watched folder. The thread is the watcher's own
+                        // (see `spawn`), and the wait at most 1 s (the setting's limit).
+                        std::thread::sleep(coalesce);
+                    }
+                }
+                () = held.due() => {
+                    if !held.send(&events).await {
+                        return Ok(());
+                    }
+                }
             }
         } else if shutdown.is_cancelled() {
+            held.send(&events).await;
             return Ok(());
         }
-
-        let (paths, everything) = {
-            let mut changes = changes
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            (
-                std::mem::take(&mut changes.paths),
-                std::mem::take(&mut changes.everything),
-            )
-        };
+        // What else the kernel queued meanwhile is read in this pass too.
+        folders.take_queued(&mut changes);
+        let Changes {
+            paths,
+            everything,
+            folders_moved,
+        } = std::mem::take(&mut changes);
         if everything {
             dirty.extend(tails.keys().cloned());
         }
@@ -183,11 +182,9 @@ pub async fn run(
             }
             dirty.extend(folders.concerned_by(changed).cloned());
         }
-        if !paths.is_empty()
-            && (folders.any_waiting() || paths.iter().any(|changed| folders.is_watched(changed)))
-        {
+        if folders_moved || (!paths.is_empty() && folders.any_waiting()) {
             // A folder may have appeared or vanished: watch the nearest existing ancestor again.
-            folders.refresh(&tails, &mut watcher);
+            folders.refresh(&tails);
         }
 
         let work: Vec<PathBuf> = dirty.drain().collect();
@@ -212,29 +209,92 @@ pub async fn run(
                 }
             }
             let position = tail.position();
+            let last = reported.get(&path);
             let moved = position.is_some_and(|position| {
-                reported.get(&path).is_none_or(|(reported, seen_by)| {
+                last.is_none_or(|(reported, seen_by)| {
                     *reported != position || seen_by != tail.seen_by()
                 })
             });
-            if outcome.progressed || !outcome.matches.is_empty() || moved {
-                if let Some(position) = position {
-                    reported.insert(path.clone(), (position, tail.seen_by().clone()));
-                }
-                let event = LogEvent::Read {
-                    path: path.clone(),
-                    position,
-                    seen_by: tail.seen_by().clone(),
-                    matches: outcome.matches,
+            if !(outcome.progressed || !outcome.matches.is_empty() || moved) {
+                continue;
+            }
+            // Only the offset moved, in the same file, for the same checks: the loop
+            // learns of it a little later (one event then, not one per write).
+            let only_offset = outcome.matches.is_empty()
+                && match (position, last) {
+                    (Some(position), Some((reported, seen_by))) => {
+                        (position.device, position.inode) == (reported.device, reported.inode)
+                            && seen_by == tail.seen_by()
+                    }
+                    _ => false,
                 };
-                if events.send(event).await.is_err() {
-                    return Ok(());
-                }
+            if let Some(position) = position {
+                reported.insert(path.clone(), (position, tail.seen_by().clone()));
+            }
+            let event = LogEvent::Read {
+                path: path.clone(),
+                position,
+                seen_by: tail.seen_by().clone(),
+                matches: outcome.matches,
+            };
+            if only_offset {
+                held.hold(path, event);
+                continue;
+            }
+            held.forget(&path);
+            if events.send(event).await.is_err() {
+                return Ok(());
             }
         }
         if !dirty.is_empty() {
             tokio::task::yield_now().await;
         }
+    }
+}
+
+/// Progress of files that matched nothing, held back: a file's position moves at every
+/// write, and telling the loop each time cost its thread a wake-up per write. Only the
+/// latest position of each file is kept; nothing is lost by the wait, since a position is
+/// only where a restart resumes, and the lines before it matched nothing.
+#[derive(Default)]
+struct HeldProgress {
+    events: HashMap<PathBuf, LogEvent>,
+    due: Option<tokio::time::Instant>,
+}
+
+impl HeldProgress {
+    fn hold(&mut self, path: PathBuf, event: LogEvent) {
+        self.events.insert(path, event);
+        self.due
+            .get_or_insert_with(|| tokio::time::Instant::now() + PROGRESS_DELAY);
+    }
+
+    /// A newer event of the file (a match, a rotation) carries its position.
+    fn forget(&mut self, path: &Path) {
+        self.events.remove(path);
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&Path) -> bool) {
+        self.events.retain(|path, _| keep(path));
+    }
+
+    /// When the held events are due; never while none is held.
+    async fn due(&self) {
+        match self.due {
+            Some(due) if !self.events.is_empty() => tokio::time::sleep_until(due).await,
+            _ => std::future::pending().await,
+        }
+    }
+
+    /// Send every held event; false when the receiver is gone.
+    async fn send(&mut self, events: &mpsc::Sender<LogEvent>) -> bool {
+        self.due = None;
+        for (_, event) in self.events.drain() {
+            if events.send(event).await.is_err() {
+                return false;
+            }
+        }
+        true
     }
 }
 
@@ -273,7 +333,6 @@ fn apply_config(
     config: LogWatchConfig,
     tails: &mut HashMap<PathBuf, FileTail>,
     folders: &mut FolderWatches,
-    watcher: &mut notify::RecommendedWatcher,
     dirty: &mut HashSet<PathBuf>,
 ) {
     let wanted: HashSet<PathBuf> = config.files.iter().map(|file| file.path.clone()).collect();
@@ -301,7 +360,7 @@ fn apply_config(
         // Read what is there (a resumed position, a file that appeared) right away.
         dirty.insert(file.path);
     }
-    folders.refresh(tails, watcher);
+    folders.refresh(tails);
 }
 
 /// Opening, reading and closing a file unwritten change nothing (and our own reads make
@@ -334,185 +393,4 @@ fn concerns(path: &Path, folder: Option<&Path>, changed: &Path) -> bool {
                 .starts_with(name.as_encoded_bytes()),
             _ => false,
         }
-}
-
-/// One inotify watch per folder that holds (or would hold) a followed file.
-#[derive(Default)]
-struct FolderWatches {
-    /// Folder watched for each followed path: its parent, or the nearest existing ancestor.
-    folder_by_path: HashMap<PathBuf, PathBuf>,
-    watched: HashSet<PathBuf>,
-    /// The followed files watched in their own folder, by folder and file name: a change
-    /// finds the files it concerns without a look at every followed file (each write is a
-    /// change, and there may be thousands of files).
-    by_folder: HashMap<PathBuf, HashMap<Vec<u8>, PathBuf>>,
-    /// The followed files whose own folder is not watched (missing): any change may
-    /// concern them.
-    not_in_own_folder: Vec<PathBuf>,
-    /// Whether some file's own folder does not exist yet.
-    any_waiting: bool,
-}
-
-impl FolderWatches {
-    fn is_watched(&self, folder: &Path) -> bool {
-        self.watched.contains(folder)
-    }
-
-    fn any_waiting(&self) -> bool {
-        self.any_waiting
-    }
-
-    /// The followed files a change at `changed` concerns, besides the file at `changed`
-    /// itself: those waiting for their folder, and those whose name begins `changed`'s in
-    /// the same folder (rotation names, `app.log.1` or `app.log-2026...`, share the prefix:
-    /// writes to a rotated file that is still being drained land there).
-    fn concerned_by<'a>(&'a self, changed: &'a Path) -> impl Iterator<Item = &'a PathBuf> + 'a {
-        let same_folder = changed
-            .parent()
-            .zip(changed.file_name())
-            .and_then(|(parent, name)| Some((self.by_folder.get(parent)?, name.as_encoded_bytes())))
-            .into_iter()
-            .flat_map(|(names, changed)| {
-                (1..=changed.len()).filter_map(move |length| names.get(&changed[..length]))
-            });
-        self.not_in_own_folder.iter().chain(same_folder)
-    }
-
-    fn refresh(
-        &mut self,
-        tails: &HashMap<PathBuf, FileTail>,
-        watcher: &mut notify::RecommendedWatcher,
-    ) {
-        self.folder_by_path = tails
-            .keys()
-            .filter_map(|path| nearest_existing_folder(path).map(|folder| (path.clone(), folder)))
-            .collect();
-        self.any_waiting = self
-            .folder_by_path
-            .iter()
-            .any(|(path, folder)| path.parent() != Some(folder.as_path()));
-        self.by_folder.clear();
-        self.not_in_own_folder.clear();
-        for path in tails.keys() {
-            let Some(parent) = path.parent() else {
-                continue; // concerned by a change at itself only
-            };
-            match (self.folder_by_path.get(path), path.file_name()) {
-                (Some(folder), Some(name)) if folder == parent => {
-                    self.by_folder
-                        .entry(parent.to_path_buf())
-                        .or_default()
-                        .insert(name.as_encoded_bytes().to_vec(), path.clone());
-                }
-                _ => self.not_in_own_folder.push(path.clone()),
-            }
-        }
-        let wanted: HashSet<PathBuf> = self.folder_by_path.values().cloned().collect();
-        for folder in self.watched.difference(&wanted) {
-            // The folder may be gone already; the kernel dropped its watch then.
-            let _ = watcher.unwatch(folder);
-        }
-        let mut watched = HashSet::new();
-        for folder in wanted {
-            if self.watched.contains(&folder) {
-                watched.insert(folder);
-                continue;
-            }
-            match watcher.watch(&folder, RecursiveMode::NonRecursive) {
-                Ok(()) => {
-                    watched.insert(folder);
-                }
-                Err(error) => {
-                    tracing::warn!(folder = %folder.display(), %error, "cannot watch folder; its files are not followed until checks change");
-                }
-            }
-        }
-        self.watched = watched;
-    }
-}
-
-fn nearest_existing_folder(path: &Path) -> Option<PathBuf> {
-    path.ancestors()
-        .skip(1)
-        .find(|folder| folder.is_dir())
-        .map(Path::to_path_buf)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The files a change concerns, found through the index the loop uses.
-    fn concerned(
-        tails: &HashMap<PathBuf, FileTail>,
-        folders: &FolderWatches,
-        changed: &Path,
-    ) -> BTreeSet<PathBuf> {
-        let exact = tails.contains_key(changed).then(|| changed.to_path_buf());
-        exact
-            .into_iter()
-            .chain(folders.concerned_by(changed).cloned())
-            .collect()
-    }
-
-    #[test]
-    fn a_change_concerns_the_same_files_through_the_index_as_asked_of_each_file() {
-        let root = tempfile::tempdir().unwrap();
-        let logs = root.path().join("logs");
-        std::fs::create_dir(&logs).unwrap();
-        let followed = [
-            logs.join("app.log"),
-            logs.join("app.log.1"),
-            logs.join("other.log"),
-            logs.join("missing/late.log"),
-        ];
-        let tails: HashMap<PathBuf, FileTail> = followed
-            .iter()
-            .map(|path| {
-                (
-                    path.clone(),
-                    FileTail::new(path.clone(), Vec::new(), Start::End),
-                )
-            })
-            .collect();
-        let mut watcher =
-            notify::recommended_watcher(|_: notify::Result<notify::Event>| {}).unwrap();
-        let mut folders = FolderWatches::default();
-        folders.refresh(&tails, &mut watcher);
-        assert!(folders.any_waiting());
-
-        let changes = [
-            logs.join("app.log"),
-            logs.join("app.log.1"),
-            logs.join("app.log-20261202"),
-            logs.join("other.log"),
-            logs.join("ap"),
-            logs.join("missing"),
-            root.path().join("elsewhere/app.log"),
-        ];
-        for changed in &changes {
-            let asked_of_each: BTreeSet<PathBuf> = tails
-                .keys()
-                .filter(|path| {
-                    concerns(
-                        path,
-                        folders.folder_by_path.get(*path).map(PathBuf::as_path),
-                        changed,
-                    )
-                })
-                .cloned()
-                .collect();
-            assert_eq!(
-                concerned(&tails, &folders, changed),
-                asked_of_each,
-                "a change at {}",
-                changed.display()
-            );
-        }
-        // A write to a rotated file wakes the file it was rotated from, and no other.
-        assert_eq!(
-            concerned(&tails, &folders, &logs.join("app.log-20261202")),
-            BTreeSet::from([logs.join("app.log"), logs.join("missing/late.log")])
-        );
-    }
 }

@@ -587,6 +587,7 @@ async fn a_first_read_goes_back_at_most_the_limit_from_a_whole_line() {
                 None,
             )],
             first_read_limit: 25,
+            ..LogWatchConfig::default()
         })
         .await;
     assert_eq!(
@@ -699,5 +700,88 @@ async fn resuming_reads_the_old_lines_only_for_checks_the_position_does_not_cove
             ("old", "ERROR while down")
         ]
     );
+    harness.stop().await;
+}
+
+/// A position that only moved (no match) is held back, not lost: it comes at shutdown, so
+/// that the caller's last checkpoint has it.
+#[tokio::test]
+async fn a_position_that_only_moved_is_sent_by_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let quiet = dir.path().join("quiet.log");
+    let loud = dir.path().join("loud.log");
+    fs::write(&quiet, "").unwrap();
+    fs::write(&loud, "").unwrap();
+    let mut harness = Harness::start();
+    harness
+        .follow(vec![
+            watched(&quiet, &[("quiet", "ERROR")], None),
+            watched(&loud, &[("loud", "ERROR")], None),
+        ])
+        .await;
+
+    append(&quiet, b"nothing to see\n");
+    // The sentinel: its event is queued after the quiet file's, so once its match is here
+    // the quiet file was read too.
+    append(&loud, b"ERROR sentinel\n");
+    assert_eq!(
+        data(&harness.matches(1).await),
+        vec![("ERROR sentinel".to_string(), 1)]
+    );
+    harness.shutdown.cancel();
+    let mut quiet_offset = None;
+    while let Some(event) = tokio::time::timeout(DEADLINE, harness.events.recv())
+        .await
+        .expect("the watcher ends before the deadline")
+    {
+        if let LogEvent::Read {
+            path,
+            position: Some(position),
+            ..
+        } = event
+        {
+            if path == quiet {
+                quiet_offset = Some(position.offset);
+            }
+        }
+    }
+    assert_eq!(quiet_offset, Some(15));
+}
+
+/// With `coalesce`, the writes that land within the window are read in one pass: both
+/// matches come in one event.
+#[tokio::test]
+async fn with_coalesce_the_writes_in_the_window_are_read_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    fs::write(&path, "").unwrap();
+    let mut harness = Harness::start();
+    harness
+        .configs
+        .send(LogWatchConfig {
+            generation: 1,
+            files: vec![watched(&path, &[("errors", "ERROR")], None)],
+            // The longest allowed: the two writes below land well within it.
+            coalesce: Duration::from_secs(1),
+            ..LogWatchConfig::default()
+        })
+        .await
+        .unwrap();
+    harness.wait_caught_up().await;
+
+    append(&path, b"ERROR one\n");
+    append(&path, b"ERROR two\n");
+    loop {
+        if let LogEvent::Read { matches, .. } = harness.next_event().await {
+            if matches.is_empty() {
+                continue;
+            }
+            assert_eq!(
+                data(&matches),
+                vec![("ERROR one".to_string(), 1), ("ERROR two".to_string(), 2)]
+            );
+            break;
+        }
+    }
     harness.stop().await;
 }

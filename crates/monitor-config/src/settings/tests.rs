@@ -85,7 +85,7 @@ fn every_problem_is_reported_with_file_and_key() {
     assert_eq!(
         messages,
         [
-            format!("{file}: flaping_interval: unknown key: use one of device_id, state_dir, runtime_dir, flapping_interval, flapping_count_threshold, alert_log_max_age, default_log_pattern_expiration, default_dbus_alert_expiration, log_lines_before, log_lines_after, log_first_read_limit, alert_history_max_bytes, checkpoint_interval, default_checks, systemd, delivery, dbus, sysfs_root, procfs_root"),
+            format!("{file}: flaping_interval: unknown key: use one of device_id, state_dir, runtime_dir, flapping_interval, flapping_count_threshold, alert_log_max_age, default_log_pattern_expiration, default_dbus_alert_expiration, log_lines_before, log_lines_after, log_first_read_limit, log_coalesce, alert_history_max_bytes, checkpoint_interval, default_checks, systemd, delivery, dbus, sysfs_root, procfs_root"),
             format!("{file}: flapping_count_threshold: invalid type: string \"many\", expected u32"),
             format!("{file}: alert_log_max_age: invalid duration \"1x\": unknown unit \"x\", use ms, s, m, h or d (for example 30s, 5m, 2h30m)"),
         ]
@@ -95,7 +95,7 @@ fn every_problem_is_reported_with_file_and_key() {
 #[test]
 fn semantic_problems_are_reported_together() {
     let (dir, file) = write_settings(
-        "state_dir: var/lib\nflapping_interval: 2h\nflapping_count_threshold: 0\nlog_lines_after: 5000\n",
+        "state_dir: var/lib\nflapping_interval: 2h\nflapping_count_threshold: 0\nlog_lines_after: 5000\nlog_coalesce: 2s\n",
     );
     let messages: Vec<String> = load_settings(dir.path())
         .unwrap_err()
@@ -110,6 +110,7 @@ fn semantic_problems_are_reported_together() {
             format!("{file}: flapping_count_threshold: must be at least 1: write a number of state changes such as 5"),
             format!("{file}: alert_log_max_age: 1h is shorter than flapping_interval (2h): flaps would be forgotten before they are counted, make it at least as long"),
             format!("{file}: log_lines_after: 5000 lines is too many: use at most 1000"),
+            format!("{file}: log_coalesce: 2s is too long: every log alert may wait that long, use at most 1s (such as 10ms)"),
         ]
     );
 }

@@ -146,6 +146,7 @@ impl Source for LogFiles {
                 generation: context.generation,
                 files,
                 first_read_limit: context.settings.log_first_read_limit,
+                coalesce: context.settings.log_coalesce,
             };
             if self.configs.send(config).await.is_err() {
                 tracing::error!(
