@@ -31,7 +31,11 @@ Method:
   same machine conditions. Reported: median MB/s, the spread (min..max) and the ratio of the
   medians to grep's. Target of the benchmark issue: the agent at >= 50% of grep's speed.
 
-Usage: bench/log_throughput.py [--mb 300] [--runs 3] [--no-build] [--keep-file]
+- --before DIR runs that folder's monitord and monitorctl (another build, e.g. main's) as
+  one more reader, interleaved with the others, so a change is measured against what it
+  replaces in the same run.
+
+Usage: bench/log_throughput.py [--mb 300] [--runs 3] [--no-build] [--keep-file] [--before DIR]
 Prints a table; writes bench/results/log_throughput.json.
 """
 
@@ -267,6 +271,8 @@ def main():
     parser.add_argument("--runs", type=int, default=3, help="runs of each reader (default 3)")
     parser.add_argument("--no-build", action="store_true", help="use the release binaries as they are")
     parser.add_argument("--keep-file", action="store_true", help="leave the generated log in its temp folder")
+    parser.add_argument("--before", metavar="DIR",
+                        help="also run DIR/monitord and DIR/monitorctl (another build) as the reader 'before'")
     arguments = parser.parse_args()
     monitord, monitorctl = build(arguments.no_build)
     rg = find_rg()
@@ -284,13 +290,17 @@ def main():
         cases = {"1 pattern": PATTERNS[:1], "10 patterns": PATTERNS}
         # Lines grep and rg must count: the planted lines their patterns cover.
         expected = {"1 pattern": ERROR_LINES, "10 patterns": len(PLANTED)}
-        readers = ["monitord", "grep -c -E"] + (["rg -c"] if rg else [])
+        readers = ["monitord"] + (["before"] if arguments.before else []) + ["grep -c -E"] + (["rg -c"] if rg else [])
         runs = {case: {reader: [] for reader in readers} for case in cases}
         for case, patterns in cases.items():
             for run in range(arguments.runs):
                 print(f"{case}: run {run + 1} of {arguments.runs}", file=sys.stderr)
                 runs[case]["monitord"].append(
                     agent_run(monitord, monitorctl, log, patterns + [END_CHECK], work_dir))
+                if arguments.before:
+                    before = Path(arguments.before)
+                    runs[case]["before"].append(agent_run(str(before / "monitord"), str(before / "monitorctl"), log,
+                                                          patterns + [END_CHECK], work_dir))
                 runs[case]["grep -c -E"].append(tool_run(["grep", "-c", "-E"], patterns, log, expected[case]))
                 if rg:
                     runs[case]["rg -c"].append(tool_run([rg, "-c", "--no-config"], patterns, log, expected[case]))
@@ -307,7 +317,7 @@ def main():
     if not rg:
         print("rg: not installed")
     print(f"{'case':12} {'reader':11} {'MB/s':>7} {'spread (min..max)':>18} {'ratio to grep':>14} "
-          f"{'MB per CPU s':>13} {'ratio':>6} {'peak RSS':>9}")
+          f"{'to rg':>6} {'MB per CPU s':>13} {'ratio':>6} {'peak RSS':>9}")
     for case in cases:
         def median_of(reader, value):
             return statistics.median(value(run) for run in runs[case][reader])
@@ -317,23 +327,31 @@ def main():
 
         grep_speed = median_of("grep -c -E", lambda run: size / 1e6 / run["seconds"])
         grep_per_cpu = median_of("grep -c -E", per_cpu)
+        rg_speed = median_of("rg -c", lambda run: size / 1e6 / run["seconds"]) if rg else float("nan")
         results["cases"][case] = {"patterns": [pattern for _, pattern in cases[case]], "readers": {}}
         for reader in readers:
             speeds = [size / 1e6 / run["seconds"] for run in runs[case][reader]]
             speed = statistics.median(speeds)
             cpu_speed = median_of(reader, per_cpu)
             memory = ""
-            if reader == "monitord":
+            if reader in ("monitord", "before"):
                 memory = f"{median_of(reader, lambda run: run['peak_rss_kib']) / 1024:>5.1f} MiB"
             print(f"{case:12} {reader:11} {speed:>7.0f} {f'{min(speeds):.0f}..{max(speeds):.0f}':>18} "
-                  f"{speed / grep_speed:>14.2f} {cpu_speed:>13.0f} {cpu_speed / grep_per_cpu:>6.2f} {memory:>9}")
+                  f"{speed / grep_speed:>14.2f} {speed / rg_speed:>6.2f} {cpu_speed:>13.0f} {cpu_speed / grep_per_cpu:>6.2f} {memory:>9}")
             results["cases"][case]["readers"][reader] = {
                 "mb_per_s_median": speed, "mb_per_s_min": min(speeds), "mb_per_s_max": max(speeds),
-                "ratio_to_grep": speed / grep_speed, "mb_per_cpu_second_median": cpu_speed,
+                "ratio_to_grep": speed / grep_speed, "ratio_to_rg": speed / rg_speed if rg else None,
+                "mb_per_cpu_second_median": cpu_speed,
                 "cpu_ratio_to_grep": cpu_speed / grep_per_cpu, "runs": runs[case][reader]}
     agent_ratio = min(results["cases"][case]["readers"]["monitord"]["ratio_to_grep"] for case in cases)
     print(f"target: monitord >= 0.50 of grep's speed; worst case here {agent_ratio:.2f} "
           f"({'met' if agent_ratio >= 0.5 else 'NOT met'})")
+    # Issue 20: one pattern as fast as grep, ten at 80% of ripgrep's speed.
+    one = results["cases"]["1 pattern"]["readers"]["monitord"]["ratio_to_grep"]
+    print(f"target (issue 20): 1 pattern >= 1.00x grep: {one:.2f} ({'met' if one >= 1.0 else 'NOT met'})")
+    if rg:
+        ten = results["cases"]["10 patterns"]["readers"]["monitord"]["ratio_to_rg"]
+        print(f"target (issue 20): 10 patterns >= 0.80x rg: {ten:.2f} ({'met' if ten >= 0.8 else 'NOT met'})")
     out = ROOT / "bench/results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "log_throughput.json").write_text(json.dumps(results, indent=2) + "\n")
