@@ -34,7 +34,12 @@ Method:
   the 20 files (each millisecond's lines to the next file), about one line in 1000 with
   ERROR, for --load-seconds (default 30; measured after
   1 s of warm-up): CPU %, wake-ups/s, RSS. The writer's own CPU is not counted.
-- Ratios compare monitord with monit measured in the same run.
+- Ratios compare monitord with monit measured in the same run. --before DIR measures an
+  older build (its monitord and monitorctl in DIR) with the same checks, in a state folder of
+  its own, right after this build: the same idle and load windows, on log files reset to
+  what this build found (--backlog-lines N: N lines in each file before the start, which
+  a new check reads; empty by default). The threads of each, by
+  name, are printed and kept in the JSON.
 - Command processes (also alone, --commands-only): an agent with only the 10
   `@tail -F -n0` checks, then the same with `; :` after each command, which keeps `sh -c`
   waiting as tail's parent (the agent's shape before issue 20, when every command was
@@ -54,8 +59,8 @@ with 50 checks. The per-thread wake-ups are in the JSON, to find what wakes up.
   monit's, wake-ups/s and the threads they come from. Writes bench/results/footprint_load.json.
 
 Usage: bench/footprint.py [--idle-seconds 60] [--load-seconds 30] [--load-rate 10000] [--starts 5] [--no-build]
-                          [--commands-only [--before DIR]]
-                          [--load-only [--before DIR] [--coalesce 10ms]... [--rounds 3]]
+                          [--before DIR] [--backlog-lines N]
+                          [--commands-only] [--load-only [--coalesce 10ms]... [--rounds 3]]
 Prints a table; writes bench/results/footprint.json.
 """
 
@@ -128,6 +133,18 @@ def threads(pid):
     return result
 
 
+def thread_names(pid):
+    """{thread name: how many} over the threads of `pid`."""
+    names = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        names[name] = names.get(name, 0) + 1
+    return names
+
+
 def waited_children_cpu(pid):
     """CPU seconds of the children `pid` has waited for (cutime + cstime, 10 ms ticks)."""
     stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -181,7 +198,7 @@ def measure(pid, seconds, children=()):
               "rss_kib": status_field(pid, "VmRSS"), "hwm_kib": status_field(pid, "VmHWM"), "pss_kib": pss_kib(pid),
               "anon_kib": status_field(pid, "RssAnon"),
               "fds": len(os.listdir(f"/proc/{pid}/fd")), "threads": status_field(pid, "Threads"),
-              "waited_children_cpu_seconds": waited}
+              "waited_children_cpu_seconds": waited, "thread_names": thread_names(pid)}
     if children:
         child_cpu, child_wakeups, _ = totals(children)
         result["children"] = {"count": len(children), "cpu_seconds": child_cpu,
@@ -441,6 +458,31 @@ def monit_control_file(work):
     return control
 
 
+def fill_logs(work, lines):
+    """The 20 log files, each holding `lines` lines (none by default), as before any run: an
+    agent new to a file reads what it holds (up to log_first_read_limit)."""
+    line = "Nov 22 00:21:21 edge-gw-07 app[4242]: INFO request served id=0000000000 in 3ms status=200\n"
+    for index in range(LOG_FILES):
+        (work / f"logs/app-{index}.log").write_text(line * lines)
+
+
+def measure_before(folder, arguments, work, manager):
+    """An older build (its monitord and monitorctl in `folder`) with the same 50 checks in a
+    state folder of its own: idle and load windows, as for this build."""
+    monitord, monitorctl = str(folder / "monitord"), str(folder / "monitorctl")
+    env = setup(work, monitorctl, manager, name="before")
+    fill_logs(work, arguments.backlog_lines)  # as this build found them, not as its load left them
+    print(f"monitord of {folder}: idle {arguments.idle_seconds:g} s, then load {arguments.load_seconds:g} s ...",
+          file=sys.stderr)
+    agent, _, _ = start_agent(monitord, monitorctl, env)
+    try:
+        time.sleep(arguments.settle)
+        idle, load = measure_both_windows(agent.pid, arguments, work, descendants(agent.pid))
+    finally:
+        stop(agent)
+    return {"folder": str(folder), "idle": idle, "load": load}
+
+
 def measure_both_windows(pid, arguments, work, children=()):
     """The idle window, then the load window, of `pid`."""
     idle = measure(pid, arguments.idle_seconds, children)
@@ -569,11 +611,15 @@ def main():
     parser.add_argument("--load-rate", type=int, default=10000, help="lines/s over the 20 files under load")
     parser.add_argument("--starts", type=int, default=5, help="agent starts timed (default 5)")
     parser.add_argument("--settle", type=float, default=5, help="seconds after start before measuring (default 5)")
+    parser.add_argument("--backlog-lines", type=int, default=0,
+                        help="lines each log file holds before the agent starts (default 0)")
     parser.add_argument("--no-build", action="store_true", help="use the release binaries as they are")
     parser.add_argument("--commands-only", action="store_true",
                         help="only the processes of 10 `@tail -F` checks, in both shapes")
     parser.add_argument("--before", metavar="DIR",
-                        help="with --commands-only or --load-only: also an older build's monitord and monitorctl in DIR")
+                        help="also an older build's monitord and monitorctl in DIR, measured the same way "
+                             "right after this build (with --commands-only: the commands as written; "
+                             "with --load-only: in turn with the others)")
     parser.add_argument("--load-only", action="store_true",
                         help="only the load window, of each build and setting and of monit, alternating")
     parser.add_argument("--coalesce", action="append", metavar="DURATION",
@@ -589,8 +635,7 @@ def main():
 
     work = Path(tempfile.mkdtemp(prefix="monitor-bench-footprint-"))
     (work / "logs").mkdir()
-    for index in range(LOG_FILES):
-        (work / f"logs/app-{index}.log").touch()
+    fill_logs(work, arguments.backlog_lines)
     results = {"machine": machine_info(), "idle_seconds": arguments.idle_seconds,
                "load_seconds": arguments.load_seconds, "load_rate": arguments.load_rate}
     if arguments.commands_only:
@@ -657,8 +702,11 @@ def main():
                                "ready_notified_seconds": notified,
                                "unknown_right_after_ready": unknown_after_ready,
                                "idle": idle, "load": load}
+        if arguments.before:
+            results["before"] = measure_before(Path(arguments.before), arguments, work, manager)
 
         if monit:
+            fill_logs(work, arguments.backlog_lines)
             control = monit_control_file(work)
             checked = subprocess.run([monit, "-t", "-c", str(control)], capture_output=True, text=True)
             if checked.returncode != 0:
@@ -713,6 +761,10 @@ def report(results, arguments):
             children = agent[window]["children"]
             children_row(f"  its {COMMANDS} commands ({children['count']} {'/'.join(children['names'])})",
                          window, children)
+    before = results.get("before")
+    if before:
+        for window in ("idle", "load"):
+            row(f"monitord before ({Path(before['folder']).name})", window, before[window])
     monit = results.get("monit")
     if monit:
         for window in ("idle", "load"):
@@ -742,6 +794,13 @@ def report(results, arguments):
           f"peak under load {peak / 1024:.1f} MiB ({'met' if peak < 10240 else 'NOT met'}); "
           f"idle CPU ~0: {agent['idle']['cpu_seconds'] * 1000:.1f} ms over {agent['idle']['seconds']:.0f} s; "
           f"idle wake-ups {agent['idle']['wakeups_per_second']:.2f}/s")
+    for label, sample in (("monitord", agent["idle"]), *((("before", before["idle"]),) if before else ())):
+        print(f"{label} threads idle: " + ", ".join(f"{count} {name}" for name, count in
+                                                     sorted(sample["thread_names"].items())))
+    if before and monit:
+        print("ratios to monit, idle RSS: " + ", ".join(
+            f"{label} {sample['rss_kib'] / monit['idle']['rss_kib']:.2f}"
+            for label, sample in (("monitord", agent["idle"]), ("before", before["idle"]))))
     busiest = sorted(agent["idle"]["wakeups_per_thread"].items(), key=lambda item: -item[1])[:3]
     print("idle wake-ups by thread: " + ", ".join(f"{name} {rate:.2f}/s" for name, rate in busiest))
     report_command_processes(results["command_shapes"])

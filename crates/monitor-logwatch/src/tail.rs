@@ -2,6 +2,7 @@
 //! matching and context. Synchronous and free of inotify, so every rule is testable with
 //! plain file operations.
 
+use std::cell::Cell;
 use std::collections::BTreeSet;
 use std::fs::{File, Metadata};
 use std::io;
@@ -15,6 +16,24 @@ use monitor_source::FilePosition;
 use monitor_wire::CheckId;
 
 const READ_BUFFER_BYTES: usize = 256 * 1024;
+
+thread_local! {
+    /// One read buffer for every file a thread follows: the files are read one after
+    /// another, and a buffer per file would keep 256 KiB resident for each file once a
+    /// burst (or a first read of what it holds) had filled it: 5 MiB with 20 log files.
+    static READ_BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// `read` with the thread's read buffer (a new one if it is in use already).
+fn with_read_buffer<T>(read: impl FnOnce(&mut [u8]) -> T) -> T {
+    let mut buffer = READ_BUFFER.take();
+    if buffer.is_empty() {
+        buffer = vec![0; READ_BUFFER_BYTES];
+    }
+    let result = read(&mut buffer);
+    READ_BUFFER.set(buffer);
+    result
+}
 /// How many of the last bytes read are remembered to recognise a file that was truncated
 /// and written again past the old size before we looked.
 const FINGERPRINT_BYTES: usize = 32;
@@ -173,7 +192,6 @@ pub struct FileTail {
     /// The file the path pointed to before a rotation, drained until its writer moves on.
     retired: Option<OpenFile>,
     context: ContextRing,
-    buffer: Vec<u8>,
     /// Why the path cannot be followed now: remembered so that one problem is reported
     /// once, not at every event.
     problem: Option<String>,
@@ -201,7 +219,6 @@ impl FileTail {
             current: None,
             retired: None,
             context: ContextRing::default(),
-            buffer: vec![0; READ_BUFFER_BYTES],
             problem: None,
             problem_change: None,
             seen_by,
@@ -301,7 +318,7 @@ impl FileTail {
         match start {
             Start::End => {
                 if let Some(current) = &mut self.current {
-                    if let Err(error) = current.skip_to_end(&mut self.buffer) {
+                    if let Err(error) = with_read_buffer(|buffer| current.skip_to_end(buffer)) {
                         tracing::warn!(path = %self.path.display(), %error, "cannot read to the end of the log file");
                     }
                 }
@@ -389,6 +406,10 @@ impl FileTail {
 
     /// Read what is new, up to about `budget` bytes, following rotation and truncation.
     pub fn poll(&mut self, budget: usize) -> PollOutcome {
+        with_read_buffer(|buffer| self.poll_with(budget, buffer))
+    }
+
+    fn poll_with(&mut self, budget: usize, buffer: &mut [u8]) -> PollOutcome {
         let mut outcome = PollOutcome::default();
         // Moved out for the poll so the collector can borrow them while `self` changes.
         let checks = std::mem::take(&mut self.checks);
@@ -403,7 +424,7 @@ impl FileTail {
             let read = read_lines(
                 retired,
                 &self.path,
-                &mut self.buffer,
+                buffer,
                 &mut budget_left,
                 &mut self.context,
                 &mut collector,
@@ -447,7 +468,7 @@ impl FileTail {
                     &self.path,
                     &self.catching_up,
                     self.first_read_limit,
-                    &mut self.buffer,
+                    buffer,
                 ) {
                     Ok(found) => outcome.matches.extend(found),
                     Err(error) => {
@@ -458,7 +479,7 @@ impl FileTail {
             let read = read_lines(
                 current,
                 &self.path,
-                &mut self.buffer,
+                buffer,
                 &mut budget_left,
                 &mut self.context,
                 &mut collector,
